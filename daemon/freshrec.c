@@ -1,0 +1,589 @@
+/* freshrec.c — the command-line tool: `train` replays an interaction file as
+ * a chronological stream through the learner and evaluates it; `gen` writes
+ * the synthetic stream. The daemon is freshrecd; this tool never talks to
+ * Kafka or Redis. */
+#define _POSIX_C_SOURCE 200809L
+#include "dataset.h"
+#include "id.h"
+#include "kern.h"
+#include "learner.h"
+#include "metrics.h"
+#include "rng.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "freshrec: %s '%s': expected an integer in [%ld, %ld]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "freshrec: %s '%s': expected a number in [%g, %g]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ gen */
+
+static void gen_usage(FILE *f)
+{
+    fprintf(f, "usage: freshrec gen [--users U] [--items I] [--events E] [--seed S]\n"
+               "                    [--topics K] [--zipf A] [--focus F] [--out PATH]\n"
+               "Writes a synthetic stream (user item 1 ts, tab separated, time ordered):\n"
+               "users with planted topic preferences, items with Zipf popularity.\n"
+               "Defaults: 1000 users, 2000 items, 100000 events, seed 1, 24 topics,\n"
+               "zipf 0.6, focus 0.8 (share of a user's events in their main topic).\n");
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    gen_config_t cfg;
+    gen_config_default(&cfg);
+    const char *out = NULL;
+    static const struct option opts[] = {
+        {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"events", 1, 0, 'e'}, {"seed", 1, 0, 's'},
+        {"topics", 1, 0, 't'}, {"zipf", 1, 0, 'z'}, {"focus", 1, 0, 'f'}, {"out", 1, 0, 'o'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    long v;
+    double x;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            if (parse_long("--users", optarg, 1, 100000000, &v))
+                return 2;
+            cfg.users = (uint32_t)v;
+            break;
+        case 'i':
+            if (parse_long("--items", optarg, 1, 100000000, &v))
+                return 2;
+            cfg.items = (uint32_t)v;
+            break;
+        case 'e':
+            if (parse_long("--events", optarg, 1, 2000000000L, &v))
+                return 2;
+            cfg.events = (uint64_t)v;
+            break;
+        case 's':
+            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &v))
+                return 2;
+            cfg.seed = (uint64_t)v;
+            break;
+        case 't':
+            if (parse_long("--topics", optarg, 1, 100000, &v))
+                return 2;
+            cfg.topics = (uint32_t)v;
+            break;
+        case 'z':
+            if (parse_double("--zipf", optarg, 0, 5, &x))
+                return 2;
+            cfg.zipf = x;
+            break;
+        case 'f':
+            if (parse_double("--focus", optarg, 0, 1, &x))
+                return 2;
+            cfg.focus = x;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            gen_usage(stdout);
+            return 0;
+        default:
+            gen_usage(stderr);
+            return 2;
+        }
+    }
+    char err[256];
+    dataset_t d;
+    dataset_init(&d);
+    if (dataset_generate(&d, &cfg, err, sizeof(err))) {
+        fprintf(stderr, "freshrec gen: %s\n", err);
+        dataset_free(&d);
+        return 1;
+    }
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "freshrec gen: %s: %s\n", out, strerror(errno));
+        dataset_free(&d);
+        return 1;
+    }
+    fprintf(f, "# freshrec gen --users %u --items %u --events %llu --seed %llu --topics %u "
+               "--zipf %g --focus %g\n",
+            cfg.users, cfg.items, (unsigned long long)cfg.events, (unsigned long long)cfg.seed,
+            cfg.topics, cfg.zipf, cfg.focus);
+    int rc = dataset_write(&d, f);
+    if (out && fclose(f))
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "freshrec gen: write failed: %s\n", strerror(errno));
+    dataset_free(&d);
+    return rc ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- train */
+
+static void train_usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: freshrec train --data PATH [options]\n"
+        "Replays PATH as a chronological stream through the learner, then evaluates.\n"
+        "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
+        "  --model M         neumf                                          [neumf]\n"
+        "  --dim N           GMF factors                                    [32]\n"
+        "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
+        "  --negatives K     sampled negatives per positive                 [4]\n"
+        "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
+        "  --alpha A         popularity exponent                            [0.75]\n"
+        "  --pool C          hard: candidates scored per event              [32]\n"
+        "  --loss L          bce | bpr | softmax                            [bce]\n"
+        "  --batch N         events per micro-batch                         [64]\n"
+        "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
+        "  --lr-sparse X     row learning rate                              [0.05]\n"
+        "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
+        "  --l2-sparse X     L2 on rows                                     [0]\n"
+        "  --l2-dense X      L2 on the dense block                          [0]\n"
+        "  --init-std X      new rows: N(0, X)                              [0.01]\n"
+        "  --ring N          rolling-buffer events                          [100000]\n"
+        "  --admit-after N   occurrences before an id gets its own row      [1]\n"
+        "  --epochs N        passes over the stream                         [1]\n"
+        "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
+        "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
+        "  --threads T       learner threads (only 1 is implemented)        [1]\n"
+        "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
+        "  --seed S          random seed                                    [1]\n"
+        "  --json            last line of stdout: the figures as one JSON object\n"
+        "  --quiet           no progress on stderr\n");
+}
+
+typedef struct {
+    double hr, ndcg, pop_hr, pop_ndcg;
+    size_t users;
+} loo_result_t;
+
+/* NCF protocol: each held-out item ranked against 100 items the user never
+ * interacted with; also ranks by training popularity as a baseline. */
+static int eval_loo(learner_t *l, const dataset_t *d, const size_t *held, const size_t *train,
+                    size_t ntrain, uint64_t seed, loo_result_t *res)
+{
+    enum { NNEG = 100 };
+    memset(res, 0, sizeof(*res));
+    if (d->nitems < NNEG + 2)
+        return 0;
+    /* per-user item lists (CSR) and training popularity */
+    size_t *off = calloc(d->nusers + 1, sizeof(size_t));
+    uint32_t *items = malloc(sizeof(uint32_t) * d->n);
+    double *pop = calloc(d->nitems, sizeof(double));
+    unsigned char *seen = calloc(d->nitems, 1);
+    size_t *fill = calloc(d->nusers, sizeof(size_t));
+    lrn_id_t *cand = malloc(sizeof(lrn_id_t) * (NNEG + 1));
+    uint32_t *ci = malloc(sizeof(uint32_t) * (NNEG + 1));
+    float *sc = malloc(sizeof(float) * (NNEG + 1));
+    int rc = -1;
+    if (!off || !items || !pop || !seen || !fill || !cand || !ci || !sc)
+        goto out;
+    for (size_t i = 0; i < d->n; i++)
+        off[d->ev[i].user + 1]++;
+    for (size_t u = 0; u < d->nusers; u++)
+        off[u + 1] += off[u];
+    for (size_t i = 0; i < d->n; i++)
+        items[off[d->ev[i].user] + fill[d->ev[i].user]++] = d->ev[i].item;
+    for (size_t t = 0; t < ntrain; t++)
+        pop[d->ev[train[t]].item] += 1.0;
+    rng_t r;
+    rng_seed(&r, seed ^ 0xe7a1ULL);
+    for (size_t u = 0; u < d->nusers; u++) {
+        if (held[u] == SIZE_MAX)
+            continue;
+        size_t distinct = 0;
+        for (size_t k = off[u]; k < off[u + 1]; k++)
+            if (!seen[items[k]]) {
+                seen[items[k]] = 1;
+                distinct++;
+            }
+        int n = 0;
+        if (d->nitems - distinct >= NNEG) {
+            ci[n++] = d->ev[held[u]].item;
+            while (n < NNEG + 1) { /* without replacement among unseen items */
+                uint32_t it = rng_below(&r, (uint32_t)d->nitems);
+                if (!seen[it]) {
+                    seen[it] = 1;
+                    ci[n++] = it;
+                }
+            }
+        }
+        for (int k = 1; k < n; k++)
+            seen[ci[k]] = 0;
+        for (size_t k = off[u]; k < off[u + 1]; k++)
+            seen[items[k]] = 0;
+        if (n == 0)
+            continue;
+        for (int k = 0; k < n; k++)
+            cand[k] = d->items[ci[k]];
+        learner_score(l, &d->users[u], cand, n, sc);
+        int rank = metric_rank(sc[0], sc + 1, n - 1);
+        res->hr += metric_hr(rank, 10);
+        res->ndcg += metric_ndcg(rank, 10);
+        for (int k = 0; k < n; k++)
+            sc[k] = (float)pop[ci[k]];
+        rank = metric_rank(sc[0], sc + 1, n - 1);
+        res->pop_hr += metric_hr(rank, 10);
+        res->pop_ndcg += metric_ndcg(rank, 10);
+        res->users++;
+    }
+    if (res->users) {
+        res->hr /= res->users;
+        res->ndcg /= res->users;
+        res->pop_hr /= res->users;
+        res->pop_ndcg /= res->users;
+    }
+    rc = 0;
+out:
+    free(off);
+    free(items);
+    free(pop);
+    free(seen);
+    free(fill);
+    free(cand);
+    free(ci);
+    free(sc);
+    return rc;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    const char *data = NULL, *format = "movielens", *model = "neumf", *eval = "loo";
+    long epochs = 1, threads = 1, v;
+    double x;
+    int json = 0, quiet = 0;
+    char err[256];
+    static const struct option opts[] = {
+        {"data", 1, 0, 'd'},        {"format", 1, 0, 'f'},     {"model", 1, 0, 'm'},
+        {"dim", 1, 0, 'D'},         {"mlp", 1, 0, 'M'},        {"negatives", 1, 0, 'k'},
+        {"sampler", 1, 0, 'S'},     {"alpha", 1, 0, 'a'},      {"pool", 1, 0, 'P'},
+        {"loss", 1, 0, 'L'},        {"batch", 1, 0, 'b'},      {"optimizer", 1, 0, 'O'},
+        {"lr-sparse", 1, 0, 1},     {"lr-dense", 1, 0, 2},     {"l2-sparse", 1, 0, 3},
+        {"l2-dense", 1, 0, 4},      {"init-std", 1, 0, 5},     {"ring", 1, 0, 6},
+        {"admit-after", 1, 0, 7},   {"epochs", 1, 0, 'e'},     {"eval", 1, 0, 'E'},
+        {"preq-rate", 1, 0, 8},     {"threads", 1, 0, 'T'},    {"naive", 0, 0, 9},
+        {"seed", 1, 0, 's'},        {"json", 0, 0, 'j'},       {"quiet", 0, 0, 'q'},
+        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'f': format = optarg; break;
+        case 'm': model = optarg; break;
+        case 'D':
+            if (parse_long("--dim", optarg, 1, 1024, &v)) return 2;
+            cfg.model.dim = (int)v;
+            break;
+        case 'M':
+            if (neumf_parse_layers(&cfg.model, optarg, err, sizeof(err))) {
+                fprintf(stderr, "freshrec: --mlp: %s\n", err);
+                return 2;
+            }
+            break;
+        case 'k':
+            if (parse_long("--negatives", optarg, 1, 1024, &v)) return 2;
+            cfg.negatives = (int)v;
+            break;
+        case 'S':
+            if ((v = samp_kind_parse(optarg)) < 0) {
+                fprintf(stderr, "freshrec: --sampler '%s': expected uniform, popularity, "
+                                "inbatch or hard\n", optarg);
+                return 2;
+            }
+            cfg.sampler.kind = (samp_kind_t)v;
+            break;
+        case 'a':
+            if (parse_double("--alpha", optarg, 0, 2, &x)) return 2;
+            cfg.sampler.alpha = (float)x;
+            break;
+        case 'P':
+            if (parse_long("--pool", optarg, 1, 4096, &v)) return 2;
+            cfg.sampler.pool = (int)v;
+            break;
+        case 'L':
+            if ((v = loss_kind_parse(optarg)) < 0) {
+                fprintf(stderr, "freshrec: --loss '%s': expected bce, bpr or softmax\n", optarg);
+                return 2;
+            }
+            cfg.loss = (loss_kind_t)v;
+            break;
+        case 'b':
+            if (parse_long("--batch", optarg, 1, 65536, &v)) return 2;
+            cfg.batch_events = (int)v;
+            break;
+        case 'O':
+            if (strcmp(optarg, "adagrad") == 0)
+                cfg.sparse_opt = OPT_ADAGRAD;
+            else if (strcmp(optarg, "sgd") == 0)
+                cfg.sparse_opt = OPT_SGD;
+            else {
+                fprintf(stderr, "freshrec: --optimizer '%s': expected adagrad or sgd\n", optarg);
+                return 2;
+            }
+            break;
+        case 1:
+            if (parse_double("--lr-sparse", optarg, 1e-9, 100, &x)) return 2;
+            cfg.lr_sparse = (float)x;
+            break;
+        case 2:
+            if (parse_double("--lr-dense", optarg, 1e-9, 100, &x)) return 2;
+            cfg.lr_dense = (float)x;
+            break;
+        case 3:
+            if (parse_double("--l2-sparse", optarg, 0, 100, &x)) return 2;
+            cfg.l2_sparse = (float)x;
+            break;
+        case 4:
+            if (parse_double("--l2-dense", optarg, 0, 100, &x)) return 2;
+            cfg.l2_dense = (float)x;
+            break;
+        case 5:
+            if (parse_double("--init-std", optarg, 0, 10, &x)) return 2;
+            cfg.init_std = (float)x;
+            break;
+        case 6:
+            if (parse_long("--ring", optarg, 1, 1000000000L, &v)) return 2;
+            cfg.ring_capacity = (size_t)v;
+            break;
+        case 7:
+            if (parse_long("--admit-after", optarg, 1, 1000000, &v)) return 2;
+            cfg.admit_after = (uint32_t)v;
+            break;
+        case 'e':
+            if (parse_long("--epochs", optarg, 1, 10000, &epochs)) return 2;
+            break;
+        case 'E': eval = optarg; break;
+        case 8:
+            if (parse_double("--preq-rate", optarg, 0, 1, &x)) return 2;
+            cfg.preq_rate = x;
+            break;
+        case 'T':
+            if (parse_long("--threads", optarg, 1, 1024, &threads)) return 2;
+            break;
+        case 9: cfg.model.naive = 1; break;
+        case 's':
+            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &v)) return 2;
+            cfg.seed = (uint64_t)v;
+            break;
+        case 'j': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': train_usage(stdout); return 0;
+        default: train_usage(stderr); return 2;
+        }
+    }
+    if (!data) {
+        fprintf(stderr, "freshrec train: --data PATH is required\n");
+        train_usage(stderr);
+        return 2;
+    }
+    if (strcmp(format, "movielens") && strcmp(format, "synthetic")) {
+        fprintf(stderr, "freshrec train: --format '%s': expected movielens or synthetic\n",
+                format);
+        return 2;
+    }
+    if (strcmp(model, "neumf")) {
+        fprintf(stderr, "freshrec train: --model '%s': only neumf is implemented\n", model);
+        return 2;
+    }
+    if (strcmp(eval, "loo") && strcmp(eval, "none")) {
+        fprintf(stderr, "freshrec train: --eval '%s': expected loo or none\n", eval);
+        return 2;
+    }
+    if (threads != 1) {
+        fprintf(stderr, "freshrec train: --threads %ld: multi-threaded learning is not "
+                        "implemented yet; use --threads 1\n", threads);
+        return 2;
+    }
+    kern_set_threads(1);
+
+    dataset_t d;
+    dataset_init(&d);
+    if (dataset_load(&d, data, err, sizeof(err))) {
+        fprintf(stderr, "freshrec train: %s\n", err);
+        dataset_free(&d);
+        return 1;
+    }
+    dataset_sort_by_time(&d);
+    size_t *held = NULL, *train = NULL, ntrain = 0;
+    if (dataset_loo(&d, &held, &train, &ntrain)) {
+        fprintf(stderr, "freshrec train: out of memory\n");
+        dataset_free(&d);
+        return 1;
+    }
+    int do_loo = strcmp(eval, "loo") == 0;
+    if (!do_loo) { /* learn everything */
+        ntrain = d.n;
+        for (size_t i = 0; i < d.n; i++)
+            train[i] = i;
+    }
+    lrn_event_t *ev = malloc(sizeof(lrn_event_t) * (ntrain ? ntrain : 1));
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    int rc = 1;
+    if (!ev || !l) {
+        fprintf(stderr, "freshrec train: %s\n", l ? "out of memory" : err);
+        goto out;
+    }
+    for (size_t t = 0; t < ntrain; t++) {
+        const ds_event_t *e = &d.ev[train[t]];
+        ev[t] = (lrn_event_t){d.users[e->user], d.items[e->item], e->ts_ms, 1.0f};
+    }
+    if (!quiet)
+        fprintf(stderr, "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
+                        "%ld epoch(s), neumf dim %d, %s loss, %s sampler, %d negatives\n",
+                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.model.dim, loss_kind_name(cfg.loss),
+                samp_kind_name(cfg.sampler.kind), cfg.negatives);
+
+    int tty = isatty(STDERR_FILENO);
+    double t0 = now_s(), last = t0;
+    learner_stats_t st;
+    const size_t chunk = 4096;
+    for (long ep = 1; ep <= epochs; ep++) {
+        for (size_t s = 0; s < ntrain; s += chunk) {
+            size_t n = ntrain - s < chunk ? ntrain - s : chunk;
+            learner_learn(l, ev + s, n);
+            double t = now_s();
+            if (!quiet && tty && t - last >= 0.5) {
+                learner_stats(l, &st);
+                fprintf(stderr, "\repoch %ld/%ld  %5.1f%%  %9.0f events/s  loss %.4f  "
+                                "prequential HR@10 %.3f ",
+                        ep, epochs, 100.0 * (s + n) / ntrain, st.events / (t - t0), st.loss_ewma,
+                        st.preq_hr10_ewma);
+                last = t;
+            }
+        }
+        if (!quiet) {
+            learner_stats(l, &st);
+            double t = now_s();
+            fprintf(stderr, "%sepoch %ld/%ld  %9.0f events/s  %10.0f pairs/s  loss %.4f  "
+                            "prequential HR@10 %.3f NDCG@10 %.3f\n",
+                    tty ? "\r" : "", ep, epochs, st.events / (t - t0), st.pairs / (t - t0),
+                    st.loss_ewma, st.preq_hr10_ewma, st.preq_ndcg10_ewma);
+        }
+    }
+    double train_s = now_s() - t0;
+    learner_stats(l, &st);
+
+    loo_result_t loo = {0};
+    if (do_loo && eval_loo(l, &d, held, train, ntrain, cfg.seed, &loo)) {
+        fprintf(stderr, "freshrec train: out of memory in evaluation\n");
+        goto out;
+    }
+    double pps = train_s > 0 ? st.pairs / train_s : 0, eps = train_s > 0 ? st.events / train_s : 0;
+    if (!quiet || !json) {
+        FILE *o = json ? stderr : stdout;
+        fprintf(o, "learned %llu events, %llu pairs in %.2f s: %.0f events/s, %.0f pairs/s\n",
+                (unsigned long long)st.events, (unsigned long long)st.pairs, train_s, eps, pps);
+        fprintf(o, "prequential (%llu ranked): HR@10 %.4f  NDCG@10 %.4f\n",
+                (unsigned long long)st.preq_n, st.preq_hr10, st.preq_ndcg10);
+        if (do_loo)
+            fprintf(o, "leave-one-out (%zu users): HR@10 %.4f  NDCG@10 %.4f   popularity: HR@10 "
+                       "%.4f  NDCG@10 %.4f\n",
+                    loo.users, loo.hr, loo.ndcg, loo.pop_hr, loo.pop_ndcg);
+    }
+    if (json) {
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
+            "s:f, s:I, s:f, s:f}",
+            "model", "neumf", "loss", loss_kind_name(cfg.loss), "sampler",
+            samp_kind_name(cfg.sampler.kind), "dim", cfg.model.dim, "negatives", cfg.negatives,
+            "epochs", (int)epochs, "events", (json_int_t)st.events, "pairs", (json_int_t)st.pairs,
+            "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds",
+            train_s, "events_per_s", eps, "pairs_per_s", pps, "loss_ewma", st.loss_ewma,
+            "preq_hr10", st.preq_hr10, "preq_ndcg10", st.preq_ndcg10, "final_loss",
+            st.loss_ewma, "loo_users", (json_int_t)loo.users, "pop_hr10", loo.pop_hr,
+            "pop_ndcg10", loo.pop_ndcg);
+        if (!j) {
+            fprintf(stderr, "freshrec train: could not build the JSON result\n");
+            goto out;
+        }
+        if (do_loo) {
+            json_object_set_new(j, "hr10", json_real(loo.hr));
+            json_object_set_new(j, "ndcg10", json_real(loo.ndcg));
+        } else {
+            json_object_set_new(j, "hr10", json_null());
+            json_object_set_new(j, "ndcg10", json_null());
+        }
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    }
+    rc = 0;
+out:
+    learner_free(l);
+    free(ev);
+    free(held);
+    free(train);
+    dataset_free(&d);
+    return rc;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: freshrec <command> [options]\n"
+               "commands:\n"
+               "  train   learn from an interaction file as a stream, then evaluate\n"
+               "  gen     write a synthetic interaction stream\n"
+               "`freshrec <command> --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "gen") == 0)
+        return cmd_gen(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "freshrec: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

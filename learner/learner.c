@@ -1,0 +1,468 @@
+/* learner.c — the online training step (see learner.h). */
+#include "learner.h"
+
+#include "loss.h"
+#include "metrics.h"
+#include "ring.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct learner {
+    learner_config_t cfg;
+    emb_table_t *users, *items;
+    ring_t *ring;
+    sampler_t *samp;
+    neumf_t *model;
+    rng_t rng;
+    int R;    /* floats per row */
+    int G;    /* logits per event: positive + negatives */
+    int maxb; /* most pairs in one forward */
+
+    /* micro-batch */
+    uint32_t *ev_ue, *ev_ie; /* (batch_events) entries */
+    int64_t *ev_ts;
+    float *gw;               /* (batch_events) event weights */
+    const float **urows, **irows; /* (maxb) */
+    uint32_t *pair_ur, *pair_ir;  /* (P) rows of each pair */
+    float *logits, *dz, *logq;    /* (P) */
+    float *du, *di;               /* (P, R) */
+    uint32_t *negs, *cand;        /* (max(k, preq)) */
+    float *negq, *scores;
+
+    /* de-duplication of touched rows: slot[row] valid while stamp[row] == gen */
+    uint32_t *ustamp, *uslot, *istamp, *islot;
+    size_t ucap, icap;
+    uint32_t gen;
+    uint32_t *uniq_u, *uniq_i;
+    float *gacc_u, *gacc_i; /* (P, R) */
+
+    learner_stats_t st;
+    ewma_t loss_e, hr_e, ndcg_e;
+    double hr_sum, ndcg_sum;
+};
+
+static const char *loss_names[] = {"bce", "bpr", "softmax"};
+
+int loss_kind_parse(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, loss_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *loss_kind_name(loss_kind_t k)
+{
+    return (unsigned)k < 3 ? loss_names[k] : "?";
+}
+
+void learner_config_default(learner_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    neumf_config_default(&cfg->model);
+    samp_config_default(&cfg->sampler);
+    cfg->negatives = 4;
+    cfg->loss = LOSS_BCE;
+    cfg->batch_events = 64;
+    cfg->sparse_opt = OPT_ADAGRAD;
+    cfg->lr_sparse = 0.05f;
+    cfg->adagrad_eps = 1e-8f;
+    cfg->lr_dense = 0.001f;
+    cfg->init_std = 0.01f;
+    cfg->ring_capacity = 100000;
+    cfg->admit_after = 1;
+    cfg->preq_rate = 0.01;
+    cfg->preq_negatives = 100;
+    cfg->ewma_alpha = 0.01;
+    cfg->seed = 1;
+}
+
+static void score_rows(learner_t *l, uint32_t urow, const uint32_t *irows, int n, float *out)
+{
+    const float *u = emb_row(l->users, urow);
+    for (int s = 0; s < n; s += l->maxb) {
+        int c = n - s < l->maxb ? n - s : l->maxb;
+        for (int b = 0; b < c; b++) {
+            l->urows[b] = u;
+            l->irows[b] = emb_row(l->items, irows[s + b]);
+        }
+        neumf_forward(l->model, out + s, l->urows, l->irows, c);
+    }
+}
+
+/* hard-negative scorer: items are entries */
+static void score_entries(void *arg, uint32_t user, const uint32_t *items, int n, float *out)
+{
+    learner_t *l = arg;
+    for (int i = 0; i < n; i++)
+        l->cand[i] = emb_entry_row(l->items, items[i]);
+    score_rows(l, emb_entry_row(l->users, user), l->cand, n, out);
+}
+
+learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
+{
+    learner_t *l = NULL;
+    if (cfg->negatives < 1 || cfg->negatives > 1024) {
+        snprintf(errstr, len, "negatives must be in [1, 1024], not %d", cfg->negatives);
+        return NULL;
+    }
+    if (cfg->batch_events < 1 || cfg->batch_events > 65536) {
+        snprintf(errstr, len, "batch_events must be in [1, 65536], not %d", cfg->batch_events);
+        return NULL;
+    }
+    if ((unsigned)cfg->loss > LOSS_SOFTMAX) {
+        snprintf(errstr, len, "unknown loss %d", (int)cfg->loss);
+        return NULL;
+    }
+    if (cfg->preq_negatives < 1 || cfg->preq_rate < 0.0 || cfg->preq_rate > 1.0) {
+        snprintf(errstr, len, "preq_rate must be in [0, 1] and preq_negatives ≥ 1");
+        return NULL;
+    }
+    if (!(cfg->lr_sparse > 0.0f) || !(cfg->lr_dense > 0.0f) || cfg->l2_sparse < 0.0f ||
+        cfg->l2_dense < 0.0f) {
+        snprintf(errstr, len, "learning rates must be positive and L2 not negative");
+        return NULL;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        goto oom;
+    l->cfg = *cfg;
+    l->G = cfg->negatives + 1;
+    int P = cfg->batch_events * l->G;
+    l->maxb = P;
+    if (l->maxb < cfg->preq_negatives + 1)
+        l->maxb = cfg->preq_negatives + 1;
+    if (l->maxb < cfg->sampler.pool)
+        l->maxb = cfg->sampler.pool;
+
+    neumf_config_t mc = cfg->model;
+    mc.max_batch = l->maxb;
+    mc.seed = cfg->seed;
+    if (!(l->model = neumf_create(&mc, errstr, len)))
+        goto err;
+    l->R = neumf_row_width(l->model);
+
+    emb_config_t ec = {.width = l->R,
+                       .state = cfg->sparse_opt == OPT_ADAGRAD ? l->R : 0,
+                       .admit_after = cfg->admit_after,
+                       .expire_ms = cfg->expire_ms,
+                       .init_std = cfg->init_std,
+                       .seed = cfg->seed * 2 + 1};
+    if (!(l->users = emb_create(&ec, errstr, len)))
+        goto err;
+    ec.seed = cfg->seed * 2 + 2;
+    if (!(l->items = emb_create(&ec, errstr, len)))
+        goto err;
+    if (!(l->ring = ring_create(cfg->ring_capacity, errstr, len)))
+        goto err;
+    if (!(l->samp = samp_create(&cfg->sampler, l->items, l->ring, errstr, len)))
+        goto err;
+    samp_set_scorer(l->samp, score_entries, l);
+    rng_seed(&l->rng, cfg->seed ^ 0x5eedULL);
+
+    int nb = cfg->batch_events, nc = l->maxb;
+    l->ev_ue = malloc(sizeof(uint32_t) * nb);
+    l->ev_ie = malloc(sizeof(uint32_t) * nb);
+    l->gw = malloc(sizeof(float) * nb);
+    l->ev_ts = malloc(sizeof(int64_t) * nb);
+    l->urows = malloc(sizeof(float *) * l->maxb);
+    l->irows = malloc(sizeof(float *) * l->maxb);
+    l->pair_ur = malloc(sizeof(uint32_t) * P);
+    l->pair_ir = malloc(sizeof(uint32_t) * P);
+    l->logits = malloc(sizeof(float) * l->maxb);
+    l->dz = malloc(sizeof(float) * P);
+    l->logq = malloc(sizeof(float) * P);
+    l->du = malloc(sizeof(float) * P * l->R);
+    l->di = malloc(sizeof(float) * P * l->R);
+    l->negs = malloc(sizeof(uint32_t) * nc);
+    l->cand = malloc(sizeof(uint32_t) * nc);
+    l->negq = malloc(sizeof(float) * nc);
+    l->scores = malloc(sizeof(float) * nc);
+    l->uniq_u = malloc(sizeof(uint32_t) * P);
+    l->uniq_i = malloc(sizeof(uint32_t) * P);
+    l->gacc_u = malloc(sizeof(float) * P * l->R);
+    l->gacc_i = malloc(sizeof(float) * P * l->R);
+    if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->urows || !l->irows || !l->pair_ur ||
+        !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
+        !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i || !l->gacc_u ||
+        !l->gacc_i)
+        goto oom;
+    ewma_init(&l->loss_e, cfg->ewma_alpha);
+    ewma_init(&l->hr_e, cfg->ewma_alpha);
+    ewma_init(&l->ndcg_e, cfg->ewma_alpha);
+    return l;
+oom:
+    snprintf(errstr, len, "learner: out of memory");
+err:
+    learner_free(l);
+    return NULL;
+}
+
+void learner_free(learner_t *l)
+{
+    if (!l)
+        return;
+    samp_free(l->samp);
+    ring_free(l->ring);
+    emb_free(l->users);
+    emb_free(l->items);
+    neumf_free(l->model);
+    void *p[] = {l->ev_ue, l->ev_ie, l->gw, l->ev_ts, l->urows, l->irows, l->pair_ur, l->pair_ir,
+                 l->logits, l->dz, l->logq, l->du, l->di, l->negs, l->cand, l->negq,
+                 l->scores, l->ustamp, l->uslot, l->istamp, l->islot, l->uniq_u, l->uniq_i,
+                 l->gacc_u, l->gacc_i};
+    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+        free(p[i]);
+    free(l);
+}
+
+static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    uint32_t *a = realloc(*stamp, n * sizeof(uint32_t));
+    if (!a)
+        return -1;
+    *stamp = a;
+    memset(a + *cap, 0, (n - *cap) * sizeof(uint32_t));
+    uint32_t *b = realloc(*slot, n * sizeof(uint32_t));
+    if (!b)
+        return -1;
+    *slot = b;
+    *cap = n;
+    return 0;
+}
+
+/* Ranks the event's item against preq_negatives items the user has not
+ * interacted with (per the rolling buffer), before the event is learned. */
+static void prequential(learner_t *l, uint32_t ue, uint32_t ie)
+{
+    int n = 0, want = l->cfg.preq_negatives;
+    uint32_t urow = emb_entry_row(l->users, ue);
+    l->cand[n++] = emb_entry_row(l->items, ie);
+    for (int t = 0; n < want + 1 && t < want * 8; t++) {
+        uint32_t row = emb_sample_row(l->items, &l->rng);
+        uint32_t e = emb_row_entry(l->items, row);
+        if (!row || e == ie || ring_has_pair(l->ring, ue, e))
+            continue;
+        l->cand[n++] = row;
+    }
+    if (n < want + 1)
+        return; /* too few items known yet to rank against */
+    score_rows(l, urow, l->cand, n, l->scores);
+    int rank = metric_rank(l->scores[0], l->scores + 1, n - 1);
+    double hr = metric_hr(rank, 10), nd = metric_ndcg(rank, 10);
+    l->hr_sum += hr;
+    l->ndcg_sum += nd;
+    l->st.preq_n++;
+    ewma_add(&l->hr_e, hr);
+    ewma_add(&l->ndcg_e, nd);
+}
+
+/* accumulates a pair's row gradient into its row's unique slot */
+static void accumulate(uint32_t row, const float *g, int R, uint32_t *stamp, uint32_t *slot,
+                       uint32_t gen, uint32_t *uniq, int *nuniq, float *acc)
+{
+    float *dst;
+    if (stamp[row] != gen) {
+        stamp[row] = gen;
+        slot[row] = (uint32_t)*nuniq;
+        uniq[*nuniq] = row;
+        dst = acc + (size_t)(*nuniq)++ * R;
+        memcpy(dst, g, sizeof(float) * R);
+        return;
+    }
+    dst = acc + (size_t)slot[row] * R;
+    for (int r = 0; r < R; r++)
+        dst[r] += g[r];
+}
+
+static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n,
+                        const float *acc)
+{
+    const int R = l->R;
+    for (int k = 0; k < n; k++) {
+        uint32_t row = uniq[k];
+        float *w = emb_row(t, row);
+        const float *g = acc + (size_t)k * R;
+        if (l->cfg.sparse_opt == OPT_ADAGRAD)
+            optim_adagrad(w, emb_row_state(t, row), g, R, l->cfg.lr_sparse, l->cfg.l2_sparse,
+                          l->cfg.adagrad_eps);
+        else
+            optim_sgd(w, g, R, l->cfg.lr_sparse, l->cfg.l2_sparse);
+        uint32_t e = emb_row_entry(t, row);
+        if (e != EMB_NONE)
+            emb_mark_dirty(t, e);
+    }
+}
+
+static void learn_batch(learner_t *l, int B)
+{
+    const int k = l->cfg.negatives, G = l->G, R = l->R;
+
+    if (l->cfg.preq_rate > 0.0)
+        for (int b = 0; b < B; b++)
+            if (rng_double(&l->rng) < l->cfg.preq_rate)
+                prequential(l, l->ev_ue[b], l->ev_ie[b]);
+
+    /* the batch's positives enter the buffer first, so no sampler can draw them */
+    for (int b = 0; b < B; b++)
+        ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
+    samp_set_batch(l->samp, l->ev_ie, B);
+
+    int E = 0; /* events kept: those with at least one negative */
+    for (int b = 0; b < B; b++) {
+        int n = samp_draw(l->samp, &l->rng, l->ev_ue[b], l->negs, l->negq, k);
+        if (n == 0) {
+            l->st.skipped++;
+            continue;
+        }
+        uint32_t urow = emb_entry_row(l->users, l->ev_ue[b]);
+        uint32_t *pu = l->pair_ur + E * G, *pi = l->pair_ir + E * G;
+        float *lq = l->logq + E * G;
+        pu[0] = urow;
+        pi[0] = emb_entry_row(l->items, l->ev_ie[b]);
+        float q0 = samp_prob(l->samp, l->ev_ie[b]);
+        lq[0] = logf(q0 > 1e-12f ? q0 : 1e-12f);
+        for (int j = 0; j < k; j++) {
+            int s = j < n ? j : j % n; /* too few found: repeat what was found */
+            pu[1 + j] = urow;
+            pi[1 + j] = emb_entry_row(l->items, l->negs[s]);
+            float q = l->negq[s];
+            lq[1 + j] = logf(q > 1e-12f ? q : 1e-12f);
+        }
+        l->gw[E] = l->gw[b];
+        E++;
+    }
+    if (E == 0)
+        return;
+    int P = E * G;
+    for (int p = 0; p < P; p++) {
+        l->urows[p] = emb_row(l->users, l->pair_ur[p]);
+        l->irows[p] = emb_row(l->items, l->pair_ir[p]);
+    }
+
+    /* forward → loss → backward */
+    neumf_forward(l->model, l->logits, l->urows, l->irows, P);
+    float loss;
+    switch (l->cfg.loss) {
+    case LOSS_BPR:
+        loss = loss_bpr(l->dz, l->logits, l->gw, E, G);
+        break;
+    case LOSS_SOFTMAX:
+        loss = loss_softmax(l->dz, l->logits, l->logq, l->gw, E, G);
+        break;
+    case LOSS_BCE:
+    default:
+        loss = loss_bce(l->dz, l->logits, l->gw, E, G);
+        break;
+    }
+    dense_block_t *d = neumf_dense(l->model);
+    dense_block_zero_grad(d);
+    neumf_backward(l->model, l->du, l->di, l->dz, P);
+
+    /* update: dense block by Adam, touched rows by Adagrad/SGD, once per row */
+    dense_block_adam(d, l->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, l->cfg.l2_dense);
+    if (++l->gen == 0) { /* stamps wrapped: forget them all */
+        memset(l->ustamp, 0, l->ucap * sizeof(uint32_t));
+        memset(l->istamp, 0, l->icap * sizeof(uint32_t));
+        l->gen = 1;
+    }
+    int nu = 0, ni = 0;
+    for (int p = 0; p < P; p++) {
+        accumulate(l->pair_ur[p], l->du + (size_t)p * R, R, l->ustamp, l->uslot, l->gen,
+                   l->uniq_u, &nu, l->gacc_u);
+        accumulate(l->pair_ir[p], l->di + (size_t)p * R, R, l->istamp, l->islot, l->gen,
+                   l->uniq_i, &ni, l->gacc_i);
+    }
+    update_rows(l, l->users, l->uniq_u, nu, l->gacc_u);
+    update_rows(l, l->items, l->uniq_i, ni, l->gacc_i);
+
+    l->st.events += E;
+    l->st.pairs += P;
+    l->st.batches++;
+    ewma_add(&l->loss_e, loss);
+}
+
+/* learns the B events gathered in ev_ue/ev_ie; returns how many were refused */
+static int flush(learner_t *l, int B)
+{
+    if (grow_stamps(&l->ustamp, &l->uslot, &l->ucap, emb_row_cap(l->users)) ||
+        grow_stamps(&l->istamp, &l->islot, &l->icap, emb_row_cap(l->items))) {
+        l->st.bad += B;
+        return B;
+    }
+    learn_batch(l, B);
+    return 0;
+}
+
+size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
+{
+    size_t accepted = 0;
+    int B = 0;
+    for (size_t i = 0; i < n; i++) {
+        const lrn_event_t *e = &ev[i];
+        uint32_t ue = emb_touch(l->users, e->user.h, e->user.id, e->user.len, e->ts_ms);
+        uint32_t ie = ue == EMB_NONE
+                          ? EMB_NONE
+                          : emb_touch(l->items, e->item.h, e->item.id, e->item.len, e->ts_ms);
+        if (ie == EMB_NONE) {
+            l->st.bad++;
+            continue;
+        }
+        l->ev_ue[B] = ue;
+        l->ev_ie[B] = ie;
+        l->ev_ts[B] = e->ts_ms;
+        l->gw[B] = e->weight > 0.0f ? e->weight : 1.0f;
+        accepted++;
+        if (++B == l->cfg.batch_events) {
+            accepted -= flush(l, B);
+            B = 0;
+        }
+    }
+    if (B)
+        accepted -= flush(l, B);
+    return accepted;
+}
+
+void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out)
+{
+    uint32_t ue = emb_find(l->users, user->h, user->id, user->len);
+    uint32_t urow = ue == EMB_NONE ? 0 : emb_entry_row(l->users, ue);
+    for (int s = 0; s < n; s += l->maxb) {
+        int c = n - s < l->maxb ? n - s : l->maxb;
+        for (int b = 0; b < c; b++) {
+            uint32_t ie = emb_find(l->items, items[s + b].h, items[s + b].id, items[s + b].len);
+            l->cand[b] = ie == EMB_NONE ? 0 : emb_entry_row(l->items, ie);
+        }
+        score_rows(l, urow, l->cand, c, out + s);
+    }
+}
+
+void learner_stats(const learner_t *l, learner_stats_t *out)
+{
+    *out = l->st;
+    out->loss_ewma = l->loss_e.value;
+    out->preq_hr10 = l->st.preq_n ? l->hr_sum / l->st.preq_n : 0.0;
+    out->preq_ndcg10 = l->st.preq_n ? l->ndcg_sum / l->st.preq_n : 0.0;
+    out->preq_hr10_ewma = l->hr_e.value;
+    out->preq_ndcg10_ewma = l->ndcg_e.value;
+    emb_stats(l->users, &out->users);
+    emb_stats(l->items, &out->items);
+}
+
+emb_table_t *learner_users(learner_t *l)
+{
+    return l->users;
+}
+
+emb_table_t *learner_items(learner_t *l)
+{
+    return l->items;
+}

@@ -1,0 +1,95 @@
+/* learner.h — online learning of a recommender from a stream of positive
+ * events, one micro-batch at a time:
+ *
+ *   touch ids → (sampled) prequential eval → rolling buffer → negatives
+ *   → forward → loss → backward → sparse row updates + dense Adam → dirty ids
+ *
+ * It owns the user and item tables, the rolling buffer, the sampler and the
+ * model. It knows nothing of Kafka, Redis or wire formats: ids arrive as a
+ * 64-bit hash plus their bytes (proto/id.h computes the hash). */
+#ifndef FR_LEARNER_H
+#define FR_LEARNER_H
+
+#include "neumf.h"
+#include "optim.h"
+#include "sampler.h"
+#include "table.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { LOSS_BCE = 0, LOSS_BPR, LOSS_SOFTMAX } loss_kind_t;
+
+int loss_kind_parse(const char *name); /* "bce", "bpr", "softmax"; -1 when unknown */
+const char *loss_kind_name(loss_kind_t k);
+
+typedef struct {
+    uint64_t h;     /* 64-bit hash of the id bytes */
+    const char *id; /* the id bytes, not NUL-terminated necessarily */
+    size_t len;
+} lrn_id_t;
+
+typedef struct {
+    lrn_id_t user, item;
+    int64_t ts_ms;
+    float weight; /* 1 for a plain positive; more for a weightier kind */
+} lrn_event_t;
+
+typedef struct {
+    neumf_config_t model;
+    int negatives;          /* k sampled negatives per positive (default 4) */
+    samp_config_t sampler;
+    loss_kind_t loss;
+    int batch_events;       /* events per micro-batch (default 64) */
+
+    sparse_opt_t sparse_opt; /* rows: Adagrad (default) or SGD */
+    float lr_sparse;         /* default 0.05 */
+    float l2_sparse;         /* default 0 */
+    float adagrad_eps;
+    float lr_dense;          /* Adam, default 0.001 */
+    float l2_dense;          /* default 0 */
+    float init_std;          /* new rows: N(0, init_std), default 0.01 */
+
+    size_t ring_capacity;    /* rolling buffer events (default 100000) */
+    uint32_t admit_after;    /* occurrences before an id gets its own row (default 1) */
+    int64_t expire_ms;       /* 0: rows never expire */
+
+    double preq_rate;        /* share of events ranked before learning (default 0.01) */
+    int preq_negatives;      /* items they are ranked against (default 100) */
+    double ewma_alpha;       /* loss and prequential EWMA weight (default 0.01) */
+    uint64_t seed;
+} learner_config_t;
+
+typedef struct {
+    uint64_t events;       /* events learned */
+    uint64_t pairs;        /* (user, item) pairs trained on */
+    uint64_t skipped;      /* events with no valid negative */
+    uint64_t bad;          /* events refused (id too long, out of memory) */
+    uint64_t batches;
+    double loss_ewma;
+    uint64_t preq_n;       /* events ranked prequentially */
+    double preq_hr10, preq_ndcg10;           /* cumulative means */
+    double preq_hr10_ewma, preq_ndcg10_ewma; /* recent */
+    emb_stats_t users, items;
+} learner_stats_t;
+
+typedef struct learner learner_t;
+
+void learner_config_default(learner_config_t *cfg);
+learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len);
+void learner_free(learner_t *l);
+
+/* Learns the events in order, in micro-batches of batch_events. Returns the
+ * number of events accepted; refused ones are counted in stats.bad. */
+size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n);
+
+/* Scores (logits; higher is more relevant) of n items for one user, without
+ * changing anything. Unknown ids score with the fallback rows. */
+void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out);
+
+void learner_stats(const learner_t *l, learner_stats_t *out);
+
+emb_table_t *learner_users(learner_t *l);
+emb_table_t *learner_items(learner_t *l);
+
+#endif

@@ -1,0 +1,64 @@
+/* optim.c — sparse SGD/Adagrad and dense Adam (see optim.h). */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void optim_sgd(float *w, const float *g, int n, float lr, float l2)
+{
+    for (int i = 0; i < n; i++)
+        w[i] -= lr * (g[i] + l2 * w[i]);
+}
+
+void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float l2, float eps)
+{
+    for (int i = 0; i < n; i++) {
+        float gi = g[i] + l2 * w[i];
+        acc[i] += gi * gi;
+        w[i] -= lr * gi / (sqrtf(acc[i]) + eps);
+    }
+}
+
+int dense_block_init(dense_block_t *d, size_t n)
+{
+    memset(d, 0, sizeof(*d));
+    /* one allocation, four views */
+    float *mem = calloc(4 * n, sizeof(float));
+    if (!mem)
+        return -1;
+    d->params = mem;
+    d->grads = mem + n;
+    d->m = mem + 2 * n;
+    d->v = mem + 3 * n;
+    d->n = n;
+    return 0;
+}
+
+void dense_block_free(dense_block_t *d)
+{
+    if (!d)
+        return;
+    free(d->params);
+    memset(d, 0, sizeof(*d));
+}
+
+void dense_block_zero_grad(dense_block_t *d)
+{
+    memset(d->grads, 0, sizeof(float) * d->n);
+}
+
+void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, float eps, float l2)
+{
+    d->t++;
+    float c1 = 1.0f - powf(beta1, (float)d->t);
+    float c2 = 1.0f - powf(beta2, (float)d->t);
+    float *w = d->params, *m = d->m, *v = d->v;
+    const float *g = d->grads;
+    for (size_t i = 0; i < d->n; i++) {
+        float gi = g[i] + l2 * w[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+    }
+}

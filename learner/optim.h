@@ -1,0 +1,35 @@
+/* optim.h — optimizers: SGD and Adagrad for sparse embedding rows (only the
+ * rows a micro-batch touched are updated), Adam for a model's dense block.
+ * L2 regularisation is added to the gradient (λ·w) of what is updated.
+ * Not for: deciding which rows were touched (the learner does that). */
+#ifndef FR_OPTIM_H
+#define FR_OPTIM_H
+
+#include <stddef.h>
+
+typedef enum { OPT_SGD = 0, OPT_ADAGRAD = 1 } sparse_opt_t;
+
+/* w -= lr·(g + l2·w) */
+void optim_sgd(float *w, const float *g, int n, float lr, float l2);
+/* acc += (g + l2·w)²; w -= lr·(g + l2·w) / (√acc + eps) */
+void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float l2, float eps);
+
+/* A model's dense parameters, llm.c style: one contiguous block, and the
+ * gradients and Adam moments in the same layout, so an update is one loop and
+ * a checkpoint is the block itself. */
+typedef struct {
+    float *params; /* (n) */
+    float *grads;  /* (n) */
+    float *m;      /* (n) Adam first moment */
+    float *v;      /* (n) Adam second moment */
+    size_t n;
+    long t; /* Adam step count */
+} dense_block_t;
+
+int dense_block_init(dense_block_t *d, size_t n);
+void dense_block_free(dense_block_t *d);
+void dense_block_zero_grad(dense_block_t *d);
+/* One bias-corrected Adam step over the whole block. */
+void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, float eps, float l2);
+
+#endif

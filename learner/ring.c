@@ -1,0 +1,212 @@
+/* ring.c — rolling buffer of recent positives (see ring.h).
+ * The pair set is an open-addressed multiset keyed by (user, item), at most
+ * half full, with backward-shift deletion. */
+#include "ring.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint32_t user, item;
+    int64_t ts;
+} ev_t;
+
+typedef struct {
+    uint64_t key; /* (user << 32 | item) + 1; 0 = empty */
+    uint32_t n;
+} pair_t;
+
+struct ring {
+    ev_t *ev;
+    size_t cap, head, n; /* head: index of the oldest */
+    pair_t *pairs;
+    size_t npairs_slots;
+    uint32_t *item_count, *user_count;
+    size_t item_cap, user_cap;
+    ring_count_fn fn;
+    void *fn_arg;
+};
+
+static inline uint64_t pair_key(uint32_t user, uint32_t item)
+{
+    return (((uint64_t)user << 32) | item) + 1;
+}
+
+static inline size_t pair_home(const ring_t *r, uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k & (r->npairs_slots - 1);
+}
+
+ring_t *ring_create(size_t capacity, char *errstr, size_t len)
+{
+    if (capacity < 1) {
+        snprintf(errstr, len, "rolling buffer: capacity must be at least 1");
+        return NULL;
+    }
+    ring_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        goto oom;
+    r->cap = capacity;
+    r->ev = malloc(sizeof(ev_t) * capacity);
+    r->npairs_slots = 16;
+    while (r->npairs_slots < 2 * capacity)
+        r->npairs_slots *= 2;
+    r->pairs = calloc(r->npairs_slots, sizeof(pair_t));
+    if (!r->ev || !r->pairs)
+        goto oom;
+    return r;
+oom:
+    snprintf(errstr, len, "rolling buffer: out of memory");
+    ring_free(r);
+    return NULL;
+}
+
+void ring_free(ring_t *r)
+{
+    if (!r)
+        return;
+    free(r->ev);
+    free(r->pairs);
+    free(r->item_count);
+    free(r->user_count);
+    free(r);
+}
+
+void ring_set_listener(ring_t *r, ring_count_fn fn, void *arg)
+{
+    r->fn = fn;
+    r->fn_arg = arg;
+}
+
+static int grow_counts(uint32_t **a, size_t *cap, uint32_t idx)
+{
+    if (idx < *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n <= idx)
+        n *= 2;
+    uint32_t *p = realloc(*a, n * sizeof(uint32_t));
+    if (!p)
+        return -1;
+    memset(p + *cap, 0, (n - *cap) * sizeof(uint32_t));
+    *a = p;
+    *cap = n;
+    return 0;
+}
+
+static size_t pair_find(const ring_t *r, uint64_t k, int *found)
+{
+    size_t mask = r->npairs_slots - 1;
+    for (size_t i = pair_home(r, k);; i = (i + 1) & mask) {
+        if (r->pairs[i].key == k) {
+            *found = 1;
+            return i;
+        }
+        if (!r->pairs[i].key) {
+            *found = 0;
+            return i;
+        }
+    }
+}
+
+static void pair_remove_slot(ring_t *r, size_t i)
+{
+    size_t mask = r->npairs_slots - 1;
+    for (;;) {
+        size_t j = i;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!r->pairs[j].key) {
+                r->pairs[i].key = 0;
+                r->pairs[i].n = 0;
+                return;
+            }
+            size_t k = pair_home(r, r->pairs[j].key);
+            int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+            if (!stays)
+                break;
+        }
+        r->pairs[i] = r->pairs[j];
+        i = j;
+    }
+}
+
+static void evict_oldest(ring_t *r)
+{
+    ev_t *o = &r->ev[r->head];
+    int found;
+    size_t s = pair_find(r, pair_key(o->user, o->item), &found);
+    if (found && --r->pairs[s].n == 0)
+        pair_remove_slot(r, s);
+    r->item_count[o->item]--;
+    r->user_count[o->user]--;
+    if (r->fn)
+        r->fn(r->fn_arg, o->item, r->item_count[o->item]);
+    r->head = (r->head + 1) % r->cap;
+    r->n--;
+}
+
+int ring_push(ring_t *r, uint32_t user, uint32_t item, int64_t ts)
+{
+    if (grow_counts(&r->item_count, &r->item_cap, item) ||
+        grow_counts(&r->user_count, &r->user_cap, user))
+        return -1;
+    if (r->n == r->cap)
+        evict_oldest(r);
+    size_t tail = (r->head + r->n) % r->cap;
+    r->ev[tail] = (ev_t){user, item, ts};
+    r->n++;
+    int found;
+    uint64_t k = pair_key(user, item);
+    size_t s = pair_find(r, k, &found);
+    if (!found)
+        r->pairs[s].key = k; /* at most cap distinct pairs: always room */
+    r->pairs[s].n++;
+    r->item_count[item]++;
+    r->user_count[user]++;
+    if (r->fn)
+        r->fn(r->fn_arg, item, r->item_count[item]);
+    return 0;
+}
+
+size_t ring_size(const ring_t *r)
+{
+    return r->n;
+}
+
+size_t ring_capacity(const ring_t *r)
+{
+    return r->cap;
+}
+
+void ring_get(const ring_t *r, size_t i, uint32_t *user, uint32_t *item, int64_t *ts)
+{
+    const ev_t *e = &r->ev[(r->head + i) % r->cap];
+    if (user)
+        *user = e->user;
+    if (item)
+        *item = e->item;
+    if (ts)
+        *ts = e->ts;
+}
+
+uint32_t ring_item_count(const ring_t *r, uint32_t item)
+{
+    return item < r->item_cap ? r->item_count[item] : 0;
+}
+
+uint32_t ring_user_count(const ring_t *r, uint32_t user)
+{
+    return user < r->user_cap ? r->user_count[user] : 0;
+}
+
+int ring_has_pair(const ring_t *r, uint32_t user, uint32_t item)
+{
+    int found;
+    pair_find(r, pair_key(user, item), &found);
+    return found;
+}

@@ -1,0 +1,446 @@
+/* table.c — embedding table with open addressing (see table.h).
+ *
+ * Slots hold (hash, entry+1); 0 marks an empty slot. Deletion uses backward
+ * shifting, so there are no tombstones and probes stay short. The table keeps
+ * at most half of its slots full. */
+#include "table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define F_ALIVE 1u
+#define F_DIRTY 2u
+
+typedef struct {
+    uint64_t h;
+    char *id;
+    int64_t last_seen;
+    uint32_t idlen;
+    uint32_t count;
+    uint32_t row;
+    uint32_t flags;
+} entry_t;
+
+struct emb_table {
+    emb_config_t cfg;
+    int stride; /* width + state */
+
+    uint64_t *slot_h;
+    uint32_t *slot_e; /* entry + 1; 0 = empty */
+    size_t nslots;    /* power of two */
+
+    entry_t *ent;
+    size_t nent, ent_cap, ent_hi; /* live, allocated, high-water index */
+    uint32_t *ent_free;
+    size_t nent_free, ent_free_cap;
+
+    float *rows; /* (row_cap, stride) */
+    uint32_t *row_ent;
+    size_t nrows, row_cap, row_hi; /* in use (fallback included), allocated, high water */
+    uint32_t *row_free;
+    size_t nrow_free, row_free_cap;
+
+    uint32_t *dirty;
+    size_t ndirty, dirty_cap;
+
+    size_t id_bytes;
+    uint64_t admitted, expired;
+};
+
+static int grow_array(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static void init_row(emb_table_t *t, uint32_t row, uint64_t h)
+{
+    float *r = t->rows + (size_t)row * t->stride;
+    rng_t g;
+    rng_seed(&g, t->cfg.seed ^ (h * 0x9e3779b97f4a7c15ULL) ^ row);
+    for (int i = 0; i < t->cfg.width; i++)
+        r[i] = t->cfg.init_std * rng_normal(&g);
+    memset(r + t->cfg.width, 0, sizeof(float) * t->cfg.state);
+}
+
+emb_table_t *emb_create(const emb_config_t *cfg, char *errstr, size_t len)
+{
+    emb_table_t *t = NULL;
+    if (cfg->width < 1 || cfg->state < 0 || cfg->admit_after < 1) {
+        snprintf(errstr, len, "embedding table: width ≥ 1, state ≥ 0 and admit_after ≥ 1 needed");
+        return NULL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        goto oom;
+    t->cfg = *cfg;
+    t->stride = cfg->width + cfg->state;
+    t->nslots = 1024;
+    t->slot_h = calloc(t->nslots, sizeof(uint64_t));
+    t->slot_e = calloc(t->nslots, sizeof(uint32_t));
+    if (!t->slot_h || !t->slot_e)
+        goto oom;
+    if (grow_array((void **)&t->rows, &t->row_cap, 64, sizeof(float) * t->stride))
+        goto oom;
+    size_t rc = 0;
+    if (grow_array((void **)&t->row_ent, &rc, t->row_cap, sizeof(uint32_t)))
+        goto oom;
+    t->row_ent[0] = EMB_NONE;
+    init_row(t, 0, 0);
+    t->nrows = t->row_hi = 1;
+    return t;
+oom:
+    snprintf(errstr, len, "embedding table: out of memory");
+    emb_free(t);
+    return NULL;
+}
+
+void emb_free(emb_table_t *t)
+{
+    if (!t)
+        return;
+    for (size_t e = 0; e < t->ent_hi; e++)
+        if (t->ent[e].flags & F_ALIVE)
+            free(t->ent[e].id);
+    free(t->slot_h);
+    free(t->slot_e);
+    free(t->ent);
+    free(t->ent_free);
+    free(t->rows);
+    free(t->row_ent);
+    free(t->row_free);
+    free(t->dirty);
+    free(t);
+}
+
+static inline size_t slot_home(const emb_table_t *t, uint64_t h)
+{
+    return (size_t)(h ^ (h >> 29)) & (t->nslots - 1);
+}
+
+static size_t probe(const emb_table_t *t, uint64_t h, const char *id, size_t idlen, int *found)
+{
+    size_t mask = t->nslots - 1;
+    for (size_t i = slot_home(t, h);; i = (i + 1) & mask) {
+        uint32_t e1 = t->slot_e[i];
+        if (!e1) {
+            *found = 0;
+            return i;
+        }
+        if (t->slot_h[i] == h) {
+            const entry_t *en = &t->ent[e1 - 1];
+            if (en->idlen == idlen && memcmp(en->id, id, idlen) == 0) {
+                *found = 1;
+                return i;
+            }
+        }
+    }
+}
+
+static int rehash(emb_table_t *t, size_t nslots)
+{
+    uint64_t *nh = calloc(nslots, sizeof(uint64_t));
+    uint32_t *ne = calloc(nslots, sizeof(uint32_t));
+    if (!nh || !ne) {
+        free(nh);
+        free(ne);
+        return -1;
+    }
+    uint64_t *oh = t->slot_h;
+    uint32_t *oe = t->slot_e;
+    size_t on = t->nslots;
+    t->slot_h = nh;
+    t->slot_e = ne;
+    t->nslots = nslots;
+    for (size_t i = 0; i < on; i++) {
+        if (!oe[i])
+            continue;
+        size_t j = slot_home(t, oh[i]);
+        while (ne[j])
+            j = (j + 1) & (nslots - 1);
+        nh[j] = oh[i];
+        ne[j] = oe[i];
+    }
+    free(oh);
+    free(oe);
+    return 0;
+}
+
+static uint32_t alloc_row(emb_table_t *t, uint32_t e)
+{
+    uint32_t row;
+    if (t->nrow_free) {
+        row = t->row_free[--t->nrow_free];
+    } else {
+        size_t rc = t->row_cap;
+        if (t->row_hi + 1 > t->row_cap) {
+            if (grow_array((void **)&t->rows, &rc, t->row_hi + 1, sizeof(float) * t->stride))
+                return 0;
+            size_t ec = t->row_cap;
+            if (grow_array((void **)&t->row_ent, &ec, rc, sizeof(uint32_t)))
+                return 0; /* rows grew, row_ent did not: row_cap stays, retry later */
+            t->row_cap = rc;
+        }
+        row = (uint32_t)t->row_hi++;
+    }
+    t->row_ent[row] = e;
+    init_row(t, row, t->ent[e].h);
+    t->nrows++;
+    t->admitted++;
+    return row;
+}
+
+uint32_t emb_touch(emb_table_t *t, uint64_t h, const char *id, size_t idlen, int64_t ts_ms)
+{
+    if (idlen > EMB_MAX_ID_LEN)
+        return EMB_NONE;
+    int found;
+    size_t s = probe(t, h, id, idlen, &found);
+    uint32_t e;
+    if (found) {
+        e = t->slot_e[s] - 1;
+    } else {
+        if ((t->nent + 1) * 2 > t->nslots) {
+            if (rehash(t, t->nslots * 2))
+                return EMB_NONE;
+            s = probe(t, h, id, idlen, &found);
+        }
+        char *copy = malloc(idlen + 1);
+        if (!copy)
+            return EMB_NONE;
+        memcpy(copy, id, idlen);
+        copy[idlen] = '\0';
+        if (t->nent_free) {
+            e = t->ent_free[--t->nent_free];
+        } else {
+            if (grow_array((void **)&t->ent, &t->ent_cap, t->ent_hi + 1, sizeof(entry_t))) {
+                free(copy);
+                return EMB_NONE;
+            }
+            e = (uint32_t)t->ent_hi++;
+        }
+        entry_t *en = &t->ent[e];
+        memset(en, 0, sizeof(*en));
+        en->h = h;
+        en->id = copy;
+        en->idlen = (uint32_t)idlen;
+        en->last_seen = ts_ms;
+        en->flags = F_ALIVE;
+        t->slot_h[s] = h;
+        t->slot_e[s] = e + 1;
+        t->nent++;
+        t->id_bytes += idlen + 1;
+    }
+    entry_t *en = &t->ent[e];
+    if (en->count < UINT32_MAX)
+        en->count++;
+    if (ts_ms > en->last_seen)
+        en->last_seen = ts_ms;
+    if (en->row == 0 && en->count >= t->cfg.admit_after)
+        en->row = alloc_row(t, e); /* stays 0 (fallback) if memory ran out */
+    return e;
+}
+
+uint32_t emb_find(const emb_table_t *t, uint64_t h, const char *id, size_t idlen)
+{
+    int found;
+    size_t s = probe(t, h, id, idlen, &found);
+    return found ? t->slot_e[s] - 1 : EMB_NONE;
+}
+
+uint32_t emb_entry_row(const emb_table_t *t, uint32_t e)
+{
+    return t->ent[e].row;
+}
+
+uint32_t emb_entry_count(const emb_table_t *t, uint32_t e)
+{
+    return t->ent[e].count;
+}
+
+int64_t emb_entry_last_seen(const emb_table_t *t, uint32_t e)
+{
+    return t->ent[e].last_seen;
+}
+
+const char *emb_entry_id(const emb_table_t *t, uint32_t e, size_t *len)
+{
+    if (len)
+        *len = t->ent[e].idlen;
+    return t->ent[e].id;
+}
+
+uint32_t emb_entry_cap(const emb_table_t *t)
+{
+    return (uint32_t)t->ent_hi;
+}
+
+int emb_entry_alive(const emb_table_t *t, uint32_t e)
+{
+    return e < t->ent_hi && (t->ent[e].flags & F_ALIVE);
+}
+
+float *emb_row(emb_table_t *t, uint32_t row)
+{
+    return t->rows + (size_t)row * t->stride;
+}
+
+float *emb_row_state(emb_table_t *t, uint32_t row)
+{
+    return t->rows + (size_t)row * t->stride + t->cfg.width;
+}
+
+uint32_t emb_row_entry(const emb_table_t *t, uint32_t row)
+{
+    return row < t->row_hi ? t->row_ent[row] : EMB_NONE;
+}
+
+uint32_t emb_row_cap(const emb_table_t *t)
+{
+    return (uint32_t)t->row_hi;
+}
+
+size_t emb_admitted_rows(const emb_table_t *t)
+{
+    return t->nrows - 1;
+}
+
+uint32_t emb_sample_row(const emb_table_t *t, rng_t *r)
+{
+    if (t->nrows <= 1)
+        return 0;
+    uint32_t hi = (uint32_t)t->row_hi;
+    for (int tries = 0; tries < 64; tries++) {
+        uint32_t row = 1 + rng_below(r, hi - 1);
+        if (t->row_ent[row] != EMB_NONE)
+            return row;
+    }
+    /* mostly free rows (after a mass expiry): pick the k-th live one */
+    size_t k = rng_below(r, (uint32_t)(t->nrows - 1));
+    for (uint32_t row = 1; row < hi; row++)
+        if (t->row_ent[row] != EMB_NONE && k-- == 0)
+            return row;
+    return 0;
+}
+
+void emb_mark_dirty(emb_table_t *t, uint32_t e)
+{
+    entry_t *en = &t->ent[e];
+    if (en->flags & F_DIRTY)
+        return;
+    if (grow_array((void **)&t->dirty, &t->dirty_cap, t->ndirty + 1, sizeof(uint32_t)))
+        return; /* stays clean; the next change retries */
+    en->flags |= F_DIRTY;
+    t->dirty[t->ndirty++] = e;
+}
+
+size_t emb_take_dirty(emb_table_t *t, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    while (n < max && t->ndirty) {
+        uint32_t e = t->dirty[--t->ndirty];
+        t->ent[e].flags &= ~F_DIRTY;
+        out[n++] = e;
+    }
+    return n;
+}
+
+size_t emb_dirty_count(const emb_table_t *t)
+{
+    return t->ndirty;
+}
+
+static void remove_slot(emb_table_t *t, size_t i)
+{
+    size_t mask = t->nslots - 1;
+    for (;;) {
+        size_t j = i;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!t->slot_e[j]) {
+                t->slot_e[i] = 0;
+                t->slot_h[i] = 0;
+                return;
+            }
+            size_t k = slot_home(t, t->slot_h[j]);
+            /* j's element may move to i only if its home is not in (i, j] */
+            int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+            if (!stays)
+                break;
+        }
+        t->slot_h[i] = t->slot_h[j];
+        t->slot_e[i] = t->slot_e[j];
+        i = j;
+    }
+}
+
+static void remove_entry(emb_table_t *t, uint32_t e)
+{
+    entry_t *en = &t->ent[e];
+    int found;
+    size_t s = probe(t, en->h, en->id, en->idlen, &found);
+    if (found)
+        remove_slot(t, s);
+    if (en->row) {
+        t->row_ent[en->row] = EMB_NONE;
+        /* without room on the free list the row is leaked, not corrupted */
+        if (grow_array((void **)&t->row_free, &t->row_free_cap, t->nrow_free + 1,
+                       sizeof(uint32_t)) == 0)
+            t->row_free[t->nrow_free++] = en->row;
+        t->nrows--;
+    }
+    if (en->flags & F_DIRTY) {
+        for (size_t k = 0; k < t->ndirty; k++)
+            if (t->dirty[k] == e) {
+                t->dirty[k] = t->dirty[--t->ndirty];
+                break;
+            }
+    }
+    t->id_bytes -= en->idlen + 1;
+    free(en->id);
+    memset(en, 0, sizeof(*en));
+    if (grow_array((void **)&t->ent_free, &t->ent_free_cap, t->nent_free + 1, sizeof(uint32_t)) ==
+        0)
+        t->ent_free[t->nent_free++] = e;
+    t->nent--;
+    t->expired++;
+}
+
+size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e), void *arg)
+{
+    if (t->cfg.expire_ms <= 0)
+        return 0;
+    size_t n = 0;
+    int64_t cutoff = now_ms - t->cfg.expire_ms;
+    for (size_t e = 0; e < t->ent_hi; e++) {
+        entry_t *en = &t->ent[e];
+        if (!(en->flags & F_ALIVE) || en->last_seen >= cutoff)
+            continue;
+        if (keep && keep(arg, (uint32_t)e))
+            continue;
+        remove_entry(t, (uint32_t)e);
+        n++;
+    }
+    return n;
+}
+
+void emb_stats(const emb_table_t *t, emb_stats_t *out)
+{
+    out->entries = t->nent;
+    out->rows = t->nrows;
+    out->admitted = t->admitted;
+    out->expired = t->expired;
+    out->bytes = sizeof(*t) + t->nslots * (sizeof(uint64_t) + sizeof(uint32_t)) +
+                 t->ent_cap * sizeof(entry_t) + t->row_cap * (sizeof(float) * t->stride) +
+                 t->row_cap * sizeof(uint32_t) + t->dirty_cap * sizeof(uint32_t) + t->id_bytes;
+}

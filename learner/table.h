@@ -1,0 +1,80 @@
+/* table.h — an embedding table: ids → rows of floats, for users or items.
+ *
+ * Ids arrive as their 64-bit hash plus the id bytes (kept, so that a row can
+ * be published under its id; a hash collision never merges two ids). Open
+ * addressing with linear probing; the table grows as ids arrive.
+ *
+ * Entries and rows are separate: every id seen has an entry (occurrence count,
+ * last-seen time, dirty flag), but only an id seen admit_after times gets a
+ * trained row of its own; before that it shares the fallback row 0. Rows hold
+ * the parameters (width floats) followed by the optimizer state (state floats).
+ * Entry and row indices are stable while the id lives; expired ones are reused.
+ * Not for: hashing ids (proto/id.h), learning (learner.c). */
+#ifndef FR_TABLE_H
+#define FR_TABLE_H
+
+#include "rng.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EMB_NONE UINT32_MAX
+#define EMB_MAX_ID_LEN 256
+
+typedef struct {
+    int width;             /* parameter floats per row */
+    int state;             /* optimizer-state floats per row (after the parameters) */
+    uint32_t admit_after;  /* occurrences before an id gets its own row (≥ 1) */
+    int64_t expire_ms;     /* rows unseen this long are expired by emb_expire; 0 = never */
+    float init_std;        /* new rows: N(0, init_std) */
+    uint64_t seed;
+} emb_config_t;
+
+typedef struct {
+    size_t entries;  /* ids known */
+    size_t rows;     /* rows in use, fallback included */
+    size_t bytes;    /* memory held by the table */
+    uint64_t admitted; /* ids that got a row of their own, ever */
+    uint64_t expired;  /* ids removed by expiry, ever */
+} emb_stats_t;
+
+typedef struct emb_table emb_table_t;
+
+emb_table_t *emb_create(const emb_config_t *cfg, char *errstr, size_t len);
+void emb_free(emb_table_t *t);
+
+/* Records one occurrence of an id at ts_ms: finds or inserts its entry, counts
+ * it, admits it when due. Returns the entry index, or EMB_NONE when out of
+ * memory or the id is longer than EMB_MAX_ID_LEN. */
+uint32_t emb_touch(emb_table_t *t, uint64_t h, const char *id, size_t idlen, int64_t ts_ms);
+/* The entry of an id, or EMB_NONE; changes nothing. */
+uint32_t emb_find(const emb_table_t *t, uint64_t h, const char *id, size_t idlen);
+
+uint32_t emb_entry_row(const emb_table_t *t, uint32_t e); /* 0 = the fallback row */
+uint32_t emb_entry_count(const emb_table_t *t, uint32_t e);
+int64_t emb_entry_last_seen(const emb_table_t *t, uint32_t e);
+const char *emb_entry_id(const emb_table_t *t, uint32_t e, size_t *len);
+uint32_t emb_entry_cap(const emb_table_t *t); /* entry indices are below this */
+int emb_entry_alive(const emb_table_t *t, uint32_t e);
+
+float *emb_row(emb_table_t *t, uint32_t row);       /* parameters (width) */
+float *emb_row_state(emb_table_t *t, uint32_t row); /* optimizer state (state) */
+uint32_t emb_row_entry(const emb_table_t *t, uint32_t row); /* EMB_NONE for fallback or free */
+uint32_t emb_row_cap(const emb_table_t *t);                 /* row indices are below this */
+size_t emb_admitted_rows(const emb_table_t *t);             /* rows in use, fallback excluded */
+/* A row drawn uniformly among the admitted ones, or 0 when there is none. */
+uint32_t emb_sample_row(const emb_table_t *t, rng_t *r);
+
+/* Dirty entries: marked when their row changes, taken by the publisher. */
+void emb_mark_dirty(emb_table_t *t, uint32_t e);
+/* Moves up to max dirty entries into out and clears their flag; returns the count. */
+size_t emb_take_dirty(emb_table_t *t, uint32_t *out, size_t max);
+size_t emb_dirty_count(const emb_table_t *t);
+
+/* Removes ids unseen since now_ms - expire_ms, except those keep() vetoes
+ * (keep may be NULL). Returns how many were removed. */
+size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e), void *arg);
+
+void emb_stats(const emb_table_t *t, emb_stats_t *out);
+
+#endif
