@@ -10,9 +10,8 @@ CC      ?= cc
 PKGS    := openblas libxxhash jansson
 TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
-DEBS    := build-essential pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
-           libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
-           redis-server kcat python3
+DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
+           libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev
 
 ifneq ($(SANITIZE),)
 BUILD   := build/san-$(subst $(comma),-,$(SANITIZE))
@@ -23,7 +22,7 @@ SANFLAGS :=
 endif
 comma := ,
 
-OPT     ?= -O2 -march=x86-64-v3 -mtune=generic
+OPT     ?= -O3 -fno-math-errno -march=x86-64-v3 -mtune=generic
 CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) -MMD -MP \
            -Ilearner -Iproto -Idaemon -Istore
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -4,6 +4,7 @@
 #include "dataset.h"
 
 #include "id.h"
+#include "metrics.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -377,3 +378,93 @@ int dataset_loo(const dataset_t *d, size_t **held, size_t **train, size_t *ntrai
     *ntrain = n;
     return 0;
 }
+
+/* NCF protocol: each held-out item ranked against 100 items the user never
+ * interacted with; also ranks by training popularity as a baseline. */
+int dataset_eval_loo(learner_t *l, const dataset_t *d, const size_t *held, const size_t *train,
+                    size_t ntrain, uint64_t seed, loo_result_t *res)
+{
+    enum { NNEG = 100 };
+    memset(res, 0, sizeof(*res));
+    if (d->nitems < NNEG + 2)
+        return 0;
+    /* per-user item lists (CSR) and training popularity */
+    size_t *off = calloc(d->nusers + 1, sizeof(size_t));
+    uint32_t *items = malloc(sizeof(uint32_t) * d->n);
+    double *pop = calloc(d->nitems, sizeof(double));
+    unsigned char *seen = calloc(d->nitems, 1);
+    size_t *fill = calloc(d->nusers, sizeof(size_t));
+    lrn_id_t *cand = malloc(sizeof(lrn_id_t) * (NNEG + 1));
+    uint32_t *ci = malloc(sizeof(uint32_t) * (NNEG + 1));
+    float *sc = malloc(sizeof(float) * (NNEG + 1));
+    int rc = -1;
+    if (!off || !items || !pop || !seen || !fill || !cand || !ci || !sc)
+        goto out;
+    for (size_t i = 0; i < d->n; i++)
+        off[d->ev[i].user + 1]++;
+    for (size_t u = 0; u < d->nusers; u++)
+        off[u + 1] += off[u];
+    for (size_t i = 0; i < d->n; i++)
+        items[off[d->ev[i].user] + fill[d->ev[i].user]++] = d->ev[i].item;
+    for (size_t t = 0; t < ntrain; t++)
+        pop[d->ev[train[t]].item] += 1.0;
+    rng_t r;
+    rng_seed(&r, seed ^ 0xe7a1ULL);
+    for (size_t u = 0; u < d->nusers; u++) {
+        if (held[u] == SIZE_MAX)
+            continue;
+        size_t distinct = 0;
+        for (size_t k = off[u]; k < off[u + 1]; k++)
+            if (!seen[items[k]]) {
+                seen[items[k]] = 1;
+                distinct++;
+            }
+        int n = 0;
+        if (d->nitems - distinct >= NNEG) {
+            ci[n++] = d->ev[held[u]].item;
+            while (n < NNEG + 1) { /* without replacement among unseen items */
+                uint32_t it = rng_below(&r, (uint32_t)d->nitems);
+                if (!seen[it]) {
+                    seen[it] = 1;
+                    ci[n++] = it;
+                }
+            }
+        }
+        for (int k = 1; k < n; k++)
+            seen[ci[k]] = 0;
+        for (size_t k = off[u]; k < off[u + 1]; k++)
+            seen[items[k]] = 0;
+        if (n == 0)
+            continue;
+        for (int k = 0; k < n; k++)
+            cand[k] = d->items[ci[k]];
+        learner_score(l, &d->users[u], cand, n, sc);
+        int rank = metric_rank(sc[0], sc + 1, n - 1);
+        res->hr += metric_hr(rank, 10);
+        res->ndcg += metric_ndcg(rank, 10);
+        for (int k = 0; k < n; k++)
+            sc[k] = (float)pop[ci[k]];
+        rank = metric_rank(sc[0], sc + 1, n - 1);
+        res->pop_hr += metric_hr(rank, 10);
+        res->pop_ndcg += metric_ndcg(rank, 10);
+        res->users++;
+    }
+    if (res->users) {
+        res->hr /= res->users;
+        res->ndcg /= res->users;
+        res->pop_hr /= res->users;
+        res->pop_ndcg /= res->users;
+    }
+    rc = 0;
+out:
+    free(off);
+    free(items);
+    free(pop);
+    free(seen);
+    free(fill);
+    free(cand);
+    free(ci);
+    free(sc);
+    return rc;
+}
+

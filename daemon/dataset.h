@@ -56,4 +56,16 @@ void dataset_sort_by_time(dataset_t *d);
  * train gets the rest in order. Arrays are malloc'ed for the caller. */
 int dataset_loo(const dataset_t *d, size_t **held, size_t **train, size_t *ntrain);
 
+typedef struct {
+    double hr, ndcg;         /* HR@10, NDCG@10 of the learner */
+    double pop_hr, pop_ndcg; /* the same, ranking by training popularity */
+    size_t users;            /* users evaluated */
+} loo_result_t;
+
+/* The NCF protocol: each held-out item is ranked against 100 items the user
+ * never interacted with (drawn with a generator seeded by seed); the same
+ * candidates are also ranked by their training popularity, as a baseline. */
+int dataset_eval_loo(learner_t *l, const dataset_t *d, const size_t *held, const size_t *train,
+                     size_t ntrain, uint64_t seed, loo_result_t *res);
+
 #endif

@@ -29,8 +29,9 @@ struct learner {
     uint32_t *pair_ur, *pair_ir;  /* (P) rows of each pair */
     float *logits, *dz, *logq;    /* (P) */
     float *du, *di;               /* (P, R) */
-    uint32_t *negs, *cand;        /* (max(k, preq)) */
+    uint32_t *negs, *cand; /* negs (batch_events, k); cand (maxb) */
     float *negq, *scores;
+    int *nfound;           /* (batch_events) */
 
     /* de-duplication of touched rows: slot[row] valid while stamp[row] == gen */
     uint32_t *ustamp, *uslot, *istamp, *islot;
@@ -66,7 +67,7 @@ void learner_config_default(learner_config_t *cfg)
     samp_config_default(&cfg->sampler);
     cfg->negatives = 4;
     cfg->loss = LOSS_BCE;
-    cfg->batch_events = 64;
+    cfg->batch_events = 256;
     cfg->sparse_opt = OPT_ADAGRAD;
     cfg->lr_sparse = 0.05f;
     cfg->adagrad_eps = 1e-8f;
@@ -177,16 +178,17 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->logq = malloc(sizeof(float) * P);
     l->du = malloc(sizeof(float) * P * l->R);
     l->di = malloc(sizeof(float) * P * l->R);
-    l->negs = malloc(sizeof(uint32_t) * nc);
+    l->negs = malloc(sizeof(uint32_t) * nb * cfg->negatives);
     l->cand = malloc(sizeof(uint32_t) * nc);
-    l->negq = malloc(sizeof(float) * nc);
+    l->negq = malloc(sizeof(float) * nb * cfg->negatives);
+    l->nfound = malloc(sizeof(int) * nb);
     l->scores = malloc(sizeof(float) * nc);
     l->uniq_u = malloc(sizeof(uint32_t) * P);
     l->uniq_i = malloc(sizeof(uint32_t) * P);
     l->gacc_u = malloc(sizeof(float) * P * l->R);
     l->gacc_i = malloc(sizeof(float) * P * l->R);
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->urows || !l->irows || !l->pair_ur ||
-        !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
+        !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs || !l->nfound ||
         !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i || !l->gacc_u ||
         !l->gacc_i)
         goto oom;
@@ -211,7 +213,7 @@ void learner_free(learner_t *l)
     emb_free(l->items);
     neumf_free(l->model);
     void *p[] = {l->ev_ue, l->ev_ie, l->gw, l->ev_ts, l->urows, l->irows, l->pair_ur, l->pair_ir,
-                 l->logits, l->dz, l->logq, l->du, l->di, l->negs, l->cand, l->negq,
+                 l->logits, l->dz, l->logq, l->du, l->di, l->negs, l->nfound, l->cand, l->negq,
                  l->scores, l->ustamp, l->uslot, l->istamp, l->islot, l->uniq_u, l->uniq_i,
                  l->gacc_u, l->gacc_i};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
@@ -316,13 +318,16 @@ static void learn_batch(learner_t *l, int B)
         ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
     samp_set_batch(l->samp, l->ev_ie, B);
 
+    samp_draw_batch(l->samp, &l->rng, l->ev_ue, B, k, l->negs, l->negq, l->nfound);
     int E = 0; /* events kept: those with at least one negative */
     for (int b = 0; b < B; b++) {
-        int n = samp_draw(l->samp, &l->rng, l->ev_ue[b], l->negs, l->negq, k);
+        int n = l->nfound[b];
         if (n == 0) {
             l->st.skipped++;
             continue;
         }
+        const uint32_t *negs = l->negs + (size_t)b * k;
+        const float *negq = l->negq + (size_t)b * k;
         uint32_t urow = emb_entry_row(l->users, l->ev_ue[b]);
         uint32_t *pu = l->pair_ur + E * G, *pi = l->pair_ir + E * G;
         float *lq = l->logq + E * G;
@@ -333,8 +338,8 @@ static void learn_batch(learner_t *l, int B)
         for (int j = 0; j < k; j++) {
             int s = j < n ? j : j % n; /* too few found: repeat what was found */
             pu[1 + j] = urow;
-            pi[1 + j] = emb_entry_row(l->items, l->negs[s]);
-            float q = l->negq[s];
+            pi[1 + j] = emb_entry_row(l->items, negs[s]);
+            float q = negq[s];
             lq[1 + j] = logf(q > 1e-12f ? q : 1e-12f);
         }
         l->gw[E] = l->gw[b];

@@ -40,7 +40,7 @@ typedef struct {
     int negatives;          /* k sampled negatives per positive (default 4) */
     samp_config_t sampler;
     loss_kind_t loss;
-    int batch_events;       /* events per micro-batch (default 64) */
+    int batch_events;       /* events per micro-batch (default 256) */
 
     sparse_opt_t sparse_opt; /* rows: Adagrad (default) or SGD */
     float lr_sparse;         /* default 0.05 */

@@ -25,7 +25,7 @@ struct neumf {
     size_t w_off[NEUMF_MAX_LAYERS], b_off[NEUMF_MAX_LAYERS], wout_off, bout_off;
 
     /* activations of the last forward, (max_batch, ·) each */
-    float *pg, *qg;                /* (B, D) gathered GMF rows */
+    const float **urows, **irows;  /* (B) the rows of the last forward */
     float *h[NEUMF_MAX_LAYERS];    /* h[0] = [p'_u ; q'_i] (B, 2E); h[l] (B, mlp[l]) post-ReLU */
     float *dh[NEUMF_MAX_LAYERS];   /* gradients of h[l] */
     float *feat, *dfeat;           /* (B, F) */
@@ -131,15 +131,17 @@ neumf_t *neumf_create(const neumf_config_t *cfg, char *errstr, size_t len)
     for (int i = 0; i < m->F; i++)
         m->dense.params[m->wout_off + i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
 
-    size_t B = (size_t)cfg->max_batch, per = 2 * (size_t)m->D + 2 * (size_t)m->F;
+    size_t B = (size_t)cfg->max_batch, per = 2 * (size_t)m->F;
     for (int l = 0; l < m->L; l++)
         per += 2 * (size_t)cfg->mlp[l];
     float *mem = malloc(sizeof(float) * per * B);
     if (!mem)
         goto oom;
     m->mem = mem;
-    m->pg = mem, mem += B * m->D;
-    m->qg = mem, mem += B * m->D;
+    m->urows = malloc(sizeof(float *) * B);
+    m->irows = malloc(sizeof(float *) * B);
+    if (!m->urows || !m->irows)
+        goto oom;
     for (int l = 0; l < m->L; l++) {
         m->h[l] = mem, mem += B * cfg->mlp[l];
         m->dh[l] = mem, mem += B * cfg->mlp[l];
@@ -160,6 +162,8 @@ void neumf_free(neumf_t *m)
         return;
     dense_block_free(&m->dense);
     free(m->mem);
+    free(m->urows);
+    free(m->irows);
     free(m);
 }
 
@@ -190,24 +194,23 @@ void neumf_forward(neumf_t *m, float *logits, const float *const *urows, const f
     void (*linear)(float *, const float *, const float *, const float *, int, int, int) =
         m->cfg.naive ? kern_linear_forward_naive : kern_linear_forward;
 
-    /* gather rows: GMF halves side by side, MLP halves concatenated */
+    /* gather the MLP halves into [p'_u ; q'_i]; the GMF product goes straight
+     * into the joined feature, read from the rows themselves */
+    const int H = mlp[L - 1];
     for (int b = 0; b < B; b++) {
-        memcpy(m->pg + (size_t)b * D, urows[b], sizeof(float) * D);
-        memcpy(m->qg + (size_t)b * D, irows[b], sizeof(float) * D);
+        m->urows[b] = urows[b];
+        m->irows[b] = irows[b];
         float *x0 = m->h[0] + (size_t)b * 2 * E;
         memcpy(x0, urows[b] + D, sizeof(float) * E);
         memcpy(x0 + E, irows[b] + D, sizeof(float) * E);
+        hadamard_forward(m->feat + (size_t)b * F, urows[b], irows[b], D);
     }
     for (int l = 1; l < L; l++) {
         linear(m->h[l], m->h[l - 1], P + m->w_off[l], P + m->b_off[l], B, mlp[l - 1], mlp[l]);
         relu_forward(m->h[l], m->h[l], B * mlp[l]);
     }
-    const int H = mlp[L - 1];
-    for (int b = 0; b < B; b++) {
-        float *f = m->feat + (size_t)b * F;
-        hadamard_forward(f, m->pg + (size_t)b * D, m->qg + (size_t)b * D, D);
-        memcpy(f + D, m->h[L - 1] + (size_t)b * H, sizeof(float) * H);
-    }
+    for (int b = 0; b < B; b++)
+        memcpy(m->feat + (size_t)b * F + D, m->h[L - 1] + (size_t)b * H, sizeof(float) * H);
     linear(logits, m->feat, P + m->wout_off, P + m->bout_off, B, F, 1);
 }
 
@@ -225,14 +228,16 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
               1);
 
     const int H = mlp[L - 1];
-    for (int l = 0; l < L; l++)
+    for (int l = 0; l < L - 1; l++)
         memset(m->dh[l], 0, sizeof(float) * B * mlp[l]);
-    memset(du, 0, sizeof(float) * B * R);
-    memset(di, 0, sizeof(float) * B * R);
     for (int b = 0; b < B; b++) {
-        const float *df = m->dfeat + (size_t)b * F;
-        hadamard_backward(du + (size_t)b * R, di + (size_t)b * R, df, m->pg + (size_t)b * D,
-                          m->qg + (size_t)b * D, D);
+        /* GMF: du = df ⊙ q_i, di = df ⊙ p_u, written (not added) */
+        const float *df = m->dfeat + (size_t)b * F, *p = m->urows[b], *q = m->irows[b];
+        float *dub = du + (size_t)b * R, *dib = di + (size_t)b * R;
+        for (int k = 0; k < D; k++) {
+            dub[k] = df[k] * q[k];
+            dib[k] = df[k] * p[k];
+        }
         memcpy(m->dh[L - 1] + (size_t)b * H, df + D, sizeof(float) * H);
     }
     for (int l = L - 1; l >= 1; l--) {

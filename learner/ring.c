@@ -210,3 +210,8 @@ int ring_has_pair(const ring_t *r, uint32_t user, uint32_t item)
     pair_find(r, pair_key(user, item), &found);
     return found;
 }
+
+void ring_prefetch_pair(const ring_t *r, uint32_t user, uint32_t item)
+{
+    __builtin_prefetch(&r->pairs[pair_home(r, pair_key(user, item))]);
+}

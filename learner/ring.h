@@ -32,5 +32,7 @@ uint32_t ring_item_count(const ring_t *r, uint32_t item);
 uint32_t ring_user_count(const ring_t *r, uint32_t user);
 /* 1 when (user, item) is among the events held. */
 int ring_has_pair(const ring_t *r, uint32_t user, uint32_t item);
+/* Hints that ring_has_pair(user, item) comes soon (a cache prefetch). */
+void ring_prefetch_pair(const ring_t *r, uint32_t user, uint32_t item);
 
 #endif

@@ -289,3 +289,38 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
     }
     return n;
 }
+
+void samp_draw_batch(sampler_t *s, rng_t *r, const uint32_t *users, int B, int k,
+                     uint32_t *items, float *q, int *found)
+{
+    if (s->cfg.kind == SAMP_HARD) {
+        for (int b = 0; b < B; b++)
+            found[b] = samp_draw(s, r, users[b], items + (size_t)b * k, q + (size_t)b * k, k);
+        return;
+    }
+    /* first pass: one candidate per place, its pair look-up prefetched */
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < k; j++) {
+            uint32_t it = draw_one(s, r);
+            items[(size_t)b * k + j] = it;
+            if (it != EMB_NONE)
+                ring_prefetch_pair(s->ring, users[b], it);
+        }
+    /* second pass: keep the valid ones, redraw the rest one by one */
+    for (int b = 0; b < B; b++) {
+        uint32_t *row = items + (size_t)b * k;
+        float *qrow = q + (size_t)b * k;
+        int n = 0;
+        for (int j = 0; j < k; j++) {
+            uint32_t it = row[j];
+            for (int t = 1; !valid_negative(s, users[b], it) && t < s->cfg.max_tries; t++)
+                it = draw_one(s, r);
+            if (!valid_negative(s, users[b], it))
+                continue;
+            row[n] = it;
+            qrow[n] = samp_prob(s, it);
+            n++;
+        }
+        found[b] = n;
+    }
+}

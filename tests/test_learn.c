@@ -1,0 +1,218 @@
+/* test_learn.c — end-to-end learning checks of the learner on the synthetic
+ * stream (planted topic preferences, Zipf popularity): the model must beat
+ * popularity ranking on leave-one-out, for every loss and sampler, and the
+ * learner must count what it refuses instead of failing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "dataset.h"
+#include "id.h"
+#include "kern.h"
+#include "learner.h"
+
+#include <stdlib.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    dataset_t d;
+    size_t *held, *train, ntrain;
+    lrn_event_t *ev;
+} stream_t;
+
+static int stream_setup(void **state)
+{
+    stream_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    gen_config_t g;
+    gen_config_default(&g);
+    g.users = 500;
+    g.items = 1000;
+    g.events = 40000;
+    g.seed = 7;
+    char err[256];
+    dataset_init(&s->d);
+    assert_int_equal(dataset_generate(&s->d, &g, err, sizeof(err)), 0);
+    dataset_sort_by_time(&s->d);
+    assert_int_equal(dataset_loo(&s->d, &s->held, &s->train, &s->ntrain), 0);
+    s->ev = malloc(sizeof(lrn_event_t) * s->ntrain);
+    assert_non_null(s->ev);
+    for (size_t t = 0; t < s->ntrain; t++) {
+        const ds_event_t *e = &s->d.ev[s->train[t]];
+        s->ev[t] = (lrn_event_t){s->d.users[e->user], s->d.items[e->item], e->ts_ms, 1.0f};
+    }
+    kern_set_threads(1);
+    *state = s;
+    return 0;
+}
+
+static int stream_teardown(void **state)
+{
+    stream_t *s = *state;
+    free(s->ev);
+    free(s->held);
+    free(s->train);
+    dataset_free(&s->d);
+    free(s);
+    return 0;
+}
+
+static void train_and_eval(stream_t *s, const learner_config_t *cfg, int epochs,
+                           loo_result_t *res, learner_stats_t *st)
+{
+    char err[256];
+    learner_t *l = learner_create(cfg, err, sizeof(err));
+    assert_non_null(l);
+    for (int e = 0; e < epochs; e++)
+        assert_int_equal(learner_learn(l, s->ev, s->ntrain), s->ntrain);
+    assert_int_equal(dataset_eval_loo(l, &s->d, s->held, s->train, s->ntrain, 1, res), 0);
+    learner_stats(l, st);
+    learner_free(l);
+}
+
+/* The bar: NeuMF with BCE and uniform negatives doubles popularity. */
+static void test_neumf_beats_popularity_twice(void **state)
+{
+    stream_t *s = *state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    loo_result_t r;
+    learner_stats_t st;
+    train_and_eval(s, &cfg, 3, &r, &st);
+    print_message("bce/uniform: HR@10 %.3f NDCG@10 %.3f, popularity HR@10 %.3f\n", r.hr, r.ndcg,
+                  r.pop_hr);
+    assert_int_equal(r.users, s->d.nusers);
+    assert_true(r.pop_hr > 0.05); /* the baseline itself is sane */
+    assert_true(r.hr >= 2.0 * r.pop_hr);
+    assert_true(r.ndcg >= 2.0 * r.pop_ndcg);
+    assert_int_equal(st.events, 3 * s->ntrain);
+    assert_int_equal(st.pairs, 3 * s->ntrain * (1 + cfg.negatives));
+    assert_true(st.preq_n > 0);
+}
+
+/* Every loss and sampler learns: clearly above popularity ranking. */
+static void test_every_loss_and_sampler_learns(void **state)
+{
+    stream_t *s = *state;
+    static const struct {
+        loss_kind_t loss;
+        samp_kind_t samp;
+    } cases[] = {
+        {LOSS_BPR, SAMP_UNIFORM},      {LOSS_SOFTMAX, SAMP_UNIFORM},
+        {LOSS_SOFTMAX, SAMP_POPULARITY}, {LOSS_SOFTMAX, SAMP_INBATCH},
+        {LOSS_BCE, SAMP_POPULARITY},   {LOSS_BCE, SAMP_HARD},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        learner_config_t cfg;
+        learner_config_default(&cfg);
+        cfg.loss = cases[c].loss;
+        cfg.sampler.kind = cases[c].samp;
+        loo_result_t r;
+        learner_stats_t st;
+        train_and_eval(s, &cfg, 3, &r, &st);
+        print_message("%s/%s: HR@10 %.3f NDCG@10 %.3f (popularity %.3f), loss %.4f\n",
+                      loss_kind_name(cfg.loss), samp_kind_name(cfg.sampler.kind), r.hr, r.ndcg,
+                      r.pop_hr, st.loss_ewma);
+        assert_true(r.hr >= 1.5 * r.pop_hr);
+        assert_true(isfinite(st.loss_ewma));
+        assert_int_equal(st.skipped, 0);
+    }
+}
+
+/* Prequential quality rises as the stream is learned. */
+static void test_prequential_improves(void **state)
+{
+    stream_t *s = *state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.preq_rate = 0.2;
+    cfg.ewma_alpha = 0.02;
+    char err[256];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    size_t tenth = s->ntrain / 10;
+    learner_learn(l, s->ev, tenth);
+    learner_stats_t early, late;
+    learner_stats(l, &early);
+    learner_learn(l, s->ev + tenth, s->ntrain - tenth);
+    learner_stats(l, &late);
+    print_message("prequential HR@10: after 10%% %.3f, at the end %.3f (recent)\n",
+                  early.preq_hr10_ewma, late.preq_hr10_ewma);
+    assert_true(late.preq_hr10_ewma > early.preq_hr10_ewma + 0.1);
+    assert_true(late.loss_ewma < early.loss_ewma);
+    learner_free(l);
+}
+
+/* Refused events are counted, the rest learned; learned ids become dirty. */
+static void test_refusals_and_dirty(void **state)
+{
+    (void)state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.batch_events = 4;
+    char err[256];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    char longid[EMB_MAX_ID_LEN + 10];
+    memset(longid, 'x', sizeof(longid));
+    lrn_event_t ev[40];
+    char ub[40][24], ib[40][24];
+    for (int i = 0; i < 40; i++) {
+        size_t ul = id_from_int(i % 5, ub[i]), il = id_from_int(i % 13, ib[i]);
+        ev[i] = (lrn_event_t){{id_hash(ub[i], ul), ub[i], ul}, {id_hash(ib[i], il), ib[i], il},
+                              1000 + i, 1.0f};
+    }
+    ev[7].item = (lrn_id_t){id_hash(longid, sizeof(longid)), longid, sizeof(longid)};
+    ev[21].user = (lrn_id_t){id_hash(longid, sizeof(longid)), longid, sizeof(longid)};
+    assert_int_equal(learner_learn(l, ev, 40), 38);
+    learner_stats_t st;
+    learner_stats(l, &st);
+    assert_int_equal(st.bad, 2);
+    assert_int_equal(st.events + st.skipped, 38);
+    assert_int_equal(st.users.entries, 5);
+    /* every user learned is dirty, and taking clears them */
+    uint32_t out[64];
+    assert_int_equal(emb_take_dirty(learner_users(l), out, 64), 5);
+    assert_int_equal(emb_dirty_count(learner_users(l)), 0);
+    /* unknown ids score with the fallback rows, finitely */
+    lrn_id_t u = {id_hash("nobody", 6), "nobody", 6};
+    lrn_id_t items[2] = {{id_hash("nothing", 7), "nothing", 7}, ev[0].item};
+    float sc[2];
+    learner_score(l, &u, items, 2, sc);
+    assert_true(isfinite(sc[0]) && isfinite(sc[1]));
+    learner_free(l);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    learner_config_t cfg;
+    char err[256];
+    learner_config_default(&cfg);
+    cfg.negatives = 0;
+    assert_null(learner_create(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "negatives"));
+    learner_config_default(&cfg);
+    cfg.lr_sparse = 0;
+    assert_null(learner_create(&cfg, err, sizeof(err)));
+    learner_config_default(&cfg);
+    cfg.model.mlp[0] = 63;
+    assert_null(learner_create(&cfg, err, sizeof(err)));
+    learner_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_neumf_beats_popularity_twice),
+        cmocka_unit_test(test_every_loss_and_sampler_learns),
+        cmocka_unit_test(test_prequential_improves),
+        cmocka_unit_test(test_refusals_and_dirty),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, stream_setup, stream_teardown);
+}
