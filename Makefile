@@ -13,6 +13,7 @@ TESTPKG := cmocka
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev
 
+comma := ,
 ifneq ($(SANITIZE),)
 BUILD   := build/san-$(subst $(comma),-,$(SANITIZE))
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -20,8 +21,6 @@ else
 BUILD   := build
 SANFLAGS :=
 endif
-comma := ,
-
 OPT     ?= -O3 -fno-math-errno -march=x86-64-v3 -mtune=generic
 CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) -MMD -MP \
            -Ilearner -Iproto -Idaemon -Istore

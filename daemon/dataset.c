@@ -163,16 +163,20 @@ int dataset_load(dataset_t *d, const char *path, char *errstr, size_t len)
         char *fld[4];
         size_t fl[4];
         int n = split(line, fld, fl, 4);
-        if (n < 4) {
-            snprintf(errstr, len, "%s:%ld: expected 4 fields (user item rating ts), got %d",
-                     path, lineno, n);
+        if (n == 0)
+            continue; /* a line of blanks */
+        if (n < 4 || fl[0] == 0 || fl[1] == 0) {
+            snprintf(errstr, len, "%s:%ld: expected 4 non-empty fields (user item rating ts)",
+                     path, lineno);
             rc = -1;
             break;
         }
         char *end;
         errno = 0;
+        while (fl[3] && (fld[3][fl[3] - 1] == ' ' || fld[3][fl[3] - 1] == '\t'))
+            fl[3]--; /* "::" lines may end in blanks */
         long long ts = strtoll(fld[3], &end, 10);
-        if (errno || end != fld[3] + fl[3] || ts < 0) {
+        if (errno || end != fld[3] + fl[3] || fl[3] == 0 || ts < 0) {
             snprintf(errstr, len, "%s:%ld: timestamp '%.*s' is not a non-negative integer", path,
                      lineno, (int)fl[3], fld[3]);
             rc = -1;

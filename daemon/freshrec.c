@@ -172,7 +172,7 @@ static void train_usage(FILE *f)
         "  --loss L          bce | bpr | softmax                            [bce]\n"
         "  --batch N         events per micro-batch                         [256]\n"
         "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
-        "  --lr-sparse X     row learning rate                              [0.05]\n"
+        "  --lr-sparse X     row learning rate                              [0.03]\n"
         "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
         "  --l2-sparse X     L2 on rows                                     [0]\n"
         "  --l2-dense X      L2 on the dense block                          [0]\n"

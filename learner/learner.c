@@ -69,7 +69,7 @@ void learner_config_default(learner_config_t *cfg)
     cfg->loss = LOSS_BCE;
     cfg->batch_events = 256;
     cfg->sparse_opt = OPT_ADAGRAD;
-    cfg->lr_sparse = 0.05f;
+    cfg->lr_sparse = 0.03f;
     cfg->adagrad_eps = 1e-8f;
     cfg->lr_dense = 0.001f;
     cfg->init_std = 0.01f;

@@ -43,7 +43,7 @@ typedef struct {
     int batch_events;       /* events per micro-batch (default 256) */
 
     sparse_opt_t sparse_opt; /* rows: Adagrad (default) or SGD */
-    float lr_sparse;         /* default 0.05 */
+    float lr_sparse;         /* default 0.03 */
     float l2_sparse;         /* default 0 */
     float adagrad_eps;
     float lr_dense;          /* Adam, default 0.001 */

@@ -4,6 +4,7 @@
 #include "layers.h"
 
 #include <math.h>
+#include <string.h>
 
 float loss_bce(float *dz, const float *z, const float *gw, int B, int G)
 {
@@ -35,6 +36,10 @@ float loss_bce_labels(float *dz, const float *z, const float *y, const float *w,
 
 float loss_bpr(float *dz, const float *z, const float *gw, int B, int G)
 {
+    if (G < 2) { /* no pairs: nothing to learn */
+        memset(dz, 0, sizeof(float) * B * G);
+        return 0.0f;
+    }
     double total = 0.0;
     float inv = 1.0f / (float)(B * (G - 1));
     for (int b = 0; b < B; b++) {

@@ -16,7 +16,7 @@ float loss_bce(float *dz, const float *z, const float *gw, int B, int G);
  * impression that was not clicked is a real negative). w (n) or NULL. */
 float loss_bce_labels(float *dz, const float *z, const float *y, const float *w, int n);
 
-/* Pairwise BPR: mean over the B·(G-1) pairs of −ln σ(z_pos − z_neg). */
+/* Pairwise BPR: mean over the B·(G-1) pairs of −ln σ(z_pos − z_neg); 0 when G < 2. */
 float loss_bpr(float *dz, const float *z, const float *gw, int B, int G);
 
 /* Listwise sampled softmax / InfoNCE: mean over groups of

@@ -85,11 +85,16 @@ neumf_t *neumf_create(const neumf_config_t *cfg, char *errstr, size_t len)
         snprintf(errstr, len, "dim %d out of range [1, 1024]", cfg->dim);
         goto err;
     }
-    if (cfg->nmlp < 2 || cfg->nmlp > NEUMF_MAX_LAYERS || cfg->mlp[0] % 2) {
-        snprintf(errstr, len, "MLP needs an even input width and 1..%d layers",
+    if (cfg->nmlp < 2 || cfg->nmlp > NEUMF_MAX_LAYERS || cfg->mlp[0] % 2 || cfg->mlp[0] < 2) {
+        snprintf(errstr, len, "MLP needs an even input width ≥ 2 and 1..%d layers",
                  NEUMF_MAX_LAYERS - 1);
         goto err;
     }
+    for (int l = 1; l < cfg->nmlp; l++)
+        if (cfg->mlp[l] < 1 || cfg->mlp[l] > 4096) {
+            snprintf(errstr, len, "MLP layer %d has width %d, not in [1, 4096]", l, cfg->mlp[l]);
+            goto err;
+        }
     if (cfg->max_batch < 1) {
         snprintf(errstr, len, "max_batch must be positive");
         goto err;

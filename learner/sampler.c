@@ -113,9 +113,13 @@ static uint32_t fen_sample(const sampler_t *s, rng_t *r)
     }
     if (pos >= s->n)
         pos = s->n - 1;
-    /* rounding can land on a zero-weight item; step to a neighbour with weight */
-    while (pos > 0 && s->w[pos] <= 0.0)
-        pos--;
+    /* rounding can land on a zero-weight item: take the nearest one with weight */
+    for (size_t d = 0; d < s->n; d++) {
+        if (pos >= d && s->w[pos - d] > 0.0)
+            return (uint32_t)(pos - d);
+        if (pos + d < s->n && s->w[pos + d] > 0.0)
+            return (uint32_t)(pos + d);
+    }
     return (uint32_t)pos;
 }
 
@@ -140,6 +144,12 @@ sampler_t *samp_create(const samp_config_t *cfg, const emb_table_t *items, ring_
         if (fen_grow(s, 0))
             goto oom;
         ring_set_listener(ring, on_count, s);
+        /* a ring that already holds events (e.g. restored) weighs from the start */
+        for (size_t i = 0; i < ring_size(ring); i++) {
+            uint32_t item;
+            ring_get(ring, i, NULL, &item, NULL);
+            on_count(s, item, ring_item_count(ring, item));
+        }
     }
     if (cfg->kind == SAMP_HARD) {
         s->cand = malloc(sizeof(uint32_t) * cfg->pool);
@@ -251,7 +261,12 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
         int c = 0;
         for (int t = 0; c < s->cfg.pool && t < s->cfg.pool * s->cfg.max_tries; t++) {
             uint32_t it = draw_one(s, r);
-            if (valid_negative(s, user, it))
+            if (!valid_negative(s, user, it))
+                continue;
+            int dup = 0; /* the pool holds distinct items, so the top k are distinct */
+            for (int j = 0; j < c && !dup; j++)
+                dup = s->cand[j] == it;
+            if (!dup)
                 s->cand[c++] = it;
         }
         if (c == 0)
