@@ -166,8 +166,8 @@ int dataset_load(dataset_t *d, const char *path, char *errstr, size_t len)
         if (n == 0)
             continue; /* a line of blanks */
         if (n < 4 || fl[0] == 0 || fl[1] == 0) {
-            snprintf(errstr, len, "%s:%ld: expected 4 non-empty fields (user item rating ts)",
-                     path, lineno);
+            snprintf(errstr, len, "%s:%ld: expected 4 non-empty fields (user item rating ts)", path,
+                     lineno);
             rc = -1;
             break;
         }
@@ -386,7 +386,7 @@ int dataset_loo(const dataset_t *d, size_t **held, size_t **train, size_t *ntrai
 /* NCF protocol: each held-out item ranked against 100 items the user never
  * interacted with; also ranks by training popularity as a baseline. */
 int dataset_eval_loo(learner_t *l, const dataset_t *d, const size_t *held, const size_t *train,
-                    size_t ntrain, uint64_t seed, loo_result_t *res)
+                     size_t ntrain, uint64_t seed, loo_result_t *res)
 {
     enum { NNEG = 100 };
     memset(res, 0, sizeof(*res));
@@ -471,4 +471,3 @@ out:
     free(sc);
     return rc;
 }
-

@@ -28,9 +28,9 @@ typedef struct {
     uint32_t users, items;
     uint64_t events;
     uint64_t seed;
-    uint32_t topics;   /* planted interest clusters (default 24) */
-    double zipf;       /* item popularity exponent (default 0.6) */
-    double focus;      /* share of a user's events in their main topic (default 0.8) */
+    uint32_t topics; /* planted interest clusters (default 24) */
+    double zipf;     /* item popularity exponent (default 0.6) */
+    double focus;    /* share of a user's events in their main topic (default 0.8) */
 } gen_config_t;
 
 void dataset_init(dataset_t *d);

@@ -71,9 +71,9 @@ static int cmd_gen(int argc, char **argv)
     gen_config_default(&cfg);
     const char *out = NULL;
     static const struct option opts[] = {
-        {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"events", 1, 0, 'e'}, {"seed", 1, 0, 's'},
-        {"topics", 1, 0, 't'}, {"zipf", 1, 0, 'z'}, {"focus", 1, 0, 'f'}, {"out", 1, 0, 'o'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"users", 1, 0, 'u'},  {"items", 1, 0, 'i'}, {"events", 1, 0, 'e'}, {"seed", 1, 0, 's'},
+        {"topics", 1, 0, 't'}, {"zipf", 1, 0, 'z'},  {"focus", 1, 0, 'f'},  {"out", 1, 0, 'o'},
+        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     int c;
     long v;
     double x;
@@ -140,8 +140,9 @@ static int cmd_gen(int argc, char **argv)
         dataset_free(&d);
         return 1;
     }
-    fprintf(f, "# freshrec gen --users %u --items %u --events %llu --seed %llu --topics %u "
-               "--zipf %g --focus %g\n",
+    fprintf(f,
+            "# freshrec gen --users %u --items %u --events %llu --seed %llu --topics %u "
+            "--zipf %g --focus %g\n",
             cfg.users, cfg.items, (unsigned long long)cfg.events, (unsigned long long)cfg.seed,
             cfg.topics, cfg.zipf, cfg.focus);
     int rc = dataset_write(&d, f);
@@ -157,36 +158,34 @@ static int cmd_gen(int argc, char **argv)
 
 static void train_usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: freshrec train --data PATH [options]\n"
-        "Replays PATH as a chronological stream through the learner, then evaluates.\n"
-        "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
-        "  --model M         neumf                                          [neumf]\n"
-        "  --dim N           GMF factors                                    [32]\n"
-        "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
-        "  --negatives K     sampled negatives per positive                 [4]\n"
-        "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
-        "  --alpha A         popularity exponent                            [0.75]\n"
-        "  --pool C          hard: candidates scored per event              [32]\n"
-        "  --loss L          bce | bpr | softmax                            [bce]\n"
-        "  --batch N         events per micro-batch                         [256]\n"
-        "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
-        "  --lr-sparse X     row learning rate                              [0.03]\n"
-        "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
-        "  --l2-sparse X     L2 on rows                                     [0]\n"
-        "  --l2-dense X      L2 on the dense block                          [0]\n"
-        "  --init-std X      new rows: N(0, X)                              [0.01]\n"
-        "  --ring N          rolling-buffer events                          [100000]\n"
-        "  --admit-after N   occurrences before an id gets its own row      [1]\n"
-        "  --epochs N        passes over the stream                         [1]\n"
-        "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
-        "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
-        "  --threads T       learner threads (only 1 is implemented)        [1]\n"
-        "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
-        "  --seed S          random seed                                    [1]\n"
-        "  --json            last line of stdout: the figures as one JSON object\n"
-        "  --quiet           no progress on stderr\n");
+    fprintf(f, "usage: freshrec train --data PATH [options]\n"
+               "Replays PATH as a chronological stream through the learner, then evaluates.\n"
+               "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
+               "  --model M         neumf                                          [neumf]\n"
+               "  --dim N           GMF factors                                    [32]\n"
+               "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
+               "  --negatives K     sampled negatives per positive                 [4]\n"
+               "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
+               "  --alpha A         popularity exponent                            [0.75]\n"
+               "  --pool C          hard: candidates scored per event              [32]\n"
+               "  --loss L          bce | bpr | softmax                            [bce]\n"
+               "  --batch N         events per micro-batch                         [256]\n"
+               "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
+               "  --lr-sparse X     row learning rate                              [0.03]\n"
+               "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
+               "  --l2-sparse X     L2 on rows                                     [0]\n"
+               "  --l2-dense X      L2 on the dense block                          [0]\n"
+               "  --init-std X      new rows: N(0, X)                              [0.01]\n"
+               "  --ring N          rolling-buffer events                          [100000]\n"
+               "  --admit-after N   occurrences before an id gets its own row      [1]\n"
+               "  --epochs N        passes over the stream                         [1]\n"
+               "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
+               "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
+               "  --threads T       learner threads (only 1 is implemented)        [1]\n"
+               "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
+               "  --seed S          random seed                                    [1]\n"
+               "  --json            last line of stdout: the figures as one JSON object\n"
+               "  --quiet           no progress on stderr\n");
 }
 
 static int cmd_train(int argc, char **argv)
@@ -198,26 +197,51 @@ static int cmd_train(int argc, char **argv)
     double x;
     int json = 0, quiet = 0;
     char err[256];
-    static const struct option opts[] = {
-        {"data", 1, 0, 'd'},        {"format", 1, 0, 'f'},     {"model", 1, 0, 'm'},
-        {"dim", 1, 0, 'D'},         {"mlp", 1, 0, 'M'},        {"negatives", 1, 0, 'k'},
-        {"sampler", 1, 0, 'S'},     {"alpha", 1, 0, 'a'},      {"pool", 1, 0, 'P'},
-        {"loss", 1, 0, 'L'},        {"batch", 1, 0, 'b'},      {"optimizer", 1, 0, 'O'},
-        {"lr-sparse", 1, 0, 1},     {"lr-dense", 1, 0, 2},     {"l2-sparse", 1, 0, 3},
-        {"l2-dense", 1, 0, 4},      {"init-std", 1, 0, 5},     {"ring", 1, 0, 6},
-        {"admit-after", 1, 0, 7},   {"epochs", 1, 0, 'e'},     {"eval", 1, 0, 'E'},
-        {"preq-rate", 1, 0, 8},     {"threads", 1, 0, 'T'},    {"naive", 0, 0, 9},
-        {"seed", 1, 0, 's'},        {"json", 0, 0, 'j'},       {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", 1, 0, 'd'},
+                                         {"format", 1, 0, 'f'},
+                                         {"model", 1, 0, 'm'},
+                                         {"dim", 1, 0, 'D'},
+                                         {"mlp", 1, 0, 'M'},
+                                         {"negatives", 1, 0, 'k'},
+                                         {"sampler", 1, 0, 'S'},
+                                         {"alpha", 1, 0, 'a'},
+                                         {"pool", 1, 0, 'P'},
+                                         {"loss", 1, 0, 'L'},
+                                         {"batch", 1, 0, 'b'},
+                                         {"optimizer", 1, 0, 'O'},
+                                         {"lr-sparse", 1, 0, 1},
+                                         {"lr-dense", 1, 0, 2},
+                                         {"l2-sparse", 1, 0, 3},
+                                         {"l2-dense", 1, 0, 4},
+                                         {"init-std", 1, 0, 5},
+                                         {"ring", 1, 0, 6},
+                                         {"admit-after", 1, 0, 7},
+                                         {"epochs", 1, 0, 'e'},
+                                         {"eval", 1, 0, 'E'},
+                                         {"preq-rate", 1, 0, 8},
+                                         {"threads", 1, 0, 'T'},
+                                         {"naive", 0, 0, 9},
+                                         {"seed", 1, 0, 's'},
+                                         {"json", 0, 0, 'j'},
+                                         {"quiet", 0, 0, 'q'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 'f': format = optarg; break;
-        case 'm': model = optarg; break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
         case 'D':
-            if (parse_long("--dim", optarg, 1, 1024, &v)) return 2;
+            if (parse_long("--dim", optarg, 1, 1024, &v))
+                return 2;
             cfg.model.dim = (int)v;
             break;
         case 'M':
@@ -227,23 +251,28 @@ static int cmd_train(int argc, char **argv)
             }
             break;
         case 'k':
-            if (parse_long("--negatives", optarg, 1, 1024, &v)) return 2;
+            if (parse_long("--negatives", optarg, 1, 1024, &v))
+                return 2;
             cfg.negatives = (int)v;
             break;
         case 'S':
             if ((v = samp_kind_parse(optarg)) < 0) {
-                fprintf(stderr, "freshrec: --sampler '%s': expected uniform, popularity, "
-                                "inbatch or hard\n", optarg);
+                fprintf(stderr,
+                        "freshrec: --sampler '%s': expected uniform, popularity, "
+                        "inbatch or hard\n",
+                        optarg);
                 return 2;
             }
             cfg.sampler.kind = (samp_kind_t)v;
             break;
         case 'a':
-            if (parse_double("--alpha", optarg, 0, 2, &x)) return 2;
+            if (parse_double("--alpha", optarg, 0, 2, &x))
+                return 2;
             cfg.sampler.alpha = (float)x;
             break;
         case 'P':
-            if (parse_long("--pool", optarg, 1, 4096, &v)) return 2;
+            if (parse_long("--pool", optarg, 1, 4096, &v))
+                return 2;
             cfg.sampler.pool = (int)v;
             break;
         case 'L':
@@ -254,7 +283,8 @@ static int cmd_train(int argc, char **argv)
             cfg.loss = (loss_kind_t)v;
             break;
         case 'b':
-            if (parse_long("--batch", optarg, 1, 65536, &v)) return 2;
+            if (parse_long("--batch", optarg, 1, 65536, &v))
+                return 2;
             cfg.batch_events = (int)v;
             break;
         case 'O':
@@ -268,53 +298,76 @@ static int cmd_train(int argc, char **argv)
             }
             break;
         case 1:
-            if (parse_double("--lr-sparse", optarg, 1e-9, 100, &x)) return 2;
+            if (parse_double("--lr-sparse", optarg, 1e-9, 100, &x))
+                return 2;
             cfg.lr_sparse = (float)x;
             break;
         case 2:
-            if (parse_double("--lr-dense", optarg, 1e-9, 100, &x)) return 2;
+            if (parse_double("--lr-dense", optarg, 1e-9, 100, &x))
+                return 2;
             cfg.lr_dense = (float)x;
             break;
         case 3:
-            if (parse_double("--l2-sparse", optarg, 0, 100, &x)) return 2;
+            if (parse_double("--l2-sparse", optarg, 0, 100, &x))
+                return 2;
             cfg.l2_sparse = (float)x;
             break;
         case 4:
-            if (parse_double("--l2-dense", optarg, 0, 100, &x)) return 2;
+            if (parse_double("--l2-dense", optarg, 0, 100, &x))
+                return 2;
             cfg.l2_dense = (float)x;
             break;
         case 5:
-            if (parse_double("--init-std", optarg, 0, 10, &x)) return 2;
+            if (parse_double("--init-std", optarg, 0, 10, &x))
+                return 2;
             cfg.init_std = (float)x;
             break;
         case 6:
-            if (parse_long("--ring", optarg, 1, 1000000000L, &v)) return 2;
+            if (parse_long("--ring", optarg, 1, 1000000000L, &v))
+                return 2;
             cfg.ring_capacity = (size_t)v;
             break;
         case 7:
-            if (parse_long("--admit-after", optarg, 1, 1000000, &v)) return 2;
+            if (parse_long("--admit-after", optarg, 1, 1000000, &v))
+                return 2;
             cfg.admit_after = (uint32_t)v;
             break;
         case 'e':
-            if (parse_long("--epochs", optarg, 1, 10000, &epochs)) return 2;
+            if (parse_long("--epochs", optarg, 1, 10000, &epochs))
+                return 2;
             break;
-        case 'E': eval = optarg; break;
+        case 'E':
+            eval = optarg;
+            break;
         case 8:
-            if (parse_double("--preq-rate", optarg, 0, 1, &x)) return 2;
+            if (parse_double("--preq-rate", optarg, 0, 1, &x))
+                return 2;
             cfg.preq_rate = x;
             break;
         case 'T':
-            if (parse_long("--threads", optarg, 1, 1024, &threads)) return 2;
+            if (parse_long("--threads", optarg, 1, 1024, &threads))
+                return 2;
             break;
-        case 9: cfg.model.naive = 1; break;
+        case 9:
+            cfg.model.naive = 1;
+            break;
         case 's':
-            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &v)) return 2;
+            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &v))
+                return 2;
             cfg.seed = (uint64_t)v;
             break;
-        case 'j': json = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': train_usage(stdout); return 0;
-        default: train_usage(stderr); return 2;
+        case 'j':
+            json = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            train_usage(stdout);
+            return 0;
+        default:
+            train_usage(stderr);
+            return 2;
         }
     }
     if (!data) {
@@ -323,8 +376,7 @@ static int cmd_train(int argc, char **argv)
         return 2;
     }
     if (strcmp(format, "movielens") && strcmp(format, "synthetic")) {
-        fprintf(stderr, "freshrec train: --format '%s': expected movielens or synthetic\n",
-                format);
+        fprintf(stderr, "freshrec train: --format '%s': expected movielens or synthetic\n", format);
         return 2;
     }
     if (strcmp(model, "neumf")) {
@@ -336,8 +388,10 @@ static int cmd_train(int argc, char **argv)
         return 2;
     }
     if (threads != 1) {
-        fprintf(stderr, "freshrec train: --threads %ld: multi-threaded learning is not "
-                        "implemented yet; use --threads 1\n", threads);
+        fprintf(stderr,
+                "freshrec train: --threads %ld: multi-threaded learning is not "
+                "implemented yet; use --threads 1\n",
+                threads);
         return 2;
     }
     kern_set_threads(1);
@@ -374,8 +428,9 @@ static int cmd_train(int argc, char **argv)
         ev[t] = (lrn_event_t){d.users[e->user], d.items[e->item], e->ts_ms, 1.0f};
     }
     if (!quiet)
-        fprintf(stderr, "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
-                        "%ld epoch(s), neumf dim %d, %s loss, %s sampler, %d negatives\n",
+        fprintf(stderr,
+                "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
+                "%ld epoch(s), neumf dim %d, %s loss, %s sampler, %d negatives\n",
                 d.n, d.nusers, d.nitems, ntrain, epochs, cfg.model.dim, loss_kind_name(cfg.loss),
                 samp_kind_name(cfg.sampler.kind), cfg.negatives);
 
@@ -390,8 +445,9 @@ static int cmd_train(int argc, char **argv)
             double t = now_s();
             if (!quiet && tty && t - last >= 0.5) {
                 learner_stats(l, &st);
-                fprintf(stderr, "\repoch %ld/%ld  %5.1f%%  %9.0f events/s  loss %.4f  "
-                                "prequential HR@10 %.3f ",
+                fprintf(stderr,
+                        "\repoch %ld/%ld  %5.1f%%  %9.0f events/s  loss %.4f  "
+                        "prequential HR@10 %.3f ",
                         ep, epochs, 100.0 * (s + n) / ntrain, st.events / (t - t0), st.loss_ewma,
                         st.preq_hr10_ewma);
                 last = t;
@@ -400,8 +456,9 @@ static int cmd_train(int argc, char **argv)
         if (!quiet) {
             learner_stats(l, &st);
             double t = now_s();
-            fprintf(stderr, "%sepoch %ld/%ld  %9.0f events/s  %10.0f pairs/s  loss %.4f  "
-                            "prequential HR@10 %.3f NDCG@10 %.3f\n",
+            fprintf(stderr,
+                    "%sepoch %ld/%ld  %9.0f events/s  %10.0f pairs/s  loss %.4f  "
+                    "prequential HR@10 %.3f NDCG@10 %.3f\n",
                     tty ? "\r" : "", ep, epochs, st.events / (t - t0), st.pairs / (t - t0),
                     st.loss_ewma, st.preq_hr10_ewma, st.preq_ndcg10_ewma);
         }
@@ -422,8 +479,9 @@ static int cmd_train(int argc, char **argv)
         fprintf(o, "prequential (%llu ranked): HR@10 %.4f  NDCG@10 %.4f\n",
                 (unsigned long long)st.preq_n, st.preq_hr10, st.preq_ndcg10);
         if (do_loo)
-            fprintf(o, "leave-one-out (%zu users): HR@10 %.4f  NDCG@10 %.4f   popularity: HR@10 "
-                       "%.4f  NDCG@10 %.4f\n",
+            fprintf(o,
+                    "leave-one-out (%zu users): HR@10 %.4f  NDCG@10 %.4f   popularity: HR@10 "
+                    "%.4f  NDCG@10 %.4f\n",
                     loo.users, loo.hr, loo.ndcg, loo.pop_hr, loo.pop_ndcg);
     }
     if (json) {
@@ -433,11 +491,10 @@ static int cmd_train(int argc, char **argv)
             "model", "neumf", "loss", loss_kind_name(cfg.loss), "sampler",
             samp_kind_name(cfg.sampler.kind), "dim", cfg.model.dim, "negatives", cfg.negatives,
             "epochs", (int)epochs, "events", (json_int_t)st.events, "pairs", (json_int_t)st.pairs,
-            "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds",
-            train_s, "events_per_s", eps, "pairs_per_s", pps, "loss_ewma", st.loss_ewma,
-            "preq_hr10", st.preq_hr10, "preq_ndcg10", st.preq_ndcg10, "final_loss",
-            st.loss_ewma, "loo_users", (json_int_t)loo.users, "pop_hr10", loo.pop_hr,
-            "pop_ndcg10", loo.pop_ndcg);
+            "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds", train_s,
+            "events_per_s", eps, "pairs_per_s", pps, "loss_ewma", st.loss_ewma, "preq_hr10",
+            st.preq_hr10, "preq_ndcg10", st.preq_ndcg10, "final_loss", st.loss_ewma, "loo_users",
+            (json_int_t)loo.users, "pop_hr10", loo.pop_hr, "pop_ndcg10", loo.pop_ndcg);
         if (!j) {
             fprintf(stderr, "freshrec train: could not build the JSON result\n");
             goto out;

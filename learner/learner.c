@@ -24,14 +24,14 @@ struct learner {
     /* micro-batch */
     uint32_t *ev_ue, *ev_ie; /* (batch_events) entries */
     int64_t *ev_ts;
-    float *gw;               /* (batch_events) event weights */
+    float *gw;                    /* (batch_events) event weights */
     const float **urows, **irows; /* (maxb) */
     uint32_t *pair_ur, *pair_ir;  /* (P) rows of each pair */
     float *logits, *dz, *logq;    /* (P) */
     float *du, *di;               /* (P, R) */
-    uint32_t *negs, *cand; /* negs (batch_events, k); cand (maxb) */
+    uint32_t *negs, *cand;        /* negs (batch_events, k); cand (maxb) */
     float *negq, *scores;
-    int *nfound;           /* (batch_events) */
+    int *nfound; /* (batch_events) */
 
     /* de-duplication of touched rows: slot[row] valid while stamp[row] == gen */
     uint32_t *ustamp, *uslot, *istamp, *islot;
@@ -188,9 +188,9 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->gacc_u = malloc(sizeof(float) * P * l->R);
     l->gacc_i = malloc(sizeof(float) * P * l->R);
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->urows || !l->irows || !l->pair_ur ||
-        !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs || !l->nfound ||
-        !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i || !l->gacc_u ||
-        !l->gacc_i)
+        !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
+        !l->nfound || !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i ||
+        !l->gacc_u || !l->gacc_i)
         goto oom;
     ewma_init(&l->loss_e, cfg->ewma_alpha);
     ewma_init(&l->hr_e, cfg->ewma_alpha);
@@ -212,10 +212,10 @@ void learner_free(learner_t *l)
     emb_free(l->users);
     emb_free(l->items);
     neumf_free(l->model);
-    void *p[] = {l->ev_ue, l->ev_ie, l->gw, l->ev_ts, l->urows, l->irows, l->pair_ur, l->pair_ir,
-                 l->logits, l->dz, l->logq, l->du, l->di, l->negs, l->nfound, l->cand, l->negq,
-                 l->scores, l->ustamp, l->uslot, l->istamp, l->islot, l->uniq_u, l->uniq_i,
-                 l->gacc_u, l->gacc_i};
+    void *p[] = {l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
+                 l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
+                 l->nfound,  l->cand,   l->negq,   l->scores, l->ustamp, l->uslot, l->istamp,
+                 l->islot,   l->uniq_u, l->uniq_i, l->gacc_u, l->gacc_i};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
     free(l);
@@ -285,8 +285,7 @@ static void accumulate(uint32_t row, const float *g, int R, uint32_t *stamp, uin
         dst[r] += g[r];
 }
 
-static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n,
-                        const float *acc)
+static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n, const float *acc)
 {
     const int R = l->R;
     for (int k = 0; k < n; k++) {
@@ -381,10 +380,10 @@ static void learn_batch(learner_t *l, int B)
     }
     int nu = 0, ni = 0;
     for (int p = 0; p < P; p++) {
-        accumulate(l->pair_ur[p], l->du + (size_t)p * R, R, l->ustamp, l->uslot, l->gen,
-                   l->uniq_u, &nu, l->gacc_u);
-        accumulate(l->pair_ir[p], l->di + (size_t)p * R, R, l->istamp, l->islot, l->gen,
-                   l->uniq_i, &ni, l->gacc_i);
+        accumulate(l->pair_ur[p], l->du + (size_t)p * R, R, l->ustamp, l->uslot, l->gen, l->uniq_u,
+                   &nu, l->gacc_u);
+        accumulate(l->pair_ir[p], l->di + (size_t)p * R, R, l->istamp, l->islot, l->gen, l->uniq_i,
+                   &ni, l->gacc_i);
     }
     update_rows(l, l->users, l->uniq_u, nu, l->gacc_u);
     update_rows(l, l->items, l->uniq_i, ni, l->gacc_i);
@@ -448,6 +447,22 @@ void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, in
         }
         score_rows(l, urow, l->cand, c, out + s);
     }
+}
+
+static int user_in_ring(void *arg, uint32_t e)
+{
+    return ring_user_count(((learner_t *)arg)->ring, e) > 0;
+}
+
+static int item_in_ring(void *arg, uint32_t e)
+{
+    return ring_item_count(((learner_t *)arg)->ring, e) > 0;
+}
+
+size_t learner_expire(learner_t *l, int64_t now_ms)
+{
+    return emb_expire(l->users, now_ms, user_in_ring, l) +
+           emb_expire(l->items, now_ms, item_in_ring, l);
 }
 
 void learner_stats(const learner_t *l, learner_stats_t *out)

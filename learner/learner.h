@@ -37,37 +37,37 @@ typedef struct {
 
 typedef struct {
     neumf_config_t model;
-    int negatives;          /* k sampled negatives per positive (default 4) */
+    int negatives; /* k sampled negatives per positive (default 4) */
     samp_config_t sampler;
     loss_kind_t loss;
-    int batch_events;       /* events per micro-batch (default 256) */
+    int batch_events; /* events per micro-batch (default 256) */
 
     sparse_opt_t sparse_opt; /* rows: Adagrad (default) or SGD */
     float lr_sparse;         /* default 0.03 */
     float l2_sparse;         /* default 0 */
     float adagrad_eps;
-    float lr_dense;          /* Adam, default 0.001 */
-    float l2_dense;          /* default 0 */
-    float init_std;          /* new rows: N(0, init_std), default 0.01 */
+    float lr_dense; /* Adam, default 0.001 */
+    float l2_dense; /* default 0 */
+    float init_std; /* new rows: N(0, init_std), default 0.01 */
 
-    size_t ring_capacity;    /* rolling buffer events (default 100000) */
-    uint32_t admit_after;    /* occurrences before an id gets its own row (default 1) */
-    int64_t expire_ms;       /* 0: rows never expire */
+    size_t ring_capacity; /* rolling buffer events (default 100000) */
+    uint32_t admit_after; /* occurrences before an id gets its own row (default 1) */
+    int64_t expire_ms;    /* 0: rows never expire */
 
-    double preq_rate;        /* share of events ranked before learning (default 0.01) */
-    int preq_negatives;      /* items they are ranked against (default 100) */
-    double ewma_alpha;       /* loss and prequential EWMA weight (default 0.01) */
+    double preq_rate;   /* share of events ranked before learning (default 0.01) */
+    int preq_negatives; /* items they are ranked against (default 100) */
+    double ewma_alpha;  /* loss and prequential EWMA weight (default 0.01) */
     uint64_t seed;
 } learner_config_t;
 
 typedef struct {
-    uint64_t events;       /* events learned */
-    uint64_t pairs;        /* (user, item) pairs trained on */
-    uint64_t skipped;      /* events with no valid negative */
-    uint64_t bad;          /* events refused (id too long, out of memory) */
+    uint64_t events;  /* events learned */
+    uint64_t pairs;   /* (user, item) pairs trained on */
+    uint64_t skipped; /* events with no valid negative */
+    uint64_t bad;     /* events refused (id too long, out of memory) */
     uint64_t batches;
     double loss_ewma;
-    uint64_t preq_n;       /* events ranked prequentially */
+    uint64_t preq_n;                         /* events ranked prequentially */
     double preq_hr10, preq_ndcg10;           /* cumulative means */
     double preq_hr10_ewma, preq_ndcg10_ewma; /* recent */
     emb_stats_t users, items;
@@ -86,6 +86,11 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n);
 /* Scores (logits; higher is more relevant) of n items for one user, without
  * changing anything. Unknown ids score with the fallback rows. */
 void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out);
+
+/* Removes users and items unseen for expire_ms before now_ms (see
+ * learner_config_t.expire_ms), except ids still in the rolling buffer, whose
+ * entries the buffer refers to. Returns how many ids were removed. */
+size_t learner_expire(learner_t *l, int64_t now_ms);
 
 void learner_stats(const learner_t *l, learner_stats_t *out);
 

@@ -25,10 +25,10 @@ struct neumf {
     size_t w_off[NEUMF_MAX_LAYERS], b_off[NEUMF_MAX_LAYERS], wout_off, bout_off;
 
     /* activations of the last forward, (max_batch, ·) each */
-    const float **urows, **irows;  /* (B) the rows of the last forward */
-    float *h[NEUMF_MAX_LAYERS];    /* h[0] = [p'_u ; q'_i] (B, 2E); h[l] (B, mlp[l]) post-ReLU */
-    float *dh[NEUMF_MAX_LAYERS];   /* gradients of h[l] */
-    float *feat, *dfeat;           /* (B, F) */
+    const float **urows, **irows; /* (B) the rows of the last forward */
+    float *h[NEUMF_MAX_LAYERS];   /* h[0] = [p'_u ; q'_i] (B, 2E); h[l] (B, mlp[l]) post-ReLU */
+    float *dh[NEUMF_MAX_LAYERS];  /* gradients of h[l] */
+    float *feat, *dfeat;          /* (B, F) */
     void *mem;
 };
 

@@ -17,11 +17,11 @@
 #define NEUMF_MAX_LAYERS 8
 
 typedef struct {
-    int dim;                     /* GMF factors (default 32) */
-    int mlp[NEUMF_MAX_LAYERS];   /* mlp[0] = width of [p'_u ; q'_i]; then hidden sizes */
-    int nmlp;                    /* entries used in mlp (≥ 2) */
-    int max_batch;               /* most pairs one forward may take */
-    int naive;                   /* 1: plain-loop kernels (the reference) */
+    int dim;                   /* GMF factors (default 32) */
+    int mlp[NEUMF_MAX_LAYERS]; /* mlp[0] = width of [p'_u ; q'_i]; then hidden sizes */
+    int nmlp;                  /* entries used in mlp (≥ 2) */
+    int max_batch;             /* most pairs one forward may take */
+    int naive;                 /* 1: plain-loop kernels (the reference) */
     uint64_t seed;
 } neumf_config_t;
 

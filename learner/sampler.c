@@ -305,8 +305,8 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
     return n;
 }
 
-void samp_draw_batch(sampler_t *s, rng_t *r, const uint32_t *users, int B, int k,
-                     uint32_t *items, float *q, int *found)
+void samp_draw_batch(sampler_t *s, rng_t *r, const uint32_t *users, int B, int k, uint32_t *items,
+                     float *q, int *found)
 {
     if (s->cfg.kind == SAMP_HARD) {
         for (int b = 0; b < B; b++)

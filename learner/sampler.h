@@ -30,9 +30,9 @@ typedef void (*samp_score_fn)(void *arg, uint32_t user, const uint32_t *items, i
 
 typedef struct {
     samp_kind_t kind;
-    float alpha;    /* popularity exponent (default 0.75) */
-    int pool;       /* hard: candidates scored per event (default 32) */
-    int max_tries;  /* draws per negative before giving up on one (default 32) */
+    float alpha;   /* popularity exponent (default 0.75) */
+    int pool;      /* hard: candidates scored per event (default 32) */
+    int max_tries; /* draws per negative before giving up on one (default 32) */
 } samp_config_t;
 
 typedef struct sampler sampler_t;
@@ -60,8 +60,8 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
 /* samp_draw for B users at once: items and q are (B, k), found (B) says how
  * many of each row were filled. Same guarantees as samp_draw; faster, because
  * the buffer look-ups of a whole batch are prefetched before they are made. */
-void samp_draw_batch(sampler_t *s, rng_t *r, const uint32_t *users, int B, int k,
-                     uint32_t *items, float *q, int *found);
+void samp_draw_batch(sampler_t *s, rng_t *r, const uint32_t *users, int B, int k, uint32_t *items,
+                     float *q, int *found);
 
 /* The probability that one draw yields item (for the positive's logQ). */
 float samp_prob(const sampler_t *s, uint32_t item);

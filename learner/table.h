@@ -22,18 +22,18 @@
 #define EMB_MAX_ID_LEN 256
 
 typedef struct {
-    int width;             /* parameter floats per row */
-    int state;             /* optimizer-state floats per row (after the parameters) */
-    uint32_t admit_after;  /* occurrences before an id gets its own row (≥ 1) */
-    int64_t expire_ms;     /* rows unseen this long are expired by emb_expire; 0 = never */
-    float init_std;        /* new rows: N(0, init_std) */
+    int width;            /* parameter floats per row */
+    int state;            /* optimizer-state floats per row (after the parameters) */
+    uint32_t admit_after; /* occurrences before an id gets its own row (≥ 1) */
+    int64_t expire_ms;    /* rows unseen this long are expired by emb_expire; 0 = never */
+    float init_std;       /* new rows: N(0, init_std) */
     uint64_t seed;
 } emb_config_t;
 
 typedef struct {
-    size_t entries;  /* ids known */
-    size_t rows;     /* rows in use, fallback included */
-    size_t bytes;    /* memory held by the table */
+    size_t entries;    /* ids known */
+    size_t rows;       /* rows in use, fallback included */
+    size_t bytes;      /* memory held by the table */
     uint64_t admitted; /* ids that got a row of their own, ever */
     uint64_t expired;  /* ids removed by expiry, ever */
 } emb_stats_t;
@@ -57,8 +57,8 @@ const char *emb_entry_id(const emb_table_t *t, uint32_t e, size_t *len);
 uint32_t emb_entry_cap(const emb_table_t *t); /* entry indices are below this */
 int emb_entry_alive(const emb_table_t *t, uint32_t e);
 
-float *emb_row(emb_table_t *t, uint32_t row);       /* parameters (width) */
-float *emb_row_state(emb_table_t *t, uint32_t row); /* optimizer state (state) */
+float *emb_row(emb_table_t *t, uint32_t row);               /* parameters (width) */
+float *emb_row_state(emb_table_t *t, uint32_t row);         /* optimizer state (state) */
 uint32_t emb_row_entry(const emb_table_t *t, uint32_t row); /* EMB_NONE for fallback or free */
 uint32_t emb_row_cap(const emb_table_t *t);                 /* row indices are below this */
 size_t emb_admitted_rows(const emb_table_t *t);             /* rows in use, fallback excluded */

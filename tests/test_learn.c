@@ -61,8 +61,8 @@ static int stream_teardown(void **state)
     return 0;
 }
 
-static void train_and_eval(stream_t *s, const learner_config_t *cfg, int epochs,
-                           loo_result_t *res, learner_stats_t *st)
+static void train_and_eval(stream_t *s, const learner_config_t *cfg, int epochs, loo_result_t *res,
+                           learner_stats_t *st)
 {
     char err[256];
     learner_t *l = learner_create(cfg, err, sizeof(err));
@@ -102,9 +102,8 @@ static void test_every_loss_and_sampler_learns(void **state)
         loss_kind_t loss;
         samp_kind_t samp;
     } cases[] = {
-        {LOSS_BPR, SAMP_UNIFORM},      {LOSS_SOFTMAX, SAMP_UNIFORM},
-        {LOSS_SOFTMAX, SAMP_POPULARITY}, {LOSS_SOFTMAX, SAMP_INBATCH},
-        {LOSS_BCE, SAMP_POPULARITY},   {LOSS_BCE, SAMP_HARD},
+        {LOSS_BPR, SAMP_UNIFORM},     {LOSS_SOFTMAX, SAMP_UNIFORM}, {LOSS_SOFTMAX, SAMP_POPULARITY},
+        {LOSS_SOFTMAX, SAMP_INBATCH}, {LOSS_BCE, SAMP_POPULARITY},  {LOSS_BCE, SAMP_HARD},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         learner_config_t cfg;
@@ -163,8 +162,8 @@ static void test_refusals_and_dirty(void **state)
     char ub[40][24], ib[40][24];
     for (int i = 0; i < 40; i++) {
         size_t ul = id_from_int(i % 5, ub[i]), il = id_from_int(i % 13, ib[i]);
-        ev[i] = (lrn_event_t){{id_hash(ub[i], ul), ub[i], ul}, {id_hash(ib[i], il), ib[i], il},
-                              1000 + i, 1.0f};
+        ev[i] = (lrn_event_t){
+            {id_hash(ub[i], ul), ub[i], ul}, {id_hash(ib[i], il), ib[i], il}, 1000 + i, 1.0f};
     }
     ev[7].item = (lrn_id_t){id_hash(longid, sizeof(longid)), longid, sizeof(longid)};
     ev[21].user = (lrn_id_t){id_hash(longid, sizeof(longid)), longid, sizeof(longid)};
@@ -184,6 +183,43 @@ static void test_refusals_and_dirty(void **state)
     float sc[2];
     learner_score(l, &u, items, 2, sc);
     assert_true(isfinite(sc[0]) && isfinite(sc[1]));
+    learner_free(l);
+}
+
+/* Expiry removes ids unseen for expire_ms, but never one the rolling buffer
+ * still refers to. */
+static void test_expiry_spares_the_buffer(void **state)
+{
+    (void)state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.ring_capacity = 4;
+    cfg.batch_events = 2;
+    cfg.expire_ms = 1000;
+    char err[256];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    char ub[12][24], ib[12][24];
+    lrn_event_t ev[12];
+    for (int i = 0; i < 12; i++) {
+        size_t ul = id_from_int(100 + i, ub[i]), il = id_from_int(200 + i, ib[i]);
+        ev[i] = (lrn_event_t){{id_hash(ub[i], ul), ub[i], ul},
+                              {id_hash(ib[i], il), ib[i], il},
+                              (int64_t)i * 1000,
+                              1.0f};
+    }
+    assert_int_equal(learner_learn(l, ev, 12), 12);
+    /* at t = 20 s all are stale, but the last 4 events are still in the ring */
+    assert_int_equal(learner_expire(l, 20000), 2 * 8);
+    learner_stats_t st;
+    learner_stats(l, &st);
+    assert_int_equal(st.users.entries, 4);
+    assert_int_equal(st.items.entries, 4);
+    assert_int_equal(st.users.expired, 8);
+    for (int i = 0; i < 12; i++) {
+        uint32_t e = emb_find(learner_users(l), ev[i].user.h, ev[i].user.id, ev[i].user.len);
+        assert_true(i < 8 ? e == EMB_NONE : e != EMB_NONE);
+    }
     learner_free(l);
 }
 
@@ -212,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_every_loss_and_sampler_learns),
         cmocka_unit_test(test_prequential_improves),
         cmocka_unit_test(test_refusals_and_dirty),
+        cmocka_unit_test(test_expiry_spares_the_buffer),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, stream_setup, stream_teardown);
