@@ -7,7 +7,7 @@
 #   make deps              install (as root) or name the missing Debian packages
 
 CC      ?= cc
-PKGS    := openblas libxxhash jansson
+PKGS    := openblas libxxhash jansson rdkafka hiredis libevent inih
 TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
@@ -31,29 +31,37 @@ TEST_LIBS   = $(shell pkg-config --libs $(TESTPKG) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm
 LDFLAGS := $(SANFLAGS)
 
-LEARNER_SRC := $(wildcard learner/*.c)
-PROTO_SRC   := proto/id.c
-CLI_SRC     := daemon/dataset.c
-LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LEARNER_SRC) $(PROTO_SRC) $(CLI_SRC))
+MAINS       := daemon/freshrec.c daemon/freshrecd.c
+LIB_SRC     := $(filter-out $(MAINS),$(wildcard learner/*.c proto/*.c store/*.c daemon/*.c))
+LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+LIB         := $(BUILD)/libfreshrec.a
+BINS        := $(BUILD)/freshrec $(if $(wildcard daemon/freshrecd.c),$(BUILD)/freshrecd)
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 .PHONY: all test bench demo clean deps check-deps format
 
-all: check-deps $(BUILD)/freshrec
+all: check-deps $(BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
-$(BUILD)/freshrec: $(BUILD)/daemon/freshrec.o $(LIB_OBJ)
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/freshrec: $(BUILD)/daemon/freshrec.o $(LIB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/freshrecd: $(BUILD)/daemon/freshrecd.o $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_OBJ)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
 
 # A missing package is installed when we are root, else the command is printed.
@@ -77,19 +85,19 @@ check-deps:
 	@pkg-config --exists $(PKGS) 2>/dev/null || $(MAKE) --no-print-directory deps
 
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/freshrec $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BINS) $(TEST_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/freshrec
+	@$(MAKE) --no-print-directory $(BINS)
 	@BUILD=$(BUILD) sh bench/run.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory $(BUILD)/freshrec
+	@$(MAKE) --no-print-directory $(BINS)
 	@BUILD=$(BUILD) sh bench/demo.sh
 
 format:
-	clang-format -i learner/*.[ch] proto/*.[ch] daemon/*.[ch] tests/*.[ch]
+	clang-format -i $(wildcard learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch])
 
 clean:
 	rm -rf build

@@ -1,0 +1,95 @@
+/* config.h — freshrecd's configuration: an INI file (libinih) read at start,
+ * `--set section.key=value` overrides, and a reload of the hot keys on SIGHUP.
+ *
+ * Every key is one row of the table in config.c (section, key, type, default,
+ * bounds, hot or not, one line of doc); systemd/freshrec.conf documents every
+ * row with its default, and a test keeps the two in step.
+ * Not for: acting on a change (the daemon applies what config_reload returns). */
+#ifndef FR_CONFIG_H
+#define FR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_STR 256
+
+typedef struct {
+    /* [kafka] */
+    char brokers[CONFIG_STR];       /* "" = none: --embedded starts a mock cluster */
+    char topics[CONFIG_STR];        /* comma-separated, default "events" */
+    char group_id[CONFIG_STR];      /* default "freshrec" */
+    char dead_letter_topic[CONFIG_STR]; /* default "events.dead"; "" = none */
+    char assignor[CONFIG_STR];      /* "cooperative-sticky" (default) or "range" */
+    int batch_max;                  /* messages taken from the queue per drain, default 1000 */
+    int embedded_partitions;        /* partitions of each topic in the mock cluster, default 4 */
+
+    /* [redis] */
+    char redis_host[CONFIG_STR];    /* default "127.0.0.1" */
+    int redis_port;                 /* default 6379 */
+    char redis_password[CONFIG_STR]; /* default "": no AUTH */
+    char key_prefix[CONFIG_STR];    /* default "fr" */
+    int vector_ttl_s;               /* default 604800 (7 days); 0 = no TTL */
+    int publish_interval_ms;        /* hot; default 100 */
+    int publish_max_keys;           /* most vectors written per publish, default 100000 */
+    int reconnect_max_ms;           /* backoff ceiling, default 5000 */
+
+    /* [model] */
+    char model[CONFIG_STR];         /* "neumf" */
+    int dim;                        /* default 32 */
+    char mlp[CONFIG_STR];           /* default "64,32,16,8" */
+    int negatives;                  /* default 4 */
+    char sampler[CONFIG_STR];       /* uniform | popularity | inbatch | hard */
+    double alpha;                   /* default 0.75 */
+    int pool;                       /* default 32 */
+    char loss[CONFIG_STR];          /* bce | bpr | softmax */
+    int batch_events;               /* default 256 */
+    char optimizer[CONFIG_STR];     /* adagrad | sgd */
+    double lr_sparse;               /* hot; default 0.03 */
+    double lr_dense;                /* hot; default 0.001 */
+    double l2_sparse, l2_dense;     /* default 0 */
+    double init_std;                /* default 0.01 */
+    int ring_capacity;              /* default 100000 */
+    int admit_after;                /* default 1 */
+    int expire_s;                   /* default 0 = never */
+    double preq_rate;               /* default 0.01 */
+    int seed;                       /* default 1 */
+
+    /* [events] */
+    char kinds[CONFIG_STR];         /* weighted kinds, default "purchase:5" */
+    int label_window_ms;            /* default 1800000 (30 min) */
+    int max_event_bytes;            /* default 65536 */
+
+    /* [stats] */
+    char stats_listen[CONFIG_STR];  /* default "127.0.0.1" */
+    int stats_port;                 /* default 9464; 0 = off */
+
+    /* [daemon] */
+    char log_level[CONFIG_STR];     /* hot; error | warn | info | debug */
+    int shutdown_timeout_ms;        /* default 10000 */
+} fr_config_t;
+
+void config_defaults(fr_config_t *c);
+
+/* Reads an INI file over c. -1 and a message naming the file, line, section
+ * and key on an unknown key, a bad value or a value out of bounds. */
+int config_load(fr_config_t *c, const char *path, char *errstr, size_t len);
+
+/* Applies "section.key=value". -1 and a message naming the key otherwise. */
+int config_set(fr_config_t *c, const char *assignment, char *errstr, size_t len);
+
+/* Checks what no single key can: e.g. the model kind, sampler and loss names,
+ * the MLP list. -1 and a message naming the key. */
+int config_validate(const fr_config_t *c, char *errstr, size_t len);
+
+/* For SIGHUP: reads path and the overrides again into a copy, validates it,
+ * and copies only the hot keys into live. Returns the number of hot keys that
+ * changed, or -1 (live untouched) with a message. Changed cold keys are named
+ * in errstr as a warning when the return is ≥ 0. */
+int config_reload(fr_config_t *live, const char *path, char *const *overrides, int noverrides,
+                  char *errstr, size_t len);
+
+/* Writes every key as an INI file with its doc line and current value. */
+void config_write(const fr_config_t *c, FILE *f);
+
+#endif

@@ -1,0 +1,59 @@
+/* metrics.h — the figures freshrecd exports: plain counters and gauges that
+ * the daemon updates, copied into a snapshot for each stats request.
+ * Names, labels and units are listed in proto/README.md. */
+#ifndef FR_METRICS_DAEMON_H
+#define FR_METRICS_DAEMON_H
+
+#include "event.h"
+#include "learner.h"
+
+#include <stdint.h>
+
+#define METRICS_MAX_PARTITIONS 256
+#define METRICS_LAT_BUCKETS 12 /* the last one is +Inf */
+
+/* upper bounds (seconds) of the publish-latency histogram buckets */
+extern const double metrics_lat_bounds[METRICS_LAT_BUCKETS - 1];
+
+typedef struct {
+    char topic[128];
+    int32_t partition;
+    int64_t lag;    /* high watermark − next offset to consume; -1 unknown */
+    int64_t stored; /* offset stored for commit (next to consume); -1 none */
+} metrics_partition_t;
+
+typedef struct {
+    event_kinds_t kinds;                 /* names of consumed[] */
+    uint64_t consumed[EVENT_MAX_KINDS];  /* valid events by kind */
+    uint64_t invalid[EVR_COUNT];         /* refused events by reason */
+    uint64_t dead_letter_total;          /* refused events produced to the dead-letter topic */
+    uint64_t dead_letter_errors_total;   /* ... that could not be produced */
+    uint64_t impressions_pending;        /* waiting for a click in the label window */
+    uint64_t impressions_negative_total; /* expired unclicked: learned as negatives */
+    uint64_t impressions_clicked_total;  /* joined with a click in the window */
+
+    learner_stats_t learner;
+
+    uint64_t publish_total;        /* publish rounds completed */
+    uint64_t publish_keys_total;   /* vectors written */
+    uint64_t publish_bytes_total;  /* value bytes written */
+    uint64_t publish_errors_total; /* failed writes (each is retried) */
+    uint64_t dirty_keys;           /* vectors waiting to be written */
+    uint64_t lat_bucket[METRICS_LAT_BUCKETS]; /* cumulative counts, Prometheus style */
+    double lat_sum;
+    uint64_t lat_count;
+
+    metrics_partition_t part[METRICS_MAX_PARTITIONS];
+    int nparts;
+
+    double uptime_s;
+    uint64_t rss_bytes;
+    int consuming;       /* has an assignment and no fatal consumer error */
+    int redis_connected;
+    char model[32];
+} metrics_t;
+
+/* Records one publish latency in the histogram. */
+void metrics_observe_latency(metrics_t *m, double seconds);
+
+#endif

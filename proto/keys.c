@@ -1,0 +1,49 @@
+/* keys.c — Redis key schema and float32 encoding (see keys.h). */
+#include "keys.h"
+
+#include <stdio.h>
+#include <string.h>
+
+size_t keys_vector(char *buf, size_t cap, const char *prefix, const char *model, char side,
+                   const char *id, size_t idlen)
+{
+    int n = snprintf(buf, cap, "%s:%s:%c:", prefix, model, side);
+    if (n < 0 || (size_t)n + idlen + 1 > cap)
+        return 0;
+    memcpy(buf + n, id, idlen);
+    buf[n + idlen] = '\0';
+    return (size_t)n + idlen;
+}
+
+size_t keys_meta(char *buf, size_t cap, const char *prefix, const char *model)
+{
+    int n = snprintf(buf, cap, "%s:%s:meta", prefix, model);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+size_t keys_pattern(char *buf, size_t cap, const char *prefix, const char *model, char side)
+{
+    int n = snprintf(buf, cap, "%s:%s:%c:*", prefix, model, side);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+void keys_f32le_encode(unsigned char *out, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        out[4 * i] = (unsigned char)u;
+        out[4 * i + 1] = (unsigned char)(u >> 8);
+        out[4 * i + 2] = (unsigned char)(u >> 16);
+        out[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+}
+
+void keys_f32le_decode(float *out, const unsigned char *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)in[4 * i] | (uint32_t)in[4 * i + 1] << 8 |
+                     (uint32_t)in[4 * i + 2] << 16 | (uint32_t)in[4 * i + 3] << 24;
+        memcpy(&out[i], &u, 4);
+    }
+}
