@@ -4,7 +4,7 @@
 #include "dataset.h"
 
 #include "id.h"
-#include "metrics.h"
+#include "rank.h"
 #include "rng.h"
 
 #include <errno.h>

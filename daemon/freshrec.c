@@ -7,7 +7,7 @@
 #include "id.h"
 #include "kern.h"
 #include "learner.h"
-#include "metrics.h"
+#include "rank.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -425,7 +425,7 @@ static int cmd_train(int argc, char **argv)
     }
     for (size_t t = 0; t < ntrain; t++) {
         const ds_event_t *e = &d.ev[train[t]];
-        ev[t] = (lrn_event_t){d.users[e->user], d.items[e->item], e->ts_ms, 1.0f};
+        ev[t] = (lrn_event_t){.user = d.users[e->user], .item = d.items[e->item], .ts_ms = e->ts_ms, .weight = 1.0f};
     }
     if (!quiet)
         fprintf(stderr,

@@ -2,7 +2,7 @@
 #include "learner.h"
 
 #include "loss.h"
-#include "metrics.h"
+#include "rank.h"
 #include "ring.h"
 
 #include <math.h>
@@ -24,6 +24,10 @@ struct learner {
     /* micro-batch */
     uint32_t *ev_ue, *ev_ie; /* (batch_events) entries */
     int64_t *ev_ts;
+    unsigned char *ev_neg;   /* (batch_events) 1 = explicit negative */
+    float *labels;           /* (batch_events) zeros, for explicit negatives */
+    uint32_t *neg_ue, *neg_ie; /* (batch_events) explicit negatives of a batch */
+    float *neg_w;
     float *gw;                    /* (batch_events) event weights */
     const float **urows, **irows; /* (maxb) */
     uint32_t *pair_ur, *pair_ir;  /* (P) rows of each pair */
@@ -169,6 +173,11 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->ev_ie = malloc(sizeof(uint32_t) * nb);
     l->gw = malloc(sizeof(float) * nb);
     l->ev_ts = malloc(sizeof(int64_t) * nb);
+    l->ev_neg = malloc(nb);
+    l->labels = calloc(nb, sizeof(float));
+    l->neg_ue = malloc(sizeof(uint32_t) * nb);
+    l->neg_ie = malloc(sizeof(uint32_t) * nb);
+    l->neg_w = malloc(sizeof(float) * nb);
     l->urows = malloc(sizeof(float *) * l->maxb);
     l->irows = malloc(sizeof(float *) * l->maxb);
     l->pair_ur = malloc(sizeof(uint32_t) * P);
@@ -187,7 +196,7 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->uniq_i = malloc(sizeof(uint32_t) * P);
     l->gacc_u = malloc(sizeof(float) * P * l->R);
     l->gacc_i = malloc(sizeof(float) * P * l->R);
-    if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->urows || !l->irows || !l->pair_ur ||
+    if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
         !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
         !l->nfound || !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i ||
         !l->gacc_u || !l->gacc_i)
@@ -307,6 +316,24 @@ static void learn_batch(learner_t *l, int B)
 {
     const int k = l->cfg.negatives, G = l->G, R = l->R;
 
+    /* explicit negatives go to the end of the batch; positives keep their order */
+    int NP = 0, NN = 0;
+    uint32_t *xu = l->neg_ue, *xi = l->neg_ie;
+    float *nw = l->neg_w;
+    for (int b = 0; b < B; b++) {
+        if (l->ev_neg[b]) {
+            xu[NN] = l->ev_ue[b];
+            xi[NN] = l->ev_ie[b];
+            nw[NN++] = l->gw[b];
+        } else {
+            l->ev_ue[NP] = l->ev_ue[b];
+            l->ev_ie[NP] = l->ev_ie[b];
+            l->ev_ts[NP] = l->ev_ts[b];
+            l->gw[NP++] = l->gw[b];
+        }
+    }
+    B = NP;
+
     if (l->cfg.preq_rate > 0.0)
         for (int b = 0; b < B; b++)
             if (rng_double(&l->rng) < l->cfg.preq_rate)
@@ -317,7 +344,8 @@ static void learn_batch(learner_t *l, int B)
         ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
     samp_set_batch(l->samp, l->ev_ie, B);
 
-    samp_draw_batch(l->samp, &l->rng, l->ev_ue, B, k, l->negs, l->negq, l->nfound);
+    if (B)
+        samp_draw_batch(l->samp, &l->rng, l->ev_ue, B, k, l->negs, l->negq, l->nfound);
     int E = 0; /* events kept: those with at least one negative */
     for (int b = 0; b < B; b++) {
         int n = l->nfound[b];
@@ -344,9 +372,15 @@ static void learn_batch(learner_t *l, int B)
         l->gw[E] = l->gw[b];
         E++;
     }
-    if (E == 0)
+    int PG = E * G; /* pairs of the positives' groups; explicit negatives follow */
+    for (int m = 0; m < NN; m++) {
+        l->pair_ur[PG + m] = emb_entry_row(l->users, xu[m]);
+        l->pair_ir[PG + m] = emb_entry_row(l->items, xi[m]);
+        l->gw[E + m] = nw[m];
+    }
+    if (PG + NN == 0)
         return;
-    int P = E * G;
+    int P = PG + NN;
     for (int p = 0; p < P; p++) {
         l->urows[p] = emb_row(l->users, l->pair_ur[p]);
         l->irows[p] = emb_row(l->items, l->pair_ir[p]);
@@ -354,19 +388,23 @@ static void learn_batch(learner_t *l, int B)
 
     /* forward → loss → backward */
     neumf_forward(l->model, l->logits, l->urows, l->irows, P);
-    float loss;
-    switch (l->cfg.loss) {
-    case LOSS_BPR:
-        loss = loss_bpr(l->dz, l->logits, l->gw, E, G);
-        break;
-    case LOSS_SOFTMAX:
-        loss = loss_softmax(l->dz, l->logits, l->logq, l->gw, E, G);
-        break;
-    case LOSS_BCE:
-    default:
-        loss = loss_bce(l->dz, l->logits, l->gw, E, G);
-        break;
+    float loss = 0.0f;
+    if (E) {
+        switch (l->cfg.loss) {
+        case LOSS_BPR:
+            loss = loss_bpr(l->dz, l->logits, l->gw, E, G);
+            break;
+        case LOSS_SOFTMAX:
+            loss = loss_softmax(l->dz, l->logits, l->logq, l->gw, E, G);
+            break;
+        case LOSS_BCE:
+        default:
+            loss = loss_bce(l->dz, l->logits, l->gw, E, G);
+            break;
+        }
     }
+    if (NN)
+        loss += loss_bce_labels(l->dz + PG, l->logits + PG, l->labels, l->gw + E, NN);
     dense_block_t *d = neumf_dense(l->model);
     dense_block_zero_grad(d);
     neumf_backward(l->model, l->du, l->di, l->dz, P);
@@ -388,7 +426,8 @@ static void learn_batch(learner_t *l, int B)
     update_rows(l, l->users, l->uniq_u, nu, l->gacc_u);
     update_rows(l, l->items, l->uniq_i, ni, l->gacc_i);
 
-    l->st.events += E;
+    l->st.events += E + NN;
+    l->st.negatives += NN;
     l->st.pairs += P;
     l->st.batches++;
     ewma_add(&l->loss_e, loss);
@@ -423,6 +462,7 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
         l->ev_ue[B] = ue;
         l->ev_ie[B] = ie;
         l->ev_ts[B] = e->ts_ms;
+        l->ev_neg[B] = e->negative ? 1 : 0;
         l->gw[B] = e->weight > 0.0f ? e->weight : 1.0f;
         accepted++;
         if (++B == l->cfg.batch_events) {

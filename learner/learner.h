@@ -33,6 +33,7 @@ typedef struct {
     lrn_id_t user, item;
     int64_t ts_ms;
     float weight; /* 1 for a plain positive; more for a weightier kind */
+    int negative; /* 1: an explicit negative (e.g. an impression never clicked) */
 } lrn_event_t;
 
 typedef struct {
@@ -61,7 +62,8 @@ typedef struct {
 } learner_config_t;
 
 typedef struct {
-    uint64_t events;  /* events learned */
+    uint64_t events;    /* events learned, positives and explicit negatives */
+    uint64_t negatives; /* explicit negatives learned (pointwise BCE, label 0) */
     uint64_t pairs;   /* (user, item) pairs trained on */
     uint64_t skipped; /* events with no valid negative */
     uint64_t bad;     /* events refused (id too long, out of memory) */
@@ -79,8 +81,10 @@ void learner_config_default(learner_config_t *cfg);
 learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len);
 void learner_free(learner_t *l);
 
-/* Learns the events in order, in micro-batches of batch_events. Returns the
- * number of events accepted; refused ones are counted in stats.bad. */
+/* Learns the events in order, in micro-batches of batch_events. A positive is
+ * learned with its sampled negatives under the configured loss; an explicit
+ * negative is learned pointwise (BCE with label 0) whatever the loss. Returns
+ * the number of events accepted; refused ones are counted in stats.bad. */
 size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n);
 
 /* Scores (logits; higher is more relevant) of n items for one user, without

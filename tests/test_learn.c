@@ -43,7 +43,7 @@ static int stream_setup(void **state)
     assert_non_null(s->ev);
     for (size_t t = 0; t < s->ntrain; t++) {
         const ds_event_t *e = &s->d.ev[s->train[t]];
-        s->ev[t] = (lrn_event_t){s->d.users[e->user], s->d.items[e->item], e->ts_ms, 1.0f};
+        s->ev[t] = (lrn_event_t){.user = s->d.users[e->user], .item = s->d.items[e->item], .ts_ms = e->ts_ms, .weight = 1.0f};
     }
     kern_set_threads(1);
     *state = s;
@@ -162,8 +162,10 @@ static void test_refusals_and_dirty(void **state)
     char ub[40][24], ib[40][24];
     for (int i = 0; i < 40; i++) {
         size_t ul = id_from_int(i % 5, ub[i]), il = id_from_int(i % 13, ib[i]);
-        ev[i] = (lrn_event_t){
-            {id_hash(ub[i], ul), ub[i], ul}, {id_hash(ib[i], il), ib[i], il}, 1000 + i, 1.0f};
+        ev[i] = (lrn_event_t){.user = {id_hash(ub[i], ul), ub[i], ul},
+                              .item = {id_hash(ib[i], il), ib[i], il},
+                              .ts_ms = 1000 + i,
+                              .weight = 1.0f};
     }
     ev[7].item = (lrn_id_t){id_hash(longid, sizeof(longid)), longid, sizeof(longid)};
     ev[21].user = (lrn_id_t){id_hash(longid, sizeof(longid)), longid, sizeof(longid)};
@@ -203,10 +205,10 @@ static void test_expiry_spares_the_buffer(void **state)
     lrn_event_t ev[12];
     for (int i = 0; i < 12; i++) {
         size_t ul = id_from_int(100 + i, ub[i]), il = id_from_int(200 + i, ib[i]);
-        ev[i] = (lrn_event_t){{id_hash(ub[i], ul), ub[i], ul},
-                              {id_hash(ib[i], il), ib[i], il},
-                              (int64_t)i * 1000,
-                              1.0f};
+        ev[i] = (lrn_event_t){.user = {id_hash(ub[i], ul), ub[i], ul},
+                              .item = {id_hash(ib[i], il), ib[i], il},
+                              .ts_ms = (int64_t)i * 1000,
+                              .weight = 1.0f};
     }
     assert_int_equal(learner_learn(l, ev, 12), 12);
     /* at t = 20 s all are stale, but the last 4 events are still in the ring */

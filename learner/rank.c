@@ -1,5 +1,5 @@
-/* metrics.c — ranking metrics (see metrics.h). */
-#include "metrics.h"
+/* rank.c — ranking metrics (see rank.h). */
+#include "rank.h"
 
 #include <math.h>
 

@@ -1,8 +1,8 @@
-/* metrics.h — ranking and running metrics of the learner: the rank of a
+/* rank.h — ranking and running metrics of the learner: the rank of a
  * positive among negatives, HR@K and NDCG@K from it, an EWMA, and a ROC AUC
  * helper for tests. Not for: exporting metrics (daemon/). */
-#ifndef FR_METRICS_H
-#define FR_METRICS_H
+#ifndef FR_RANK_H
+#define FR_RANK_H
 
 /* How many negatives score at least as high as the positive (ties count
  * against the positive, so that identical unknown rows never look good). */

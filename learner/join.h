@@ -1,0 +1,39 @@
+/* join.h — the impression/click join. An impression waits up to window_ms
+ * (event time) for a click on the same (user, item); a click inside the window
+ * claims it; an impression whose window passes unclaimed comes out as an
+ * explicit negative example. Time is the largest event time seen, so a
+ * replayed stream joins as it did live. Memory is bounded: past max_pending,
+ * the oldest impression is decided early.
+ * Not for: learning (the caller hands the negatives to the learner). */
+#ifndef FR_JOIN_H
+#define FR_JOIN_H
+
+#include "learner.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct join join_t;
+
+join_t *join_create(int64_t window_ms, size_t max_pending, char *errstr, size_t len);
+void join_free(join_t *j);
+
+/* Records an impression; -1 when out of memory (the impression is dropped). */
+int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms);
+/* Records a click; returns 1 when it claimed a pending impression, else 0. */
+int join_click(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms);
+/* Moves event time forward (e.g. to a Kafka message timestamp). */
+void join_advance(join_t *j, int64_t ts_ms);
+
+/* Takes up to max decided impressions: claimed ones are dropped, unclaimed
+ * ones are written to out as negatives (negative = 1, weight 1). Their ids
+ * stay valid until the next join_take or join_free. Returns the count
+ * written; call again while it returns max. */
+size_t join_take(join_t *j, lrn_event_t *out, size_t max);
+
+size_t join_pending(const join_t *j);
+uint64_t join_clicked_total(const join_t *j);  /* impressions claimed by a click */
+uint64_t join_negative_total(const join_t *j); /* impressions that became negatives */
+void join_set_window(join_t *j, int64_t window_ms);
+
+#endif
