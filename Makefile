@@ -11,7 +11,8 @@ PKGS    := openblas libxxhash jansson rdkafka hiredis libevent inih
 TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
-           libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev
+           libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
+           redis-server
 
 comma := ,
 ifneq ($(SANITIZE),)
@@ -37,6 +38,7 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 LIB         := $(BUILD)/libfreshrec.a
 BINS        := $(BUILD)/freshrec $(if $(wildcard daemon/freshrecd.c),$(BUILD)/freshrecd)
 TEST_SRC    := $(wildcard tests/test_*.c)
+HARNESS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 .PHONY: all test bench demo clean deps check-deps format
@@ -61,7 +63,7 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
 
 # A missing package is installed when we are root, else the command is printed.

@@ -1,0 +1,436 @@
+/* publish.c — hiredis async publisher on the libevent loop (see publish.h).
+ *
+ * One round at a time. Every command of a round carries a reference to its
+ * key; the round is finished when the last reply (or the NULL reply hiredis
+ * gives on disconnect) has come back. Never frees the context inside its own
+ * callbacks: a failed link is dropped from a timer. */
+#define _POSIX_C_SOURCE 200809L
+#include "publish.h"
+
+#include "keys.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct round round_t;
+
+typedef struct {
+    round_t *r;
+    char side; /* 'u', 'i', or 0 for the meta hash */
+    uint32_t len;
+    char *id;
+} keyref_t;
+
+struct round {
+    keyref_t *keys;
+    keyref_t meta; /* the meta hash's reply */
+    size_t n, cap, outstanding, bytes;
+    int dim, failed;
+    double t0;
+};
+
+struct pub {
+    struct event_base *base;
+    pub_config_t cfg;
+    char *host, *password, *prefix, *model;
+    redisAsyncContext *ac;
+    int connected, closing;
+    struct event *retry_ev, *timeout_ev, *drop_ev;
+    int backoff_ms;
+    round_t *cur;
+    int building;
+    uint64_t version;
+    pub_fail_fn on_fail;
+    pub_done_fn on_done;
+    void *arg;
+    unsigned char *vbuf;
+    size_t vcap;
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void connect_now(pub_t *p);
+
+static void schedule_retry(pub_t *p)
+{
+    if (p->closing)
+        return;
+    struct timeval tv = {p->backoff_ms / 1000, (p->backoff_ms % 1000) * 1000};
+    evtimer_add(p->retry_ev, &tv);
+    p->backoff_ms *= 2;
+    if (p->backoff_ms > p->cfg.reconnect_max_ms)
+        p->backoff_ms = p->cfg.reconnect_max_ms;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    connect_now(arg);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    pub_t *p = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        p->ac = NULL;
+        p->connected = 0;
+        schedule_retry(p);
+        return;
+    }
+    p->connected = 1;
+    p->backoff_ms = 100;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    pub_t *p = ac->data;
+    p->ac = NULL;
+    p->connected = 0;
+    schedule_retry(p);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    pub_t *p = priv;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "freshrecd: redis: AUTH refused: %.*s\n", (int)r->len, r->str);
+        /* dropped from a timer: not inside hiredis's own callback */
+        struct timeval now = {0, 0};
+        evtimer_add(p->drop_ev, &now);
+    }
+}
+
+static void connect_now(pub_t *p)
+{
+    if (p->closing || p->ac)
+        return;
+    redisAsyncContext *ac = redisAsyncConnect(p->host, p->cfg.port);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(p);
+        return;
+    }
+    ac->data = p;
+    if (redisLibeventAttach(ac, p->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_retry(p);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    p->ac = ac;
+    if (p->password && *p->password)
+        redisAsyncCommand(ac, on_auth, p, "AUTH %s", p->password);
+}
+
+static void drop_link(pub_t *p)
+{
+    if (p->ac) {
+        redisAsyncContext *ac = p->ac;
+        p->ac = NULL;
+        p->connected = 0;
+        /* fires every pending reply callback with NULL, then on_disconnect */
+        redisAsyncFree(ac);
+    }
+}
+
+static void on_drop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drop_link(arg);
+}
+
+static void on_round_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pub_t *p = arg;
+    fprintf(stderr, "freshrecd: redis: publish round took over %d ms; reconnecting\n",
+            p->cfg.round_timeout_ms);
+    drop_link(p);
+}
+
+pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn on_fail,
+                  pub_done_fn on_done, void *arg, char *errstr, size_t len)
+{
+    pub_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto oom;
+    p->base = base;
+    p->cfg = *cfg;
+    p->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
+    p->password = strdup(cfg->password ? cfg->password : "");
+    p->prefix = strdup(cfg->prefix ? cfg->prefix : KEYS_DEFAULT_PREFIX);
+    p->model = strdup(cfg->model ? cfg->model : "neumf");
+    p->retry_ev = evtimer_new(base, on_retry, p);
+    p->timeout_ev = evtimer_new(base, on_round_timeout, p);
+    p->drop_ev = evtimer_new(base, on_drop, p);
+    if (!p->host || !p->password || !p->prefix || !p->model || !p->retry_ev || !p->timeout_ev ||
+        !p->drop_ev)
+        goto oom;
+    if (p->cfg.reconnect_max_ms < 10)
+        p->cfg.reconnect_max_ms = 10;
+    if (p->cfg.round_timeout_ms < 1)
+        p->cfg.round_timeout_ms = 5000;
+    p->backoff_ms = 100;
+    p->on_fail = on_fail;
+    p->on_done = on_done;
+    p->arg = arg;
+    connect_now(p);
+    return p;
+oom:
+    snprintf(errstr, len, "publisher: out of memory");
+    pub_free(p);
+    return NULL;
+}
+
+static void round_free(round_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->keys[i].id);
+    free(r->keys);
+    free(r);
+}
+
+static void finish_round(pub_t *p, round_t *r)
+{
+    evtimer_del(p->timeout_ev);
+    if (p->cur == r)
+        p->cur = NULL;
+    if (p->on_done)
+        p->on_done(p->arg, !r->failed, r->n, r->bytes, mono_s() - r->t0);
+    round_free(r);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    keyref_t *k = priv;
+    round_t *r = k->r;
+    redisReply *rep = reply;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        r->failed = 1;
+        pub_t *p = ac->data;
+        if (k->side && p->on_fail)
+            p->on_fail(p->arg, k->side, k->id, k->len);
+    }
+    if (--r->outstanding == 0)
+        finish_round(ac->data, r);
+}
+
+void pub_free(pub_t *p)
+{
+    if (!p)
+        return;
+    p->closing = 1;
+    drop_link(p);
+    if (p->cur && p->building) { /* a round begun but never sent */
+        round_free(p->cur);
+        p->cur = NULL;
+    }
+    if (p->retry_ev)
+        event_free(p->retry_ev);
+    if (p->timeout_ev)
+        event_free(p->timeout_ev);
+    if (p->drop_ev)
+        event_free(p->drop_ev);
+    free(p->host);
+    free(p->password);
+    free(p->prefix);
+    free(p->model);
+    free(p->vbuf);
+    free(p);
+}
+
+int pub_connected(const pub_t *p)
+{
+    return p->connected;
+}
+
+int pub_busy(const pub_t *p)
+{
+    return p->cur != NULL;
+}
+
+uint64_t pub_version(const pub_t *p)
+{
+    return p->version;
+}
+
+int pub_begin(pub_t *p)
+{
+    if (!p->connected || !p->ac || p->cur)
+        return -1;
+    round_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -1;
+    r->t0 = mono_s();
+    p->cur = r;
+    p->building = 1;
+    return 0;
+}
+
+static keyref_t *add_ref(pub_t *p, char side, const char *id, size_t len)
+{
+    round_t *r = p->cur;
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 256;
+        keyref_t *k = realloc(r->keys, nc * sizeof(keyref_t));
+        if (!k)
+            return NULL;
+        r->keys = k;
+        r->cap = nc;
+    }
+    /* the array may move while the round is built: refs are fixed in pub_end */
+    keyref_t *k = &r->keys[r->n];
+    k->r = r;
+    k->side = side;
+    k->len = (uint32_t)len;
+    k->id = malloc(len + 1);
+    if (!k->id)
+        return NULL;
+    memcpy(k->id, id, len);
+    k->id[len] = '\0';
+    r->n++;
+    return k;
+}
+
+/* Commands are queued in pub_end, once the key array no longer moves. Until
+ * then a round holds its vectors in one growing buffer, in key order. */
+void pub_add(pub_t *p, char side, const char *id, size_t len, const float *v, int dim)
+{
+    if (!p->cur || !p->building)
+        return;
+    if (p->cur->dim && p->cur->dim != dim) /* one dim per round: the meta's */
+        return;
+    size_t need = (p->cur->bytes + 4 * (size_t)dim);
+    if (need > p->vcap) {
+        size_t nc = p->vcap ? p->vcap * 2 : 65536;
+        while (nc < need)
+            nc *= 2;
+        unsigned char *b = realloc(p->vbuf, nc);
+        if (!b) {
+            if (p->on_fail)
+                p->on_fail(p->arg, side, id, len);
+            return;
+        }
+        p->vbuf = b;
+        p->vcap = nc;
+    }
+    if (!add_ref(p, side, id, len)) {
+        if (p->on_fail)
+            p->on_fail(p->arg, side, id, len);
+        return;
+    }
+    keys_f32le_encode(p->vbuf + p->cur->bytes, v, (size_t)dim);
+    p->cur->bytes = need;
+    p->cur->dim = dim;
+}
+
+void pub_del(pub_t *p, char side, const char *id, size_t len)
+{
+    if (!p->cur || !p->building)
+        return;
+    /* a DEL is a key with no value: side in upper case marks it */
+    add_ref(p, side == 'u' ? 'U' : 'I', id, len);
+}
+
+/* queues one command; a command hiredis refuses counts as failed at once */
+static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
+                 const size_t *argl)
+{
+    if (redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) == REDIS_OK)
+        return;
+    r->failed = 1;
+    if (k->side && p->on_fail)
+        p->on_fail(p->arg, k->side, k->id, k->len);
+    r->outstanding--;
+}
+
+void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
+{
+    round_t *r = p->cur;
+    if (!r || !p->building)
+        return;
+    p->building = 0;
+    if (!p->ac) { /* the link went away while the round was built */
+        r->failed = 1;
+        for (size_t i = 0; i < r->n; i++)
+            if (p->on_fail && (r->keys[i].side == 'u' || r->keys[i].side == 'i'))
+                p->on_fail(p->arg, r->keys[i].side, r->keys[i].id, r->keys[i].len);
+        p->cur = NULL;
+        round_free(r);
+        return;
+    }
+    p->version++;
+    char key[512], ttl[32];
+    snprintf(ttl, sizeof(ttl), "%d", p->cfg.ttl_s);
+    const size_t vbytes = 4 * (size_t)r->dim;
+    size_t off = 0;
+    /* + 1 for the meta hash, so that no reply can finish the round early */
+    r->outstanding = r->n + 1;
+    for (size_t i = 0; i < r->n; i++) {
+        keyref_t *k = &r->keys[i];
+        k->r = r; /* the array may have moved while the round was built */
+        if (k->side == 'U' || k->side == 'I') {
+            size_t kl = keys_vector(key, sizeof(key), p->prefix, p->model,
+                                    k->side == 'U' ? 'u' : 'i', k->id, k->len);
+            const char *argv[] = {"DEL", key};
+            size_t argl[] = {3, kl};
+            k->side = 0; /* a DEL is not handed back: expiry deletes again */
+            queue_cmd(p, r, k, 2, argv, argl);
+            continue;
+        }
+        size_t kl = keys_vector(key, sizeof(key), p->prefix, p->model, k->side, k->id, k->len);
+        const char *argv[] = {"SET", key, (const char *)p->vbuf + off, "EX", ttl};
+        size_t argl[] = {3, kl, vbytes, 2, strlen(ttl)};
+        queue_cmd(p, r, k, p->cfg.ttl_s > 0 ? 5 : 3, argv, argl);
+        off += vbytes;
+    }
+
+    /* the meta hash: one HSET of every field */
+    r->meta = (keyref_t){r, 0, 0, NULL};
+    char dim[16], ver[24], upd[24], nd[24];
+    snprintf(dim, sizeof(dim), "%d", meta->dim);
+    snprintf(ver, sizeof(ver), "%llu", (unsigned long long)p->version);
+    snprintf(upd, sizeof(upd), "%lld", (long long)now_ms);
+    snprintf(nd, sizeof(nd), "%zu", meta->ndense);
+    size_t ml = keys_meta(key, sizeof(key), p->prefix, p->model);
+    unsigned char *dense = NULL;
+    if (meta->dense && meta->ndense && (dense = malloc(4 * meta->ndense)))
+        keys_f32le_encode(dense, meta->dense, meta->ndense);
+    const char *dl = meta->dense_layout ? meta->dense_layout : "";
+    const char *argv[] = {"HSET", key,  "kind",       meta->kind, "dim",          dim,
+                          "layout", meta->layout, "version", ver, "updated_ms", upd,
+                          "dense_floats", nd, "dense_layout", dl, "dense",
+                          dense ? (const char *)dense : ""};
+    size_t argl[] = {4, ml, 4, strlen(meta->kind), 3, strlen(dim), 6, strlen(meta->layout), 7,
+                     strlen(ver), 10, strlen(upd), 12, strlen(nd), 12, strlen(dl), 5,
+                     dense ? 4 * meta->ndense : 0};
+    queue_cmd(p, r, &r->meta, 18, argv, argl);
+    free(dense);
+    if (r->outstanding == 0) {
+        finish_round(p, r);
+        return;
+    }
+    struct timeval tv = {p->cfg.round_timeout_ms / 1000, (p->cfg.round_timeout_ms % 1000) * 1000};
+    evtimer_add(p->timeout_ev, &tv);
+}

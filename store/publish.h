@@ -1,0 +1,62 @@
+/* publish.h — the Redis publisher: hiredis async on the daemon's libevent
+ * loop. A publish round writes vectors (SET key value EX ttl) and the model's
+ * metadata hash in one pipeline; the key schema is proto/keys.h.
+ *
+ * Redis down or slow never stops learning: a round that fails, or that takes
+ * longer than round_timeout_ms, hands every key it did not get confirmed back
+ * through the fail callback (the daemon marks them dirty again), and the
+ * connection is re-made with exponential backoff up to reconnect_max_ms.
+ * Not for: choosing what to publish (the daemon) or the learner's tables. */
+#ifndef FR_PUBLISH_H
+#define FR_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+typedef struct {
+    const char *host;
+    int port;
+    const char *password; /* NULL or "": no AUTH */
+    const char *prefix;   /* key prefix, "fr" */
+    const char *model;    /* model name in keys, "neumf" */
+    int ttl_s;            /* vector TTL; 0 = none */
+    int reconnect_max_ms;
+    int round_timeout_ms; /* a round not done by then is failed and the link reset */
+} pub_config_t;
+
+/* Called for a vector the round could not confirm: side 'u' or 'i'. */
+typedef void (*pub_fail_fn)(void *arg, char side, const char *id, size_t len);
+/* Called when a round completes (ok = 1 when every write was confirmed). */
+typedef void (*pub_done_fn)(void *arg, int ok, size_t keys, size_t bytes, double seconds);
+
+typedef struct {
+    const char *kind;    /* "neumf" */
+    int dim;             /* floats per vector */
+    const char *layout;  /* e.g. "gmf:0:32,mlp:32:64" */
+    const float *dense;  /* the dense weights a ranker needs, or NULL */
+    size_t ndense;
+    const char *dense_layout; /* e.g. "W1:32x64,b1:32,..." */
+} pub_meta_t;
+
+typedef struct pub pub_t;
+
+pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn on_fail,
+                  pub_done_fn on_done, void *arg, char *errstr, size_t len);
+/* Drops the connection; keys of a round in flight go to the fail callback. */
+void pub_free(pub_t *p);
+
+int pub_connected(const pub_t *p);
+int pub_busy(const pub_t *p); /* a round is in flight */
+uint64_t pub_version(const pub_t *p); /* rounds started, the meta "version" */
+
+/* A round: begin, add vectors, end. pub_begin returns -1 when disconnected or
+ * busy (nothing is taken then). pub_add copies the vector at once. */
+int pub_begin(pub_t *p);
+void pub_add(pub_t *p, char side, const char *id, size_t len, const float *v, int dim);
+/* DEL of a vector key (an evicted id), in the same round. */
+void pub_del(pub_t *p, char side, const char *id, size_t len);
+void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms);
+
+#endif

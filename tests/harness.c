@@ -1,0 +1,165 @@
+/* harness.c — real servers for integration tests (see harness.h). */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+static int nchildren, registered;
+
+static void kill_all(void)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+}
+
+static void track(pid_t pid)
+{
+    if (!registered) {
+        atexit(kill_all);
+        registered = 1;
+    }
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+    if (nchildren < MAX_CHILDREN)
+        children[nchildren++] = pid;
+}
+
+static void untrack(pid_t pid)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+double harness_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int harness_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof(a);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int redis_ping(int port)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+pid_t harness_redis_start(int port)
+{
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", port);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            close(null);
+        }
+        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--loglevel", "warning", "--protected-mode", "yes",
+               (char *)NULL);
+        fprintf(stderr, "harness: cannot run redis-server: %s\n", strerror(errno));
+        _exit(127);
+    }
+    track(pid);
+    double t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 5000) {
+        if (redis_ping(port))
+            return pid;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            untrack(pid);
+            return -1;
+        }
+        usleep(10000);
+    }
+    harness_stop(pid);
+    return -1;
+}
+
+void harness_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    double t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 3000) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            untrack(pid);
+            return;
+        }
+        usleep(5000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    untrack(pid);
+}
+
+void harness_signal(pid_t pid, int sig)
+{
+    if (pid > 0)
+        kill(pid, sig);
+}
+
+int harness_loop_until(struct event_base *base, int (*pred)(void *), void *arg, int timeout_ms)
+{
+    double t0 = harness_now_ms();
+    while (!pred(arg) && harness_now_ms() - t0 < timeout_ms) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    return pred(arg);
+}

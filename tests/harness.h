@@ -1,0 +1,26 @@
+/* harness.h — real servers for integration tests: free loopback ports, a
+ * redis-server per test, stopped whatever the outcome (at exit, and with the
+ * test process through PR_SET_PDEATHSIG). Not for: production code. */
+#ifndef FR_HARNESS_H
+#define FR_HARNESS_H
+
+#include <sys/types.h>
+
+struct event_base;
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int harness_free_port(void);
+/* Starts redis-server on 127.0.0.1:port (no persistence); waits until it
+ * answers PING. Returns its pid, or -1. */
+pid_t harness_redis_start(int port);
+/* SIGTERM, then SIGKILL after 3 s; reaps the process. */
+void harness_stop(pid_t pid);
+/* Sends a signal to a started process (SIGSTOP/SIGCONT to make it hang). */
+void harness_signal(pid_t pid, int sig);
+/* Runs the loop until pred(arg) is true or timeout_ms passes; returns pred's
+ * last value. */
+int harness_loop_until(struct event_base *base, int (*pred)(void *), void *arg, int timeout_ms);
+/* Milliseconds on a monotonic clock. */
+double harness_now_ms(void);
+
+#endif

@@ -1,0 +1,262 @@
+/* test_publish.c — the Redis publisher against a real redis-server on a free
+ * loopback port: vectors and the meta hash as documented, and nothing lost
+ * when Redis stops, hangs or comes back. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "keys.h"
+#include "publish.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXF 64
+
+typedef struct {
+    struct event_base *base;
+    pub_t *pub;
+    pid_t redis;
+    int port;
+    int rounds, last_ok;
+    size_t last_keys;
+    char failed[MAXF][32];
+    int nfailed;
+} ctx_t;
+
+static void on_fail(void *arg, char side, const char *id, size_t len)
+{
+    ctx_t *c = arg;
+    if (c->nfailed < MAXF)
+        snprintf(c->failed[c->nfailed++], 32, "%c:%.*s", side, (int)len, id);
+}
+
+static void on_done(void *arg, int ok, size_t keys, size_t bytes, double s)
+{
+    (void)bytes;
+    (void)s;
+    ctx_t *c = arg;
+    c->rounds++;
+    c->last_ok = ok;
+    c->last_keys = keys;
+}
+
+static int connected(void *arg)
+{
+    return pub_connected(((ctx_t *)arg)->pub);
+}
+
+static int disconnected(void *arg)
+{
+    return !pub_connected(((ctx_t *)arg)->pub);
+}
+
+static int idle(void *arg)
+{
+    return !pub_busy(((ctx_t *)arg)->pub);
+}
+
+static int setup(void **state)
+{
+    ctx_t *c = calloc(1, sizeof(*c));
+    c->port = harness_free_port();
+    c->redis = harness_redis_start(c->port);
+    if (c->redis < 0) {
+        free(c);
+        return -1;
+    }
+    c->base = event_base_new();
+    pub_config_t cfg = {.host = "127.0.0.1",
+                        .port = c->port,
+                        .prefix = "fr",
+                        .model = "neumf",
+                        .ttl_s = 600,
+                        .reconnect_max_ms = 200,
+                        .round_timeout_ms = 300};
+    char err[128];
+    c->pub = pub_create(c->base, &cfg, on_fail, on_done, c, err, sizeof(err));
+    assert_non_null(c->pub);
+    assert_true(harness_loop_until(c->base, connected, c, 3000));
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ctx_t *c = *state;
+    pub_free(c->pub);
+    event_base_free(c->base);
+    harness_stop(c->redis);
+    free(c);
+    return 0;
+}
+
+static redisContext *sync_conn(int port)
+{
+    redisContext *r = redisConnect("127.0.0.1", port);
+    assert_non_null(r);
+    assert_int_equal(r->err, 0);
+    return r;
+}
+
+static void get_vector(int port, const char *key, float *out, int dim)
+{
+    redisContext *r = sync_conn(port);
+    redisReply *rep = redisCommand(r, "GET %s", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_int_equal(rep->len, 4 * dim);
+    keys_f32le_decode(out, (const unsigned char *)rep->str, (size_t)dim);
+    freeReplyObject(rep);
+    redisFree(r);
+}
+
+static long long redis_int(int port, const char *fmt, const char *key)
+{
+    redisContext *r = sync_conn(port);
+    redisReply *rep = redisCommand(r, fmt, key);
+    assert_non_null(rep);
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -999;
+    freeReplyObject(rep);
+    redisFree(r);
+    return v;
+}
+
+static void publish(ctx_t *c, int nusers, float base)
+{
+    float v[4];
+    char id[16];
+    assert_int_equal(pub_begin(c->pub), 0);
+    for (int u = 0; u < nusers; u++) {
+        for (int k = 0; k < 4; k++)
+            v[k] = base + u + 0.25f * k;
+        snprintf(id, sizeof(id), "u%d", u);
+        pub_add(c->pub, 'u', id, strlen(id), v, 4);
+    }
+    for (int k = 0; k < 4; k++)
+        v[k] = -base - k;
+    pub_add(c->pub, 'i', "item:7", 6, v, 4);
+    float dense[3] = {1.5f, -2.0f, 0.125f};
+    pub_meta_t meta = {.kind = "neumf",
+                       .dim = 4,
+                       .layout = "gmf:0:2,mlp:2:4",
+                       .dense = dense,
+                       .ndense = 3,
+                       .dense_layout = "wout:3"};
+    pub_end(c->pub, &meta, 1764486000123LL);
+}
+
+static void test_vectors_and_meta(void **state)
+{
+    ctx_t *c = *state;
+    publish(c, 3, 10.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_int_equal(c->rounds, 1);
+    assert_true(c->last_ok);
+    assert_int_equal(c->last_keys, 4);
+    float v[4];
+    get_vector(c->port, "fr:neumf:u:u2", v, 4);
+    for (int k = 0; k < 4; k++)
+        assert_float_equal(v[k], 12.0f + 0.25f * k, 0);
+    get_vector(c->port, "fr:neumf:i:item:7", v, 4);
+    assert_float_equal(v[3], -13.0f, 0);
+    long long ttl = redis_int(c->port, "TTL %s", "fr:neumf:u:u0");
+    assert_true(ttl > 590 && ttl <= 600);
+
+    redisContext *r = sync_conn(c->port);
+    redisReply *rep = redisCommand(r, "HGETALL fr:neumf:meta");
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    int seen = 0;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const char *f = rep->element[i]->str;
+        redisReply *val = rep->element[i + 1];
+        if (!strcmp(f, "kind"))
+            seen += !strcmp(val->str, "neumf");
+        else if (!strcmp(f, "dim"))
+            seen += !strcmp(val->str, "4");
+        else if (!strcmp(f, "version"))
+            seen += !strcmp(val->str, "1");
+        else if (!strcmp(f, "updated_ms"))
+            seen += !strcmp(val->str, "1764486000123");
+        else if (!strcmp(f, "layout"))
+            seen += !strcmp(val->str, "gmf:0:2,mlp:2:4");
+        else if (!strcmp(f, "dense")) {
+            float d[3];
+            assert_int_equal(val->len, 12);
+            keys_f32le_decode(d, (const unsigned char *)val->str, 3);
+            seen += d[0] == 1.5f && d[1] == -2.0f && d[2] == 0.125f;
+        }
+    }
+    assert_int_equal(seen, 6);
+    freeReplyObject(rep);
+    redisFree(r);
+
+    /* a DEL in a later round removes the key */
+    assert_int_equal(pub_begin(c->pub), 0);
+    pub_del(c->pub, 'u', "u1", 2);
+    pub_meta_t meta = {.kind = "neumf", .dim = 4, .layout = "x"};
+    pub_end(c->pub, &meta, 1);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_int_equal(redis_int(c->port, "EXISTS %s", "fr:neumf:u:u1"), 0);
+    assert_int_equal(redis_int(c->port, "EXISTS %s", "fr:neumf:u:u0"), 1);
+    assert_int_equal(c->nfailed, 0);
+}
+
+/* Redis stops: the link goes down, rounds are refused (nothing taken);
+ * Redis comes back on the same port: the publisher reconnects by itself. */
+static void test_redis_restart(void **state)
+{
+    ctx_t *c = *state;
+    harness_stop(c->redis);
+    c->redis = -1;
+    assert_true(harness_loop_until(c->base, disconnected, c, 3000));
+    assert_int_equal(pub_begin(c->pub), -1);
+    c->redis = harness_redis_start(c->port);
+    assert_true(c->redis > 0);
+    assert_true(harness_loop_until(c->base, connected, c, 5000));
+    publish(c, 2, 5.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    float v[4];
+    get_vector(c->port, "fr:neumf:u:u1", v, 4);
+    assert_float_equal(v[0], 6.0f, 0);
+}
+
+/* Redis hangs mid-round: the round times out, every key is handed back, the
+ * link is re-made once Redis answers again. */
+static void test_redis_hangs(void **state)
+{
+    ctx_t *c = *state;
+    harness_signal(c->redis, SIGSTOP);
+    publish(c, 5, 1.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_false(c->last_ok);
+    assert_int_equal(c->nfailed, 6); /* 5 users + 1 item */
+    int found = 0;
+    for (int i = 0; i < c->nfailed; i++)
+        found += !strcmp(c->failed[i], "u:u4") || !strcmp(c->failed[i], "i:item:7");
+    assert_int_equal(found, 2);
+    harness_signal(c->redis, SIGCONT);
+    assert_true(harness_loop_until(c->base, connected, c, 5000));
+    publish(c, 5, 1.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_vectors_and_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
