@@ -39,7 +39,10 @@ typedef struct {
     uint64_t publish_bytes_total;  /* value bytes written */
     uint64_t publish_errors_total; /* failed writes (each is retried) */
     uint64_t dirty_keys;           /* vectors waiting to be written */
-    uint64_t lat_bucket[METRICS_LAT_BUCKETS]; /* cumulative counts, Prometheus style */
+    /* publish latencies per bucket, not cumulative: lat_bucket[b] counts those in
+     * (bound[b-1], bound[b]], the last one those above every bound (the renderer
+     * sums them into Prometheus's cumulative le buckets) */
+    uint64_t lat_bucket[METRICS_LAT_BUCKETS];
     double lat_sum;
     uint64_t lat_count;
 
@@ -48,12 +51,13 @@ typedef struct {
 
     double uptime_s;
     uint64_t rss_bytes;
-    int consuming;       /* has an assignment and no fatal consumer error */
+    int consuming; /* has an assignment and no fatal consumer error */
     int redis_connected;
     char model[32];
 } metrics_t;
 
-/* Records one publish latency in the histogram. */
+/* Records one publish latency in the histogram (a negative one counts as 0,
+ * NaN is ignored). */
 void metrics_observe_latency(metrics_t *m, double seconds);
 
 #endif

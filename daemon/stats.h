@@ -19,16 +19,21 @@ typedef void (*stats_snapshot_fn)(void *arg, metrics_t *out);
 
 typedef struct stats stats_t;
 
-/* Listens on addr:port (port 0 picks a free one; stats_port tells it). */
+/* Listens on addr:port (port 0 picks a free one; stats_port tells it). addr
+ * is a numeric IPv4 or IPv6 address (no name lookup). HEAD is answered like
+ * GET without the body; other methods get 405, unknown paths 404. NULL and a
+ * message in errstr when the address is bad or the port taken. */
 stats_t *stats_start(struct event_base *base, const char *addr, int port, stats_snapshot_fn fn,
                      void *arg, char *errstr, size_t len);
-int stats_port(const stats_t *s);
-void stats_stop(stats_t *s); /* NULL is fine */
+int stats_port(const stats_t *s); /* -1 for NULL */
+void stats_stop(stats_t *s);      /* NULL is fine */
 
 /* The renderers, public for tests. Append to out. */
 void stats_render_prometheus(const metrics_t *m, struct evbuffer *out);
 void stats_render_json(const metrics_t *m, struct evbuffer *out);
-/* 1 when healthy; otherwise 0 and reason says why. */
+/* 1 when healthy (reason "ok"); otherwise 0 and reason says why:
+ * "not consuming (no partitions assigned)", "redis disconnected", or both
+ * joined by "; ". */
 int stats_healthy(const metrics_t *m, char *reason, size_t len);
 
 #endif

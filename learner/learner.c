@@ -517,6 +517,19 @@ void learner_stats(const learner_t *l, learner_stats_t *out)
     emb_stats(l->items, &out->items);
 }
 
+void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
+{
+    if (lr_sparse > 0.0f)
+        l->cfg.lr_sparse = lr_sparse;
+    if (lr_dense > 0.0f)
+        l->cfg.lr_dense = lr_dense;
+}
+
+neumf_t *learner_model(learner_t *l)
+{
+    return l->model;
+}
+
 emb_table_t *learner_users(learner_t *l)
 {
     return l->users;

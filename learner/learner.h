@@ -98,6 +98,10 @@ size_t learner_expire(learner_t *l, int64_t now_ms);
 
 void learner_stats(const learner_t *l, learner_stats_t *out);
 
+/* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
+void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense);
+
+neumf_t *learner_model(learner_t *l);
 emb_table_t *learner_users(learner_t *l);
 emb_table_t *learner_items(learner_t *l);
 

@@ -261,3 +261,28 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
         memcpy(di + (size_t)b * R + D, dx0 + E, sizeof(float) * E);
     }
 }
+
+int neumf_dim(const neumf_t *m)
+{
+    return m->D;
+}
+
+int neumf_dense_layout(const neumf_t *m, char *buf, size_t len)
+{
+    size_t off = 0;
+    for (int l = 1; l < m->L; l++) {
+        int n = snprintf(buf + off, len - off, "W%d:%dx%d,b%d:%d,", l, m->cfg.mlp[l],
+                         m->cfg.mlp[l - 1], l, m->cfg.mlp[l]);
+        if (n < 0 || (size_t)n >= len - off)
+            return -1;
+        off += (size_t)n;
+    }
+    int n = snprintf(buf + off, len - off, "wout:%d,bout:1", m->F);
+    return n < 0 || (size_t)n >= len - off ? -1 : 0;
+}
+
+int neumf_row_layout(const neumf_t *m, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "gmf:0:%d,mlp:%d:%d", m->D, m->D, m->D + m->E);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}

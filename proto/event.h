@@ -7,10 +7,12 @@
  * user, item: non-empty strings of at most EVENT_MAX_ID bytes without control
  * characters, or integers (an integer id is its decimal text). type: one of
  * the configured kinds ("impression", "click", and weighted kinds such as
- * "purchase"). ts: optional integer, ms since the epoch, in [0, EVENT_MAX_TS].
- * cat: optional object, name → string; num: optional object, name → finite
- * number; at most EVENT_MAX_FEATURES of each, names of at most
- * EVENT_MAX_NAME bytes. Other top-level fields are ignored.
+ * "purchase"). ts: optional integer, ms since the epoch, in [0, EVENT_MAX_TS]
+ * (a real is taken when it is a whole number). cat: optional object, name →
+ * string; num: optional object, name → finite number; at most
+ * EVENT_MAX_FEATURES of each, names of at most EVENT_MAX_NAME bytes. An
+ * optional field set to null counts as absent. Other top-level fields are
+ * ignored.
  * Not for: what is learned from an event (learner/), Kafka (daemon/). */
 #ifndef FR_EVENT_H
 #define FR_EVENT_H
@@ -51,7 +53,7 @@ typedef enum {
     EVR_BAD_ID,       /* "bad_id": empty, too long or control characters */
     EVR_UNKNOWN_KIND, /* "unknown_type": type not configured */
     EVR_BAD_TS,       /* "bad_ts": out of range */
-    EVR_BAD_FEATURE,  /* "bad_feature": too many, bad name, non-finite */
+    EVR_BAD_FEATURE,  /* "bad_feature": too many, bad name, bad value */
     EVR_COUNT
 } event_reason_t;
 
@@ -81,8 +83,11 @@ typedef struct {
 
 /* impression and click only */
 void event_kinds_default(event_kinds_t *k);
-/* Adds weighted kinds from "purchase:5,like:2" to the defaults; -1 and a
- * message on a bad spec (empty or duplicate name, weight not in (0, 1000]). */
+/* Sets k to the defaults plus the weighted kinds of a spec such as
+ * "purchase:5,like:2" ("" or NULL: none). -1 and a message on a bad spec
+ * (empty, duplicate or too long name, a character outside [A-Za-z0-9_.-],
+ * weight not in (0, 1000], more than EVENT_MAX_KINDS kinds in all); k then
+ * holds the defaults alone. */
 int event_kinds_parse(event_kinds_t *k, const char *spec, char *errstr, size_t len);
 /* Index of a kind by name, or -1. */
 int event_kind_find(const event_kinds_t *k, const char *name, size_t len);
@@ -90,12 +95,15 @@ int event_kind_find(const event_kinds_t *k, const char *name, size_t len);
 const char *event_reason_name(event_reason_t r);
 
 /* Decodes and validates one message. On EVR_OK ev is filled; otherwise detail
- * says what was wrong (for the log and the dead-letter header). */
+ * says what was wrong (for the log and the dead-letter header): printable
+ * ASCII, NUL-terminated, quoting at most 64 bytes of the message. kinds NULL
+ * means the defaults. */
 event_reason_t event_decode(event_t *ev, const char *buf, size_t len, const event_kinds_t *kinds,
                             size_t max_bytes, char *detail, size_t dlen);
 
-/* Writes the JSON of an event without features into buf; returns its length,
- * or 0 when cap is too small. ts_ms < 0 leaves ts out. */
+/* Writes the JSON of an event without features into buf, NUL-terminated;
+ * returns its length, or 0 when cap is too small (the NUL included) or an id
+ * or the kind is not valid UTF-8. ts_ms < 0 leaves ts out. */
 size_t event_encode(char *buf, size_t cap, const char *user, size_t ulen, const char *item,
                     size_t ilen, const char *kind, int64_t ts_ms);
 

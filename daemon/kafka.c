@@ -1,0 +1,434 @@
+/* kafka.c — consumer group, dead-letter producer and embedded mock cluster
+ * (see kafka.h). The loop never blocks in a poll: librdkafka writes a byte to
+ * a pipe when the consumer queue becomes non-empty, the loop watches the pipe
+ * and drains the queue with zero-timeout batch reads. */
+#define _POSIX_C_SOURCE 200809L
+#include "kafka.h"
+
+#include <librdkafka/rdkafka_mock.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DRAIN_ROUNDS 8 /* batches per wake-up before yielding to other events */
+
+struct kafka {
+    struct event_base *base;
+    fr_config_t cfg;
+    rd_kafka_t *rk;       /* consumer */
+    rd_kafka_t *dlq;      /* dead-letter producer */
+    rd_kafka_t *mock_rk;  /* owns the mock cluster (embedded) */
+    rd_kafka_mock_cluster_t *mock;
+    rd_kafka_queue_t *q;
+    int pipefd[2];
+    struct event *pipe_ev, *poll_ev;
+    rd_kafka_message_t **batch;
+    kafka_batch_fn on_batch;
+    void *arg;
+    char bootstrap[512];
+    int assigned, fatal, closed, paused;
+    uint64_t dlq_errors;
+};
+
+static void log_kafka(const char *what, const char *msg)
+{
+    fprintf(stderr, "freshrecd: kafka: %s%s%s\n", what, msg ? ": " : "", msg ? msg : "");
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_t *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        log_kafka("fatal error", buf);
+        k->fatal = 1;
+        return;
+    }
+    /* transient: brokers down, timeouts — librdkafka retries by itself */
+    log_kafka(rd_kafka_err2name(err), reason);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kafka_t *k = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, parts);
+        k->assigned += parts->cnt;
+        if (!cooperative)
+            k->assigned = parts->cnt;
+        fprintf(stderr, "freshrecd: kafka: assigned %d partition(s), %d in all\n", parts->cnt,
+                k->assigned);
+        break;
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        /* what was learned is stored; commit it before the partitions move on */
+        rd_kafka_commit(rk, NULL, 0);
+        if (cooperative) {
+            error = rd_kafka_incremental_unassign(rk, parts);
+            k->assigned -= parts->cnt;
+        } else {
+            ret = rd_kafka_assign(rk, NULL);
+            k->assigned = 0;
+        }
+        fprintf(stderr, "freshrecd: kafka: revoked %d partition(s)\n", parts->cnt);
+        break;
+    default:
+        log_kafka("rebalance failed", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+        k->assigned = 0;
+        break;
+    }
+    if (error) {
+        log_kafka("incremental (un)assign failed", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (ret) {
+        log_kafka("assign failed", rd_kafka_err2str(ret));
+    }
+    if (k->assigned < 0)
+        k->assigned = 0;
+}
+
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    kafka_t *k = opaque;
+    if (m->err) {
+        k->dlq_errors++;
+        log_kafka("dead-letter delivery failed", rd_kafka_err2str(m->err));
+    }
+}
+
+static void drain(kafka_t *k)
+{
+    if (k->paused || k->closed)
+        return;
+    for (int round = 0; round < DRAIN_ROUNDS; round++) {
+        ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, k->batch, (size_t)k->cfg.batch_max);
+        if (n <= 0)
+            return;
+        k->on_batch(k->arg, k->batch, (size_t)n);
+        for (ssize_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(k->batch[i]);
+        if (k->paused || k->closed)
+            return;
+    }
+    /* more may be waiting: come back after other events had their turn */
+    event_active(k->pipe_ev, EV_READ, 0);
+}
+
+static void on_pipe(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    char buf[64];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    drain(arg);
+}
+
+/* Housekeeping a few times a second: dead-letter delivery reports, and a
+ * drain in case a wake-up byte was coalesced away. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kafka_t *k = arg;
+    if (k->dlq)
+        rd_kafka_poll(k->dlq, 0);
+    drain(k);
+}
+
+static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+               size_t len)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, name, value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, len, "kafka: %s: %s", name, e);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_mock(kafka_t *k, char *errstr, size_t len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[256];
+    rd_kafka_conf_set(conf, "log_level", "3", e, sizeof(e));
+    k->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!k->mock_rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, len, "kafka: embedded cluster: %s", e);
+        return -1;
+    }
+    conf = NULL; /* owned by mock_rk now */
+    k->mock = rd_kafka_mock_cluster_new(k->mock_rk, 1);
+    if (!k->mock) {
+        snprintf(errstr, len, "kafka: could not start the embedded mock cluster");
+        return -1;
+    }
+    snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(k->mock));
+    char topics[CONFIG_STR];
+    snprintf(topics, sizeof(topics), "%s", k->cfg.topics);
+    for (char *save = NULL, *t = strtok_r(topics, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        rd_kafka_mock_topic_create(k->mock, t, k->cfg.embedded_partitions, 1);
+    if (k->cfg.dead_letter_topic[0])
+        rd_kafka_mock_topic_create(k->mock, k->cfg.dead_letter_topic, 1, 1);
+    fprintf(stderr, "freshrecd: kafka: embedded mock cluster at %s\n", k->bootstrap);
+    return 0;
+}
+
+kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
+                      kafka_batch_fn on_batch, void *arg, char *errstr, size_t len)
+{
+    kafka_t *k = calloc(1, sizeof(*k));
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    if (!k) {
+        snprintf(errstr, len, "kafka: out of memory");
+        return NULL;
+    }
+    k->base = base;
+    k->cfg = *cfg;
+    k->on_batch = on_batch;
+    k->arg = arg;
+    k->pipefd[0] = k->pipefd[1] = -1;
+    if (cfg->brokers[0]) {
+        snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", cfg->brokers);
+    } else if (embedded) {
+        if (start_mock(k, errstr, len))
+            goto err;
+    } else {
+        snprintf(errstr, len, "kafka: no brokers configured ([kafka] brokers); use --embedded "
+                              "to run against an in-process mock cluster");
+        goto err;
+    }
+    k->batch = malloc(sizeof(*k->batch) * (size_t)cfg->batch_max);
+    if (!k->batch) {
+        snprintf(errstr, len, "kafka: out of memory");
+        goto err;
+    }
+
+    /* the consumer */
+    conf = rd_kafka_conf_new();
+    if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
+        set(conf, "group.id", cfg->group_id, errstr, len) ||
+        set(conf, "enable.auto.offset.store", "false", errstr, len) ||
+        set(conf, "enable.auto.commit", "true", errstr, len) ||
+        set(conf, "auto.commit.interval.ms", "1000", errstr, len) ||
+        set(conf, "auto.offset.reset", "earliest", errstr, len) ||
+        set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
+        set(conf, "enable.partition.eof", "false", errstr, len) ||
+        set(conf, "log_level", "4", errstr, len))
+        goto err;
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    char e[256];
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!k->rk) {
+        snprintf(errstr, len, "kafka: consumer: %s", e);
+        goto err;
+    }
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(k->rk);
+    k->q = rd_kafka_queue_get_consumer(k->rk);
+
+    if (pipe(k->pipefd) || fcntl(k->pipefd[0], F_SETFL, O_NONBLOCK) ||
+        fcntl(k->pipefd[1], F_SETFL, O_NONBLOCK)) {
+        snprintf(errstr, len, "kafka: pipe: %s", strerror(errno));
+        goto err;
+    }
+    rd_kafka_queue_io_event_enable(k->q, k->pipefd[1], "1", 1);
+    k->pipe_ev = event_new(base, k->pipefd[0], EV_READ | EV_PERSIST, on_pipe, k);
+    k->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, k);
+    struct timeval tv = {0, 200000};
+    if (!k->pipe_ev || !k->poll_ev || event_add(k->pipe_ev, NULL) || event_add(k->poll_ev, &tv)) {
+        snprintf(errstr, len, "kafka: cannot watch the queue pipe");
+        goto err;
+    }
+
+    char topics[CONFIG_STR];
+    snprintf(topics, sizeof(topics), "%s", cfg->topics);
+    subs = rd_kafka_topic_partition_list_new(4);
+    for (char *save = NULL, *t = strtok_r(topics, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        rd_kafka_topic_partition_list_add(subs, t, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(k->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    subs = NULL;
+    if (rerr) {
+        snprintf(errstr, len, "kafka: subscribe: %s", rd_kafka_err2str(rerr));
+        goto err;
+    }
+
+    /* the dead-letter producer */
+    if (cfg->dead_letter_topic[0]) {
+        conf = rd_kafka_conf_new();
+        if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
+            set(conf, "linger.ms", "50", errstr, len) || set(conf, "log_level", "4", errstr, len))
+            goto err;
+        rd_kafka_conf_set_opaque(conf, k);
+        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
+        k->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+        if (!k->dlq) {
+            snprintf(errstr, len, "kafka: dead-letter producer: %s", e);
+            goto err;
+        }
+        conf = NULL; /* owned by dlq now */
+    }
+    return k;
+err:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    kafka_free(k);
+    return NULL;
+}
+
+void kafka_pause_loop(kafka_t *k)
+{
+    k->paused = 1;
+}
+
+void kafka_close(kafka_t *k)
+{
+    if (!k || k->closed)
+        return;
+    k->closed = 1;
+    if (k->pipe_ev)
+        event_del(k->pipe_ev);
+    if (k->q)
+        rd_kafka_queue_io_event_enable(k->q, -1, NULL, 0);
+    if (k->rk) {
+        /* commits stored offsets and leaves the group; rebalance callbacks
+         * are served from inside */
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(k->rk);
+        if (err)
+            log_kafka("close", rd_kafka_err2str(err));
+    }
+    if (k->dlq) {
+        rd_kafka_resp_err_t err = rd_kafka_flush(k->dlq, k->cfg.shutdown_timeout_ms / 2);
+        if (err)
+            log_kafka("dead-letter flush", rd_kafka_err2str(err));
+    }
+}
+
+void kafka_free(kafka_t *k)
+{
+    if (!k)
+        return;
+    kafka_close(k);
+    if (k->pipe_ev)
+        event_free(k->pipe_ev);
+    if (k->poll_ev)
+        event_free(k->poll_ev);
+    if (k->q)
+        rd_kafka_queue_destroy(k->q);
+    if (k->rk)
+        rd_kafka_destroy(k->rk);
+    if (k->dlq)
+        rd_kafka_destroy(k->dlq);
+    if (k->mock_rk) /* destroys the mock cluster with it */
+        rd_kafka_destroy(k->mock_rk);
+    if (k->pipefd[0] >= 0)
+        close(k->pipefd[0]);
+    if (k->pipefd[1] >= 0)
+        close(k->pipefd[1]);
+    free(k->batch);
+    free(k);
+}
+
+void kafka_store(kafka_t *k, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+        m->offset + 1;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(k->rk, l);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE) /* __STATE: partition revoked meanwhile */
+        log_kafka("offset store", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reason,
+                      const char *detail)
+{
+    if (!k->dlq)
+        return -1;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        k->dlq, RD_KAFKA_V_TOPIC(k->cfg.dead_letter_topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(m->payload, m->len),
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_HEADER("freshrec-reason", reason, -1),
+        RD_KAFKA_V_HEADER("freshrec-detail", detail, -1),
+        RD_KAFKA_V_HEADER("freshrec-source", rd_kafka_topic_name(m->rkt), -1), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(k->dlq, 0);
+        return -1;
+    }
+    return err ? -1 : 0;
+}
+
+const char *kafka_bootstrap(const kafka_t *k)
+{
+    return k->bootstrap;
+}
+
+rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k)
+{
+    return k->mock;
+}
+
+int kafka_assigned(const kafka_t *k)
+{
+    return k->closed ? 0 : k->assigned;
+}
+
+int kafka_fatal(const kafka_t *k)
+{
+    return k->fatal;
+}
+
+uint64_t kafka_dead_letter_errors(const kafka_t *k)
+{
+    return k->dlq_errors;
+}
+
+int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (k->closed || rd_kafka_assignment(k->rk, &a) || !a)
+        return 0;
+    rd_kafka_position(k->rk, a);
+    int n = 0;
+    for (int i = 0; i < a->cnt && n < max; i++) {
+        rd_kafka_topic_partition_t *p = &a->elems[i];
+        int64_t lo = -1, hi = -1;
+        metrics_partition_t *o = &out[n++];
+        snprintf(o->topic, sizeof(o->topic), "%s", p->topic);
+        o->partition = p->partition;
+        o->stored = p->offset >= 0 ? p->offset : -1;
+        o->lag = -1;
+        if (rd_kafka_get_watermark_offsets(k->rk, p->topic, p->partition, &lo, &hi) == 0 &&
+            hi >= 0)
+            o->lag = p->offset >= 0 ? hi - p->offset : hi - (lo >= 0 ? lo : 0);
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    return n;
+}
+
+int kafka_commit(kafka_t *k)
+{
+    if (k->closed)
+        return 0;
+    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, NULL, 0);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : -1;
+}

@@ -1,0 +1,56 @@
+/* kafka.h — freshrecd's Kafka side (librdkafka): the consumer group whose
+ * messages reach the libevent loop through the queue's io-event pipe, the
+ * dead-letter producer, and, with --embedded and no brokers configured,
+ * librdkafka's mock cluster in-process (real Kafka protocol on loopback TCP).
+ *
+ * Offsets are stored only when the daemon says an event is learned
+ * (enable.auto.offset.store=false); stored offsets are committed by
+ * librdkafka's auto-commit and at close. Not for: decoding or learning. */
+#ifndef FR_KAFKA_H
+#define FR_KAFKA_H
+
+#include "config.h"
+#include "metrics.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stddef.h>
+
+struct event_base;
+
+/* Receives each batch of messages drained from the queue, in order. The
+ * messages are destroyed after the call returns. */
+typedef void (*kafka_batch_fn)(void *arg, rd_kafka_message_t **msgs, size_t n);
+
+typedef struct kafka kafka_t;
+
+kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
+                      kafka_batch_fn on_batch, void *arg, char *errstr, size_t len);
+/* Leaves the group (commits stored offsets first), bounded by the config's
+ * shutdown timeout. Idempotent. */
+void kafka_close(kafka_t *k);
+void kafka_free(kafka_t *k); /* NULL is fine; closes first */
+
+/* Stops taking messages from the queue (they stay unconsumed). */
+void kafka_pause_loop(kafka_t *k);
+
+/* Marks the messages up to and including m learned: its offset + 1 is stored
+ * for commit. */
+void kafka_store(kafka_t *k, const rd_kafka_message_t *m);
+/* Produces a refused message's payload and key to the dead-letter topic with
+ * headers freshrec-reason and freshrec-detail. -1 when it could not even be
+ * queued (counted by the caller). */
+int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reason,
+                      const char *detail);
+
+const char *kafka_bootstrap(const kafka_t *k); /* the brokers in use (the mock's if embedded) */
+rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k); /* NULL unless embedded */
+int kafka_assigned(const kafka_t *k);            /* partitions assigned now */
+int kafka_fatal(const kafka_t *k);               /* a fatal consumer error happened */
+uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed dead-letter deliveries */
+/* Fills lag and stored offsets of the assigned partitions; returns how many. */
+int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max);
+/* Synchronously commits the stored offsets (at shutdown). 0 or -1. */
+int kafka_commit(kafka_t *k);
+
+#endif
