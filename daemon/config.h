@@ -16,70 +16,78 @@
 
 typedef struct {
     /* [kafka] */
-    char brokers[CONFIG_STR];       /* "" = none: --embedded starts a mock cluster */
-    char topics[CONFIG_STR];        /* comma-separated, default "events" */
-    char group_id[CONFIG_STR];      /* default "freshrec" */
+    char brokers[CONFIG_STR];           /* "" = none: --embedded starts a mock cluster */
+    char topics[CONFIG_STR];            /* comma-separated, default "events" */
+    char group_id[CONFIG_STR];          /* default "freshrec" */
     char dead_letter_topic[CONFIG_STR]; /* default "events.dead"; "" = none */
-    char assignor[CONFIG_STR];      /* "cooperative-sticky" (default) or "range" */
-    int batch_max;                  /* messages taken from the queue per drain, default 1000 */
-    int embedded_partitions;        /* partitions of each topic in the mock cluster, default 4 */
+    char assignor[CONFIG_STR];          /* "cooperative-sticky" (default) or "range" */
+    int batch_max;                      /* messages taken from the queue per drain, default 1000 */
+    int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
 
     /* [redis] */
-    char redis_host[CONFIG_STR];    /* default "127.0.0.1" */
-    int redis_port;                 /* default 6379 */
+    char redis_host[CONFIG_STR];     /* default "127.0.0.1" */
+    int redis_port;                  /* default 6379 */
     char redis_password[CONFIG_STR]; /* default "": no AUTH */
-    char key_prefix[CONFIG_STR];    /* default "fr" */
-    int vector_ttl_s;               /* default 604800 (7 days); 0 = no TTL */
-    int publish_interval_ms;        /* hot; default 100 */
-    int publish_max_keys;           /* most vectors written per publish, default 100000 */
-    int reconnect_max_ms;           /* backoff ceiling, default 5000 */
+    char key_prefix[CONFIG_STR];     /* default "fr" */
+    int vector_ttl_s;                /* default 604800 (7 days); 0 = no TTL */
+    int publish_interval_ms;         /* hot; default 100 */
+    int publish_max_keys;            /* most vectors written per publish, default 100000 */
+    int reconnect_max_ms;            /* backoff ceiling, default 5000 */
 
     /* [model] */
-    char model[CONFIG_STR];         /* "neumf" */
-    int dim;                        /* default 32 */
-    char mlp[CONFIG_STR];           /* default "64,32,16,8" */
-    int negatives;                  /* default 4 */
-    char sampler[CONFIG_STR];       /* uniform | popularity | inbatch | hard */
-    double alpha;                   /* default 0.75 */
-    int pool;                       /* default 32 */
-    char loss[CONFIG_STR];          /* bce | bpr | softmax */
-    int batch_events;               /* default 256 */
-    char optimizer[CONFIG_STR];     /* adagrad | sgd */
-    double lr_sparse;               /* hot; default 0.03 */
-    double lr_dense;                /* hot; default 0.001 */
-    double l2_sparse, l2_dense;     /* default 0 */
-    double init_std;                /* default 0.01 */
-    int ring_capacity;              /* default 100000 */
-    int admit_after;                /* default 1 */
-    int expire_s;                   /* default 0 = never */
-    double preq_rate;               /* default 0.01 */
-    int seed;                       /* default 1 */
+    char model[CONFIG_STR];     /* "neumf" (the default and only kind) */
+    int dim;                    /* default 32 */
+    char mlp[CONFIG_STR];       /* default "64,32,16,8" */
+    int negatives;              /* default 4 */
+    char sampler[CONFIG_STR];   /* uniform (default) | popularity | inbatch | hard */
+    double alpha;               /* default 0.75 */
+    int pool;                   /* default 32 */
+    char loss[CONFIG_STR];      /* bce (default) | bpr | softmax */
+    int batch_events;           /* default 256 */
+    char optimizer[CONFIG_STR]; /* adagrad (default) | sgd */
+    double lr_sparse;           /* hot; default 0.03 */
+    double lr_dense;            /* hot; default 0.001 */
+    double l2_sparse, l2_dense; /* default 0 */
+    double init_std;            /* default 0.01 */
+    int ring_capacity;          /* default 100000 */
+    int admit_after;            /* default 1 */
+    int expire_s;               /* default 0 = never */
+    double preq_rate;           /* default 0.01 */
+    int seed;                   /* default 1 */
 
     /* [events] */
-    char kinds[CONFIG_STR];         /* weighted kinds, default "purchase:5" */
-    int label_window_ms;            /* default 1800000 (30 min) */
-    int max_event_bytes;            /* default 65536 */
+    char kinds[CONFIG_STR]; /* weighted kinds, default "purchase:5" */
+    int label_window_ms;    /* default 1800000 (30 min) */
+    int max_event_bytes;    /* default 65536 */
 
     /* [stats] */
-    char stats_listen[CONFIG_STR];  /* default "127.0.0.1" */
-    int stats_port;                 /* default 9464; 0 = off */
+    char stats_listen[CONFIG_STR]; /* default "127.0.0.1" */
+    int stats_port;                /* default 9464; 0 = off */
 
     /* [daemon] */
-    char log_level[CONFIG_STR];     /* hot; error | warn | info | debug */
-    int shutdown_timeout_ms;        /* default 10000 */
+    char log_level[CONFIG_STR]; /* hot; error | warn | info (default) | debug */
+    int shutdown_timeout_ms;    /* default 10000 */
 } fr_config_t;
 
 void config_defaults(fr_config_t *c);
 
-/* Reads an INI file over c. -1 and a message naming the file, line, section
- * and key on an unknown key, a bad value or a value out of bounds. */
+/* Reads an INI file over c: keys the file leaves out keep their values, a
+ * key given twice takes the last value. -1 (c untouched) and a message naming
+ * the file, line, section and key on an unknown section or key, a bad value or
+ * a value out of bounds. Values are taken literally (no quotes); `;` after a
+ * space starts a comment, `#` and `;` start a comment line; leading spaces do
+ * not continue the previous value. */
 int config_load(fr_config_t *c, const char *path, char *errstr, size_t len);
 
-/* Applies "section.key=value". -1 and a message naming the key otherwise. */
+/* Applies "section.key=value" (spaces around the key and the value are
+ * ignored) with the checks of config_load. -1 (c untouched) and a message
+ * naming section.key otherwise. */
 int config_set(fr_config_t *c, const char *assignment, char *errstr, size_t len);
 
-/* Checks what no single key can: e.g. the model kind, sampler and loss names,
- * the MLP list. -1 and a message naming the key. */
+/* Checks every value against the table again (for fields set in code) and
+ * what no single key can: the MLP list (neumf_parse_layers, even first width),
+ * the topic list, the dead-letter topic not among the topics, the event kinds
+ * (event_kinds_parse). -1 and a message naming the key. */
 int config_validate(const fr_config_t *c, char *errstr, size_t len);
 
 /* For SIGHUP: reads path and the overrides again into a copy, validates it,
@@ -89,7 +97,14 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len);
 int config_reload(fr_config_t *live, const char *path, char *const *overrides, int noverrides,
                   char *errstr, size_t len);
 
-/* Writes every key as an INI file with its doc line and current value. */
+/* Writes every key as an INI file, in table order grouped by section: a
+ * `# doc (default: X)` line above `key = value`. config_load reads it back to
+ * the same values. It includes the Redis password: a config file, not a log. */
 void config_write(const fr_config_t *c, FILE *f);
+
+/* The i-th key of the table, in table order: 0 with its section and INI key
+ * name (static strings), or -1 once i is past the last key. For tests and for
+ * listing the keys; values go through config_set and config_write. */
+int config_key(size_t i, const char **section, const char **key);
 
 #endif

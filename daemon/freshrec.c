@@ -3,6 +3,7 @@
  * the synthetic stream. The daemon is freshrecd; this tool never talks to
  * Kafka or Redis. */
 #define _POSIX_C_SOURCE 200809L
+#include "cli.h"
 #include "dataset.h"
 #include "id.h"
 #include "kern.h"
@@ -528,6 +529,7 @@ static void usage(FILE *f)
                "commands:\n"
                "  train   learn from an interaction file as a stream, then evaluate\n"
                "  gen     write a synthetic interaction stream\n"
+               "  replay  produce an interaction file to Kafka as JSON events\n"
                "`freshrec <command> --help` for a command's options.\n");
 }
 
@@ -541,6 +543,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "gen") == 0)
         return cmd_gen(argc - 1, argv + 1);
+    if (strcmp(argv[1], "replay") == 0)
+        return replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);

@@ -1,0 +1,597 @@
+/* freshrecd.c — the daemon: one libevent loop that consumes events from
+ * Kafka, learns from each micro-batch at once, publishes the refreshed
+ * vectors to Redis every publish interval, and answers on the stats port.
+ *
+ *   Kafka queue pipe → decode (proto/event) → join impressions and clicks
+ *   → learner → offsets stored → dirty ids → publish timer → Redis
+ *
+ * Signals are libevent signal events, so they are handled in the loop:
+ * SIGTERM/SIGINT stop consuming, publish everything dirty, commit and leave
+ * the group; SIGHUP reloads the hot config keys. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+#include "event.h"
+#include "id.h"
+#include "join.h"
+#include "kafka.h"
+#include "kern.h"
+#include "keys.h"
+#include "learner.h"
+#include "log.h"
+#include "metrics.h"
+#include "publish.h"
+#include "stats.h"
+
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_OVERRIDES 64
+#define NEG_CHUNK 256
+
+typedef struct {
+    fr_config_t cfg;
+    const char *config_path;
+    char *overrides[MAX_OVERRIDES];
+    int noverrides;
+    int embedded;
+
+    struct event_base *base;
+    learner_t *learner;
+    join_t *join;
+    pub_t *pub;
+    kafka_t *kafka;
+    stats_t *stats;
+    event_kinds_t kinds;
+    struct event *publish_ev, *cron_ev, *sig_term, *sig_int, *sig_hup, *stop_ev;
+
+    metrics_t m; /* counters; the learner's and Kafka's figures are added per snapshot */
+    double t_start;
+    int stopping;
+    double stop_deadline;
+
+    /* per batch */
+    lrn_event_t *pos;
+    char *arena;
+    size_t arena_cap;
+    lrn_event_t negs[NEG_CHUNK];
+    uint32_t *dirty;
+    size_t dirty_cap;
+
+    log_limit_t bad_log, kafka_log;
+    char row_layout[128], dense_layout[512];
+} app_t;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ learning */
+
+static void learn_negatives(app_t *a)
+{
+    size_t n;
+    while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0)
+        learner_learn(a->learner, a->negs, n);
+}
+
+/* The ids of a batch's events live in an arena until the batch is learned. */
+static const char *arena_put(app_t *a, size_t *used, const char *s, size_t len)
+{
+    if (*used + len > a->arena_cap)
+        return NULL; /* sized for a full batch of maximal ids: cannot happen */
+    char *p = a->arena + *used;
+    memcpy(p, s, len);
+    *used += len;
+    return p;
+}
+
+static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
+{
+    app_t *a = arg;
+    static event_t ev; /* large (features); one at a time */
+    size_t npos = 0, used = 0;
+    char detail[192];
+
+    /* the last message of each partition in this batch, to store offsets */
+    const rd_kafka_message_t *last[64];
+    int nlast = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *msg = msgs[i];
+        if (msg->err) {
+            log_limited(&a->kafka_log, LOG_WARN, "kafka", "consume: %s",
+                        rd_kafka_message_errstr(msg));
+            continue;
+        }
+        int slot = -1;
+        for (int k = 0; k < nlast; k++)
+            if (last[k]->rkt == msg->rkt && last[k]->partition == msg->partition)
+                slot = k;
+        if (slot < 0 && nlast < 64)
+            slot = nlast++;
+        if (slot >= 0)
+            last[slot] = msg;
+        else
+            kafka_store(a->kafka, msg); /* more partitions than slots: store at once */
+
+        event_reason_t r = event_decode(&ev, msg->payload, msg->len, &a->kinds,
+                                        (size_t)a->cfg.max_event_bytes, detail, sizeof(detail));
+        if (r != EVR_OK) {
+            a->m.invalid[r]++;
+            log_limited(&a->bad_log, LOG_WARN, "events", "%s [%d] offset %lld: %s: %s",
+                        rd_kafka_topic_name(msg->rkt), msg->partition, (long long)msg->offset,
+                        event_reason_name(r), detail);
+            if (kafka_dead_letter(a->kafka, msg, event_reason_name(r), detail) == 0)
+                a->m.dead_letter_total++;
+            else
+                a->m.dead_letter_errors_total++;
+            continue;
+        }
+        a->m.consumed[ev.kind]++;
+        int64_t ts = ev.has_ts ? ev.ts_ms : 0;
+        if (!ev.has_ts) {
+            rd_kafka_timestamp_type_t tt;
+            ts = rd_kafka_message_timestamp(msg, &tt);
+            if (ts < 0)
+                ts = wall_ms();
+        }
+        lrn_id_t u = {id_hash(ev.user, ev.user_len), ev.user, ev.user_len};
+        lrn_id_t it = {id_hash(ev.item, ev.item_len), ev.item, ev.item_len};
+        if (ev.kind == EVENT_IMPRESSION) {
+            if (join_impression(a->join, &u, &it, ts))
+                log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
+            continue;
+        }
+        if (ev.kind == EVENT_CLICK)
+            join_click(a->join, &u, &it, ts);
+        else
+            join_advance(a->join, ts);
+        u.id = arena_put(a, &used, ev.user, ev.user_len);
+        it.id = arena_put(a, &used, ev.item, ev.item_len);
+        if (!u.id || !it.id)
+            continue;
+        a->pos[npos++] = (lrn_event_t){
+            .user = u, .item = it, .ts_ms = ts, .weight = ev.weight > 0 ? ev.weight : 1.0f};
+    }
+    if (npos)
+        learner_learn(a->learner, a->pos, npos);
+    learn_negatives(a);
+    /* learned: now their offsets may be committed */
+    for (int k = 0; k < nlast; k++)
+        kafka_store(a->kafka, last[k]);
+}
+
+/* ------------------------------------------------------------ publishing */
+
+static void on_pub_fail(void *arg, char side, const char *id, size_t len)
+{
+    app_t *a = arg;
+    emb_table_t *t = side == 'u' ? learner_users(a->learner) : learner_items(a->learner);
+    uint32_t e = emb_find(t, id_hash(id, len), id, len);
+    if (e != EMB_NONE)
+        emb_mark_dirty(t, e); /* written again by a later round */
+}
+
+static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double seconds)
+{
+    app_t *a = arg;
+    a->m.publish_total++;
+    if (ok) {
+        a->m.publish_keys_total += keys;
+        a->m.publish_bytes_total += bytes;
+        metrics_observe_latency(&a->m, seconds);
+    } else {
+        a->m.publish_errors_total++;
+    }
+}
+
+static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
+{
+    if (a->dirty_cap < budget) {
+        uint32_t *d = realloc(a->dirty, budget * sizeof(uint32_t));
+        if (!d)
+            return 0;
+        a->dirty = d;
+        a->dirty_cap = budget;
+    }
+    size_t n = emb_take_dirty(t, a->dirty, budget);
+    int R = neumf_row_width(learner_model(a->learner));
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *id = emb_entry_id(t, a->dirty[i], &len);
+        uint32_t row = emb_entry_row(t, a->dirty[i]);
+        pub_add(a->pub, side, id, len, emb_row(t, row), R);
+    }
+    return n;
+}
+
+/* One round: every dirty vector (up to publish_max_keys) and the meta hash. */
+static int publish_round(app_t *a)
+{
+    emb_table_t *u = learner_users(a->learner), *it = learner_items(a->learner);
+    if (emb_dirty_count(u) + emb_dirty_count(it) == 0 && pub_version(a->pub) > 0)
+        return 0;
+    if (pub_begin(a->pub))
+        return 0;
+    size_t budget = (size_t)a->cfg.publish_max_keys;
+    size_t n = add_dirty(a, u, 'u', budget);
+    n += add_dirty(a, it, 'i', budget - n);
+    neumf_t *m = learner_model(a->learner);
+    dense_block_t *d = neumf_dense(m);
+    pub_meta_t meta = {.kind = a->cfg.model,
+                       .dim = neumf_row_width(m),
+                       .layout = a->row_layout,
+                       .dense = d->params,
+                       .ndense = d->n,
+                       .dense_layout = a->dense_layout};
+    pub_end(a->pub, &meta, wall_ms());
+    return (int)n;
+}
+
+static void on_publish(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    publish_round(arg);
+}
+
+/* ------------------------------------------------------------ stats */
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void snapshot(void *arg, metrics_t *out)
+{
+    app_t *a = arg;
+    *out = a->m;
+    learner_stats(a->learner, &out->learner);
+    out->impressions_pending = join_pending(a->join);
+    out->impressions_negative_total = join_negative_total(a->join);
+    out->impressions_clicked_total = join_clicked_total(a->join);
+    out->dirty_keys = emb_dirty_count(learner_users(a->learner)) +
+                      emb_dirty_count(learner_items(a->learner));
+    out->nparts = a->kafka ? kafka_partitions(a->kafka, out->part, METRICS_MAX_PARTITIONS) : 0;
+    out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
+    out->uptime_s = mono_s() - a->t_start;
+    out->rss_bytes = rss_bytes();
+    out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&
+                     !kafka_fatal(a->kafka);
+    out->redis_connected = a->pub && pub_connected(a->pub);
+}
+
+/* ------------------------------------------------------------ cron */
+
+static void on_cron(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    learn_negatives(a);
+    if (a->cfg.expire_s > 0) {
+        int64_t now = wall_ms();
+        size_t n = learner_expire(a->learner, now);
+        if (n)
+            log_msg(LOG_INFO, "learner", "expired %zu ids unseen for %d s", n, a->cfg.expire_s);
+    }
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    emb_table_t *u = learner_users(a->learner), *it = learner_items(a->learner);
+    int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 || pub_busy(a->pub);
+    if (pending && mono_s() < a->stop_deadline) {
+        if (!pub_busy(a->pub))
+            publish_round(a);
+        return; /* the tick comes again */
+    }
+    if (pending)
+        log_msg(LOG_WARN, "daemon", "shutdown: %zu vectors not published before the timeout",
+                emb_dirty_count(u) + emb_dirty_count(it));
+    event_base_loopbreak(a->base);
+}
+
+static void begin_stop(app_t *a, const char *why)
+{
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    log_msg(LOG_INFO, "daemon", "%s: stopping: no more consuming, publishing what is dirty", why);
+    kafka_pause_loop(a->kafka);
+    learn_negatives(a);
+    evtimer_del(a->publish_ev);
+    a->stop_deadline = mono_s() + a->cfg.shutdown_timeout_ms / 2000.0;
+    a->stop_ev = event_new(a->base, -1, EV_PERSIST, on_stop_tick, a);
+    struct timeval tv = {0, 10000};
+    event_add(a->stop_ev, &tv);
+    publish_round(a);
+}
+
+static void set_publish_timer(app_t *a)
+{
+    struct timeval tv = {a->cfg.publish_interval_ms / 1000,
+                         (a->cfg.publish_interval_ms % 1000) * 1000};
+    event_add(a->publish_ev, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    app_t *a = arg;
+    if (sig != SIGHUP) {
+        begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+    char err[512] = "";
+    int n = config_reload(&a->cfg, a->config_path, a->overrides, a->noverrides, err, sizeof(err));
+    if (n < 0) {
+        log_msg(LOG_ERROR, "config", "SIGHUP: reload refused, nothing changed: %s", err);
+        return;
+    }
+    if (err[0])
+        log_msg(LOG_WARN, "config", "SIGHUP: %s", err);
+    learner_set_lr(a->learner, (float)a->cfg.lr_sparse, (float)a->cfg.lr_dense);
+    log_set_level(log_level_parse(a->cfg.log_level));
+    if (!a->stopping)
+        set_publish_timer(a);
+    log_msg(LOG_INFO, "config",
+            "SIGHUP: %d hot key(s) changed: lr_sparse %g, lr_dense %g, publish_interval_ms %d, "
+            "log_level %s",
+            n, a->cfg.lr_sparse, a->cfg.lr_dense, a->cfg.publish_interval_ms, a->cfg.log_level);
+}
+
+/* ------------------------------------------------------------ start-up */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: freshrecd [-c CONFIG] [--set section.key=value ...] [--embedded]\n"
+            "       freshrecd --print-config [-c CONFIG] [--set ...]\n"
+            "Consumes events from Kafka, learns from each at once, publishes vectors to Redis.\n"
+            "  -c, --config PATH   INI config (every key: systemd/freshrec.conf)\n"
+            "  --set S.K=V         override one key, e.g. --set redis.port=6380 (repeatable)\n"
+            "  --embedded          with no [kafka] brokers, run an in-process mock Kafka\n"
+            "                      cluster (loopback) and print its address\n"
+            "  --print-config      print the effective config and exit\n"
+            "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads lr_sparse, lr_dense,\n"
+            "publish_interval_ms and log_level.\n");
+}
+
+static int learner_config_from(const fr_config_t *c, learner_config_t *lc, char *err, size_t len)
+{
+    learner_config_default(lc);
+    if (neumf_parse_layers(&lc->model, c->mlp, err, len))
+        return -1;
+    lc->model.dim = c->dim;
+    lc->negatives = c->negatives;
+    int k = samp_kind_parse(c->sampler);
+    int lo = loss_kind_parse(c->loss);
+    if (k < 0 || lo < 0) {
+        snprintf(err, len, "[model] sampler or loss unknown");
+        return -1;
+    }
+    lc->sampler.kind = (samp_kind_t)k;
+    lc->sampler.alpha = (float)c->alpha;
+    lc->sampler.pool = c->pool;
+    lc->loss = (loss_kind_t)lo;
+    lc->batch_events = c->batch_events;
+    lc->sparse_opt = strcmp(c->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAGRAD;
+    lc->lr_sparse = (float)c->lr_sparse;
+    lc->lr_dense = (float)c->lr_dense;
+    lc->l2_sparse = (float)c->l2_sparse;
+    lc->l2_dense = (float)c->l2_dense;
+    lc->init_std = (float)c->init_std;
+    lc->ring_capacity = (size_t)c->ring_capacity;
+    lc->admit_after = (uint32_t)c->admit_after;
+    lc->expire_ms = (int64_t)c->expire_s * 1000;
+    lc->preq_rate = c->preq_rate;
+    lc->seed = (uint64_t)c->seed;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static app_t app;
+    app_t *a = &app;
+    char err[512];
+    int print_config = 0;
+    config_defaults(&a->cfg);
+
+    static const struct option opts[] = {{"config", 1, 0, 'c'},   {"set", 1, 0, 's'},
+                                         {"embedded", 0, 0, 'e'}, {"print-config", 0, 0, 'p'},
+                                         {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->config_path = optarg;
+            break;
+        case 's':
+            if (a->noverrides == MAX_OVERRIDES) {
+                fprintf(stderr, "freshrecd: at most %d --set overrides\n", MAX_OVERRIDES);
+                return 2;
+            }
+            a->overrides[a->noverrides++] = optarg;
+            break;
+        case 'e':
+            a->embedded = 1;
+            break;
+        case 'p':
+            print_config = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "freshrecd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (a->config_path && config_load(&a->cfg, a->config_path, err, sizeof(err))) {
+        fprintf(stderr, "freshrecd: config: %s\n", err);
+        return 2;
+    }
+    for (int i = 0; i < a->noverrides; i++)
+        if (config_set(&a->cfg, a->overrides[i], err, sizeof(err))) {
+            fprintf(stderr, "freshrecd: --set: %s\n", err);
+            return 2;
+        }
+    if (config_validate(&a->cfg, err, sizeof(err))) {
+        fprintf(stderr, "freshrecd: config: %s\n", err);
+        return 2;
+    }
+    if (print_config) {
+        config_write(&a->cfg, stdout);
+        return 0;
+    }
+    log_set_level(log_level_parse(a->cfg.log_level));
+    event_kinds_default(&a->kinds);
+    if (event_kinds_parse(&a->kinds, a->cfg.kinds, err, sizeof(err))) {
+        fprintf(stderr, "freshrecd: config: [events] kinds: %s\n", err);
+        return 2;
+    }
+    learner_config_t lc;
+    if (learner_config_from(&a->cfg, &lc, err, sizeof(err))) {
+        fprintf(stderr, "freshrecd: config: %s\n", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    kern_set_threads(1);
+
+    int rc = 1;
+    a->t_start = mono_s();
+    a->m.kinds = a->kinds;
+    snprintf(a->m.model, sizeof(a->m.model), "%.31s", a->cfg.model);
+    a->bad_log.burst = 10;
+    a->kafka_log.burst = 5;
+    a->base = event_base_new();
+    a->pos = malloc(sizeof(lrn_event_t) * (size_t)a->cfg.batch_max);
+    a->arena_cap = (size_t)a->cfg.batch_max * 2 * EVENT_MAX_ID;
+    a->arena = malloc(a->arena_cap);
+    if (!a->base || !a->pos || !a->arena) {
+        log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
+        goto out;
+    }
+    if (!(a->learner = learner_create(&lc, err, sizeof(err))) ||
+        !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
+        log_msg(LOG_ERROR, "learner", "%s", err);
+        goto out;
+    }
+    neumf_row_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
+    neumf_dense_layout(learner_model(a->learner), a->dense_layout, sizeof(a->dense_layout));
+
+    pub_config_t pc = {.host = a->cfg.redis_host,
+                       .port = a->cfg.redis_port,
+                       .password = a->cfg.redis_password,
+                       .prefix = a->cfg.key_prefix,
+                       .model = a->cfg.model,
+                       .ttl_s = a->cfg.vector_ttl_s,
+                       .reconnect_max_ms = a->cfg.reconnect_max_ms,
+                       .round_timeout_ms = 5000};
+    if (!(a->pub = pub_create(a->base, &pc, on_pub_fail, on_pub_done, a, err, sizeof(err)))) {
+        log_msg(LOG_ERROR, "redis", "%s", err);
+        goto out;
+    }
+    if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, on_batch, a, err, sizeof(err)))) {
+        log_msg(LOG_ERROR, "kafka", "%s", err);
+        goto out;
+    }
+    if (a->cfg.stats_port > 0 && a->cfg.stats_listen[0]) {
+        if (!(a->stats = stats_start(a->base, a->cfg.stats_listen, a->cfg.stats_port, snapshot, a,
+                                     err, sizeof(err)))) {
+            log_msg(LOG_ERROR, "stats", "%s", err);
+            goto out;
+        }
+    }
+    a->publish_ev = event_new(a->base, -1, 0, on_publish, a);
+    a->cron_ev = event_new(a->base, -1, EV_PERSIST, on_cron, a);
+    a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a);
+    a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a);
+    a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a);
+    struct timeval one = {1, 0};
+    if (!a->publish_ev || !a->cron_ev || !a->sig_term || !a->sig_int || !a->sig_hup ||
+        event_add(a->cron_ev, &one) || event_add(a->sig_term, NULL) ||
+        event_add(a->sig_int, NULL) || event_add(a->sig_hup, NULL)) {
+        log_msg(LOG_ERROR, "daemon", "cannot set up timers and signals");
+        goto out;
+    }
+    /* the publish timer re-arms itself after each round (see on_publish_tick) */
+    event_free(a->publish_ev);
+    a->publish_ev = event_new(a->base, -1, EV_PERSIST, on_publish, a);
+    set_publish_timer(a);
+
+    log_msg(LOG_INFO, "daemon",
+            "freshrecd ready: kafka %s topics %s group %s; redis %s:%d; stats %s:%d; model %s "
+            "dim %d",
+            kafka_bootstrap(a->kafka), a->cfg.topics, a->cfg.group_id, a->cfg.redis_host,
+            a->cfg.redis_port, a->cfg.stats_listen, a->stats ? stats_port(a->stats) : 0,
+            a->cfg.model, a->cfg.dim);
+    event_base_dispatch(a->base);
+
+    /* stopped: commit what was learned and leave the group */
+    kafka_close(a->kafka);
+    learner_stats_t st;
+    learner_stats(a->learner, &st);
+    log_msg(LOG_INFO, "daemon", "stopped: %llu events learned, %llu vectors published",
+            (unsigned long long)st.events, (unsigned long long)a->m.publish_keys_total);
+    rc = 0;
+out:
+    stats_stop(a->stats);
+    kafka_free(a->kafka);
+    pub_free(a->pub);
+    join_free(a->join);
+    learner_free(a->learner);
+    if (a->publish_ev)
+        event_free(a->publish_ev);
+    if (a->cron_ev)
+        event_free(a->cron_ev);
+    if (a->stop_ev)
+        event_free(a->stop_ev);
+    if (a->sig_term)
+        event_free(a->sig_term);
+    if (a->sig_int)
+        event_free(a->sig_int);
+    if (a->sig_hup)
+        event_free(a->sig_hup);
+    if (a->base)
+        event_base_free(a->base);
+    free(a->pos);
+    free(a->arena);
+    free(a->dirty);
+    return rc;
+}
