@@ -530,6 +530,7 @@ static void usage(FILE *f)
                "  train   learn from an interaction file as a stream, then evaluate\n"
                "  gen     write a synthetic interaction stream\n"
                "  replay  produce an interaction file to Kafka as JSON events\n"
+               "  recommend  a user's top k items by retrieval score, read from Redis\n"
                "`freshrec <command> --help` for a command's options.\n");
 }
 
@@ -545,6 +546,8 @@ int main(int argc, char **argv)
         return cmd_gen(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0)
         return replay_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "recommend") == 0)
+        return recommend_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);

@@ -338,7 +338,9 @@ void kafka_free(kafka_t *k)
         rd_kafka_destroy(k->rk);
     if (k->dlq)
         rd_kafka_destroy(k->dlq);
-    if (k->mock_rk) /* destroys the mock cluster with it */
+    if (k->mock) /* before the handle that made it */
+        rd_kafka_mock_cluster_destroy(k->mock);
+    if (k->mock_rk)
         rd_kafka_destroy(k->mock_rk);
     if (k->pipefd[0] >= 0)
         close(k->pipefd[0]);
