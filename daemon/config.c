@@ -69,6 +69,8 @@ static const ckey_t keys[] = {
      "Most messages taken from the consumer queue per turn of the loop"},
     {"kafka", "embedded_partitions", CT_INT, F(embedded_partitions), "4", 1, 64, 0, NULL,
      "Partitions of each topic in the embedded mock cluster (--embedded)"},
+    {"kafka", "session_timeout_ms", CT_INT, F(session_timeout_ms), "10000", 1000, 3600000, 0,
+     NULL, "Consumer group session timeout: how long a silent member keeps its partitions"},
 
     {"redis", "host", CT_STR, F(redis_host), "127.0.0.1", 1, SMAX, 0, NULL,
      "Redis server that receives the vectors"},

@@ -23,6 +23,7 @@ typedef struct {
     char assignor[CONFIG_STR];          /* "cooperative-sticky" (default) or "range" */
     int batch_max;                      /* messages taken from the queue per drain, default 1000 */
     int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
+    int session_timeout_ms;  /* consumer group session timeout, default 10000 */
 
     /* [redis] */
     char redis_host[CONFIG_STR];     /* default "127.0.0.1" */

@@ -221,6 +221,8 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     }
 
     /* the consumer */
+    char session[24];
+    snprintf(session, sizeof(session), "%d", cfg->session_timeout_ms);
     conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
         set(conf, "group.id", cfg->group_id, errstr, len) ||
@@ -230,6 +232,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
         set(conf, "auto.offset.reset", "earliest", errstr, len) ||
         set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
         set(conf, "enable.partition.eof", "false", errstr, len) ||
+        set(conf, "session.timeout.ms", session, errstr, len) ||
         set(conf, "log_level", "4", errstr, len))
         goto err;
     rd_kafka_conf_set_opaque(conf, k);

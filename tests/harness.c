@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -162,4 +163,86 @@ int harness_loop_until(struct event_base *base, int (*pred)(void *), void *arg, 
         usleep(1000);
     }
     return pred(arg);
+}
+
+pid_t harness_spawn(char *const argv[], const char *logpath)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], argv);
+        fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    track(pid);
+    return pid;
+}
+
+int harness_wait(pid_t pid, int timeout_ms)
+{
+    double t0 = harness_now_ms();
+    int st;
+    while (harness_now_ms() - t0 < timeout_ms) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            untrack(pid);
+            if (WIFEXITED(st))
+                return WEXITSTATUS(st);
+            return 128 + WTERMSIG(st);
+        }
+        usleep(5000);
+    }
+    return -1;
+}
+
+int harness_http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+        close(fd);
+        return -1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    static char resp[1 << 20];
+    ssize_t r;
+    while (got < sizeof(resp) - 1 && (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = '\0';
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    const char *body = strstr(resp, "\r\n\r\n");
+    body = body ? body + 4 : resp + got;
+    snprintf(buf, cap, "%s", body);
+    return status;
+}
+
+double harness_metric(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return NAN;
 }

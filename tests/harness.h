@@ -23,4 +23,18 @@ int harness_loop_until(struct event_base *base, int (*pred)(void *), void *arg, 
 /* Milliseconds on a monotonic clock. */
 double harness_now_ms(void);
 
+/* Starts argv[0] with stdout and stderr appended to logpath; tracked and
+ * stopped like the servers. Returns the pid or -1. */
+pid_t harness_spawn(char *const argv[], const char *logpath);
+/* Waits up to timeout_ms for pid to exit; returns its exit status (0..255),
+ * 128+signal if killed by one, or -1 on timeout (the process is left running). */
+int harness_wait(pid_t pid, int timeout_ms);
+
+/* GET http://127.0.0.1:port/path; the body goes to buf (NUL-terminated).
+ * Returns the HTTP status, or -1 when nothing answered. */
+int harness_http_get(int port, const char *path, char *buf, size_t cap);
+/* The value of one sample in Prometheus text, e.g.
+ * harness_metric(text, "freshrec_events_consumed_total{type=\"click\"}"); NaN if absent. */
+double harness_metric(const char *text, const char *sample);
+
 #endif
