@@ -59,6 +59,10 @@ $(BUILD)/freshrec: $(BUILD)/daemon/freshrec.o $(LIB)
 $(BUILD)/freshrecd: $(BUILD)/daemon/freshrecd.o $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# fr-bench: load and freshness against a running freshrecd (bench/e2e.sh)
+$(BUILD)/fr-bench: $(BUILD)/bench/freshness.o $(LIB)
+	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
@@ -91,11 +95,11 @@ test: deps
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BINS)
+	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench
 	@BUILD=$(BUILD) sh bench/run.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory $(BINS)
+	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench
 	@BUILD=$(BUILD) sh bench/demo.sh
 
 format:

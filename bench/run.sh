@@ -34,3 +34,8 @@ run freshrec
 run reference-naive --naive
 p1=$(field pairs_per_s "$tmp/freshrec.json"); p0=$(field pairs_per_s "$tmp/reference-naive.json")
 awk -v a="$p1" -v b="$p0" 'BEGIN { printf "speed-up over the plain-loop reference: %.2fx\n", a / b }'
+
+# freshrecd end to end (Kafka in, learning, Redis out): throughput and
+# freshness beside the raw produce rate, all on loopback (bench/e2e.sh)
+echo
+BUILD=$B sh bench/e2e.sh

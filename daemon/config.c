@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "config.h"
+#include "kafka.h"
 
 #include "event.h"
 #include "neumf.h"
@@ -71,6 +72,10 @@ static const ckey_t keys[] = {
      "Partitions of each topic in the embedded mock cluster (--embedded)"},
     {"kafka", "session_timeout_ms", CT_INT, F(session_timeout_ms), "10000", 1000, 3600000, 0,
      NULL, "Consumer group session timeout: how long a silent member keeps its partitions"},
+    {"kafka", "fetch_wait_max_ms", CT_INT, F(fetch_wait_max_ms), "20", 1, 10000, 0, NULL,
+     "Longest a fetch may wait at the broker for data (bounds event-to-learning latency)"},
+    {"kafka", "properties", CT_STR, F(kafka_properties), "", 0, SMAX, 0, NULL,
+     "librdkafka properties for the consumer and producer, name=value,name=value"},
 
     {"redis", "host", CT_STR, F(redis_host), "127.0.0.1", 1, SMAX, 0, NULL,
      "Redis server that receives the vectors"},
@@ -699,6 +704,11 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
                      c->dead_letter_topic);
             return -1;
         }
+    }
+
+    if (kafka_conf_check(c->kafka_properties, why, sizeof(why)) < 0) {
+        snprintf(errstr, len, "[kafka] properties: %s", why);
+        return -1;
     }
 
     event_kinds_t kinds; /* "" configures no extra kind */

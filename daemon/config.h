@@ -24,6 +24,8 @@ typedef struct {
     int batch_max;                      /* messages taken from the queue per drain, default 1000 */
     int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
     int session_timeout_ms;  /* consumer group session timeout, default 10000 */
+    int fetch_wait_max_ms;   /* longest a fetch waits at the broker, default 20 */
+    char kafka_properties[CONFIG_STR]; /* librdkafka "name=value,..." for consumer and producer */
 
     /* [redis] */
     char redis_host[CONFIG_STR];     /* default "127.0.0.1" */

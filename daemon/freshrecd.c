@@ -538,7 +538,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    a->publish_ev = event_new(a->base, -1, 0, on_publish, a);
+    a->publish_ev = event_new(a->base, -1, EV_PERSIST, on_publish, a);
     a->cron_ev = event_new(a->base, -1, EV_PERSIST, on_cron, a);
     a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a);
     a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a);
@@ -550,9 +550,6 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "daemon", "cannot set up timers and signals");
         goto out;
     }
-    /* the publish timer re-arms itself after each round (see on_publish_tick) */
-    event_free(a->publish_ev);
-    a->publish_ev = event_new(a->base, -1, EV_PERSIST, on_publish, a);
     set_publish_timer(a);
 
     log_msg(LOG_INFO, "daemon",

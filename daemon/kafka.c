@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DRAIN_ROUNDS 8 /* batches per wake-up before yielding to other events */
+#define DRAIN_ROUNDS 1 /* batches per wake-up before yielding to other events (Redis replies) */
 
 struct kafka {
     struct event_base *base;
@@ -161,6 +161,35 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
     return 0;
 }
 
+int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len)
+{
+    char buf[CONFIG_STR];
+    snprintf(buf, sizeof(buf), "%s", props ? props : "");
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            snprintf(errstr, len, "'%.64s': expected name=value", eq ? "" : kv);
+            return -1;
+        }
+        *eq = '\0';
+        char e[256];
+        if (rd_kafka_conf_set(conf, kv, eq + 1, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+            int secret = strstr(kv, "password") || strstr(kv, "secret") || strstr(kv, "key");
+            snprintf(errstr, len, "%s: %s", kv, secret ? "invalid value" : e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int kafka_conf_check(const char *props, char *errstr, size_t len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = kafka_conf_apply(conf, props, errstr, len);
+    rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
 static int start_mock(kafka_t *k, char *errstr, size_t len)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -221,8 +250,9 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     }
 
     /* the consumer */
-    char session[24];
+    char session[24], fetch_wait[24];
     snprintf(session, sizeof(session), "%d", cfg->session_timeout_ms);
+    snprintf(fetch_wait, sizeof(fetch_wait), "%d", cfg->fetch_wait_max_ms);
     conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
         set(conf, "group.id", cfg->group_id, errstr, len) ||
@@ -233,7 +263,9 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
         set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
         set(conf, "enable.partition.eof", "false", errstr, len) ||
         set(conf, "session.timeout.ms", session, errstr, len) ||
-        set(conf, "log_level", "4", errstr, len))
+        set(conf, "fetch.wait.max.ms", fetch_wait, errstr, len) ||
+        set(conf, "log_level", "4", errstr, len) ||
+        kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
         goto err;
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -279,7 +311,9 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     if (cfg->dead_letter_topic[0]) {
         conf = rd_kafka_conf_new();
         if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
-            set(conf, "linger.ms", "50", errstr, len) || set(conf, "log_level", "4", errstr, len))
+            set(conf, "linger.ms", "50", errstr, len) ||
+            set(conf, "log_level", "4", errstr, len) ||
+            kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
             goto err;
         rd_kafka_conf_set_opaque(conf, k);
         rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);

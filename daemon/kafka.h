@@ -24,6 +24,12 @@ typedef void (*kafka_batch_fn)(void *arg, rd_kafka_message_t **msgs, size_t n);
 
 typedef struct kafka kafka_t;
 
+/* Applies "name=value,name=value" librdkafka properties to conf. -1 and a
+ * message naming the property (never echoing a password or secret value). */
+int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len);
+/* The same against a scratch conf: for config validation. */
+int kafka_conf_check(const char *props, char *errstr, size_t len);
+
 kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
                       kafka_batch_fn on_batch, void *arg, char *errstr, size_t len);
 /* Leaves the group (commits stored offsets first), bounded by the config's

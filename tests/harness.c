@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -245,4 +247,95 @@ double harness_metric(const char *text, const char *sample)
             return strtod(p + n + 1, NULL);
     }
     return NAN;
+}
+
+int harness_kafka_start(harness_kafka_t *k, int partitions)
+{
+    char err[256];
+    memset(k, 0, sizeof(*k));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+    if (!(k->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))))
+        return -1;
+    if (!(k->mock = rd_kafka_mock_cluster_new(k->owner, 1)))
+        return -1;
+    snprintf(k->brokers, sizeof(k->brokers), "%s", rd_kafka_mock_cluster_bootstraps(k->mock));
+    rd_kafka_mock_topic_create(k->mock, "events", partitions, 1);
+    rd_kafka_mock_topic_create(k->mock, "events.dead", 1, 1);
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", k->brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    /* a request lost to a broker taken down is retried after 5 s, not 60 */
+    rd_kafka_conf_set(conf, "socket.timeout.ms", "5000", err, sizeof(err));
+    if (!(k->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))))
+        return -1;
+    return 0;
+}
+
+void harness_kafka_stop(harness_kafka_t *k)
+{
+    if (k->prod)
+        rd_kafka_destroy(k->prod);
+    if (k->mock)
+        rd_kafka_mock_cluster_destroy(k->mock);
+    if (k->owner)
+        rd_kafka_destroy(k->owner);
+    memset(k, 0, sizeof(*k));
+}
+
+void harness_kafka_produce(harness_kafka_t *k, const char *key, const void *val, size_t len)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            k->prod, RD_KAFKA_V_TOPIC("events"), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return;
+        rd_kafka_poll(k->prod, 10);
+    }
+}
+
+int harness_kafka_flush(harness_kafka_t *k, int timeout_ms)
+{
+    return rd_kafka_flush(k->prod, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
+                           const char *const *extra, const char *logpath)
+{
+    const char *build = getenv("BUILD");
+    char bin[256], b[300], r[64], s[64];
+    snprintf(bin, sizeof(bin), "%s/freshrecd", build && *build ? build : "build");
+    snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
+    snprintf(r, sizeof(r), "redis.port=%d", redis_port);
+    snprintf(s, sizeof(s), "stats.port=%d", stats_port);
+    char *argv[64] = {bin, "--set", b, "--set", r, "--set", s};
+    int n = 7;
+    for (int i = 0; extra && extra[i] && n < 60; i++) {
+        argv[n++] = "--set";
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    return harness_spawn(argv, logpath);
+}
+
+int harness_daemon_healthy(int stats_port, int timeout_ms)
+{
+    char body[256];
+    double t0 = harness_now_ms();
+    do {
+        if (harness_http_get(stats_port, "/healthz", body, sizeof(body)) == 200)
+            return 1;
+        usleep(50000);
+    } while (harness_now_ms() - t0 < timeout_ms);
+    return 0;
+}
+
+double harness_daemon_metric(int stats_port, const char *sample)
+{
+    static char text[1 << 20];
+    if (harness_http_get(stats_port, "/metrics", text, sizeof(text)) != 200)
+        return NAN;
+    return harness_metric(text, sample);
 }

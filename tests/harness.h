@@ -37,4 +37,31 @@ int harness_http_get(int port, const char *path, char *buf, size_t cap);
  * harness_metric(text, "freshrec_events_consumed_total{type=\"click\"}"); NaN if absent. */
 double harness_metric(const char *text, const char *sample);
 
+/* A mock Kafka cluster (librdkafka's, in this process, on loopback TCP) with a
+ * producer to it. */
+typedef struct {
+    struct rd_kafka_s *owner, *prod;
+    struct rd_kafka_mock_cluster_s *mock;
+    char brokers[256];
+} harness_kafka_t;
+
+/* Starts one broker and creates the topic events (partitions) and
+ * events.dead (1 partition). 0 or -1. */
+int harness_kafka_start(harness_kafka_t *k, int partitions);
+void harness_kafka_stop(harness_kafka_t *k);
+/* Produces one message to "events" (waits when the local queue is full). */
+void harness_kafka_produce(harness_kafka_t *k, const char *key, const void *val, size_t len);
+/* Waits until every produced message is delivered; 0 or -1. */
+int harness_kafka_flush(harness_kafka_t *k, int timeout_ms);
+
+/* A freshrecd process on the given brokers, Redis port and stats port, with
+ * extra --set assignments (NULL-terminated, may be NULL). Its output is
+ * appended to logpath. Returns the pid or -1. */
+pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
+                           const char *const *extra, const char *logpath);
+/* Polls /healthz until it answers 200 (1) or timeout_ms passes (0). */
+int harness_daemon_healthy(int stats_port, int timeout_ms);
+/* One sample of the daemon's /metrics (NaN when unreachable or absent). */
+double harness_daemon_metric(int stats_port, const char *sample);
+
 #endif

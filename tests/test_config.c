@@ -164,7 +164,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 43); /* the fields of fr_config_t */
+    assert_int_equal(n, 45); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -710,6 +710,39 @@ static void test_example_conf(void **state)
     free(seen);
 }
 
+/* [kafka] properties: checked against librdkafka at validation; a secret's
+ * value is never echoed. */
+static void test_kafka_properties(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *set;
+        int ok;
+        const char *in_err;
+    } cases[] = {
+        {"kafka.properties=socket.timeout.ms=5000,fetch.wait.max.ms=50", 1, NULL},
+        {"kafka.properties=no.such.property=1", 0, "no.such.property"},
+        {"kafka.properties=socket.timeout.ms", 0, "expected name=value"},
+        {"kafka.properties=socket.timeout.ms=abc", 0, "socket.timeout.ms"},
+        {"kafka.properties=security.protocol=pigeon,ssl.key.password=hunter2", 0,
+         "security.protocol"},
+        {"kafka.properties=ssl.key.password=hunter2,acks=maybe", 0, "acks"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fr_config_t c;
+        char err[512] = "";
+        config_defaults(&c);
+        assert_int_equal(config_set(&c, cases[i].set, err, sizeof(err)), 0);
+        int rc = config_validate(&c, err, sizeof(err));
+        assert_int_equal(rc == 0, cases[i].ok);
+        if (!cases[i].ok) {
+            assert_non_null(strstr(err, "[kafka] properties"));
+            assert_non_null(strstr(err, cases[i].in_err));
+            assert_null(strstr(err, "hunter2"));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -724,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_write_roundtrip),
         cmocka_unit_test(test_example_conf),
+        cmocka_unit_test(test_kafka_properties),
         cmocka_unit_test(test_validate_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

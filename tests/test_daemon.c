@@ -39,11 +39,9 @@ static const char *bad_reason[NBADKINDS] = {"bad_json", "missing_field", "wrong_
 typedef struct {
     pid_t redis, daemon;
     int redis_port, stats_port;
-    rd_kafka_t *owner, *prod;
-    rd_kafka_mock_cluster_t *mock;
-    char brokers[256];
+    harness_kafka_t kafka;
+    const char *brokers;
     char log[256];
-    char bin[256];
     uint64_t clicks, purchases, bad[NBADKINDS];
     char some_user[64];
     char *text;
@@ -53,58 +51,31 @@ static ctx_t C;
 
 static pid_t start_daemon(ctx_t *c)
 {
-    char b[300], r[64], s[64];
-    snprintf(b, sizeof(b), "kafka.brokers=%s", c->brokers);
-    snprintf(r, sizeof(r), "redis.port=%d", c->redis_port);
-    snprintf(s, sizeof(s), "stats.port=%d", c->stats_port);
     /* a short session: the restarted daemon rejoins the group quickly */
-    char *argv[] = {c->bin, "--set", b, "--set", r, "--set", s, "--set",
-                    "redis.publish_interval_ms=50", "--set", "kafka.session_timeout_ms=3000", NULL};
-    return harness_spawn(argv, c->log);
+    static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
+                                  NULL};
+    return harness_daemon_start(c->brokers, c->redis_port, c->stats_port, extra, c->log);
 }
 
 static int healthy(ctx_t *c)
 {
-    char body[256];
-    return harness_http_get(c->stats_port, "/healthz", body, sizeof(body)) == 200;
+    return harness_daemon_healthy(c->stats_port, 0);
 }
 
 static double metric(ctx_t *c, const char *sample)
 {
-    if (harness_http_get(c->stats_port, "/metrics", c->text, 1 << 20) != 200)
-        return NAN;
-    return harness_metric(c->text, sample);
-}
-
-static int wait_healthy(ctx_t *c, int ms)
-{
-    double t0 = harness_now_ms();
-    while (harness_now_ms() - t0 < ms) {
-        if (healthy(c))
-            return 1;
-        usleep(50000);
-    }
-    return 0;
+    return harness_daemon_metric(c->stats_port, sample);
 }
 
 static void produce(ctx_t *c, const char *key, const char *val, size_t len)
 {
-    for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            c->prod, RD_KAFKA_V_TOPIC("events"), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-            return;
-        assert_int_equal(e, RD_KAFKA_RESP_ERR__QUEUE_FULL);
-        rd_kafka_poll(c->prod, 10);
-    }
+    harness_kafka_produce(&c->kafka, key, val, len);
 }
 
 static int setup(void **state)
 {
     ctx_t *c = &C;
     const char *build = getenv("BUILD");
-    snprintf(c->bin, sizeof(c->bin), "%s/freshrecd", build && *build ? build : "build");
     snprintf(c->log, sizeof(c->log), "%s/tests/test_daemon.log", build && *build ? build : "build");
     unlink(c->log);
     c->text = malloc(1 << 20);
@@ -112,26 +83,11 @@ static int setup(void **state)
     c->stats_port = harness_free_port();
     if ((c->redis = harness_redis_start(c->redis_port)) < 0)
         return -1;
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
-    c->owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!c->owner)
+    if (harness_kafka_start(&c->kafka, NPART))
         return -1;
-    c->mock = rd_kafka_mock_cluster_new(c->owner, 1);
-    if (!c->mock)
-        return -1;
-    snprintf(c->brokers, sizeof(c->brokers), "%s", rd_kafka_mock_cluster_bootstraps(c->mock));
-    rd_kafka_mock_topic_create(c->mock, "events", NPART, 1);
-    rd_kafka_mock_topic_create(c->mock, "events.dead", 1, 1);
-    conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof(err));
-    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
-    c->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!c->prod)
-        return -1;
+    c->brokers = c->kafka.brokers;
     c->daemon = start_daemon(c);
-    if (c->daemon < 0 || !wait_healthy(c, 30000)) {
+    if (c->daemon < 0 || !harness_daemon_healthy(c->stats_port, 30000)) {
         fprintf(stderr, "freshrecd did not become healthy; its log is %s\n", c->log);
         return -1;
     }
@@ -147,12 +103,7 @@ static int teardown(void **state)
         kill(c->daemon, SIGKILL);
         harness_wait(c->daemon, 5000);
     }
-    if (c->prod)
-        rd_kafka_destroy(c->prod);
-    if (c->mock)
-        rd_kafka_mock_cluster_destroy(c->mock);
-    if (c->owner)
-        rd_kafka_destroy(c->owner);
+    harness_kafka_stop(&c->kafka);
     harness_stop(c->redis);
     free(c->text);
     return 0;
@@ -204,7 +155,7 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
         produce(c, u->id, buf, n);
     }
     free(big);
-    assert_int_equal(rd_kafka_flush(c->prod, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(harness_kafka_flush(&c->kafka, 30000), 0);
     dataset_free(&d);
 
     /* learned, and healthy all along */
@@ -278,7 +229,7 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
     for (int k = 0; k < NBADKINDS; k++)
         assert_int_equal(seen[k], c->bad[k]);
 
-    /* /metrics is Prometheus text: every sample's family has a TYPE */
+    /* /metrics is Prometheus text: name{labels} value lines */
     assert_int_equal(harness_http_get(c->stats_port, "/metrics", c->text, 1 << 20), 200);
     int samples = 0;
     for (char *line = strtok(c->text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -348,7 +299,7 @@ static void test_vectors_follow_events(void **state)
                                 strlen(item), "click", -1);
         produce(c, c->some_user, buf, n);
     }
-    rd_kafka_flush(c->prod, 10000);
+    assert_int_equal(harness_kafka_flush(&c->kafka, 10000), 0);
     t0 = harness_now_ms();
     while (metric(c, "freshrec_events_learned_total") < learned0 + 20 &&
            harness_now_ms() - t0 < 10000)
@@ -396,7 +347,7 @@ static void test_sigterm_commits_and_restart_learns_nothing_twice(void **state)
     rd_kafka_destroy(cons);
 
     c->daemon = start_daemon(c);
-    assert_true(wait_healthy(c, 30000));
+    assert_true(harness_daemon_healthy(c->stats_port, 30000));
     usleep(1500000); /* time to fetch anything it would (wrongly) re-read */
     assert_int_equal((long)metric(c, "freshrec_events_learned_total"), 0);
     assert_int_equal((long)metric(c, "freshrec_events_invalid_total{reason=\"bad_json\"}"), 0);

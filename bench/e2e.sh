@@ -1,0 +1,163 @@
+#!/bin/sh
+# bench/e2e.sh: end-to-end figures of freshrecd on this machine, all on
+# 127.0.0.1. Starts redis-server (no persistence) and `freshrecd --embedded`
+# (librdkafka's mock cluster in-process) on free loopback ports, then runs
+# build/fr-bench (bench/freshness.c) three times:
+#   reference   produce only, to a topic nobody consumes: the raw rate of the
+#               same producer to the same mock cluster with nobody learning
+#   end to end  --rate 0: N events as fast as possible, timed until all are
+#               learned and their vectors written to Redis
+#   freshness   --rate 10000 for 10 s, every 100th event a probe of a new
+#               user: produce -> its vector's SET announced by Redis; beside
+#               it, the probes' Kafka leg alone (a plain consumer)
+# and prints a table with the command behind each figure. Everything it
+# started is stopped on the way out, whatever the outcome.
+# Used by bench/run.sh (make bench). Knobs: E2E_EVENTS (200000), FRESH_RATE
+# (10000), FRESH_SECONDS (10), DAEMON_ARGS (more freshrecd arguments, e.g.
+# "--set redis.publish_interval_ms=50"; without it the figures are the defaults').
+set -eu
+B=${BUILD:-build}
+FB="$B/fr-bench"
+FRD="$B/freshrecd"
+N=${E2E_EVENTS:-200000}
+RATE=${FRESH_RATE:-10000}
+SECS=${FRESH_SECONDS:-10}
+EVERY=100
+
+for f in "$FB" "$FRD"; do
+    [ -x "$f" ] || { echo "e2e: $f is missing; run make bench" >&2; exit 1; }
+done
+command -v redis-server >/dev/null || { echo "e2e: redis-server not found (make deps)" >&2; exit 1; }
+command -v redis-cli >/dev/null || { echo "e2e: redis-cli not found (make deps)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+rpid=""; dpid=""
+stop_pid() { # pid, seconds: TERM, then KILL after the grace period; exit status in $stopped_rc
+    stopped_rc=0
+    kill -TERM "$1" 2>/dev/null || true
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || stopped_rc=$?
+}
+cleanup() {
+    [ -n "$dpid" ] && stop_pid "$dpid" 10
+    [ -n "$rpid" ] && stop_pid "$rpid" 5
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+RP=$("$FB" --free-port)
+SP=$("$FB" --free-port)
+while [ "$SP" = "$RP" ]; do SP=$("$FB" --free-port); done
+
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --protected-mode yes \
+    --loglevel warning >"$tmp/redis.log" 2>&1 &
+rpid=$!
+i=0
+until [ "$(redis-cli -h 127.0.0.1 -p "$RP" ping 2>/dev/null)" = PONG ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$rpid" 2>/dev/null; then
+        echo "e2e: redis-server did not start on 127.0.0.1:$RP" >&2; cat "$tmp/redis.log" >&2; exit 1
+    fi
+    sleep 0.05
+done
+
+DARGS="--embedded --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP ${DAEMON_ARGS:-}"
+# shellcheck disable=SC2086 # DARGS is split on purpose
+"$FRD" $DARGS 2>"$tmp/freshrecd.log" &
+dpid=$!
+i=0
+while :; do
+    BR=$(sed -n 's/.*embedded mock cluster at \([0-9.:]*\).*/\1/p' "$tmp/freshrecd.log" | head -n 1)
+    if [ -n "$BR" ] && "$FB" --get "$SP" /healthz >/dev/null 2>&1; then break; fi
+    i=$((i + 1))
+    if [ $i -gt 300 ] || ! kill -0 "$dpid" 2>/dev/null; then
+        echo "e2e: freshrecd did not become healthy in 15 s:" >&2; cat "$tmp/freshrecd.log" >&2; exit 1
+    fi
+    sleep 0.05
+done
+# shellcheck disable=SC2086
+"$FRD" $DARGS --print-config >"$tmp/config.ini"
+PI=$(sed -n 's/^publish_interval_ms = //p' "$tmp/config.ini")
+PARTS=$(sed -n 's/^embedded_partitions = //p' "$tmp/config.ini")
+
+jget() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | tail -n 1; }
+leg() { # file, fetch wait, field
+    sed -n "s/.*{\"fetch_wait_max_ms\":$2,\([^}]*\)}.*/\1/p" "$1" | sed -n "s/.*\"$3\":\([-0-9.e+]*\).*/\1/p"
+}
+bench() { # name, args...: runs fr-bench, shows its lines, keeps its JSON line
+    name=$1; shift
+    echo "\$ $FB $*" >"$tmp/$name.cmd"
+    rc=0
+    "$FB" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
+    sed -e '/^{/d' -e 's/^/    /' "$tmp/$name.out" "$tmp/$name.err"
+    tail -n 1 "$tmp/$name.out" >"$tmp/$name.json"
+    [ $rc -eq 0 ] || { echo "e2e: $name: fr-bench exited with $rc" >&2; failed=1; }
+}
+failed=0
+echo "freshrec end to end — freshrecd --embedded (librdkafka mock cluster, $PARTS partitions),"
+echo "$(redis-server --version | cut -d' ' -f1-3), all on 127.0.0.1; $(nproc) CPUs; publish interval $PI ms"
+[ -z "${DAEMON_ARGS:-}" ] || echo "freshrecd with DAEMON_ARGS: $DAEMON_ARGS (not the defaults)"
+echo "reference: raw produce rate, same producer, same mock cluster, topic nobody consumes"
+bench reference --brokers "$BR" --topic bench.produce-only --produce-only --events "$N" --timeout 120
+echo "end to end: $N events as fast as possible, until learned and written to Redis"
+bench e2e --brokers "$BR" --redis "127.0.0.1:$RP" --stats "$SP" --rate 0 --events "$N" \
+    --drain 60 --timeout 180
+echo "freshness: $RATE events/s for $SECS s, every ${EVERY}th event a new user"
+bench fresh --brokers "$BR" --redis "127.0.0.1:$RP" --stats "$SP" --rate "$RATE" \
+    --seconds "$SECS" --probe-every "$EVERY" --kafka-leg 500,10 --drain 15 --timeout 120
+
+ref=$(jget acked_events_per_s "$tmp/reference.json")
+e2e=$(jget e2e_events_per_s "$tmp/e2e.json")
+p50=$(jget fresh_p50_ms "$tmp/fresh.json"); p99=$(jget fresh_p99_ms "$tmp/fresh.json")
+pmax=$(jget fresh_max_ms "$tmp/fresh.json")
+seen=$(jget probes_seen "$tmp/fresh.json"); probes=$(jget probes "$tmp/fresh.json")
+num() { [ -n "$1" ] && printf '%.0f' "$1" || printf 'n/a'; }
+ms() { [ -n "$1" ] && printf '%.1f' "$1" || printf 'n/a'; }
+echo
+printf '%-46s %-28s %s\n' "figure" "value" "command"
+printf '%-46s %-28s %s\n' "produce only (reference, nobody learning)" "$(num "$ref") events/s" \
+    "$(cat "$tmp/reference.cmd")"
+printf '%-46s %-28s %s\n' "end to end: produced -> learned -> in Redis" "$(num "$e2e") events/s" \
+    "$(cat "$tmp/e2e.cmd")"
+printf '%-46s %-28s %s\n' "freshness p50 / p99 / max at $RATE events/s" \
+    "$(ms "$p50") / $(ms "$p99") / $(ms "$pmax") ms" "$(cat "$tmp/fresh.cmd")"
+printf '%-46s %-28s %s\n' "  probes whose vector reached Redis" "${seen:-0} of ${probes:-?}" "(same run)"
+for w in 500 10; do
+    l50=$(leg "$tmp/fresh.json" $w p50_ms); l99=$(leg "$tmp/fresh.json" $w p99_ms)
+    lmax=$(leg "$tmp/fresh.json" $w max_ms)
+    printf '%-46s %-28s %s\n' "  Kafka leg alone, fetch.wait.max.ms $w" \
+        "$(ms "$l50") / $(ms "$l99") / $(ms "$lmax") ms" "(same run, a plain consumer)"
+done
+pil="publish interval (freshrecd default)"
+[ -z "${DAEMON_ARGS:-}" ] || pil="publish interval (with DAEMON_ARGS)"
+printf '%-46s %-28s\n' "$pil" "$PI ms"
+if [ -n "$p99" ]; then
+    awk -v p="$p99" -v i="$PI" 'BEGIN {
+        printf "freshness target p99 <= publish interval + 100 ms = %d ms: %s (p99 %.1f ms)\n",
+            i + 100, (p <= i + 100) ? "met" : "NOT met", p }'
+fi
+echo "note: librdkafka's mock broker holds a fetch that finds no data for the consumer's"
+echo "      fetch.wait.max.ms (librdkafka's default: 500 ms) even when data arrives meanwhile;"
+echo "      a real broker answers as soon as data arrives. The two Kafka-leg rows show what"
+echo "      that costs a consumer. Freshness = the daemon's own Kafka leg + learning + waiting"
+echo "      for the publish timer + the Redis write."
+
+# the daemon's own word on the run
+echo "freshrecd's /metrics after the three runs:"
+"$FB" --get "$SP" /metrics >"$tmp/metrics.txt" 2>/dev/null || true
+grep -E '^freshrec_(events_learned_total|events_skipped_total|publish_total|publish_errors_total|dirty_keys) ' \
+    "$tmp/metrics.txt" | sed 's/^/    /' || true
+stop_pid "$dpid" 15
+dpid=""
+if [ "$stopped_rc" -eq 0 ] && grep -q "stopped:" "$tmp/freshrecd.log"; then
+    echo "freshrecd stopped on SIGTERM, exit code 0: $(sed -n 's/.*stopped: //p' "$tmp/freshrecd.log" | tail -n 1)"
+else
+    echo "e2e: freshrecd exited with $stopped_rc after SIGTERM; its last lines:" >&2
+    tail -n 5 "$tmp/freshrecd.log" >&2
+    failed=1
+fi
+[ "$failed" -eq 0 ] || { echo "e2e: some figures are missing or incomplete (see above)" >&2; exit 1; }

@@ -1,0 +1,246 @@
+/* test_faults.c — the real freshrecd under trouble: Redis stopped and hung,
+ * the Kafka broker down, a flood of malformed events. After each it must still
+ * be running, have lost nothing and learned nothing twice. Real redis-server
+ * and librdkafka's mock cluster on free loopback ports; everything is stopped
+ * whatever the outcome. */
+#define _DEFAULT_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "event.h"
+#include "harness.h"
+#include "rng.h"
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    pid_t redis, daemon;
+    int redis_port, stats_port;
+    harness_kafka_t kafka;
+    char log[256];
+    long produced; /* valid events so far */
+    rng_t rng;
+} ctx_t;
+
+static ctx_t C;
+
+static double metric(const char *s)
+{
+    return harness_daemon_metric(C.stats_port, s);
+}
+
+static int wait_metric_at_least(const char *s, double v, int ms)
+{
+    double t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < ms) {
+        if (metric(s) >= v)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+static int health(char *body, size_t cap)
+{
+    return harness_http_get(C.stats_port, "/healthz", body, cap);
+}
+
+/* n valid clicks; users are prefix-<k % users> */
+static void produce_clicks(const char *prefix, int users, int n)
+{
+    char buf[256], u[64], it[32];
+    for (int k = 0; k < n; k++) {
+        snprintf(u, sizeof(u), "%s-%d", prefix, k % users);
+        snprintf(it, sizeof(it), "i%u", rng_below(&C.rng, 300));
+        size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
+        harness_kafka_produce(&C.kafka, u, buf, len);
+    }
+    C.produced += n;
+}
+
+static int setup(void **state)
+{
+    ctx_t *c = &C;
+    const char *build = getenv("BUILD");
+    snprintf(c->log, sizeof(c->log), "%s/tests/test_faults.log", build && *build ? build : "build");
+    unlink(c->log);
+    rng_seed(&c->rng, 3);
+    c->redis_port = harness_free_port();
+    c->stats_port = harness_free_port();
+    if ((c->redis = harness_redis_start(c->redis_port)) < 0 || harness_kafka_start(&c->kafka, 2))
+        return -1;
+    static const char *extra[] = {"redis.publish_interval_ms=50", "redis.reconnect_max_ms=200",
+                                  "kafka.properties=socket.timeout.ms=5000", NULL};
+    c->daemon =
+        harness_daemon_start(c->kafka.brokers, c->redis_port, c->stats_port, extra, c->log);
+    if (c->daemon < 0 || !harness_daemon_healthy(c->stats_port, 30000))
+        return -1;
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (C.daemon > 0) {
+        kill(C.daemon, SIGKILL);
+        harness_wait(C.daemon, 5000);
+    }
+    harness_kafka_stop(&C.kafka);
+    harness_stop(C.redis);
+    return 0;
+}
+
+static int redis_has(const char *key)
+{
+    redisContext *r = redisConnect("127.0.0.1", C.redis_port);
+    if (!r || r->err) {
+        if (r)
+            redisFree(r);
+        return 0;
+    }
+    redisReply *rep = redisCommand(r, "STRLEN %s", key);
+    int ok = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 256;
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(r);
+    return ok;
+}
+
+/* Redis stopped mid-stream: learning goes on, /healthz says degraded; Redis
+ * back: every vector learned meanwhile is written. */
+static void test_redis_stopped(void **state)
+{
+    (void)state;
+    produce_clicks("before", 50, 2000);
+    harness_kafka_flush(&C.kafka, 10000);
+    assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 20000));
+    harness_stop(C.redis);
+    C.redis = -1;
+    char body[256];
+    double t0 = harness_now_ms();
+    while (health(body, sizeof(body)) != 503 && harness_now_ms() - t0 < 5000)
+        usleep(50000);
+    assert_int_equal(health(body, sizeof(body)), 503);
+    assert_non_null(strstr(body, "redis"));
+    produce_clicks("during", 40, 2000);
+    harness_kafka_flush(&C.kafka, 10000);
+    assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 20000));
+    assert_true(metric("freshrec_dirty_keys") > 0); /* waiting for Redis, not dropped */
+    assert_int_equal(metric("freshrec_redis_connected"), 0);
+    C.redis = harness_redis_start(C.redis_port); /* empty: it kept nothing */
+    assert_true(C.redis > 0);
+    assert_true(harness_daemon_healthy(C.stats_port, 10000));
+    t0 = harness_now_ms();
+    while (metric("freshrec_dirty_keys") != 0 && harness_now_ms() - t0 < 10000)
+        usleep(50000);
+    assert_int_equal(metric("freshrec_dirty_keys"), 0);
+    for (int u = 0; u < 40; u++) {
+        char key[64];
+        snprintf(key, sizeof(key), "fr:neumf:u:during-%d", u);
+        assert_true(redis_has(key));
+    }
+}
+
+/* Redis hangs (SIGSTOP): the publish round times out, learning goes on; Redis
+ * answers again: what was not confirmed is written. */
+static void test_redis_hangs(void **state)
+{
+    (void)state;
+    harness_signal(C.redis, SIGSTOP);
+    produce_clicks("hung", 30, 1000);
+    harness_kafka_flush(&C.kafka, 10000);
+    assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 20000));
+    sleep(6); /* past the 5 s round timeout */
+    assert_true(metric("freshrec_publish_errors_total") >= 1);
+    harness_signal(C.redis, SIGCONT);
+    double t0 = harness_now_ms();
+    while (metric("freshrec_dirty_keys") != 0 && harness_now_ms() - t0 < 15000)
+        usleep(50000);
+    assert_true(harness_daemon_healthy(C.stats_port, 10000));
+    for (int u = 0; u < 30; u++) {
+        char key[64];
+        snprintf(key, sizeof(key), "fr:neumf:u:hung-%d", u);
+        assert_true(redis_has(key));
+    }
+}
+
+/* The broker goes down and comes back: consumption resumes, and every event
+ * is learned exactly once. */
+static void test_broker_down(void **state)
+{
+    (void)state;
+    double before = metric("freshrec_events_learned_total");
+    assert_int_equal(before, C.produced);
+    assert_int_equal(rd_kafka_mock_broker_set_down(C.kafka.mock, 1), 0);
+    produce_clicks("brokerdown", 20, 1000); /* queued in the producer meanwhile */
+    sleep(3);
+    char body[256];
+    assert_true(health(body, sizeof(body)) > 0); /* still answering */
+    assert_int_equal(rd_kafka_mock_broker_set_up(C.kafka.mock, 1), 0);
+    assert_int_equal(harness_kafka_flush(&C.kafka, 30000), 0);
+    assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 30000));
+    sleep(1); /* anything learned twice would show now */
+    assert_int_equal(metric("freshrec_events_learned_total"), C.produced);
+    assert_true(harness_daemon_healthy(C.stats_port, 20000));
+}
+
+/* 50,000 malformed messages in 10 bursts: all counted and dead-lettered, none
+ * learned, the daemon healthy. (Bursts, because the mock broker keeps only
+ * the last few MB of a partition: a consumer that lags further loses data to
+ * retention, as with any broker.) */
+static void test_malformed_flood(void **state)
+{
+    (void)state;
+    double learned = metric("freshrec_events_learned_total");
+    double invalid0 = metric("freshrec_events_invalid_total{reason=\"bad_json\"}");
+    char buf[512], key[16];
+    for (int burst = 0; burst < 10; burst++) {
+        for (int k = 0; k < 5000; k++) {
+            size_t n = 1 + rng_below(&C.rng, sizeof(buf) - 1);
+            for (size_t i = 0; i < n; i++)
+                buf[i] = (char)rng_below(&C.rng, 256);
+            buf[0] = '['; /* never a JSON object */
+            snprintf(key, sizeof(key), "flood%d", k % 7);
+            harness_kafka_produce(&C.kafka, key, buf, n);
+        }
+        assert_int_equal(harness_kafka_flush(&C.kafka, 30000), 0);
+        assert_true(wait_metric_at_least("freshrec_events_invalid_total{reason=\"bad_json\"}",
+                                         invalid0 + 5000 * (burst + 1), 30000));
+    }
+    int done = wait_metric_at_least("freshrec_events_invalid_total{reason=\"bad_json\"}",
+                                    invalid0 + 50000, 60000);
+    print_message("refused %.0f of 50000 (dead-lettered %.0f, errors %.0f)\n",
+                  metric("freshrec_events_invalid_total{reason=\"bad_json\"}") - invalid0,
+                  metric("freshrec_events_dead_letter_total"),
+                  metric("freshrec_dead_letter_errors_total"));
+    assert_true(done);
+    assert_int_equal(metric("freshrec_events_learned_total"), learned);
+    assert_true(harness_daemon_healthy(C.stats_port, 5000));
+    assert_true(metric("freshrec_events_dead_letter_total") >= 50000);
+    print_message("resident memory after the flood: %.1f MiB\n",
+                  metric("freshrec_process_resident_memory_bytes") / 1048576.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_stopped),
+        cmocka_unit_test(test_redis_hangs),
+        cmocka_unit_test(test_broker_down),
+        cmocka_unit_test(test_malformed_flood),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
