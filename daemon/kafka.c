@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "kafka.h"
 
+#include "log.h"
+
 #include <librdkafka/rdkafka_mock.h>
 
 #include <errno.h>
@@ -37,7 +39,7 @@ struct kafka {
 
 static void log_kafka(const char *what, const char *msg)
 {
-    fprintf(stderr, "freshrecd: kafka: %s%s%s\n", what, msg ? ": " : "", msg ? msg : "");
+    log_msg(LOG_WARN, "kafka", "%s%s%s", what, msg ? ": " : "", msg ? msg : "");
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -70,8 +72,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         k->assigned += parts->cnt;
         if (!cooperative)
             k->assigned = parts->cnt;
-        fprintf(stderr, "freshrecd: kafka: assigned %d partition(s), %d in all\n", parts->cnt,
-                k->assigned);
+        log_msg(LOG_INFO, "kafka", "assigned %d partition(s), %d in all", parts->cnt, k->assigned);
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         /* what was learned is stored; commit it before the partitions move on */
@@ -83,7 +84,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             ret = rd_kafka_assign(rk, NULL);
             k->assigned = 0;
         }
-        fprintf(stderr, "freshrecd: kafka: revoked %d partition(s)\n", parts->cnt);
+        log_msg(LOG_INFO, "kafka", "revoked %d partition(s)", parts->cnt);
         break;
     default:
         log_kafka("rebalance failed", rd_kafka_err2str(err));
@@ -214,7 +215,7 @@ static int start_mock(kafka_t *k, char *errstr, size_t len)
         rd_kafka_mock_topic_create(k->mock, t, k->cfg.embedded_partitions, 1);
     if (k->cfg.dead_letter_topic[0])
         rd_kafka_mock_topic_create(k->mock, k->cfg.dead_letter_topic, 1, 1);
-    fprintf(stderr, "freshrecd: kafka: embedded mock cluster at %s\n", k->bootstrap);
+    log_msg(LOG_INFO, "kafka", "embedded mock cluster at %s", k->bootstrap);
     return 0;
 }
 

@@ -109,7 +109,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
     pub_t *p = priv;
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "freshrecd: redis: AUTH refused: %.*s\n", (int)r->len, r->str);
+        fprintf(stderr, "error redis: AUTH refused: %.*s\n", (int)r->len, r->str);
         /* dropped from a timer: not inside hiredis's own callback */
         struct timeval now = {0, 0};
         evtimer_add(p->drop_ev, &now);
@@ -163,7 +163,7 @@ static void on_round_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pub_t *p = arg;
-    fprintf(stderr, "freshrecd: redis: publish round took over %d ms; reconnecting\n",
+    fprintf(stderr, "warn redis: publish round took over %d ms; reconnecting\n",
             p->cfg.round_timeout_ms);
     drop_link(p);
 }
