@@ -8,4 +8,9 @@ int replay_main(int argc, char **argv);
 /* freshrec recommend: a user's top k by retrieval score, from Redis. */
 int recommend_main(int argc, char **argv);
 
+/* freshrec train for the click-through models (lr, widedeep, dcn). */
+int train_ctr_main(int argc, char **argv);
+/* freshrec gen --ctr: a click-through stream with a planted interaction. */
+int gen_ctr_main(int argc, char **argv);
+
 #endif

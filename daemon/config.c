@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "config.h"
+#include "dssm.h"
 #include "kafka.h"
 
 #include "event.h"
@@ -93,9 +94,14 @@ static const ckey_t keys[] = {
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
 
-    {"model", "kind", CT_ENUM, F(model), "neumf", 0, 0, 0, "neumf",
-     "Model: neumf (NCF: GMF branch and MLP tower joined by one output unit)"},
-    {"model", "dim", CT_INT, F(dim), "32", 1, 1024, 0, NULL, "GMF factors per user and per item"},
+    {"model", "kind", CT_ENUM, F(model), "neumf", 0, 0, 0, "neumf|dssm",
+     "Model: neumf (NCF: GMF branch and MLP tower) or dssm (two towers, cosine)"},
+    {"model", "dim", CT_INT, F(dim), "32", 1, 1024, 0, NULL,
+     "neumf: GMF factors per user and item; dssm: id embedding width"},
+    {"model", "tower", CT_STR, F(tower), "128,64", 1, SMAX, 0, NULL,
+     "dssm: widths of each tower's layers; the last is the published vector's"},
+    {"model", "gamma", CT_DOUBLE, F(gamma), "10", 0.001, 1000, 0, NULL,
+     "dssm: logit = gamma * cosine (the softmax smoothing factor)"},
     {"model", "mlp", CT_STR, F(mlp), "64,32,16,8", 1, SMAX, 0, NULL,
      "MLP widths: the (even) input width of [user ; item], then 1..7 hidden layers"},
     {"model", "negatives", CT_INT, F(negatives), "4", 1, 1024, 0, NULL,
@@ -683,6 +689,13 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
                  "[model] mlp = %s: the first width (user and item MLP embeddings side by side) "
                  "must be even",
                  c->mlp);
+        return -1;
+    }
+
+    dssm_config_t dc;
+    dssm_config_default(&dc);
+    if (dssm_parse_layers(&dc, c->tower, why, sizeof(why)) < 0) {
+        snprintf(errstr, len, "[model] tower: %s", why);
         return -1;
     }
 

@@ -40,6 +40,8 @@ typedef struct {
     /* [model] */
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */
     int dim;                    /* default 32 */
+    char tower[CONFIG_STR];         /* dssm tower widths, default "128,64" */
+    double gamma;                   /* dssm cosine scale, default 10 */
     char mlp[CONFIG_STR];       /* default "64,32,16,8" */
     int negatives;              /* default 4 */
     char sampler[CONFIG_STR];   /* uniform (default) | popularity | inbatch | hard */

@@ -4,6 +4,7 @@
  * Kafka or Redis. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "ctr.h"
 #include "dataset.h"
 #include "id.h"
 #include "kern.h"
@@ -162,7 +163,9 @@ static void train_usage(FILE *f)
     fprintf(f, "usage: freshrec train --data PATH [options]\n"
                "Replays PATH as a chronological stream through the learner, then evaluates.\n"
                "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
-               "  --model M         neumf                                          [neumf]\n"
+               "  --model M         neumf | dssm (pairs); lr | widedeep | dcn (criteo) [neumf]\n"
+        "  --tower L         dssm: tower widths, output last                [128,64]\n"
+        "  --gamma G         dssm: logit = G x cosine                       [10]\n"
                "  --dim N           GMF factors                                    [32]\n"
                "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
                "  --negatives K     sampled negatives per positive                 [4]\n"
@@ -380,10 +383,13 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "freshrec train: --format '%s': expected movielens or synthetic\n", format);
         return 2;
     }
-    if (strcmp(model, "neumf")) {
-        fprintf(stderr, "freshrec train: --model '%s': only neumf is implemented\n", model);
+    int mk = model_kind_parse(model);
+    if (mk < 0) {
+        fprintf(stderr, "freshrec train: --model '%s': expected neumf or dssm\n", model);
         return 2;
     }
+    cfg.kind = (model_kind_t)mk;
+    cfg.dssm.dim = cfg.model.dim;
     if (strcmp(eval, "loo") && strcmp(eval, "none")) {
         fprintf(stderr, "freshrec train: --eval '%s': expected loo or none\n", eval);
         return 2;
@@ -431,8 +437,8 @@ static int cmd_train(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
-                "%ld epoch(s), neumf dim %d, %s loss, %s sampler, %d negatives\n",
-                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.model.dim, loss_kind_name(cfg.loss),
+                "%ld epoch(s), %s dim %d, %s loss, %s sampler, %d negatives\n",
+                d.n, d.nusers, d.nitems, ntrain, epochs, model_kind_name(cfg.kind), cfg.model.dim, loss_kind_name(cfg.loss),
                 samp_kind_name(cfg.sampler.kind), cfg.negatives);
 
     int tty = isatty(STDERR_FILENO);
@@ -489,7 +495,7 @@ static int cmd_train(int argc, char **argv)
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
             "s:f, s:I, s:f, s:f}",
-            "model", "neumf", "loss", loss_kind_name(cfg.loss), "sampler",
+            "model", model_kind_name(cfg.kind), "loss", loss_kind_name(cfg.loss), "sampler",
             samp_kind_name(cfg.sampler.kind), "dim", cfg.model.dim, "negatives", cfg.negatives,
             "epochs", (int)epochs, "events", (json_int_t)st.events, "pairs", (json_int_t)st.pairs,
             "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds", train_s,
@@ -540,10 +546,20 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "train") == 0)
+    if (strcmp(argv[1], "train") == 0) {
+        /* the click-through models have their own command */
+        for (int i = 2; i + 1 < argc; i++)
+            if ((strcmp(argv[i], "--format") == 0 && strcmp(argv[i + 1], "criteo") == 0) ||
+                (strcmp(argv[i], "--model") == 0 && ctr_kind_parse(argv[i + 1]) >= 0))
+                return train_ctr_main(argc - 1, argv + 1);
         return cmd_train(argc - 1, argv + 1);
-    if (strcmp(argv[1], "gen") == 0)
+    }
+    if (strcmp(argv[1], "gen") == 0) {
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "--ctr") == 0)
+                return gen_ctr_main(argc - 1, argv + 1);
         return cmd_gen(argc - 1, argv + 1);
+    }
     if (strcmp(argv[1], "replay") == 0)
         return replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "recommend") == 0)

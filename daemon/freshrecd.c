@@ -212,12 +212,15 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
         a->dirty_cap = budget;
     }
     size_t n = emb_take_dirty(t, a->dirty, budget);
-    int R = neumf_row_width(learner_model(a->learner));
+    pairmodel_t *m = learner_model(a->learner);
+    int V = pairmodel_vector_dim(m);
+    float v[4096];
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const char *id = emb_entry_id(t, a->dirty[i], &len);
         uint32_t row = emb_entry_row(t, a->dirty[i]);
-        pub_add(a->pub, side, id, len, emb_row(t, row), R);
+        pairmodel_vector(m, side, emb_row(t, row), v);
+        pub_add(a->pub, side, id, len, v, V);
     }
     return n;
 }
@@ -233,10 +236,10 @@ static int publish_round(app_t *a)
     size_t budget = (size_t)a->cfg.publish_max_keys;
     size_t n = add_dirty(a, u, 'u', budget);
     n += add_dirty(a, it, 'i', budget - n);
-    neumf_t *m = learner_model(a->learner);
-    dense_block_t *d = neumf_dense(m);
+    pairmodel_t *m = learner_model(a->learner);
+    dense_block_t *d = pairmodel_dense(m);
     pub_meta_t meta = {.kind = a->cfg.model,
-                       .dim = neumf_row_width(m),
+                       .dim = pairmodel_vector_dim(m),
                        .layout = a->row_layout,
                        .dense = d->params,
                        .ndense = d->n,
@@ -390,7 +393,17 @@ static void usage(FILE *f)
 static int learner_config_from(const fr_config_t *c, learner_config_t *lc, char *err, size_t len)
 {
     learner_config_default(lc);
+    int kind = model_kind_parse(c->model);
+    if (kind < 0) {
+        snprintf(err, len, "[model] kind = %s: freshrecd learns neumf or dssm", c->model);
+        return -1;
+    }
+    lc->kind = (model_kind_t)kind;
     if (neumf_parse_layers(&lc->model, c->mlp, err, len))
+        return -1;
+    lc->dssm.dim = c->dim;
+    lc->dssm.gamma = (float)c->gamma;
+    if (dssm_parse_layers(&lc->dssm, c->tower, err, len))
         return -1;
     lc->model.dim = c->dim;
     lc->negatives = c->negatives;
@@ -512,8 +525,8 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "learner", "%s", err);
         goto out;
     }
-    neumf_row_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
-    neumf_dense_layout(learner_model(a->learner), a->dense_layout, sizeof(a->dense_layout));
+    pairmodel_vector_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
+    pairmodel_dense_layout(learner_model(a->learner), a->dense_layout, sizeof(a->dense_layout));
 
     pub_config_t pc = {.host = a->cfg.redis_host,
                        .port = a->cfg.redis_port,

@@ -15,7 +15,7 @@ struct learner {
     emb_table_t *users, *items;
     ring_t *ring;
     sampler_t *samp;
-    neumf_t *model;
+    pairmodel_t *model;
     rng_t rng;
     int R;    /* floats per row */
     int G;    /* logits per event: positive + negatives */
@@ -67,7 +67,9 @@ const char *loss_kind_name(loss_kind_t k)
 void learner_config_default(learner_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
+    cfg->kind = MODEL_NEUMF;
     neumf_config_default(&cfg->model);
+    dssm_config_default(&cfg->dssm);
     samp_config_default(&cfg->sampler);
     cfg->negatives = 4;
     cfg->loss = LOSS_BCE;
@@ -94,7 +96,7 @@ static void score_rows(learner_t *l, uint32_t urow, const uint32_t *irows, int n
             l->urows[b] = u;
             l->irows[b] = emb_row(l->items, irows[s + b]);
         }
-        neumf_forward(l->model, out + s, l->urows, l->irows, c);
+        pairmodel_forward(l->model, out + s, l->urows, l->irows, c);
     }
 }
 
@@ -143,12 +145,10 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (l->maxb < cfg->sampler.pool)
         l->maxb = cfg->sampler.pool;
 
-    neumf_config_t mc = cfg->model;
-    mc.max_batch = l->maxb;
-    mc.seed = cfg->seed;
-    if (!(l->model = neumf_create(&mc, errstr, len)))
+    if (!(l->model = pairmodel_create(cfg->kind, &cfg->model, &cfg->dssm, l->maxb, cfg->seed,
+                                      errstr, len)))
         goto err;
-    l->R = neumf_row_width(l->model);
+    l->R = pairmodel_row_width(l->model);
 
     emb_config_t ec = {.width = l->R,
                        .state = cfg->sparse_opt == OPT_ADAGRAD ? l->R : 0,
@@ -220,7 +220,7 @@ void learner_free(learner_t *l)
     ring_free(l->ring);
     emb_free(l->users);
     emb_free(l->items);
-    neumf_free(l->model);
+    pairmodel_free(l->model);
     void *p[] = {l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
                  l->nfound,  l->cand,   l->negq,   l->scores, l->ustamp, l->uslot, l->istamp,
@@ -387,7 +387,7 @@ static void learn_batch(learner_t *l, int B)
     }
 
     /* forward → loss → backward */
-    neumf_forward(l->model, l->logits, l->urows, l->irows, P);
+    pairmodel_forward(l->model, l->logits, l->urows, l->irows, P);
     float loss = 0.0f;
     if (E) {
         switch (l->cfg.loss) {
@@ -405,9 +405,9 @@ static void learn_batch(learner_t *l, int B)
     }
     if (NN)
         loss += loss_bce_labels(l->dz + PG, l->logits + PG, l->labels, l->gw + E, NN);
-    dense_block_t *d = neumf_dense(l->model);
+    dense_block_t *d = pairmodel_dense(l->model);
     dense_block_zero_grad(d);
-    neumf_backward(l->model, l->du, l->di, l->dz, P);
+    pairmodel_backward(l->model, l->du, l->di, l->dz, P);
 
     /* update: dense block by Adam, touched rows by Adagrad/SGD, once per row */
     dense_block_adam(d, l->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, l->cfg.l2_dense);
@@ -525,7 +525,7 @@ void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
         l->cfg.lr_dense = lr_dense;
 }
 
-neumf_t *learner_model(learner_t *l)
+pairmodel_t *learner_model(learner_t *l)
 {
     return l->model;
 }

@@ -10,6 +10,7 @@
 #ifndef FR_LEARNER_H
 #define FR_LEARNER_H
 
+#include "model.h"
 #include "neumf.h"
 #include "optim.h"
 #include "sampler.h"
@@ -37,7 +38,9 @@ typedef struct {
 } lrn_event_t;
 
 typedef struct {
-    neumf_config_t model;
+    model_kind_t kind;    /* neumf (default) or dssm */
+    neumf_config_t model; /* NeuMF's shape */
+    dssm_config_t dssm;   /* DSSM's shape */
     int negatives; /* k sampled negatives per positive (default 4) */
     samp_config_t sampler;
     loss_kind_t loss;
@@ -101,7 +104,7 @@ void learner_stats(const learner_t *l, learner_stats_t *out);
 /* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
 void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense);
 
-neumf_t *learner_model(learner_t *l);
+pairmodel_t *learner_model(learner_t *l);
 emb_table_t *learner_users(learner_t *l);
 emb_table_t *learner_items(learner_t *l);
 

@@ -1,0 +1,669 @@
+/* ctr.c — logistic regression, Wide & Deep and Deep & Cross learned online
+ * from labelled examples (see ctr.h).
+ *
+ * Per micro-batch: look up (or admit) every categorical value's embedding
+ * row; normalise the dense features; x0 = [field embeddings ; dense]; forward
+ * (deep MLP with one sgemm per layer, cross layers, wide sums); progressive
+ * predictions go to AUC/logloss before anything is learned; BCE; backward;
+ * Adam on the dense block, Adagrad on touched rows (once per row, summed) and
+ * on the wide weights.
+ *
+ * Dense block layout, in order:
+ *   deep:  W_l (mlp[l], in_l), b_l (mlp[l])       in_0 = X = ncat·E + nnum
+ *   cross: w_l (X), b_l (X)                        dcn only
+ *   out:   wdeep (H)                               widedeep
+ *          wout (X + H)                            dcn
+ *   wnum (nnum)                                    lr, widedeep
+ *   bias (1) */
+#include "ctr.h"
+
+#include "ctrlayers.h"
+#include "kern.h"
+#include "layers.h"
+#include "loss.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ctr {
+    ctr_config_t cfg;
+    int E, X, H, L; /* embedding width, x0 width, last deep width, deep layers */
+    emb_table_t *tab[CTR_MAX_FIELDS];
+    norm_t norm;
+    pv_t pv;
+
+    float *wide_w, *wide_g2; /* (2^wide_bits) weights and Adagrad state */
+    uint64_t wide_mask;
+
+    dense_block_t dense;
+    size_t w_off[CTR_MAX_LAYERS], b_off[CTR_MAX_LAYERS];
+    size_t cw_off[CTR_MAX_LAYERS], cb_off[CTR_MAX_LAYERS];
+    size_t wdeep_off, wout_off, wnum_off, bias_off;
+
+    /* micro-batch workspace */
+    int maxb;
+    uint32_t *rows;        /* (B, ncat) row of each categorical field */
+    uint64_t *widx;        /* (B, nwide) wide weight indices */
+    int nwide;             /* ncat + ncross */
+    float *xnum, *xraw;    /* (B, nnum) normalised, raw */
+    unsigned char *pres;   /* (B, nnum) */
+    float *h[CTR_MAX_LAYERS + 1], *dh[CTR_MAX_LAYERS + 1]; /* h[0] = x0 (B, X) */
+    float *xc[CTR_MAX_LAYERS + 1], *dxc[CTR_MAX_LAYERS + 1], *s[CTR_MAX_LAYERS];
+    float *feat, *dfeat;   /* dcn: (B, X + H) */
+    float *logits, *dz, *labels, *weights, *p;
+    /* row-gradient accumulation, once per (field, row) */
+    uint32_t *stamp[CTR_MAX_FIELDS], *slot[CTR_MAX_FIELDS];
+    size_t scap[CTR_MAX_FIELDS];
+    uint32_t gen;
+    float *gacc;           /* (B · ncat, E) */
+    uint32_t *gfield, *grow;
+
+    uint64_t examples, positives, nonfinite;
+    double loss_ewma;
+    int loss_primed;
+};
+
+static const char *kind_names[] = {"lr", "widedeep", "dcn"};
+
+int ctr_kind_parse(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, kind_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *ctr_kind_name(ctr_kind_t k)
+{
+    return (unsigned)k < 3 ? kind_names[k] : "?";
+}
+
+void ctr_config_default(ctr_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->kind = CTR_DCN;
+    cfg->emb_dim = 8;
+    cfg->admit_after = 1;
+    cfg->mlp[0] = 64;
+    cfg->mlp[1] = 32;
+    cfg->nmlp = 2;
+    cfg->cross_layers = 3;
+    cfg->wide_bits = 20;
+    cfg->lr_sparse = 0.1f;
+    cfg->lr_dense = 0.003f;
+    cfg->clip = 5.0f;
+    cfg->batch = 64;
+    cfg->auc_window = 10000;
+    cfg->seed = 1;
+}
+
+static int has_deep(const ctr_t *c)
+{
+    return c->cfg.kind != CTR_LR;
+}
+
+static int has_wide(const ctr_t *c)
+{
+    return c->cfg.kind != CTR_DCN;
+}
+
+ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
+{
+    ctr_t *c = NULL;
+    if ((unsigned)cfg->kind > CTR_DCN) {
+        snprintf(errstr, len, "ctr: unknown model kind %d", (int)cfg->kind);
+        return NULL;
+    }
+    if (cfg->ncat < 0 || cfg->nnum < 0 || cfg->ncat > CTR_MAX_FIELDS ||
+        cfg->nnum > CTR_MAX_FIELDS || cfg->ncat + cfg->nnum == 0) {
+        snprintf(errstr, len, "ctr: need 1..%d categorical and/or dense fields", CTR_MAX_FIELDS);
+        return NULL;
+    }
+    if (cfg->emb_dim < 1 || cfg->emb_dim > 256 || cfg->hash_bits < 0 || cfg->hash_bits > 30 ||
+        cfg->wide_bits < 1 || cfg->wide_bits > 30 || cfg->batch < 1 || cfg->batch > 65536 ||
+        cfg->auc_window < 1 || cfg->admit_after < 1 || !(cfg->clip > 0)) {
+        snprintf(errstr, len, "ctr: emb_dim 1..256, hash_bits 0..30, wide_bits 1..30, batch "
+                              "1..65536, auc_window ≥ 1, admit_after ≥ 1, clip > 0 needed");
+        return NULL;
+    }
+    if (cfg->kind != CTR_LR && (cfg->nmlp < 1 || cfg->nmlp > CTR_MAX_LAYERS)) {
+        snprintf(errstr, len, "ctr: the deep part needs 1..%d layers", CTR_MAX_LAYERS);
+        return NULL;
+    }
+    for (int l = 0; l < cfg->nmlp; l++)
+        if (cfg->mlp[l] < 1 || cfg->mlp[l] > 4096) {
+            snprintf(errstr, len, "ctr: deep layer %d has width %d, not in [1, 4096]", l,
+                     cfg->mlp[l]);
+            return NULL;
+        }
+    if (cfg->kind == CTR_DCN && (cfg->cross_layers < 1 || cfg->cross_layers > CTR_MAX_LAYERS)) {
+        snprintf(errstr, len, "ctr: dcn needs 1..%d cross layers", CTR_MAX_LAYERS);
+        return NULL;
+    }
+    if (cfg->ncross < 0 || cfg->ncross > CTR_MAX_CROSSES) {
+        snprintf(errstr, len, "ctr: at most %d crosses", CTR_MAX_CROSSES);
+        return NULL;
+    }
+    for (int k = 0; k < cfg->ncross; k++)
+        if (cfg->cross[k][0] < 0 || cfg->cross[k][0] >= cfg->ncat || cfg->cross[k][1] < 0 ||
+            cfg->cross[k][1] >= cfg->ncat || cfg->cross[k][0] == cfg->cross[k][1]) {
+            snprintf(errstr, len, "ctr: cross %d names fields %d×%d; need two different "
+                                  "categorical fields",
+                     k, cfg->cross[k][0], cfg->cross[k][1]);
+            return NULL;
+        }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        goto oom;
+    c->cfg = *cfg;
+    c->E = cfg->emb_dim;
+    c->X = cfg->ncat * c->E + cfg->nnum;
+    c->L = has_deep(c) ? cfg->nmlp : 0;
+    c->H = c->L ? cfg->mlp[c->L - 1] : 0;
+    c->nwide = cfg->ncat + cfg->ncross;
+    c->maxb = cfg->batch;
+
+    for (int f = 0; f < cfg->ncat; f++) {
+        emb_config_t ec = {.width = c->E,
+                           .state = c->E,
+                           .admit_after = cfg->admit_after,
+                           .init_std = 0.01f,
+                           .seed = cfg->seed * 131 + (uint64_t)f};
+        if (!(c->tab[f] = emb_create(&ec, errstr, len)))
+            goto err;
+    }
+    if (cfg->nnum && norm_init(&c->norm, cfg->nnum, cfg->clip))
+        goto oom;
+    if (pv_init(&c->pv, cfg->auc_window))
+        goto oom;
+    if (has_wide(c)) {
+        size_t n = (size_t)1 << cfg->wide_bits;
+        c->wide_mask = n - 1;
+        c->wide_w = calloc(n, sizeof(float));
+        c->wide_g2 = calloc(n, sizeof(float));
+        if (!c->wide_w || !c->wide_g2)
+            goto oom;
+    }
+
+    size_t off = 0;
+    int in = c->X;
+    for (int l = 0; l < c->L; l++) {
+        c->w_off[l] = off;
+        off += (size_t)cfg->mlp[l] * in;
+        c->b_off[l] = off;
+        off += cfg->mlp[l];
+        in = cfg->mlp[l];
+    }
+    if (cfg->kind == CTR_DCN)
+        for (int l = 0; l < cfg->cross_layers; l++) {
+            c->cw_off[l] = off;
+            off += c->X;
+            c->cb_off[l] = off;
+            off += c->X;
+        }
+    c->wdeep_off = c->wout_off = off;
+    if (cfg->kind == CTR_WIDEDEEP)
+        off += c->H;
+    else if (cfg->kind == CTR_DCN)
+        off += c->X + c->H;
+    c->wnum_off = off;
+    if (has_wide(c))
+        off += cfg->nnum;
+    c->bias_off = off;
+    off += 1;
+    if (dense_block_init(&c->dense, off))
+        goto oom;
+    rng_t r;
+    rng_seed(&r, cfg->seed ^ 0xc7ULL);
+    in = c->X;
+    for (int l = 0; l < c->L; l++) {
+        float a = sqrtf(6.0f / (float)(in + cfg->mlp[l]));
+        float *w = c->dense.params + c->w_off[l];
+        for (size_t i = 0; i < (size_t)cfg->mlp[l] * in; i++)
+            w[i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
+        in = cfg->mlp[l];
+    }
+    if (cfg->kind == CTR_DCN) {
+        float a = sqrtf(1.0f / (float)c->X);
+        for (int l = 0; l < cfg->cross_layers; l++)
+            for (int i = 0; i < c->X; i++)
+                c->dense.params[c->cw_off[l] + i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
+    }
+    int nout = cfg->kind == CTR_WIDEDEEP ? c->H : cfg->kind == CTR_DCN ? c->X + c->H : 0;
+    for (int i = 0; i < nout; i++)
+        c->dense.params[c->wout_off + i] =
+            (float)(2.0 * rng_double(&r) - 1.0) * sqrtf(3.0f / (float)nout);
+
+    /* workspace */
+    size_t B = (size_t)c->maxb;
+    c->rows = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
+    c->widx = malloc(sizeof(uint64_t) * B * (c->nwide ? c->nwide : 1));
+    c->xnum = calloc(B * (cfg->nnum ? cfg->nnum : 1), sizeof(float));
+    c->xraw = calloc(B * (cfg->nnum ? cfg->nnum : 1), sizeof(float));
+    c->pres = calloc(B * (cfg->nnum ? cfg->nnum : 1), 1);
+    c->h[0] = malloc(sizeof(float) * B * c->X);
+    c->dh[0] = malloc(sizeof(float) * B * c->X);
+    if (!c->rows || !c->widx || !c->xnum || !c->xraw || !c->pres || !c->h[0] || !c->dh[0])
+        goto oom;
+    for (int l = 0; l < c->L; l++) {
+        c->h[l + 1] = malloc(sizeof(float) * B * cfg->mlp[l]);
+        c->dh[l + 1] = malloc(sizeof(float) * B * cfg->mlp[l]);
+        if (!c->h[l + 1] || !c->dh[l + 1])
+            goto oom;
+    }
+    if (cfg->kind == CTR_DCN) {
+        c->xc[0] = c->h[0];
+        for (int l = 0; l < cfg->cross_layers; l++) {
+            c->xc[l + 1] = malloc(sizeof(float) * B * c->X);
+            c->dxc[l + 1] = malloc(sizeof(float) * B * c->X);
+            c->s[l] = malloc(sizeof(float) * B);
+            if (!c->xc[l + 1] || !c->dxc[l + 1] || !c->s[l])
+                goto oom;
+        }
+        c->feat = malloc(sizeof(float) * B * (c->X + c->H));
+        c->dfeat = malloc(sizeof(float) * B * (c->X + c->H));
+        if (!c->feat || !c->dfeat)
+            goto oom;
+    }
+    c->logits = malloc(sizeof(float) * B);
+    c->dz = malloc(sizeof(float) * B);
+    c->labels = malloc(sizeof(float) * B);
+    c->weights = malloc(sizeof(float) * B);
+    c->p = malloc(sizeof(float) * B);
+    c->gacc = malloc(sizeof(float) * B * (cfg->ncat ? cfg->ncat : 1) * c->E);
+    c->gfield = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
+    c->grow = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
+    if (!c->logits || !c->dz || !c->labels || !c->weights || !c->p || !c->gacc || !c->gfield ||
+        !c->grow)
+        goto oom;
+    return c;
+oom:
+    snprintf(errstr, len, "ctr: out of memory");
+err:
+    ctr_free(c);
+    return NULL;
+}
+
+void ctr_free(ctr_t *c)
+{
+    if (!c)
+        return;
+    for (int f = 0; f < CTR_MAX_FIELDS; f++) {
+        emb_free(c->tab[f]);
+        free(c->stamp[f]);
+        free(c->slot[f]);
+    }
+    norm_free(&c->norm);
+    pv_free(&c->pv);
+    dense_block_free(&c->dense);
+    free(c->wide_w);
+    free(c->wide_g2);
+    free(c->rows);
+    free(c->widx);
+    free(c->xnum);
+    free(c->xraw);
+    free(c->pres);
+    for (int l = 0; l <= CTR_MAX_LAYERS; l++) {
+        free(c->h[l]);
+        free(c->dh[l]);
+        if (l > 0) {
+            free(c->xc[l]);
+            free(c->dxc[l]);
+        }
+        if (l < CTR_MAX_LAYERS)
+            free(c->s[l]);
+    }
+    free(c->feat);
+    free(c->dfeat);
+    free(c->logits);
+    free(c->dz);
+    free(c->labels);
+    free(c->weights);
+    free(c->p);
+    free(c->gacc);
+    free(c->gfield);
+    free(c->grow);
+    free(c);
+}
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+    uint64_t k = a * 0x9e3779b97f4a7c15ULL ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2));
+    k ^= k >> 31;
+    k *= 0xd6e8feb86659fd93ULL;
+    return k ^ (k >> 32);
+}
+
+/* The row of field f's value: admitted (touch) when learning, found only when
+ * predicting; the hashing trick maps the value to one of 2^hash_bits ids. */
+static uint32_t value_row(ctr_t *c, int f, const lrn_id_t *v, int touch, int64_t ts)
+{
+    lrn_id_t key = *v;
+    char buf[24];
+    if (c->cfg.hash_bits) {
+        uint64_t bucket = v->h & (((uint64_t)1 << c->cfg.hash_bits) - 1);
+        key.len = (size_t)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)bucket);
+        key.id = buf;
+        key.h = mix(bucket, 0xb0c4e7ULL);
+    }
+    uint32_t e = touch ? emb_touch(c->tab[f], key.h, key.id, key.len, ts)
+                       : emb_find(c->tab[f], key.h, key.id, key.len);
+    return e == EMB_NONE ? 0 : emb_entry_row(c->tab[f], e);
+}
+
+static const lrn_id_t missing_value = {0x5bd1e9955bd1e995ULL, "", 0};
+
+/* Gathers x0 and the wide indices of examples ex[0..B). */
+static void gather(ctr_t *c, const ctr_example_t *ex, int B, int touch, int update_norm)
+{
+    const int nc = c->cfg.ncat, nn = c->cfg.nnum, E = c->E, X = c->X;
+    for (int b = 0; b < B; b++) {
+        const ctr_example_t *e = &ex[b];
+        const lrn_id_t *val[CTR_MAX_FIELDS];
+        for (int f = 0; f < nc; f++)
+            val[f] = &missing_value;
+        for (int k = 0; k < e->ncat; k++)
+            if (e->cat[k].field >= 0 && e->cat[k].field < nc)
+                val[e->cat[k].field] = &e->cat[k].value;
+        float *x0 = c->h[0] + (size_t)b * X;
+        for (int f = 0; f < nc; f++) {
+            uint32_t row = value_row(c, f, val[f], touch, e->ts_ms);
+            c->rows[(size_t)b * nc + f] = row;
+            memcpy(x0 + (size_t)f * E, emb_row(c->tab[f], row), sizeof(float) * E);
+            c->widx[(size_t)b * c->nwide + f] = mix(val[f]->h, (uint64_t)f + 1) & c->wide_mask;
+        }
+        for (int k = 0; k < c->cfg.ncross; k++) {
+            int f1 = c->cfg.cross[k][0], f2 = c->cfg.cross[k][1];
+            c->widx[(size_t)b * c->nwide + nc + k] =
+                mix(mix(val[f1]->h, val[f2]->h), 0xc5u + (uint64_t)k) & c->wide_mask;
+        }
+        float *raw = c->xraw + (size_t)b * nn;
+        unsigned char *pr = c->pres + (size_t)b * nn;
+        memset(pr, 0, (size_t)nn);
+        for (int k = 0; k < e->nnum; k++)
+            if (e->num[k].field >= 0 && e->num[k].field < nn && isfinite(e->num[k].value)) {
+                raw[e->num[k].field] = e->num[k].value;
+                pr[e->num[k].field] = 1;
+            }
+        if (nn) {
+            if (update_norm)
+                norm_update(&c->norm, raw, pr);
+            norm_apply(&c->norm, c->xnum + (size_t)b * nn, raw, pr);
+            memcpy(x0 + (size_t)nc * E, c->xnum + (size_t)b * nn, sizeof(float) * nn);
+        }
+    }
+}
+
+static void forward(ctr_t *c, int B)
+{
+    const ctr_config_t *cfg = &c->cfg;
+    const float *P = c->dense.params;
+    void (*linear)(float *, const float *, const float *, const float *, int, int, int) =
+        kern_linear_forward;
+    int in = c->X;
+    for (int l = 0; l < c->L; l++) {
+        linear(c->h[l + 1], c->h[l], P + c->w_off[l], P + c->b_off[l], B, in, cfg->mlp[l]);
+        relu_forward(c->h[l + 1], c->h[l + 1], B * cfg->mlp[l]);
+        in = cfg->mlp[l];
+    }
+    if (cfg->kind == CTR_DCN) {
+        for (int l = 0; l < cfg->cross_layers; l++)
+            cross_forward(c->xc[l + 1], c->s[l], c->h[0], c->xc[l], P + c->cw_off[l],
+                          P + c->cb_off[l], B, c->X);
+        const int F = c->X + c->H;
+        for (int b = 0; b < B; b++) {
+            memcpy(c->feat + (size_t)b * F, c->xc[cfg->cross_layers] + (size_t)b * c->X,
+                   sizeof(float) * c->X);
+            memcpy(c->feat + (size_t)b * F + c->X, c->h[c->L] + (size_t)b * c->H,
+                   sizeof(float) * c->H);
+        }
+        linear(c->logits, c->feat, P + c->wout_off, P + c->bias_off, B, F, 1);
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        float z = P[c->bias_off];
+        const uint64_t *wi = c->widx + (size_t)b * c->nwide;
+        for (int k = 0; k < c->nwide; k++)
+            z += c->wide_w[wi[k]];
+        const float *xn = c->xnum + (size_t)b * cfg->nnum;
+        for (int j = 0; j < cfg->nnum; j++)
+            z += P[c->wnum_off + j] * xn[j];
+        if (cfg->kind == CTR_WIDEDEEP) {
+            const float *hl = c->h[c->L] + (size_t)b * c->H;
+            for (int j = 0; j < c->H; j++)
+                z += P[c->wdeep_off + j] * hl[j];
+        }
+        c->logits[b] = z;
+    }
+}
+
+/* Backward of the last forward: dense gradients (added), dx0 in dh[0]
+ * (written). Wide weights are updated here, by Adagrad on dz. */
+static void backward(ctr_t *c, int B, int update_wide)
+{
+    const ctr_config_t *cfg = &c->cfg;
+    const float *P = c->dense.params;
+    float *G = c->dense.grads;
+    memset(c->dh[0], 0, sizeof(float) * B * c->X);
+    for (int l = 1; l <= c->L; l++)
+        memset(c->dh[l], 0, sizeof(float) * B * cfg->mlp[l - 1]);
+    if (cfg->kind == CTR_DCN) {
+        const int F = c->X + c->H;
+        memset(c->dfeat, 0, sizeof(float) * B * F);
+        kern_linear_backward(c->dfeat, G + c->wout_off, G + c->bias_off, c->dz, c->feat,
+                             P + c->wout_off, B, F, 1);
+        int Lc = cfg->cross_layers;
+        for (int l = 1; l <= Lc; l++)
+            memset(c->dxc[l], 0, sizeof(float) * B * c->X);
+        for (int b = 0; b < B; b++) {
+            memcpy(c->dxc[Lc] + (size_t)b * c->X, c->dfeat + (size_t)b * F, sizeof(float) * c->X);
+            memcpy(c->dh[c->L] + (size_t)b * c->H, c->dfeat + (size_t)b * F + c->X,
+                   sizeof(float) * c->H);
+        }
+        for (int l = Lc - 1; l >= 0; l--) {
+            /* x_{l+1} = cross(x0, x_l): x0's gradient goes to dh[0], x_l's to dxc[l]
+             * (for l = 0, x_l is x0 itself: both land in dh[0]) */
+            float *dxl = l == 0 ? c->dh[0] : c->dxc[l];
+            cross_backward(c->dh[0], dxl, G + c->cw_off[l], G + c->cb_off[l], c->dxc[l + 1],
+                           c->h[0], c->xc[l], c->s[l], P + c->cw_off[l], B, c->X);
+        }
+    } else {
+        for (int b = 0; b < B; b++) {
+            float d = c->dz[b];
+            G[c->bias_off] += d;
+            const float *xn = c->xnum + (size_t)b * cfg->nnum;
+            for (int j = 0; j < cfg->nnum; j++)
+                G[c->wnum_off + j] += d * xn[j];
+            if (cfg->kind == CTR_WIDEDEEP) {
+                const float *hl = c->h[c->L] + (size_t)b * c->H;
+                float *dhl = c->dh[c->L] + (size_t)b * c->H;
+                for (int j = 0; j < c->H; j++) {
+                    G[c->wdeep_off + j] += d * hl[j];
+                    dhl[j] += d * P[c->wdeep_off + j];
+                }
+            }
+            if (update_wide) {
+                const uint64_t *wi = c->widx + (size_t)b * c->nwide;
+                for (int k = 0; k < c->nwide; k++)
+                    optim_adagrad(&c->wide_w[wi[k]], &c->wide_g2[wi[k]], &d, 1, cfg->lr_sparse,
+                                  cfg->l2_sparse, 1e-8f);
+            }
+        }
+    }
+    int in;
+    for (int l = c->L - 1; l >= 0; l--) {
+        in = l == 0 ? c->X : cfg->mlp[l - 1];
+        float *d = c->dh[l + 1];
+        const float *h = c->h[l + 1];
+        for (int k = 0; k < B * cfg->mlp[l]; k++)
+            if (h[k] <= 0.0f)
+                d[k] = 0.0f;
+        kern_linear_backward(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
+                             P + c->w_off[l], B, in, cfg->mlp[l]);
+    }
+}
+
+static int grow_stamps(ctr_t *c, int f)
+{
+    size_t need = emb_row_cap(c->tab[f]);
+    if (need <= c->scap[f])
+        return 0;
+    size_t n = c->scap[f] ? c->scap[f] : 1024;
+    while (n < need)
+        n *= 2;
+    uint32_t *a = realloc(c->stamp[f], n * sizeof(uint32_t));
+    if (!a)
+        return -1;
+    memset(a + c->scap[f], 0, (n - c->scap[f]) * sizeof(uint32_t));
+    c->stamp[f] = a;
+    uint32_t *s = realloc(c->slot[f], n * sizeof(uint32_t));
+    if (!s)
+        return -1;
+    c->slot[f] = s;
+    c->scap[f] = n;
+    return 0;
+}
+
+/* Adagrad on every touched row once, with its summed gradient */
+static void update_rows(ctr_t *c, int B)
+{
+    const int nc = c->cfg.ncat, E = c->E;
+    if (++c->gen == 0) {
+        for (int f = 0; f < nc; f++)
+            memset(c->stamp[f], 0, c->scap[f] * sizeof(uint32_t));
+        c->gen = 1;
+    }
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        for (int f = 0; f < nc; f++) {
+            uint32_t row = c->rows[(size_t)b * nc + f];
+            const float *g = c->dh[0] + (size_t)b * c->X + (size_t)f * E;
+            if (c->stamp[f][row] != c->gen) {
+                c->stamp[f][row] = c->gen;
+                c->slot[f][row] = (uint32_t)n;
+                c->gfield[n] = (uint32_t)f;
+                c->grow[n] = row;
+                memcpy(c->gacc + (size_t)n * E, g, sizeof(float) * E);
+                n++;
+            } else {
+                float *acc = c->gacc + (size_t)c->slot[f][row] * E;
+                for (int k = 0; k < E; k++)
+                    acc[k] += g[k];
+            }
+        }
+    for (int k = 0; k < n; k++) {
+        emb_table_t *t = c->tab[c->gfield[k]];
+        optim_adagrad(emb_row(t, c->grow[k]), emb_row_state(t, c->grow[k]),
+                      c->gacc + (size_t)k * E, E, c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
+    }
+}
+
+static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
+{
+    gather(c, ex, B, 1, 1);
+    for (int f = 0; f < c->cfg.ncat; f++)
+        if (grow_stamps(c, f))
+            return; /* out of memory: this batch is not learned */
+    forward(c, B);
+    for (int b = 0; b < B; b++) {
+        c->labels[b] = ex[b].label > 0.5f ? 1.0f : 0.0f;
+        c->weights[b] = ex[b].weight > 0 ? ex[b].weight : 1.0f;
+        c->p[b] = sigmoidf_stable(c->logits[b]);
+        pv_add(&c->pv, c->p[b], (int)c->labels[b]); /* progressive: before learning */
+        c->positives += c->labels[b] > 0.5f;
+    }
+    c->examples += (uint64_t)B;
+    float loss = loss_bce_labels(c->dz, c->logits, c->labels, c->weights, B);
+    if (!isfinite(loss)) {
+        c->nonfinite++;
+        return;
+    }
+    dense_block_zero_grad(&c->dense);
+    backward(c, B, 1);
+    dense_block_adam(&c->dense, c->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, c->cfg.l2_dense);
+    update_rows(c, B);
+    c->loss_ewma = c->loss_primed ? c->loss_ewma + 0.01 * (loss - c->loss_ewma) : loss;
+    c->loss_primed = 1;
+}
+
+size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n)
+{
+    for (size_t s = 0; s < n; s += (size_t)c->maxb) {
+        int B = (int)(n - s < (size_t)c->maxb ? n - s : (size_t)c->maxb);
+        learn_batch(c, ex + s, B);
+    }
+    return n;
+}
+
+void ctr_predict(ctr_t *c, const ctr_example_t *ex, size_t n, float *p)
+{
+    for (size_t s = 0; s < n; s += (size_t)c->maxb) {
+        int B = (int)(n - s < (size_t)c->maxb ? n - s : (size_t)c->maxb);
+        gather(c, ex + s, B, 0, 0);
+        forward(c, B);
+        for (int b = 0; b < B; b++)
+            p[s + b] = sigmoidf_stable(c->logits[b]);
+    }
+}
+
+void ctr_stats(const ctr_t *c, ctr_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->examples = c->examples;
+    out->positives = c->positives;
+    out->auc = pv_auc(&c->pv);
+    out->logloss = pv_logloss(&c->pv);
+    out->window_logloss = pv_window_logloss(&c->pv);
+    out->loss_ewma = c->loss_ewma;
+    out->nonfinite = c->nonfinite;
+    for (int f = 0; f < c->cfg.ncat; f++) {
+        emb_stats_t s;
+        emb_stats(c->tab[f], &s);
+        out->tables.entries += s.entries;
+        out->tables.rows += s.rows;
+        out->tables.bytes += s.bytes;
+        out->tables.admitted += s.admitted;
+        out->tables.expired += s.expired;
+    }
+}
+
+/* ---- for gradient checks ---- */
+
+dense_block_t *ctr_dense(ctr_t *c)
+{
+    return &c->dense;
+}
+
+float *ctr_row(ctr_t *c, int field, const lrn_id_t *value)
+{
+    return emb_row(c->tab[field], value_row(c, field, value, 1, 0));
+}
+
+float *ctr_wide_weight(ctr_t *c, int b, int k)
+{
+    return c->wide_w ? &c->wide_w[c->widx[(size_t)b * c->nwide + k]] : NULL;
+}
+
+float ctr_loss_grad(ctr_t *c, const ctr_example_t *ex, int n, float *dx0)
+{
+    gather(c, ex, n, 1, 0);
+    forward(c, n);
+    for (int b = 0; b < n; b++) {
+        c->labels[b] = ex[b].label > 0.5f ? 1.0f : 0.0f;
+        c->weights[b] = ex[b].weight > 0 ? ex[b].weight : 1.0f;
+    }
+    float loss = loss_bce_labels(c->dz, c->logits, c->labels, c->weights, n);
+    dense_block_zero_grad(&c->dense);
+    backward(c, n, 0);
+    if (dx0)
+        memcpy(dx0, c->dh[0], sizeof(float) * n * c->X);
+    return loss;
+}
+
+float ctr_last_dlogit(const ctr_t *c, int b)
+{
+    return c->dz[b];
+}

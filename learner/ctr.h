@@ -1,0 +1,118 @@
+/* ctr.h — click-through models learned online from labelled examples:
+ * logistic regression (the baseline), Wide & Deep (Cheng et al. 2016) and
+ * Deep & Cross (Wang et al. 2017).
+ *
+ * An example has categorical features (field → value id) and dense features
+ * (field → number), and a label (clicked or not). Fields are numbered by the
+ * caller (0..ncat−1 and 0..nnum−1); the user and the item are simply two
+ * categorical fields. Each categorical field has an embedding table (exact ids
+ * with admission, or the hashing trick with hash_bits); dense features are
+ * normalised online. Learning is progressive: every example is predicted
+ * before it is learned, and those predictions feed AUC and logloss.
+ *
+ *   lr        σ(wide)
+ *   widedeep  σ(wide + deep): wide = bias + hashed weights of every (field,
+ *             value) and of the configured crosses; deep = MLP over
+ *             [field embeddings ; normalised dense features]
+ *   dcn       σ(w · [cross_L(x0) ; MLP(x0)] + b), x0 as deep's input
+ *
+ * Not for: wire formats, files (daemon/), pairwise retrieval models
+ * (learner.c). */
+#ifndef FR_CTR_H
+#define FR_CTR_H
+
+#include "learner.h"
+#include "table.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTR_MAX_FIELDS 64
+#define CTR_MAX_CROSSES 32
+#define CTR_MAX_LAYERS 8
+
+typedef struct {
+    int field;
+    lrn_id_t value;
+} ctr_cat_t;
+
+typedef struct {
+    int field;
+    float value;
+} ctr_num_t;
+
+typedef struct {
+    const ctr_cat_t *cat;
+    int ncat;
+    const ctr_num_t *num;
+    int nnum;
+    float label; /* 1 clicked, 0 not */
+    float weight;
+    int64_t ts_ms;
+} ctr_example_t;
+
+typedef enum { CTR_LR = 0, CTR_WIDEDEEP, CTR_DCN } ctr_kind_t;
+
+typedef struct {
+    ctr_kind_t kind;
+    int ncat, nnum;     /* fields */
+    int emb_dim;        /* per categorical field (default 8) */
+    int hash_bits;      /* 0: exact ids with admission; else ids hashed to 2^bits rows */
+    uint32_t admit_after;
+    int mlp[CTR_MAX_LAYERS]; /* hidden widths of the deep part (default 64, 32) */
+    int nmlp;
+    int cross_layers;   /* dcn (default 3) */
+    int wide_bits;      /* wide weights: 2^bits (default 20) */
+    int cross[CTR_MAX_CROSSES][2]; /* pairs of categorical fields crossed in the wide part */
+    int ncross;
+    float lr_sparse;    /* Adagrad: embedding rows and wide weights (default 0.1) */
+    float lr_dense;     /* Adam (default 0.003) */
+    float l2_sparse, l2_dense;
+    float clip;         /* normalised dense features are clipped to ±clip (default 5) */
+    int batch;          /* examples per micro-batch (default 64) */
+    size_t auc_window;  /* progressive AUC over this many (default 10000) */
+    uint64_t seed;
+} ctr_config_t;
+
+typedef struct {
+    uint64_t examples, positives;
+    double auc;             /* progressive, over the window */
+    double logloss;         /* progressive, over everything */
+    double window_logloss;  /* progressive, over the window */
+    double loss_ewma;
+    uint64_t nonfinite;     /* batches skipped for a non-finite loss */
+    emb_stats_t tables;     /* all field tables together */
+} ctr_stats_t;
+
+typedef struct ctr ctr_t;
+
+void ctr_config_default(ctr_config_t *cfg);
+int ctr_kind_parse(const char *name); /* "lr", "widedeep", "dcn"; -1 unknown */
+const char *ctr_kind_name(ctr_kind_t k);
+
+ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len);
+void ctr_free(ctr_t *c);
+
+/* Predicts every example (progressive validation), then learns it; in
+ * micro-batches of cfg.batch. Returns how many were learned. */
+size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n);
+/* Click probabilities without learning. */
+void ctr_predict(ctr_t *c, const ctr_example_t *ex, size_t n, float *p);
+void ctr_stats(const ctr_t *c, ctr_stats_t *out);
+
+/* For gradient checks and readers of the model. */
+dense_block_t *ctr_dense(ctr_t *c);
+/* The embedding row of a field's value (admitted if new). */
+float *ctr_row(ctr_t *c, int field, const lrn_id_t *value);
+/* Mean BCE of n ≤ batch examples without learning (the normaliser is not
+ * updated); fills the dense gradients (zeroed first) and, when dx0 is not
+ * NULL, the gradient of every example's input x0 (n, ncat·emb_dim + nnum),
+ * whose first ncat·emb_dim floats are the gradients of its embedding rows. */
+float ctr_loss_grad(ctr_t *c, const ctr_example_t *ex, int n, float *dx0);
+/* The wide weight of the k-th wide feature (k < ncat + ncross) of example b of
+ * the last ctr_loss_grad, or NULL for dcn. */
+float *ctr_wide_weight(ctr_t *c, int b, int k);
+/* ∂loss/∂logit of example b of the last ctr_loss_grad. */
+float ctr_last_dlogit(const ctr_t *c, int b);
+
+#endif

@@ -1,0 +1,377 @@
+/* dssm.c — DSSM two-tower forward and backward over micro-batches (see dssm.h).
+ * Not for: sampling, losses or sparse row updates (the learner's job).
+ *
+ * Layout of the dense block, in order (W is (out, in) row-major):
+ *   user tower, l = 1..L:  U_l (tower[l-1], in_l), ub_l (tower[l-1])
+ *   item tower, l = 1..L:  I_l (tower[l-1], in_l), ib_l (tower[l-1])
+ * with in_1 = dim and in_l = tower[l-2]. Every layer but the last is followed
+ * by a ReLU; the last layer's output z is L2-normalised:
+ *   y = z / sqrt(‖z‖² + DSSM_NORM_EPS)
+ * (smooth everywhere, unlike z / max(‖z‖, ε), and exactly z/‖z‖ to float
+ * precision once ‖z‖ ≫ 1e-6). logit = gamma · (y_u · y_i).
+ *
+ * Each layer is one sgemm over the micro-batch (through kern.h); the rows are
+ * gathered into a contiguous buffer first. */
+#include "dssm.h"
+
+#include "kern.h"
+#include "layers.h"
+#include "rng.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ε under the square root of the normalisation. The Jacobian of
+ * y = z / sqrt(‖z‖² + ε) is exactly (I − y yᵀ) / sqrt(‖z‖² + ε), so backward
+ * needs no special case; the price is that a tower output of norm ≲ 1e-6 is
+ * shrunk rather than blown up to unit length (and has a large gradient). */
+#define DSSM_NORM_EPS 1e-12f
+
+enum { USER = 0, ITEM = 1 };
+
+typedef struct {
+    size_t w_off[DSSM_MAX_LAYERS], b_off[DSSM_MAX_LAYERS];
+    /* activations of the last forward, (max_batch, ·) each */
+    float *x;                   /* (B, dim) the gathered rows */
+    float *h[DSSM_MAX_LAYERS];  /* (B, tower[l]); post-ReLU, but z (pre-norm) for the last */
+    float *dh[DSSM_MAX_LAYERS]; /* gradients of h[l]; masked in place to pre-ReLU ones */
+    float *y;                   /* (B, O) the normalised output */
+    float *norm;                /* (B) sqrt(‖z‖² + ε) */
+} tower_t;
+
+struct dssm {
+    dssm_config_t cfg;
+    int D, L, O; /* row width, layers per tower, output width */
+    int B;       /* pairs in the last forward */
+    dense_block_t dense;
+    tower_t tw[2];
+    /* scratch of dssm_user_vector / dssm_item_vector, (maxw) each, so that
+     * they leave the batch activations alone */
+    float *vec[2];
+    void *mem;
+};
+
+typedef void (*linear_fn)(float *, const float *, const float *, const float *, int, int, int);
+typedef void (*linear_bw_fn)(float *, float *, float *, const float *, const float *, const float *,
+                             int, int, int);
+
+static int layer_in(const dssm_t *m, int l)
+{
+    return l ? m->cfg.tower[l - 1] : m->D;
+}
+
+void dssm_config_default(dssm_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->dim = 64;
+    cfg->tower[0] = 128;
+    cfg->tower[1] = 64;
+    cfg->ntower = 2;
+    cfg->gamma = 10.0f;
+    cfg->max_batch = 2048;
+    cfg->seed = 42;
+}
+
+int dssm_parse_layers(dssm_config_t *cfg, const char *s, char *errstr, size_t len)
+{
+    /* parsed into a copy: cfg is left alone on error */
+    int tower[DSSM_MAX_LAYERS], n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end = NULL;
+        long v = 0;
+        if (*p >= '0' && *p <= '9') { /* no sign, space or empty width */
+            errno = 0;
+            v = strtol(p, &end, 10);
+            if (errno)
+                v = 0;
+        }
+        if (v < 1 || v > 4096) {
+            snprintf(errstr, len, "tower layers '%s': expected widths in [1, 4096] like 128,64", s);
+            return -1;
+        }
+        if (n == DSSM_MAX_LAYERS) {
+            snprintf(errstr, len, "tower layers '%s': at most %d widths", s, DSSM_MAX_LAYERS);
+            return -1;
+        }
+        tower[n++] = (int)v;
+        p = end;
+        if (*p == ',')
+            p++; /* a width must follow: "128," is rejected on the next turn */
+        else if (*p) {
+            snprintf(errstr, len, "tower layers '%s': unexpected '%c'", s, *p);
+            return -1;
+        } else
+            break;
+    }
+    memcpy(cfg->tower, tower, sizeof(int) * n);
+    cfg->ntower = n;
+    return 0;
+}
+
+dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
+{
+    dssm_t *m = NULL;
+    if (cfg->dim < 1 || cfg->dim > 1024) {
+        snprintf(errstr, len, "DSSM dim %d out of range [1, 1024]", cfg->dim);
+        goto err;
+    }
+    if (cfg->ntower < 1 || cfg->ntower > DSSM_MAX_LAYERS) {
+        snprintf(errstr, len, "DSSM towers need 1..%d layers, not %d", DSSM_MAX_LAYERS,
+                 cfg->ntower);
+        goto err;
+    }
+    for (int l = 0; l < cfg->ntower; l++)
+        if (cfg->tower[l] < 1 || cfg->tower[l] > 4096) {
+            snprintf(errstr, len, "DSSM tower layer %d has width %d, not in [1, 4096]", l + 1,
+                     cfg->tower[l]);
+            goto err;
+        }
+    if (!(cfg->gamma > 0.0f) || !isfinite(cfg->gamma)) {
+        snprintf(errstr, len, "DSSM gamma %g must be positive and finite", (double)cfg->gamma);
+        goto err;
+    }
+    if (cfg->max_batch < 1) {
+        snprintf(errstr, len, "DSSM max_batch %d must be positive", cfg->max_batch);
+        goto err;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        goto oom;
+    m->cfg = *cfg;
+    m->D = cfg->dim;
+    m->L = cfg->ntower;
+    m->O = cfg->tower[m->L - 1];
+
+    size_t off = 0;
+    int maxw = m->D;
+    for (int t = USER; t <= ITEM; t++) {
+        for (int l = 0; l < m->L; l++) {
+            m->tw[t].w_off[l] = off;
+            off += (size_t)cfg->tower[l] * layer_in(m, l);
+            m->tw[t].b_off[l] = off;
+            off += cfg->tower[l];
+            if (cfg->tower[l] > maxw)
+                maxw = cfg->tower[l];
+        }
+    }
+    if (dense_block_init(&m->dense, off))
+        goto oom;
+
+    /* Glorot-uniform weights (user tower first, one stream), zero biases. */
+    rng_t r;
+    rng_seed(&r, cfg->seed);
+    for (int t = USER; t <= ITEM; t++) {
+        for (int l = 0; l < m->L; l++) {
+            int in = layer_in(m, l), out = cfg->tower[l];
+            float a = sqrtf(6.0f / (float)(in + out));
+            float *w = m->dense.params + m->tw[t].w_off[l];
+            for (int i = 0; i < in * out; i++)
+                w[i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
+        }
+    }
+
+    size_t B = (size_t)cfg->max_batch, per = (size_t)m->D + m->O + 1;
+    for (int l = 0; l < m->L; l++)
+        per += 2 * (size_t)cfg->tower[l];
+    float *mem = malloc(sizeof(float) * (2 * per * B + 2 * (size_t)maxw));
+    if (!mem)
+        goto oom;
+    m->mem = mem;
+    for (int t = USER; t <= ITEM; t++) {
+        tower_t *tw = &m->tw[t];
+        tw->x = mem, mem += B * m->D;
+        for (int l = 0; l < m->L; l++) {
+            tw->h[l] = mem, mem += B * cfg->tower[l];
+            tw->dh[l] = mem, mem += B * cfg->tower[l];
+        }
+        tw->y = mem, mem += B * m->O;
+        tw->norm = mem, mem += B;
+    }
+    m->vec[0] = mem, mem += maxw;
+    m->vec[1] = mem;
+    return m;
+oom:
+    snprintf(errstr, len, "out of memory creating DSSM");
+err:
+    dssm_free(m);
+    return NULL;
+}
+
+void dssm_free(dssm_t *m)
+{
+    if (!m)
+        return;
+    dense_block_free(&m->dense);
+    free(m->mem);
+    free(m);
+}
+
+int dssm_row_width(const dssm_t *m)
+{
+    return m->D;
+}
+
+int dssm_out_dim(const dssm_t *m)
+{
+    return m->O;
+}
+
+dense_block_t *dssm_dense(dssm_t *m)
+{
+    return &m->dense;
+}
+
+int dssm_dense_layout(const dssm_t *m, char *buf, size_t len)
+{
+    static const char *wname[2] = {"U", "I"}, *bname[2] = {"ub", "ib"};
+    size_t off = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int t = USER; t <= ITEM; t++) {
+        for (int l = 0; l < m->L; l++) {
+            int last = t == ITEM && l == m->L - 1;
+            int n = snprintf(buf + off, len - off, "%s%d:%dx%d,%s%d:%d%s", wname[t], l + 1,
+                             m->cfg.tower[l], layer_in(m, l), bname[t], l + 1, m->cfg.tower[l],
+                             last ? "" : ",");
+            if (n < 0 || (size_t)n >= len - off)
+                return -1;
+            off += (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* The MLP of tower t over B contiguous rows x (B, dim); layer l writes acts[l]
+ * (B, tower[l]). ReLU after every layer but the last. */
+static void tower_mlp(const dssm_t *m, int t, float *const *acts, const float *x, int B)
+{
+    const float *P = m->dense.params;
+    const tower_t *tw = &m->tw[t];
+    linear_fn linear = m->cfg.naive ? kern_linear_forward_naive : kern_linear_forward;
+    const float *in = x;
+    for (int l = 0; l < m->L; l++) {
+        int out = m->cfg.tower[l];
+        linear(acts[l], in, P + tw->w_off[l], P + tw->b_off[l], B, layer_in(m, l), out);
+        if (l < m->L - 1)
+            relu_forward(acts[l], acts[l], B * out);
+        in = acts[l];
+    }
+}
+
+/* y (n) = z / sqrt(‖z‖² + ε); returns the denominator. */
+static float l2_normalise(float *y, const float *z, int n)
+{
+    float s = 0.0f;
+    for (int k = 0; k < n; k++)
+        s += z[k] * z[k];
+    float norm = sqrtf(s + DSSM_NORM_EPS), inv = 1.0f / norm;
+    for (int k = 0; k < n; k++)
+        y[k] = z[k] * inv;
+    return norm;
+}
+
+void dssm_forward(dssm_t *m, float *logits, const float *const *urows, const float *const *irows,
+                  int B)
+{
+    assert(B >= 0 && B <= m->cfg.max_batch);
+    const int D = m->D, O = m->O, L = m->L;
+    m->B = B;
+    if (B <= 0)
+        return;
+    for (int t = USER; t <= ITEM; t++) {
+        tower_t *tw = &m->tw[t];
+        const float *const *rows = t == USER ? urows : irows;
+        for (int b = 0; b < B; b++)
+            memcpy(tw->x + (size_t)b * D, rows[b], sizeof(float) * D);
+        tower_mlp(m, t, tw->h, tw->x, B);
+        for (int b = 0; b < B; b++)
+            tw->norm[b] = l2_normalise(tw->y + (size_t)b * O, tw->h[L - 1] + (size_t)b * O, O);
+    }
+    const float gamma = m->cfg.gamma;
+    for (int b = 0; b < B; b++) {
+        const float *yu = m->tw[USER].y + (size_t)b * O, *yi = m->tw[ITEM].y + (size_t)b * O;
+        float c = 0.0f;
+        for (int k = 0; k < O; k++)
+            c += yu[k] * yi[k];
+        /* |cos| ≤ ‖y_u‖‖y_i‖ < 1, but rounding may overshoot by an ulp or two
+         * when y_u ≈ ±y_i; the clamp keeps |logit| ≤ gamma. Backward ignores
+         * it: there the true gradient of the cosine is ≈ 0 anyway. */
+        c = c > 1.0f ? 1.0f : c < -1.0f ? -1.0f : c;
+        logits[b] = gamma * c;
+    }
+}
+
+void dssm_backward(dssm_t *m, float *du, float *di, const float *dlogits, int B)
+{
+    assert(B >= 0 && B <= m->B);
+    const int O = m->O, L = m->L;
+    const int *tower = m->cfg.tower;
+    const float *P = m->dense.params;
+    float *G = m->dense.grads;
+    linear_bw_fn linear_bw = m->cfg.naive ? kern_linear_backward_naive : kern_linear_backward;
+    const float gamma = m->cfg.gamma;
+    if (B <= 0)
+        return;
+
+    for (int t = USER; t <= ITEM; t++) {
+        tower_t *tw = &m->tw[t];
+        const float *yo = m->tw[t == USER ? ITEM : USER].y; /* the other tower's output */
+        float *drow = t == USER ? du : di;
+
+        /* cos = y_u·y_i: dy = gamma·dlogit·y_other; through the normalisation
+         * dz = (dy − y (y·dy)) / sqrt(‖z‖² + ε) */
+        for (int b = 0; b < B; b++) {
+            const float *y = tw->y + (size_t)b * O, *other = yo + (size_t)b * O;
+            float *dz = tw->dh[L - 1] + (size_t)b * O;
+            float dcos = gamma * dlogits[b], ydy = 0.0f;
+            for (int k = 0; k < O; k++) {
+                dz[k] = dcos * other[k];
+                ydy += y[k] * dz[k];
+            }
+            float inv = 1.0f / tw->norm[b];
+            for (int k = 0; k < O; k++)
+                dz[k] = (dz[k] - y[k] * ydy) * inv;
+        }
+        for (int l = L - 1; l >= 0; l--) {
+            int in = layer_in(m, l), out = tower[l];
+            float *d = tw->dh[l];
+            if (l < L - 1) {
+                /* ReLU mask in place: d becomes the gradient of the pre-activation */
+                const float *h = tw->h[l];
+                for (int k = 0; k < B * out; k++)
+                    if (h[k] <= 0.0f)
+                        d[k] = 0.0f;
+            }
+            /* din is written: zero it, then let the kernel add */
+            float *din = l ? tw->dh[l - 1] : drow;
+            memset(din, 0, sizeof(float) * B * in);
+            linear_bw(din, G + tw->w_off[l], G + tw->b_off[l], d, l ? tw->h[l - 1] : tw->x,
+                      P + tw->w_off[l], B, in, out);
+        }
+    }
+}
+
+/* One row through tower t into out (O), in the model's vector scratch. */
+static void tower_vector(dssm_t *m, int t, float *out, const float *row)
+{
+    float *acts[DSSM_MAX_LAYERS];
+    for (int l = 0; l < m->L; l++)
+        acts[l] = m->vec[l & 1];
+    tower_mlp(m, t, acts, row, 1);
+    l2_normalise(out, acts[m->L - 1], m->O);
+}
+
+void dssm_user_vector(dssm_t *m, float *out, const float *row)
+{
+    tower_vector(m, USER, out, row);
+}
+
+void dssm_item_vector(dssm_t *m, float *out, const float *row)
+{
+    tower_vector(m, ITEM, out, row);
+}
