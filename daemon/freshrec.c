@@ -228,12 +228,25 @@ static int cmd_train(int argc, char **argv)
                                          {"seed", 1, 0, 's'},
                                          {"json", 0, 0, 'j'},
                                          {"quiet", 0, 0, 'q'},
+                                         {"tower", 1, 0, 10},
+                                         {"gamma", 1, 0, 11},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
+        case 10:
+            if (dssm_parse_layers(&cfg.dssm, optarg, err, sizeof(err))) {
+                fprintf(stderr, "freshrec: --tower: %s\n", err);
+                return 2;
+            }
+            break;
+        case 11:
+            if (parse_double("--gamma", optarg, 0.001, 1000, &x))
+                return 2;
+            cfg.dssm.gamma = (float)x;
+            break;
         case 'd':
             data = optarg;
             break;
