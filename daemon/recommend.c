@@ -5,7 +5,9 @@
  *
  * For NeuMF the retrieval score is the GMF term of the logit,
  * Σ_f wout_f · p_u,f · q_i,f: the part of the model that factorises into
- * user and item vectors (the MLP tower is for the ranking stage). Items the
+ * user and item vectors (the MLP tower is for the ranking stage). For DSSM
+ * the vectors are the towers' normalised outputs and the score is their dot
+ * product, the cosine. Items the
  * user was recommended before are not excluded: the caller knows its history. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -157,7 +159,7 @@ int recommend_main(int argc, char **argv)
                 key);
         goto out;
     }
-    int dim = 0, glo = -1, ghi = -1;
+    int dim = 0, glo = -1, ghi = -1, tlo = -1, thi = -1;
     long wout = -1;
     size_t ndense = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -165,8 +167,10 @@ int recommend_main(int argc, char **argv)
         redisReply *v = r->element[i + 1];
         if (!strcmp(f, "dim"))
             dim = atoi(v->str);
-        else if (!strcmp(f, "layout"))
+        else if (!strcmp(f, "layout")) {
             layout_range(v->str, "gmf", &glo, &ghi);
+            layout_range(v->str, "tower", &tlo, &thi);
+        }
         else if (!strcmp(f, "dense_layout"))
             wout = dense_offset(v->str, "wout");
         else if (!strcmp(f, "dense") && v->len % 4 == 0 && v->len) {
@@ -178,10 +182,11 @@ int recommend_main(int argc, char **argv)
     }
     freeReplyObject(r);
     r = NULL;
-    if (dim < 1 || glo < 0 || ghi > dim || glo >= ghi || !dense || wout < 0 ||
-        (size_t)(wout + (ghi - glo)) > ndense) {
-        fprintf(stderr, "freshrec recommend: the metadata at %s does not describe a NeuMF "
-                        "model this tool can score\n", key);
+    int dssm = tlo == 0 && thi == dim && dim > 0; /* normalised towers: score = u · q */
+    if (!dssm && (dim < 1 || glo < 0 || ghi > dim || glo >= ghi || !dense || wout < 0 ||
+                  (size_t)(wout + (ghi - glo)) > ndense)) {
+        fprintf(stderr, "freshrec recommend: the metadata at %s does not describe a NeuMF or "
+                        "DSSM model this tool can score\n", key);
         goto out;
     }
     /* x = wout[gmf] ⊙ p_u[gmf], zero elsewhere: score = Q · x */
@@ -198,8 +203,11 @@ int recommend_main(int argc, char **argv)
     keys_f32le_decode(P, (const unsigned char *)r->str, (size_t)dim);
     freeReplyObject(r);
     r = NULL;
-    for (int f = glo; f < ghi; f++)
-        x[f] = dense[wout + (f - glo)] * P[f];
+    if (dssm)
+        memcpy(x, P, sizeof(float) * dim);
+    else
+        for (int f = glo; f < ghi; f++)
+            x[f] = dense[wout + (f - glo)] * P[f];
 
     /* every item vector: SCAN for the keys, MGET them a page at a time */
     char pattern[600];
@@ -276,8 +284,9 @@ int recommend_main(int argc, char **argv)
     for (size_t i = 0; i < nitems; i++)
         hits[i].score = scores[i];
     qsort(hits, nitems, sizeof(hit_t), by_score);
-    printf("top %ld of %zu items for user %s (retrieval score: GMF term of NeuMF)\n",
-           k < (long)nitems ? k : (long)nitems, nitems, user);
+    printf("top %ld of %zu items for user %s (retrieval score: %s)\n",
+           k < (long)nitems ? k : (long)nitems, nitems, user,
+           dssm ? "cosine of DSSM towers" : "GMF term of NeuMF");
     for (long i = 0; i < k && (size_t)i < nitems; i++)
         printf("%3ld  %-24s %.5f\n", i + 1, hits[i].id ? hits[i].id : "?", hits[i].score);
     rc = 0;
