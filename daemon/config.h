@@ -41,6 +41,13 @@ typedef struct {
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */
     int dim;                    /* default 32 */
     char tower[CONFIG_STR];         /* dssm tower widths, default "128,64" */
+    char cat_fields[CONFIG_STR];    /* ctr: event cat features used as fields, default "" */
+    char num_fields[CONFIG_STR];    /* ctr: event num features used as fields, default "" */
+    char crosses[CONFIG_STR];       /* ctr: wide crosses "a:b,...", default "" */
+    char deep[CONFIG_STR];          /* ctr: deep widths, default "64,32" */
+    int cross_layers;               /* dcn, default 3 */
+    int hash_bits;                  /* ctr, default 0 */
+    int wide_bits;                  /* ctr, default 20 */
     double gamma;                   /* dssm cosine scale, default 10 */
     char mlp[CONFIG_STR];       /* default "64,32,16,8" */
     int negatives;              /* default 4 */

@@ -10,6 +10,7 @@
  * the group; SIGHUP reloads the hot config keys. */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
+#include "ctr.h"
 #include "event.h"
 #include "id.h"
 #include "join.h"
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
+#include "rng.h"
 #include "stats.h"
 
 #include <event2/event.h>
@@ -43,7 +45,15 @@ typedef struct {
     int embedded;
 
     struct event_base *base;
-    learner_t *learner;
+    learner_t *learner; /* neumf, dssm */
+    ctr_t *ctr;         /* lr, widedeep, dcn (then learner is NULL) */
+    rng_t rng;          /* shuffles click-through batches */
+    char cat_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1]; /* ctr fields: user, item, cat_fields */
+    char num_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
+    int ncat, nnum;
+    ctr_example_t *cex;
+    ctr_cat_t *ccat;
+    ctr_num_t *cnum;
     join_t *join;
     pub_t *pub;
     kafka_t *kafka;
@@ -82,13 +92,107 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* the tables whose rows are published: users and items */
+static emb_table_t *users_table(app_t *a)
+{
+    return a->ctr ? ctr_table(a->ctr, 0) : learner_users(a->learner);
+}
+
+static emb_table_t *items_table(app_t *a)
+{
+    return a->ctr ? ctr_table(a->ctr, 1) : learner_items(a->learner);
+}
+
 /* ------------------------------------------------------------ learning */
+
+static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
+                               const lrn_id_t *it, float label, float weight, int64_t ts,
+                               size_t k, size_t *used);
+static const char *arena_put(app_t *a, size_t *used, const char *s, size_t len);
+
+/* Click-through: learns the batch's positives (cex[0..npos)) together with
+ * the impressions whose window has passed, as negatives with their own
+ * features, shuffled, so that no micro-batch holds one label only (Adam on
+ * label-pure batches swings the bias back and forth). */
+static void learn_ctr(app_t *a, size_t npos, size_t used)
+{
+    static event_t ev;
+    char detail[64];
+    const size_t cap = (size_t)a->cfg.batch_max + NEG_CHUNK;
+    size_t k = npos, n, room;
+    do {
+        room = cap - k < NEG_CHUNK ? cap - k : NEG_CHUNK;
+        n = join_take(a->join, a->negs, room);
+        for (size_t i = 0; i < n; i++) {
+            const lrn_event_t *ng = &a->negs[i];
+            if (!ng->payload || event_decode(&ev, ng->payload, ng->payload_len, &a->kinds,
+                                             (size_t)a->cfg.max_event_bytes, detail,
+                                             sizeof(detail)) != EVR_OK)
+                continue; /* it was valid when it came in */
+            k = ctr_example_from(a, &ev, &ng->user, &ng->item, 0.0f, 1.0f, ng->ts_ms, k, &used);
+        }
+        if (k == cap || (n < room && k)) {
+            for (size_t i = k - 1; i > 0; i--) { /* Fisher-Yates */
+                size_t j = rng_below(&a->rng, (uint32_t)(i + 1));
+                ctr_example_t t = a->cex[i];
+                a->cex[i] = a->cex[j];
+                a->cex[j] = t;
+            }
+            ctr_learn(a->ctr, a->cex, k);
+            k = 0;
+            used = 0;
+        }
+    } while (n == room); /* a full take: more may be due */
+}
 
 static void learn_negatives(app_t *a)
 {
     size_t n;
+    if (a->ctr) {
+        learn_ctr(a, 0, 0);
+        return;
+    }
     while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0)
         learner_learn(a->learner, a->negs, n);
+}
+
+/* Writes example k (label, features of ev) into the batch arrays; ids and
+ * values go to the arena. Returns k + 1, or k when the arena is full. */
+static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
+                               const lrn_id_t *it, float label, float weight, int64_t ts,
+                               size_t k, size_t *used)
+{
+    ctr_cat_t *cat = a->ccat + k * (size_t)a->ncat;
+    ctr_num_t *num = a->cnum + k * (size_t)(a->nnum ? a->nnum : 1);
+    int nc = 0, nn = 0;
+    const char *uid = arena_put(a, used, u->id, u->len), *iid = arena_put(a, used, it->id, it->len);
+    if (!uid || !iid)
+        return k;
+    cat[nc++] = (ctr_cat_t){0, {u->h, uid, u->len}};
+    cat[nc++] = (ctr_cat_t){1, {it->h, iid, it->len}};
+    for (int j = 0; j < ev->ncat; j++)
+        for (int f = 2; f < a->ncat; f++)
+            if (strcmp(ev->cat[j].name, a->cat_names[f]) == 0) {
+                size_t vl = strlen(ev->cat[j].value);
+                const char *v = arena_put(a, used, ev->cat[j].value, vl);
+                if (v)
+                    cat[nc++] = (ctr_cat_t){f, {id_hash(v, vl), v, vl}};
+                break;
+            }
+    for (int j = 0; j < ev->nnum; j++)
+        for (int f = 0; f < a->nnum; f++)
+            if (strcmp(ev->num[j].name, a->num_names[f]) == 0) {
+                num[nn++] = (ctr_num_t){f, (float)ev->num[j].value};
+                break;
+            }
+    a->cex[k] = (ctr_example_t){.cat = cat,
+                                .ncat = nc,
+                                .num = num,
+                                .nnum = nn,
+                                .label = label,
+                                .weight = weight,
+                                .ts_ms = ts};
+    return k + 1;
 }
 
 /* The ids of a batch's events live in an arena until the batch is learned. */
@@ -155,7 +259,9 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         lrn_id_t u = {id_hash(ev.user, ev.user_len), ev.user, ev.user_len};
         lrn_id_t it = {id_hash(ev.item, ev.item_len), ev.item, ev.item_len};
         if (ev.kind == EVENT_IMPRESSION) {
-            if (join_impression(a->join, &u, &it, ts))
+            /* a click-through model learns the impression's own features later */
+            if (join_impression(a->join, &u, &it, ts, a->ctr ? msg->payload : NULL,
+                                a->ctr ? msg->len : 0))
                 log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
             continue;
         }
@@ -163,6 +269,11 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
             join_click(a->join, &u, &it, ts);
         else
             join_advance(a->join, ts);
+        if (a->ctr) { /* a click or a weighted kind: a positive, with this event's features */
+            npos = ctr_example_from(a, &ev, &u, &it, 1.0f, ev.weight > 0 ? ev.weight : 1.0f, ts,
+                                    npos, &used);
+            continue;
+        }
         u.id = arena_put(a, &used, ev.user, ev.user_len);
         it.id = arena_put(a, &used, ev.item, ev.item_len);
         if (!u.id || !it.id)
@@ -170,9 +281,13 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         a->pos[npos++] = (lrn_event_t){
             .user = u, .item = it, .ts_ms = ts, .weight = ev.weight > 0 ? ev.weight : 1.0f};
     }
-    if (npos)
-        learner_learn(a->learner, a->pos, npos);
-    learn_negatives(a);
+    if (a->ctr) {
+        learn_ctr(a, npos, used);
+    } else {
+        if (npos)
+            learner_learn(a->learner, a->pos, npos);
+        learn_negatives(a);
+    }
     /* learned: now their offsets may be committed */
     for (int k = 0; k < nlast; k++)
         kafka_store(a->kafka, last[k]);
@@ -183,7 +298,7 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
 static void on_pub_fail(void *arg, char side, const char *id, size_t len)
 {
     app_t *a = arg;
-    emb_table_t *t = side == 'u' ? learner_users(a->learner) : learner_items(a->learner);
+    emb_table_t *t = side == 'u' ? users_table(a) : items_table(a);
     uint32_t e = emb_find(t, id_hash(id, len), id, len);
     if (e != EMB_NONE)
         emb_mark_dirty(t, e); /* written again by a later round */
@@ -212,14 +327,17 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
         a->dirty_cap = budget;
     }
     size_t n = emb_take_dirty(t, a->dirty, budget);
-    pairmodel_t *m = learner_model(a->learner);
-    int V = pairmodel_vector_dim(m);
-    float v[4096];
+    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
+    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
+    float v[4096]; /* dims are bounded by the config: ≤ 3072 (NeuMF), 4096 (DSSM), 1024 */
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const char *id = emb_entry_id(t, a->dirty[i], &len);
         uint32_t row = emb_entry_row(t, a->dirty[i]);
-        pairmodel_vector(m, side, emb_row(t, row), v);
+        if (m)
+            pairmodel_vector(m, side, emb_row(t, row), v);
+        else
+            memcpy(v, emb_row(t, row), sizeof(float) * V);
         pub_add(a->pub, side, id, len, v, V);
     }
     return n;
@@ -228,7 +346,7 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
 /* One round: every dirty vector (up to publish_max_keys) and the meta hash. */
 static int publish_round(app_t *a)
 {
-    emb_table_t *u = learner_users(a->learner), *it = learner_items(a->learner);
+    emb_table_t *u = users_table(a), *it = items_table(a);
     if (emb_dirty_count(u) + emb_dirty_count(it) == 0 && pub_version(a->pub) > 0)
         return 0;
     if (pub_begin(a->pub))
@@ -236,10 +354,10 @@ static int publish_round(app_t *a)
     size_t budget = (size_t)a->cfg.publish_max_keys;
     size_t n = add_dirty(a, u, 'u', budget);
     n += add_dirty(a, it, 'i', budget - n);
-    pairmodel_t *m = learner_model(a->learner);
-    dense_block_t *d = pairmodel_dense(m);
+    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
+    dense_block_t *d = m ? pairmodel_dense(m) : ctr_dense(a->ctr);
     pub_meta_t meta = {.kind = a->cfg.model,
-                       .dim = pairmodel_vector_dim(m),
+                       .dim = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr),
                        .layout = a->row_layout,
                        .dense = d->params,
                        .ndense = d->n,
@@ -273,12 +391,25 @@ static void snapshot(void *arg, metrics_t *out)
 {
     app_t *a = arg;
     *out = a->m;
-    learner_stats(a->learner, &out->learner);
+    if (a->learner) {
+        learner_stats(a->learner, &out->learner);
+    } else {
+        ctr_stats_t cs;
+        ctr_stats(a->ctr, &cs);
+        out->learner.events = cs.examples;
+        out->learner.negatives = cs.examples - cs.positives;
+        out->learner.loss_ewma = cs.loss_ewma;
+        out->learner.skipped = cs.nonfinite;
+        emb_stats(ctr_table(a->ctr, 0), &out->learner.users);
+        emb_stats(ctr_table(a->ctr, 1), &out->learner.items);
+        out->ctr = 1;
+        out->auc = cs.auc;
+        out->logloss = cs.logloss;
+    }
     out->impressions_pending = join_pending(a->join);
     out->impressions_negative_total = join_negative_total(a->join);
     out->impressions_clicked_total = join_clicked_total(a->join);
-    out->dirty_keys = emb_dirty_count(learner_users(a->learner)) +
-                      emb_dirty_count(learner_items(a->learner));
+    out->dirty_keys = emb_dirty_count(users_table(a)) + emb_dirty_count(items_table(a));
     out->nparts = a->kafka ? kafka_partitions(a->kafka, out->part, METRICS_MAX_PARTITIONS) : 0;
     out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
     out->uptime_s = mono_s() - a->t_start;
@@ -296,7 +427,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     (void)what;
     app_t *a = arg;
     learn_negatives(a);
-    if (a->cfg.expire_s > 0) {
+    if (a->cfg.expire_s > 0 && a->learner) {
         int64_t now = wall_ms();
         size_t n = learner_expire(a->learner, now);
         if (n)
@@ -311,7 +442,7 @@ static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     app_t *a = arg;
-    emb_table_t *u = learner_users(a->learner), *it = learner_items(a->learner);
+    emb_table_t *u = users_table(a), *it = items_table(a);
     int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 || pub_busy(a->pub);
     if (pending && mono_s() < a->stop_deadline) {
         if (!pub_busy(a->pub))
@@ -363,7 +494,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     if (err[0])
         log_msg(LOG_WARN, "config", "SIGHUP: %s", err);
-    learner_set_lr(a->learner, (float)a->cfg.lr_sparse, (float)a->cfg.lr_dense);
+    if (a->learner)
+        learner_set_lr(a->learner, (float)a->cfg.lr_sparse, (float)a->cfg.lr_dense);
     log_set_level(log_level_parse(a->cfg.log_level));
     if (!a->stopping)
         set_publish_timer(a);
@@ -388,6 +520,97 @@ static void usage(FILE *f)
             "  --print-config      print the effective config and exit\n"
             "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads lr_sparse, lr_dense,\n"
             "publish_interval_ms and log_level.\n");
+}
+
+/* "a,b,c" into names[first..]; -1 on an empty or too long name, too many */
+static int split_names(const char *list, char names[][EVENT_MAX_NAME + 1], int first, int max,
+                       int *n, const char *key, char *err, size_t len)
+{
+    *n = first;
+    if (!list[0])
+        return 0;
+    char buf[CONFIG_STR];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!*t || strlen(t) > EVENT_MAX_NAME || *n == max) {
+            snprintf(err, len, "[model] %s = %s: names of 1..%d bytes, at most %d", key, list,
+                     EVENT_MAX_NAME, max - first);
+            return -1;
+        }
+        for (int i = 0; i < *n; i++)
+            if (strcmp(names[i], t) == 0) {
+                snprintf(err, len, "[model] %s: '%s' twice (or it is user/item)", key, t);
+                return -1;
+            }
+        snprintf(names[(*n)++], EVENT_MAX_NAME + 1, "%s", t);
+    }
+    return 0;
+}
+
+/* The click-through model's fields (user, item, then cat_fields; num_fields)
+ * and shape from the config. */
+static int ctr_config_from(app_t *a, ctr_config_t *cc, char *err, size_t len)
+{
+    const fr_config_t *c = &a->cfg;
+    ctr_config_default(cc);
+    cc->kind = (ctr_kind_t)ctr_kind_parse(c->model);
+    snprintf(a->cat_names[0], sizeof(a->cat_names[0]), "user");
+    snprintf(a->cat_names[1], sizeof(a->cat_names[1]), "item");
+    if (split_names(c->cat_fields, a->cat_names, 2, CTR_MAX_FIELDS, &a->ncat, "cat_fields", err,
+                    len) ||
+        split_names(c->num_fields, a->num_names, 0, CTR_MAX_FIELDS, &a->nnum, "num_fields", err,
+                    len))
+        return -1;
+    cc->ncat = a->ncat;
+    cc->nnum = a->nnum;
+    cc->emb_dim = c->dim;
+    cc->hash_bits = c->hash_bits;
+    cc->wide_bits = c->wide_bits;
+    cc->cross_layers = c->cross_layers;
+    cc->admit_after = (uint32_t)c->admit_after;
+    cc->lr_sparse = (float)c->lr_sparse;
+    cc->lr_dense = (float)c->lr_dense;
+    cc->l2_sparse = (float)c->l2_sparse;
+    cc->l2_dense = (float)c->l2_dense;
+    cc->batch = c->batch_events;
+    cc->seed = (uint64_t)c->seed;
+    int n = 0;
+    char buf[CONFIG_STR];
+    snprintf(buf, sizeof(buf), "%s", c->deep);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (*end || v < 1 || v > 4096 || n == CTR_MAX_LAYERS) {
+            snprintf(err, len, "[model] deep = %s: 1..%d widths of 1..4096", c->deep,
+                     CTR_MAX_LAYERS);
+            return -1;
+        }
+        cc->mlp[n++] = (int)v;
+    }
+    cc->nmlp = n;
+    snprintf(buf, sizeof(buf), "%s", c->crosses);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(t, ':');
+        int f1 = -1, f2 = -1;
+        if (colon) {
+            *colon = '\0';
+            for (int f = 0; f < a->ncat; f++) {
+                if (strcmp(a->cat_names[f], t) == 0)
+                    f1 = f;
+                if (strcmp(a->cat_names[f], colon + 1) == 0)
+                    f2 = f;
+            }
+        }
+        if (f1 < 0 || f2 < 0 || f1 == f2 || cc->ncross == CTR_MAX_CROSSES) {
+            snprintf(err, len, "[model] crosses = %s: pairs a:b of two different fields among "
+                               "user, item and cat_fields", c->crosses);
+            return -1;
+        }
+        cc->cross[cc->ncross][0] = f1;
+        cc->cross[cc->ncross][1] = f2;
+        cc->ncross++;
+    }
+    return 0;
 }
 
 static int learner_config_from(const fr_config_t *c, learner_config_t *lc, char *err, size_t len)
@@ -499,7 +722,10 @@ int main(int argc, char **argv)
         return 2;
     }
     learner_config_t lc;
-    if (learner_config_from(&a->cfg, &lc, err, sizeof(err))) {
+    ctr_config_t cc;
+    int is_ctr = ctr_kind_parse(a->cfg.model) >= 0;
+    if (is_ctr ? ctr_config_from(a, &cc, err, sizeof(err))
+               : learner_config_from(&a->cfg, &lc, err, sizeof(err))) {
         fprintf(stderr, "freshrecd: config: %s\n", err);
         return 2;
     }
@@ -520,13 +746,35 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
         goto out;
     }
-    if (!(a->learner = learner_create(&lc, err, sizeof(err))) ||
+    rng_seed(&a->rng, (uint64_t)a->cfg.seed);
+    if (is_ctr) {
+        size_t B = (size_t)a->cfg.batch_max + NEG_CHUNK; /* a batch and a chunk of negatives */
+        a->cex = malloc(sizeof(ctr_example_t) * B);
+        a->ccat = malloc(sizeof(ctr_cat_t) * B * (size_t)a->ncat);
+        a->cnum = malloc(sizeof(ctr_num_t) * B * (size_t)(a->nnum ? a->nnum : 1));
+        /* ids and every feature value of a batch */
+        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->ncat * (EVENT_MAX_VALUE + 1));
+        free(a->arena);
+        a->arena = malloc(a->arena_cap);
+        if (!a->cex || !a->ccat || !a->cnum || !a->arena) {
+            log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
+            goto out;
+        }
+    }
+    if ((is_ctr ? !(a->ctr = ctr_create(&cc, err, sizeof(err)))
+                : !(a->learner = learner_create(&lc, err, sizeof(err)))) ||
         !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "learner", "%s", err);
         goto out;
     }
-    pairmodel_vector_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
-    pairmodel_dense_layout(learner_model(a->learner), a->dense_layout, sizeof(a->dense_layout));
+    if (a->ctr) {
+        snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));
+        ctr_dense_layout(a->ctr, a->dense_layout, sizeof(a->dense_layout));
+    } else {
+        pairmodel_vector_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
+        pairmodel_dense_layout(learner_model(a->learner), a->dense_layout,
+                               sizeof(a->dense_layout));
+    }
 
     pub_config_t pc = {.host = a->cfg.redis_host,
                        .port = a->cfg.redis_port,
@@ -575,10 +823,14 @@ int main(int argc, char **argv)
 
     /* stopped: commit what was learned and leave the group */
     kafka_close(a->kafka);
-    learner_stats_t st;
-    learner_stats(a->learner, &st);
-    log_msg(LOG_INFO, "daemon", "stopped: %llu events learned, %llu vectors published",
-            (unsigned long long)st.events, (unsigned long long)a->m.publish_keys_total);
+    metrics_t *fin = malloc(sizeof(*fin));
+    if (fin) {
+        snapshot(a, fin);
+        log_msg(LOG_INFO, "daemon", "stopped: %llu events learned, %llu vectors published",
+                (unsigned long long)fin->learner.events,
+                (unsigned long long)a->m.publish_keys_total);
+        free(fin);
+    }
     rc = 0;
 out:
     stats_stop(a->stats);
@@ -586,6 +838,10 @@ out:
     pub_free(a->pub);
     join_free(a->join);
     learner_free(a->learner);
+    ctr_free(a->ctr);
+    free(a->cex);
+    free(a->ccat);
+    free(a->cnum);
     if (a->publish_ev)
         event_free(a->publish_ev);
     if (a->cron_ev)

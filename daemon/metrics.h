@@ -53,6 +53,9 @@ typedef struct {
     uint64_t rss_bytes;
     int consuming; /* has an assignment and no fatal consumer error */
     int redis_connected;
+    int ctr;        /* a click-through model: the two figures below are its */
+    double auc;     /* progressive AUC over the window */
+    double logloss; /* progressive logloss over everything learned */
     char model[32];
 } metrics_t;
 

@@ -227,6 +227,15 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_gauge(out, "freshrec_ndcg_at_10",
                "Prequential NDCG at 10 (ranked before learning), recent EWMA.",
                ls->preq_ndcg10_ewma);
+    if (m->ctr) {
+        prom_gauge(out, "freshrec_auc",
+                   "Click-through models: progressive AUC (predicted before learned), over the "
+                   "last examples.",
+                   m->auc);
+        prom_gauge(out, "freshrec_logloss",
+                   "Click-through models: progressive logloss over every example learned.",
+                   m->logloss);
+    }
     prom_gauge_u64(out, "freshrec_impressions_pending",
                    "Impressions waiting for a click within the label window.",
                    m->impressions_pending);
@@ -381,6 +390,11 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
     if (root == NULL) { /* out of memory: json_pack has released what it was given */
         evbuffer_add_printf(out, "{}\n");
         return;
+    }
+    if (m->ctr) {
+        json_t *learning = json_object_get(root, "learning");
+        json_object_set_new(learning, "auc", j_real(m->auc));
+        json_object_set_new(learning, "logloss", j_real(m->logloss));
     }
     json_dump_callback(root, dump_to_evbuffer, out, JSON_INDENT(2));
     evbuffer_add(out, "\n", 1);

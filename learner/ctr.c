@@ -558,6 +558,9 @@ static void update_rows(ctr_t *c, int B)
         emb_table_t *t = c->tab[c->gfield[k]];
         optim_adagrad(emb_row(t, c->grow[k]), emb_row_state(t, c->grow[k]),
                       c->gacc + (size_t)k * E, E, c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
+        uint32_t e = emb_row_entry(t, c->grow[k]);
+        if (e != EMB_NONE)
+            emb_mark_dirty(t, e); /* the fallback row has no id to publish */
     }
 }
 
@@ -666,4 +669,43 @@ float ctr_loss_grad(ctr_t *c, const ctr_example_t *ex, int n, float *dx0)
 float ctr_last_dlogit(const ctr_t *c, int b)
 {
     return c->dz[b];
+}
+
+emb_table_t *ctr_table(ctr_t *c, int field)
+{
+    return field >= 0 && field < c->cfg.ncat ? c->tab[field] : NULL;
+}
+
+int ctr_emb_dim(const ctr_t *c)
+{
+    return c->E;
+}
+
+int ctr_dense_layout(const ctr_t *c, char *buf, size_t len)
+{
+    size_t off = 0;
+    int n, in = c->X;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        n = snprintf(buf + off, len - off, __VA_ARGS__);                                           \
+        if (n < 0 || (size_t)n >= len - off)                                                       \
+            return -1;                                                                             \
+        off += (size_t)n;                                                                          \
+    } while (0)
+    for (int l = 0; l < c->L; l++) {
+        PUT("W%d:%dx%d,b%d:%d,", l + 1, c->cfg.mlp[l], in, l + 1, c->cfg.mlp[l]);
+        in = c->cfg.mlp[l];
+    }
+    if (c->cfg.kind == CTR_DCN)
+        for (int l = 0; l < c->cfg.cross_layers; l++)
+            PUT("cw%d:%d,cb%d:%d,", l + 1, c->X, l + 1, c->X);
+    if (c->cfg.kind == CTR_WIDEDEEP)
+        PUT("wdeep:%d,", c->H);
+    else if (c->cfg.kind == CTR_DCN)
+        PUT("wout:%d,", c->X + c->H);
+    if (c->cfg.kind != CTR_DCN)
+        PUT("wnum:%d,", c->cfg.nnum);
+    PUT("bias:1");
+#undef PUT
+    return 0;
 }

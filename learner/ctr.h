@@ -100,6 +100,16 @@ size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n);
 void ctr_predict(ctr_t *c, const ctr_example_t *ex, size_t n, float *p);
 void ctr_stats(const ctr_t *c, ctr_stats_t *out);
 
+/* A categorical field's table (rows of emb_dim floats; rows that learning
+ * changed are marked dirty), for publishing; NULL for a bad field. */
+emb_table_t *ctr_table(ctr_t *c, int field);
+int ctr_emb_dim(const ctr_t *c);
+/* The dense block described for readers, in order, e.g.
+ * "W1:64x27,b1:64,W2:32x64,b2:32,cw1:27,cb1:27,...,wout:59,bias:1"
+ * (W is (out, in) row-major; x0 = [field embeddings in field order ; dense
+ * features]). The wide weights are hashed and not part of it. 0 or -1. */
+int ctr_dense_layout(const ctr_t *c, char *buf, size_t len);
+
 /* For gradient checks and readers of the model. */
 dense_block_t *ctr_dense(ctr_t *c);
 /* The embedding row of a field's value (admitted if new). */

@@ -1,9 +1,11 @@
 /* join.c — impression/click join (see join.h).
  *
- * Pending impressions sit in a FIFO in arrival order. A map keyed by the
- * (user, item) hash pair counts, per pair, the impressions pending and the
- * clicks that claimed one of them; when an impression of the pair leaves the
- * FIFO it is claimed if a claim is left, else it is a negative. */
+ * Pending impressions sit in a min-heap by event time (then arrival), so an
+ * impression that arrives late from a lagging partition never holds back the
+ * decision on others. A map keyed by the (user, item) hash pair counts, per
+ * pair, the impressions pending and the clicks that claimed one of them; when
+ * an impression of the pair leaves the heap it is claimed if a claim is left,
+ * else it is a negative. */
 #include "join.h"
 
 #include <stdio.h>
@@ -12,9 +14,10 @@
 
 typedef struct {
     uint64_t uh, ih;
-    char *ids; /* user bytes then item bytes, one allocation */
-    uint32_t ulen, ilen;
+    char *ids; /* user bytes, item bytes, then the payload: one allocation */
+    uint32_t ulen, ilen, plen;
     int64_t ts;
+    uint64_t seq; /* arrival order, for ties */
 } pending_t;
 
 typedef struct {
@@ -25,8 +28,9 @@ typedef struct {
 struct join {
     int64_t window, now;
     size_t max_pending;
-    pending_t *q;
-    size_t qcap, qhead, qn;
+    pending_t *q; /* min-heap by (ts, seq) */
+    size_t qcap, qn;
+    uint64_t seq;
     pair_t *map;
     size_t mcap, mn;
     char **grave; /* id storage of what the last join_take returned */
@@ -72,7 +76,7 @@ void join_free(join_t *j)
     if (!j)
         return;
     for (size_t i = 0; i < j->qn; i++)
-        free(j->q[(j->qhead + i) % j->qcap].ids);
+        free(j->q[i].ids);
     bury_free(j);
     free(j->grave);
     free(j->q);
@@ -139,27 +143,65 @@ static void map_remove(join_t *j, size_t i)
     }
 }
 
-int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms)
+static int earlier(const pending_t *a, const pending_t *b)
 {
+    return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
+}
+
+static void heap_push(join_t *j, pending_t e)
+{
+    size_t i = j->qn++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!earlier(&e, &j->q[parent]))
+            break;
+        j->q[i] = j->q[parent];
+        i = parent;
+    }
+    j->q[i] = e;
+}
+
+static void heap_pop(join_t *j)
+{
+    pending_t last = j->q[--j->qn];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= j->qn)
+            break;
+        if (c + 1 < j->qn && earlier(&j->q[c + 1], &j->q[c]))
+            c++;
+        if (!earlier(&j->q[c], &last))
+            break;
+        j->q[i] = j->q[c];
+        i = c;
+    }
+    if (j->qn)
+        j->q[i] = last;
+}
+
+int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms,
+                    const void *payload, size_t payload_len)
+{
+    if (!payload)
+        payload_len = 0;
     if (j->qn == j->qcap) {
         size_t ncap = j->qcap ? j->qcap * 2 : 1024;
-        pending_t *q = malloc(ncap * sizeof(pending_t));
+        pending_t *q = realloc(j->q, ncap * sizeof(pending_t));
         if (!q)
             return -1;
-        for (size_t i = 0; i < j->qn; i++)
-            q[i] = j->q[(j->qhead + i) % j->qcap];
-        free(j->q);
         j->q = q;
         j->qcap = ncap;
-        j->qhead = 0;
     }
     if ((j->mn + 1) * 2 > j->mcap && map_grow(j))
         return -1;
-    char *ids = malloc(user->len + item->len + 1);
+    char *ids = malloc(user->len + item->len + payload_len + 1);
     if (!ids)
         return -1;
     memcpy(ids, user->id, user->len);
     memcpy(ids + user->len, item->id, item->len);
+    if (payload_len)
+        memcpy(ids + user->len + item->len, payload, payload_len);
     uint64_t key = pair_hash(user->h, item->h);
     size_t slot = 0;
     pair_t *p = map_find(j, key, &slot);
@@ -170,9 +212,8 @@ int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64
         j->mn++;
     }
     p->pending++;
-    j->q[(j->qhead + j->qn) % j->qcap] =
-        (pending_t){user->h, item->h, ids, (uint32_t)user->len, (uint32_t)item->len, ts_ms};
-    j->qn++;
+    heap_push(j, (pending_t){user->h, item->h, ids, (uint32_t)user->len, (uint32_t)item->len,
+                             (uint32_t)payload_len, ts_ms, j->seq++});
     join_advance(j, ts_ms);
     return 0;
 }
@@ -199,10 +240,18 @@ size_t join_take(join_t *j, lrn_event_t *out, size_t max)
     bury_free(j);
     size_t n = 0;
     while (j->qn && n < max) {
-        pending_t *e = &j->q[j->qhead];
+        pending_t top = j->q[0], *e = &top;
         int due = e->ts <= j->now - j->window || j->qn > j->max_pending;
         if (!due)
             break;
+        if (j->ngrave == j->gcap) { /* room first: nothing is changed if there is none */
+            size_t ncap = j->gcap ? j->gcap * 2 : 256;
+            char **g = realloc(j->grave, ncap * sizeof(char *));
+            if (!g)
+                break; /* try again on the next take */
+            j->grave = g;
+            j->gcap = ncap;
+        }
         size_t slot = 0;
         pair_t *p = map_find(j, pair_hash(e->uh, e->ih), &slot);
         int claimed = 0;
@@ -214,14 +263,6 @@ size_t join_take(join_t *j, lrn_event_t *out, size_t max)
             if (--p->pending == 0)
                 map_remove(j, slot);
         }
-        if (j->ngrave == j->gcap) {
-            size_t ncap = j->gcap ? j->gcap * 2 : 256;
-            char **g = realloc(j->grave, ncap * sizeof(char *));
-            if (!g)
-                break; /* try again on the next take */
-            j->grave = g;
-            j->gcap = ncap;
-        }
         j->grave[j->ngrave++] = e->ids;
         if (claimed) {
             j->clicked++;
@@ -231,10 +272,11 @@ size_t join_take(join_t *j, lrn_event_t *out, size_t max)
                                      .item = {e->ih, e->ids + e->ulen, e->ilen},
                                      .ts_ms = e->ts,
                                      .weight = 1.0f,
-                                     .negative = 1};
+                                     .negative = 1,
+                                     .payload = e->plen ? e->ids + e->ulen + e->ilen : NULL,
+                                     .payload_len = e->plen};
         }
-        j->qhead = (j->qhead + 1) % j->qcap;
-        j->qn--;
+        heap_pop(j);
     }
     return n;
 }

@@ -18,17 +18,20 @@ typedef struct join join_t;
 join_t *join_create(int64_t window_ms, size_t max_pending, char *errstr, size_t len);
 void join_free(join_t *j);
 
-/* Records an impression; -1 when out of memory (the impression is dropped). */
-int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms);
+/* Records an impression, with payload bytes (or NULL) that come back with it
+ * from join_take (e.g. the event, to learn its features); -1 when out of
+ * memory (the impression is dropped). */
+int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms,
+                    const void *payload, size_t payload_len);
 /* Records a click; returns 1 when it claimed a pending impression, else 0. */
 int join_click(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms);
 /* Moves event time forward (e.g. to a Kafka message timestamp). */
 void join_advance(join_t *j, int64_t ts_ms);
 
 /* Takes up to max decided impressions: claimed ones are dropped, unclaimed
- * ones are written to out as negatives (negative = 1, weight 1). Their ids
- * stay valid until the next join_take or join_free. Returns the count
- * written; call again while it returns max. */
+ * ones are written to out as negatives (negative = 1, weight 1, and their
+ * payload). Their ids and payloads stay valid until the next join_take or
+ * join_free. Returns the count written; call again while it returns max. */
 size_t join_take(join_t *j, lrn_event_t *out, size_t max);
 
 size_t join_pending(const join_t *j);

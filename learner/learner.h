@@ -35,6 +35,8 @@ typedef struct {
     int64_t ts_ms;
     float weight; /* 1 for a plain positive; more for a weightier kind */
     int negative; /* 1: an explicit negative (e.g. an impression never clicked) */
+    const void *payload; /* the caller's bytes kept with a joined impression, or NULL */
+    size_t payload_len;  /* (the learner ignores both) */
 } lrn_event_t;
 
 typedef struct {

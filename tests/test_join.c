@@ -26,8 +26,8 @@ static void test_click_claims_impression(void **state)
     assert_non_null(j);
     lrn_id_t u = mk("u1"), i = mk("i1"), i2 = mk("i2");
     lrn_event_t out[8];
-    assert_int_equal(join_impression(j, &u, &i, 10000), 0);
-    assert_int_equal(join_impression(j, &u, &i2, 10000), 0);
+    assert_int_equal(join_impression(j, &u, &i, 10000, NULL, 0), 0);
+    assert_int_equal(join_impression(j, &u, &i2, 10000, "{\"cat\":1}", 9), 0);
     assert_int_equal(join_pending(j), 2);
     assert_int_equal(join_click(j, &u, &i, 10500), 1); /* inside the window */
     assert_int_equal(join_click(j, &u, &i, 10600), 0); /* nothing left to claim */
@@ -40,6 +40,8 @@ static void test_click_claims_impression(void **state)
     assert_memory_equal(out[0].item.id, "i2", 2);
     assert_true(out[0].item.h == i2.h && out[0].user.h == u.h);
     assert_int_equal(out[0].ts_ms, 10000);
+    assert_int_equal(out[0].payload_len, 9); /* the impression's bytes come back with it */
+    assert_memory_equal(out[0].payload, "{\"cat\":1}", 9);
     assert_int_equal(join_pending(j), 0);
     assert_int_equal(join_clicked_total(j), 1);
     assert_int_equal(join_negative_total(j), 1);
@@ -53,7 +55,7 @@ static void test_click_after_window_does_not_claim(void **state)
     join_t *j = join_create(1000, 100, err, sizeof(err));
     lrn_id_t u = mk("u"), i = mk("i");
     lrn_event_t out[4];
-    join_impression(j, &u, &i, 0);
+    join_impression(j, &u, &i, 0, NULL, 0);
     join_advance(j, 1000);
     assert_int_equal(join_take(j, out, 4), 1); /* decided: a negative */
     assert_int_equal(join_click(j, &u, &i, 1200), 0);
@@ -68,7 +70,7 @@ static void test_repeated_impressions_and_bounds(void **state)
     lrn_id_t u = mk("u"), i = mk("i");
     lrn_event_t out[8];
     for (int k = 0; k < 5; k++)
-        assert_int_equal(join_impression(j, &u, &i, 100 + k), 0);
+        assert_int_equal(join_impression(j, &u, &i, 100 + k, NULL, 0), 0);
     assert_int_equal(join_click(j, &u, &i, 200), 1);
     /* over max_pending: the two oldest are decided early, the click claims one */
     size_t n = join_take(j, out, 8);
@@ -98,7 +100,7 @@ static void test_many_pairs(void **state)
         snprintf(ub[k], 16, "u%d", k % 97);
         snprintf(ib[k], 16, "i%d", k);
         lrn_id_t u = mk(ub[k]), i = mk(ib[k]);
-        assert_int_equal(join_impression(j, &u, &i, k), 0);
+        assert_int_equal(join_impression(j, &u, &i, k, NULL, 0), 0);
         if (k % 3 == 0)
             assert_int_equal(join_click(j, &u, &i, k), 1);
         size_t n;
