@@ -224,7 +224,8 @@ void learner_free(learner_t *l)
     void *p[] = {l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
                  l->nfound,  l->cand,   l->negq,   l->scores, l->ustamp, l->uslot, l->istamp,
-                 l->islot,   l->uniq_u, l->uniq_i, l->gacc_u, l->gacc_i};
+                 l->islot,   l->uniq_u, l->uniq_i, l->gacc_u, l->gacc_i, l->ev_neg, l->labels,
+                 l->neg_ue,  l->neg_ie, l->neg_w};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
     free(l);
