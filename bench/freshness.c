@@ -30,6 +30,7 @@
  *
  * Not for: correctness tests (tests/), or anything beyond 127.0.0.1. */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "event.h"
 #include "rng.h"
 
@@ -57,13 +58,6 @@
 #define MAX_LEGS 4
 
 /* ------------------------------------------------------------ clocks */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int64_t wall_us(void)
 {
@@ -394,7 +388,7 @@ static int produce(rd_kafka_t *rk, const char *topic, int32_t part, const char *
             RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             return 0;
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || mono_s() > deadline) {
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || clock_mono_s() > deadline) {
             fprintf(stderr, "fr-bench: produce: %s\n", rd_kafka_err2str(err));
             return -1;
         }
@@ -744,7 +738,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, on_alarm);
     alarm((unsigned)ceil(o.timeout_s)); /* the backstop; loops check the deadline first */
-    const double t_start = mono_s(), deadline = t_start + o.timeout_s - 1;
+    const double t_start = clock_mono_s(), deadline = t_start + o.timeout_s - 1;
 
     char tag[32];
     snprintf(
@@ -888,20 +882,20 @@ int main(int argc, char **argv)
     char val[2 * EVENT_MAX_ID + 128], user[96], item[32];
     long long i = 0;
     long nprobes = 0;
-    const double t0 = mono_s();
+    const double t0 = clock_mono_s();
     int64_t t0_wall = wall_us();
     int failed = 0;
     for (;; i++) {
-        if (total >= 0 ? i >= total : mono_s() - t0 >= o.seconds)
+        if (total >= 0 ? i >= total : clock_mono_s() - t0 >= o.seconds)
             break;
-        if (mono_s() > deadline) {
+        if (clock_mono_s() > deadline) {
             fprintf(stderr, "fr-bench: timeout while producing\n");
             failed = 1;
             break;
         }
         if (o.rate > 0) { /* paced: event i is due at t0 + i / rate */
             double due = t0 + (double)i / o.rate;
-            for (double t = mono_s(); t < due; t = mono_s()) {
+            for (double t = clock_mono_s(); t < due; t = clock_mono_s()) {
                 sleep_s(due - t < 0.001 ? due - t : 0.001);
                 rd_kafka_poll(rk, 0);
                 for (int k = 0; k < nlegs; k++)
@@ -941,7 +935,7 @@ int main(int argc, char **argv)
                 break;
             }
         }
-    const double t_last = mono_s();
+    const double t_last = clock_mono_s();
     const long long markers = e2e ? nparts : 0;
 
     /* wait: acknowledgements, probes, learning; at most drain_s after the last produce */
@@ -958,7 +952,7 @@ int main(int argc, char **argv)
                 leg_first_missing[k]++;
             legs_in = legs_in && leg_first_missing[k] == nprobes;
         }
-        double t = mono_s();
+        double t = clock_mono_s();
         if (isnan(t_acked) && rd_kafka_outq_len(rk) == 0)
             t_acked = t;
         while (first_missing < nprobes && atomic_load(&w.probe_at[first_missing]) != 0)
@@ -974,7 +968,7 @@ int main(int argc, char **argv)
                     double handled = (now.learned - base.learned) + (now.skipped - base.skipped) +
                                      (now.refused - base.refused);
                     if (handled >= (double)(produced + markers) && now.dirty == 0)
-                        t_done = mono_s();
+                        t_done = clock_mono_s();
                 } else {
                     scrape_errors++;
                 }

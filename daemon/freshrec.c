@@ -3,6 +3,7 @@
  * the synthetic stream. The daemon is freshrecd; this tool never talks to
  * Kafka or Redis. */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "cli.h"
 #include "ctr.h"
 #include "dataset.h"
@@ -21,13 +22,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
 {
@@ -455,14 +449,14 @@ static int cmd_train(int argc, char **argv)
                 samp_kind_name(cfg.sampler.kind), cfg.negatives);
 
     int tty = isatty(STDERR_FILENO);
-    double t0 = now_s(), last = t0;
+    double t0 = clock_mono_s(), last = t0;
     learner_stats_t st;
     const size_t chunk = 4096;
     for (long ep = 1; ep <= epochs; ep++) {
         for (size_t s = 0; s < ntrain; s += chunk) {
             size_t n = ntrain - s < chunk ? ntrain - s : chunk;
             learner_learn(l, ev + s, n);
-            double t = now_s();
+            double t = clock_mono_s();
             if (!quiet && tty && t - last >= 0.5) {
                 learner_stats(l, &st);
                 fprintf(stderr,
@@ -475,7 +469,7 @@ static int cmd_train(int argc, char **argv)
         }
         if (!quiet) {
             learner_stats(l, &st);
-            double t = now_s();
+            double t = clock_mono_s();
             fprintf(stderr,
                     "%sepoch %ld/%ld  %9.0f events/s  %10.0f pairs/s  loss %.4f  "
                     "prequential HR@10 %.3f NDCG@10 %.3f\n",
@@ -483,7 +477,7 @@ static int cmd_train(int argc, char **argv)
                     st.loss_ewma, st.preq_hr10_ewma, st.preq_ndcg10_ewma);
         }
     }
-    double train_s = now_s() - t0;
+    double train_s = clock_mono_s() - t0;
     learner_stats(l, &st);
 
     loo_result_t loo = {0};

@@ -9,6 +9,7 @@
  * SIGTERM/SIGINT stop consuming, publish everything dirty, commit and leave
  * the group; SIGHUP reloads the hot config keys. */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "config.h"
 #include "ctr.h"
 #include "event.h"
@@ -77,20 +78,6 @@ typedef struct {
     log_limit_t bad_log, kafka_log;
     char row_layout[128], dense_layout[512];
 } app_t;
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* the tables whose rows are published: users and items */
 static emb_table_t *users_table(app_t *a)
@@ -254,7 +241,7 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
             rd_kafka_timestamp_type_t tt;
             ts = rd_kafka_message_timestamp(msg, &tt);
             if (ts < 0)
-                ts = wall_ms();
+                ts = clock_wall_ms();
         }
         lrn_id_t u = {id_hash(ev.user, ev.user_len), ev.user, ev.user_len};
         lrn_id_t it = {id_hash(ev.item, ev.item_len), ev.item, ev.item_len};
@@ -362,7 +349,7 @@ static int publish_round(app_t *a)
                        .dense = d->params,
                        .ndense = d->n,
                        .dense_layout = a->dense_layout};
-    pub_end(a->pub, &meta, wall_ms());
+    pub_end(a->pub, &meta, clock_wall_ms());
     return (int)n;
 }
 
@@ -412,7 +399,7 @@ static void snapshot(void *arg, metrics_t *out)
     out->dirty_keys = emb_dirty_count(users_table(a)) + emb_dirty_count(items_table(a));
     out->nparts = a->kafka ? kafka_partitions(a->kafka, out->part, METRICS_MAX_PARTITIONS) : 0;
     out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
-    out->uptime_s = mono_s() - a->t_start;
+    out->uptime_s = clock_mono_s() - a->t_start;
     out->rss_bytes = rss_bytes();
     out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&
                      !kafka_fatal(a->kafka);
@@ -428,7 +415,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     app_t *a = arg;
     learn_negatives(a);
     if (a->cfg.expire_s > 0 && a->learner) {
-        int64_t now = wall_ms();
+        int64_t now = clock_wall_ms();
         size_t n = learner_expire(a->learner, now);
         if (n)
             log_msg(LOG_INFO, "learner", "expired %zu ids unseen for %d s", n, a->cfg.expire_s);
@@ -444,7 +431,7 @@ static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
     app_t *a = arg;
     emb_table_t *u = users_table(a), *it = items_table(a);
     int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 || pub_busy(a->pub);
-    if (pending && mono_s() < a->stop_deadline) {
+    if (pending && clock_mono_s() < a->stop_deadline) {
         if (!pub_busy(a->pub))
             publish_round(a);
         return; /* the tick comes again */
@@ -464,7 +451,7 @@ static void begin_stop(app_t *a, const char *why)
     kafka_pause_loop(a->kafka);
     learn_negatives(a);
     evtimer_del(a->publish_ev);
-    a->stop_deadline = mono_s() + a->cfg.shutdown_timeout_ms / 2000.0;
+    a->stop_deadline = clock_mono_s() + a->cfg.shutdown_timeout_ms / 2000.0;
     a->stop_ev = event_new(a->base, -1, EV_PERSIST, on_stop_tick, a);
     struct timeval tv = {0, 10000};
     event_add(a->stop_ev, &tv);
@@ -733,7 +720,7 @@ int main(int argc, char **argv)
     kern_set_threads(1);
 
     int rc = 1;
-    a->t_start = mono_s();
+    a->t_start = clock_mono_s();
     a->m.kinds = a->kinds;
     snprintf(a->m.model, sizeof(a->m.model), "%.31s", a->cfg.model);
     a->bad_log.burst = 10;

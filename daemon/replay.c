@@ -3,6 +3,7 @@
  * at a fixed rate or as fast as the broker takes them. A progress bar (rate,
  * ETA) goes to stderr when it is a terminal. Not for: learning. */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "cli.h"
 #include "dataset.h"
 #include "event.h"
@@ -15,20 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void usage(FILE *f)
 {
@@ -166,13 +153,13 @@ int replay_main(int argc, char **argv)
     conf = NULL; /* owned by rk now */
 
     int tty = !quiet && isatty(STDERR_FILENO);
-    double t0 = now_s(), last = 0;
+    double t0 = clock_mono_s(), last = 0;
     char buf[2 * EVENT_MAX_ID + 256];
     int rc = 0;
     for (size_t i = 0; i < total; i++) {
         const ds_event_t *e = &d.ev[i];
         const lrn_id_t *u = &d.users[e->user], *it = &d.items[e->item];
-        int64_t ts = strcmp(tsmode, "now") == 0 ? wall_ms() : e->ts_ms;
+        int64_t ts = strcmp(tsmode, "now") == 0 ? clock_wall_ms() : e->ts_ms;
         size_t n = event_encode(buf, sizeof(buf), u->id, u->len, it->id, it->len, type, ts);
         if (!n) {
             fprintf(stderr, "freshrec replay: event %zu cannot be encoded\n", i);
@@ -193,7 +180,7 @@ int replay_main(int argc, char **argv)
             rd_kafka_poll(rk, 10); /* the local queue is full: let deliveries drain */
         }
         rd_kafka_poll(rk, 0);
-        double t = now_s();
+        double t = clock_mono_s();
         if (rate > 0) {
             double due = t0 + (double)(i + 1) / rate;
             if (due > t) {
@@ -214,7 +201,7 @@ done:
     if (tty)
         fputc('\n', stderr);
     rd_kafka_flush(rk, 30000);
-    double secs = now_s() - t0;
+    double secs = clock_mono_s() - t0;
     uint64_t unsent = (uint64_t)rd_kafka_outq_len(rk);
     fprintf(stderr, "freshrec replay: %llu delivered, %llu failed, %llu undelivered in %.2f s (%.0f events/s)\n",
             (unsigned long long)dr.ok, (unsigned long long)dr.failed, (unsigned long long)unsent,

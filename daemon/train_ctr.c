@@ -4,6 +4,7 @@
  * and those predictions give AUC (over a sliding window and over the last
  * pass) and logloss. Not for: pairwise models (freshrec.c). */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "cli.h"
 #include "ctr.h"
 #include "ctrdata.h"
@@ -17,13 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f)
 {
@@ -176,7 +170,7 @@ int train_ctr_main(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "freshrec train: %zu examples, %d categorical and %d dense fields; %s\n",
                 d.n, d.ncat, d.nnum, ctr_kind_name(cfg.kind));
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     ctr_stats_t st;
     for (long ep = 1; ep <= epochs; ep++) {
         ctr_learn(m, d.ex, d.n);
@@ -186,7 +180,7 @@ int train_ctr_main(int argc, char **argv)
                     epochs, st.auc, cfg.auc_window, st.logloss);
         }
     }
-    double secs = now_s() - t0;
+    double secs = clock_mono_s() - t0;
     ctr_stats(m, &st);
     double rate = secs > 0 ? st.examples / secs : 0;
     FILE *o = json ? stderr : stdout;
