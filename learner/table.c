@@ -444,3 +444,103 @@ void emb_stats(const emb_table_t *t, emb_stats_t *out)
                  t->ent_cap * sizeof(entry_t) + t->row_cap * (sizeof(float) * t->stride) +
                  t->row_cap * sizeof(uint32_t) + t->dirty_cap * sizeof(uint32_t) + t->id_bytes;
 }
+
+#define EMB_MAGIC 0x31424d45u /* "EMB1" */
+
+int emb_save(const emb_table_t *t, ser_writer_t *w)
+{
+    ser_u32(w, EMB_MAGIC);
+    ser_u32(w, (uint32_t)t->cfg.width);
+    ser_u32(w, (uint32_t)t->cfg.state);
+    ser_u64(w, t->nent);
+    ser_u64(w, t->admitted);
+    ser_u64(w, t->expired);
+    ser_put(w, emb_row((emb_table_t *)t, 0), sizeof(float) * t->stride); /* the fallback row */
+    for (size_t e = 0; e < t->ent_hi && !w->err; e++) {
+        const entry_t *en = &t->ent[e];
+        if (!(en->flags & F_ALIVE))
+            continue;
+        ser_u64(w, en->h);
+        ser_u32(w, en->idlen);
+        ser_put(w, en->id, en->idlen);
+        ser_u32(w, en->count);
+        ser_i64(w, en->last_seen);
+        ser_u32(w, en->row ? 1 : 0);
+        if (en->row)
+            ser_put(w, t->rows + (size_t)en->row * t->stride, sizeof(float) * t->stride);
+    }
+    return w->err ? -1 : 0;
+}
+
+int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len)
+{
+    if (t->nent) {
+        snprintf(errstr, len, "table: load into a table that is not empty");
+        return -1;
+    }
+    uint32_t magic = ser_get_u32(r), width = ser_get_u32(r), state = ser_get_u32(r);
+    uint64_t n = ser_get_u64(r), admitted = ser_get_u64(r), expired = ser_get_u64(r);
+    if (r->err || magic != EMB_MAGIC) {
+        snprintf(errstr, len, "table: not a saved table");
+        return -1;
+    }
+    if (width != (uint32_t)t->cfg.width || state != (uint32_t)t->cfg.state) {
+        snprintf(errstr, len, "table: saved rows are %u+%u floats, this table's %d+%d", width,
+                 state, t->cfg.width, t->cfg.state);
+        return -1;
+    }
+    if (ser_get(r, emb_row(t, 0), sizeof(float) * t->stride))
+        goto short_;
+    char id[EMB_MAX_ID_LEN];
+    float *tmp = malloc(sizeof(float) * t->stride);
+    if (!tmp) {
+        snprintf(errstr, len, "table: out of memory");
+        return -1;
+    }
+    /* n comes from the stream: every entry is read before it is made, so a
+     * corrupt count ends at the first short read, never in a huge allocation */
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t h = ser_get_u64(r);
+        uint32_t idlen = ser_get_u32(r);
+        if (r->err || idlen > EMB_MAX_ID_LEN) {
+            free(tmp);
+            goto corrupt;
+        }
+        ser_get(r, id, idlen);
+        uint32_t count = ser_get_u32(r);
+        int64_t last = ser_get_i64(r);
+        uint32_t has_row = ser_get_u32(r);
+        if (has_row > 1 || (has_row && ser_get(r, tmp, sizeof(float) * t->stride)) || r->err) {
+            free(tmp);
+            goto corrupt;
+        }
+        if (emb_find(t, h, id, idlen) != EMB_NONE) {
+            free(tmp);
+            snprintf(errstr, len, "table: id saved twice");
+            return -1;
+        }
+        /* insert, then set what the touch could not know */
+        uint32_t admit = t->cfg.admit_after;
+        t->cfg.admit_after = has_row ? 1 : UINT32_MAX;
+        uint32_t e = emb_touch(t, h, id, idlen, last);
+        t->cfg.admit_after = admit;
+        if (e == EMB_NONE) {
+            free(tmp);
+            snprintf(errstr, len, "table: out of memory");
+            return -1;
+        }
+        entry_t *en = &t->ent[e];
+        en->count = count;
+        en->last_seen = last;
+        if (has_row)
+            memcpy(t->rows + (size_t)en->row * t->stride, tmp, sizeof(float) * t->stride);
+    }
+    free(tmp);
+    t->admitted = admitted;
+    t->expired = expired;
+    return 0;
+short_:
+corrupt:
+    snprintf(errstr, len, "table: the saved table is short or corrupt");
+    return -1;
+}

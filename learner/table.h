@@ -14,6 +14,7 @@
 #define FR_TABLE_H
 
 #include "rng.h"
+#include "serial.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -76,5 +77,12 @@ size_t emb_dirty_count(const emb_table_t *t);
 size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e), void *arg);
 
 void emb_stats(const emb_table_t *t, emb_stats_t *out);
+
+/* Writes every live id (hash, bytes, count, last-seen) and its row
+ * (parameters and optimizer state) to w; 0 or -1 (w->err set). */
+int emb_save(const emb_table_t *t, ser_writer_t *w);
+/* Reads what emb_save wrote into an empty table of the same width and state.
+ * -1 and a message when the stream is short, corrupt or of another shape. */
+int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len);
 
 #endif
