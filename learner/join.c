@@ -8,6 +8,8 @@
  * else it is a negative. */
 #include "join.h"
 
+#include "table.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,4 +302,110 @@ void join_set_window(join_t *j, int64_t window_ms)
 {
     if (window_ms >= 0)
         j->window = window_ms;
+}
+
+#define JOIN_MAGIC 0x314e4a4au /* "JJN1" */
+#define JOIN_MAX_PAYLOAD (16u << 20)
+
+int join_save(const join_t *j, ser_writer_t *w)
+{
+    ser_u32(w, JOIN_MAGIC);
+    ser_i64(w, j->now);
+    ser_u64(w, j->seq);
+    ser_u64(w, j->clicked);
+    ser_u64(w, j->negatives);
+    ser_u64(w, j->qn);
+    for (size_t i = 0; i < j->qn && !w->err; i++) {
+        const pending_t *e = &j->q[i];
+        ser_u64(w, e->uh);
+        ser_u64(w, e->ih);
+        ser_u32(w, e->ulen);
+        ser_u32(w, e->ilen);
+        ser_u32(w, e->plen);
+        ser_i64(w, e->ts);
+        ser_u64(w, e->seq);
+        ser_put(w, e->ids, (size_t)e->ulen + e->ilen + e->plen);
+    }
+    ser_u64(w, j->mn);
+    for (size_t i = 0; i < j->mcap && !w->err; i++)
+        if (j->map[i].key) {
+            ser_u64(w, j->map[i].key);
+            ser_u32(w, j->map[i].pending);
+            ser_u32(w, j->map[i].claimed);
+        }
+    return w->err ? -1 : 0;
+}
+
+int join_load(join_t *j, ser_reader_t *r, char *errstr, size_t len)
+{
+    uint32_t magic = ser_get_u32(r);
+    int64_t now = ser_get_i64(r);
+    uint64_t seq = ser_get_u64(r), clicked = ser_get_u64(r), negatives = ser_get_u64(r);
+    uint64_t qn = ser_get_u64(r);
+    if (r->err || magic != JOIN_MAGIC) {
+        snprintf(errstr, len, "join: not a saved join");
+        return -1;
+    }
+    if (j->qn || j->mn) {
+        snprintf(errstr, len, "join: load into a join that is not empty");
+        return -1;
+    }
+    for (uint64_t i = 0; i < qn; i++) {
+        pending_t e;
+        e.uh = ser_get_u64(r);
+        e.ih = ser_get_u64(r);
+        e.ulen = ser_get_u32(r);
+        e.ilen = ser_get_u32(r);
+        e.plen = ser_get_u32(r);
+        e.ts = ser_get_i64(r);
+        e.seq = ser_get_u64(r);
+        if (r->err || e.ulen > EMB_MAX_ID_LEN || e.ilen > EMB_MAX_ID_LEN ||
+            e.plen > JOIN_MAX_PAYLOAD)
+            goto corrupt;
+        size_t n = (size_t)e.ulen + e.ilen + e.plen;
+        if (!(e.ids = malloc(n + 1)))
+            goto oom;
+        if (ser_get(r, e.ids, n)) {
+            free(e.ids);
+            goto corrupt;
+        }
+        if (j->qn == j->qcap) {
+            size_t ncap = j->qcap ? j->qcap * 2 : 1024;
+            pending_t *q = realloc(j->q, ncap * sizeof(pending_t));
+            if (!q) {
+                free(e.ids);
+                goto oom;
+            }
+            j->q = q;
+            j->qcap = ncap;
+        }
+        heap_push(j, e);
+    }
+    uint64_t mn = ser_get_u64(r);
+    for (uint64_t i = 0; i < mn; i++) {
+        uint64_t key = ser_get_u64(r);
+        uint32_t pending = ser_get_u32(r), claimed = ser_get_u32(r);
+        if (r->err || !key || claimed > pending)
+            goto corrupt;
+        if ((j->mn + 1) * 2 > j->mcap && map_grow(j))
+            goto oom;
+        size_t slot = 0;
+        if (map_find(j, key, &slot))
+            goto corrupt;
+        j->map[slot] = (pair_t){key, pending, claimed};
+        j->mn++;
+    }
+    if (r->err)
+        goto corrupt;
+    j->now = now;
+    j->seq = seq;
+    j->clicked = clicked;
+    j->negatives = negatives;
+    return 0;
+corrupt:
+    snprintf(errstr, len, "join: the saved join is short or corrupt");
+    return -1;
+oom:
+    snprintf(errstr, len, "join: out of memory");
+    return -1;
 }

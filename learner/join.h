@@ -9,6 +9,7 @@
 #define FR_JOIN_H
 
 #include "learner.h"
+#include "serial.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,5 +39,11 @@ size_t join_pending(const join_t *j);
 uint64_t join_clicked_total(const join_t *j);  /* impressions claimed by a click */
 uint64_t join_negative_total(const join_t *j); /* impressions that became negatives */
 void join_set_window(join_t *j, int64_t window_ms);
+
+/* Everything pending (ids, payloads, times, claims) and the counters; load
+ * into a fresh join. -1 and a message on a short or corrupt stream (the join
+ * is then only fit for join_free). */
+int join_save(const join_t *j, ser_writer_t *w);
+int join_load(join_t *j, ser_reader_t *r, char *errstr, size_t len);
 
 #endif

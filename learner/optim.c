@@ -2,6 +2,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,4 +62,41 @@ void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, floa
         v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
     }
+}
+
+#define DENSE_MAGIC 0x31534e44u /* "DNS1" */
+
+int dense_block_save(const dense_block_t *d, ser_writer_t *w)
+{
+    ser_u32(w, DENSE_MAGIC);
+    ser_u64(w, d->n);
+    ser_i64(w, d->t);
+    ser_put(w, d->params, sizeof(float) * d->n);
+    ser_put(w, d->m, sizeof(float) * d->n);
+    ser_put(w, d->v, sizeof(float) * d->n);
+    return w->err ? -1 : 0;
+}
+
+int dense_block_load(dense_block_t *d, ser_reader_t *r, char *errstr, size_t len)
+{
+    uint32_t magic = ser_get_u32(r);
+    uint64_t n = ser_get_u64(r);
+    int64_t t = ser_get_i64(r);
+    if (r->err || magic != DENSE_MAGIC) {
+        snprintf(errstr, len, "dense block: not a saved block");
+        return -1;
+    }
+    if (n != d->n || t < 0) {
+        snprintf(errstr, len, "dense block: saved %llu floats, this model has %zu",
+                 (unsigned long long)n, d->n);
+        return -1;
+    }
+    if (ser_get(r, d->params, sizeof(float) * n) || ser_get(r, d->m, sizeof(float) * n) ||
+        ser_get(r, d->v, sizeof(float) * n)) {
+        snprintf(errstr, len, "dense block: short");
+        return -1;
+    }
+    d->t = t;
+    memset(d->grads, 0, sizeof(float) * n);
+    return 0;
 }

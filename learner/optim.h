@@ -5,6 +5,8 @@
 #ifndef FR_OPTIM_H
 #define FR_OPTIM_H
 
+#include "serial.h"
+
 #include <stddef.h>
 
 typedef enum { OPT_SGD = 0, OPT_ADAGRAD = 1 } sparse_opt_t;
@@ -31,5 +33,10 @@ void dense_block_free(dense_block_t *d);
 void dense_block_zero_grad(dense_block_t *d);
 /* One bias-corrected Adam step over the whole block. */
 void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, float eps, float l2);
+
+/* Parameters, Adam moments and step count (gradients are per step: not kept).
+ * Load refuses a block of another size. */
+int dense_block_save(const dense_block_t *d, ser_writer_t *w);
+int dense_block_load(dense_block_t *d, ser_reader_t *r, char *errstr, size_t len);
 
 #endif

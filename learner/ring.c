@@ -215,3 +215,47 @@ void ring_prefetch_pair(const ring_t *r, uint32_t user, uint32_t item)
 {
     __builtin_prefetch(&r->pairs[pair_home(r, pair_key(user, item))]);
 }
+
+#define RING_MAGIC 0x31474e52u /* "RNG1" */
+
+int ring_save(const ring_t *r, ser_writer_t *w)
+{
+    ser_u32(w, RING_MAGIC);
+    ser_u64(w, r->n);
+    for (size_t i = 0; i < r->n && !w->err; i++) {
+        const ev_t *e = &r->ev[(r->head + i) % r->cap];
+        ser_u32(w, e->user);
+        ser_u32(w, e->item);
+        ser_i64(w, e->ts);
+    }
+    return w->err ? -1 : 0;
+}
+
+int ring_load(ring_t *r, ser_reader_t *rd, char *errstr, size_t len)
+{
+    uint32_t magic = ser_get_u32(rd);
+    uint64_t n = ser_get_u64(rd);
+    if (rd->err || magic != RING_MAGIC) {
+        snprintf(errstr, len, "rolling buffer: not a saved buffer");
+        return -1;
+    }
+    if (r->n) {
+        snprintf(errstr, len, "rolling buffer: load into a buffer that is not empty");
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t user = ser_get_u32(rd), item = ser_get_u32(rd);
+        int64_t ts = ser_get_i64(rd);
+        /* entries index tables: a corrupt index would grow the count arrays
+         * without bound (the checksum makes this unlikely; bound it anyway) */
+        if (rd->err || user > (1u << 30) || item > (1u << 30)) {
+            snprintf(errstr, len, "rolling buffer: short or corrupt");
+            return -1;
+        }
+        if (ring_push(r, user, item, ts)) {
+            snprintf(errstr, len, "rolling buffer: out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -7,6 +7,8 @@
 #ifndef FR_RING_H
 #define FR_RING_H
 
+#include "serial.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,12 @@ void ring_get(const ring_t *r, size_t i, uint32_t *user, uint32_t *item, int64_t
 
 uint32_t ring_item_count(const ring_t *r, uint32_t item);
 uint32_t ring_user_count(const ring_t *r, uint32_t user);
+/* The events held, oldest first. Load pushes them, in order, into an empty
+ * ring: counts, pairs and the listener follow as they did. A saved ring
+ * larger than this one keeps its newest events. */
+int ring_save(const ring_t *r, ser_writer_t *w);
+int ring_load(ring_t *r, ser_reader_t *rd, char *errstr, size_t len);
+
 /* 1 when (user, item) is among the events held. */
 int ring_has_pair(const ring_t *r, uint32_t user, uint32_t item);
 /* Hints that ring_has_pair(user, item) comes soon (a cache prefetch). */

@@ -445,7 +445,7 @@ void emb_stats(const emb_table_t *t, emb_stats_t *out)
                  t->row_cap * sizeof(uint32_t) + t->dirty_cap * sizeof(uint32_t) + t->id_bytes;
 }
 
-#define EMB_MAGIC 0x31424d45u /* "EMB1" */
+#define EMB_MAGIC 0x32424d45u /* "EMB2" */
 
 int emb_save(const emb_table_t *t, ser_writer_t *w)
 {
@@ -453,6 +453,7 @@ int emb_save(const emb_table_t *t, ser_writer_t *w)
     ser_u32(w, (uint32_t)t->cfg.width);
     ser_u32(w, (uint32_t)t->cfg.state);
     ser_u64(w, t->nent);
+    ser_u64(w, t->ent_hi);
     ser_u64(w, t->admitted);
     ser_u64(w, t->expired);
     ser_put(w, emb_row((emb_table_t *)t, 0), sizeof(float) * t->stride); /* the fallback row */
@@ -460,6 +461,8 @@ int emb_save(const emb_table_t *t, ser_writer_t *w)
         const entry_t *en = &t->ent[e];
         if (!(en->flags & F_ALIVE))
             continue;
+        /* entry indices are kept: the rolling buffer refers to them */
+        ser_u32(w, (uint32_t)e);
         ser_u64(w, en->h);
         ser_u32(w, en->idlen);
         ser_put(w, en->id, en->idlen);
@@ -474,12 +477,13 @@ int emb_save(const emb_table_t *t, ser_writer_t *w)
 
 int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len)
 {
-    if (t->nent) {
+    if (t->nent || t->ent_hi) {
         snprintf(errstr, len, "table: load into a table that is not empty");
         return -1;
     }
     uint32_t magic = ser_get_u32(r), width = ser_get_u32(r), state = ser_get_u32(r);
-    uint64_t n = ser_get_u64(r), admitted = ser_get_u64(r), expired = ser_get_u64(r);
+    uint64_t n = ser_get_u64(r), hi = ser_get_u64(r), admitted = ser_get_u64(r),
+             expired = ser_get_u64(r);
     if (r->err || magic != EMB_MAGIC) {
         snprintf(errstr, len, "table: not a saved table");
         return -1;
@@ -489,58 +493,76 @@ int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len)
                  state, t->cfg.width, t->cfg.state);
         return -1;
     }
-    if (ser_get(r, emb_row(t, 0), sizeof(float) * t->stride))
-        goto short_;
-    char id[EMB_MAX_ID_LEN];
-    float *tmp = malloc(sizeof(float) * t->stride);
-    if (!tmp) {
-        snprintf(errstr, len, "table: out of memory");
+    /* hi sizes an allocation: it must be consistent with n (and both with a
+     * file that passed its checksum); entries are read one by one after it */
+    if (n > hi || hi > (uint64_t)UINT32_MAX - 1 || hi - n > (uint64_t)16 * (n + 1024)) {
+        snprintf(errstr, len, "table: corrupt header (%llu ids below index %llu)",
+                 (unsigned long long)n, (unsigned long long)hi);
         return -1;
     }
-    /* n comes from the stream: every entry is read before it is made, so a
-     * corrupt count ends at the first short read, never in a huge allocation */
+    if (ser_get(r, emb_row(t, 0), sizeof(float) * t->stride))
+        goto corrupt;
+    if (grow_array((void **)&t->ent, &t->ent_cap, hi ? hi : 1, sizeof(entry_t)))
+        goto oom;
+    memset(t->ent, 0, sizeof(entry_t) * t->ent_cap);
+    t->ent_hi = hi;
+    size_t ns = 1024;
+    while (ns < 2 * (n + 1))
+        ns *= 2;
+    if (ns > t->nslots && rehash(t, ns))
+        goto oom;
+    char id[EMB_MAX_ID_LEN];
     for (uint64_t i = 0; i < n; i++) {
+        uint32_t e = ser_get_u32(r);
         uint64_t h = ser_get_u64(r);
         uint32_t idlen = ser_get_u32(r);
-        if (r->err || idlen > EMB_MAX_ID_LEN) {
-            free(tmp);
+        if (r->err || e >= hi || idlen > EMB_MAX_ID_LEN || (t->ent[e].flags & F_ALIVE))
             goto corrupt;
-        }
         ser_get(r, id, idlen);
         uint32_t count = ser_get_u32(r);
         int64_t last = ser_get_i64(r);
         uint32_t has_row = ser_get_u32(r);
-        if (has_row > 1 || (has_row && ser_get(r, tmp, sizeof(float) * t->stride)) || r->err) {
-            free(tmp);
+        if (r->err || has_row > 1)
             goto corrupt;
-        }
-        if (emb_find(t, h, id, idlen) != EMB_NONE) {
-            free(tmp);
-            snprintf(errstr, len, "table: id saved twice");
-            return -1;
-        }
-        /* insert, then set what the touch could not know */
-        uint32_t admit = t->cfg.admit_after;
-        t->cfg.admit_after = has_row ? 1 : UINT32_MAX;
-        uint32_t e = emb_touch(t, h, id, idlen, last);
-        t->cfg.admit_after = admit;
-        if (e == EMB_NONE) {
-            free(tmp);
-            snprintf(errstr, len, "table: out of memory");
-            return -1;
-        }
+        int found;
+        size_t sl = probe(t, h, id, idlen, &found);
+        if (found)
+            goto corrupt; /* the same id twice */
         entry_t *en = &t->ent[e];
+        if (!(en->id = malloc(idlen + 1)))
+            goto oom;
+        memcpy(en->id, id, idlen);
+        en->id[idlen] = '\0';
+        en->h = h;
+        en->idlen = idlen;
         en->count = count;
         en->last_seen = last;
-        if (has_row)
-            memcpy(t->rows + (size_t)en->row * t->stride, tmp, sizeof(float) * t->stride);
+        en->flags = F_ALIVE;
+        t->slot_h[sl] = h;
+        t->slot_e[sl] = e + 1;
+        t->nent++;
+        t->id_bytes += idlen + 1;
+        if (has_row) {
+            uint32_t row = alloc_row(t, e);
+            if (!row)
+                goto oom;
+            en->row = row;
+            if (ser_get(r, t->rows + (size_t)row * t->stride, sizeof(float) * t->stride))
+                goto corrupt;
+        }
     }
-    free(tmp);
+    for (uint32_t e = 0; e < hi; e++) /* the holes are free for new ids */
+        if (!(t->ent[e].flags & F_ALIVE) &&
+            grow_array((void **)&t->ent_free, &t->ent_free_cap, t->nent_free + 1,
+                       sizeof(uint32_t)) == 0)
+            t->ent_free[t->nent_free++] = e;
     t->admitted = admitted;
     t->expired = expired;
     return 0;
-short_:
 corrupt:
     snprintf(errstr, len, "table: the saved table is short or corrupt");
+    return -1;
+oom:
+    snprintf(errstr, len, "table: out of memory");
     return -1;
 }

@@ -81,8 +81,10 @@ void emb_stats(const emb_table_t *t, emb_stats_t *out);
 /* Writes every live id (hash, bytes, count, last-seen) and its row
  * (parameters and optimizer state) to w; 0 or -1 (w->err set). */
 int emb_save(const emb_table_t *t, ser_writer_t *w);
-/* Reads what emb_save wrote into an empty table of the same width and state.
- * -1 and a message when the stream is short, corrupt or of another shape. */
+/* Reads what emb_save wrote into an empty table of the same width and state;
+ * entry indices are the saved ones (row indices need not be). -1 and a
+ * message when the stream is short, corrupt or of another shape: the table
+ * is then half filled and only fit for emb_free. */
 int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len);
 
 #endif
