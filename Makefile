@@ -5,6 +5,7 @@
 #   make demo              a generated stream learned end to end, with figures
 #   make SANITIZE=address  (or undefined, or address,undefined): sanitized build in build/san-*
 #   make deps              install (as root) or name the missing Debian packages
+#   make fuzz              each libFuzzer target (tests/fuzz/fuzz_*.c) for FUZZ_SECONDS (60)
 
 CC      ?= cc
 PKGS    := openblas libxxhash jansson rdkafka hiredis libevent inih
@@ -13,6 +14,8 @@ TESTPKG := cmocka
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
            redis-server
+# What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
+FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
 comma := ,
 ifneq ($(SANITIZE),)
@@ -41,7 +44,20 @@ TEST_SRC    := $(wildcard tests/test_*.c)
 HARNESS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test bench demo clean deps check-deps format
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c, built with FUZZ_SRC_NAME into
+# build/fuzz/fuzz_NAME, seeded from tests/fuzz/corpus/NAME/. A new target is
+# its file, its corpus and one FUZZ_SRC_ line.
+FUZZCC       ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -MMD -MP \
+                -Ilearner -Iproto -Idaemon -Istore
+FUZZ_SRC_event := proto/event.c
+FUZZ_SRC_ckpt  := learner/table.c learner/optim.c learner/ring.c learner/join.c
+fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: all test bench demo clean deps check-deps format fuzz
 
 all: check-deps $(BINS)
 
@@ -69,6 +85,15 @@ $(BUILD)/tests/%.o: tests/%.c
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+.PRECIOUS: build/fuzz/%.o
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o $$(call fuzz_objs,$$*)
+	$(FUZZCC) $(FUZZ_CFLAGS) $^ -o $@ $(LDLIBS)
 
 # A missing package is installed when we are root, else the command is printed.
 deps:
@@ -102,8 +127,23 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench
 	@BUILD=$(BUILD) sh bench/demo.sh
 
+# Each target runs over build/fuzz/corpus/NAME, the committed seeds copied in
+# (what it finds accumulates there, never in tests/); a crash, leak, timeout
+# or abort fails the run and leaves its input in build/fuzz/.
+fuzz:
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(FUZZ_DEBS)"
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@for t in $(FUZZ_BIN); do \
+	  name=$${t#build/fuzz/fuzz_}; corpus=build/fuzz/corpus/$$name; \
+	  mkdir -p $$corpus && cp tests/fuzz/corpus/$$name/* $$corpus/ || exit 1; \
+	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=70000 -timeout=10 \
+	      -print_final_stats=1 -artifact_prefix=build/fuzz/fuzz_$$name- $$corpus \
+	      || { echo "fuzz: fuzz_$$name failed; input in build/fuzz/fuzz_$$name-*" >&2; exit 1; }; \
+	done
+
 format:
-	clang-format -i $(wildcard learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch])
+	clang-format -i $(wildcard learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch] tests/fuzz/*.c)
 
 clean:
 	rm -rf build

@@ -360,7 +360,7 @@ int join_load(join_t *j, ser_reader_t *r, char *errstr, size_t len)
         e.ts = ser_get_i64(r);
         e.seq = ser_get_u64(r);
         if (r->err || e.ulen > EMB_MAX_ID_LEN || e.ilen > EMB_MAX_ID_LEN ||
-            e.plen > JOIN_MAX_PAYLOAD)
+            e.plen > JOIN_MAX_PAYLOAD || (uint64_t)e.ulen + e.ilen + e.plen > ser_left(r))
             goto corrupt;
         size_t n = (size_t)e.ulen + e.ilen + e.plen;
         if (!(e.ids = malloc(n + 1)))

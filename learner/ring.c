@@ -231,7 +231,8 @@ int ring_save(const ring_t *r, ser_writer_t *w)
     return w->err ? -1 : 0;
 }
 
-int ring_load(ring_t *r, ser_reader_t *rd, char *errstr, size_t len)
+int ring_load(ring_t *r, ser_reader_t *rd, uint32_t max_user, uint32_t max_item, char *errstr,
+              size_t len)
 {
     uint32_t magic = ser_get_u32(rd);
     uint64_t n = ser_get_u64(rd);
@@ -246,9 +247,9 @@ int ring_load(ring_t *r, ser_reader_t *rd, char *errstr, size_t len)
     for (uint64_t i = 0; i < n; i++) {
         uint32_t user = ser_get_u32(rd), item = ser_get_u32(rd);
         int64_t ts = ser_get_i64(rd);
-        /* entries index tables: a corrupt index would grow the count arrays
-         * without bound (the checksum makes this unlikely; bound it anyway) */
-        if (rd->err || user > (1u << 30) || item > (1u << 30)) {
+        /* entries index the tables: a corrupt index would grow the count arrays
+         * without bound */
+        if (rd->err || user >= max_user || item >= max_item) {
             snprintf(errstr, len, "rolling buffer: short or corrupt");
             return -1;
         }

@@ -34,9 +34,12 @@ uint32_t ring_item_count(const ring_t *r, uint32_t item);
 uint32_t ring_user_count(const ring_t *r, uint32_t user);
 /* The events held, oldest first. Load pushes them, in order, into an empty
  * ring: counts, pairs and the listener follow as they did. A saved ring
- * larger than this one keeps its newest events. */
+ * larger than this one keeps its newest events. Entries must be below
+ * max_user and max_item (the tables' entry counts): a corrupt index is
+ * refused rather than grown into. */
 int ring_save(const ring_t *r, ser_writer_t *w);
-int ring_load(ring_t *r, ser_reader_t *rd, char *errstr, size_t len);
+int ring_load(ring_t *r, ser_reader_t *rd, uint32_t max_user, uint32_t max_item, char *errstr,
+              size_t len);
 
 /* 1 when (user, item) is among the events held. */
 int ring_has_pair(const ring_t *r, uint32_t user, uint32_t item);

@@ -20,7 +20,15 @@ typedef struct {
     int (*read)(void *ctx, void *buf, size_t n); /* 0, or -1 when short */
     void *ctx;
     int err;
+    uint64_t (*left)(void *ctx); /* bytes left in the stream; NULL: unknown */
 } ser_reader_t;
+
+/* Bytes left to read (UINT64_MAX when the stream cannot tell): loaders check
+ * a count against it before they allocate for it. */
+static inline uint64_t ser_left(const ser_reader_t *r)
+{
+    return r->left ? r->left(r->ctx) : UINT64_MAX;
+}
 
 static inline void ser_put(ser_writer_t *w, const void *buf, size_t n)
 {

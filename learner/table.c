@@ -495,7 +495,9 @@ int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len)
     }
     /* hi sizes an allocation: it must be consistent with n (and both with a
      * file that passed its checksum); entries are read one by one after it */
-    if (n > hi || hi > (uint64_t)UINT32_MAX - 1 || hi - n > (uint64_t)16 * (n + 1024)) {
+    /* every id takes at least 32 bytes of the stream */
+    if (n > hi || hi > (uint64_t)UINT32_MAX - 1 || hi - n > (uint64_t)16 * (n + 1024) ||
+        n > ser_left(r) / 32) {
         snprintf(errstr, len, "table: corrupt header (%llu ids below index %llu)",
                  (unsigned long long)n, (unsigned long long)hi);
         return -1;

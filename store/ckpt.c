@@ -108,6 +108,11 @@ typedef struct {
     uint64_t left;
 } rctx_t;
 
+static uint64_t file_left(void *ctx)
+{
+    return ((rctx_t *)ctx)->left;
+}
+
 static int file_read(void *ctx, void *buf, size_t n)
 {
     rctx_t *c = ctx;
@@ -166,7 +171,7 @@ int ckpt_read(const char *path, ckpt_load_fn load, void *arg, char *errstr, size
     }
     fseeko(f, 8 + 4, SEEK_SET);
     rctx_t c = {f, payload};
-    ser_reader_t r = {file_read, &c, 0};
+    ser_reader_t r = {file_read, &c, 0, file_left};
     char why[256] = "";
     if (load(arg, &r, why, sizeof(why)) || r.err) {
         snprintf(errstr, len, "checkpoint: %s: %s", path, why[0] ? why : "short payload");

@@ -240,7 +240,7 @@ static int save_state(void *arg, ser_writer_t *w)
 static int load_state(void *arg, ser_reader_t *r, char *err, size_t len)
 {
     state_t *st = arg;
-    return dense_block_load(st->d, r, err, len) || ring_load(st->ring, r, err, len) ||
+    return dense_block_load(st->d, r, err, len) || ring_load(st->ring, r, 7, 13, err, len) ||
                    join_load(st->join, r, err, len)
                ? -1
                : 0;
