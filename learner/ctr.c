@@ -709,3 +709,74 @@ int ctr_dense_layout(const ctr_t *c, char *buf, size_t len)
 #undef PUT
     return 0;
 }
+
+#define CTR_MAGIC 0x31525443u /* "CTR1" */
+
+int ctr_save(const ctr_t *c, ser_writer_t *w)
+{
+    ser_u32(w, CTR_MAGIC);
+    ser_u32(w, (uint32_t)c->cfg.kind);
+    ser_u32(w, (uint32_t)c->cfg.ncat);
+    ser_u32(w, (uint32_t)c->cfg.nnum);
+    ser_u32(w, (uint32_t)c->E);
+    ser_u32(w, (uint32_t)(has_wide(c) ? c->cfg.wide_bits : 0));
+    ser_u64(w, c->examples);
+    ser_u64(w, c->positives);
+    ser_u64(w, c->nonfinite);
+    for (int f = 0; f < c->cfg.ncat; f++)
+        emb_save(c->tab[f], w);
+    for (int d = 0; d < c->cfg.nnum; d++) {
+        ser_u64(w, c->norm.n[d]);
+        ser_put(w, &c->norm.mean[d], sizeof(double));
+        ser_put(w, &c->norm.m2[d], sizeof(double));
+    }
+    if (has_wide(c)) {
+        ser_put(w, c->wide_w, sizeof(float) * (c->wide_mask + 1));
+        ser_put(w, c->wide_g2, sizeof(float) * (c->wide_mask + 1));
+    }
+    dense_block_save(&c->dense, w);
+    return w->err ? -1 : 0;
+}
+
+int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
+{
+    uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), ncat = ser_get_u32(r),
+             nnum = ser_get_u32(r), E = ser_get_u32(r), wide_bits = ser_get_u32(r);
+    uint64_t examples = ser_get_u64(r), positives = ser_get_u64(r), nonfinite = ser_get_u64(r);
+    if (r->err || magic != CTR_MAGIC) {
+        snprintf(errstr, len, "ctr: not a saved click-through model");
+        return -1;
+    }
+    if (kind != (uint32_t)c->cfg.kind || ncat != (uint32_t)c->cfg.ncat ||
+        nnum != (uint32_t)c->cfg.nnum || E != (uint32_t)c->E ||
+        wide_bits != (uint32_t)(has_wide(c) ? c->cfg.wide_bits : 0)) {
+        snprintf(errstr, len, "ctr: saved %s with %u+%u fields of width %u, this model is %s "
+                              "with %d+%d of %d",
+                 ctr_kind_name((ctr_kind_t)kind), ncat, nnum, E, ctr_kind_name(c->cfg.kind),
+                 c->cfg.ncat, c->cfg.nnum, c->E);
+        return -1;
+    }
+    for (int f = 0; f < c->cfg.ncat; f++)
+        if (emb_load(c->tab[f], r, errstr, len))
+            return -1;
+    for (int d = 0; d < c->cfg.nnum; d++) {
+        c->norm.n[d] = ser_get_u64(r);
+        ser_get(r, &c->norm.mean[d], sizeof(double));
+        ser_get(r, &c->norm.m2[d], sizeof(double));
+    }
+    if (has_wide(c) && (ser_get(r, c->wide_w, sizeof(float) * (c->wide_mask + 1)) ||
+                        ser_get(r, c->wide_g2, sizeof(float) * (c->wide_mask + 1)))) {
+        snprintf(errstr, len, "ctr: short");
+        return -1;
+    }
+    if (r->err) {
+        snprintf(errstr, len, "ctr: short");
+        return -1;
+    }
+    if (dense_block_load(&c->dense, r, errstr, len))
+        return -1;
+    c->examples = examples;
+    c->positives = positives;
+    c->nonfinite = nonfinite;
+    return 0;
+}

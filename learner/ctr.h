@@ -110,6 +110,14 @@ int ctr_emb_dim(const ctr_t *c);
  * features]). The wide weights are hashed and not part of it. 0 or -1. */
 int ctr_dense_layout(const ctr_t *c, char *buf, size_t len);
 
+/* Everything learned (field tables, normaliser, wide weights, dense block
+ * with its Adam state, counters) to w; load into a fresh model of the same
+ * config. -1 and a message on a short, corrupt or differently shaped stream
+ * (the model is then only fit for ctr_free). Progressive-validation windows
+ * start empty after a load. */
+int ctr_save(const ctr_t *c, ser_writer_t *w);
+int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len);
+
 /* For gradient checks and readers of the model. */
 dense_block_t *ctr_dense(ctr_t *c);
 /* The embedding row of a field's value (admitted if new). */

@@ -253,6 +253,91 @@ static void test_planted_interaction(void **state)
     ctrdata_free(&d);
 }
 
+typedef struct {
+    char *buf;
+    size_t len, cap, pos;
+} membuf_t;
+
+static int mem_write(void *ctx, const void *b, size_t n)
+{
+    membuf_t *m = ctx;
+    if (m->len + n > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 1 << 20;
+        while (nc < m->len + n)
+            nc *= 2;
+        char *p = realloc(m->buf, nc);
+        if (!p)
+            return -1;
+        m->buf = p;
+        m->cap = nc;
+    }
+    memcpy(m->buf + m->len, b, n);
+    m->len += n;
+    return 0;
+}
+
+static int mem_read(void *ctx, void *b, size_t n)
+{
+    membuf_t *m = ctx;
+    if (m->pos + n > m->len)
+        return -1;
+    memcpy(b, m->buf + m->pos, n);
+    m->pos += n;
+    return 0;
+}
+
+/* A saved and loaded model predicts exactly as the original, and both go on
+ * learning the same stream to the same predictions. */
+static void test_save_load(void **state)
+{
+    (void)state;
+    ctrgen_config_t g;
+    ctrgen_config_default(&g);
+    g.examples = 20000;
+    ctrdata_t d;
+    ctrdata_init(&d);
+    char err[256];
+    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
+    for (int kind = CTR_LR; kind <= CTR_DCN; kind++) {
+        ctr_config_t cfg;
+        ctr_config_default(&cfg);
+        cfg.kind = (ctr_kind_t)kind;
+        cfg.ncat = d.ncat;
+        cfg.nnum = d.nnum;
+        cfg.wide_bits = 12;
+        ctr_t *a = ctr_create(&cfg, err, sizeof(err)), *b = ctr_create(&cfg, err, sizeof(err));
+        assert_true(a && b);
+        ctr_learn(a, d.ex, d.n / 2);
+        membuf_t m = {0};
+        ser_writer_t w = {mem_write, &m, 0};
+        assert_int_equal(ctr_save(a, &w), 0);
+        ser_reader_t r = {mem_read, &m, 0, NULL};
+        assert_int_equal(ctr_load(b, &r, err, sizeof(err)), 0);
+        assert_int_equal(m.pos, m.len);
+        float pa[200], pb[200];
+        ctr_predict(a, d.ex + d.n / 2, 200, pa);
+        ctr_predict(b, d.ex + d.n / 2, 200, pb);
+        assert_memory_equal(pa, pb, sizeof(pa));
+        ctr_learn(a, d.ex + d.n / 2, d.n / 2);
+        ctr_learn(b, d.ex + d.n / 2, d.n / 2);
+        ctr_predict(a, d.ex, 200, pa);
+        ctr_predict(b, d.ex, 200, pb);
+        assert_memory_equal(pa, pb, sizeof(pa));
+        /* a model of another shape refuses it */
+        cfg.emb_dim = 4;
+        ctr_t *c = ctr_create(&cfg, err, sizeof(err));
+        m.pos = 0;
+        ser_reader_t r2 = {mem_read, &m, 0, NULL};
+        assert_int_equal(ctr_load(c, &r2, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "width"));
+        ctr_free(a);
+        ctr_free(b);
+        ctr_free(c);
+        free(m.buf);
+    }
+    ctrdata_free(&d);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -279,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_fd_widedeep),
         cmocka_unit_test(test_fd_dcn),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_planted_interaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
