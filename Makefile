@@ -5,15 +5,16 @@
 #   make demo              a generated stream learned end to end, with figures
 #   make SANITIZE=address  (or undefined, or address,undefined): sanitized build in build/san-*
 #   make deps              install (as root) or name the missing Debian packages
+#   make install           PREFIX=/usr/local DESTDIR=: binaries, unit, config, docs
 #   make fuzz              each libFuzzer target (tests/fuzz/fuzz_*.c) for FUZZ_SECONDS (60)
 
 CC      ?= cc
-PKGS    := openblas libxxhash jansson rdkafka hiredis libevent inih
+PKGS    := openblas libxxhash jansson rdkafka hiredis libevent inih libsystemd
 TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
-           redis-server
+           libsystemd-dev systemd redis-server
 # What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
@@ -57,7 +58,11 @@ FUZZ_SRC_ckpt  := learner/table.c learner/optim.c learner/ring.c learner/join.c
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test bench demo clean deps check-deps format fuzz
+.PHONY: all test bench demo clean deps check-deps format fuzz install
+
+PREFIX  ?= /usr/local
+SYSCONF ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 all: check-deps $(BINS)
 
@@ -141,6 +146,21 @@ fuzz:
 	      -print_final_stats=1 -artifact_prefix=build/fuzz/fuzz_$$name- $$corpus \
 	      || { echo "fuzz: fuzz_$$name failed; input in build/fuzz/fuzz_$$name-*" >&2; exit 1; }; \
 	done
+
+# The unit names the installed binary; an existing config is never replaced.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONF)/freshrec \
+	    $(DESTDIR)$(PREFIX)/share/doc/freshrec
+	install -m 0755 $(BUILD)/freshrecd $(BUILD)/freshrec $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|/usr/bin/freshrecd|$(PREFIX)/bin/freshrecd|' \
+	    -e 's|/etc/freshrec/|$(SYSCONF)/freshrec/|' \
+	    -e 's|/usr/share/doc/freshrec/|$(PREFIX)/share/doc/freshrec/|' \
+	    systemd/freshrec.service > $(DESTDIR)$(UNITDIR)/freshrec.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/freshrec.service
+	[ -e $(DESTDIR)$(SYSCONF)/freshrec/freshrec.conf ] || \
+	    install -m 0644 systemd/freshrec.conf $(DESTDIR)$(SYSCONF)/freshrec/freshrec.conf
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/README.md
+	install -m 0644 proto/README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/contracts.md
 
 format:
 	clang-format -i $(wildcard learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch] tests/fuzz/*.c)

@@ -27,6 +27,7 @@
 
 #include <event2/event.h>
 #include <getopt.h>
+#include <systemd/sd-daemon.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,9 @@ typedef struct {
     double t_start;
     int stopping;
     double stop_deadline;
+    int ready_sent;          /* sd_notify READY=1 was sent */
+    uint64_t status_events;  /* events learned at the last STATUS */
+    double status_t;
 
     /* per batch */
     lrn_event_t *pos;
@@ -408,12 +412,37 @@ static void snapshot(void *arg, metrics_t *out)
 
 /* ------------------------------------------------------------ cron */
 
+/* systemd (Type=notify): READY=1 once consuming with Redis connected, a
+ * STATUS line and the watchdog every second. No-ops without NOTIFY_SOCKET. */
+static void notify_systemd(app_t *a)
+{
+    static metrics_t m;
+    snapshot(a, &m);
+    if (!a->ready_sent && m.consuming && m.redis_connected) {
+        sd_notify(0, "READY=1");
+        a->ready_sent = 1;
+        log_msg(LOG_INFO, "daemon", "ready: consuming, Redis connected");
+    }
+    double now = clock_mono_s(), dt = now - a->status_t;
+    double rate = dt > 0 ? (double)(m.learner.events - a->status_events) / dt : 0.0;
+    a->status_events = m.learner.events;
+    a->status_t = now;
+    sd_notifyf(0, "STATUS=%s: %.0f events/s, %llu learned, %d partition(s), Redis %s",
+               a->stopping ? "stopping" : "learning", rate,
+               (unsigned long long)m.learner.events, m.nparts,
+               m.redis_connected ? "connected" : "disconnected");
+    uint64_t usec;
+    if (sd_watchdog_enabled(0, &usec) > 0)
+        sd_notify(0, "WATCHDOG=1");
+}
+
 static void on_cron(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     app_t *a = arg;
     learn_negatives(a);
+    notify_systemd(a);
     if (a->cfg.expire_s > 0 && a->learner) {
         int64_t now = clock_wall_ms();
         size_t n = learner_expire(a->learner, now);
@@ -447,6 +476,7 @@ static void begin_stop(app_t *a, const char *why)
     if (a->stopping)
         return;
     a->stopping = 1;
+    sd_notify(0, "STOPPING=1");
     log_msg(LOG_INFO, "daemon", "%s: stopping: no more consuming, publishing what is dirty", why);
     kafka_pause_loop(a->kafka);
     learn_negatives(a);
@@ -474,7 +504,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     char err[512] = "";
+    sd_notify(0, "RELOADING=1");
     int n = config_reload(&a->cfg, a->config_path, a->overrides, a->noverrides, err, sizeof(err));
+    if (a->ready_sent)
+        sd_notify(0, "READY=1");
     if (n < 0) {
         log_msg(LOG_ERROR, "config", "SIGHUP: reload refused, nothing changed: %s", err);
         return;
