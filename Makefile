@@ -14,7 +14,7 @@ TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
-           libsystemd-dev systemd redis-server
+           libsystemd-dev systemd redis-server prometheus
 # What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
@@ -159,6 +159,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/freshrec.service
 	[ -e $(DESTDIR)$(SYSCONF)/freshrec/freshrec.conf ] || \
 	    install -m 0644 systemd/freshrec.conf $(DESTDIR)$(SYSCONF)/freshrec/freshrec.conf
+	install -m 0644 systemd/freshrec-alerts.yml $(DESTDIR)$(SYSCONF)/freshrec/freshrec-alerts.yml
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/README.md
 	install -m 0644 proto/README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/contracts.md
 
