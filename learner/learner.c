@@ -340,7 +340,8 @@ static void learn_batch(learner_t *l, int B)
             if (rng_double(&l->rng) < l->cfg.preq_rate)
                 prequential(l, l->ev_ue[b], l->ev_ie[b]);
 
-    /* the batch's positives enter the buffer first, so no sampler can draw them */
+    /* the batch's positives enter the buffer first, so no sampler can draw them
+     * for their user, and in-batch q (the buffer frequency) counts them */
     for (int b = 0; b < B; b++)
         ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
     samp_set_batch(l->samp, l->ev_ie, B);

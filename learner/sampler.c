@@ -231,10 +231,25 @@ float samp_prob(const sampler_t *s, uint32_t item)
     case SAMP_INBATCH: {
         if (s->nbatch <= 0)
             return 0.0f;
-        int c = 0;
+        /* Given the batch, an item is drawn with its share of it; but the
+         * batch is itself a draw from the stream, and what the logQ correction
+         * needs is the marginal over batches: the probability that a position
+         * holds the item, i.e. its frequency in the stream (Yi et al. 2019
+         * estimate it by streaming frequency estimation). One batch's share is
+         * no estimate of it: in a batch of 256 most items occur once, so most
+         * shares are 1/256 and the correction all but cancels. The rolling
+         * buffer's counts are that frequency over its window (the learner
+         * pushes a batch's positives into it before drawing). */
+        size_t n = ring_size(s->ring);
+        uint32_t c = ring_item_count(s->ring, item);
+        if (n && c)
+            return (float)c / (float)n;
+        /* not in the buffer (its push failed, or no caller pushed the batch):
+         * its share of the batch, the only estimate left */
+        int m = 0;
         for (int i = 0; i < s->nbatch; i++)
-            c += s->batch[i] == item;
-        return (float)c / (float)s->nbatch;
+            m += s->batch[i] == item;
+        return (float)m / (float)s->nbatch;
     }
     case SAMP_HARD: {
         size_t n = ring_size(s->ring);

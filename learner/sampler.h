@@ -4,7 +4,10 @@
  *   uniform     over the items that have a row of their own; q = 1/n
  *   popularity  ∝ count^α over the rolling buffer (a Fenwick tree kept in step
  *               with the buffer's counts); q = count^α / Σ
- *   inbatch     the other positives of the micro-batch; q = share of the batch
+ *   inbatch     the other positives of the micro-batch (drawn with their share
+ *               of it); q = the item's frequency in the rolling buffer, the
+ *               marginal probability that a position of a batch holds it (the
+ *               share of one batch is not: see samp_prob in sampler.c)
  *   hard        a pool of C candidates drawn from the buffer, scored by the
  *               current model; the k highest-scored are kept; q = the pool's
  *               inclusion probability, min(1, C·count/size)
@@ -50,7 +53,8 @@ void samp_free(sampler_t *s);
 void samp_set_scorer(sampler_t *s, samp_score_fn fn, void *arg);
 
 /* inbatch: the positives of the micro-batch about to be learned. The array is
- * read until the next call. */
+ * read until the next call. Push them into the ring first: q is read from the
+ * ring's counts (an item missing from it gets its share of the batch). */
 void samp_set_batch(sampler_t *s, const uint32_t *items, int n);
 
 /* Draws up to k negatives for user into items/q; returns how many it found

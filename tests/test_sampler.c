@@ -1,7 +1,8 @@
 /* test_sampler.c — unit tests of the negative samplers (learner/sampler.c).
  * The distributions are checked with Pearson's chi-square goodness-of-fit test
  * at p = 0.001 on fixed seeds: uniform over admitted items, popularity ∝
- * count^α (also after the buffer evicts), in-batch ∝ share of the batch. It
+ * count^α (also after the buffer evicts), in-batch ∝ share of the batch (with
+ * q the item's frequency in the buffer, not that share). It
  * also checks that no sampler returns a positive of the user, that the hard
  * sampler keeps the top-k of what its scorer saw, and that every q is in (0, 1].
  * Not for: the learner's use of q (test_learner). */
@@ -620,13 +621,15 @@ static void test_never_a_positive(void **state)
 
 /* ---- in-batch --------------------------------------------------------- */
 
+/* Draws follow the share of the batch; q is the item's frequency in the
+ * buffer (the marginal over batches), which the logQ correction needs. */
 static void test_inbatch_share_of_batch(void **state)
 {
     (void)state;
     enum { N = 16, DRAWS = 100000 };
     static const uint32_t batch[] = {3, 3, 3, 5, 5, 9, 11, 11, 11, 11};
     emb_table_t *t = make_items(N, 1, 0, 1);
-    ring_t *r = make_ring(16);
+    ring_t *r = make_ring(32);
     sampler_t *s = make_sampler(SAMP_INBATCH, 0.75f, t, r);
     rng_t g;
     rng_seed(&g, 8);
@@ -634,30 +637,45 @@ static void test_inbatch_share_of_batch(void **state)
     float q[4];
     assert_int_equal(samp_draw(s, &g, 0, it, q, 4), 0); /* no batch yet */
 
+    /* the buffer: others' history (5 six times, 9 and 13 once), then the
+     * batch, pushed before drawing as the learner does: counts 3: 3, 5: 8,
+     * 9: 2, 11: 4, 13: 1 of 18 events */
+    static const uint32_t history[] = {5, 5, 5, 5, 5, 5, 9, 13};
+    for (int j = 0; j < 8; j++)
+        assert_int_equal(ring_push(r, 1000 + (uint32_t)j, history[j], j), 0);
+    for (int j = 0; j < 10; j++)
+        assert_int_equal(ring_push(r, 2000 + (uint32_t)j, batch[j], 8 + j), 0);
     samp_set_batch(s, batch, 10);
-    double p[N] = {0};
-    p[3] = 0.3;
-    p[5] = 0.2;
-    p[9] = 0.1;
-    p[11] = 0.4;
+    double share[N] = {0}, freq[N] = {0};
+    share[3] = 0.3;
+    share[5] = 0.2;
+    share[9] = 0.1;
+    share[11] = 0.4;
+    freq[3] = 3.0 / 18;
+    freq[5] = 8.0 / 18;
+    freq[9] = 2.0 / 18;
+    freq[11] = 4.0 / 18;
+    freq[13] = 1.0 / 18; /* in the buffer, not in this batch: never drawn now */
     for (int i = 0; i < N; i++)
-        assert_rel_close(samp_prob(s, (uint32_t)i), p[i], 1e-6);
+        assert_rel_close(samp_prob(s, (uint32_t)i), freq[i], 1e-6);
     uint64_t obs[N] = {0};
-    tally(s, &g, 0, DRAWS, obs, N); /* also: q == samp_prob == share */
-    assert_fits(obs, p, N);
+    tally(s, &g, 0, DRAWS, obs, N); /* also: q == samp_prob */
+    assert_fits(obs, share, N);
+    assert_misfits(obs, freq, N); /* the draws are not ∝ q, and the test can tell */
     memset(obs, 0, sizeof(obs));
     tally_batch(s, &g, DRAWS, obs, N);
-    assert_fits(obs, p, N);
+    assert_fits(obs, share, N);
 
-    /* user 1 has item 11 in the buffer: never drawn, the rest in proportion */
-    ring_push(r, 1, 11, 0);
+    /* user 1 has item 11 in the buffer: never drawn, the rest in proportion;
+     * q is still the buffer frequency (now of 19 events) */
+    assert_int_equal(ring_push(r, 1, 11, 20), 0);
     memset(obs, 0, sizeof(obs));
     for (int d = 0; d < DRAWS; d += 4) {
         int n = samp_draw(s, &g, 1, it, q, 4);
         assert_int_equal(n, 4);
         for (int i = 0; i < n; i++) {
             assert_int_not_equal(it[i], 11);
-            assert_true(q[i] == (float)p[it[i]]);
+            assert_rel_close(q[i], (double)ring_item_count(r, it[i]) / 19.0, 1e-6);
             obs[it[i]]++;
         }
     }
@@ -666,6 +684,21 @@ static void test_inbatch_share_of_batch(void **state)
     p2[5] = 2.0 / 6;
     p2[9] = 1.0 / 6;
     assert_fits(obs, p2, N);
+
+    /* an item of the batch missing from the buffer (its push failed) gets
+     * its share of the batch: still a q in (0, 1] */
+    static const uint32_t batch2[] = {3, 7, 7, 7};
+    samp_set_batch(s, batch2, 4);
+    assert_rel_close(samp_prob(s, 7), 0.75, 1e-6);
+    assert_rel_close(samp_prob(s, 3), 3.0 / 19, 1e-6);
+    for (int d = 0; d < 100; d++) {
+        int n = samp_draw(s, &g, 0, it, q, 4);
+        assert_int_equal(n, 4);
+        for (int i = 0; i < n; i++) {
+            assert_q_ok(q[i]);
+            assert_true(q[i] == samp_prob(s, it[i]));
+        }
+    }
 
     samp_set_batch(s, batch, 0);
     assert_int_equal(samp_draw(s, &g, 0, it, q, 4), 0);
