@@ -14,7 +14,7 @@ TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
-           libsystemd-dev systemd redis-server prometheus
+           libsystemd-dev systemd redis-server prometheus chromium
 # What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
@@ -33,7 +33,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKG) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TESTPKG) 2>/dev/null)
-LDLIBS   = $(PKG_LIBS) -lm
+LDLIBS   = $(PKG_LIBS) -lpthread -lm
 LDFLAGS := $(SANFLAGS)
 
 MAINS       := daemon/freshrec.c daemon/freshrecd.c

@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "stats.h"
 
+#include "dashboard.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -434,8 +436,10 @@ static void handle(struct evhttp_request *req, void *arg)
     stats_t *s = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    enum { P_NONE, P_METRICS, P_STATS, P_HEALTHZ } which = P_NONE;
-    if (path && strcmp(path, "/metrics") == 0)
+    enum { P_NONE, P_METRICS, P_STATS, P_HEALTHZ, P_DASHBOARD } which = P_NONE;
+    if (path && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0))
+        which = P_DASHBOARD;
+    else if (path && strcmp(path, "/metrics") == 0)
         which = P_METRICS;
     else if (path && strcmp(path, "/stats") == 0)
         which = P_STATS;
@@ -450,12 +454,15 @@ static void handle(struct evhttp_request *req, void *arg)
     const char *text = "text/plain; charset=utf-8";
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     if (which == P_NONE) {
-        evbuffer_add_printf(body, "not found; try /metrics, /stats or /healthz\n");
+        evbuffer_add_printf(body, "not found; try /, /metrics, /stats or /healthz\n");
         reply(req, HTTP_NOTFOUND, "Not Found", text, body);
     } else if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         evbuffer_add_printf(body, "method not allowed\n");
         reply(req, HTTP_BADMETHOD, "Method Not Allowed", text, body);
+    } else if (which == P_DASHBOARD) {
+        evbuffer_add_reference(body, dashboard_html, strlen(dashboard_html), NULL, NULL);
+        reply(req, HTTP_OK, "OK", "text/html; charset=utf-8", body);
     } else {
         memset(&s->snap, 0, sizeof(s->snap));
         s->fn(s->arg, &s->snap);
