@@ -541,3 +541,71 @@ emb_table_t *learner_items(learner_t *l)
 {
     return l->items;
 }
+
+#define LEARNER_MAGIC 0x314e524cu /* "LRN1" */
+
+static void save_ewma(ser_writer_t *w, const ewma_t *e)
+{
+    ser_put(w, &e->value, sizeof(double));
+    ser_u32(w, (uint32_t)e->primed);
+}
+
+static void load_ewma(ser_reader_t *r, ewma_t *e)
+{
+    ser_get(r, &e->value, sizeof(double));
+    e->primed = ser_get_u32(r) != 0;
+}
+
+int learner_save(const learner_t *l, ser_writer_t *w)
+{
+    ser_u32(w, LEARNER_MAGIC);
+    ser_u32(w, (uint32_t)pairmodel_kind(l->model));
+    ser_u32(w, (uint32_t)l->R);
+    emb_save(l->users, w);
+    emb_save(l->items, w);
+    dense_block_save(pairmodel_dense(l->model), w);
+    ring_save(l->ring, w);
+    ser_put(w, l->rng.s, sizeof(l->rng.s));
+    ser_put(w, &l->st, sizeof(l->st)); /* plain counters: one record */
+    save_ewma(w, &l->loss_e);
+    save_ewma(w, &l->hr_e);
+    save_ewma(w, &l->ndcg_e);
+    ser_put(w, &l->hr_sum, sizeof(double));
+    ser_put(w, &l->ndcg_sum, sizeof(double));
+    return w->err ? -1 : 0;
+}
+
+int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
+{
+    uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), R = ser_get_u32(r);
+    if (r->err || magic != LEARNER_MAGIC) {
+        snprintf(errstr, len, "learner: not a saved learner");
+        return -1;
+    }
+    if (kind != (uint32_t)pairmodel_kind(l->model) || R != (uint32_t)l->R) {
+        snprintf(errstr, len, "learner: saved %s with rows of %u floats, this one is %s with %d",
+                 model_kind_name((model_kind_t)kind), R, model_kind_name(pairmodel_kind(l->model)),
+                 l->R);
+        return -1;
+    }
+    if (emb_load(l->users, r, errstr, len) || emb_load(l->items, r, errstr, len) ||
+        dense_block_load(pairmodel_dense(l->model), r, errstr, len) ||
+        ring_load(l->ring, r, emb_entry_cap(l->users), emb_entry_cap(l->items), errstr, len))
+        return -1;
+    learner_stats_t st;
+    if (ser_get(r, l->rng.s, sizeof(l->rng.s)) || ser_get(r, &st, sizeof(st))) {
+        snprintf(errstr, len, "learner: short");
+        return -1;
+    }
+    load_ewma(r, &l->loss_e);
+    load_ewma(r, &l->hr_e);
+    load_ewma(r, &l->ndcg_e);
+    ser_get(r, &l->hr_sum, sizeof(double));
+    ser_get(r, &l->ndcg_sum, sizeof(double));
+    if (r->err) {
+        snprintf(errstr, len, "learner: short");
+        return -1;
+    }
+    l->st = st;
+    return 0;
+}

@@ -14,6 +14,7 @@
 #include "neumf.h"
 #include "optim.h"
 #include "sampler.h"
+#include "serial.h"
 #include "table.h"
 
 #include <stddef.h>
@@ -102,6 +103,15 @@ void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, in
 size_t learner_expire(learner_t *l, int64_t now_ms);
 
 void learner_stats(const learner_t *l, learner_stats_t *out);
+
+/* Everything learning depends on — both tables, the model's dense block with
+ * its Adam state, the rolling buffer (and so the sampler's counts), the
+ * random state and the counters — to w. Load into a fresh learner of the
+ * same config: it then learns what the original would have, bit for bit.
+ * -1 and a message on a short, corrupt or differently shaped stream (the
+ * learner is then only fit for learner_free). */
+int learner_save(const learner_t *l, ser_writer_t *w);
+int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len);
 
 /* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
 void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense);
