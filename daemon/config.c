@@ -164,6 +164,10 @@ static const ckey_t keys[] = {
      "Address of the stats HTTP port (Prometheus text at /metrics)"},
     {"stats", "port", CT_INT, F(stats_port), "9464", 0, 65535, 0, NULL, "Stats HTTP port; 0: off"},
 
+    {"daemon", "checkpoint_dir", CT_STR, F(checkpoint_dir), "", 0, SMAX, 0, NULL,
+     "Directory of checkpoints; empty: none (offsets are then committed as learned)"},
+    {"daemon", "checkpoint_interval_s", CT_INT, F(checkpoint_interval_s), "60", 1, 86400, 0, NULL,
+     "Seconds between checkpoints (and one at shutdown)"},
     {"daemon", "log_level", CT_ENUM, F(log_level), "info", 0, 0, CF_HOT, "error|warn|info|debug",
      "Least severe messages logged: error, warn, info or debug; SIGHUP reloads it"},
     {"daemon", "shutdown_timeout_ms", CT_INT, F(shutdown_timeout_ms), "10000", 100, 600000, 0, NULL,

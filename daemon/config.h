@@ -79,6 +79,8 @@ typedef struct {
     /* [daemon] */
     char log_level[CONFIG_STR]; /* hot; error | warn | info (default) | debug */
     int shutdown_timeout_ms;    /* default 10000 */
+    char checkpoint_dir[CONFIG_STR]; /* default "": no checkpoints */
+    int checkpoint_interval_s;       /* default 60 */
 } fr_config_t;
 
 void config_defaults(fr_config_t *c);

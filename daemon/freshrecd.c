@@ -10,6 +10,7 @@
  * the group; SIGHUP reloads the hot config keys. */
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
+#include "ckpt.h"
 #include "config.h"
 #include "ctr.h"
 #include "event.h"
@@ -32,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +71,12 @@ typedef struct {
     int stopping;
     double stop_deadline;
     int ready_sent;          /* sd_notify READY=1 was sent */
+    char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
+    struct event *ckpt_ev;
+    kafka_offset_t ck_off[KAFKA_MAX_OFFSETS]; /* what the checkpoint being written holds */
+    int n_ck;
+    kafka_offset_t resume[KAFKA_MAX_OFFSETS]; /* what a restored checkpoint held */
+    int n_resume;
     uint64_t status_events;  /* events learned at the last STATUS */
     double status_t;
 
@@ -451,6 +460,102 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ------------------------------------------------------------ checkpoints */
+
+#define DAEMON_CKPT_MAGIC 0x31505843u /* "CXP1" */
+
+static int save_all(void *arg, ser_writer_t *w)
+{
+    app_t *a = arg;
+    ser_u32(w, DAEMON_CKPT_MAGIC);
+    ser_u32(w, a->ctr ? 1 : 0);
+    if (a->ctr ? ctr_save(a->ctr, w) : learner_save(a->learner, w))
+        return -1;
+    join_save(a->join, w);
+    /* the position after everything the state above learned */
+    a->n_ck = kafka_learned_offsets(a->kafka, a->ck_off, KAFKA_MAX_OFFSETS);
+    ser_u32(w, (uint32_t)a->n_ck);
+    for (int i = 0; i < a->n_ck; i++) {
+        uint32_t tl = (uint32_t)strlen(a->ck_off[i].topic);
+        ser_u32(w, tl);
+        ser_put(w, a->ck_off[i].topic, tl);
+        ser_u32(w, (uint32_t)a->ck_off[i].partition);
+        ser_i64(w, a->ck_off[i].offset);
+    }
+    ser_put(w, a->m.consumed, sizeof(a->m.consumed));
+    ser_put(w, a->m.invalid, sizeof(a->m.invalid));
+    ser_u64(w, a->m.dead_letter_total);
+    return w->err ? -1 : 0;
+}
+
+static int load_all(void *arg, ser_reader_t *r, char *err, size_t len)
+{
+    app_t *a = arg;
+    uint32_t magic = ser_get_u32(r), is_ctr = ser_get_u32(r);
+    if (r->err || magic != DAEMON_CKPT_MAGIC || is_ctr != (a->ctr ? 1u : 0u)) {
+        snprintf(err, len, "not a checkpoint of this model kind");
+        return -1;
+    }
+    if ((a->ctr ? ctr_load(a->ctr, r, err, len) : learner_load(a->learner, r, err, len)) ||
+        join_load(a->join, r, err, len))
+        return -1;
+    uint32_t n = ser_get_u32(r);
+    if (r->err || n > KAFKA_MAX_OFFSETS) {
+        snprintf(err, len, "bad offsets");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t tl = ser_get_u32(r);
+        if (r->err || tl >= sizeof(a->resume[i].topic)) {
+            snprintf(err, len, "bad offsets");
+            return -1;
+        }
+        ser_get(r, a->resume[i].topic, tl);
+        a->resume[i].topic[tl] = '\0';
+        a->resume[i].partition = (int32_t)ser_get_u32(r);
+        a->resume[i].offset = ser_get_i64(r);
+    }
+    a->n_resume = (int)n;
+    ser_get(r, a->m.consumed, sizeof(a->m.consumed));
+    ser_get(r, a->m.invalid, sizeof(a->m.invalid));
+    a->m.dead_letter_total = ser_get_u64(r);
+    return r->err ? -1 : 0;
+}
+
+/* Writes a checkpoint (the previous one kept as .prev until the new one is
+ * durable), then commits the offsets it holds. A refused write leaves the
+ * offsets uncommitted and learning goes on. */
+static int checkpoint(app_t *a)
+{
+    if (!a->ckpt_path[0])
+        return 0;
+    double t0 = clock_mono_s();
+    char err[512];
+    if (access(a->ckpt_path, F_OK) == 0 && rename(a->ckpt_path, a->ckpt_prev))
+        log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
+    if (ckpt_write(a->ckpt_path, save_all, a, err, sizeof(err))) {
+        a->m.checkpoint_errors_total++;
+        log_limited(&a->bad_log, LOG_ERROR, "checkpoint", "%s; offsets stay uncommitted", err);
+        return -1;
+    }
+    a->m.checkpoint_seconds = clock_mono_s() - t0;
+    a->m.checkpoint_total++;
+    struct stat st;
+    if (stat(a->ckpt_path, &st) == 0)
+        a->m.checkpoint_bytes = (uint64_t)st.st_size;
+    kafka_commit_offsets(a->kafka, a->ck_off, a->n_ck);
+    return 0;
+}
+
+static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    if (!a->stopping)
+        checkpoint(a);
+}
+
 /* ------------------------------------------------------------ signals */
 
 static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
@@ -468,6 +573,7 @@ static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
     if (pending)
         log_msg(LOG_WARN, "daemon", "shutdown: %zu vectors not published before the timeout",
                 emb_dirty_count(u) + emb_dirty_count(it));
+    checkpoint(a); /* and commit what it holds */
     event_base_loopbreak(a->base);
 }
 
@@ -787,6 +893,39 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "learner", "%s", err);
         goto out;
     }
+    /* the newest valid checkpoint, else the previous one, else a fresh start */
+    if (a->cfg.checkpoint_dir[0]) {
+        snprintf(a->ckpt_path, sizeof(a->ckpt_path), "%.255s/freshrec.ckpt", a->cfg.checkpoint_dir);
+        snprintf(a->ckpt_prev, sizeof(a->ckpt_prev), "%.287s.prev", a->ckpt_path);
+        if (mkdir(a->cfg.checkpoint_dir, 0700) && errno != EEXIST)
+            log_msg(LOG_WARN, "checkpoint", "%s: %s", a->cfg.checkpoint_dir, strerror(errno));
+        const char *tries[2] = {a->ckpt_path, a->ckpt_prev};
+        for (int t = 0; t < 2; t++) {
+            if (access(tries[t], F_OK))
+                continue;
+            if (ckpt_read(tries[t], load_all, a, err, sizeof(err)) == 0) {
+                log_msg(LOG_INFO, "checkpoint", "restored %s", tries[t]);
+                break;
+            }
+            log_msg(LOG_ERROR, "checkpoint", "%s: skipped", err);
+            /* a failed load leaves half a state: start again from nothing */
+            learner_free(a->learner);
+            ctr_free(a->ctr);
+            join_free(a->join);
+            a->learner = NULL;
+            a->ctr = NULL;
+            a->n_resume = 0;
+            memset(a->m.consumed, 0, sizeof(a->m.consumed));
+            memset(a->m.invalid, 0, sizeof(a->m.invalid));
+            a->m.dead_letter_total = 0;
+            if ((is_ctr ? !(a->ctr = ctr_create(&cc, err, sizeof(err)))
+                        : !(a->learner = learner_create(&lc, err, sizeof(err)))) ||
+                !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
+                log_msg(LOG_ERROR, "learner", "%s", err);
+                goto out;
+            }
+        }
+    }
     if (a->ctr) {
         snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));
         ctr_dense_layout(a->ctr, a->dense_layout, sizeof(a->dense_layout));
@@ -808,9 +947,19 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "redis", "%s", err);
         goto out;
     }
-    if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, on_batch, a, err, sizeof(err)))) {
+    if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, a->ckpt_path[0] != 0, on_batch, a, err,
+                                 sizeof(err)))) {
         log_msg(LOG_ERROR, "kafka", "%s", err);
         goto out;
+    }
+    kafka_set_resume(a->kafka, a->resume, a->n_resume);
+    if (a->ckpt_path[0]) {
+        struct timeval every = {a->cfg.checkpoint_interval_s, 0};
+        if (!(a->ckpt_ev = event_new(a->base, -1, EV_PERSIST, on_checkpoint, a)) ||
+            event_add(a->ckpt_ev, &every)) {
+            log_msg(LOG_ERROR, "daemon", "cannot set up the checkpoint timer");
+            goto out;
+        }
     }
     if (a->cfg.stats_port > 0 && a->cfg.stats_listen[0]) {
         if (!(a->stats = stats_start(a->base, a->cfg.stats_listen, a->cfg.stats_port, snapshot, a,
@@ -866,6 +1015,8 @@ out:
         event_free(a->publish_ev);
     if (a->cron_ev)
         event_free(a->cron_ev);
+    if (a->ckpt_ev)
+        event_free(a->ckpt_ev);
     if (a->stop_ev)
         event_free(a->stop_ev);
     if (a->sig_term)

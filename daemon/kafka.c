@@ -33,9 +33,19 @@ struct kafka {
     kafka_batch_fn on_batch;
     void *arg;
     char bootstrap[512];
-    int assigned, fatal, closed, paused;
+    int assigned, fatal, closed, paused, checkpoints;
     uint64_t dlq_errors;
+    kafka_offset_t learned[KAFKA_MAX_OFFSETS], resume[KAFKA_MAX_OFFSETS];
+    int nlearned, nresume;
 };
+
+static kafka_offset_t *find_offset(kafka_offset_t *a, int n, const char *topic, int32_t part)
+{
+    for (int i = 0; i < n; i++)
+        if (a[i].partition == part && strcmp(a[i].topic, topic) == 0)
+            return &a[i];
+    return NULL;
+}
 
 static void log_kafka(const char *what, const char *msg)
 {
@@ -65,6 +75,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        /* a restored checkpoint says where learning stopped */
+        for (int i = 0; i < parts->cnt; i++) {
+            kafka_offset_t *o = find_offset(k->resume, k->nresume, parts->elems[i].topic,
+                                            parts->elems[i].partition);
+            if (o) {
+                parts->elems[i].offset = o->offset;
+                log_msg(LOG_INFO, "kafka", "%s [%d] resumes at offset %lld (checkpoint)",
+                        o->topic, o->partition, (long long)o->offset);
+            }
+        }
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -75,8 +95,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_msg(LOG_INFO, "kafka", "assigned %d partition(s), %d in all", parts->cnt, k->assigned);
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        /* what was learned is stored; commit it before the partitions move on */
-        rd_kafka_commit(rk, NULL, 0);
+        /* what was learned is stored; commit it before the partitions move on
+         * (with checkpoints only a checkpoint's offsets are committed) */
+        if (!k->checkpoints)
+            rd_kafka_commit(rk, NULL, 0);
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);
             k->assigned -= parts->cnt;
@@ -220,7 +242,8 @@ static int start_mock(kafka_t *k, char *errstr, size_t len)
 }
 
 kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
-                      kafka_batch_fn on_batch, void *arg, char *errstr, size_t len)
+                      int checkpoints, kafka_batch_fn on_batch, void *arg, char *errstr,
+                      size_t len)
 {
     kafka_t *k = calloc(1, sizeof(*k));
     rd_kafka_conf_t *conf = NULL;
@@ -234,6 +257,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     k->on_batch = on_batch;
     k->arg = arg;
     k->pipefd[0] = k->pipefd[1] = -1;
+    k->checkpoints = checkpoints;
     if (cfg->brokers[0]) {
         snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", cfg->brokers);
     } else if (embedded) {
@@ -258,7 +282,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
         set(conf, "group.id", cfg->group_id, errstr, len) ||
         set(conf, "enable.auto.offset.store", "false", errstr, len) ||
-        set(conf, "enable.auto.commit", "true", errstr, len) ||
+        set(conf, "enable.auto.commit", checkpoints ? "false" : "true", errstr, len) ||
         set(conf, "auto.commit.interval.ms", "1000", errstr, len) ||
         set(conf, "auto.offset.reset", "earliest", errstr, len) ||
         set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
@@ -390,6 +414,15 @@ void kafka_free(kafka_t *k)
 
 void kafka_store(kafka_t *k, const rd_kafka_message_t *m)
 {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    kafka_offset_t *o = find_offset(k->learned, k->nlearned, topic, m->partition);
+    if (!o && k->nlearned < KAFKA_MAX_OFFSETS) {
+        o = &k->learned[k->nlearned++];
+        snprintf(o->topic, sizeof(o->topic), "%s", topic);
+        o->partition = m->partition;
+    }
+    if (o)
+        o->offset = m->offset + 1;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
         m->offset + 1;
@@ -471,4 +504,44 @@ int kafka_commit(kafka_t *k)
         return 0;
     rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, NULL, 0);
     return err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : -1;
+}
+
+int kafka_learned_offsets(const kafka_t *k, kafka_offset_t *out, int max)
+{
+    int n = k->nlearned < max ? k->nlearned : max;
+    memcpy(out, k->learned, sizeof(kafka_offset_t) * (size_t)n);
+    return n;
+}
+
+int kafka_commit_offsets(kafka_t *k, const kafka_offset_t *o, int n)
+{
+    if (k->closed || n == 0)
+        return 0;
+    /* only partitions this member holds now; asynchronously: the loop never
+     * waits for the coordinator */
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(k->rk, &a) || !a)
+        return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        if (rd_kafka_topic_partition_list_find(a, o[i].topic, o[i].partition))
+            rd_kafka_topic_partition_list_add(l, o[i].topic, o[i].partition)->offset =
+                o[i].offset;
+    rd_kafka_topic_partition_list_destroy(a);
+    rd_kafka_resp_err_t err = l->cnt ? rd_kafka_commit(k->rk, l, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        log_msg(LOG_WARN, "kafka", "commit: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n)
+{
+    k->nresume = n < KAFKA_MAX_OFFSETS ? n : KAFKA_MAX_OFFSETS;
+    memcpy(k->resume, o, sizeof(kafka_offset_t) * (size_t)k->nresume);
+    /* learning resumes from there: the positions to checkpoint start there too */
+    memcpy(k->learned, o, sizeof(kafka_offset_t) * (size_t)k->nresume);
+    k->nlearned = k->nresume;
 }

@@ -24,6 +24,15 @@ typedef void (*kafka_batch_fn)(void *arg, rd_kafka_message_t **msgs, size_t n);
 
 typedef struct kafka kafka_t;
 
+/* A partition's position: the next offset to consume. */
+typedef struct {
+    char topic[128];
+    int32_t partition;
+    int64_t offset;
+} kafka_offset_t;
+
+#define KAFKA_MAX_OFFSETS 256
+
 /* Applies "name=value,name=value" librdkafka properties to conf. -1 and a
  * message naming the property (never echoing a password or secret value). */
 int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len);
@@ -31,7 +40,8 @@ int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, siz
 int kafka_conf_check(const char *props, char *errstr, size_t len);
 
 kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
-                      kafka_batch_fn on_batch, void *arg, char *errstr, size_t len);
+                      int checkpoints, kafka_batch_fn on_batch, void *arg, char *errstr,
+                      size_t len);
 /* Leaves the group (commits stored offsets first), bounded by the config's
  * shutdown timeout. Idempotent. */
 void kafka_close(kafka_t *k);
@@ -58,5 +68,15 @@ uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed dead-letter deliv
 int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max);
 /* Synchronously commits the stored offsets (at shutdown). 0 or -1. */
 int kafka_commit(kafka_t *k);
+
+/* With checkpoints, offsets are committed only for what a durable checkpoint
+ * holds: kafka_create then turns librdkafka's auto-commit off (checkpoints =
+ * 1), kafka_learned_offsets gives the position after everything learned so
+ * far (for the checkpoint), kafka_commit_offsets commits a checkpoint's
+ * positions, and kafka_set_resume makes newly assigned partitions start at a
+ * restored checkpoint's positions. */
+int kafka_learned_offsets(const kafka_t *k, kafka_offset_t *out, int max);
+int kafka_commit_offsets(kafka_t *k, const kafka_offset_t *o, int n);
+void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n);
 
 #endif

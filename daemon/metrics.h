@@ -53,6 +53,9 @@ typedef struct {
     uint64_t rss_bytes;
     int consuming; /* has an assignment and no fatal consumer error */
     int redis_connected;
+    uint64_t checkpoint_total, checkpoint_errors_total;
+    double checkpoint_seconds; /* the last checkpoint's write: the loop stalls that long */
+    uint64_t checkpoint_bytes;
     int ctr;        /* a click-through model: the two figures below are its */
     double auc;     /* progressive AUC over the window */
     double logloss; /* progressive logloss over everything learned */

@@ -205,6 +205,11 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_counter(out, "freshrec_prequential_ranked_total",
                  "Events ranked against sampled items before being learned.", ls->preq_n);
     prom_counter(out, "freshrec_publish_total", "Publish rounds completed.", m->publish_total);
+    prom_counter(out, "freshrec_checkpoint_total", "Checkpoints written durably.",
+                 m->checkpoint_total);
+    prom_counter(out, "freshrec_checkpoint_errors_total",
+                 "Checkpoints that could not be written (offsets then stay uncommitted).",
+                 m->checkpoint_errors_total);
     prom_counter(out, "freshrec_publish_keys_total", "Vectors written to Redis.",
                  m->publish_keys_total);
     prom_counter(out, "freshrec_publish_bytes_total", "Value bytes written to Redis.",
@@ -229,6 +234,11 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_gauge(out, "freshrec_ndcg_at_10",
                "Prequential NDCG at 10 (ranked before learning), recent EWMA.",
                ls->preq_ndcg10_ewma);
+    prom_gauge_u64(out, "freshrec_checkpoint_bytes", "Size of the last checkpoint written.",
+                   m->checkpoint_bytes);
+    prom_gauge(out, "freshrec_checkpoint_seconds",
+               "Time the last checkpoint took to write (the loop waits meanwhile).",
+               m->checkpoint_seconds);
     if (m->ctr) {
         prom_gauge(out, "freshrec_auc",
                    "Click-through models: progressive AUC (predicted before learned), over the "

@@ -1,0 +1,162 @@
+/* test_ckpt_daemon.c — exactly-once learning through crashes, with the real
+ * freshrecd, a real redis-server and the mock Kafka cluster on loopback:
+ * the daemon is SIGKILLed while it learns and restarted; it restores its
+ * newest checkpoint and resumes from the offsets that checkpoint holds, so
+ * the events it has learned (a counter kept in the checkpoint) equal the
+ * events produced, exactly; a corrupt checkpoint is skipped for the previous
+ * one; offsets are committed only for what a checkpoint holds. */
+#define _DEFAULT_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "event.h"
+#include "harness.h"
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int rport, sport;
+static harness_kafka_t K;
+static char dir[64], log_path[256], ckpt_arg[128];
+static long produced;
+
+static pid_t start(void)
+{
+    const char *extra[] = {ckpt_arg, "daemon.checkpoint_interval_s=1",
+                           "kafka.session_timeout_ms=3000", "redis.publish_interval_ms=50", NULL};
+    pid_t d = harness_daemon_start(K.brokers, rport, sport, extra, log_path);
+    assert_true(d > 0);
+    assert_true(harness_daemon_healthy(sport, 30000));
+    return d;
+}
+
+static void produce(int n)
+{
+    char buf[256], u[32], it[32];
+    for (int k = 0; k < n; k++, produced++) {
+        snprintf(u, sizeof(u), "u%ld", produced % 500);
+        snprintf(it, sizeof(it), "i%ld", (produced * 7) % 900);
+        size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
+        harness_kafka_produce(&K, u, buf, len);
+    }
+    assert_int_equal(harness_kafka_flush(&K, 30000), 0);
+}
+
+static double learned(void)
+{
+    return harness_daemon_metric(sport, "freshrec_events_learned_total");
+}
+
+static int wait_learned(double want, int ms)
+{
+    double t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < ms) {
+        if (learned() >= want)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+static void test_sigkill_and_resume_exactly_once(void **state)
+{
+    (void)state;
+    rport = harness_free_port();
+    sport = harness_free_port();
+    pid_t redis = harness_redis_start(rport);
+    assert_true(redis > 0);
+    assert_int_equal(harness_kafka_start(&K, 3), 0);
+    const char *build = getenv("BUILD");
+    snprintf(log_path, sizeof(log_path), "%s/tests/test_ckpt_daemon.log",
+             build && *build ? build : "build");
+    unlink(log_path);
+    snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
+
+    pid_t d = start();
+    for (int round = 0; round < 3; round++) {
+        produce(8000);
+        /* kill it part way through learning what was just produced */
+        double target = produced - 8000 + 3000 + round * 1500;
+        assert_true(wait_learned(target, 30000));
+        usleep(300000 * (round + 1)); /* a checkpoint may or may not have come */
+        kill(d, SIGKILL);
+        assert_int_equal(harness_wait(d, 10000), 128 + SIGKILL);
+        d = start();
+    }
+    /* the last restart catches up: every event learned exactly once */
+    assert_true(wait_learned(produced, 60000));
+    usleep(1500000); /* anything learned twice would show now */
+    print_message("produced %ld, learned %.0f (counter kept in the checkpoint)\n", produced,
+                  learned());
+    assert_int_equal((long)learned(), produced);
+
+    /* a corrupt newest checkpoint is skipped for the previous one */
+    kill(d, SIGTERM);
+    assert_int_equal(harness_wait(d, 20000), 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/freshrec.ckpt", dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    produce(2000);
+    d = start();
+    assert_true(wait_learned(produced, 60000));
+    usleep(1000000);
+    assert_int_equal((long)learned(), produced);
+    kill(d, SIGTERM);
+    assert_int_equal(harness_wait(d, 20000), 0);
+    FILE *lg = fopen(log_path, "r");
+    char line[1024];
+    int skipped = 0, restored_prev = 0;
+    while (fgets(line, sizeof(line), lg)) {
+        skipped += strstr(line, "checksum mismatch") != NULL;
+        restored_prev += strstr(line, "restored") && strstr(line, ".prev");
+    }
+    fclose(lg);
+    assert_true(skipped >= 1);
+    assert_true(restored_prev >= 1);
+
+    /* committed offsets: the end, after the clean stop */
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", K.brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "freshrec", err, sizeof(err));
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    for (int p = 0; p < 3; p++)
+        rd_kafka_topic_partition_list_add(l, "events", p);
+    assert_int_equal(rd_kafka_committed(c, l, 10000), 0);
+    long total = 0;
+    for (int p = 0; p < 3; p++)
+        total += l->elems[p].offset;
+    assert_int_equal(total, produced);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+
+    harness_kafka_stop(&K);
+    harness_stop(redis);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_and_resume_exactly_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
