@@ -339,3 +339,31 @@ double harness_daemon_metric(int stats_port, const char *sample)
         return NAN;
     return harness_metric(text, sample);
 }
+
+int harness_mem_write(void *ctx, const void *b, size_t n)
+{
+    harness_membuf_t *m = ctx;
+    if (m->len + n > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 1 << 20;
+        while (nc < m->len + n)
+            nc *= 2;
+        char *p = realloc(m->buf, nc);
+        if (!p)
+            return -1;
+        m->buf = p;
+        m->cap = nc;
+    }
+    memcpy(m->buf + m->len, b, n);
+    m->len += n;
+    return 0;
+}
+
+int harness_mem_read(void *ctx, void *b, size_t n)
+{
+    harness_membuf_t *m = ctx;
+    if (m->pos + n > m->len)
+        return -1;
+    memcpy(b, m->buf + m->pos, n);
+    m->pos += n;
+    return 0;
+}

@@ -4,6 +4,7 @@
 #ifndef FR_HARNESS_H
 #define FR_HARNESS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct event_base;
@@ -63,5 +64,15 @@ pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
 int harness_daemon_healthy(int stats_port, int timeout_ms);
 /* One sample of the daemon's /metrics (NaN when unreachable or absent). */
 double harness_daemon_metric(int stats_port, const char *sample);
+
+/* A growable in-memory byte stream for serialisation tests: write appends,
+ * read consumes from pos. */
+typedef struct {
+    char *buf;
+    size_t len, cap, pos;
+} harness_membuf_t;
+
+int harness_mem_write(void *ctx, const void *b, size_t n);
+int harness_mem_read(void *ctx, void *b, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "ctr.h"
 #include "ctrdata.h"
+#include "harness.h"
 #include "id.h"
 #include "kern.h"
 
@@ -253,39 +254,6 @@ static void test_planted_interaction(void **state)
     ctrdata_free(&d);
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap, pos;
-} membuf_t;
-
-static int mem_write(void *ctx, const void *b, size_t n)
-{
-    membuf_t *m = ctx;
-    if (m->len + n > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 1 << 20;
-        while (nc < m->len + n)
-            nc *= 2;
-        char *p = realloc(m->buf, nc);
-        if (!p)
-            return -1;
-        m->buf = p;
-        m->cap = nc;
-    }
-    memcpy(m->buf + m->len, b, n);
-    m->len += n;
-    return 0;
-}
-
-static int mem_read(void *ctx, void *b, size_t n)
-{
-    membuf_t *m = ctx;
-    if (m->pos + n > m->len)
-        return -1;
-    memcpy(b, m->buf + m->pos, n);
-    m->pos += n;
-    return 0;
-}
-
 /* A saved and loaded model predicts exactly as the original, and both go on
  * learning the same stream to the same predictions. */
 static void test_save_load(void **state)
@@ -308,10 +276,10 @@ static void test_save_load(void **state)
         ctr_t *a = ctr_create(&cfg, err, sizeof(err)), *b = ctr_create(&cfg, err, sizeof(err));
         assert_true(a && b);
         ctr_learn(a, d.ex, d.n / 2);
-        membuf_t m = {0};
-        ser_writer_t w = {mem_write, &m, 0};
+        harness_membuf_t m = {0};
+        ser_writer_t w = {harness_mem_write, &m, 0};
         assert_int_equal(ctr_save(a, &w), 0);
-        ser_reader_t r = {mem_read, &m, 0, NULL};
+        ser_reader_t r = {harness_mem_read, &m, 0, NULL};
         assert_int_equal(ctr_load(b, &r, err, sizeof(err)), 0);
         assert_int_equal(m.pos, m.len);
         float pa[200], pb[200];
@@ -327,7 +295,7 @@ static void test_save_load(void **state)
         cfg.emb_dim = 4;
         ctr_t *c = ctr_create(&cfg, err, sizeof(err));
         m.pos = 0;
-        ser_reader_t r2 = {mem_read, &m, 0, NULL};
+        ser_reader_t r2 = {harness_mem_read, &m, 0, NULL};
         assert_int_equal(ctr_load(c, &r2, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "width"));
         ctr_free(a);

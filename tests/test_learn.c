@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "dataset.h"
+#include "harness.h"
 #include "id.h"
 #include "kern.h"
 #include "learner.h"
@@ -225,39 +226,6 @@ static void test_expiry_spares_the_buffer(void **state)
     learner_free(l);
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap, pos;
-} membuf_t;
-
-static int mem_write(void *ctx, const void *b, size_t n)
-{
-    membuf_t *m = ctx;
-    if (m->len + n > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 1 << 20;
-        while (nc < m->len + n)
-            nc *= 2;
-        char *p = realloc(m->buf, nc);
-        if (!p)
-            return -1;
-        m->buf = p;
-        m->cap = nc;
-    }
-    memcpy(m->buf + m->len, b, n);
-    m->len += n;
-    return 0;
-}
-
-static int mem_read(void *ctx, void *b, size_t n)
-{
-    membuf_t *m = ctx;
-    if (m->pos + n > m->len)
-        return -1;
-    memcpy(b, m->buf + m->pos, n);
-    m->pos += n;
-    return 0;
-}
-
 /* A learner saved half way and loaded into a fresh one learns the second
  * half to exactly the same model as the original (every sampler and model). */
 static void test_save_load_resumes_exactly(void **state)
@@ -284,10 +252,10 @@ static void test_save_load_resumes_exactly(void **state)
         assert_true(a && b);
         size_t half = s->ntrain / 2;
         learner_learn(a, s->ev, half);
-        membuf_t m = {0};
-        ser_writer_t w = {mem_write, &m, 0};
+        harness_membuf_t m = {0};
+        ser_writer_t w = {harness_mem_write, &m, 0};
         assert_int_equal(learner_save(a, &w), 0);
-        ser_reader_t r = {mem_read, &m, 0, NULL};
+        ser_reader_t r = {harness_mem_read, &m, 0, NULL};
         assert_int_equal(learner_load(b, &r, err, sizeof(err)), 0);
         assert_int_equal(m.pos, m.len);
         learner_learn(a, s->ev + half, s->ntrain - half);
@@ -312,7 +280,7 @@ static void test_save_load_resumes_exactly(void **state)
         cfg.dssm.dim = 16;
         learner_t *x = learner_create(&cfg, err, sizeof(err));
         m.pos = 0;
-        ser_reader_t r2 = {mem_read, &m, 0, NULL};
+        ser_reader_t r2 = {harness_mem_read, &m, 0, NULL};
         assert_int_equal(learner_load(x, &r2, err, sizeof(err)), -1);
         learner_free(x);
         learner_free(a);
