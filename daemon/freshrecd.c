@@ -399,7 +399,7 @@ static void snapshot(void *arg, metrics_t *out)
         out->learner.events = cs.examples;
         out->learner.negatives = cs.examples - cs.positives;
         out->learner.loss_ewma = cs.loss_ewma;
-        out->learner.skipped = cs.nonfinite;
+        out->learner.nonfinite = cs.nonfinite;
         emb_stats(ctr_table(a->ctr, 0), &out->learner.users);
         emb_stats(ctr_table(a->ctr, 1), &out->learner.items);
         out->ctr = 1;

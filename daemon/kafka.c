@@ -66,6 +66,14 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     log_kafka(rd_kafka_err2name(err), reason);
 }
 
+/* librdkafka's own log lines, in the daemon's format (syslog levels) */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    int l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_msg(l, "kafka", "%s: %s", fac, buf);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -218,6 +226,7 @@ static int start_mock(kafka_t *k, char *errstr, size_t len)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char e[256];
     rd_kafka_conf_set(conf, "log_level", "3", e, sizeof(e));
+    rd_kafka_conf_set_log_cb(conf, on_log);
     k->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
     if (!k->mock_rk) {
         rd_kafka_conf_destroy(conf);
@@ -293,6 +302,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
         kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
         goto err;
     rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     char e[256];
@@ -341,6 +351,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
             kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
             goto err;
         rd_kafka_conf_set_opaque(conf, k);
+        rd_kafka_conf_set_log_cb(conf, on_log);
         rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
         k->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
         if (!k->dlq) {

@@ -205,6 +205,9 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_counter(out, "freshrec_prequential_ranked_total",
                  "Events ranked against sampled items before being learned.", ls->preq_n);
     prom_counter(out, "freshrec_publish_total", "Publish rounds completed.", m->publish_total);
+    prom_counter(out, "freshrec_nonfinite_batches_total",
+                 "Micro-batches not learned: their loss or gradient was not finite.",
+                 m->learner.nonfinite);
     prom_counter(out, "freshrec_checkpoint_total", "Checkpoints written durably.",
                  m->checkpoint_total);
     prom_counter(out, "freshrec_checkpoint_errors_total",

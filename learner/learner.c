@@ -84,6 +84,7 @@ void learner_config_default(learner_config_t *cfg)
     cfg->preq_rate = 0.01;
     cfg->preq_negatives = 100;
     cfg->ewma_alpha = 0.01;
+    cfg->clip_norm = 10.0f;
     cfg->seed = 1;
 }
 
@@ -408,8 +409,24 @@ static void learn_batch(learner_t *l, int B)
     if (NN)
         loss += loss_bce_labels(l->dz + PG, l->logits + PG, l->labels, l->gw + E, NN);
     dense_block_t *d = pairmodel_dense(l->model);
+    if (!isfinite(loss)) { /* numerical trouble: learn nothing from this batch */
+        l->st.nonfinite++;
+        return;
+    }
     dense_block_zero_grad(d);
     pairmodel_backward(l->model, l->du, l->di, l->dz, P);
+    double gn = 0.0;
+    for (size_t i = 0; i < d->n; i++)
+        gn += (double)d->grads[i] * d->grads[i];
+    if (!isfinite(gn)) {
+        l->st.nonfinite++;
+        return;
+    }
+    if (l->cfg.clip_norm > 0.0f && gn > (double)l->cfg.clip_norm * l->cfg.clip_norm) {
+        float scale = l->cfg.clip_norm / (float)sqrt(gn);
+        for (size_t i = 0; i < d->n; i++)
+            d->grads[i] *= scale;
+    }
 
     /* update: dense block by Adam, touched rows by Adagrad/SGD, once per row */
     dense_block_adam(d, l->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, l->cfg.l2_dense);

@@ -64,6 +64,7 @@ typedef struct {
     double preq_rate;   /* share of events ranked before learning (default 0.01) */
     int preq_negatives; /* items they are ranked against (default 100) */
     double ewma_alpha;  /* loss and prequential EWMA weight (default 0.01) */
+    float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
     uint64_t seed;
 } learner_config_t;
 
@@ -74,6 +75,7 @@ typedef struct {
     uint64_t skipped; /* events with no valid negative */
     uint64_t bad;     /* events refused (id too long, out of memory) */
     uint64_t batches;
+    uint64_t nonfinite;    /* micro-batches skipped: a non-finite loss or gradient */
     double loss_ewma;
     uint64_t preq_n;                         /* events ranked prequentially */
     double preq_hr10, preq_ndcg10;           /* cumulative means */

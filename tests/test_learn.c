@@ -289,6 +289,44 @@ static void test_save_load_resumes_exactly(void **state)
     }
 }
 
+/* A non-finite loss skips its micro-batch, counted, and leaves the model as
+ * it was; learning goes on with the next. */
+static void test_nonfinite_batch_is_skipped(void **state)
+{
+    stream_t *s = *state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.batch_events = 32;
+    char err[256];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    learner_learn(l, s->ev, 320);
+    const lrn_id_t *u = &s->ev[0].user;
+    uint32_t e = emb_find(learner_users(l), u->h, u->id, u->len);
+    float *row = emb_row(learner_users(l), emb_entry_row(learner_users(l), e));
+    row[0] = NAN; /* as a corrupt update would leave it */
+    dense_block_t *d = pairmodel_dense(learner_model(l));
+    float *before = malloc(sizeof(float) * d->n);
+    memcpy(before, d->params, sizeof(float) * d->n);
+    lrn_event_t one[32];
+    for (int k = 0; k < 32; k++) {
+        one[k] = s->ev[400 + k];
+        one[k].user = *u;
+    }
+    learner_learn(l, one, 32);
+    learner_stats_t st;
+    learner_stats(l, &st);
+    assert_int_equal(st.nonfinite, 1);
+    assert_memory_equal(before, d->params, sizeof(float) * d->n);
+    row[0] = 0.0f;
+    learner_learn(l, s->ev + 500, 64);
+    learner_stats(l, &st);
+    assert_int_equal(st.nonfinite, 1);
+    assert_true(isfinite(st.loss_ewma));
+    free(before);
+    learner_free(l);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -316,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_refusals_and_dirty),
         cmocka_unit_test(test_expiry_spares_the_buffer),
         cmocka_unit_test(test_save_load_resumes_exactly),
+        cmocka_unit_test(test_nonfinite_batch_is_skipped),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, stream_setup, stream_teardown);
