@@ -35,8 +35,8 @@ struct kafka {
     char bootstrap[512];
     int assigned, fatal, closed, paused, checkpoints;
     uint64_t dlq_errors;
-    kafka_offset_t learned[KAFKA_MAX_OFFSETS], resume[KAFKA_MAX_OFFSETS];
-    int nlearned, nresume;
+    kafka_offset_t learned[KAFKA_MAX_OFFSETS]; /* position after what was learned */
+    int nlearned;
 };
 
 static kafka_offset_t *find_offset(kafka_offset_t *a, int n, const char *topic, int32_t part)
@@ -83,13 +83,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        /* a restored checkpoint says where learning stopped */
-        for (int i = 0; i < parts->cnt; i++) {
-            kafka_offset_t *o = find_offset(k->resume, k->nresume, parts->elems[i].topic,
+        /* with checkpoints, a partition resumes right after what the state in
+         * memory has learned of it: first the restored checkpoint's position,
+         * later (a rebalance giving it back) wherever learning got to; the
+         * committed offset may be older than either */
+        for (int i = 0; k->checkpoints && i < parts->cnt; i++) {
+            kafka_offset_t *o = find_offset(k->learned, k->nlearned, parts->elems[i].topic,
                                             parts->elems[i].partition);
             if (o) {
                 parts->elems[i].offset = o->offset;
-                log_msg(LOG_INFO, "kafka", "%s [%d] resumes at offset %lld (checkpoint)",
+                log_msg(LOG_INFO, "kafka", "%s [%d] resumes at offset %lld (learned state)",
                         o->topic, o->partition, (long long)o->offset);
             }
         }
@@ -550,9 +553,7 @@ int kafka_commit_offsets(kafka_t *k, const kafka_offset_t *o, int n)
 
 void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n)
 {
-    k->nresume = n < KAFKA_MAX_OFFSETS ? n : KAFKA_MAX_OFFSETS;
-    memcpy(k->resume, o, sizeof(kafka_offset_t) * (size_t)k->nresume);
     /* learning resumes from there: the positions to checkpoint start there too */
-    memcpy(k->learned, o, sizeof(kafka_offset_t) * (size_t)k->nresume);
-    k->nlearned = k->nresume;
+    k->nlearned = n < KAFKA_MAX_OFFSETS ? n : KAFKA_MAX_OFFSETS;
+    memcpy(k->learned, o, sizeof(kafka_offset_t) * (size_t)k->nlearned);
 }

@@ -73,8 +73,9 @@ int kafka_commit(kafka_t *k);
  * holds: kafka_create then turns librdkafka's auto-commit off (checkpoints =
  * 1), kafka_learned_offsets gives the position after everything learned so
  * far (for the checkpoint), kafka_commit_offsets commits a checkpoint's
- * positions, and kafka_set_resume makes newly assigned partitions start at a
- * restored checkpoint's positions. */
+ * positions, and kafka_set_resume makes assigned partitions start at a
+ * restored checkpoint's positions (and, after a rebalance gives one back,
+ * where learning got to). */
 int kafka_learned_offsets(const kafka_t *k, kafka_offset_t *out, int max);
 int kafka_commit_offsets(kafka_t *k, const kafka_offset_t *o, int n);
 void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n);

@@ -32,7 +32,7 @@ static long produced;
 static pid_t start(void)
 {
     const char *extra[] = {ckpt_arg, "daemon.checkpoint_interval_s=1",
-                           "kafka.session_timeout_ms=3000", "redis.publish_interval_ms=50", NULL};
+                           "kafka.session_timeout_ms=6000", "redis.publish_interval_ms=50", NULL};
     pid_t d = harness_daemon_start(K.brokers, rport, sport, extra, log_path);
     assert_true(d > 0);
     assert_true(harness_daemon_healthy(sport, 30000));
