@@ -107,9 +107,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         /* what was learned is stored; commit it before the partitions move on
-         * (with checkpoints only a checkpoint's offsets are committed) */
+         * (with checkpoints only a checkpoint's offsets are committed).
+         * Asynchronously: a slow coordinator must not stall the loop */
         if (!k->checkpoints)
-            rd_kafka_commit(rk, NULL, 0);
+            rd_kafka_commit(rk, NULL, 1);
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);
             k->assigned -= parts->cnt;
