@@ -27,14 +27,7 @@ command -v redis-cli >/dev/null || { echo "demo: redis-cli not found (make deps)
 
 tmp=$(mktemp -d)
 rpid=""; dpid=""; ppid_=""
-stop_pid() { # pid, seconds: TERM, then KILL after the grace period; exit status in $stopped_rc
-    stopped_rc=0
-    kill -TERM "$1" 2>/dev/null || true
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || stopped_rc=$?
-}
+. "$(dirname "$0")/lib.sh" # stop_pid
 cleanup() {
     [ -n "$ppid_" ] && stop_pid "$ppid_" 2
     [ -n "$dpid" ] && stop_pid "$dpid" 10
