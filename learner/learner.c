@@ -326,6 +326,7 @@ static void learn_batch(learner_t *l, int B)
         if (l->ev_neg[b]) {
             xu[NN] = l->ev_ue[b];
             xi[NN] = l->ev_ie[b];
+            l->labels[NN] = 0.0f;
             nw[NN++] = l->gw[b];
         } else {
             l->ev_ue[NP] = l->ev_ue[b];
@@ -353,7 +354,17 @@ static void learn_batch(learner_t *l, int B)
     for (int b = 0; b < B; b++) {
         int n = l->nfound[b];
         if (n == 0) {
-            l->st.skipped++;
+            /* no negative to be had (a cold start: every known item is the
+             * user's): BCE still learns the positive on its own, pointwise;
+             * the pairwise and listwise losses cannot */
+            if (l->cfg.loss == LOSS_BCE) {
+                xu[NN] = l->ev_ue[b];
+                xi[NN] = l->ev_ie[b];
+                l->labels[NN] = 1.0f;
+                nw[NN++] = l->gw[b];
+            } else {
+                l->st.skipped++;
+            }
             continue;
         }
         const uint32_t *negs = l->negs + (size_t)b * k;
@@ -446,7 +457,8 @@ static void learn_batch(learner_t *l, int B)
     update_rows(l, l->items, l->uniq_i, ni, l->gacc_i);
 
     l->st.events += E + NN;
-    l->st.negatives += NN;
+    for (int m = 0; m < NN; m++)
+        l->st.negatives += l->labels[m] == 0.0f;
     l->st.pairs += P;
     l->st.batches++;
     ewma_add(&l->loss_e, loss);

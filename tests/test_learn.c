@@ -327,6 +327,30 @@ static void test_nonfinite_batch_is_skipped(void **state)
     learner_free(l);
 }
 
+/* A cold start: the first event's item is the only one known, so there is
+ * no negative to draw. BCE learns the positive on its own; BPR cannot and
+ * counts it skipped. */
+static void test_cold_start_first_event(void **state)
+{
+    stream_t *s = *state;
+    for (int loss = LOSS_BCE; loss <= LOSS_BPR; loss++) {
+        learner_config_t cfg;
+        learner_config_default(&cfg);
+        cfg.loss = (loss_kind_t)loss;
+        char err[256];
+        learner_t *l = learner_create(&cfg, err, sizeof(err));
+        assert_non_null(l);
+        assert_int_equal(learner_learn(l, s->ev, 1), 1);
+        learner_stats_t st;
+        learner_stats(l, &st);
+        assert_int_equal(st.events, loss == LOSS_BCE ? 1 : 0);
+        assert_int_equal(st.skipped, loss == LOSS_BCE ? 0 : 1);
+        assert_int_equal(st.negatives, 0);
+        assert_int_equal(st.pairs, loss == LOSS_BCE ? 1 : 0);
+        learner_free(l);
+    }
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -355,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_expiry_spares_the_buffer),
         cmocka_unit_test(test_save_load_resumes_exactly),
         cmocka_unit_test(test_nonfinite_batch_is_skipped),
+        cmocka_unit_test(test_cold_start_first_event),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, stream_setup, stream_teardown);
