@@ -27,7 +27,7 @@ command -v redis-cli >/dev/null || { echo "demo: redis-cli not found (make deps)
 
 tmp=$(mktemp -d)
 rpid=""; dpid=""; ppid_=""
-. "$(dirname "$0")/lib.sh" # stop_pid
+. "$(dirname "$0")/lib.sh" # stop_pid, start_redis
 cleanup() {
     [ -n "$ppid_" ] && stop_pid "$ppid_" 2
     [ -n "$dpid" ] && stop_pid "$dpid" 10
@@ -43,17 +43,7 @@ t_start=$(date +%s)
 RP=$("$FB" --free-port)
 SP=$("$FB" --free-port)
 while [ "$SP" = "$RP" ]; do SP=$("$FB" --free-port); done
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --protected-mode yes \
-    --loglevel warning >"$tmp/redis.log" 2>&1 &
-rpid=$!
-i=0
-until [ "$(redis-cli -h 127.0.0.1 -p "$RP" ping 2>/dev/null)" = PONG ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ] || ! kill -0 "$rpid" 2>/dev/null; then
-        echo "demo: redis-server did not start on 127.0.0.1:$RP" >&2; cat "$tmp/redis.log" >&2; exit 1
-    fi
-    sleep 0.05
-done
+start_redis demo "$RP"
 echo "demo: redis-server on 127.0.0.1:$RP (no persistence)"
 
 "$FRD" --embedded --set redis.host=127.0.0.1 --set redis.port="$RP" \

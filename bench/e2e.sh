@@ -32,7 +32,7 @@ command -v redis-cli >/dev/null || { echo "e2e: redis-cli not found (make deps)"
 
 tmp=$(mktemp -d)
 rpid=""; dpid=""
-. "$(dirname "$0")/lib.sh" # stop_pid
+. "$(dirname "$0")/lib.sh" # stop_pid, start_redis
 cleanup() {
     [ -n "$dpid" ] && stop_pid "$dpid" 10
     [ -n "$rpid" ] && stop_pid "$rpid" 5
@@ -46,17 +46,7 @@ RP=$("$FB" --free-port)
 SP=$("$FB" --free-port)
 while [ "$SP" = "$RP" ]; do SP=$("$FB" --free-port); done
 
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --protected-mode yes \
-    --loglevel warning >"$tmp/redis.log" 2>&1 &
-rpid=$!
-i=0
-until [ "$(redis-cli -h 127.0.0.1 -p "$RP" ping 2>/dev/null)" = PONG ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ] || ! kill -0 "$rpid" 2>/dev/null; then
-        echo "e2e: redis-server did not start on 127.0.0.1:$RP" >&2; cat "$tmp/redis.log" >&2; exit 1
-    fi
-    sleep 0.05
-done
+start_redis e2e "$RP"
 
 DARGS="--embedded --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP ${DAEMON_ARGS:-}"
 # shellcheck disable=SC2086 # DARGS is split on purpose

@@ -10,3 +10,20 @@ stop_pid() {
     kill -KILL "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || stopped_rc=$?
 }
+
+# start_redis WHO PORT: redis-server on 127.0.0.1:PORT without persistence,
+# logging to $tmp/redis.log; sets rpid and waits for PONG (exits on failure,
+# WHO naming the script in the message).
+start_redis() {
+    redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no --protected-mode yes \
+        --loglevel warning >"$tmp/redis.log" 2>&1 &
+    rpid=$!
+    i=0
+    until [ "$(redis-cli -h 127.0.0.1 -p "$2" ping 2>/dev/null)" = PONG ]; do
+        i=$((i + 1))
+        if [ $i -gt 100 ] || ! kill -0 "$rpid" 2>/dev/null; then
+            echo "$1: redis-server did not start on 127.0.0.1:$2" >&2; cat "$tmp/redis.log" >&2; exit 1
+        fi
+        sleep 0.05
+    done
+}
