@@ -335,7 +335,7 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
         const char *id = emb_entry_id(t, a->dirty[i], &len);
         uint32_t row = emb_entry_row(t, a->dirty[i]);
         if (m)
-            pairmodel_vector(m, side, emb_row(t, row), v);
+            learner_vector(a->learner, side, a->dirty[i], v);
         else
             memcpy(v, emb_row(t, row), sizeof(float) * V);
         pub_add(a->pub, side, id, len, v, V);

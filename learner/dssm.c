@@ -4,7 +4,8 @@
  * Layout of the dense block, in order (W is (out, in) row-major):
  *   user tower, l = 1..L:  U_l (tower[l-1], in_l), ub_l (tower[l-1])
  *   item tower, l = 1..L:  I_l (tower[l-1], in_l), ib_l (tower[l-1])
- * with in_1 = dim and in_l = tower[l-2]. Every layer but the last is followed
+ * with in_1 = dim + feat (the tower's id row, then its feature vector, if
+ * any) and in_l = tower[l-2]. Every layer but the last is followed
  * by a ReLU; the last layer's output z is L2-normalised:
  *   y = z / sqrt(‖z‖² + DSSM_NORM_EPS)
  * (smooth everywhere, unlike z / max(‖z‖, ε), and exactly z/‖z‖ to float
@@ -36,7 +37,9 @@ enum { USER = 0, ITEM = 1 };
 typedef struct {
     size_t w_off[DSSM_MAX_LAYERS], b_off[DSSM_MAX_LAYERS];
     /* activations of the last forward, (max_batch, ·) each */
-    float *x;                   /* (B, dim) the gathered rows */
+    int F;                      /* feature floats after the row in the input */
+    float *x;                   /* (B, dim + F) the gathered rows and features */
+    float *dx;                  /* (B, dim + F) input gradient, when F > 0 */
     float *h[DSSM_MAX_LAYERS];  /* (B, tower[l]); post-ReLU, but z (pre-norm) for the last */
     float *dh[DSSM_MAX_LAYERS]; /* gradients of h[l]; masked in place to pre-ReLU ones */
     float *y;                   /* (B, O) the normalised output */
@@ -52,6 +55,7 @@ struct dssm {
     /* scratch of dssm_user_vector / dssm_item_vector, (maxw) each, so that
      * they leave the batch activations alone */
     float *vec[2];
+    float *vin; /* (dim + max feat) their gathered input */
     void *mem;
 };
 
@@ -59,9 +63,9 @@ typedef void (*linear_fn)(float *, const float *, const float *, const float *, 
 typedef void (*linear_bw_fn)(float *, float *, float *, const float *, const float *, const float *,
                              int, int, int);
 
-static int layer_in(const dssm_t *m, int l)
+static int layer_in(const dssm_t *m, int t, int l)
 {
-    return l ? m->cfg.tower[l - 1] : m->D;
+    return l ? m->cfg.tower[l - 1] : m->D + m->tw[t].F;
 }
 
 void dssm_config_default(dssm_config_t *cfg)
@@ -135,6 +139,11 @@ dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
         snprintf(errstr, len, "DSSM gamma %g must be positive and finite", (double)cfg->gamma);
         goto err;
     }
+    if (cfg->ufeat < 0 || cfg->ufeat > 65536 || cfg->ifeat < 0 || cfg->ifeat > 65536) {
+        snprintf(errstr, len, "DSSM feature widths %d, %d not in [0, 65536]", cfg->ufeat,
+                 cfg->ifeat);
+        goto err;
+    }
     if (cfg->max_batch < 1) {
         snprintf(errstr, len, "DSSM max_batch %d must be positive", cfg->max_batch);
         goto err;
@@ -146,13 +155,15 @@ dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
     m->D = cfg->dim;
     m->L = cfg->ntower;
     m->O = cfg->tower[m->L - 1];
+    m->tw[USER].F = cfg->ufeat;
+    m->tw[ITEM].F = cfg->ifeat;
 
     size_t off = 0;
     int maxw = m->D;
     for (int t = USER; t <= ITEM; t++) {
         for (int l = 0; l < m->L; l++) {
             m->tw[t].w_off[l] = off;
-            off += (size_t)cfg->tower[l] * layer_in(m, l);
+            off += (size_t)cfg->tower[l] * layer_in(m, t, l);
             m->tw[t].b_off[l] = off;
             off += cfg->tower[l];
             if (cfg->tower[l] > maxw)
@@ -167,7 +178,7 @@ dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
     rng_seed(&r, cfg->seed);
     for (int t = USER; t <= ITEM; t++) {
         for (int l = 0; l < m->L; l++) {
-            int in = layer_in(m, l), out = cfg->tower[l];
+            int in = layer_in(m, t, l), out = cfg->tower[l];
             float a = sqrtf(6.0f / (float)(in + out));
             float *w = m->dense.params + m->tw[t].w_off[l];
             for (int i = 0; i < in * out; i++)
@@ -175,16 +186,24 @@ dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
         }
     }
 
-    size_t B = (size_t)cfg->max_batch, per = (size_t)m->D + m->O + 1;
+    size_t B = (size_t)cfg->max_batch, per = (size_t)m->O + 1;
     for (int l = 0; l < m->L; l++)
         per += 2 * (size_t)cfg->tower[l];
-    float *mem = malloc(sizeof(float) * (2 * per * B + 2 * (size_t)maxw));
+    size_t fmax = (size_t)(cfg->ufeat > cfg->ifeat ? cfg->ufeat : cfg->ifeat);
+    size_t in_all = 2 * (size_t)m->D + cfg->ufeat + cfg->ifeat; /* both towers' x */
+    size_t dx_all = (cfg->ufeat ? m->D + (size_t)cfg->ufeat : 0) +
+                    (cfg->ifeat ? m->D + (size_t)cfg->ifeat : 0);
+    float *mem = malloc(sizeof(float) * ((2 * per + in_all + dx_all) * B + 2 * (size_t)maxw +
+                                         (size_t)m->D + fmax));
     if (!mem)
         goto oom;
     m->mem = mem;
     for (int t = USER; t <= ITEM; t++) {
         tower_t *tw = &m->tw[t];
-        tw->x = mem, mem += B * m->D;
+        size_t X = (size_t)m->D + tw->F;
+        tw->x = mem, mem += B * X;
+        if (tw->F)
+            tw->dx = mem, mem += B * X;
         for (int l = 0; l < m->L; l++) {
             tw->h[l] = mem, mem += B * cfg->tower[l];
             tw->dh[l] = mem, mem += B * cfg->tower[l];
@@ -193,7 +212,8 @@ dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
         tw->norm = mem, mem += B;
     }
     m->vec[0] = mem, mem += maxw;
-    m->vec[1] = mem;
+    m->vec[1] = mem, mem += maxw;
+    m->vin = mem;
     return m;
 oom:
     snprintf(errstr, len, "out of memory creating DSSM");
@@ -236,7 +256,7 @@ int dssm_dense_layout(const dssm_t *m, char *buf, size_t len)
         for (int l = 0; l < m->L; l++) {
             int last = t == ITEM && l == m->L - 1;
             int n = snprintf(buf + off, len - off, "%s%d:%dx%d,%s%d:%d%s", wname[t], l + 1,
-                             m->cfg.tower[l], layer_in(m, l), bname[t], l + 1, m->cfg.tower[l],
+                             m->cfg.tower[l], layer_in(m, t, l), bname[t], l + 1, m->cfg.tower[l],
                              last ? "" : ",");
             if (n < 0 || (size_t)n >= len - off)
                 return -1;
@@ -246,7 +266,7 @@ int dssm_dense_layout(const dssm_t *m, char *buf, size_t len)
     return 0;
 }
 
-/* The MLP of tower t over B contiguous rows x (B, dim); layer l writes acts[l]
+/* The MLP of tower t over B contiguous inputs x (B, dim + F); layer l writes acts[l]
  * (B, tower[l]). ReLU after every layer but the last. */
 static void tower_mlp(const dssm_t *m, int t, float *const *acts, const float *x, int B)
 {
@@ -256,7 +276,7 @@ static void tower_mlp(const dssm_t *m, int t, float *const *acts, const float *x
     const float *in = x;
     for (int l = 0; l < m->L; l++) {
         int out = m->cfg.tower[l];
-        linear(acts[l], in, P + tw->w_off[l], P + tw->b_off[l], B, layer_in(m, l), out);
+        linear(acts[l], in, P + tw->w_off[l], P + tw->b_off[l], B, layer_in(m, t, l), out);
         if (l < m->L - 1)
             relu_forward(acts[l], acts[l], B * out);
         in = acts[l];
@@ -276,7 +296,7 @@ static float l2_normalise(float *y, const float *z, int n)
 }
 
 void dssm_forward(dssm_t *m, float *logits, const float *const *urows, const float *const *irows,
-                  int B)
+                  const float *const *ufeat, const float *const *ifeat, int B)
 {
     assert(B >= 0 && B <= m->cfg.max_batch);
     const int D = m->D, O = m->O, L = m->L;
@@ -286,8 +306,13 @@ void dssm_forward(dssm_t *m, float *logits, const float *const *urows, const flo
     for (int t = USER; t <= ITEM; t++) {
         tower_t *tw = &m->tw[t];
         const float *const *rows = t == USER ? urows : irows;
-        for (int b = 0; b < B; b++)
-            memcpy(tw->x + (size_t)b * D, rows[b], sizeof(float) * D);
+        const float *const *feat = t == USER ? ufeat : ifeat;
+        const int F = tw->F, X = D + F;
+        for (int b = 0; b < B; b++) {
+            memcpy(tw->x + (size_t)b * X, rows[b], sizeof(float) * D);
+            if (F)
+                memcpy(tw->x + (size_t)b * X + D, feat[b], sizeof(float) * F);
+        }
         tower_mlp(m, t, tw->h, tw->x, B);
         for (int b = 0; b < B; b++)
             tw->norm[b] = l2_normalise(tw->y + (size_t)b * O, tw->h[L - 1] + (size_t)b * O, O);
@@ -306,7 +331,8 @@ void dssm_forward(dssm_t *m, float *logits, const float *const *urows, const flo
     }
 }
 
-void dssm_backward(dssm_t *m, float *du, float *di, const float *dlogits, int B)
+void dssm_backward(dssm_t *m, float *du, float *di, float *dfu, float *dfi, const float *dlogits,
+                   int B)
 {
     assert(B >= 0 && B <= m->B);
     const int O = m->O, L = m->L;
@@ -321,7 +347,7 @@ void dssm_backward(dssm_t *m, float *du, float *di, const float *dlogits, int B)
     for (int t = USER; t <= ITEM; t++) {
         tower_t *tw = &m->tw[t];
         const float *yo = m->tw[t == USER ? ITEM : USER].y; /* the other tower's output */
-        float *drow = t == USER ? du : di;
+        float *drow = t == USER ? du : di, *dfeat = t == USER ? dfu : dfi;
 
         /* cos = y_u·y_i: dy = gamma·dlogit·y_other; through the normalisation
          * dz = (dy − y (y·dy)) / sqrt(‖z‖² + ε) */
@@ -338,7 +364,7 @@ void dssm_backward(dssm_t *m, float *du, float *di, const float *dlogits, int B)
                 dz[k] = (dz[k] - y[k] * ydy) * inv;
         }
         for (int l = L - 1; l >= 0; l--) {
-            int in = layer_in(m, l), out = tower[l];
+            int in = layer_in(m, t, l), out = tower[l];
             float *d = tw->dh[l];
             if (l < L - 1) {
                 /* ReLU mask in place: d becomes the gradient of the pre-activation */
@@ -348,30 +374,50 @@ void dssm_backward(dssm_t *m, float *du, float *di, const float *dlogits, int B)
                         d[k] = 0.0f;
             }
             /* din is written: zero it, then let the kernel add */
-            float *din = l ? tw->dh[l - 1] : drow;
+            float *din = l ? tw->dh[l - 1] : tw->F ? tw->dx : drow;
             memset(din, 0, sizeof(float) * B * in);
             linear_bw(din, G + tw->w_off[l], G + tw->b_off[l], d, l ? tw->h[l - 1] : tw->x,
                       P + tw->w_off[l], B, in, out);
         }
+        if (tw->F) { /* the input gradient split into the row's and the features' */
+            const int D = m->D, F = tw->F;
+            for (int b = 0; b < B; b++) {
+                const float *g = tw->dx + (size_t)b * (D + F);
+                memcpy(drow + (size_t)b * D, g, sizeof(float) * D);
+                memcpy(dfeat + (size_t)b * F, g + D, sizeof(float) * F);
+            }
+        }
     }
 }
 
-/* One row through tower t into out (O), in the model's vector scratch. */
-static void tower_vector(dssm_t *m, int t, float *out, const float *row)
+/* One row (and its features) through tower t into out (O), in the model's
+ * vector scratch. */
+static void tower_vector(dssm_t *m, int t, float *out, const float *row, const float *feat)
 {
     float *acts[DSSM_MAX_LAYERS];
     for (int l = 0; l < m->L; l++)
         acts[l] = m->vec[l & 1];
-    tower_mlp(m, t, acts, row, 1);
+    const float *x = row;
+    if (m->tw[t].F) {
+        memcpy(m->vin, row, sizeof(float) * m->D);
+        memcpy(m->vin + m->D, feat, sizeof(float) * m->tw[t].F);
+        x = m->vin;
+    }
+    tower_mlp(m, t, acts, x, 1);
     l2_normalise(out, acts[m->L - 1], m->O);
 }
 
-void dssm_user_vector(dssm_t *m, float *out, const float *row)
+void dssm_user_vector(dssm_t *m, float *out, const float *row, const float *feat)
 {
-    tower_vector(m, USER, out, row);
+    tower_vector(m, USER, out, row, feat);
 }
 
-void dssm_item_vector(dssm_t *m, float *out, const float *row)
+void dssm_item_vector(dssm_t *m, float *out, const float *row, const float *feat)
 {
-    tower_vector(m, ITEM, out, row);
+    tower_vector(m, ITEM, out, row, feat);
+}
+
+int dssm_feat_width(const dssm_t *m, char side)
+{
+    return m->tw[side == 'u' ? USER : ITEM].F;
 }

@@ -1,6 +1,9 @@
 /* dssm.h — DSSM two-tower model (Huang et al. 2013) for retrieval: a user
  * tower and an item tower, each an MLP (ReLU between layers, none after the
- * last) from the id's embedding row to a vector y that is L2-normalised;
+ * last) from the id's embedding row, followed by the side's feature vector
+ * when it has features (ufeat/ifeat floats: the learner gathers them from
+ * feature embeddings and normalised dense values), to a vector y that is
+ * L2-normalised;
  * relevance = cosine(y_u, y_i); the logit handed to the loss is γ·cosine (γ:
  * the smoothing factor of the softmax over the positive and its negatives; use
  * the learner's softmax loss with logQ correction for sampled or in-batch
@@ -24,6 +27,7 @@ typedef struct {
     int tower[DSSM_MAX_LAYERS]; /* widths of each tower's layers; the last is the output */
     int ntower;                 /* default 2 layers: 128, 64 */
     float gamma;                /* logit = gamma · cosine (default 10) */
+    int ufeat, ifeat;           /* feature floats after the row in each tower's input (default 0) */
     int max_batch;              /* most pairs one forward may take (default 2048) */
     int naive;                  /* 1: plain-loop kernels (the reference) */
     uint64_t seed;
@@ -47,20 +51,26 @@ dense_block_t *dssm_dense(dssm_t *m);
  * gamma is a fixed config value, not a parameter). 0, or -1 if len is too small. */
 int dssm_dense_layout(const dssm_t *m, char *buf, size_t len);
 
-/* logits (B) = gamma · cos(user_tower(urows[b]), item_tower(irows[b])); B ≤
- * max_batch. Keeps what backward needs until the next forward. */
+/* logits (B) = gamma · cos(user_tower([urows[b] ; ufeat[b]]),
+ * item_tower([irows[b] ; ifeat[b]])); B ≤ max_batch. ufeat (ifeat) is read
+ * only when ufeat (ifeat) > 0 in the config, and may be NULL otherwise. Keeps
+ * what backward needs until the next forward. */
 void dssm_forward(dssm_t *m, float *logits, const float *const *urows, const float *const *irows,
-                  int B);
+                  const float *const *ufeat, const float *const *ifeat, int B);
 /* Backward of the last forward: adds into the dense gradients and writes the
- * row gradients du (B, dim) and di (B, dim). The tower output is normalised as
- * y = z / sqrt(‖z‖² + 1e-12), smooth at z = 0, so this is its exact gradient. */
-void dssm_backward(dssm_t *m, float *du, float *di, const float *dlogits, int B);
+ * row gradients du (B, dim) and di (B, dim), and the feature gradients dfu
+ * (B, ufeat) and dfi (B, ifeat) (each may be NULL when that width is 0). The
+ * tower output is normalised as y = z / sqrt(‖z‖² + 1e-12), smooth at z = 0,
+ * so this is its exact gradient. */
+void dssm_backward(dssm_t *m, float *du, float *di, float *dfu, float *dfi, const float *dlogits,
+                   int B);
 
 /* The L2-normalised tower output (out_dim floats) of one row: what is
  * published, so that a dot product of a user's and an item's vectors is their
  * cosine. Uses scratch of its own: the last forward stays valid for backward
  * (but the calls are not thread-safe on one model). */
-void dssm_user_vector(dssm_t *m, float *out, const float *row);
-void dssm_item_vector(dssm_t *m, float *out, const float *row);
+void dssm_user_vector(dssm_t *m, float *out, const float *row, const float *feat);
+void dssm_item_vector(dssm_t *m, float *out, const float *row, const float *feat);
+int dssm_feat_width(const dssm_t *m, char side); /* ufeat ('u') or ifeat ('i') */
 
 #endif

@@ -16,6 +16,8 @@ struct learner {
     ring_t *ring;
     sampler_t *samp;
     pairmodel_t *model;
+    feat_t *fu, *fi; /* tower features (DSSM), NULL for a side without */
+    int Fu, Fi;
     rng_t rng;
     int R;    /* floats per row */
     int G;    /* logits per event: positive + negatives */
@@ -31,6 +33,11 @@ struct learner {
     float *gw;                    /* (batch_events) event weights */
     const float **urows, **irows; /* (maxb) */
     uint32_t *pair_ur, *pair_ir;  /* (P) rows of each pair */
+    uint32_t *pair_ue, *pair_ie;  /* (P) their entries (EMB_NONE: unknown id), for features */
+    float *ufb, *ifb;             /* (maxb, Fu), (maxb, Fi) gathered features */
+    const float **ufp, **ifp;     /* (maxb) pointers into them */
+    float *dfu, *dfi;             /* (P, Fu), (P, Fi) their gradients */
+    float *fvec;                  /* (max(Fu, Fi)) learner_vector's */
     float *logits, *dz, *logq;    /* (P) */
     float *du, *di;               /* (P, R) */
     uint32_t *negs, *cand;        /* negs (batch_events, k); cand (maxb) */
@@ -85,29 +92,47 @@ void learner_config_default(learner_config_t *cfg)
     cfg->preq_negatives = 100;
     cfg->ewma_alpha = 0.01;
     cfg->clip_norm = 10.0f;
+    cfg->feat_dim = 8;
+    cfg->feat_clip = 5.0f;
     cfg->seed = 1;
 }
 
-static void score_rows(learner_t *l, uint32_t urow, const uint32_t *irows, int n, float *out)
+static uint32_t entry_row(const emb_table_t *t, uint32_t e)
 {
-    const float *u = emb_row(l->users, urow);
+    return e == EMB_NONE ? 0 : emb_entry_row(t, e);
+}
+
+/* The features of pairs [0, n) into ufp/ifp, from pair_ue/pair_ie. */
+static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int n)
+{
+    for (int p = 0; l->fu && p < n; p++) {
+        float *f = l->ufb + (size_t)p * l->Fu;
+        feat_gather(l->fu, ue[p], f);
+        l->ufp[p] = f;
+    }
+    for (int p = 0; l->fi && p < n; p++) {
+        float *f = l->ifb + (size_t)p * l->Fi;
+        feat_gather(l->fi, ie[p], f);
+        l->ifp[p] = f;
+    }
+}
+
+/* Logits of user entry ue (EMB_NONE: unknown) against n item entries. */
+static void score_entries(void *arg, uint32_t ue, const uint32_t *items, int n, float *out)
+{
+    learner_t *l = arg;
+    const float *u = emb_row(l->users, entry_row(l->users, ue));
     for (int s = 0; s < n; s += l->maxb) {
         int c = n - s < l->maxb ? n - s : l->maxb;
         for (int b = 0; b < c; b++) {
             l->urows[b] = u;
-            l->irows[b] = emb_row(l->items, irows[s + b]);
+            l->irows[b] = emb_row(l->items, entry_row(l->items, items[s + b]));
+            l->pair_ue[b] = ue;
         }
-        pairmodel_forward(l->model, out + s, l->urows, l->irows, c);
+        gather_features(l, l->pair_ue, items + s, c);
+        pairmodel_forward(l->model, out + s, l->urows, l->irows, l->fu ? l->ufp : NULL,
+                          l->fi ? l->ifp : NULL, c);
     }
-}
-
-/* hard-negative scorer: items are entries */
-static void score_entries(void *arg, uint32_t user, const uint32_t *items, int n, float *out)
-{
-    learner_t *l = arg;
-    for (int i = 0; i < n; i++)
-        l->cand[i] = emb_entry_row(l->items, items[i]);
-    score_rows(l, emb_entry_row(l->users, user), l->cand, n, out);
 }
 
 learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
@@ -138,6 +163,12 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (!l)
         goto oom;
     l->cfg = *cfg;
+    int nfeat = cfg->ucat + cfg->unum + cfg->icat + cfg->inum;
+    if (nfeat && cfg->kind != MODEL_DSSM) {
+        snprintf(errstr, len, "tower features need the dssm model, not %s",
+                 model_kind_name(cfg->kind));
+        goto err;
+    }
     l->G = cfg->negatives + 1;
     int P = cfg->batch_events * l->G;
     l->maxb = P;
@@ -146,8 +177,31 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (l->maxb < cfg->sampler.pool)
         l->maxb = cfg->sampler.pool;
 
-    if (!(l->model = pairmodel_create(cfg->kind, &cfg->model, &cfg->dssm, l->maxb, cfg->seed,
-                                      errstr, len)))
+    if (nfeat) {
+        feat_config_t fc = {.dim = cfg->feat_dim,
+                            .hash_bits = cfg->feat_hash_bits,
+                            .admit_after = cfg->admit_after,
+                            .clip = cfg->feat_clip,
+                            .init_std = cfg->init_std,
+                            .adagrad = cfg->sparse_opt == OPT_ADAGRAD};
+        if (cfg->ucat + cfg->unum) {
+            fc.ncat = cfg->ucat, fc.nnum = cfg->unum, fc.seed = cfg->seed * 2 + 3;
+            if (!(l->fu = feat_create(&fc, l->maxb, errstr, len)))
+                goto err;
+            l->Fu = feat_width(l->fu);
+        }
+        if (cfg->icat + cfg->inum) {
+            fc.ncat = cfg->icat, fc.nnum = cfg->inum, fc.seed = cfg->seed * 2 + 4;
+            if (!(l->fi = feat_create(&fc, l->maxb, errstr, len)))
+                goto err;
+            l->Fi = feat_width(l->fi);
+        }
+    }
+    dssm_config_t dc = cfg->dssm;
+    dc.ufeat = l->Fu;
+    dc.ifeat = l->Fi;
+    if (!(l->model = pairmodel_create(cfg->kind, &cfg->model, &dc, l->maxb, cfg->seed, errstr,
+                                      len)))
         goto err;
     l->R = pairmodel_row_width(l->model);
 
@@ -183,6 +237,16 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->irows = malloc(sizeof(float *) * l->maxb);
     l->pair_ur = malloc(sizeof(uint32_t) * P);
     l->pair_ir = malloc(sizeof(uint32_t) * P);
+    l->pair_ue = malloc(sizeof(uint32_t) * l->maxb);
+    l->pair_ie = malloc(sizeof(uint32_t) * l->maxb);
+    int Fm = l->Fu > l->Fi ? l->Fu : l->Fi;
+    l->ufb = malloc(sizeof(float) * ((size_t)l->maxb * l->Fu + 1));
+    l->ifb = malloc(sizeof(float) * ((size_t)l->maxb * l->Fi + 1));
+    l->ufp = malloc(sizeof(float *) * l->maxb);
+    l->ifp = malloc(sizeof(float *) * l->maxb);
+    l->dfu = malloc(sizeof(float) * ((size_t)P * l->Fu + 1));
+    l->dfi = malloc(sizeof(float) * ((size_t)P * l->Fi + 1));
+    l->fvec = malloc(sizeof(float) * ((size_t)Fm + 1));
     l->logits = malloc(sizeof(float) * l->maxb);
     l->dz = malloc(sizeof(float) * P);
     l->logq = malloc(sizeof(float) * P);
@@ -200,7 +264,8 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
         !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
         !l->nfound || !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i ||
-        !l->gacc_u || !l->gacc_i)
+        !l->gacc_u || !l->gacc_i || !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp ||
+        !l->ifp || !l->dfu || !l->dfi || !l->fvec)
         goto oom;
     ewma_init(&l->loss_e, cfg->ewma_alpha);
     ewma_init(&l->hr_e, cfg->ewma_alpha);
@@ -222,7 +287,10 @@ void learner_free(learner_t *l)
     emb_free(l->users);
     emb_free(l->items);
     pairmodel_free(l->model);
-    void *p[] = {l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
+    feat_free(l->fu);
+    feat_free(l->fi);
+    void *p[] = {l->pair_ue, l->pair_ie, l->ufb, l->ifb, l->ufp, l->ifp, l->dfu, l->dfi, l->fvec,
+                 l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
                  l->nfound,  l->cand,   l->negq,   l->scores, l->ustamp, l->uslot, l->istamp,
                  l->islot,   l->uniq_u, l->uniq_i, l->gacc_u, l->gacc_i, l->ev_neg, l->labels,
@@ -257,18 +325,17 @@ static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t ne
 static void prequential(learner_t *l, uint32_t ue, uint32_t ie)
 {
     int n = 0, want = l->cfg.preq_negatives;
-    uint32_t urow = emb_entry_row(l->users, ue);
-    l->cand[n++] = emb_entry_row(l->items, ie);
+    l->cand[n++] = ie;
     for (int t = 0; n < want + 1 && t < want * 8; t++) {
         uint32_t row = emb_sample_row(l->items, &l->rng);
         uint32_t e = emb_row_entry(l->items, row);
         if (!row || e == ie || ring_has_pair(l->ring, ue, e))
             continue;
-        l->cand[n++] = row;
+        l->cand[n++] = e;
     }
     if (n < want + 1)
         return; /* too few items known yet to rank against */
-    score_rows(l, urow, l->cand, n, l->scores);
+    score_entries(l, ue, l->cand, n, l->scores);
     int rank = metric_rank(l->scores[0], l->scores + 1, n - 1);
     double hr = metric_hr(rank, 10), nd = metric_ndcg(rank, 10);
     l->hr_sum += hr;
@@ -371,15 +438,20 @@ static void learn_batch(learner_t *l, int B)
         const float *negq = l->negq + (size_t)b * k;
         uint32_t urow = emb_entry_row(l->users, l->ev_ue[b]);
         uint32_t *pu = l->pair_ur + E * G, *pi = l->pair_ir + E * G;
+        uint32_t *pue = l->pair_ue + E * G, *pie = l->pair_ie + E * G;
         float *lq = l->logq + E * G;
         pu[0] = urow;
         pi[0] = emb_entry_row(l->items, l->ev_ie[b]);
+        pue[0] = l->ev_ue[b];
+        pie[0] = l->ev_ie[b];
         float q0 = samp_prob(l->samp, l->ev_ie[b]);
         lq[0] = logf(q0 > 1e-12f ? q0 : 1e-12f);
         for (int j = 0; j < k; j++) {
             int s = j < n ? j : j % n; /* too few found: repeat what was found */
             pu[1 + j] = urow;
             pi[1 + j] = emb_entry_row(l->items, negs[s]);
+            pue[1 + j] = l->ev_ue[b];
+            pie[1 + j] = negs[s];
             float q = negq[s];
             lq[1 + j] = logf(q > 1e-12f ? q : 1e-12f);
         }
@@ -390,6 +462,8 @@ static void learn_batch(learner_t *l, int B)
     for (int m = 0; m < NN; m++) {
         l->pair_ur[PG + m] = emb_entry_row(l->users, xu[m]);
         l->pair_ir[PG + m] = emb_entry_row(l->items, xi[m]);
+        l->pair_ue[PG + m] = xu[m];
+        l->pair_ie[PG + m] = xi[m];
         l->gw[E + m] = nw[m];
     }
     if (PG + NN == 0)
@@ -401,7 +475,9 @@ static void learn_batch(learner_t *l, int B)
     }
 
     /* forward → loss → backward */
-    pairmodel_forward(l->model, l->logits, l->urows, l->irows, P);
+    gather_features(l, l->pair_ue, l->pair_ie, P);
+    pairmodel_forward(l->model, l->logits, l->urows, l->irows, l->fu ? l->ufp : NULL,
+                      l->fi ? l->ifp : NULL, P);
     float loss = 0.0f;
     if (E) {
         switch (l->cfg.loss) {
@@ -425,7 +501,8 @@ static void learn_batch(learner_t *l, int B)
         return;
     }
     dense_block_zero_grad(d);
-    pairmodel_backward(l->model, l->du, l->di, l->dz, P);
+    pairmodel_backward(l->model, l->du, l->di, l->fu ? l->dfu : NULL, l->fi ? l->dfi : NULL, l->dz,
+                       P);
     double gn = 0.0;
     for (size_t i = 0; i < d->n; i++)
         gn += (double)d->grads[i] * d->grads[i];
@@ -455,6 +532,18 @@ static void learn_batch(learner_t *l, int B)
     }
     update_rows(l, l->users, l->uniq_u, nu, l->gacc_u);
     update_rows(l, l->items, l->uniq_i, ni, l->gacc_i);
+    /* the feature value rows likewise (their stamps were made room for in flush) */
+    feat_t *fs[2] = {l->fu, l->fi};
+    const uint32_t *pe[2] = {l->pair_ue, l->pair_ie};
+    const float *df[2] = {l->dfu, l->dfi};
+    const int Fw[2] = {l->Fu, l->Fi};
+    for (int t = 0; t < 2; t++) {
+        if (!fs[t])
+            continue;
+        for (int p = 0; p < P; p++)
+            feat_grad_add(fs[t], pe[t][p], df[t] + (size_t)p * Fw[t]);
+        feat_grad_apply(fs[t], l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
+    }
 
     l->st.events += E + NN;
     for (int m = 0; m < NN; m++)
@@ -468,11 +557,27 @@ static void learn_batch(learner_t *l, int B)
 static int flush(learner_t *l, int B)
 {
     if (grow_stamps(&l->ustamp, &l->uslot, &l->ucap, emb_row_cap(l->users)) ||
-        grow_stamps(&l->istamp, &l->islot, &l->icap, emb_row_cap(l->items))) {
+        grow_stamps(&l->istamp, &l->islot, &l->icap, emb_row_cap(l->items)) ||
+        (l->fu && feat_grad_begin(l->fu)) || (l->fi && feat_grad_begin(l->fi))) {
         l->st.bad += B;
         return B;
     }
     learn_batch(l, B);
+    return 0;
+}
+
+/* Entry e of table t was just touched by event ev: a new id starts with no
+ * features, then takes those the event carries for this side. */
+static int side_features(learner_t *l, feat_t *f, emb_table_t *t, uint32_t e, char side,
+                         const lrn_event_t *ev)
+{
+    (void)l;
+    if (feat_reserve(f, emb_entry_cap(t)))
+        return -1;
+    if (emb_entry_count(t, e) == 1)
+        feat_clear(f, e);
+    if (ev->nfeat > 0 && ev->feat)
+        feat_set(f, e, side, ev->feat, ev->nfeat, ev->ts_ms);
     return 0;
 }
 
@@ -486,7 +591,8 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
         uint32_t ie = ue == EMB_NONE
                           ? EMB_NONE
                           : emb_touch(l->items, e->item.h, e->item.id, e->item.len, e->ts_ms);
-        if (ie == EMB_NONE) {
+        if (ie == EMB_NONE || (l->fu && side_features(l, l->fu, l->users, ue, 'u', e)) ||
+            (l->fi && side_features(l, l->fi, l->items, ie, 'i', e))) {
             l->st.bad++;
             continue;
         }
@@ -509,15 +615,21 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
 void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out)
 {
     uint32_t ue = emb_find(l->users, user->h, user->id, user->len);
-    uint32_t urow = ue == EMB_NONE ? 0 : emb_entry_row(l->users, ue);
     for (int s = 0; s < n; s += l->maxb) {
         int c = n - s < l->maxb ? n - s : l->maxb;
-        for (int b = 0; b < c; b++) {
-            uint32_t ie = emb_find(l->items, items[s + b].h, items[s + b].id, items[s + b].len);
-            l->cand[b] = ie == EMB_NONE ? 0 : emb_entry_row(l->items, ie);
-        }
-        score_rows(l, urow, l->cand, c, out + s);
+        for (int b = 0; b < c; b++)
+            l->cand[b] = emb_find(l->items, items[s + b].h, items[s + b].id, items[s + b].len);
+        score_entries(l, ue, l->cand, c, out + s);
     }
+}
+
+void learner_vector(learner_t *l, char side, uint32_t entry, float *out)
+{
+    emb_table_t *t = side == 'u' ? l->users : l->items;
+    feat_t *f = side == 'u' ? l->fu : l->fi;
+    if (f)
+        feat_gather(f, entry, l->fvec);
+    pairmodel_vector(l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
 }
 
 static int user_in_ring(void *arg, uint32_t e)
@@ -571,7 +683,7 @@ emb_table_t *learner_items(learner_t *l)
     return l->items;
 }
 
-#define LEARNER_MAGIC 0x314e524cu /* "LRN1" */
+#define LEARNER_MAGIC 0x324e524cu /* "LRN2": with tower features */
 
 static void save_ewma(ser_writer_t *w, const ewma_t *e)
 {
@@ -594,6 +706,11 @@ int learner_save(const learner_t *l, ser_writer_t *w)
     emb_save(l->items, w);
     dense_block_save(pairmodel_dense(l->model), w);
     ring_save(l->ring, w);
+    ser_u32(w, (uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1);
+    if (l->fu)
+        feat_save(l->fu, emb_entry_cap(l->users), w);
+    if (l->fi)
+        feat_save(l->fi, emb_entry_cap(l->items), w);
     ser_put(w, l->rng.s, sizeof(l->rng.s));
     ser_put(w, &l->st, sizeof(l->st)); /* plain counters: one record */
     save_ewma(w, &l->loss_e);
@@ -620,6 +737,14 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
     if (emb_load(l->users, r, errstr, len) || emb_load(l->items, r, errstr, len) ||
         dense_block_load(pairmodel_dense(l->model), r, errstr, len) ||
         ring_load(l->ring, r, emb_entry_cap(l->users), emb_entry_cap(l->items), errstr, len))
+        return -1;
+    uint32_t sides = ser_get_u32(r);
+    if (r->err || sides != ((uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1)) {
+        snprintf(errstr, len, "learner: saved with other tower features");
+        return -1;
+    }
+    if ((l->fu && feat_load(l->fu, r, emb_entry_cap(l->users), errstr, len)) ||
+        (l->fi && feat_load(l->fi, r, emb_entry_cap(l->items), errstr, len)))
         return -1;
     learner_stats_t st;
     if (ser_get(r, l->rng.s, sizeof(l->rng.s)) || ser_get(r, &st, sizeof(st))) {

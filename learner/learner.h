@@ -10,6 +10,7 @@
 #ifndef FR_LEARNER_H
 #define FR_LEARNER_H
 
+#include "feat.h"
 #include "model.h"
 #include "neumf.h"
 #include "optim.h"
@@ -38,12 +39,22 @@ typedef struct {
     int negative; /* 1: an explicit negative (e.g. an impression never clicked) */
     const void *payload; /* the caller's bytes kept with a joined impression, or NULL */
     size_t payload_len;  /* (the learner ignores both) */
+    const lrn_feat_t *feat; /* the user's and the item's features (DSSM), or NULL */
+    int nfeat;
 } lrn_event_t;
 
 typedef struct {
     model_kind_t kind;    /* neumf (default) or dssm */
     neumf_config_t model; /* NeuMF's shape */
-    dssm_config_t dssm;   /* DSSM's shape */
+    dssm_config_t dssm;   /* DSSM's shape (its ufeat/ifeat follow from the fields below) */
+    /* DSSM tower features (feat.h): categorical and dense fields of the user
+     * tower (ucat, unum) and of the item tower (icat, inum); all 0 (default):
+     * the towers see the id rows only. Values are admitted like ids
+     * (admit_after) and learned with the rows' optimizer and lr_sparse. */
+    int ucat, unum, icat, inum;
+    int feat_dim;       /* floats per categorical value (default 8) */
+    int feat_hash_bits; /* 0 (default): exact values; else 2^bits rows per field */
+    float feat_clip;    /* normalised dense values clipped to ±clip (default 5) */
     int negatives; /* k sampled negatives per positive (default 4) */
     samp_config_t sampler;
     loss_kind_t loss;
@@ -114,6 +125,11 @@ void learner_stats(const learner_t *l, learner_stats_t *out);
  * learner is then only fit for learner_free). */
 int learner_save(const learner_t *l, ser_writer_t *w);
 int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len);
+
+/* The vector published for a user ('u') or item ('i') entry of the tables:
+ * pairmodel_vector of its row and, with DSSM features, the features it last
+ * came with. out has pairmodel_vector_dim floats. */
+void learner_vector(learner_t *l, char side, uint32_t entry, float *out);
 
 /* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
 void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense);

@@ -81,20 +81,27 @@ dense_block_t *pairmodel_dense(pairmodel_t *p)
 }
 
 void pairmodel_forward(pairmodel_t *p, float *logits, const float *const *urows,
-                       const float *const *irows, int B)
+                       const float *const *irows, const float *const *ufeat,
+                       const float *const *ifeat, int B)
 {
     if (p->neumf)
         neumf_forward(p->neumf, logits, urows, irows, B);
     else
-        dssm_forward(p->dssm, logits, urows, irows, B);
+        dssm_forward(p->dssm, logits, urows, irows, ufeat, ifeat, B);
 }
 
-void pairmodel_backward(pairmodel_t *p, float *du, float *di, const float *dlogits, int B)
+void pairmodel_backward(pairmodel_t *p, float *du, float *di, float *dfu, float *dfi,
+                        const float *dlogits, int B)
 {
     if (p->neumf)
         neumf_backward(p->neumf, du, di, dlogits, B);
     else
-        dssm_backward(p->dssm, du, di, dlogits, B);
+        dssm_backward(p->dssm, du, di, dfu, dfi, dlogits, B);
+}
+
+int pairmodel_feat_width(const pairmodel_t *p, char side)
+{
+    return p->dssm ? dssm_feat_width(p->dssm, side) : 0;
 }
 
 int pairmodel_vector_dim(const pairmodel_t *p)
@@ -102,14 +109,14 @@ int pairmodel_vector_dim(const pairmodel_t *p)
     return p->neumf ? neumf_row_width(p->neumf) : dssm_out_dim(p->dssm);
 }
 
-void pairmodel_vector(pairmodel_t *p, char side, const float *row, float *out)
+void pairmodel_vector(pairmodel_t *p, char side, const float *row, const float *feat, float *out)
 {
     if (p->neumf) {
         memcpy(out, row, sizeof(float) * neumf_row_width(p->neumf));
     } else if (side == 'u') {
-        dssm_user_vector(p->dssm, out, row);
+        dssm_user_vector(p->dssm, out, row, feat);
     } else {
-        dssm_item_vector(p->dssm, out, row);
+        dssm_item_vector(p->dssm, out, row, feat);
     }
 }
 

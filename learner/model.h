@@ -24,15 +24,21 @@ void pairmodel_free(pairmodel_t *p);
 model_kind_t pairmodel_kind(const pairmodel_t *p);
 int pairmodel_row_width(const pairmodel_t *p);
 dense_block_t *pairmodel_dense(pairmodel_t *p);
+/* ufeat/ifeat: each pair's feature vector of the user/item tower (DSSM with
+ * features; NULL otherwise), dfu/dfi their gradients (NULL likewise). */
 void pairmodel_forward(pairmodel_t *p, float *logits, const float *const *urows,
-                       const float *const *irows, int B);
-void pairmodel_backward(pairmodel_t *p, float *du, float *di, const float *dlogits, int B);
+                       const float *const *irows, const float *const *ufeat,
+                       const float *const *ifeat, int B);
+void pairmodel_backward(pairmodel_t *p, float *du, float *di, float *dfu, float *dfi,
+                        const float *dlogits, int B);
+/* Feature floats of the side's ('u', 'i') tower input: 0 but for DSSM with features. */
+int pairmodel_feat_width(const pairmodel_t *p, char side);
 
 /* What is published for a row: NeuMF the row itself; DSSM the normalised
  * tower output (so that a dot product of two published vectors is their
  * cosine). side is 'u' or 'i'. */
 int pairmodel_vector_dim(const pairmodel_t *p);
-void pairmodel_vector(pairmodel_t *p, char side, const float *row, float *out);
+void pairmodel_vector(pairmodel_t *p, char side, const float *row, const float *feat, float *out);
 /* "gmf:0:32,mlp:32:64" (NeuMF) or "tower:0:64" (DSSM); the dense layout. */
 int pairmodel_vector_layout(const pairmodel_t *p, char *buf, size_t len);
 int pairmodel_dense_layout(const pairmodel_t *p, char *buf, size_t len);

@@ -10,6 +10,9 @@
  *    kinks (one-sided slopes disagree) are skipped, at most 1/4 of them. Also:
  *    du/di are written (NaN before), dense gradients are added (a second
  *    backward doubles them), and most weights have a non-zero gradient.
+ *  - dssm_fd_features: the linear check with feature vectors in both towers
+ *    (3 floats after the user row, 2 after the item row): dense parameters,
+ *    rows and every feature float (the sum over the pairs sharing them).
  *  - dssm_fd_softmax: the same check with the learner's sampled softmax
  *    (loss_softmax, 2 groups of 3, logQ) on the logits: towers, cosine and
  *    softmax end to end; item 2 is a positive in one group and a negative in
@@ -62,6 +65,8 @@
 #define NU 3
 #define NI 5
 #define NB 6
+#define FUW 3 /* feature floats of a user, of an item (the features cases) */
+#define FIW 2
 /* the softmax case: SB groups of SG pairs (positive first) */
 #define SB 2
 #define SG 3
@@ -139,6 +144,7 @@ static int fd_check(const char *what, objective_fn f, void *ctx, float *x, const
 static void small_config(dssm_config_t *cfg, int naive)
 {
     dssm_config_default(cfg);
+    /* ufeat = ifeat = 0 unless a case sets them */
     cfg->dim = DIM;
     cfg->tower[0] = 5, cfg->tower[1] = OUT;
     cfg->ntower = 2;
@@ -163,14 +169,18 @@ typedef struct {
     const int *pu, *pi;
     float users[NU][DIM], items[NI][DIM];
     const float *up[NB], *ip[NB];
+    int feats; /* 1: users and items have feature vectors */
+    float ufeat[NU][FUW], ifeat[NI][FIW];
+    const float *ufp[NB], *ifp[NB];
     float R[NB], logq[NB], logits[NB];
 } ctx_t;
 
-static void ctx_init(ctx_t *c, dssm_t *m, int softmax)
+static void ctx_init(ctx_t *c, dssm_t *m, int softmax, int feats)
 {
     memset(c, 0, sizeof(*c));
     c->m = m;
     c->softmax = softmax;
+    c->feats = feats;
     c->pu = softmax ? soft_u : pair_u;
     c->pi = softmax ? soft_i : pair_i;
     rng_t r;
@@ -181,9 +191,17 @@ static void ctx_init(ctx_t *c, dssm_t *m, int softmax)
     for (int i = 0; i < NI; i++)
         for (int k = 0; k < DIM; k++)
             c->items[i][k] = 0.5f * rng_normal(&r);
+    for (int u = 0; u < NU; u++)
+        for (int k = 0; k < FUW; k++)
+            c->ufeat[u][k] = 0.5f * rng_normal(&r);
+    for (int i = 0; i < NI; i++)
+        for (int k = 0; k < FIW; k++)
+            c->ifeat[i][k] = 0.5f * rng_normal(&r);
     for (int b = 0; b < NB; b++) {
         c->up[b] = c->users[c->pu[b]];
         c->ip[b] = c->items[c->pi[b]];
+        c->ufp[b] = c->ufeat[c->pu[b]];
+        c->ifp[b] = c->ifeat[c->pi[b]];
         c->R[b] = uniform(&r, -1, 1);
         c->logq[b] = uniform(&r, -6, -1);
     }
@@ -219,7 +237,8 @@ static double softmax_double(const float *z, const float *logq)
 /* Forward and the loss; dz (NB) gets ∂loss/∂logits. */
 static double ctx_loss(ctx_t *c, float *dz)
 {
-    dssm_forward(c->m, c->logits, c->up, c->ip, NB);
+    dssm_forward(c->m, c->logits, c->up, c->ip, c->feats ? c->ufp : NULL,
+                 c->feats ? c->ifp : NULL, NB);
     if (c->softmax) {
         float l = loss_softmax(dz, c->logits, c->logq, NULL, SB, SG);
         double ld = softmax_double(c->logits, c->logq);
@@ -240,25 +259,32 @@ static double ctx_objective(void *p)
     return ctx_loss(p, dz);
 }
 
-/* Zeroed dense grads, forward, loss, backward; du/di (NB, DIM) NaN before. */
-static void ctx_grads(ctx_t *c, float *du, float *di, float *dz)
+/* Zeroed dense grads, forward, loss, backward; du/di (NB, DIM) and dfu/dfi
+ * NaN before. */
+static void ctx_grads(ctx_t *c, float *du, float *di, float *dfu, float *dfi, float *dz)
 {
     dense_block_zero_grad(dssm_dense(c->m));
     ctx_loss(c, dz);
     for (int k = 0; k < NB * DIM; k++)
         du[k] = di[k] = NAN;
-    dssm_backward(c->m, du, di, dz, NB);
+    for (int k = 0; k < NB * FUW; k++)
+        dfu[k] = NAN;
+    for (int k = 0; k < NB * FIW; k++)
+        dfi[k] = NAN;
+    dssm_backward(c->m, du, di, c->feats ? dfu : NULL, c->feats ? dfi : NULL, dz, NB);
 }
 
-static void fd_case(int softmax)
+static void fd_case(int softmax, int feats)
 {
     dssm_config_t cfg;
     small_config(&cfg, 0);
+    if (feats)
+        cfg.ufeat = FUW, cfg.ifeat = FIW;
     dssm_t *m = make(&cfg);
     ctx_t c;
-    ctx_init(&c, m, softmax);
-    float du[NB * DIM], di[NB * DIM], dz[NB];
-    ctx_grads(&c, du, di, dz);
+    ctx_init(&c, m, softmax, feats);
+    float du[NB * DIM], di[NB * DIM], dz[NB], dfu[NB * FUW], dfi[NB * FIW];
+    ctx_grads(&c, du, di, dfu, dfi, dz);
     dense_block_t *d = dssm_dense(m);
     for (int k = 0; k < NB * DIM; k++)
         assert_true(isfinite(du[k]) && isfinite(di[k]));
@@ -275,7 +301,7 @@ static void fd_case(int softmax)
     assert_non_null(g);
     memcpy(g, d->grads, sizeof(float) * d->n);
     int kinks = 0;
-    const char *name = softmax ? "softmax" : "linear";
+    const char *name = softmax ? "softmax" : feats ? "features" : "linear";
     char what[64];
     snprintf(what, sizeof(what), "%s dense", name);
     int bad = fd_check(what, ctx_objective, &c, d->params, g, (int)d->n, FD_EPS, &kinks);
@@ -294,14 +320,37 @@ static void fd_case(int softmax)
     bad += fd_check(what, ctx_objective, &c, &c.users[0][0], &gu[0][0], NU * DIM, FD_EPS, &kinks);
     snprintf(what, sizeof(what), "%s item rows", name);
     bad += fd_check(what, ctx_objective, &c, &c.items[0][0], &gi[0][0], NI * DIM, FD_EPS, &kinks);
+    if (feats) { /* the feature vectors, each the sum over the pairs that share it */
+        float gfu[NU][FUW], gfi[NI][FIW];
+        memset(gfu, 0, sizeof(gfu));
+        memset(gfi, 0, sizeof(gfi));
+        for (int b = 0; b < NB; b++) {
+            for (int k = 0; k < FUW; k++) {
+                assert_true(isfinite(dfu[b * FUW + k]));
+                gfu[c.pu[b]][k] += dfu[b * FUW + k];
+            }
+            for (int k = 0; k < FIW; k++) {
+                assert_true(isfinite(dfi[b * FIW + k]));
+                gfi[c.pi[b]][k] += dfi[b * FIW + k];
+            }
+        }
+        int nonzero = 0;
+        for (int k = 0; k < NU * FUW; k++)
+            nonzero += (&gfu[0][0])[k] != 0.0f;
+        assert_true(nonzero > NU * FUW / 2);
+        bad += fd_check("user features", ctx_objective, &c, &c.ufeat[0][0], &gfu[0][0], NU * FUW,
+                        FD_EPS, &kinks);
+        bad += fd_check("item features", ctx_objective, &c, &c.ifeat[0][0], &gfi[0][0], NI * FIW,
+                        FD_EPS, &kinks);
+    }
     assert_int_equal(bad, 0);
     /* skipping most coordinates would prove nothing */
     assert_in_range(kinks, 0, (d->n + (NU + NI) * DIM) / 4);
 
     /* backward adds into the dense gradients: a second pass doubles them */
-    ctx_grads(&c, du, di, dz);
+    ctx_grads(&c, du, di, dfu, dfi, dz);
     memcpy(g, d->grads, sizeof(float) * d->n);
-    dssm_backward(m, du, di, dz, NB);
+    dssm_backward(m, du, di, feats ? dfu : NULL, feats ? dfi : NULL, dz, NB);
     for (size_t k = 0; k < d->n; k++)
         assert_float_equal(d->grads[k], 2.0f * g[k], 1e-6 * (1.0 + fabs(g[k])));
     free(g);
@@ -311,13 +360,25 @@ static void fd_case(int softmax)
 static void test_dssm_fd_linear(void **state)
 {
     (void)state;
-    fd_case(0);
+    fd_case(0, 0);
+}
+
+static void test_dssm_fd_features(void **state)
+{
+    (void)state;
+    fd_case(0, 1);
 }
 
 static void test_dssm_fd_softmax(void **state)
 {
     (void)state;
-    fd_case(1);
+    fd_case(1, 0);
+}
+
+static void test_dssm_fd_softmax_features(void **state)
+{
+    (void)state;
+    fd_case(1, 1);
 }
 
 /* ------------------------------------------------------- naive vs BLAS */
@@ -354,10 +415,10 @@ static void naive_vs_blas_case(const dssm_config_t *base, int B)
     }
     dense_block_zero_grad(db);
     dense_block_zero_grad(dn);
-    dssm_forward(mb, lb, up, ip, B);
-    dssm_forward(mn, ln, up, ip, B);
-    dssm_backward(mb, du_b, di_b, dl, B);
-    dssm_backward(mn, du_n, di_n, dl, B);
+    dssm_forward(mb, lb, up, ip, NULL, NULL, B);
+    dssm_forward(mn, ln, up, ip, NULL, NULL, B);
+    dssm_backward(mb, du_b, di_b, NULL, NULL, dl, B);
+    dssm_backward(mn, du_n, di_n, NULL, NULL, dl, B);
     const double sl = max_abs(ln, B), sg = max_abs(dn->grads, dn->n);
     const double su = max_abs(du_n, (size_t)B * D), si = max_abs(di_n, (size_t)B * D);
     assert_true(sl > 0.0 && sg > 0.0 && su > 0.0 && si > 0.0);
@@ -404,7 +465,7 @@ static void check_bounded(dssm_t *m, const float (*u)[DIM], const float (*it)[DI
     float logits[BOUND_B];
     for (int b = 0; b < BOUND_B; b++)
         up[b] = u[b], ip[b] = it[b];
-    dssm_forward(m, logits, up, ip, BOUND_B);
+    dssm_forward(m, logits, up, ip, NULL, NULL, BOUND_B);
     for (int b = 0; b < BOUND_B; b++) {
         if (!(fabsf(logits[b]) <= GAMMA) || logits[b] < lo || logits[b] > hi)
             fail_msg("logit %d = %.9g, want within [%g, %g] and |·| ≤ %g", b, (double)logits[b],
@@ -469,9 +530,10 @@ static void vectors_case(const dssm_config_t *cfg)
     const int O = dssm_out_dim(m);
     assert_int_equal(O, OUT);
     ctx_t c;
-    ctx_init(&c, m, 0);
-    float du[NB * DIM], di[NB * DIM], dz[NB];
-    ctx_grads(&c, du, di, dz);
+    const int feats = cfg->ufeat > 0;
+    ctx_init(&c, m, 0, feats);
+    float du[NB * DIM], di[NB * DIM], dz[NB], dfu[NB * FUW], dfi[NB * FIW];
+    ctx_grads(&c, du, di, dfu, dfi, dz);
     dense_block_t *d = dssm_dense(m);
     float *g = malloc(sizeof(float) * d->n);
     assert_non_null(g);
@@ -484,13 +546,13 @@ static void vectors_case(const dssm_config_t *cfg)
      * vectors must not have disturbed what backward reads */
     dense_block_zero_grad(d);
     float logits[NB];
-    dssm_forward(m, logits, c.up, c.ip, NB);
+    dssm_forward(m, logits, c.up, c.ip, feats ? c.ufp : NULL, feats ? c.ifp : NULL, NB);
     for (int b = 0; b < NB; b++) {
         float yu[OUT], yi[OUT];
         for (int k = 0; k < OUT; k++)
             yu[k] = yi[k] = NAN;
-        dssm_user_vector(m, yu, c.up[b]);
-        dssm_item_vector(m, yi, c.ip[b]);
+        dssm_user_vector(m, yu, c.up[b], c.ufp[b]);
+        dssm_item_vector(m, yi, c.ip[b], c.ifp[b]);
         double nu = 0.0, ni = 0.0, dot = 0.0;
         for (int k = 0; k < O; k++) {
             nu += (double)yu[k] * yu[k];
@@ -503,7 +565,7 @@ static void vectors_case(const dssm_config_t *cfg)
     }
     for (int k = 0; k < NB * DIM; k++)
         du[k] = di[k] = NAN;
-    dssm_backward(m, du, di, dz, NB);
+    dssm_backward(m, du, di, feats ? dfu : NULL, feats ? dfi : NULL, dz, NB);
     assert_memory_equal(du, du1, sizeof(du));
     assert_memory_equal(di, di1, sizeof(di));
     assert_memory_equal(d->grads, g, sizeof(float) * d->n);
@@ -526,6 +588,10 @@ static void test_dssm_vectors(void **state)
     vectors_case(&cfg);
     cfg.tower[0] = 7, cfg.tower[1] = 3, cfg.tower[2] = OUT;
     cfg.ntower = 3;
+    vectors_case(&cfg);
+    /* with features: the vector is the tower of [row ; features] */
+    small_config(&cfg, 0);
+    cfg.ufeat = FUW, cfg.ifeat = FIW;
     vectors_case(&cfg);
 }
 
@@ -768,6 +834,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dssm_fd_linear),     cmocka_unit_test(test_dssm_fd_softmax),
+        cmocka_unit_test(test_dssm_fd_features),   cmocka_unit_test(test_dssm_fd_softmax_features),
         cmocka_unit_test(test_dssm_naive_vs_blas), cmocka_unit_test(test_dssm_logit_bounded),
         cmocka_unit_test(test_dssm_vectors),       cmocka_unit_test(test_dssm_init),
         cmocka_unit_test(test_dssm_config_errors), cmocka_unit_test(test_dssm_parse_layers),
