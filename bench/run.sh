@@ -1,5 +1,6 @@
 #!/bin/sh
-# make bench: training throughput of NeuMF-32 with 4 negatives on one thread,
+# make bench: training throughput of NeuMF-32 with 4 negatives on one thread
+# (and of every model, one thread each),
 # on MovieLens-100k when ../shared/data has it (or DATA=path), else on a
 # generated stream. The reference, measured in the same run on the same data,
 # is the same learner with plain-loop kernels (--naive) instead of OpenBLAS.
@@ -35,7 +36,33 @@ run reference-naive --naive
 p1=$(field pairs_per_s "$tmp/freshrec.json"); p0=$(field pairs_per_s "$tmp/reference-naive.json")
 awk -v a="$p1" -v b="$p0" 'BEGIN { printf "speed-up over the plain-loop reference: %.2fx\n", a / b }'
 
+# every model on one thread: the pair models on the same stream as above
+# (examples = events learned, pairs = forward/backward pairs), the
+# click-through models on a generated click-through stream (examples =
+# impressions; quality = progressive AUC)
+"$FR" gen --ctr --examples 200000 --seed 1 --out "$tmp/ctr.tsv"
+echo
+echo "single-thread throughput per model (click-through stream: $FR gen --ctr --examples 200000 --seed 1)"
+printf '%-10s %14s %12s %9s   %s\n' "model" "pairs/s" "examples/s" "quality" "command"
+model_row() { # name, json, quality field, command[, examples field]
+    pairs=$(field pairs_per_s "$2")
+    [ -n "$pairs" ] && pairs=$(printf '%.0f' "$pairs") || pairs=-
+    printf '%-10s %14s %12.0f %9s   %s\n' "$1" "$pairs" "$(field "${5:-events_per_s}" "$2")" \
+        "$3=$(printf '%.4f' "$(field "$3" "$2")")" "$4"
+}
+model_row neumf "$tmp/freshrec.json" hr10 "(the freshrec run above)"
+cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads 1 --json --quiet"
+$cmd > "$tmp/dssm.json"
+model_row dssm "$tmp/dssm.json" hr10 "$cmd"
+for m in lr widedeep dcn; do
+    extra=""
+    [ "$m" = widedeep ] && extra="--cross item:device"
+    cmd="$FR train --data $tmp/ctr.tsv --format criteo --model $m $extra --json --quiet"
+    $cmd > "$tmp/$m.json"
+    model_row "$m" "$tmp/$m.json" auc "$cmd" examples_per_s
+done
+
 # freshrecd end to end (Kafka in, learning, Redis out): throughput and
 # freshness beside the raw produce rate, all on loopback (bench/e2e.sh)
 echo
-BUILD=$B sh bench/e2e.sh
+[ -n "${NO_E2E:-}" ] || BUILD=$B sh bench/e2e.sh

@@ -41,8 +41,10 @@ typedef struct {
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */
     int dim;                    /* default 32 */
     char tower[CONFIG_STR];         /* dssm tower widths, default "128,64" */
-    char cat_fields[CONFIG_STR];    /* ctr: event cat features used as fields, default "" */
-    char num_fields[CONFIG_STR];    /* ctr: event num features used as fields, default "" */
+    char cat_fields[CONFIG_STR];    /* ctr, dssm: event cat features used as fields, default "" */
+    char num_fields[CONFIG_STR];    /* ctr, dssm: event num features used as fields, default "" */
+    char item_fields[CONFIG_STR];   /* dssm: those of the item tower, default "" */
+    int feature_dim;                /* dssm: width of a categorical feature value, default 8 */
     char crosses[CONFIG_STR];       /* ctr: wide crosses "a:b,...", default "" */
     char deep[CONFIG_STR];          /* ctr: deep widths, default "64,32" */
     int cross_layers;               /* dcn, default 3 */

@@ -56,6 +56,11 @@ typedef struct {
     char cat_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1]; /* ctr fields: user, item, cat_fields */
     char num_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
     int ncat, nnum;
+    /* dssm with features: each cat_names[k] / num_names[k] goes to the tower
+     * cat_side[k] / num_side[k] ('u' or 'i') as its field cat_field[k] / num_field[k] */
+    char cat_side[CTR_MAX_FIELDS], num_side[CTR_MAX_FIELDS];
+    int cat_field[CTR_MAX_FIELDS], num_field[CTR_MAX_FIELDS];
+    lrn_feat_t *pfeat; /* (batch_max + NEG_CHUNK, ncat + nnum) features of a batch's events */
     ctr_example_t *cex;
     ctr_cat_t *ccat;
     ctr_num_t *cnum;
@@ -109,6 +114,7 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
                                const lrn_id_t *it, float label, float weight, int64_t ts,
                                size_t k, size_t *used);
 static const char *arena_put(app_t *a, size_t *used, const char *s, size_t len);
+static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_t *used);
 
 /* Click-through: learns the batch's positives (cex[0..npos)) together with
  * the impressions whose window has passed, as negatives with their own
@@ -152,8 +158,23 @@ static void learn_negatives(app_t *a)
         learn_ctr(a, 0, 0);
         return;
     }
-    while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0)
+    while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0) {
+        /* with tower features, an unclicked impression brings its own */
+        static event_t ev;
+        char detail[64];
+        size_t used = 0;
+        const int F = a->ncat + a->nnum;
+        for (size_t i = 0; F && i < n; i++) {
+            lrn_event_t *ng = &a->negs[i];
+            if (ng->payload && event_decode(&ev, ng->payload, ng->payload_len, &a->kinds,
+                                            (size_t)a->cfg.max_event_bytes, detail,
+                                            sizeof(detail)) == EVR_OK) {
+                ng->feat = a->pfeat + i * (size_t)F;
+                ng->nfeat = pair_features_from(a, &ev, a->pfeat + i * (size_t)F, &used);
+            }
+        }
         learner_learn(a->learner, a->negs, n);
+    }
 }
 
 /* Writes example k (label, features of ev) into the batch arrays; ids and
@@ -193,6 +214,31 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
                                 .weight = weight,
                                 .ts_ms = ts};
     return k + 1;
+}
+
+/* The DSSM features of ev into fs (ncat + nnum at most); values go to the
+ * arena. Returns how many. */
+static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_t *used)
+{
+    int n = 0;
+    for (int j = 0; j < ev->ncat; j++)
+        for (int f = 0; f < a->ncat; f++)
+            if (strcmp(ev->cat[j].name, a->cat_names[f]) == 0) {
+                size_t vl = strlen(ev->cat[j].value);
+                const char *v = arena_put(a, used, ev->cat[j].value, vl);
+                if (v)
+                    fs[n++] = (lrn_feat_t){.side = a->cat_side[f], .field = a->cat_field[f],
+                                           .h = id_hash(v, vl), .id = v, .len = vl};
+                break;
+            }
+    for (int j = 0; j < ev->nnum; j++)
+        for (int f = 0; f < a->nnum; f++)
+            if (strcmp(ev->num[j].name, a->num_names[f]) == 0) {
+                fs[n++] = (lrn_feat_t){.side = a->num_side[f], .dense = 1,
+                                       .field = a->num_field[f], .num = (float)ev->num[j].value};
+                break;
+            }
+    return n;
 }
 
 /* The ids of a batch's events live in an arena until the batch is learned. */
@@ -260,8 +306,9 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         lrn_id_t it = {id_hash(ev.item, ev.item_len), ev.item, ev.item_len};
         if (ev.kind == EVENT_IMPRESSION) {
             /* a click-through model learns the impression's own features later */
-            if (join_impression(a->join, &u, &it, ts, a->ctr ? msg->payload : NULL,
-                                a->ctr ? msg->len : 0))
+            int keep = a->ctr || a->ncat + a->nnum > 0; /* the features, for later */
+            if (join_impression(a->join, &u, &it, ts, keep ? msg->payload : NULL,
+                                keep ? msg->len : 0))
                 log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
             continue;
         }
@@ -278,8 +325,14 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         it.id = arena_put(a, &used, ev.item, ev.item_len);
         if (!u.id || !it.id)
             continue;
-        a->pos[npos++] = (lrn_event_t){
-            .user = u, .item = it, .ts_ms = ts, .weight = ev.weight > 0 ? ev.weight : 1.0f};
+        lrn_feat_t *fs = a->pfeat ? a->pfeat + npos * (size_t)(a->ncat + a->nnum) : NULL;
+        int nf = fs ? pair_features_from(a, &ev, fs, &used) : 0;
+        a->pos[npos++] = (lrn_event_t){.user = u,
+                                       .item = it,
+                                       .ts_ms = ts,
+                                       .weight = ev.weight > 0 ? ev.weight : 1.0f,
+                                       .feat = nf ? fs : NULL,
+                                       .nfeat = nf};
     }
     if (a->ctr) {
         learn_ctr(a, npos, used);
@@ -739,8 +792,63 @@ static int ctr_config_from(app_t *a, ctr_config_t *cc, char *err, size_t len)
     return 0;
 }
 
-static int learner_config_from(const fr_config_t *c, learner_config_t *lc, char *err, size_t len)
+/* DSSM features: cat_fields and num_fields, each to the item tower when
+ * item_fields names it, else to the user tower. */
+static int pair_features_config(app_t *a, learner_config_t *lc, char *err, size_t len)
 {
+    const fr_config_t *c = &a->cfg;
+    char items[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
+    int nitems = 0;
+    if (split_names(c->cat_fields, a->cat_names, 0, CTR_MAX_FIELDS, &a->ncat, "cat_fields", err,
+                    len) ||
+        split_names(c->num_fields, a->num_names, 0, CTR_MAX_FIELDS, &a->nnum, "num_fields", err,
+                    len) ||
+        split_names(c->item_fields, items, 0, CTR_MAX_FIELDS, &nitems, "item_fields", err, len))
+        return -1;
+    if (a->ncat + a->nnum > 0 && lc->kind != MODEL_DSSM) {
+        snprintf(err, len,
+                 "[model] cat_fields/num_fields: %s learns from ids only; features are for "
+                 "dssm, lr, widedeep and dcn",
+                 c->model);
+        return -1;
+    }
+    for (int k = 0; k < nitems; k++) {
+        int found = 0;
+        for (int f = 0; f < a->ncat; f++)
+            found |= strcmp(items[k], a->cat_names[f]) == 0;
+        for (int f = 0; f < a->nnum; f++)
+            found |= strcmp(items[k], a->num_names[f]) == 0;
+        if (!found) {
+            snprintf(err, len, "[model] item_fields: '%.64s' is in neither cat_fields nor num_fields",
+                     items[k]);
+            return -1;
+        }
+    }
+    for (int dense = 0; dense < 2; dense++) {
+        int n = dense ? a->nnum : a->ncat;
+        for (int f = 0; f < n; f++) {
+            const char *name = dense ? a->num_names[f] : a->cat_names[f];
+            int item = 0;
+            for (int k = 0; k < nitems; k++)
+                item |= strcmp(items[k], name) == 0;
+            int *count = item ? (dense ? &lc->inum : &lc->icat) : (dense ? &lc->unum : &lc->ucat);
+            if (*count == FEAT_MAX_FIELDS) {
+                snprintf(err, len, "[model] at most %d categorical and %d dense fields per tower",
+                         FEAT_MAX_FIELDS, FEAT_MAX_FIELDS);
+                return -1;
+            }
+            (dense ? a->num_side : a->cat_side)[f] = item ? 'i' : 'u';
+            (dense ? a->num_field : a->cat_field)[f] = (*count)++;
+        }
+    }
+    lc->feat_dim = c->feature_dim;
+    lc->feat_hash_bits = c->hash_bits;
+    return 0;
+}
+
+static int learner_config_from(app_t *a, learner_config_t *lc, char *err, size_t len)
+{
+    const fr_config_t *c = &a->cfg;
     learner_config_default(lc);
     int kind = model_kind_parse(c->model);
     if (kind < 0) {
@@ -778,7 +886,7 @@ static int learner_config_from(const fr_config_t *c, learner_config_t *lc, char 
     lc->expire_ms = (int64_t)c->expire_s * 1000;
     lc->preq_rate = c->preq_rate;
     lc->seed = (uint64_t)c->seed;
-    return 0;
+    return pair_features_config(a, lc, err, len);
 }
 
 int main(int argc, char **argv)
@@ -851,7 +959,7 @@ int main(int argc, char **argv)
     ctr_config_t cc;
     int is_ctr = ctr_kind_parse(a->cfg.model) >= 0;
     if (is_ctr ? ctr_config_from(a, &cc, err, sizeof(err))
-               : learner_config_from(&a->cfg, &lc, err, sizeof(err))) {
+               : learner_config_from(a, &lc, err, sizeof(err))) {
         fprintf(stderr, "freshrecd: config: %s\n", err);
         return 2;
     }
@@ -868,6 +976,17 @@ int main(int argc, char **argv)
     a->pos = malloc(sizeof(lrn_event_t) * (size_t)a->cfg.batch_max);
     a->arena_cap = (size_t)a->cfg.batch_max * 2 * EVENT_MAX_ID;
     a->arena = malloc(a->arena_cap);
+    if (!is_ctr && a->ncat + a->nnum > 0) { /* dssm with features: and their values */
+        size_t B = (size_t)a->cfg.batch_max + NEG_CHUNK;
+        a->pfeat = malloc(sizeof(lrn_feat_t) * B * (size_t)(a->ncat + a->nnum));
+        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->ncat * (EVENT_MAX_VALUE + 1));
+        free(a->arena);
+        a->arena = malloc(a->arena_cap);
+        if (!a->pfeat) {
+            log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
+            goto out;
+        }
+    }
     if (!a->base || !a->pos || !a->arena) {
         log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
         goto out;
@@ -1029,6 +1148,7 @@ out:
         event_base_free(a->base);
     free(a->pos);
     free(a->arena);
+    free(a->pfeat);
     free(a->dirty);
     return rc;
 }
