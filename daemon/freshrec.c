@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "ctr.h"
 #include "dataset.h"
+#include "mlfeat.h"
 #include "id.h"
 #include "kern.h"
 #include "learner.h"
@@ -160,6 +161,9 @@ static void train_usage(FILE *f)
                "  --model M         neumf | dssm (pairs); lr | widedeep | dcn (criteo) [neumf]\n"
         "  --tower L         dssm: tower widths, output last                [128,64]\n"
         "  --gamma G         dssm: logit = G x cosine                       [10]\n"
+        "  --features        dssm on movielens: user and item features from u.user\n"
+        "                    and u.item beside --data (gender, occupation, age,\n"
+        "                    zip region; genres, year)\n"
                "  --dim N           GMF factors                                    [32]\n"
                "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
                "  --negatives K     sampled negatives per positive                 [4]\n"
@@ -193,7 +197,7 @@ static int cmd_train(int argc, char **argv)
     const char *data = NULL, *format = "movielens", *model = "neumf", *eval = "loo";
     long epochs = 1, threads = 1, v;
     double x;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, features = 0;
     char err[256];
     static const struct option opts[] = {{"data", 1, 0, 'd'},
                                          {"format", 1, 0, 'f'},
@@ -224,6 +228,7 @@ static int cmd_train(int argc, char **argv)
                                          {"quiet", 0, 0, 'q'},
                                          {"tower", 1, 0, 10},
                                          {"gamma", 1, 0, 11},
+                                         {"features", 0, 0, 12},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -235,6 +240,9 @@ static int cmd_train(int argc, char **argv)
                 fprintf(stderr, "freshrec: --tower: %s\n", err);
                 return 2;
             }
+            break;
+        case 12:
+            features = 1;
             break;
         case 11:
             if (parse_double("--gamma", optarg, 0.001, 1000, &x))
@@ -397,6 +405,13 @@ static int cmd_train(int argc, char **argv)
     }
     cfg.kind = (model_kind_t)mk;
     cfg.dssm.dim = cfg.model.dim;
+    if (features && (cfg.kind != MODEL_DSSM || strcmp(format, "movielens"))) {
+        fprintf(stderr, "freshrec train: --features is for --model dssm on --format movielens "
+                        "(u.user and u.item beside --data)\n");
+        return 2;
+    }
+    if (features)
+        cfg.ucat = MLF_UCAT, cfg.unum = MLF_UNUM, cfg.icat = MLF_ICAT, cfg.inum = MLF_INUM;
     if (strcmp(eval, "loo") && strcmp(eval, "none")) {
         fprintf(stderr, "freshrec train: --eval '%s': expected loo or none\n", eval);
         return 2;
@@ -432,15 +447,62 @@ static int cmd_train(int argc, char **argv)
     }
     lrn_event_t *ev = malloc(sizeof(lrn_event_t) * (ntrain ? ntrain : 1));
     learner_t *l = learner_create(&cfg, err, sizeof(err));
+    mlfeat_t mf = {0};
+    lrn_feat_t *evf = NULL; /* the features of each id's first event */
     int rc = 1;
     if (!ev || !l) {
         fprintf(stderr, "freshrec train: %s\n", l ? "out of memory" : err);
         goto out;
     }
+    if (features) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", data);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof(dir), ".");
+        if (mlfeat_load(&mf, &d, dir, err, sizeof(err))) {
+            fprintf(stderr, "freshrec train: --features: %s\n", err);
+            goto out;
+        }
+        if (!quiet)
+            fprintf(stderr, "freshrec train: features of %zu users and %zu items from %s\n",
+                    mf.users_found, mf.items_found, dir);
+        const size_t F = MLF_UCAT + MLF_UNUM + MLF_ICAT + MLF_INUM;
+        if (!(evf = malloc(sizeof(lrn_feat_t) * F * (d.nusers + d.nitems + 1)))) {
+            fprintf(stderr, "freshrec train: out of memory\n");
+            goto out;
+        }
+    }
+    unsigned char *useen = features ? calloc(d.nusers + 1, 1) : NULL;
+    unsigned char *iseen = features ? calloc(d.nitems + 1, 1) : NULL;
+    size_t nevf = 0;
     for (size_t t = 0; t < ntrain; t++) {
         const ds_event_t *e = &d.ev[train[t]];
         ev[t] = (lrn_event_t){.user = d.users[e->user], .item = d.items[e->item], .ts_ms = e->ts_ms, .weight = 1.0f};
+        /* an id keeps its features: its first event carries them */
+        if (features && useen && iseen && (!useen[e->user] || !iseen[e->item])) {
+            lrn_feat_t *f = evf + nevf;
+            int n = 0;
+            if (!useen[e->user]) {
+                memcpy(f + n, mf.uf + (size_t)e->user * (MLF_UCAT + MLF_UNUM),
+                       sizeof(lrn_feat_t) * mf.nuf[e->user]);
+                n += mf.nuf[e->user];
+            }
+            if (!iseen[e->item]) {
+                memcpy(f + n, mf.itf + (size_t)e->item * (MLF_ICAT + MLF_INUM),
+                       sizeof(lrn_feat_t) * mf.nif[e->item]);
+                n += mf.nif[e->item];
+            }
+            useen[e->user] = iseen[e->item] = 1;
+            ev[t].feat = f;
+            ev[t].nfeat = n;
+            nevf += (size_t)n;
+        }
     }
+    free(useen);
+    free(iseen);
     if (!quiet)
         fprintf(stderr,
                 "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
@@ -530,6 +592,8 @@ static int cmd_train(int argc, char **argv)
 out:
     learner_free(l);
     free(ev);
+    free(evf);
+    mlfeat_free(&mf);
     free(held);
     free(train);
     dataset_free(&d);
