@@ -2,6 +2,7 @@
 #include "learner.h"
 
 #include "loss.h"
+#include "pool.h"
 #include "rank.h"
 #include "ring.h"
 
@@ -16,6 +17,10 @@ struct learner {
     ring_t *ring;
     sampler_t *samp;
     pairmodel_t *model;
+    pool_t *pool;                 /* threads > 1: the team of a micro-batch's parallel phases */
+    pairmodel_t *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
+    int nt;                       /* threads */
+    int P;                        /* pairs of the batch being learned */
     feat_t *fu, *fi; /* tower features (DSSM), NULL for a side without */
     int Fu, Fi;
     rng_t rng;
@@ -48,8 +53,11 @@ struct learner {
     uint32_t *ustamp, *uslot, *istamp, *islot;
     size_t ucap, icap;
     uint32_t gen;
-    uint32_t *uniq_u, *uniq_i;
-    float *gacc_u, *gacc_i; /* (P, R) */
+    /* rows touched by the batch, once each, per side and thread: thread t
+     * of n takes the rows with row % n == t */
+    uint32_t *uniq[2][LEARNER_MAX_THREADS]; /* (P) */
+    float *gacc[2][LEARNER_MAX_THREADS];    /* (P, R) their summed gradients */
+    int nuniq[2][LEARNER_MAX_THREADS];
 
     learner_stats_t st;
     ewma_t loss_e, hr_e, ndcg_e;
@@ -94,6 +102,7 @@ void learner_config_default(learner_config_t *cfg)
     cfg->clip_norm = 10.0f;
     cfg->feat_dim = 8;
     cfg->feat_clip = 5.0f;
+    cfg->threads = 1;
     cfg->seed = 1;
 }
 
@@ -102,15 +111,15 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
     return e == EMB_NONE ? 0 : emb_entry_row(t, e);
 }
 
-/* The features of pairs [0, n) into ufp/ifp, from pair_ue/pair_ie. */
-static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int n)
+/* The features of pairs [p0, p1) into ufp/ifp, from ue/ie (entries). */
+static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int p0, int p1)
 {
-    for (int p = 0; l->fu && p < n; p++) {
+    for (int p = p0; l->fu && p < p1; p++) {
         float *f = l->ufb + (size_t)p * l->Fu;
         feat_gather(l->fu, ue[p], f);
         l->ufp[p] = f;
     }
-    for (int p = 0; l->fi && p < n; p++) {
+    for (int p = p0; l->fi && p < p1; p++) {
         float *f = l->ifb + (size_t)p * l->Fi;
         feat_gather(l->fi, ie[p], f);
         l->ifp[p] = f;
@@ -129,7 +138,7 @@ static void score_entries(void *arg, uint32_t ue, const uint32_t *items, int n, 
             l->irows[b] = emb_row(l->items, entry_row(l->items, items[s + b]));
             l->pair_ue[b] = ue;
         }
-        gather_features(l, l->pair_ue, items + s, c);
+        gather_features(l, l->pair_ue, items + s, 0, c);
         pairmodel_forward(l->model, out + s, l->urows, l->irows, l->fu ? l->ufp : NULL,
                           l->fi ? l->ifp : NULL, c);
     }
@@ -148,6 +157,11 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     }
     if ((unsigned)cfg->loss > LOSS_SOFTMAX) {
         snprintf(errstr, len, "unknown loss %d", (int)cfg->loss);
+        return NULL;
+    }
+    if (cfg->threads < 1 || cfg->threads > LEARNER_MAX_THREADS) {
+        snprintf(errstr, len, "threads must be in [1, %d], not %d", LEARNER_MAX_THREADS,
+                 cfg->threads);
         return NULL;
     }
     if (cfg->preq_negatives < 1 || cfg->preq_rate < 0.0 || cfg->preq_rate > 1.0) {
@@ -203,6 +217,22 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (!(l->model = pairmodel_create(cfg->kind, &cfg->model, &dc, l->maxb, cfg->seed, errstr,
                                       len)))
         goto err;
+    l->wm[0] = l->model;
+    l->nt = cfg->threads < 1 ? 1 : cfg->threads;
+    if (l->nt > 1) {
+        /* each thread forwards and backwards a slice of the batch's pairs */
+        int slice = (P + l->nt - 1) / l->nt;
+        for (int t = 1; t < l->nt; t++) {
+            if (!(l->wm[t] = pairmodel_create(cfg->kind, &cfg->model, &dc, slice, cfg->seed,
+                                              errstr, len)))
+                goto err;
+            pairmodel_share_params(l->wm[t], l->model);
+        }
+        if (!(l->pool = pool_create(l->nt))) {
+            snprintf(errstr, len, "learner: cannot start %d threads", l->nt);
+            goto err;
+        }
+    }
     l->R = pairmodel_row_width(l->model);
 
     emb_config_t ec = {.width = l->R,
@@ -257,14 +287,16 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->negq = malloc(sizeof(float) * nb * cfg->negatives);
     l->nfound = malloc(sizeof(int) * nb);
     l->scores = malloc(sizeof(float) * nc);
-    l->uniq_u = malloc(sizeof(uint32_t) * P);
-    l->uniq_i = malloc(sizeof(uint32_t) * P);
-    l->gacc_u = malloc(sizeof(float) * P * l->R);
-    l->gacc_i = malloc(sizeof(float) * P * l->R);
+    int uniq_ok = 1;
+    for (int side = 0; side < 2; side++)
+        for (int t = 0; t < l->nt; t++) {
+            l->uniq[side][t] = malloc(sizeof(uint32_t) * P);
+            l->gacc[side][t] = malloc(sizeof(float) * P * l->R);
+            uniq_ok &= l->uniq[side][t] && l->gacc[side][t];
+        }
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
         !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
-        !l->nfound || !l->cand || !l->negq || !l->scores || !l->uniq_u || !l->uniq_i ||
-        !l->gacc_u || !l->gacc_i || !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp ||
+        !l->nfound || !l->cand || !l->negq || !l->scores || !uniq_ok || !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp ||
         !l->ifp || !l->dfu || !l->dfi || !l->fvec)
         goto oom;
     ewma_init(&l->loss_e, cfg->ewma_alpha);
@@ -282,6 +314,14 @@ void learner_free(learner_t *l)
 {
     if (!l)
         return;
+    pool_free(l->pool);
+    for (int t = 1; t < LEARNER_MAX_THREADS; t++)
+        pairmodel_free(l->wm[t]);
+    for (int side = 0; side < 2; side++)
+        for (int t = 0; t < LEARNER_MAX_THREADS; t++) {
+            free(l->uniq[side][t]);
+            free(l->gacc[side][t]);
+        }
     samp_free(l->samp);
     ring_free(l->ring);
     emb_free(l->users);
@@ -293,7 +333,7 @@ void learner_free(learner_t *l)
                  l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
                  l->nfound,  l->cand,   l->negq,   l->scores, l->ustamp, l->uslot, l->istamp,
-                 l->islot,   l->uniq_u, l->uniq_i, l->gacc_u, l->gacc_i, l->ev_neg, l->labels,
+                 l->islot,   l->ev_neg, l->labels,
                  l->neg_ue,  l->neg_ie, l->neg_w};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
@@ -375,15 +415,96 @@ static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int 
                           l->cfg.adagrad_eps);
         else
             optim_sgd(w, g, R, l->cfg.lr_sparse, l->cfg.l2_sparse);
-        uint32_t e = emb_row_entry(t, row);
+    }
+}
+
+/* the ids of updated rows become dirty (one thread: the table's dirty list) */
+static void mark_rows_dirty(emb_table_t *t, const uint32_t *uniq, int n)
+{
+    for (int k = 0; k < n; k++) {
+        uint32_t e = emb_row_entry(t, uniq[k]);
         if (e != EMB_NONE)
             emb_mark_dirty(t, e);
     }
 }
 
+/* ------------------------------------------- the parallel phases of a batch
+ * Thread t of n takes pairs [P·t/n, P·(t+1)/n): its own copy of the model
+ * (shared weights, its own activations and gradients) forwards and backwards
+ * them; every array indexed by pair is written in disjoint slices. */
+
+static void pair_slice(const learner_t *l, int t, int n, int *p0, int *p1)
+{
+    *p0 = (int)((long)l->P * t / n);
+    *p1 = (int)((long)l->P * (t + 1) / n);
+}
+
+static void phase_forward(void *arg, int t, int n)
+{
+    learner_t *l = arg;
+    int p0, p1;
+    pair_slice(l, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        l->urows[p] = emb_row(l->users, l->pair_ur[p]);
+        l->irows[p] = emb_row(l->items, l->pair_ir[p]);
+    }
+    gather_features(l, l->pair_ue, l->pair_ie, p0, p1);
+    pairmodel_forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
+                      l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
+}
+
+static void phase_backward(void *arg, int t, int n)
+{
+    learner_t *l = arg;
+    int p0, p1;
+    pair_slice(l, t, n, &p0, &p1);
+    dense_block_zero_grad(pairmodel_dense(l->wm[t]));
+    pairmodel_backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
+                       l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
+                       l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
+}
+
+/* Thread t of n takes the user and item rows with row % n == t: each row's
+ * gradient summed over the batch, then one update (the stamps are per row,
+ * so the threads never share one). The feature value rows go by side:
+ * users' to thread 0, items' to thread 1 % n. Dirty marking follows, on
+ * one thread. */
+static void phase_sparse(void *arg, int t, int n)
+{
+    learner_t *l = arg;
+    const int P = l->P, R = l->R;
+    for (int side = 0; side < 2; side++) {
+        emb_table_t *tab = side ? l->items : l->users;
+        const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
+        const float *d = side ? l->di : l->du;
+        uint32_t *stamp = side ? l->istamp : l->ustamp, *slot = side ? l->islot : l->uslot;
+        uint32_t *uniq = l->uniq[side][t];
+        float *acc = l->gacc[side][t];
+        int nu = 0;
+        for (int p = 0; p < P; p++)
+            if (n == 1 || pr[p] % (uint32_t)n == (uint32_t)t)
+                accumulate(pr[p], d + (size_t)p * R, R, stamp, slot, l->gen, uniq, &nu, acc);
+        update_rows(l, tab, uniq, nu, acc);
+        l->nuniq[side][t] = nu;
+    }
+    for (int side = 0; side < 2; side++) {
+        if (side % n != t)
+            continue;
+        feat_t *f = side ? l->fi : l->fu;
+        if (f) {
+            const uint32_t *pe = side ? l->pair_ie : l->pair_ue;
+            const float *df = side ? l->dfi : l->dfu;
+            const int Fw = side ? l->Fi : l->Fu;
+            for (int p = 0; p < P; p++)
+                feat_grad_add(f, pe[p], df + (size_t)p * Fw);
+            feat_grad_apply(f, l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
+        }
+    }
+}
+
 static void learn_batch(learner_t *l, int B)
 {
-    const int k = l->cfg.negatives, G = l->G, R = l->R;
+    const int k = l->cfg.negatives, G = l->G;
 
     /* explicit negatives go to the end of the batch; positives keep their order */
     int NP = 0, NN = 0;
@@ -469,15 +590,10 @@ static void learn_batch(learner_t *l, int B)
     if (PG + NN == 0)
         return;
     int P = PG + NN;
-    for (int p = 0; p < P; p++) {
-        l->urows[p] = emb_row(l->users, l->pair_ur[p]);
-        l->irows[p] = emb_row(l->items, l->pair_ir[p]);
-    }
+    l->P = P;
 
-    /* forward → loss → backward */
-    gather_features(l, l->pair_ue, l->pair_ie, P);
-    pairmodel_forward(l->model, l->logits, l->urows, l->irows, l->fu ? l->ufp : NULL,
-                      l->fi ? l->ifp : NULL, P);
+    /* forward (parallel) → loss → backward (parallel) */
+    pool_run(l->pool, phase_forward, l);
     float loss = 0.0f;
     if (E) {
         switch (l->cfg.loss) {
@@ -500,9 +616,12 @@ static void learn_batch(learner_t *l, int B)
         l->st.nonfinite++;
         return;
     }
-    dense_block_zero_grad(d);
-    pairmodel_backward(l->model, l->du, l->di, l->fu ? l->dfu : NULL, l->fi ? l->dfi : NULL, l->dz,
-                       P);
+    pool_run(l->pool, phase_backward, l);
+    for (int t = 1; t < l->nt; t++) { /* the threads' gradients into the model's */
+        const float *g = pairmodel_dense(l->wm[t])->grads;
+        for (size_t i = 0; i < d->n; i++)
+            d->grads[i] += g[i];
+    }
     double gn = 0.0;
     for (size_t i = 0; i < d->n; i++)
         gn += (double)d->grads[i] * d->grads[i];
@@ -523,26 +642,12 @@ static void learn_batch(learner_t *l, int B)
         memset(l->istamp, 0, l->icap * sizeof(uint32_t));
         l->gen = 1;
     }
-    int nu = 0, ni = 0;
-    for (int p = 0; p < P; p++) {
-        accumulate(l->pair_ur[p], l->du + (size_t)p * R, R, l->ustamp, l->uslot, l->gen, l->uniq_u,
-                   &nu, l->gacc_u);
-        accumulate(l->pair_ir[p], l->di + (size_t)p * R, R, l->istamp, l->islot, l->gen, l->uniq_i,
-                   &ni, l->gacc_i);
-    }
-    update_rows(l, l->users, l->uniq_u, nu, l->gacc_u);
-    update_rows(l, l->items, l->uniq_i, ni, l->gacc_i);
-    /* the feature value rows likewise (their stamps were made room for in flush) */
-    feat_t *fs[2] = {l->fu, l->fi};
-    const uint32_t *pe[2] = {l->pair_ue, l->pair_ie};
-    const float *df[2] = {l->dfu, l->dfi};
-    const int Fw[2] = {l->Fu, l->Fi};
-    for (int t = 0; t < 2; t++) {
-        if (!fs[t])
-            continue;
-        for (int p = 0; p < P; p++)
-            feat_grad_add(fs[t], pe[t][p], df[t] + (size_t)p * Fw[t]);
-        feat_grad_apply(fs[t], l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
+    /* rows once each (users and items in parallel), feature value rows too
+     * (their stamps were made room for in flush) */
+    pool_run(l->pool, phase_sparse, l);
+    for (int t = 0; t < l->nt; t++) {
+        mark_rows_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
+        mark_rows_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
     }
 
     l->st.events += E + NN;

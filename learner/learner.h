@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define LEARNER_MAX_THREADS 64
+
 typedef enum { LOSS_BCE = 0, LOSS_BPR, LOSS_SOFTMAX } loss_kind_t;
 
 int loss_kind_parse(const char *name); /* "bce", "bpr", "softmax"; -1 when unknown */
@@ -76,6 +78,11 @@ typedef struct {
     int preq_negatives; /* items they are ranked against (default 100) */
     double ewma_alpha;  /* loss and prequential EWMA weight (default 0.01) */
     float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
+    int threads;        /* threads of a micro-batch (default 1): each forwards and
+                         * backwards a slice of the pairs with its own copy of the
+                         * model (one set of weights), gradients are summed, users'
+                         * and items' rows are updated in parallel. The result differs
+                         * from one thread's only in the order of float sums. */
     uint64_t seed;
 } learner_config_t;
 

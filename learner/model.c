@@ -99,6 +99,11 @@ void pairmodel_backward(pairmodel_t *p, float *du, float *di, float *dfu, float 
         dssm_backward(p->dssm, du, di, dfu, dfi, dlogits, B);
 }
 
+void pairmodel_share_params(pairmodel_t *worker, pairmodel_t *master)
+{
+    dense_block_share_params(pairmodel_dense(worker), pairmodel_dense(master));
+}
+
 int pairmodel_feat_width(const pairmodel_t *p, char side)
 {
     return p->dssm ? dssm_feat_width(p->dssm, side) : 0;

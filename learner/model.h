@@ -31,6 +31,9 @@ void pairmodel_forward(pairmodel_t *p, float *logits, const float *const *urows,
                        const float *const *ifeat, int B);
 void pairmodel_backward(pairmodel_t *p, float *du, float *di, float *dfu, float *dfi,
                         const float *dlogits, int B);
+/* worker learns master's weights (same kind and shape): its own
+ * activations and gradients, the master's parameters. */
+void pairmodel_share_params(pairmodel_t *worker, pairmodel_t *master);
 /* Feature floats of the side's ('u', 'i') tower input: 0 but for DSSM with features. */
 int pairmodel_feat_width(const pairmodel_t *p, char side);
 

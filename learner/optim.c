@@ -28,6 +28,7 @@ int dense_block_init(dense_block_t *d, size_t n)
     float *mem = calloc(4 * n, sizeof(float));
     if (!mem)
         return -1;
+    d->base = mem;
     d->params = mem;
     d->grads = mem + n;
     d->m = mem + 2 * n;
@@ -40,8 +41,14 @@ void dense_block_free(dense_block_t *d)
 {
     if (!d)
         return;
-    free(d->params);
+    free(d->base);
     memset(d, 0, sizeof(*d));
+}
+
+void dense_block_share_params(dense_block_t *d, const dense_block_t *owner)
+{
+    if (d->n == owner->n)
+        d->params = owner->params;
 }
 
 void dense_block_zero_grad(dense_block_t *d)

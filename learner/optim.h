@@ -25,11 +25,16 @@ typedef struct {
     float *m;      /* (n) Adam first moment */
     float *v;      /* (n) Adam second moment */
     size_t n;
-    long t; /* Adam step count */
+    long t;      /* Adam step count */
+    float *base; /* the allocation (params may point into another block's) */
 } dense_block_t;
 
 int dense_block_init(dense_block_t *d, size_t n);
 void dense_block_free(dense_block_t *d);
+/* Makes d read and write the parameters of `owner` (same size): a worker's
+ * copy of a model keeps its own gradients and activations but learns the
+ * one set of weights. */
+void dense_block_share_params(dense_block_t *d, const dense_block_t *owner);
 void dense_block_zero_grad(dense_block_t *d);
 /* One bias-corrected Adam step over the whole block. */
 void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, float eps, float l2);
