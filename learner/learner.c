@@ -21,6 +21,8 @@ struct learner {
     pairmodel_t *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
     int nt;                       /* threads */
     int P;                        /* pairs of the batch being learned */
+    int NB;                       /* positives of the batch being sampled for */
+    uint64_t sample_seed;         /* threads > 1: this batch's sampling streams */
     feat_t *fu, *fi; /* tower features (DSSM), NULL for a side without */
     int Fu, Fi;
     rng_t rng;
@@ -439,6 +441,21 @@ static void pair_slice(const learner_t *l, int t, int n, int *p0, int *p1)
     *p1 = (int)((long)l->P * (t + 1) / n);
 }
 
+/* Negatives for positives [NB·t/n, NB·(t+1)/n), from a stream of this
+ * thread's seeded from the batch's seed (the samplers but hard only read
+ * shared state while they draw). */
+static void phase_sample(void *arg, int t, int n)
+{
+    learner_t *l = arg;
+    const int k = l->cfg.negatives;
+    int b0 = (int)((long)l->NB * t / n), b1 = (int)((long)l->NB * (t + 1) / n);
+    rng_t r;
+    rng_seed(&r, l->sample_seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(t + 1));
+    if (b1 > b0)
+        samp_draw_batch(l->samp, &r, l->ev_ue + b0, b1 - b0, k, l->negs + (size_t)b0 * k,
+                        l->negq + (size_t)b0 * k, l->nfound + b0);
+}
+
 static void phase_forward(void *arg, int t, int n)
 {
     learner_t *l = arg;
@@ -536,8 +553,13 @@ static void learn_batch(learner_t *l, int B)
         ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
     samp_set_batch(l->samp, l->ev_ie, B);
 
-    if (B)
+    if (B && l->nt > 1 && l->cfg.sampler.kind != SAMP_HARD) {
+        l->NB = B;
+        l->sample_seed = rng_next(&l->rng);
+        pool_run(l->pool, phase_sample, l);
+    } else if (B) { /* one thread, or the hard sampler (it scores with the model) */
         samp_draw_batch(l->samp, &l->rng, l->ev_ue, B, k, l->negs, l->negq, l->nfound);
+    }
     int E = 0; /* events kept: those with at least one negative */
     for (int b = 0; b < B; b++) {
         int n = l->nfound[b];
