@@ -58,6 +58,7 @@ typedef struct {
     int pool;                   /* default 32 */
     char loss[CONFIG_STR];      /* bce (default) | bpr | softmax */
     int batch_events;           /* default 256 */
+    int threads;                /* neumf, dssm: learner threads, default 1 */
     char optimizer[CONFIG_STR]; /* adagrad (default) | sgd */
     double lr_sparse;           /* hot; default 0.03 */
     double lr_dense;            /* hot; default 0.001 */

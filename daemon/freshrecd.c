@@ -875,6 +875,7 @@ static int learner_config_from(app_t *a, learner_config_t *lc, char *err, size_t
     lc->sampler.pool = c->pool;
     lc->loss = (loss_kind_t)lo;
     lc->batch_events = c->batch_events;
+    lc->threads = c->threads;
     lc->sparse_opt = strcmp(c->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAGRAD;
     lc->lr_sparse = (float)c->lr_sparse;
     lc->lr_dense = (float)c->lr_dense;
