@@ -61,6 +61,9 @@ struct learner {
     float *gacc[2][LEARNER_MAX_THREADS];    /* (P, R) their summed gradients */
     int nuniq[2][LEARNER_MAX_THREADS];
 
+    lrn_gone_fn on_gone;
+    void *gone_arg;
+
     learner_stats_t st;
     ewma_t loss_e, hr_e, ndcg_e;
     double hr_sum, ndcg_sum;
@@ -680,6 +683,8 @@ static void learn_batch(learner_t *l, int B)
     ewma_add(&l->loss_e, loss);
 }
 
+static void evict(learner_t *l);
+
 /* learns the B events gathered in ev_ue/ev_ie; returns how many were refused */
 static int flush(learner_t *l, int B)
 {
@@ -690,6 +695,7 @@ static int flush(learner_t *l, int B)
         return B;
     }
     learn_batch(l, B);
+    evict(l); /* between batches: no entry of a batch is held anywhere but the buffer */
     return 0;
 }
 
@@ -769,10 +775,65 @@ static int item_in_ring(void *arg, uint32_t e)
     return ring_item_count(((learner_t *)arg)->ring, e) > 0;
 }
 
+static void user_gone(void *arg, uint32_t e)
+{
+    learner_t *l = arg;
+    size_t len;
+    const char *id = emb_entry_id(l->users, e, &len);
+    if (l->on_gone)
+        l->on_gone(l->gone_arg, 'u', id, len);
+}
+
+static void item_gone(void *arg, uint32_t e)
+{
+    learner_t *l = arg;
+    size_t len;
+    const char *id = emb_entry_id(l->items, e, &len);
+    if (l->on_gone)
+        l->on_gone(l->gone_arg, 'i', id, len);
+}
+
+/* expiry's keep: an entry still in the buffer stays; one that goes is told */
+static int user_expire_keep(void *arg, uint32_t e)
+{
+    if (user_in_ring(arg, e))
+        return 1;
+    user_gone(arg, e);
+    return 0;
+}
+
+static int item_expire_keep(void *arg, uint32_t e)
+{
+    if (item_in_ring(arg, e))
+        return 1;
+    item_gone(arg, e);
+    return 0;
+}
+
 size_t learner_expire(learner_t *l, int64_t now_ms)
 {
-    return emb_expire(l->users, now_ms, user_in_ring, l) +
-           emb_expire(l->items, now_ms, item_in_ring, l);
+    return emb_expire(l->users, now_ms, user_expire_keep, l) +
+           emb_expire(l->items, now_ms, item_expire_keep, l);
+}
+
+void learner_on_gone(learner_t *l, lrn_gone_fn fn, void *arg)
+{
+    l->on_gone = fn;
+    l->gone_arg = arg;
+}
+
+static int user_in_ring(void *arg, uint32_t e);
+static int item_in_ring(void *arg, uint32_t e);
+
+/* past max_users / max_items: down to 15/16 of it, least recently seen first */
+static void evict(learner_t *l)
+{
+    if (l->cfg.max_users)
+        emb_evict_lru(l->users, l->cfg.max_users, l->cfg.max_users - l->cfg.max_users / 16,
+                      user_in_ring, user_gone, l);
+    if (l->cfg.max_items)
+        emb_evict_lru(l->items, l->cfg.max_items, l->cfg.max_items - l->cfg.max_items / 16,
+                      item_in_ring, item_gone, l);
 }
 
 void learner_stats(const learner_t *l, learner_stats_t *out)

@@ -73,6 +73,9 @@ typedef struct {
     size_t ring_capacity; /* rolling buffer events (default 100000) */
     uint32_t admit_after; /* occurrences before an id gets its own row (default 1) */
     int64_t expire_ms;    /* 0: rows never expire */
+    size_t max_users, max_items; /* most ids a table keeps (0: no limit); past it the
+                                  * least recently seen are evicted, down to 15/16 of it,
+                                  * but for those the rolling buffer still refers to */
 
     double preq_rate;   /* share of events ranked before learning (default 0.01) */
     int preq_negatives; /* items they are ranked against (default 100) */
@@ -121,6 +124,11 @@ void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, in
  * learner_config_t.expire_ms), except ids still in the rolling buffer, whose
  * entries the buffer refers to. Returns how many ids were removed. */
 size_t learner_expire(learner_t *l, int64_t now_ms);
+
+/* Called with every id that expiry or eviction removes ('u' or 'i'), while
+ * its bytes are still readable: e.g. to delete its published vector. */
+typedef void (*lrn_gone_fn)(void *arg, char side, const char *id, size_t len);
+void learner_on_gone(learner_t *l, lrn_gone_fn fn, void *arg);
 
 void learner_stats(const learner_t *l, learner_stats_t *out);
 

@@ -45,7 +45,7 @@ struct emb_table {
     size_t ndirty, dirty_cap;
 
     size_t id_bytes;
-    uint64_t admitted, expired;
+    uint64_t admitted, expired, evicted;
 };
 
 static int grow_array(void **p, size_t *cap, size_t need, size_t elem)
@@ -434,12 +434,81 @@ size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_
     return n;
 }
 
+typedef struct {
+    int64_t ts;
+    uint32_t e;
+} age_t;
+
+static int older(const age_t *a, const age_t *b)
+{
+    return a->ts < b->ts || (a->ts == b->ts && a->e < b->e);
+}
+
+/* Moves the k oldest of a[0..n) to the front (any order): quickselect,
+ * Lomuto partition around the middle element (the keys are distinct: the
+ * entry index breaks ties of time). */
+static void select_oldest(age_t *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n; /* the boundary k lies in [lo, hi] */
+    while (hi - lo > 1 && k > lo && k < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        age_t tmp = a[mid];
+        a[mid] = a[hi - 1];
+        a[hi - 1] = tmp;
+        const age_t pivot = a[hi - 1];
+        size_t store = lo;
+        for (size_t i = lo; i < hi - 1; i++)
+            if (older(&a[i], &pivot)) {
+                tmp = a[i];
+                a[i] = a[store];
+                a[store++] = tmp;
+            }
+        tmp = a[store];
+        a[store] = a[hi - 1];
+        a[hi - 1] = tmp;
+        /* a[lo..store) older than the pivot at store, a(store..hi) newer */
+        if (k <= store)
+            hi = store;
+        else
+            lo = store + 1;
+    }
+}
+
+size_t emb_evict_lru(emb_table_t *t, size_t max, size_t low, int (*keep)(void *arg, uint32_t e),
+                     void (*gone)(void *arg, uint32_t e), void *arg)
+{
+    if (t->nent <= max)
+        return 0;
+    if (low > max)
+        low = max;
+    age_t *a = malloc(sizeof(age_t) * (t->nent ? t->nent : 1));
+    if (!a)
+        return 0; /* no memory for the pass: the next one tries again */
+    size_t n = 0;
+    for (size_t e = 0; e < t->ent_hi; e++) {
+        const entry_t *en = &t->ent[e];
+        if ((en->flags & F_ALIVE) && !(keep && keep(arg, (uint32_t)e)))
+            a[n++] = (age_t){en->last_seen, (uint32_t)e};
+    }
+    size_t want = t->nent - low, k = want < n ? want : n;
+    select_oldest(a, n, k);
+    for (size_t i = 0; i < k; i++) {
+        if (gone)
+            gone(arg, a[i].e);
+        remove_entry(t, a[i].e);
+        t->evicted++;
+    }
+    free(a);
+    return k;
+}
+
 void emb_stats(const emb_table_t *t, emb_stats_t *out)
 {
     out->entries = t->nent;
     out->rows = t->nrows;
     out->admitted = t->admitted;
     out->expired = t->expired;
+    out->evicted = t->evicted;
     out->bytes = sizeof(*t) + t->nslots * (sizeof(uint64_t) + sizeof(uint32_t)) +
                  t->ent_cap * sizeof(entry_t) + t->row_cap * (sizeof(float) * t->stride) +
                  t->row_cap * sizeof(uint32_t) + t->dirty_cap * sizeof(uint32_t) + t->id_bytes;

@@ -36,7 +36,8 @@ typedef struct {
     size_t rows;       /* rows in use, fallback included */
     size_t bytes;      /* memory held by the table */
     uint64_t admitted; /* ids that got a row of their own, ever */
-    uint64_t expired;  /* ids removed by expiry, ever */
+    uint64_t expired;  /* ids removed by expiry or eviction, ever */
+    uint64_t evicted;  /* of those, by emb_evict_lru (since this process started) */
 } emb_stats_t;
 
 typedef struct emb_table emb_table_t;
@@ -77,6 +78,15 @@ size_t emb_dirty_count(const emb_table_t *t);
 size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e), void *arg);
 
 void emb_stats(const emb_table_t *t, emb_stats_t *out);
+
+/* When the table holds more than max ids, removes the least recently seen
+ * (by last-seen time) until it holds `low` (≤ max), skipping those keep()
+ * says are still referred to; gone(arg, e) is called for each just before
+ * its entry is removed (its id is still readable). An O(ids) pass, so the
+ * caller lets the table overshoot max a little and evicts down to a lower
+ * mark. Returns how many were removed. */
+size_t emb_evict_lru(emb_table_t *t, size_t max, size_t low, int (*keep)(void *arg, uint32_t e),
+                     void (*gone)(void *arg, uint32_t e), void *arg);
 
 /* Writes every live id (hash, bytes, count, last-seen) and its row
  * (parameters and optimizer state) to w; 0 or -1 (w->err set). */

@@ -156,6 +156,61 @@ static void test_threads_learn_alike(void **state)
     }
 }
 
+/* max_users / max_items bound the tables: past the limit the least recently
+ * seen ids are evicted (and reported gone) between micro-batches, so a table
+ * exceeds its limit by at most one micro-batch; the latest ids stay. */
+typedef struct {
+    int users, items;
+} gone_count_t;
+
+static void on_gone(void *arg, char side, const char *id, size_t len)
+{
+    gone_count_t *g = arg;
+    assert_true(len > 0 && id != NULL);
+    if (side == 'u')
+        g->users++;
+    else
+        g->items++;
+}
+
+static void test_eviction_bounds_tables(void **state)
+{
+    stream_t *s = *state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.max_users = 100;
+    cfg.max_items = 300;
+    cfg.ring_capacity = 64;
+    cfg.batch_events = 32;
+    char err[256];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    gone_count_t g = {0, 0};
+    learner_on_gone(l, on_gone, &g);
+    size_t peak_u = 0, peak_i = 0;
+    for (size_t k = 0; k < s->ntrain; k += 32) {
+        size_t n = s->ntrain - k < 32 ? s->ntrain - k : 32;
+        assert_int_equal(learner_learn(l, s->ev + k, n), n);
+        learner_stats_t st;
+        learner_stats(l, &st);
+        peak_u = st.users.entries > peak_u ? st.users.entries : peak_u;
+        peak_i = st.items.entries > peak_i ? st.items.entries : peak_i;
+    }
+    learner_stats_t st;
+    learner_stats(l, &st);
+    print_message("max 100 users, 300 items: peaks %zu, %zu; evicted %llu, %llu\n", peak_u, peak_i,
+                  (unsigned long long)st.users.evicted, (unsigned long long)st.items.evicted);
+    assert_true(peak_u <= 100 + 32 && peak_i <= 300 + 32);
+    assert_true(st.users.evicted > 0 && st.items.evicted > 0);
+    assert_int_equal(g.users, (int)st.users.evicted);
+    assert_int_equal(g.items, (int)st.items.evicted);
+    const lrn_event_t *last = &s->ev[s->ntrain - 1];
+    assert_true(emb_find(learner_users(l), last->user.h, last->user.id, last->user.len) != EMB_NONE);
+    assert_true(emb_find(learner_items(l), last->item.h, last->item.id, last->item.len) != EMB_NONE);
+    assert_true(isfinite(st.loss_ewma));
+    learner_free(l);
+}
+
 /* Prequential quality rises as the stream is learned. */
 static void test_prequential_improves(void **state)
 {
@@ -409,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_every_loss_and_sampler_learns),
         cmocka_unit_test(test_prequential_improves),
         cmocka_unit_test(test_threads_learn_alike),
+        cmocka_unit_test(test_eviction_bounds_tables),
         cmocka_unit_test(test_refusals_and_dirty),
         cmocka_unit_test(test_expiry_spares_the_buffer),
         cmocka_unit_test(test_save_load_resumes_exactly),

@@ -776,6 +776,80 @@ static void test_stats_bytes_grow(void **state)
     emb_free(t);
 }
 
+/* Eviction: past max, the least recently seen go first, down to low; a
+ * kept entry stays whatever its age; gone() sees each id before it goes;
+ * nothing happens at or under max. Ties in last-seen time are common (a
+ * micro-batch shares one time): many entries share each time here. */
+typedef struct {
+    emb_table_t *t;
+    int gone;
+    int bad_id;
+} evict_ctx_t;
+
+static int keep_tens(void *arg, uint32_t e)
+{
+    size_t len;
+    const char *id = emb_entry_id(((evict_ctx_t *)arg)->t, e, &len);
+    return atoi(id) % 10 == 0;
+}
+
+static void count_gone(void *arg, uint32_t e)
+{
+    evict_ctx_t *c = arg;
+    size_t len;
+    const char *id = emb_entry_id(c->t, e, &len);
+    c->gone++;
+    c->bad_id += !(len > 0 && id[0] >= '0' && id[0] <= '9');
+}
+
+static void test_evict_lru(void **state)
+{
+    (void)state;
+    emb_table_t *t = make_table(1, 0);
+    rng_t r;
+    rng_seed(&r, 17);
+    enum { N = 5000 };
+    static int64_t seen[N];
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        seen[i] = (int64_t)rng_below(&r, 300); /* ~17 entries per time */
+        emb_touch(t, id_hash(id, strlen(id)), id, strlen(id), seen[i]);
+    }
+    evict_ctx_t c = {t, 0, 0};
+    assert_int_equal(emb_evict_lru(t, N, N - 100, keep_tens, count_gone, &c), 0); /* at max */
+    size_t n = emb_evict_lru(t, 4000, 3000, keep_tens, count_gone, &c);
+    assert_int_equal(n, N - 3000);
+    assert_int_equal(c.gone, (int)n);
+    assert_int_equal(c.bad_id, 0);
+    emb_stats_t st;
+    emb_stats(t, &st);
+    assert_int_equal(st.entries, 3000);
+    assert_int_equal(st.evicted, n);
+    /* every kept one is there; of the others, none gone is newer than one kept */
+    int64_t newest_gone = -1, oldest_left = INT64_MAX;
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        int here = emb_find(t, id_hash(id, strlen(id)), id, strlen(id)) != EMB_NONE;
+        if (i % 10 == 0) {
+            assert_true(here);
+            continue;
+        }
+        if (here && seen[i] < oldest_left)
+            oldest_left = seen[i];
+        if (!here && seen[i] > newest_gone)
+            newest_gone = seen[i];
+    }
+    assert_true(newest_gone <= oldest_left);
+    /* more kept than low allows: it stops at what it may remove */
+    n = emb_evict_lru(t, 100, 50, keep_tens, count_gone, &c);
+    emb_stats(t, &st);
+    assert_int_equal(st.entries, N / 10);
+    assert_int_equal(n, 3000 - N / 10);
+    emb_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -790,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_expire_basic),
         cmocka_unit_test(test_expire_disabled),
         cmocka_unit_test(test_expire_keep_veto),
+        cmocka_unit_test(test_evict_lru),
         cmocka_unit_test(test_expire_random_real_hashes),
         cmocka_unit_test(test_expire_random_clustered_hashes),
         cmocka_unit_test(test_sample_row_admitted_live_only),
