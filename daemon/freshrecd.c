@@ -317,6 +317,21 @@ static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double sec
     }
 }
 
+/* The vector published for entry e of table t: into v, its dim returned.
+ * Dims are bounded by the config: ≤ 3072 (NeuMF), 4096 (DSSM), 1024. */
+static int published_vector(app_t *a, emb_table_t *t, char side, uint32_t e,
+                            float v[STATS_VECTOR_MAX])
+{
+    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
+    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
+    uint32_t row = emb_entry_row(t, e);
+    if (m)
+        pairmodel_vector(m, side, emb_row(t, row), v);
+    else
+        memcpy(v, emb_row(t, row), sizeof(float) * V);
+    return V;
+}
+
 static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
 {
     if (a->dirty_cap < budget) {
@@ -327,20 +342,47 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
         a->dirty_cap = budget;
     }
     size_t n = emb_take_dirty(t, a->dirty, budget);
-    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
-    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
-    float v[4096]; /* dims are bounded by the config: ≤ 3072 (NeuMF), 4096 (DSSM), 1024 */
+    float v[STATS_VECTOR_MAX];
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const char *id = emb_entry_id(t, a->dirty[i], &len);
-        uint32_t row = emb_entry_row(t, a->dirty[i]);
-        if (m)
-            pairmodel_vector(m, side, emb_row(t, row), v);
-        else
-            memcpy(v, emb_row(t, row), sizeof(float) * V);
+        int V = published_vector(a, t, side, a->dirty[i], v);
         pub_add(a->pub, side, id, len, v, V);
     }
     return n;
+}
+
+/* GET /vector on the stats port: what a publish round would write now. */
+static int on_vector(void *arg, char side, const char *id, size_t len, float *out, int cap)
+{
+    app_t *a = arg;
+    emb_table_t *t = side == 'u' ? users_table(a) : items_table(a);
+    uint32_t e = emb_find(t, id_hash(id, len), id, len);
+    if (e == EMB_NONE)
+        return 0;
+    float v[STATS_VECTOR_MAX];
+    int V = published_vector(a, t, side, e, v);
+    if (V <= cap)
+        memcpy(out, v, sizeof(float) * (size_t)V);
+    return V; /* more than cap: the caller refuses it */
+}
+
+/* A Redis without the meta hash lost what was published (restarted without
+ * its data, an empty replica promoted, FLUSHALL): everything is dirty again. */
+static void on_redis_empty(void *arg)
+{
+    app_t *a = arg;
+    emb_table_t *tabs[2] = {users_table(a), items_table(a)};
+    size_t n = 0;
+    for (int k = 0; k < 2; k++)
+        for (uint32_t e = 0; e < emb_entry_cap(tabs[k]); e++)
+            if (emb_entry_alive(tabs[k], e)) {
+                emb_mark_dirty(tabs[k], e);
+                n++;
+            }
+    if (n)
+        log_msg(LOG_INFO, "redis", "no meta hash in Redis (it lost its data?): publishing all %zu "
+                "vectors again", n);
 }
 
 /* One round: every dirty vector (up to publish_max_keys) and the meta hash. */
@@ -947,6 +989,7 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "redis", "%s", err);
         goto out;
     }
+    pub_set_on_empty(a->pub, on_redis_empty);
     if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, a->ckpt_path[0] != 0, on_batch, a, err,
                                  sizeof(err)))) {
         log_msg(LOG_ERROR, "kafka", "%s", err);
@@ -967,6 +1010,7 @@ int main(int argc, char **argv)
             log_msg(LOG_ERROR, "stats", "%s", err);
             goto out;
         }
+        stats_set_vector_fn(a->stats, on_vector, a);
     }
     a->publish_ev = event_new(a->base, -1, EV_PERSIST, on_publish, a);
     a->cron_ev = event_new(a->base, -1, EV_PERSIST, on_cron, a);

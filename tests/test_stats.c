@@ -2,8 +2,8 @@
  * the Prometheus text is read back with a small strict parser of the
  * exposition format (HELP and TYPE for every family, grouped samples, counter
  * names, cumulative histogram buckets), label escaping, non-finite values, the
- * JSON figures, the health verdict, the latency histogram's edges, and real
- * HTTP requests to a server on a free loopback port.
+ * JSON figures, the health verdict, the latency histogram's edges, the
+ * /vector answer, and real HTTP requests to a server on a free loopback port.
  * Not for: how the daemon gathers the figures (test_daemon). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "keys.h"
 #include "stats.h"
 
 /* ---- a strict reader of the Prometheus text format 0.0.4 --------------- */
@@ -1056,6 +1057,151 @@ static void test_http(void **state)
     event_base_free(base);
 }
 
+/* ---- /vector ----------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    char side;
+    char id[64];
+    size_t len;
+} vec_ctx_t;
+
+#define ODD_ID "a b+c/\xc3\xa9" /* space, plus, slash, é */
+
+/* The daemon's side of /vector, faked: two ids with known vectors. */
+static int fake_vector(void *arg, char side, const char *id, size_t len, float *out, int cap)
+{
+    vec_ctx_t *c = arg;
+    c->calls++;
+    c->side = side;
+    c->len = len;
+    snprintf(c->id, sizeof(c->id), "%.*s", (int)len, id);
+    static const float u42[4] = {0.1f, -2.5f, 1.0f, 1.0f / 3.0f};
+    if (side == 'u' && len == 3 && memcmp(id, "u42", 3) == 0) {
+        memcpy(out, u42, sizeof(u42));
+        return 4;
+    }
+    if (side == 'i' && len == strlen(ODD_ID) && memcmp(id, ODD_ID, len) == 0) {
+        out[0] = -0.0f;
+        out[1] = 1e-40f; /* subnormal */
+        return 2;
+    }
+    if (side == 'u' && len == 4 && memcmp(id, "huge", 4) == 0)
+        return cap + 1;
+    return 0;
+}
+
+static void test_vector(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    snap_ctx_t ctx = {0};
+    vec_ctx_t vc = {0};
+    char err[256] = "";
+    stats_t *s = stats_start(base, "127.0.0.1", 0, snapshot, &ctx, err, sizeof(err));
+    if (s == NULL)
+        fail_msg("stats_start: %s", err);
+    int port = stats_port(s);
+
+    /* not served until the daemon hands in its vectors */
+    http_resp_t *r = http_do(base, port, EVHTTP_REQ_GET, "/vector?user=u42");
+    assert_int_equal(r->code, 404);
+    free(r);
+    stats_set_vector_fn(s, fake_vector, &vc);
+
+    r = http_do(base, port, EVHTTP_REQ_GET, "/vector?user=u42");
+    assert_int_equal(r->code, 200);
+    assert_string_equal(r->ctype, "application/json");
+    assert_non_null(strstr(r->body, "0.100000001")); /* 9 digits: enough to read back */
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->blen, 0, &je);
+    if (j == NULL)
+        fail_msg("/vector: %s: %s", je.text, r->body);
+    assert_string_equal(json_string_value(jpath(j, "side", NULL)), "user");
+    assert_string_equal(json_string_value(jpath(j, "id", NULL)), "u42");
+    assert_int_equal(jint(jpath(j, "dim", NULL)), 4);
+    /* the bytes Redis holds: little-endian float32 */
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)),
+                        "cdcccc3d" "000020c0" "0000803f" "abaaaa3e");
+    static const float want[4] = {0.1f, -2.5f, 1.0f, 1.0f / 3.0f};
+    json_t *vec = jpath(j, "vector", NULL);
+    assert_int_equal(json_array_size(vec), 4);
+    for (int i = 0; i < 4; i++)
+        assert_true((float)json_number_value(json_array_get(vec, (size_t)i)) == want[i]);
+    json_decref(j);
+    free(r);
+    assert_int_equal(vc.side, 'u');
+
+    /* percent-decoded, '+' kept as a plus; -0 and a subnormal exactly */
+    r = http_do(base, port, EVHTTP_REQ_GET, "/vector?item=a%20b+c%2F%C3%A9");
+    assert_int_equal(r->code, 200);
+    j = json_loadb(r->body, r->blen, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(jpath(j, "side", NULL)), "item");
+    assert_string_equal(json_string_value(jpath(j, "id", NULL)), ODD_ID);
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "00000080" "c2160100");
+    vec = jpath(j, "vector", NULL);
+    float f0 = (float)json_number_value(json_array_get(vec, 0));
+    float f1 = (float)json_number_value(json_array_get(vec, 1));
+    unsigned char b[8], wantb[8];
+    keys_f32le_encode(b, (float[]){f0, f1}, 2);
+    keys_f32le_encode(wantb, (float[]){-0.0f, 1e-40f}, 2);
+    assert_memory_equal(b, wantb, 8);
+    json_decref(j);
+    free(r);
+
+    static const struct {
+        const char *path;
+        int code;
+        const char *body; /* a part of it */
+    } cases[] = {
+        {"/vector?user=nobody", 404, "no such user"},
+        {"/vector?item=u42", 404, "no such item"}, /* the sides are apart */
+        {"/vector", 400, "want /vector?user=ID"},
+        {"/vector?", 400, "want /vector?user=ID"},
+        {"/vector?user=", 400, "an empty id"},
+        {"/vector?users=u42", 400, "want /vector?user=ID"},
+        {"/vector?id=u42", 400, "want /vector?user=ID"},
+        {"/vector?user=u42&item=i1", 400, "one parameter"},
+        {"/vector?user=huge", 500, "more than"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        r = http_do(base, port, EVHTTP_REQ_GET, cases[i].path);
+        if (r->code != cases[i].code || strstr(r->body, cases[i].body) == NULL)
+            fail_msg("%s: %d '%s', want %d '%s'", cases[i].path, r->code, r->body, cases[i].code,
+                     cases[i].body);
+        free(r);
+    }
+    int calls = vc.calls;
+    r = http_do(base, port, EVHTTP_REQ_POST, "/vector?user=u42");
+    assert_int_equal(r->code, 405);
+    free(r);
+    r = http_do(base, port, EVHTTP_REQ_HEAD, "/vector?user=u42");
+    assert_int_equal(r->code, 200);
+    assert_int_equal(r->blen, 0);
+    free(r);
+    assert_int_equal(vc.calls, calls + 1); /* POST asked nothing */
+
+    /* an id that is not UTF-8 is null in the JSON; the hex still says it all */
+    struct evbuffer *out = evbuffer_new();
+    stats_render_vector('u', "\xff", 1, (float[]){2.0f}, 1, out);
+    size_t n = evbuffer_get_length(out);
+    char text[256];
+    assert_true(n < sizeof(text));
+    evbuffer_remove(out, text, n);
+    text[n] = '\0';
+    evbuffer_free(out);
+    j = json_loads(text, 0, &je);
+    assert_non_null(j);
+    assert_true(json_is_null(jpath(j, "id", NULL)));
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "00000040");
+    json_decref(j);
+
+    stats_stop(s);
+    event_base_free(base);
+}
+
 static void test_start_errors(void **state)
 {
     (void)state;
@@ -1113,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_healthy),
         cmocka_unit_test(test_latency_edges),
         cmocka_unit_test(test_http),
+        cmocka_unit_test(test_vector),
         cmocka_unit_test(test_start_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
