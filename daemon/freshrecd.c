@@ -577,11 +577,15 @@ static int checkpoint(app_t *a)
         log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
     if (ckpt_write(a->ckpt_path, save_all, a, err, sizeof(err))) {
         a->m.checkpoint_errors_total++;
+        a->m.checkpoint_failing = 1;
         log_limited(&a->bad_log, LOG_ERROR, "checkpoint", "%s; offsets stay uncommitted", err);
         return -1;
     }
     a->m.checkpoint_seconds = clock_mono_s() - t0;
     a->m.checkpoint_total++;
+    if (a->m.checkpoint_failing)
+        log_msg(LOG_INFO, "checkpoint", "%s written again; committing its offsets", a->ckpt_path);
+    a->m.checkpoint_failing = 0;
     struct stat st;
     if (stat(a->ckpt_path, &st) == 0)
         a->m.checkpoint_bytes = (uint64_t)st.st_size;
@@ -898,6 +902,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (RLIMIT_FSIZE) makes a checkpoint's write fail with
+     * EFBIG, like a full disk, instead of killing the daemon */
+    signal(SIGXFSZ, SIG_IGN);
     kern_set_threads(1);
 
     int rc = 1;

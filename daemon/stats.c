@@ -246,6 +246,9 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_gauge(out, "freshrec_checkpoint_seconds",
                "Time the last checkpoint took to write (the loop waits meanwhile).",
                m->checkpoint_seconds);
+    prom_gauge_u64(out, "freshrec_checkpoint_failing",
+                   "1 while the last checkpoint could not be written (offsets stay uncommitted).",
+                   m->checkpoint_failing != 0);
     if (m->ctr) {
         prom_gauge(out, "freshrec_auc",
                    "Click-through models: progressive AUC (predicted before learned), over the "
@@ -394,7 +397,7 @@ static int dump_to_evbuffer(const char *buf, size_t size, void *data)
 void stats_render_json(const metrics_t *m, struct evbuffer *out)
 {
     const learner_stats_t *ls = &m->learner;
-    char reason[128];
+    char reason[192];
     int healthy = stats_healthy(m, reason, sizeof(reason));
     json_t *root = json_pack(
         "{s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:{s:b}, s:o, "
@@ -410,6 +413,12 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
         evbuffer_add_printf(out, "{}\n");
         return;
     }
+    json_object_set_new(root, "checkpoint",
+                        json_pack("{s:o, s:o, s:b, s:o, s:o}", "total", j_u64(m->checkpoint_total),
+                                  "errors", j_u64(m->checkpoint_errors_total), "failing",
+                                  m->checkpoint_failing != 0, "seconds",
+                                  j_real(m->checkpoint_seconds), "bytes",
+                                  j_u64(m->checkpoint_bytes)));
     if (m->ctr) {
         json_t *learning = json_object_get(root, "learning");
         json_object_set_new(learning, "auc", j_real(m->auc));
@@ -424,13 +433,18 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
 
 int stats_healthy(const metrics_t *m, char *reason, size_t len)
 {
-    const char *consuming = m->consuming ? "" : "not consuming (no partitions assigned)";
-    const char *redis = m->redis_connected ? "" : "redis disconnected";
-    int healthy = m->consuming && m->redis_connected;
+    const char *why[3];
+    int n = 0;
+    if (!m->consuming)
+        why[n++] = "not consuming (no partitions assigned)";
+    if (!m->redis_connected)
+        why[n++] = "redis disconnected";
+    if (m->checkpoint_failing)
+        why[n++] = "checkpoints failing (offsets stay uncommitted)";
     if (len > 0)
-        snprintf(reason, len, "%s%s%s", healthy ? "ok" : consuming,
-                 *consuming && *redis ? "; " : "", redis);
-    return healthy;
+        snprintf(reason, len, "%s%s%s%s%s", n ? why[0] : "ok", n > 1 ? "; " : "",
+                 n > 1 ? why[1] : "", n > 2 ? "; " : "", n > 2 ? why[2] : "");
+    return m->consuming && m->redis_connected;
 }
 
 /* ---- vectors ----------------------------------------------------------- */
@@ -587,9 +601,13 @@ static void handle(struct evhttp_request *req, void *arg)
             stats_render_json(&s->snap, body);
             reply(req, HTTP_OK, "OK", "application/json", body);
         } else {
-            char why[128];
+            char why[192];
             if (stats_healthy(&s->snap, why, sizeof(why))) {
-                evbuffer_add_printf(body, "ok\n");
+                /* serving: 200, but say what is wrong all the same */
+                if (strcmp(why, "ok") == 0)
+                    evbuffer_add_printf(body, "ok\n");
+                else
+                    evbuffer_add_printf(body, "degraded: %s\n", why);
                 reply(req, HTTP_OK, "OK", text, body);
             } else {
                 evbuffer_add_printf(body, "degraded: %s\n", why);

@@ -444,6 +444,12 @@ static void fill(metrics_t *m)
     m->part[1] = (metrics_partition_t){.topic = "events", .partition = 1, .lag = -1, .stored = -1};
     m->part[2] = (metrics_partition_t){.topic = "events", .partition = 2, .lag = 0, .stored = 7};
 
+    m->checkpoint_total = 801;
+    m->checkpoint_errors_total = 802;
+    m->checkpoint_bytes = 803;
+    m->checkpoint_seconds = 0.5;
+    m->checkpoint_failing = 0; /* healthy */
+
     m->uptime_s = 3600.5;
     m->rss_bytes = 123456789;
     m->consuming = 1;
@@ -566,6 +572,11 @@ static void test_prometheus_values(void **state)
         {"freshrec_redis_connected", 1},
         {"freshrec_consuming", 1},
         {"freshrec_publish_latency_seconds_count", 5},
+        {"freshrec_checkpoint_total", 801},
+        {"freshrec_checkpoint_errors_total", 802},
+        {"freshrec_checkpoint_bytes", 803},
+        {"freshrec_checkpoint_seconds", 0.5},
+        {"freshrec_checkpoint_failing", 0},
         {"freshrec_publish_latency_seconds_sum", 0.0005 + 0.003 + 0.003 + 0.2 + 7.0},
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
@@ -795,7 +806,22 @@ static void test_json(void **state)
     assert_string_equal(json_string_value(jpath(j, "model", NULL)), "neumf");
     assert_true(json_is_true(jpath(j, "healthy", NULL)));
     assert_string_equal(json_string_value(jpath(j, "health_reason", NULL)), "ok");
+    assert_int_equal(jint(jpath(j, "checkpoint", "total", NULL)), 801);
+    assert_int_equal(jint(jpath(j, "checkpoint", "errors", NULL)), 802);
+    assert_int_equal(jint(jpath(j, "checkpoint", "bytes", NULL)), 803);
+    assert_true(json_real_value(jpath(j, "checkpoint", "seconds", NULL)) == 0.5);
+    assert_true(json_is_false(jpath(j, "checkpoint", "failing", NULL)));
     json_decref(j);
+
+    /* failing checkpoints: still healthy (it learns and publishes), but said */
+    m->checkpoint_failing = 1;
+    j = render_json(m);
+    assert_true(json_is_true(jpath(j, "checkpoint", "failing", NULL)));
+    assert_true(json_is_true(jpath(j, "healthy", NULL)));
+    assert_string_equal(json_string_value(jpath(j, "health_reason", NULL)),
+                        "checkpoints failing (offsets stay uncommitted)");
+    json_decref(j);
+    m->checkpoint_failing = 0;
 
     /* non-finite figures become null; a degraded snapshot says why */
     m->learner.loss_ewma = NAN;
@@ -819,20 +845,27 @@ static void test_healthy(void **state)
 {
     (void)state;
     static const struct {
-        int consuming, redis, healthy;
+        int consuming, redis, ckpt_failing, healthy;
         const char *reason;
     } cases[] = {
-        {1, 1, 1, "ok"},
-        {0, 1, 0, "not consuming (no partitions assigned)"},
-        {1, 0, 0, "redis disconnected"},
-        {0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
+        {1, 1, 0, 1, "ok"},
+        {0, 1, 0, 0, "not consuming (no partitions assigned)"},
+        {1, 0, 0, 0, "redis disconnected"},
+        {0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
+        /* failing checkpoints are said, but leave it serving */
+        {1, 1, 1, 1, "checkpoints failing (offsets stay uncommitted)"},
+        {1, 0, 1, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
+        {0, 0, 1, 0,
+         "not consuming (no partitions assigned); redis disconnected; checkpoints failing "
+         "(offsets stay uncommitted)"},
     };
     metrics_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         m->consuming = cases[i].consuming;
         m->redis_connected = cases[i].redis;
-        char reason[128];
+        m->checkpoint_failing = cases[i].ckpt_failing;
+        char reason[192];
         assert_int_equal(stats_healthy(m, reason, sizeof(reason)), cases[i].healthy);
         assert_string_equal(reason, cases[i].reason);
         char tiny[8]; /* truncated, still terminated */
@@ -887,6 +920,7 @@ static void test_latency_edges(void **state)
 
 typedef struct {
     int healthy;
+    int ckpt_failing;
     int calls;
     int dirty; /* the snapshot handed in was not zeroed */
 } snap_ctx_t;
@@ -900,6 +934,7 @@ static void snapshot(void *arg, metrics_t *out)
     fill(out);
     out->consuming = c->healthy;
     out->redis_connected = 1;
+    out->checkpoint_failing = c->ckpt_failing;
     out->publish_total = (uint64_t)++c->calls; /* a fresh snapshot per request */
 }
 
@@ -1025,6 +1060,12 @@ static void test_http(void **state)
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "ok\n");
     free(r);
+    ctx.ckpt_failing = 1; /* serving still: 200, and the body says what is wrong */
+    r = http_do(base, port, EVHTTP_REQ_GET, "/healthz");
+    assert_int_equal(r->code, 200);
+    assert_string_equal(r->body, "degraded: checkpoints failing (offsets stay uncommitted)\n");
+    free(r);
+    ctx.ckpt_failing = 0;
 
     /* HEAD sends no body: the next response on the connection reads cleanly */
     struct evhttp_connection *conn = http_conn(base, port);
