@@ -417,6 +417,19 @@ static void on_publish(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------ stats */
 
+/* events learned: the counter that checkpoints keep */
+static uint64_t learned_total(app_t *a)
+{
+    if (a->learner) {
+        learner_stats_t ls;
+        learner_stats(a->learner, &ls);
+        return ls.events;
+    }
+    ctr_stats_t cs;
+    ctr_stats(a->ctr, &cs);
+    return cs.examples;
+}
+
 static uint64_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -953,7 +966,8 @@ int main(int argc, char **argv)
             if (access(tries[t], F_OK))
                 continue;
             if (ckpt_read(tries[t], load_all, a, err, sizeof(err)) == 0) {
-                log_msg(LOG_INFO, "checkpoint", "restored %s", tries[t]);
+                log_msg(LOG_INFO, "checkpoint", "restored %s: %llu events learned", tries[t],
+                        (unsigned long long)learned_total(a));
                 break;
             }
             log_msg(LOG_ERROR, "checkpoint", "%s: skipped", err);
