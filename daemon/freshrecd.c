@@ -381,8 +381,8 @@ static void on_redis_empty(void *arg)
                 n++;
             }
     if (n)
-        log_msg(LOG_INFO, "redis", "no meta hash in Redis (it lost its data?): publishing all %zu "
-                "vectors again", n);
+        log_msg(LOG_INFO, "redis",
+                "no meta hash in Redis (it lost its data?): publishing all %zu vectors again", n);
 }
 
 /* One round: every dirty vector (up to publish_max_keys) and the meta hash. */

@@ -413,12 +413,11 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
         evbuffer_add_printf(out, "{}\n");
         return;
     }
-    json_object_set_new(root, "checkpoint",
-                        json_pack("{s:o, s:o, s:b, s:o, s:o}", "total", j_u64(m->checkpoint_total),
-                                  "errors", j_u64(m->checkpoint_errors_total), "failing",
-                                  m->checkpoint_failing != 0, "seconds",
-                                  j_real(m->checkpoint_seconds), "bytes",
-                                  j_u64(m->checkpoint_bytes)));
+    json_object_set_new(
+        root, "checkpoint",
+        json_pack("{s:o, s:o, s:b, s:o, s:o}", "total", j_u64(m->checkpoint_total), "errors",
+                  j_u64(m->checkpoint_errors_total), "failing", m->checkpoint_failing != 0,
+                  "seconds", j_real(m->checkpoint_seconds), "bytes", j_u64(m->checkpoint_bytes)));
     if (m->ctr) {
         json_t *learning = json_object_get(root, "learning");
         json_object_set_new(learning, "auc", j_real(m->auc));

@@ -142,8 +142,7 @@ static int setup(void **state)
              build && *build ? build : "build");
     unlink(log_path);
     snprintf(dir, sizeof(dir), "/tmp/fr-ckr-XXXXXX");
-    if (!mkdtemp(dir) || (redis = harness_redis_start(rport)) < 0 ||
-        harness_kafka_start(&K, PARTS))
+    if (!mkdtemp(dir) || (redis = harness_redis_start(rport)) < 0 || harness_kafka_start(&K, PARTS))
         return -1;
     return 0;
 }

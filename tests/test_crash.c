@@ -143,11 +143,11 @@ static int setup(void **state)
     rport = harness_free_port();
     sport = harness_free_port();
     const char *build = getenv("BUILD");
-    snprintf(log_path, sizeof(log_path), "%s/tests/test_crash.log", build && *build ? build : "build");
+    snprintf(log_path, sizeof(log_path), "%s/tests/test_crash.log",
+             build && *build ? build : "build");
     unlink(log_path);
     snprintf(dir, sizeof(dir), "/tmp/fr-crash-XXXXXX");
-    if (!mkdtemp(dir) || (redis = harness_redis_start(rport)) < 0 ||
-        harness_kafka_start(&K, PARTS))
+    if (!mkdtemp(dir) || (redis = harness_redis_start(rport)) < 0 || harness_kafka_start(&K, PARTS))
         return -1;
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
     return 0;
@@ -175,8 +175,9 @@ static void test_sigkill_three_random_moments(void **state)
     const char *env = getenv("FRESHREC_SEED");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = env && *env ? strtoull(env, NULL, 10)
-                                : ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec) % 1000000007u;
+    uint64_t seed = env && *env
+                        ? strtoull(env, NULL, 10)
+                        : ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec) % 1000000007u;
     print_message("seed %llu (FRESHREC_SEED=%llu replays these kill moments)\n",
                   (unsigned long long)seed, (unsigned long long)seed);
     rng_t rng;
@@ -223,8 +224,7 @@ static void test_sigkill_three_random_moments(void **state)
                       "produced %ld, learned %.0f (last reading), restored %lld learned from the "
                       "checkpoint, so %.0f to learn again; consuming again %.1f s later\n",
                       i + 1, kills[i].at_s, delay[i], kills[i].ckpts, kills[i].produced,
-                      kills[i].learned,
-                      kills[i].restored < 0 ? 0 : kills[i].restored,
+                      kills[i].learned, kills[i].restored < 0 ? 0 : kills[i].restored,
                       kills[i].learned - (double)(kills[i].restored < 0 ? 0 : kills[i].restored),
                       kills[i].back_s);
     }
@@ -246,10 +246,11 @@ static void test_sigkill_three_random_moments(void **state)
                   "%.0f, lost %.0f\n",
                   EVENTS, final, final > EVENTS ? final - EVENTS : 0,
                   final < EVENTS ? EVENTS - final : 0);
-    assert_int_equal((long)final, EVENTS);
+    assert_int_equal((long) final, EVENTS);
     if (!during)
         fail_msg("a kill came after the producer had finished: the machine is too slow for "
-                 "RATE %.0f/s", RATE);
+                 "RATE %.0f/s",
+                 RATE);
 
     /* a clean stop commits what the last checkpoint holds: every partition's end */
     assert_int_equal(kill(daemon_pid, SIGTERM), 0);

@@ -1163,8 +1163,10 @@ static void test_vector(void **state)
     assert_string_equal(json_string_value(jpath(j, "id", NULL)), "u42");
     assert_int_equal(jint(jpath(j, "dim", NULL)), 4);
     /* the bytes Redis holds: little-endian float32 */
-    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)),
-                        "cdcccc3d" "000020c0" "0000803f" "abaaaa3e");
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "cdcccc3d"
+                                                                    "000020c0"
+                                                                    "0000803f"
+                                                                    "abaaaa3e");
     static const float want[4] = {0.1f, -2.5f, 1.0f, 1.0f / 3.0f};
     json_t *vec = jpath(j, "vector", NULL);
     assert_int_equal(json_array_size(vec), 4);
@@ -1181,7 +1183,8 @@ static void test_vector(void **state)
     assert_non_null(j);
     assert_string_equal(json_string_value(jpath(j, "side", NULL)), "item");
     assert_string_equal(json_string_value(jpath(j, "id", NULL)), ODD_ID);
-    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "00000080" "c2160100");
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "00000080"
+                                                                    "c2160100");
     vec = jpath(j, "vector", NULL);
     float f0 = (float)json_number_value(json_array_get(vec, 0));
     float f1 = (float)json_number_value(json_array_get(vec, 1));
