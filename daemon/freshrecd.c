@@ -370,6 +370,20 @@ static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double sec
     }
 }
 
+/* The vector published for entry e of table t: into v, its dim returned.
+ * Dims are bounded by the config: ≤ 3072 (NeuMF), 4096 (DSSM), 1024. */
+static int published_vector(app_t *a, emb_table_t *t, char side, uint32_t e,
+                            float v[STATS_VECTOR_MAX])
+{
+    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
+    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
+    if (m)
+        learner_vector(a->learner, side, e, v);
+    else
+        memcpy(v, emb_row(t, emb_entry_row(t, e)), sizeof(float) * V);
+    return V;
+}
+
 static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
 {
     if (a->dirty_cap < budget) {
@@ -380,20 +394,47 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
         a->dirty_cap = budget;
     }
     size_t n = emb_take_dirty(t, a->dirty, budget);
-    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
-    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
-    float v[4096]; /* dims are bounded by the config: ≤ 3072 (NeuMF), 4096 (DSSM), 1024 */
+    float v[STATS_VECTOR_MAX];
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const char *id = emb_entry_id(t, a->dirty[i], &len);
-        uint32_t row = emb_entry_row(t, a->dirty[i]);
-        if (m)
-            learner_vector(a->learner, side, a->dirty[i], v);
-        else
-            memcpy(v, emb_row(t, row), sizeof(float) * V);
+        int V = published_vector(a, t, side, a->dirty[i], v);
         pub_add(a->pub, side, id, len, v, V);
     }
     return n;
+}
+
+/* GET /vector on the stats port: what a publish round would write now. */
+static int on_vector(void *arg, char side, const char *id, size_t len, float *out, int cap)
+{
+    app_t *a = arg;
+    emb_table_t *t = side == 'u' ? users_table(a) : items_table(a);
+    uint32_t e = emb_find(t, id_hash(id, len), id, len);
+    if (e == EMB_NONE)
+        return 0;
+    float v[STATS_VECTOR_MAX];
+    int V = published_vector(a, t, side, e, v);
+    if (V <= cap)
+        memcpy(out, v, sizeof(float) * (size_t)V);
+    return V; /* more than cap: the caller refuses it */
+}
+
+/* A Redis without the meta hash lost what was published (restarted without
+ * its data, an empty replica promoted, FLUSHALL): everything is dirty again. */
+static void on_redis_empty(void *arg)
+{
+    app_t *a = arg;
+    emb_table_t *tabs[2] = {users_table(a), items_table(a)};
+    size_t n = 0;
+    for (int k = 0; k < 2; k++)
+        for (uint32_t e = 0; e < emb_entry_cap(tabs[k]); e++)
+            if (emb_entry_alive(tabs[k], e)) {
+                emb_mark_dirty(tabs[k], e);
+                n++;
+            }
+    if (n)
+        log_msg(LOG_INFO, "redis",
+                "no meta hash in Redis (it lost its data?): publishing all %zu vectors again", n);
 }
 
 /* One round: every dirty vector (up to publish_max_keys) and the meta hash. */
@@ -427,6 +468,19 @@ static void on_publish(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ------------------------------------------------------------ stats */
+
+/* events learned: the counter that checkpoints keep */
+static uint64_t learned_total(app_t *a)
+{
+    if (a->learner) {
+        learner_stats_t ls;
+        learner_stats(a->learner, &ls);
+        return ls.events;
+    }
+    ctr_stats_t cs;
+    ctr_stats(a->ctr, &cs);
+    return cs.examples;
+}
 
 static uint64_t rss_bytes(void)
 {
@@ -588,11 +642,15 @@ static int checkpoint(app_t *a)
         log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
     if (ckpt_write(a->ckpt_path, save_all, a, err, sizeof(err))) {
         a->m.checkpoint_errors_total++;
+        a->m.checkpoint_failing = 1;
         log_limited(&a->bad_log, LOG_ERROR, "checkpoint", "%s; offsets stay uncommitted", err);
         return -1;
     }
     a->m.checkpoint_seconds = clock_mono_s() - t0;
     a->m.checkpoint_total++;
+    if (a->m.checkpoint_failing)
+        log_msg(LOG_INFO, "checkpoint", "%s written again; committing its offsets", a->ckpt_path);
+    a->m.checkpoint_failing = 0;
     struct stat st;
     if (stat(a->ckpt_path, &st) == 0)
         a->m.checkpoint_bytes = (uint64_t)st.st_size;
@@ -965,6 +1023,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (RLIMIT_FSIZE) makes a checkpoint's write fail with
+     * EFBIG, like a full disk, instead of killing the daemon */
+    signal(SIGXFSZ, SIG_IGN);
     kern_set_threads(1);
 
     int rc = 1;
@@ -1024,7 +1085,8 @@ int main(int argc, char **argv)
             if (access(tries[t], F_OK))
                 continue;
             if (ckpt_read(tries[t], load_all, a, err, sizeof(err)) == 0) {
-                log_msg(LOG_INFO, "checkpoint", "restored %s", tries[t]);
+                log_msg(LOG_INFO, "checkpoint", "restored %s: %llu events learned", tries[t],
+                        (unsigned long long)learned_total(a));
                 break;
             }
             log_msg(LOG_ERROR, "checkpoint", "%s: skipped", err);
@@ -1067,6 +1129,7 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "redis", "%s", err);
         goto out;
     }
+    pub_set_on_empty(a->pub, on_redis_empty);
     if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, a->ckpt_path[0] != 0, on_batch, a, err,
                                  sizeof(err)))) {
         log_msg(LOG_ERROR, "kafka", "%s", err);
@@ -1087,6 +1150,7 @@ int main(int argc, char **argv)
             log_msg(LOG_ERROR, "stats", "%s", err);
             goto out;
         }
+        stats_set_vector_fn(a->stats, on_vector, a);
     }
     a->publish_ev = event_new(a->base, -1, EV_PERSIST, on_publish, a);
     a->cron_ev = event_new(a->base, -1, EV_PERSIST, on_cron, a);

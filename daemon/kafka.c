@@ -288,8 +288,12 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     }
 
     /* the consumer */
-    char session[24], fetch_wait[24];
+    char session[24], heartbeat[24], fetch_wait[24];
     snprintf(session, sizeof(session), "%d", cfg->session_timeout_ms);
+    /* a third of the session, as Kafka advises, and librdkafka's 3 s at most:
+     * its default alone would let a short session time out between beats */
+    int beat = cfg->session_timeout_ms / 3;
+    snprintf(heartbeat, sizeof(heartbeat), "%d", beat < 3000 ? beat : 3000);
     snprintf(fetch_wait, sizeof(fetch_wait), "%d", cfg->fetch_wait_max_ms);
     conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
@@ -301,6 +305,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
         set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
         set(conf, "enable.partition.eof", "false", errstr, len) ||
         set(conf, "session.timeout.ms", session, errstr, len) ||
+        set(conf, "heartbeat.interval.ms", heartbeat, errstr, len) ||
         set(conf, "fetch.wait.max.ms", fetch_wait, errstr, len) ||
         set(conf, "log_level", "4", errstr, len) ||
         kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))

@@ -54,6 +54,7 @@ typedef struct {
     int consuming; /* has an assignment and no fatal consumer error */
     int redis_connected;
     uint64_t checkpoint_total, checkpoint_errors_total;
+    int checkpoint_failing;    /* the last checkpoint could not be written */
     double checkpoint_seconds; /* the last checkpoint's write: the loop stalls that long */
     uint64_t checkpoint_bytes;
     int ctr;        /* a click-through model: the two figures below are its */

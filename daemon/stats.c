@@ -1,12 +1,14 @@
 /* stats.c — the stats port: an evhttp server on the daemon's event loop that
  * renders a fresh metrics_t snapshot as Prometheus text (GET /metrics), as
- * JSON (GET /stats) or as a health verdict (GET /healthz). Names and labels
- * are the contract written down in proto/README.md.
+ * JSON (GET /stats) or as a health verdict (GET /healthz), and one published
+ * vector as JSON (GET /vector). Names and labels are the contract written
+ * down in proto/README.md.
  * Not for: keeping the figures (the daemon does, in a metrics_t). */
 #define _POSIX_C_SOURCE 200809L
 #include "stats.h"
 
 #include "dashboard.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +34,8 @@ struct stats {
     int port;
     stats_snapshot_fn fn;
     void *arg;
+    stats_vector_fn vector_fn; /* NULL: /vector is not served */
+    void *vector_arg;
     metrics_t snap; /* one request at a time: the loop is single-threaded */
 };
 
@@ -242,6 +246,9 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_gauge(out, "freshrec_checkpoint_seconds",
                "Time the last checkpoint took to write (the loop waits meanwhile).",
                m->checkpoint_seconds);
+    prom_gauge_u64(out, "freshrec_checkpoint_failing",
+                   "1 while the last checkpoint could not be written (offsets stay uncommitted).",
+                   m->checkpoint_failing != 0);
     if (m->ctr) {
         prom_gauge(out, "freshrec_auc",
                    "Click-through models: progressive AUC (predicted before learned), over the "
@@ -390,7 +397,7 @@ static int dump_to_evbuffer(const char *buf, size_t size, void *data)
 void stats_render_json(const metrics_t *m, struct evbuffer *out)
 {
     const learner_stats_t *ls = &m->learner;
-    char reason[128];
+    char reason[192];
     int healthy = stats_healthy(m, reason, sizeof(reason));
     json_t *root = json_pack(
         "{s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:{s:b}, s:o, "
@@ -406,6 +413,11 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
         evbuffer_add_printf(out, "{}\n");
         return;
     }
+    json_object_set_new(
+        root, "checkpoint",
+        json_pack("{s:o, s:o, s:b, s:o, s:o}", "total", j_u64(m->checkpoint_total), "errors",
+                  j_u64(m->checkpoint_errors_total), "failing", m->checkpoint_failing != 0,
+                  "seconds", j_real(m->checkpoint_seconds), "bytes", j_u64(m->checkpoint_bytes)));
     if (m->ctr) {
         json_t *learning = json_object_get(root, "learning");
         json_object_set_new(learning, "auc", j_real(m->auc));
@@ -420,13 +432,84 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
 
 int stats_healthy(const metrics_t *m, char *reason, size_t len)
 {
-    const char *consuming = m->consuming ? "" : "not consuming (no partitions assigned)";
-    const char *redis = m->redis_connected ? "" : "redis disconnected";
-    int healthy = m->consuming && m->redis_connected;
+    const char *why[3];
+    int n = 0;
+    if (!m->consuming)
+        why[n++] = "not consuming (no partitions assigned)";
+    if (!m->redis_connected)
+        why[n++] = "redis disconnected";
+    if (m->checkpoint_failing)
+        why[n++] = "checkpoints failing (offsets stay uncommitted)";
     if (len > 0)
-        snprintf(reason, len, "%s%s%s", healthy ? "ok" : consuming,
-                 *consuming && *redis ? "; " : "", redis);
-    return healthy;
+        snprintf(reason, len, "%s%s%s%s%s", n ? why[0] : "ok", n > 1 ? "; " : "",
+                 n > 1 ? why[1] : "", n > 2 ? "; " : "", n > 2 ? why[2] : "");
+    return m->consuming && m->redis_connected;
+}
+
+/* ---- vectors ----------------------------------------------------------- */
+
+void stats_render_vector(char side, const char *id, size_t len, const float *v, int dim,
+                         struct evbuffer *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+    size_t nb = 4 * (size_t)(dim > 0 ? dim : 0);
+    unsigned char *b = malloc(nb ? nb : 1);
+    char *hex = malloc(2 * nb + 1);
+    json_t *floats = json_array(), *root = NULL;
+    if (b && hex && floats) {
+        keys_f32le_encode(b, v, nb / 4); /* the bytes the publisher SETs */
+        for (size_t i = 0; i < nb; i++) {
+            hex[2 * i] = hexd[b[i] >> 4];
+            hex[2 * i + 1] = hexd[b[i] & 15];
+        }
+        hex[2 * nb] = '\0';
+        for (int i = 0; i < dim; i++)
+            json_array_append_new(floats, j_real(v[i]));
+        root = json_pack("{s:s, s:o, s:i, s:s, s:o}", "side", side == 'u' ? "user" : "item", "id",
+                         j_str(id, len), "dim", dim, "f32le", hex, "vector", floats);
+        floats = NULL; /* owned by root now (or released by json_pack) */
+    }
+    if (root)
+        json_dump_callback(root, dump_to_evbuffer, out, JSON_REAL_PRECISION(9));
+    else
+        evbuffer_add_printf(out, "{}");
+    evbuffer_add(out, "\n", 1);
+    json_decref(root);
+    json_decref(floats);
+    free(b);
+    free(hex);
+}
+
+/* "user=ID" or "item=ID", the id percent-encoded ('+' is a plus). 0 with the
+ * decoded id (the caller frees it), or -1 and why. */
+static int vector_query(const char *q, char *side, char **id, size_t *len, const char **why)
+{
+    *id = NULL;
+    if (q == NULL || (strncmp(q, "user=", 5) != 0 && strncmp(q, "item=", 5) != 0)) {
+        *why = "want /vector?user=ID or /vector?item=ID";
+        return -1;
+    }
+    if (strchr(q, '&')) {
+        *why = "one parameter: user=ID or item=ID";
+        return -1;
+    }
+    *side = q[0] == 'u' ? 'u' : 'i';
+    *id = evhttp_uridecode(q + 5, 0, len);
+    if (*id == NULL || *len == 0) {
+        free(*id);
+        *id = NULL;
+        *why = "an empty id";
+        return -1;
+    }
+    return 0;
+}
+
+void stats_set_vector_fn(stats_t *s, stats_vector_fn fn, void *arg)
+{
+    if (s == NULL)
+        return;
+    s->vector_fn = fn;
+    s->vector_arg = arg;
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
@@ -444,12 +527,39 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evhttp_send_reply(req, code, reason, body);
 }
 
+static void reply_vector(stats_t *s, struct evhttp_request *req, const char *query,
+                         struct evbuffer *body)
+{
+    const char *text = "text/plain; charset=utf-8", *why = NULL;
+    char side;
+    char *id;
+    size_t len;
+    if (vector_query(query, &side, &id, &len, &why)) {
+        evbuffer_add_printf(body, "bad request: %s\n", why);
+        reply(req, HTTP_BADREQUEST, "Bad Request", text, body);
+        return;
+    }
+    static float v[STATS_VECTOR_MAX]; /* one request at a time: the loop is single-threaded */
+    int dim = s->vector_fn(s->vector_arg, side, id, len, v, STATS_VECTOR_MAX);
+    if (dim > STATS_VECTOR_MAX) {
+        evbuffer_add_printf(body, "vector of %d floats: more than %d\n", dim, STATS_VECTOR_MAX);
+        reply(req, HTTP_INTERNAL, "Internal Server Error", text, body);
+    } else if (dim <= 0) {
+        evbuffer_add_printf(body, "no such %s\n", side == 'u' ? "user" : "item");
+        reply(req, HTTP_NOTFOUND, "Not Found", text, body);
+    } else {
+        stats_render_vector(side, id, len, v, dim, body);
+        reply(req, HTTP_OK, "OK", "application/json", body);
+    }
+    free(id);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     stats_t *s = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    enum { P_NONE, P_METRICS, P_STATS, P_HEALTHZ, P_DASHBOARD } which = P_NONE;
+    enum { P_NONE, P_METRICS, P_STATS, P_HEALTHZ, P_DASHBOARD, P_VECTOR } which = P_NONE;
     if (path && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0))
         which = P_DASHBOARD;
     else if (path && strcmp(path, "/metrics") == 0)
@@ -458,6 +568,8 @@ static void handle(struct evhttp_request *req, void *arg)
         which = P_STATS;
     else if (path && strcmp(path, "/healthz") == 0)
         which = P_HEALTHZ;
+    else if (path && strcmp(path, "/vector") == 0 && s->vector_fn)
+        which = P_VECTOR;
 
     struct evbuffer *body = evbuffer_new();
     if (body == NULL) {
@@ -467,12 +579,14 @@ static void handle(struct evhttp_request *req, void *arg)
     const char *text = "text/plain; charset=utf-8";
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     if (which == P_NONE) {
-        evbuffer_add_printf(body, "not found; try /, /metrics, /stats or /healthz\n");
+        evbuffer_add_printf(body, "not found; try /, /metrics, /stats, /healthz or /vector\n");
         reply(req, HTTP_NOTFOUND, "Not Found", text, body);
     } else if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         evbuffer_add_printf(body, "method not allowed\n");
         reply(req, HTTP_BADMETHOD, "Method Not Allowed", text, body);
+    } else if (which == P_VECTOR) {
+        reply_vector(s, req, evhttp_uri_get_query(uri), body);
     } else if (which == P_DASHBOARD) {
         evbuffer_add_reference(body, dashboard_html, strlen(dashboard_html), NULL, NULL);
         reply(req, HTTP_OK, "OK", "text/html; charset=utf-8", body);
@@ -486,9 +600,13 @@ static void handle(struct evhttp_request *req, void *arg)
             stats_render_json(&s->snap, body);
             reply(req, HTTP_OK, "OK", "application/json", body);
         } else {
-            char why[128];
+            char why[192];
             if (stats_healthy(&s->snap, why, sizeof(why))) {
-                evbuffer_add_printf(body, "ok\n");
+                /* serving: 200, but say what is wrong all the same */
+                if (strcmp(why, "ok") == 0)
+                    evbuffer_add_printf(body, "ok\n");
+                else
+                    evbuffer_add_printf(body, "degraded: %s\n", why);
                 reply(req, HTTP_OK, "OK", text, body);
             } else {
                 evbuffer_add_printf(body, "degraded: %s\n", why);

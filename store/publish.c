@@ -48,6 +48,7 @@ struct pub {
     uint64_t version;
     pub_fail_fn on_fail;
     pub_done_fn on_done;
+    pub_empty_fn on_empty;
     void *arg;
     unsigned char *vbuf;
     size_t vcap;
@@ -116,6 +117,16 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
+/* EXISTS of the meta hash, sent on each new link (after AUTH) */
+static void on_meta_exists(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    pub_t *p = priv;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && p->on_empty && !p->closing)
+        p->on_empty(p->arg);
+}
+
 static void connect_now(pub_t *p)
 {
     if (p->closing || p->ac)
@@ -138,6 +149,19 @@ static void connect_now(pub_t *p)
     p->ac = ac;
     if (p->password && *p->password)
         redisAsyncCommand(ac, on_auth, p, "AUTH %s", p->password);
+    /* queued before any round's commands, so the answer is about Redis as
+     * the link found it */
+    char key[512];
+    size_t kl = keys_meta(key, sizeof(key), p->prefix, p->model);
+    const char *argv[] = {"EXISTS", key};
+    size_t argl[] = {6, kl};
+    if (kl)
+        redisAsyncCommandArgv(ac, on_meta_exists, p, 2, argv, argl);
+}
+
+void pub_set_on_empty(pub_t *p, pub_empty_fn on_empty)
+{
+    p->on_empty = on_empty;
 }
 
 static void drop_link(pub_t *p)

@@ -6,6 +6,10 @@
  * longer than round_timeout_ms, hands every key it did not get confirmed back
  * through the fail callback (the daemon marks them dirty again), and the
  * connection is re-made with exponential backoff up to reconnect_max_ms.
+ * Each time the link is made, the publisher asks whether the meta hash is
+ * there; when it is not (a Redis restarted without its data, a failover to
+ * an empty replica, a FLUSHALL), the empty callback tells the daemon, which
+ * then publishes every vector again.
  * Not for: choosing what to publish (the daemon) or the learner's tables. */
 #ifndef FR_PUBLISH_H
 #define FR_PUBLISH_H
@@ -44,6 +48,9 @@ typedef struct pub pub_t;
 
 pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn on_fail,
                   pub_done_fn on_done, void *arg, char *errstr, size_t len);
+/* Called (with pub_create's arg) when a new link finds no meta hash. */
+typedef void (*pub_empty_fn)(void *arg);
+void pub_set_on_empty(pub_t *p, pub_empty_fn on_empty);
 /* Drops the connection; keys of a round in flight go to the fail callback. */
 void pub_free(pub_t *p);
 

@@ -301,6 +301,47 @@ int harness_kafka_flush(harness_kafka_t *k, int timeout_ms)
     return rd_kafka_flush(k->prod, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
+int harness_kafka_committed(harness_kafka_t *k, const char *group, int n, long long *out)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", k->brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err))) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!c) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(l, "events", p);
+    int rc = rd_kafka_committed(c, l, 10000) ? -1 : 0;
+    for (int p = 0; p < n && rc == 0; p++) {
+        rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_find(l, "events", p);
+        out[p] = e && !e->err ? (long long)e->offset : -1;
+        if (!e || e->err)
+            rc = -1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(c);
+    return rc;
+}
+
+int harness_kafka_ends(harness_kafka_t *k, int n, long long *out)
+{
+    for (int p = 0; p < n; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(k->prod, "events", p, &lo, &hi, 10000))
+            return -1;
+        out[p] = (long long)hi;
+    }
+    return 0;
+}
+
 pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
                            const char *const *extra, const char *logpath)
 {

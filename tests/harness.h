@@ -55,6 +55,12 @@ void harness_kafka_produce(harness_kafka_t *k, const char *key, const void *val,
 /* Waits until every produced message is delivered; 0 or -1. */
 int harness_kafka_flush(harness_kafka_t *k, int timeout_ms);
 
+/* The offsets group has committed on "events" partitions 0..n-1 (-1001
+ * where none is), read with a consumer that does not join the group. 0 or -1. */
+int harness_kafka_committed(harness_kafka_t *k, const char *group, int n, long long *out);
+/* The end (high watermark) of "events" partitions 0..n-1. 0 or -1. */
+int harness_kafka_ends(harness_kafka_t *k, int n, long long *out);
+
 /* A freshrecd process on the given brokers, Redis port and stats port, with
  * extra --set assignments (NULL-terminated, may be NULL). Its output is
  * appended to logpath. Returns the pid or -1. */

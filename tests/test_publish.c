@@ -1,6 +1,6 @@
 /* test_publish.c — the Redis publisher against a real redis-server on a free
  * loopback port: vectors and the meta hash as documented, and nothing lost
- * when Redis stops, hangs or comes back. */
+ * when Redis stops, hangs or comes back (empty: the daemon is told). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +30,18 @@ typedef struct {
     size_t last_keys;
     char failed[MAXF][32];
     int nfailed;
+    int empties; /* on_empty calls */
 } ctx_t;
+
+static void on_empty(void *arg)
+{
+    ((ctx_t *)arg)->empties++;
+}
+
+static int emptied(void *arg)
+{
+    return ((ctx_t *)arg)->empties > 0;
+}
 
 static void on_fail(void *arg, char side, const char *id, size_t len)
 {
@@ -230,6 +241,39 @@ static void test_redis_restart(void **state)
     assert_float_equal(v[0], 6.0f, 0);
 }
 
+/* Redis comes back without its data: the new link finds no meta hash and
+ * says so (the daemon then publishes everything again); a link re-made to a
+ * Redis that kept its data says nothing. */
+static void test_redis_back_empty(void **state)
+{
+    ctx_t *c = *state;
+    publish(c, 2, 1.0f); /* the first link's question is answered before this round */
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    pub_set_on_empty(c->pub, on_empty);
+
+    harness_stop(c->redis);
+    assert_true(harness_loop_until(c->base, disconnected, c, 3000));
+    c->redis = harness_redis_start(c->port); /* no persistence: empty */
+    assert_true(c->redis > 0);
+    assert_true(harness_loop_until(c->base, emptied, c, 5000));
+    assert_int_equal(c->empties, 1);
+
+    publish(c, 2, 1.0f); /* the meta hash is back */
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    redisContext *r = sync_conn(c->port);
+    redisReply *rep = redisCommand(r, "CLIENT KILL TYPE normal"); /* not this one (SKIPME) */
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    redisFree(r);
+    assert_true(harness_loop_until(c->base, disconnected, c, 3000));
+    assert_true(harness_loop_until(c->base, connected, c, 5000));
+    publish(c, 1, 1.0f); /* a round after the question: its answer has come */
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    assert_int_equal(c->empties, 1);
+}
+
 /* Redis hangs mid-round: the round times out, every key is handed back, the
  * link is re-made once Redis answers again. */
 static void test_redis_hangs(void **state)
@@ -256,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_vectors_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_back_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

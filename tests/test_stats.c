@@ -2,8 +2,8 @@
  * the Prometheus text is read back with a small strict parser of the
  * exposition format (HELP and TYPE for every family, grouped samples, counter
  * names, cumulative histogram buckets), label escaping, non-finite values, the
- * JSON figures, the health verdict, the latency histogram's edges, and real
- * HTTP requests to a server on a free loopback port.
+ * JSON figures, the health verdict, the latency histogram's edges, the
+ * /vector answer, and real HTTP requests to a server on a free loopback port.
  * Not for: how the daemon gathers the figures (test_daemon). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "keys.h"
 #include "stats.h"
 
 /* ---- a strict reader of the Prometheus text format 0.0.4 --------------- */
@@ -443,6 +444,12 @@ static void fill(metrics_t *m)
     m->part[1] = (metrics_partition_t){.topic = "events", .partition = 1, .lag = -1, .stored = -1};
     m->part[2] = (metrics_partition_t){.topic = "events", .partition = 2, .lag = 0, .stored = 7};
 
+    m->checkpoint_total = 801;
+    m->checkpoint_errors_total = 802;
+    m->checkpoint_bytes = 803;
+    m->checkpoint_seconds = 0.5;
+    m->checkpoint_failing = 0; /* healthy */
+
     m->uptime_s = 3600.5;
     m->rss_bytes = 123456789;
     m->consuming = 1;
@@ -565,6 +572,11 @@ static void test_prometheus_values(void **state)
         {"freshrec_redis_connected", 1},
         {"freshrec_consuming", 1},
         {"freshrec_publish_latency_seconds_count", 5},
+        {"freshrec_checkpoint_total", 801},
+        {"freshrec_checkpoint_errors_total", 802},
+        {"freshrec_checkpoint_bytes", 803},
+        {"freshrec_checkpoint_seconds", 0.5},
+        {"freshrec_checkpoint_failing", 0},
         {"freshrec_publish_latency_seconds_sum", 0.0005 + 0.003 + 0.003 + 0.2 + 7.0},
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
@@ -794,7 +806,22 @@ static void test_json(void **state)
     assert_string_equal(json_string_value(jpath(j, "model", NULL)), "neumf");
     assert_true(json_is_true(jpath(j, "healthy", NULL)));
     assert_string_equal(json_string_value(jpath(j, "health_reason", NULL)), "ok");
+    assert_int_equal(jint(jpath(j, "checkpoint", "total", NULL)), 801);
+    assert_int_equal(jint(jpath(j, "checkpoint", "errors", NULL)), 802);
+    assert_int_equal(jint(jpath(j, "checkpoint", "bytes", NULL)), 803);
+    assert_true(json_real_value(jpath(j, "checkpoint", "seconds", NULL)) == 0.5);
+    assert_true(json_is_false(jpath(j, "checkpoint", "failing", NULL)));
     json_decref(j);
+
+    /* failing checkpoints: still healthy (it learns and publishes), but said */
+    m->checkpoint_failing = 1;
+    j = render_json(m);
+    assert_true(json_is_true(jpath(j, "checkpoint", "failing", NULL)));
+    assert_true(json_is_true(jpath(j, "healthy", NULL)));
+    assert_string_equal(json_string_value(jpath(j, "health_reason", NULL)),
+                        "checkpoints failing (offsets stay uncommitted)");
+    json_decref(j);
+    m->checkpoint_failing = 0;
 
     /* non-finite figures become null; a degraded snapshot says why */
     m->learner.loss_ewma = NAN;
@@ -818,20 +845,27 @@ static void test_healthy(void **state)
 {
     (void)state;
     static const struct {
-        int consuming, redis, healthy;
+        int consuming, redis, ckpt_failing, healthy;
         const char *reason;
     } cases[] = {
-        {1, 1, 1, "ok"},
-        {0, 1, 0, "not consuming (no partitions assigned)"},
-        {1, 0, 0, "redis disconnected"},
-        {0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
+        {1, 1, 0, 1, "ok"},
+        {0, 1, 0, 0, "not consuming (no partitions assigned)"},
+        {1, 0, 0, 0, "redis disconnected"},
+        {0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
+        /* failing checkpoints are said, but leave it serving */
+        {1, 1, 1, 1, "checkpoints failing (offsets stay uncommitted)"},
+        {1, 0, 1, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
+        {0, 0, 1, 0,
+         "not consuming (no partitions assigned); redis disconnected; checkpoints failing "
+         "(offsets stay uncommitted)"},
     };
     metrics_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         m->consuming = cases[i].consuming;
         m->redis_connected = cases[i].redis;
-        char reason[128];
+        m->checkpoint_failing = cases[i].ckpt_failing;
+        char reason[192];
         assert_int_equal(stats_healthy(m, reason, sizeof(reason)), cases[i].healthy);
         assert_string_equal(reason, cases[i].reason);
         char tiny[8]; /* truncated, still terminated */
@@ -886,6 +920,7 @@ static void test_latency_edges(void **state)
 
 typedef struct {
     int healthy;
+    int ckpt_failing;
     int calls;
     int dirty; /* the snapshot handed in was not zeroed */
 } snap_ctx_t;
@@ -899,6 +934,7 @@ static void snapshot(void *arg, metrics_t *out)
     fill(out);
     out->consuming = c->healthy;
     out->redis_connected = 1;
+    out->checkpoint_failing = c->ckpt_failing;
     out->publish_total = (uint64_t)++c->calls; /* a fresh snapshot per request */
 }
 
@@ -1024,6 +1060,12 @@ static void test_http(void **state)
     assert_int_equal(r->code, 200);
     assert_string_equal(r->body, "ok\n");
     free(r);
+    ctx.ckpt_failing = 1; /* serving still: 200, and the body says what is wrong */
+    r = http_do(base, port, EVHTTP_REQ_GET, "/healthz");
+    assert_int_equal(r->code, 200);
+    assert_string_equal(r->body, "degraded: checkpoints failing (offsets stay uncommitted)\n");
+    free(r);
+    ctx.ckpt_failing = 0;
 
     /* HEAD sends no body: the next response on the connection reads cleanly */
     struct evhttp_connection *conn = http_conn(base, port);
@@ -1051,6 +1093,154 @@ static void test_http(void **state)
     free(r);
     assert_int_equal(ctx.calls, calls); /* refused requests take no snapshot */
     assert_int_equal(ctx.dirty, 0);
+
+    stats_stop(s);
+    event_base_free(base);
+}
+
+/* ---- /vector ----------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    char side;
+    char id[64];
+    size_t len;
+} vec_ctx_t;
+
+#define ODD_ID "a b+c/\xc3\xa9" /* space, plus, slash, é */
+
+/* The daemon's side of /vector, faked: two ids with known vectors. */
+static int fake_vector(void *arg, char side, const char *id, size_t len, float *out, int cap)
+{
+    vec_ctx_t *c = arg;
+    c->calls++;
+    c->side = side;
+    c->len = len;
+    snprintf(c->id, sizeof(c->id), "%.*s", (int)len, id);
+    static const float u42[4] = {0.1f, -2.5f, 1.0f, 1.0f / 3.0f};
+    if (side == 'u' && len == 3 && memcmp(id, "u42", 3) == 0) {
+        memcpy(out, u42, sizeof(u42));
+        return 4;
+    }
+    if (side == 'i' && len == strlen(ODD_ID) && memcmp(id, ODD_ID, len) == 0) {
+        out[0] = -0.0f;
+        out[1] = 1e-40f; /* subnormal */
+        return 2;
+    }
+    if (side == 'u' && len == 4 && memcmp(id, "huge", 4) == 0)
+        return cap + 1;
+    return 0;
+}
+
+static void test_vector(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    snap_ctx_t ctx = {0};
+    vec_ctx_t vc = {0};
+    char err[256] = "";
+    stats_t *s = stats_start(base, "127.0.0.1", 0, snapshot, &ctx, err, sizeof(err));
+    if (s == NULL)
+        fail_msg("stats_start: %s", err);
+    int port = stats_port(s);
+
+    /* not served until the daemon hands in its vectors */
+    http_resp_t *r = http_do(base, port, EVHTTP_REQ_GET, "/vector?user=u42");
+    assert_int_equal(r->code, 404);
+    free(r);
+    stats_set_vector_fn(s, fake_vector, &vc);
+
+    r = http_do(base, port, EVHTTP_REQ_GET, "/vector?user=u42");
+    assert_int_equal(r->code, 200);
+    assert_string_equal(r->ctype, "application/json");
+    assert_non_null(strstr(r->body, "0.100000001")); /* 9 digits: enough to read back */
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->blen, 0, &je);
+    if (j == NULL)
+        fail_msg("/vector: %s: %s", je.text, r->body);
+    assert_string_equal(json_string_value(jpath(j, "side", NULL)), "user");
+    assert_string_equal(json_string_value(jpath(j, "id", NULL)), "u42");
+    assert_int_equal(jint(jpath(j, "dim", NULL)), 4);
+    /* the bytes Redis holds: little-endian float32 */
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "cdcccc3d"
+                                                                    "000020c0"
+                                                                    "0000803f"
+                                                                    "abaaaa3e");
+    static const float want[4] = {0.1f, -2.5f, 1.0f, 1.0f / 3.0f};
+    json_t *vec = jpath(j, "vector", NULL);
+    assert_int_equal(json_array_size(vec), 4);
+    for (int i = 0; i < 4; i++)
+        assert_true((float)json_number_value(json_array_get(vec, (size_t)i)) == want[i]);
+    json_decref(j);
+    free(r);
+    assert_int_equal(vc.side, 'u');
+
+    /* percent-decoded, '+' kept as a plus; -0 and a subnormal exactly */
+    r = http_do(base, port, EVHTTP_REQ_GET, "/vector?item=a%20b+c%2F%C3%A9");
+    assert_int_equal(r->code, 200);
+    j = json_loadb(r->body, r->blen, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(jpath(j, "side", NULL)), "item");
+    assert_string_equal(json_string_value(jpath(j, "id", NULL)), ODD_ID);
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "00000080"
+                                                                    "c2160100");
+    vec = jpath(j, "vector", NULL);
+    float f0 = (float)json_number_value(json_array_get(vec, 0));
+    float f1 = (float)json_number_value(json_array_get(vec, 1));
+    unsigned char b[8], wantb[8];
+    keys_f32le_encode(b, (float[]){f0, f1}, 2);
+    keys_f32le_encode(wantb, (float[]){-0.0f, 1e-40f}, 2);
+    assert_memory_equal(b, wantb, 8);
+    json_decref(j);
+    free(r);
+
+    static const struct {
+        const char *path;
+        int code;
+        const char *body; /* a part of it */
+    } cases[] = {
+        {"/vector?user=nobody", 404, "no such user"},
+        {"/vector?item=u42", 404, "no such item"}, /* the sides are apart */
+        {"/vector", 400, "want /vector?user=ID"},
+        {"/vector?", 400, "want /vector?user=ID"},
+        {"/vector?user=", 400, "an empty id"},
+        {"/vector?users=u42", 400, "want /vector?user=ID"},
+        {"/vector?id=u42", 400, "want /vector?user=ID"},
+        {"/vector?user=u42&item=i1", 400, "one parameter"},
+        {"/vector?user=huge", 500, "more than"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        r = http_do(base, port, EVHTTP_REQ_GET, cases[i].path);
+        if (r->code != cases[i].code || strstr(r->body, cases[i].body) == NULL)
+            fail_msg("%s: %d '%s', want %d '%s'", cases[i].path, r->code, r->body, cases[i].code,
+                     cases[i].body);
+        free(r);
+    }
+    int calls = vc.calls;
+    r = http_do(base, port, EVHTTP_REQ_POST, "/vector?user=u42");
+    assert_int_equal(r->code, 405);
+    free(r);
+    r = http_do(base, port, EVHTTP_REQ_HEAD, "/vector?user=u42");
+    assert_int_equal(r->code, 200);
+    assert_int_equal(r->blen, 0);
+    free(r);
+    assert_int_equal(vc.calls, calls + 1); /* POST asked nothing */
+
+    /* an id that is not UTF-8 is null in the JSON; the hex still says it all */
+    struct evbuffer *out = evbuffer_new();
+    stats_render_vector('u', "\xff", 1, (float[]){2.0f}, 1, out);
+    size_t n = evbuffer_get_length(out);
+    char text[256];
+    assert_true(n < sizeof(text));
+    evbuffer_remove(out, text, n);
+    text[n] = '\0';
+    evbuffer_free(out);
+    j = json_loads(text, 0, &je);
+    assert_non_null(j);
+    assert_true(json_is_null(jpath(j, "id", NULL)));
+    assert_string_equal(json_string_value(jpath(j, "f32le", NULL)), "00000040");
+    json_decref(j);
 
     stats_stop(s);
     event_base_free(base);
@@ -1113,6 +1303,7 @@ int main(void)
         cmocka_unit_test(test_healthy),
         cmocka_unit_test(test_latency_edges),
         cmocka_unit_test(test_http),
+        cmocka_unit_test(test_vector),
         cmocka_unit_test(test_start_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
