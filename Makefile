@@ -1,7 +1,8 @@
 # freshrec — build, test, bench, demo.
 #   make                   build/freshrec (and the tests' binaries on `make test`)
 #   make test              unit tests (cmocka); installs missing Debian packages first
-#   make bench             throughput figures with a reference in the same run
+#   make bench             throughput and checkpoint-stall figures, each with a reference in the same run
+#                          (BENCH_ONLY=ckpt: the checkpoint stall alone)
 #   make demo              a generated stream learned end to end, with figures
 #   make SANITIZE=address  (or undefined, or address,undefined): sanitized build in build/san-*
 #   make deps              install (as root) or name the missing Debian packages
@@ -84,6 +85,10 @@ $(BUILD)/freshrecd: $(BUILD)/daemon/freshrecd.o $(LIB)
 $(BUILD)/fr-bench: $(BUILD)/bench/freshness.o $(LIB)
 	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
+# fr-ckpt-bench: how long a checkpoint holds the loop, NeuMF-32 with 1M+1M ids (bench/run.sh)
+$(BUILD)/fr-ckpt-bench: $(BUILD)/bench/ckpt_stall.o $(LIB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
@@ -125,7 +130,7 @@ test: deps
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench
+	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench $(BUILD)/fr-ckpt-bench
 	@BUILD=$(BUILD) sh bench/run.sh
 
 demo: deps

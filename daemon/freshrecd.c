@@ -11,6 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
 #include "ckpt.h"
+#include "collapse.h"
 #include "config.h"
 #include "ctr.h"
 #include "event.h"
@@ -78,6 +79,10 @@ typedef struct {
     int ready_sent;          /* sd_notify READY=1 was sent */
     char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
     struct event *ckpt_ev;
+    ckpt_bg_t bg;           /* the checkpoint being written by a forked child */
+    struct event *bg_ev;    /* its report pipe */
+    collapse_t *coll;       /* huge pages back after a child (NULL: none) */
+    int coll_told;          /* that they cannot come back was logged */
     kafka_offset_t ck_off[KAFKA_MAX_OFFSETS]; /* what the checkpoint being written holds */
     int n_ck;
     kafka_offset_t resume[KAFKA_MAX_OFFSETS]; /* what a restored checkpoint held */
@@ -571,6 +576,8 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
 
 #define DAEMON_CKPT_MAGIC 0x31505843u /* "CXP1" */
 
+/* Serialises memory only: it runs in a forked child (see checkpoint_start),
+ * so whatever is read of librdkafka is read before, into a->ck_off. */
 static int save_all(void *arg, ser_writer_t *w)
 {
     app_t *a = arg;
@@ -580,7 +587,6 @@ static int save_all(void *arg, ser_writer_t *w)
         return -1;
     join_save(a->join, w);
     /* the position after everything the state above learned */
-    a->n_ck = kafka_learned_offsets(a->kafka, a->ck_off, KAFKA_MAX_OFFSETS);
     ser_u32(w, (uint32_t)a->n_ck);
     for (int i = 0; i < a->n_ck; i++) {
         uint32_t tl = (uint32_t)strlen(a->ck_off[i].topic);
@@ -629,24 +635,25 @@ static int load_all(void *arg, ser_reader_t *r, char *err, size_t len)
     return r->err ? -1 : 0;
 }
 
-/* Writes a checkpoint (the previous one kept as .prev until the new one is
- * durable), then commits the offsets it holds. A refused write leaves the
- * offsets uncommitted and learning goes on. */
-static int checkpoint(app_t *a)
+/* A checkpoint holds the state in memory and the position after everything
+ * it learned (taken here, in the loop, right before the state is written or
+ * forked: nothing is learned in between). */
+static void checkpoint_offsets(app_t *a)
 {
-    if (!a->ckpt_path[0])
-        return 0;
-    double t0 = clock_mono_s();
-    char err[512];
-    if (access(a->ckpt_path, F_OK) == 0 && rename(a->ckpt_path, a->ckpt_prev))
-        log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
-    if (ckpt_write(a->ckpt_path, save_all, a, err, sizeof(err))) {
+    a->n_ck = kafka_learned_offsets(a->kafka, a->ck_off, KAFKA_MAX_OFFSETS);
+}
+
+/* After a write: a durable checkpoint's offsets are committed; a refused one
+ * leaves them uncommitted and learning goes on. */
+static int checkpoint_done(app_t *a, int rc, const char *err, double write_s)
+{
+    if (rc) {
         a->m.checkpoint_errors_total++;
         a->m.checkpoint_failing = 1;
         log_limited(&a->bad_log, LOG_ERROR, "checkpoint", "%s; offsets stay uncommitted", err);
         return -1;
     }
-    a->m.checkpoint_seconds = clock_mono_s() - t0;
+    a->m.checkpoint_seconds = write_s;
     a->m.checkpoint_total++;
     if (a->m.checkpoint_failing)
         log_msg(LOG_INFO, "checkpoint", "%s written again; committing its offsets", a->ckpt_path);
@@ -658,13 +665,145 @@ static int checkpoint(app_t *a)
     return 0;
 }
 
+static void note_stall(app_t *a, double s)
+{
+    a->m.checkpoint_stall_seconds = s;
+    if (s > a->m.checkpoint_stall_max_seconds)
+        a->m.checkpoint_stall_max_seconds = s;
+}
+
+/* Writes a checkpoint on the loop (the previous one kept as .prev until the
+ * new one is durable): the loop stalls for the whole write. At shutdown, and
+ * when no child can be forked. */
+static int checkpoint_sync(app_t *a)
+{
+    double t0 = clock_mono_s();
+    char err[512];
+    checkpoint_offsets(a);
+    if (access(a->ckpt_path, F_OK) == 0 && rename(a->ckpt_path, a->ckpt_prev))
+        log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
+    int rc = ckpt_write(a->ckpt_path, save_all, a, err, sizeof(err));
+    double dt = clock_mono_s() - t0;
+    note_stall(a, dt);
+    return checkpoint_done(a, rc, err, dt);
+}
+
+/* The child's copy-on-write split the huge pages the loop wrote to while it
+ * lived; a pass beside the loop puts them back, so that the next fork stays
+ * short (daemon/collapse.h). The embedding tables hold nearly all memory. */
+static void collapse_tables(app_t *a)
+{
+    collapse_stats_t cs;
+    if (!a->coll || a->stopping || collapse_running(a->coll, &cs))
+        return;
+    if (cs.passes && !cs.pages && cs.refused && !a->coll_told) {
+        a->coll_told = 1;
+        log_msg(LOG_INFO, "checkpoint",
+                "huge pages cannot be collapsed here (that needs Linux 6.1 and transparent huge "
+                "pages in madvise or always mode): the fork of a checkpoint copies the page "
+                "tables of small pages, which takes longer as the model grows");
+    }
+    void *p[COLLAPSE_MAX_RANGES];
+    size_t n[COLLAPSE_MAX_RANGES];
+    int k = 0;
+    if (a->learner) {
+        k += emb_large_arrays(learner_users(a->learner), p + k, n + k, COLLAPSE_MAX_RANGES - k);
+        k += emb_large_arrays(learner_items(a->learner), p + k, n + k, COLLAPSE_MAX_RANGES - k);
+    } else {
+        emb_table_t *t;
+        for (int f = 0; (t = ctr_table(a->ctr, f)) != NULL && k < COLLAPSE_MAX_RANGES; f++)
+            k += emb_large_arrays(t, p + k, n + k, COLLAPSE_MAX_RANGES - k);
+    }
+    char err[256];
+    if (k && collapse_start(a->coll, p, n, k, err, sizeof(err)) < 0)
+        log_msg(LOG_WARN, "checkpoint", "%s", err);
+}
+
+/* The child is done (reaped): its result, and huge pages back. */
+static int checkpoint_reaped(app_t *a, int rc, const char *err)
+{
+    if (a->bg_ev) {
+        event_free(a->bg_ev);
+        a->bg_ev = NULL;
+    }
+    if (a->bg.note[0])
+        log_msg(LOG_WARN, "checkpoint", "%s", a->bg.note);
+    collapse_tables(a);
+    return checkpoint_done(a, rc, err, a->bg.write_s);
+}
+
+/* The child's pipe is readable: its report, or its end (it has exited). */
+static void on_checkpoint_written(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    char err[512];
+    int rc = ckpt_bg_finish(&a->bg, err, sizeof(err));
+    if (rc != 1) /* 1: not exited yet, the pipe's end comes next */
+        checkpoint_reaped(a, rc, err);
+}
+
+/* Waits for the child (at shutdown, or when it cannot be watched). */
+static int checkpoint_wait(app_t *a)
+{
+    char err[512];
+    int rc = ckpt_bg_wait(&a->bg, err, sizeof(err));
+    return checkpoint_reaped(a, rc, err);
+}
+
+/* Starts a checkpoint in the background: a forked child writes a
+ * copy-on-write snapshot of the state (and of a->ck_off) while the loop goes
+ * on learning; the loop stalls only for the fork. One child at a time: a
+ * tick that finds one still writing is skipped. */
+static int checkpoint_start(app_t *a)
+{
+    if (ckpt_bg_running(&a->bg)) {
+        a->m.checkpoint_skipped_total++;
+        log_limited(&a->bad_log, LOG_WARN, "checkpoint",
+                    "the previous checkpoint is still being written: this one is skipped "
+                    "(checkpoint_interval_s may be too short for the model's size)");
+        return 0;
+    }
+    double t0 = clock_mono_s();
+    char err[512];
+    collapse_stop(a->coll); /* a collapse while the child shares the pages only copies them */
+    checkpoint_offsets(a);
+    if (ckpt_bg_start(&a->bg, a->ckpt_path, a->ckpt_prev, save_all, a, err, sizeof(err))) {
+        log_msg(LOG_WARN, "checkpoint", "%s; writing it on the loop instead", err);
+        return checkpoint_sync(a);
+    }
+    if (!(a->bg_ev = event_new(a->base, a->bg.fd, EV_READ | EV_PERSIST, on_checkpoint_written,
+                               a)) ||
+        event_add(a->bg_ev, NULL)) {
+        log_msg(LOG_WARN, "checkpoint", "cannot watch the writer; waiting for it");
+        note_stall(a, clock_mono_s() - t0);
+        return checkpoint_wait(a);
+    }
+    note_stall(a, clock_mono_s() - t0);
+    return 0;
+}
+
 static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     app_t *a = arg;
     if (!a->stopping)
-        checkpoint(a);
+        checkpoint_start(a);
+}
+
+/* The last checkpoint, at shutdown: after the one being written, if any, the
+ * state as it is now, on the loop (nothing is left to stall). */
+static int checkpoint_final(app_t *a)
+{
+    if (!a->ckpt_path[0])
+        return 0;
+    if (ckpt_bg_running(&a->bg)) {
+        log_msg(LOG_INFO, "checkpoint", "shutdown: waiting for the checkpoint being written");
+        checkpoint_wait(a);
+    }
+    return checkpoint_sync(a);
 }
 
 /* ------------------------------------------------------------ signals */
@@ -684,7 +823,7 @@ static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
     if (pending)
         log_msg(LOG_WARN, "daemon", "shutdown: %zu vectors not published before the timeout",
                 emb_dirty_count(u) + emb_dirty_count(it));
-    checkpoint(a); /* and commit what it holds */
+    checkpoint_final(a); /* and commit what it holds */
     event_base_loopbreak(a->base);
 }
 
@@ -955,6 +1094,7 @@ int main(int argc, char **argv)
     char err[512];
     int print_config = 0;
     config_defaults(&a->cfg);
+    ckpt_bg_init(&a->bg);
 
     static const struct option opts[] = {{"config", 1, 0, 'c'},   {"set", 1, 0, 's'},
                                          {"embedded", 0, 0, 'e'}, {"print-config", 0, 0, 'p'},
@@ -1080,6 +1220,12 @@ int main(int argc, char **argv)
         snprintf(a->ckpt_prev, sizeof(a->ckpt_prev), "%.287s.prev", a->ckpt_path);
         if (mkdir(a->cfg.checkpoint_dir, 0700) && errno != EEXIST)
             log_msg(LOG_WARN, "checkpoint", "%s: %s", a->cfg.checkpoint_dir, strerror(errno));
+        if (!(a->coll = collapse_create(err, sizeof(err))))
+            log_msg(LOG_WARN, "checkpoint", "%s", err);
+        int stale = ckpt_remove_stale(a->ckpt_path);
+        if (stale)
+            log_msg(LOG_INFO, "checkpoint", "removed %d temporary file(s) of writers killed part way",
+                    stale);
         const char *tries[2] = {a->ckpt_path, a->ckpt_prev};
         for (int t = 0; t < 2; t++) {
             if (access(tries[t], F_OK))
@@ -1186,6 +1332,9 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
+    if (ckpt_bg_running(&a->bg)) /* only if the loop ended some other way */
+        checkpoint_wait(a);
+    collapse_free(a->coll);
     stats_stop(a->stats);
     kafka_free(a->kafka);
     pub_free(a->pub);

@@ -54,8 +54,11 @@ typedef struct {
     int consuming; /* has an assignment and no fatal consumer error */
     int redis_connected;
     uint64_t checkpoint_total, checkpoint_errors_total;
-    int checkpoint_failing;    /* the last checkpoint could not be written */
-    double checkpoint_seconds; /* the last checkpoint's write: the loop stalls that long */
+    int checkpoint_failing;              /* the last checkpoint could not be written */
+    uint64_t checkpoint_skipped_total;   /* timer ticks while the previous one was still written */
+    double checkpoint_seconds;           /* the last checkpoint's whole write (a child's, mostly) */
+    double checkpoint_stall_seconds;     /* how long the last one held the loop (the fork) */
+    double checkpoint_stall_max_seconds; /* the longest such stall since start */
     uint64_t checkpoint_bytes;
     int ctr;        /* a click-through model: the two figures below are its */
     double auc;     /* progressive AUC over the window */

@@ -217,6 +217,9 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_counter(out, "freshrec_checkpoint_errors_total",
                  "Checkpoints that could not be written (offsets then stay uncommitted).",
                  m->checkpoint_errors_total);
+    prom_counter(out, "freshrec_checkpoint_skipped_total",
+                 "Checkpoint timer ticks skipped: the previous checkpoint was still being written.",
+                 m->checkpoint_skipped_total);
     prom_counter(out, "freshrec_publish_keys_total", "Vectors written to Redis.",
                  m->publish_keys_total);
     prom_counter(out, "freshrec_publish_bytes_total", "Value bytes written to Redis.",
@@ -244,11 +247,19 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_gauge_u64(out, "freshrec_checkpoint_bytes", "Size of the last checkpoint written.",
                    m->checkpoint_bytes);
     prom_gauge(out, "freshrec_checkpoint_seconds",
-               "Time the last checkpoint took to write (the loop waits meanwhile).",
+               "Time the last checkpoint took to write, whole (in a forked child: the loop goes "
+               "on meanwhile).",
                m->checkpoint_seconds);
     prom_gauge_u64(out, "freshrec_checkpoint_failing",
                    "1 while the last checkpoint could not be written (offsets stay uncommitted).",
                    m->checkpoint_failing != 0);
+    prom_gauge(out, "freshrec_checkpoint_stall_seconds",
+               "Time the last checkpoint held the loop (the fork of its writer; the whole write "
+               "when written on the loop).",
+               m->checkpoint_stall_seconds);
+    prom_gauge(out, "freshrec_checkpoint_stall_max_seconds",
+               "Longest time a checkpoint held the loop since start.",
+               m->checkpoint_stall_max_seconds);
     if (m->ctr) {
         prom_gauge(out, "freshrec_auc",
                    "Click-through models: progressive AUC (predicted before learned), over the "

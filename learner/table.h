@@ -97,4 +97,10 @@ int emb_save(const emb_table_t *t, ser_writer_t *w);
  * is then half filled and only fit for emb_free. */
 int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len);
 
+/* The table's arrays large enough to ask for huge pages (MADV_HUGEPAGE):
+ * their addresses and byte lengths, at most max of them; returns how many.
+ * Valid until the table next grows. For daemon/collapse.c, which gives them
+ * their huge pages back after a fork's copy-on-write split them. */
+int emb_large_arrays(const emb_table_t *t, void **p, size_t *n, int max);
+
 #endif

@@ -1,20 +1,30 @@
-/* ckpt.c — durable, atomic, checksummed checkpoint files (see ckpt.h).
+/* ckpt.c — durable, atomic, checksummed checkpoint files, written in place
+ * or by a forked child on a copy-on-write snapshot (see ckpt.h).
  *
  *   "FRCKPT\0\1" (8) | version u32 | payload … | payload length u64 | XXH3-64 u64 */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 static const char MAGIC[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};
+
+#define CKPT_BG_NICE 10 /* the writer child's nice value above the caller's */
 
 typedef struct {
     FILE *f;
@@ -46,10 +56,16 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
+/* the writer's temporary file: path.tmp.<its pid> */
+static int tmp_name(char *buf, size_t n, const char *path, pid_t pid)
+{
+    return snprintf(buf, n, "%s.tmp.%ld", path, (long)pid) < (int)n ? 0 : -1;
+}
+
 int ckpt_write(const char *path, ckpt_save_fn save, void *arg, char *errstr, size_t len)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+    if (tmp_name(tmp, sizeof(tmp), path, getpid())) {
         snprintf(errstr, len, "checkpoint: path too long");
         return -1;
     }
@@ -187,5 +203,205 @@ out:
     if (h)
         XXH3_freeState(h);
     fclose(f);
+    return rc;
+}
+
+int ckpt_remove_stale(const char *path)
+{
+    char *d = strdup(path), *b = strdup(path);
+    int n = 0;
+    DIR *dir = d && b ? opendir(dirname(d)) : NULL;
+    if (dir) {
+        char prefix[4096], full[8192];
+        snprintf(prefix, sizeof(prefix), "%s.tmp.", basename(b));
+        size_t pl = strlen(prefix);
+        for (struct dirent *e; (e = readdir(dir)) != NULL;)
+            if (strncmp(e->d_name, prefix, pl) == 0 &&
+                snprintf(full, sizeof(full), "%s/%s", d, e->d_name) < (int)sizeof(full) &&
+                unlink(full) == 0)
+                n++;
+        closedir(dir);
+    }
+    free(d);
+    free(b);
+    return n;
+}
+
+/* ------------------------------------------------------- in the background */
+
+/* What the child tells the parent: one write, smaller than PIPE_BUF, so it
+ * arrives whole or not at all. */
+typedef struct {
+    int32_t rc;     /* 0: durable */
+    double write_s; /* the child's own time: keep prev, write, fsyncs */
+    char note[256]; /* a warning (the previous file could not be kept) */
+    char err[512];  /* ckpt_write's message when rc is -1 */
+} bg_report_t;
+_Static_assert(sizeof(bg_report_t) <= sizeof(((ckpt_bg_t *)0)->report), "report buffer");
+_Static_assert(sizeof(bg_report_t) <= 4096, "a report is written at once (PIPE_BUF)");
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void ckpt_bg_init(ckpt_bg_t *bg)
+{
+    memset(bg, 0, sizeof(*bg));
+    bg->fd = -1;
+}
+
+/* The child: never returns. Only memory is serialised here; the caller's
+ * sockets, locks and threads (which did not survive the fork) are left alone.
+ * malloc and stdio, which ckpt_write uses, are fork-safe in glibc: it holds
+ * their locks across fork() and resets them in the child. */
+static void bg_child(int wfd, pid_t parent, const char *path, const char *prev, ckpt_save_fn save,
+                     void *arg)
+{
+    /* dies with the caller: no orphan renames or writes beside a restarted daemon */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(3);
+    /* the caller's handlers (libevent's) would report our signals as its own */
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGTERM, &dfl, NULL);
+    sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGHUP, &dfl, NULL);
+    sigaction(SIGPIPE, &ign, NULL);
+    /* background work: where it shares a core with the loop, the loop first */
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0)
+        setpriority(PRIO_PROCESS, 0, prio + CKPT_BG_NICE > 19 ? 19 : prio + CKPT_BG_NICE);
+    bg_report_t rep;
+    memset(&rep, 0, sizeof(rep));
+    double t0 = mono_s();
+    if (prev && rename(path, prev) && errno != ENOENT)
+        snprintf(rep.note, sizeof(rep.note), "cannot keep the previous checkpoint as %s: %s", prev,
+                 strerror(errno));
+    rep.rc = ckpt_write(path, save, arg, rep.err, sizeof(rep.err));
+    rep.write_s = mono_s() - t0;
+    ssize_t n;
+    do
+        n = write(wfd, &rep, sizeof(rep));
+    while (n < 0 && errno == EINTR);
+    _exit(rep.rc == 0 && n == (ssize_t)sizeof(rep) ? 0 : 1);
+}
+
+int ckpt_bg_start(ckpt_bg_t *bg, const char *path, const char *prev_path, ckpt_save_fn save,
+                  void *arg, char *errstr, size_t len)
+{
+    if (bg->pid > 0) {
+        snprintf(errstr, len, "checkpoint: a background write (pid %ld) is still running",
+                 (long)bg->pid);
+        return -1;
+    }
+    double t0 = mono_s();
+    int p[2];
+    if (pipe(p)) {
+        snprintf(errstr, len, "checkpoint: pipe: %s", strerror(errno));
+        return -1;
+    }
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        snprintf(errstr, len, "checkpoint: fork: %s", strerror(e));
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        bg_child(p[1], parent, path, prev_path, save, arg);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    bg->pid = pid;
+    bg->fd = p[0];
+    bg->got = 0;
+    bg->write_s = 0;
+    bg->note[0] = '\0';
+    if (tmp_name(bg->tmp, sizeof(bg->tmp), path, pid))
+        bg->tmp[0] = '\0'; /* the child refuses such a path before it creates anything */
+    bg->stall_s = mono_s() - t0;
+    return 0;
+}
+
+int ckpt_bg_finish(ckpt_bg_t *bg, char *errstr, size_t len)
+{
+    if (bg->pid <= 0) {
+        snprintf(errstr, len, "checkpoint: no background write is running");
+        return -1;
+    }
+    /* the report, then the end of the pipe: the child has exited */
+    for (;;) {
+        unsigned char sink[64];
+        int want_report = bg->got < sizeof(bg_report_t);
+        ssize_t n = want_report ? read(bg->fd, bg->report + bg->got, sizeof(bg_report_t) - bg->got)
+                                : read(bg->fd, sink, sizeof(sink));
+        if (n > 0) {
+            if (want_report)
+                bg->got += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 1;
+        break; /* a read error: reap it all the same */
+    }
+    close(bg->fd);
+    bg->fd = -1;
+    pid_t pid = bg->pid;
+    bg->pid = 0;
+    int st = 0;
+    pid_t r;
+    do /* this child only; it has exited, so this does not wait */
+        r = waitpid(pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    int wait_errno = errno;
+    if (bg->got == sizeof(bg_report_t)) {
+        bg_report_t rep;
+        memcpy(&rep, bg->report, sizeof(rep));
+        rep.note[sizeof(rep.note) - 1] = rep.err[sizeof(rep.err) - 1] = '\0';
+        bg->write_s = rep.write_s;
+        snprintf(bg->note, sizeof(bg->note), "%s", rep.note);
+        bg->tmp[0] = '\0';
+        if (rep.rc) {
+            snprintf(errstr, len, "%s", rep.err);
+            return -1;
+        }
+        return 0; /* durable: renamed and its directory synced before the report */
+    }
+    /* no report: it died part way (a signal, or something beyond us) */
+    if (bg->tmp[0])
+        unlink(bg->tmp);
+    bg->tmp[0] = '\0';
+    if (r == pid && WIFSIGNALED(st))
+        snprintf(errstr, len, "checkpoint: the writer (pid %ld) was killed by signal %d", (long)pid,
+                 WTERMSIG(st));
+    else if (r == pid && WIFEXITED(st))
+        snprintf(errstr, len, "checkpoint: the writer (pid %ld) exited with status %d, no report",
+                 (long)pid, WEXITSTATUS(st));
+    else
+        snprintf(errstr, len, "checkpoint: the writer (pid %ld) gave no report (waitpid: %s)",
+                 (long)pid, r < 0 ? strerror(wait_errno) : "?");
+    return -1;
+}
+
+int ckpt_bg_wait(ckpt_bg_t *bg, char *errstr, size_t len)
+{
+    int rc;
+    while ((rc = ckpt_bg_finish(bg, errstr, len)) == 1) {
+        struct pollfd p = {.fd = bg->fd, .events = POLLIN};
+        poll(&p, 1, -1);
+    }
     return rc;
 }

@@ -4,8 +4,15 @@
  * → fsync → close → rename → fsync of the directory; the temporary file is
  * unlinked on any failure), so the previous checkpoint stays until the new
  * one is whole. Read back only after the checksum over the whole payload has
- * been verified. Not for: what is in the payload (the learner serialises
- * itself, learner/serial.h). */
+ * been verified.
+ *
+ * A checkpoint can also be written in the background (ckpt_bg_*): fork()
+ * gives a child a copy-on-write snapshot of the whole process, the child
+ * writes it with ckpt_write and exits, and the caller's loop goes on at once;
+ * it stalls only for the fork (copying the page tables), as Redis's BGSAVE.
+ * Not for: what is in the payload (the learner serialises itself,
+ * learner/serial.h), nor watching the child (the caller polls ckpt_bg_t.fd,
+ * e.g. with libevent, and calls ckpt_bg_finish whenever it is readable). */
 #ifndef FR_CKPT_H
 #define FR_CKPT_H
 
@@ -13,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CKPT_VERSION 1
 
@@ -25,5 +33,59 @@ int ckpt_write(const char *path, ckpt_save_fn save, void *arg, char *errstr, siz
  * truncated, checksum mismatch, or the load callback's own error, or a
  * payload the callback did not read to its end. */
 int ckpt_read(const char *path, ckpt_load_fn load, void *arg, char *errstr, size_t len);
+
+/* Removes temporary files that writers killed part way left beside path
+ * (path.tmp.<pid>); only one process may write checkpoints to path. Returns
+ * how many it removed. */
+int ckpt_remove_stale(const char *path);
+
+/* One background writer at a time. */
+typedef struct {
+    pid_t pid;      /* the writer child; 0 when none runs */
+    int fd;         /* read end of its report pipe (non-blocking), -1 when none */
+    double stall_s; /* set by ckpt_bg_start: how long it held the caller (pipe + fork) */
+    double write_s; /* set by ckpt_bg_finish: the child's time to keep prev and write */
+    char note[256]; /* set by ckpt_bg_finish: a warning from the child, or "" */
+    /* ckpt.c's own */
+    char tmp[4096];             /* the child's temporary file, removed if it dies part way */
+    size_t got;                 /* bytes of its report read so far */
+    unsigned char report[1024]; /* its report */
+} ckpt_bg_t;
+
+void ckpt_bg_init(ckpt_bg_t *bg);
+static inline int ckpt_bg_running(const ckpt_bg_t *bg)
+{
+    return bg->pid > 0;
+}
+
+/* Forks a child that renames path to prev_path (when prev_path is not NULL
+ * and path exists; a refusal is only a note), writes the checkpoint with
+ * ckpt_write(path, save, arg), reports through a pipe and _exits: it never
+ * returns into the caller's code, runs no atexit handler and flushes no
+ * stdio buffer of the caller's. save runs in the child on a copy-on-write
+ * snapshot of memory taken at the fork: it must only serialise memory (no
+ * locks other threads may have held, no sockets, no librdkafka). The child
+ * takes SIGTERM, SIGINT and SIGHUP with their default action (it is then
+ * reported as killed), ignores SIGPIPE, runs at a nice value 10 above the
+ * caller's (the caller first, where they share a core), and is killed if
+ * the caller's thread exits first (PR_SET_PDEATHSIG), so no orphan writes
+ * after a crash.
+ * Returns at once: 0 with bg->pid, bg->fd and bg->stall_s set, or -1 and a
+ * message (a writer already runs, or pipe or fork failed: nothing was
+ * written, the caller may write synchronously). */
+int ckpt_bg_start(ckpt_bg_t *bg, const char *path, const char *prev_path, ckpt_save_fn save,
+                  void *arg, char *errstr, size_t len);
+/* Never blocks: call it whenever bg->fd is readable. 1: the writer is not
+ * done yet (its report may have come, but it has not exited: the end of
+ * the pipe comes after the kernel has torn down its copy of the address
+ * space, which waitpid would otherwise wait for). Else reaps the writer
+ * (waitpid on its pid only: other children are not ours to reap), closes
+ * bg->fd and returns 0 when the checkpoint is durable, or -1 and the child's
+ * message (or how it died; its temporary file is then removed). bg is then
+ * free for the next ckpt_bg_start. */
+int ckpt_bg_finish(ckpt_bg_t *bg, char *errstr, size_t len);
+/* Waits until the writer is done, then as ckpt_bg_finish (0 or -1): the wait
+ * at shutdown. */
+int ckpt_bg_wait(ckpt_bg_t *bg, char *errstr, size_t len);
 
 #endif

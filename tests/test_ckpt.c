@@ -1,7 +1,11 @@
 /* test_ckpt.c — checkpoint files and table serialisation: a table survives a
  * write and a read exactly; a flipped byte, a truncated or extended file,
  * another version or a table of another shape is refused with a message; a
- * directory that refuses the write leaves the previous checkpoint as it was. */
+ * directory that refuses the write leaves the previous checkpoint as it was.
+ * The background writer (a forked child) writes the same bytes as a write on
+ * the spot, of the state at the fork whatever the caller does next; its
+ * failures, and its death, come back as -1 and a message with the previous
+ * checkpoint intact and no temporary file left. */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +22,8 @@
 #include "rng.h"
 #include "table.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +343,238 @@ static void test_learner_parts_round_trip(void **state)
     join_free(j3);
 }
 
+/* ------------------------------------------------ the background writer */
+
+static char *slurp(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return buf;
+}
+
+static int tmp_files(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c tmp", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    assert_int_equal(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+static int bg_write(const char *to, const char *prev, ckpt_save_fn save, void *arg, char *err,
+                    size_t len)
+{
+    ckpt_bg_t bg;
+    ckpt_bg_init(&bg);
+    if (ckpt_bg_start(&bg, to, prev, save, arg, err, len))
+        return -2;
+    assert_true(ckpt_bg_running(&bg));
+    assert_true(bg.fd >= 0);
+    assert_true(bg.stall_s >= 0 && bg.stall_s < 5);
+    /* a second one while the first runs is refused */
+    char e2[128];
+    assert_int_equal(ckpt_bg_start(&bg, to, prev, save, arg, e2, sizeof(e2)), -1);
+    assert_non_null(strstr(e2, "still running"));
+    int rc = ckpt_bg_wait(&bg, err, len);
+    assert_false(ckpt_bg_running(&bg));
+    assert_int_equal(bg.fd, -1);
+    return rc;
+}
+
+/* The same bytes as a write on the spot; the previous file kept as prev. */
+static void test_bg_writes_what_sync_writes(void **state)
+{
+    (void)state;
+    emb_table_t *a = make_table(8, 5000, 21);
+    char err[256], sync_path[320], prev[320];
+    snprintf(sync_path, sizeof(sync_path), "%s/sync.ckpt", dir);
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    unlink(path);
+    unlink(prev);
+    assert_int_equal(ckpt_write(sync_path, save_table, a, err, sizeof(err)), 0);
+    /* no file yet: nothing to keep, and no note */
+    assert_int_equal(bg_write(path, prev, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(access(prev, F_OK), -1);
+    size_t n1, n2;
+    char *b1 = slurp(sync_path, &n1), *b2 = slurp(path, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b2);
+    emb_table_t *b = make_table(8, 0, 99);
+    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_same(a, b, 8);
+    /* again: the first one becomes prev, whole */
+    assert_int_equal(bg_write(path, prev, save_table, a, err, sizeof(err)), 0);
+    char *b3 = slurp(prev, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b3, n1);
+    free(b1);
+    free(b3);
+    assert_int_equal(tmp_files(), 0);
+    emb_free(a);
+    emb_free(b);
+}
+
+typedef struct {
+    emb_table_t *t;
+    int go; /* read end of a pipe: the child saves once the parent has written to it */
+} gated_t;
+
+static int save_gated(void *arg, ser_writer_t *w)
+{
+    gated_t *g = arg;
+    char c;
+    if (read(g->go, &c, 1) != 1)
+        return -1;
+    return emb_save(g->t, w);
+}
+
+/* The child writes the state at the fork: what the parent changes right
+ * after (before the child has even begun to serialise) is not in the file. */
+static void test_bg_writes_the_state_at_the_fork(void **state)
+{
+    (void)state;
+    emb_table_t *a = make_table(8, 3000, 22);
+    char err[256], before[320];
+    snprintf(before, sizeof(before), "%s/before.ckpt", dir);
+    assert_int_equal(ckpt_write(before, save_table, a, err, sizeof(err)), 0);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    gated_t g = {a, go[0]};
+    ckpt_bg_t bg;
+    ckpt_bg_init(&bg);
+    assert_int_equal(ckpt_bg_start(&bg, path, NULL, save_gated, &g, err, sizeof(err)), 0);
+    /* the parent goes on: every row changes, and new ids arrive */
+    for (uint32_t e = 0; e < emb_entry_cap(a); e++)
+        if (emb_entry_alive(a, e) && emb_entry_row(a, e))
+            for (int j = 0; j < 8; j++)
+                emb_row(a, emb_entry_row(a, e))[j] += 1.0f;
+    char id[32];
+    for (int k = 0; k < 500; k++) {
+        size_t l = (size_t)snprintf(id, sizeof(id), "late-%d", k);
+        for (int r = 0; r < 2; r++)
+            emb_touch(a, id_hash(id, l), id, l, 99999);
+    }
+    /* the child waits for the gate: not done, and finishing never blocks */
+    assert_int_equal(ckpt_bg_finish(&bg, err, sizeof(err)), 1);
+    assert_true(ckpt_bg_running(&bg));
+    assert_int_equal(write(go[1], "x", 1), 1);
+    /* as a loop would: finish each time the pipe is readable, until done */
+    int rc;
+    while ((rc = ckpt_bg_finish(&bg, err, sizeof(err))) == 1) {
+        struct pollfd pf = {.fd = bg.fd, .events = POLLIN};
+        assert_true(poll(&pf, 1, 10000) == 1);
+    }
+    assert_int_equal(rc, 0);
+    assert_false(ckpt_bg_running(&bg));
+    close(go[0]);
+    close(go[1]);
+    size_t n1, n2;
+    char *b1 = slurp(before, &n1), *b2 = slurp(path, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    /* and the parent's table did change */
+    emb_table_t *b = make_table(8, 0, 98);
+    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    emb_stats_t sa, sb;
+    emb_stats(a, &sa);
+    emb_stats(b, &sb);
+    assert_int_equal(sa.entries, sb.entries + 500);
+    emb_free(a);
+    emb_free(b);
+}
+
+static int save_and_die(void *arg, ser_writer_t *w)
+{
+    emb_save(arg, w); /* part of it is in the temporary file */
+    raise(SIGKILL);
+    return 0;
+}
+
+/* A refusal in the child (a directory that is not there, a state that
+ * cannot be serialised) and a child that dies part way: -1 and a message;
+ * the previous checkpoint stays whole as prev, no temporary file stays. */
+static void test_bg_failures_keep_the_previous(void **state)
+{
+    (void)state;
+    emb_table_t *a = make_table(8, 800, 23);
+    char err[256], prev[320];
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    unlink(prev);
+
+    assert_int_equal(bg_write("/nonexistent-fr-dir/x.ckpt", NULL, save_table, a, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "open"));
+    assert_non_null(strstr(err, "/nonexistent-fr-dir/x.ckpt.tmp."));
+
+    assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+    size_t n0;
+    char *good = slurp(path, &n0);
+    static const struct {
+        ckpt_save_fn save;
+        const char *expect;
+    } cases[] = {
+        {fail_save, "could not be serialised"},
+        {save_and_die, "killed by signal 9"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(bg_write(path, prev, cases[i].save, a, err, sizeof(err)), -1);
+        if (!strstr(err, cases[i].expect))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].expect);
+        /* the newest good one is prev now (the child kept it before it wrote) */
+        assert_int_equal(access(path, F_OK), -1);
+        size_t n;
+        char *b = slurp(prev, &n);
+        assert_int_equal(n, n0);
+        assert_memory_equal(b, good, n0);
+        free(b);
+        assert_int_equal(tmp_files(), 0);
+        /* put it back for the next case */
+        assert_int_equal(rename(prev, path), 0);
+    }
+    emb_table_t *b = make_table(8, 0, 97);
+    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_same(a, b, 8);
+    free(good);
+    emb_free(a);
+    emb_free(b);
+}
+
+/* Temporary files of writers killed part way are removed, nothing else. */
+static void test_remove_stale(void **state)
+{
+    (void)state;
+    char p[400];
+    const char *names[] = {"state.ckpt.tmp.123", "state.ckpt.tmp.77", "state.ckpt.prev",
+                           "other.ckpt.tmp.5"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    assert_int_equal(ckpt_remove_stale(path), 2);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        assert_int_equal(access(p, F_OK) == 0, i >= 2);
+        if (i >= 2)
+            unlink(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +582,10 @@ int main(void)
         cmocka_unit_test(test_corruption_is_refused),
         cmocka_unit_test(test_refused_write_keeps_the_previous),
         cmocka_unit_test(test_learner_parts_round_trip),
+        cmocka_unit_test(test_bg_writes_what_sync_writes),
+        cmocka_unit_test(test_bg_writes_the_state_at_the_fork),
+        cmocka_unit_test(test_bg_failures_keep_the_previous),
+        cmocka_unit_test(test_remove_stale),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

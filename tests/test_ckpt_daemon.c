@@ -4,7 +4,8 @@
  * newest checkpoint and resumes from the offsets that checkpoint holds, so
  * the events it has learned (a counter kept in the checkpoint) equal the
  * events produced, exactly; a corrupt checkpoint is skipped for the previous
- * one; offsets are committed only for what a checkpoint holds. */
+ * one; offsets are committed only for what a checkpoint holds. Checkpoints
+ * are written by a forked child (the stats port shows the loop's stall). */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,6 +101,17 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     print_message("produced %ld, learned %.0f (counter kept in the checkpoint)\n", produced,
                   learned());
     assert_int_equal((long)learned(), produced);
+    /* checkpoints are written by a forked child: the loop stalls only for the fork */
+    double ck = harness_daemon_metric(sport, "freshrec_checkpoint_total");
+    double stall = harness_daemon_metric(sport, "freshrec_checkpoint_stall_seconds");
+    double stall_max = harness_daemon_metric(sport, "freshrec_checkpoint_stall_max_seconds");
+    double whole = harness_daemon_metric(sport, "freshrec_checkpoint_seconds");
+    print_message("checkpoints %.0f, last stall %.2f ms (max %.2f ms), last write %.2f ms\n", ck,
+                  stall * 1e3, stall_max * 1e3, whole * 1e3);
+    assert_true(ck >= 1);
+    assert_true(stall > 0 && stall <= stall_max && stall_max < 1.0);
+    assert_true(whole > 0);
+    assert_true(harness_daemon_metric(sport, "freshrec_checkpoint_errors_total") == 0);
 
     /* a corrupt newest checkpoint is skipped for the previous one */
     kill(d, SIGTERM);
@@ -120,14 +132,24 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     assert_int_equal(harness_wait(d, 20000), 0);
     FILE *lg = fopen(log_path, "r");
     char line[1024];
-    int skipped = 0, restored_prev = 0;
+    int skipped = 0, restored_prev = 0, on_loop = 0;
     while (fgets(line, sizeof(line), lg)) {
         skipped += strstr(line, "checksum mismatch") != NULL;
         restored_prev += strstr(line, "restored") && strstr(line, ".prev");
+        on_loop += strstr(line, "writing it on the loop instead") != NULL;
     }
     fclose(lg);
     assert_true(skipped >= 1);
     assert_true(restored_prev >= 1);
+    assert_int_equal(on_loop, 0); /* every fork succeeded */
+    /* writers killed with their daemon left no temporary file behind a start */
+    char cmd2[160];
+    snprintf(cmd2, sizeof(cmd2), "ls '%s' | grep -c tmp", dir);
+    FILE *ls = popen(cmd2, "r");
+    int tmps = -1;
+    assert_int_equal(fscanf(ls, "%d", &tmps), 1);
+    pclose(ls);
+    assert_int_equal(tmps, 0);
 
     /* committed offsets: the end, after the clean stop */
     char err[256];

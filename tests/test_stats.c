@@ -433,6 +433,13 @@ static void fill(metrics_t *m)
     m->publish_bytes_total = 703;
     m->publish_errors_total = 704;
     m->dirty_keys = 705;
+    m->checkpoint_total = 801;
+    m->checkpoint_errors_total = 802;
+    m->checkpoint_skipped_total = 803;
+    m->checkpoint_seconds = 2.5;
+    m->checkpoint_stall_seconds = 0.0075;
+    m->checkpoint_stall_max_seconds = 0.03125;
+    m->checkpoint_bytes = 1103412652;
     metrics_observe_latency(m, 0.0005);
     metrics_observe_latency(m, 0.003);
     metrics_observe_latency(m, 0.003);
@@ -567,6 +574,13 @@ static void test_prometheus_values(void **state)
         {"freshrec_publish_bytes_total", 703},
         {"freshrec_publish_errors_total", 704},
         {"freshrec_dirty_keys", 705},
+        {"freshrec_checkpoint_total", 801},
+        {"freshrec_checkpoint_errors_total", 802},
+        {"freshrec_checkpoint_skipped_total", 803},
+        {"freshrec_checkpoint_seconds", 2.5},
+        {"freshrec_checkpoint_stall_seconds", 0.0075},
+        {"freshrec_checkpoint_stall_max_seconds", 0.03125},
+        {"freshrec_checkpoint_bytes", 1103412652},
         {"freshrec_process_resident_memory_bytes", 123456789},
         {"freshrec_uptime_seconds", 3600.5},
         {"freshrec_redis_connected", 1},
