@@ -67,6 +67,7 @@ typedef struct {
     int ring_capacity;          /* default 100000 */
     int admit_after;            /* default 1 */
     int expire_s;               /* default 0 = never */
+    int max_users, max_items;   /* neumf, dssm: most ids a table keeps, default 0 = no limit */
     double preq_rate;           /* default 0.01 */
     int seed;                   /* default 1 */
 

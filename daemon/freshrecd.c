@@ -97,6 +97,10 @@ typedef struct {
     lrn_event_t negs[NEG_CHUNK];
     uint32_t *dirty;
     size_t dirty_cap;
+    /* ids gone from the tables (evicted, expired) whose vectors are to be
+     * deleted from Redis: records of side (1 byte), length (2), id bytes */
+    unsigned char *gone;
+    size_t gone_len, gone_cap;
 
     log_limit_t bad_log, kafka_log;
     char row_layout[128], dense_layout[512];
@@ -353,9 +357,15 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
 
 /* ------------------------------------------------------------ publishing */
 
+static void on_gone(void *arg, char side, const char *id, size_t len);
+
 static void on_pub_fail(void *arg, char side, const char *id, size_t len)
 {
     app_t *a = arg;
+    if (side == 'U' || side == 'I') { /* a DEL: again in a later round */
+        on_gone(a, side == 'U' ? 'u' : 'i', id, len);
+        return;
+    }
     emb_table_t *t = side == 'u' ? users_table(a) : items_table(a);
     uint32_t e = emb_find(t, id_hash(id, len), id, len);
     if (e != EMB_NONE)
@@ -387,6 +397,57 @@ static int published_vector(app_t *a, emb_table_t *t, char side, uint32_t e,
     else
         memcpy(v, emb_row(t, emb_entry_row(t, e)), sizeof(float) * V);
     return V;
+}
+
+/* An id left a table: its vector's DEL waits for the next round. */
+static void on_gone(void *arg, char side, const char *id, size_t len)
+{
+    app_t *a = arg;
+    if (len > 0xffff)
+        return;
+    if (a->gone_len + 3 + len > a->gone_cap) {
+        size_t n = a->gone_cap ? a->gone_cap * 2 : 65536;
+        while (n < a->gone_len + 3 + len)
+            n *= 2;
+        unsigned char *b = realloc(a->gone, n);
+        if (!b) { /* the vector's TTL removes it in the end */
+            log_limited(&a->bad_log, LOG_ERROR, "publish", "out of memory: a DEL is dropped");
+            return;
+        }
+        a->gone = b;
+        a->gone_cap = n;
+    }
+    unsigned char *r = a->gone + a->gone_len;
+    r[0] = (unsigned char)side;
+    r[1] = (unsigned char)(len >> 8);
+    r[2] = (unsigned char)len;
+    memcpy(r + 3, id, len);
+    a->gone_len += 3 + len;
+    a->m.deletes_pending++;
+}
+
+/* The DELs of gone ids, up to budget, first in the round; an id that came
+ * back since is skipped (its new vector's SET follows). */
+static size_t add_gone(app_t *a, size_t budget)
+{
+    size_t off = 0, n = 0;
+    while (off < a->gone_len && n < budget) {
+        const unsigned char *r = a->gone + off;
+        char side = (char)r[0];
+        size_t len = (size_t)r[1] << 8 | r[2];
+        const char *id = (const char *)r + 3;
+        emb_table_t *t = side == 'u' ? users_table(a) : items_table(a);
+        if (emb_find(t, id_hash(id, len), id, len) == EMB_NONE) {
+            pub_del(a->pub, side, id, len);
+            a->m.deletes_total++;
+            n++;
+        }
+        off += 3 + len;
+        a->m.deletes_pending--;
+    }
+    memmove(a->gone, a->gone + off, a->gone_len - off);
+    a->gone_len -= off;
+    return n;
 }
 
 static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
@@ -446,12 +507,14 @@ static void on_redis_empty(void *arg)
 static int publish_round(app_t *a)
 {
     emb_table_t *u = users_table(a), *it = items_table(a);
-    if (emb_dirty_count(u) + emb_dirty_count(it) == 0 && pub_version(a->pub) > 0)
+    if (emb_dirty_count(u) + emb_dirty_count(it) == 0 && a->gone_len == 0 &&
+        pub_version(a->pub) > 0)
         return 0;
     if (pub_begin(a->pub))
         return 0;
     size_t budget = (size_t)a->cfg.publish_max_keys;
-    size_t n = add_dirty(a, u, 'u', budget);
+    size_t n = add_gone(a, budget); /* DELs first: a SET of the same key later wins */
+    n += add_dirty(a, u, 'u', budget - n);
     n += add_dirty(a, it, 'i', budget - n);
     pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
     dense_block_t *d = m ? pairmodel_dense(m) : ctr_dense(a->ctr);
@@ -1082,6 +1145,8 @@ static int learner_config_from(app_t *a, learner_config_t *lc, char *err, size_t
     lc->ring_capacity = (size_t)c->ring_capacity;
     lc->admit_after = (uint32_t)c->admit_after;
     lc->expire_ms = (int64_t)c->expire_s * 1000;
+    lc->max_users = (size_t)c->max_users;
+    lc->max_items = (size_t)c->max_items;
     lc->preq_rate = c->preq_rate;
     lc->seed = (uint64_t)c->seed;
     return pair_features_config(a, lc, err, len);
@@ -1254,6 +1319,8 @@ int main(int argc, char **argv)
             }
         }
     }
+    if (a->learner) /* evicted and expired ids: their vectors are deleted */
+        learner_on_gone(a->learner, on_gone, a);
     if (a->ctr) {
         snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));
         ctr_dense_layout(a->ctr, a->dense_layout, sizeof(a->dense_layout));
@@ -1363,6 +1430,7 @@ out:
     free(a->pos);
     free(a->arena);
     free(a->pfeat);
+    free(a->gone);
     free(a->dirty);
     return rc;
 }

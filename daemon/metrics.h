@@ -38,6 +38,8 @@ typedef struct {
     uint64_t publish_keys_total;   /* vectors written */
     uint64_t publish_bytes_total;  /* value bytes written */
     uint64_t publish_errors_total; /* failed writes (each is retried) */
+    uint64_t deletes_total;        /* DELs of gone ids' vectors sent */
+    uint64_t deletes_pending;      /* gone ids whose DEL waits for a round */
     uint64_t dirty_keys;           /* vectors waiting to be written */
     /* publish latencies per bucket, not cumulative: lat_bucket[b] counts those in
      * (bound[b-1], bound[b]], the last one those above every bound (the renderer

@@ -233,7 +233,18 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
                 "Ids that got an embedding row of their own.", v);
     for (int t = 0; t < 2; t++)
         v[t] = tab[t]->expired;
-    prom_tables(out, "freshrec_table_expired_total", "counter", "Ids removed by expiry.", v);
+    prom_tables(out, "freshrec_table_expired_total", "counter",
+                "Ids removed by expiry or eviction.", v);
+    for (int t = 0; t < 2; t++)
+        v[t] = tab[t]->evicted;
+    prom_tables(out, "freshrec_table_evicted_total", "counter",
+                "Ids evicted (least recently seen) to keep the table within max_users/max_items.",
+                v);
+    prom_counter(out, "freshrec_deletes_total",
+                 "DELs sent to Redis for the vectors of evicted or expired ids.", m->deletes_total);
+    prom_gauge_u64(out, "freshrec_deletes_pending",
+                   "Evicted or expired ids whose vector's DEL waits for a publish round.",
+                   m->deletes_pending);
 
     /* gauges */
     prom_gauge(out, "freshrec_loss", "Training loss, exponentially weighted moving average.",

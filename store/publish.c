@@ -374,7 +374,9 @@ void pub_del(pub_t *p, char side, const char *id, size_t len)
     if (!p->cur || !p->building)
         return;
     /* a DEL is a key with no value: side in upper case marks it */
-    add_ref(p, side == 'u' ? 'U' : 'I', id, len);
+    char del = side == 'u' ? 'U' : 'I';
+    if (!add_ref(p, del, id, len) && p->on_fail)
+        p->on_fail(p->arg, del, id, len);
 }
 
 /* queues one command; a command hiredis refuses counts as failed at once */
@@ -398,7 +400,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     if (!p->ac) { /* the link went away while the round was built */
         r->failed = 1;
         for (size_t i = 0; i < r->n; i++)
-            if (p->on_fail && (r->keys[i].side == 'u' || r->keys[i].side == 'i'))
+            if (p->on_fail && r->keys[i].side)
                 p->on_fail(p->arg, r->keys[i].side, r->keys[i].id, r->keys[i].len);
         p->cur = NULL;
         round_free(r);
@@ -419,7 +421,6 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
                                     k->side == 'U' ? 'u' : 'i', k->id, k->len);
             const char *argv[] = {"DEL", key};
             size_t argl[] = {3, kl};
-            k->side = 0; /* a DEL is not handed back: expiry deletes again */
             queue_cmd(p, r, k, 2, argv, argl);
             continue;
         }

@@ -30,7 +30,8 @@ typedef struct {
     int round_timeout_ms; /* a round not done by then is failed and the link reset */
 } pub_config_t;
 
-/* Called for a vector the round could not confirm: side 'u' or 'i'. */
+/* Called for a write the round could not confirm: side 'u' or 'i' for a
+ * vector's SET, 'U' or 'I' for a DEL (pub_del). */
 typedef void (*pub_fail_fn)(void *arg, char side, const char *id, size_t len);
 /* Called when a round completes (ok = 1 when every write was confirmed). */
 typedef void (*pub_done_fn)(void *arg, int ok, size_t keys, size_t bytes, double seconds);
@@ -62,7 +63,9 @@ uint64_t pub_version(const pub_t *p); /* rounds started, the meta "version" */
  * busy (nothing is taken then). pub_add copies the vector at once. */
 int pub_begin(pub_t *p);
 void pub_add(pub_t *p, char side, const char *id, size_t len, const float *v, int dim);
-/* DEL of a vector key (an evicted id), in the same round. */
+/* DEL of a vector key (an evicted id), in the same round. A round's commands
+ * go out in the order they were added. A DEL not confirmed is handed back
+ * like a SET. */
 void pub_del(pub_t *p, char side, const char *id, size_t len);
 void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms);
 

@@ -109,6 +109,8 @@ static void test_defaults(void **state)
         {"model.batch_events", c.batch_events, 256},
         {"model.feature_dim", c.feature_dim, 8},
         {"model.threads", c.threads, 1},
+        {"model.max_users", c.max_users, 0},
+        {"model.max_items", c.max_items, 0},
         {"model.ring_capacity", c.ring_capacity, 100000},
         {"model.admit_after", c.admit_after, 1},
         {"model.expire_s", c.expire_s, 0},
@@ -166,7 +168,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 59); /* the fields of fr_config_t */
+    assert_int_equal(n, 61); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
