@@ -18,6 +18,8 @@ DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libsystemd-dev systemd redis-server prometheus chromium
 # What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
+# What `make bench` needs on top: PyTorch, for the reference (bench/torch_neumf.py).
+BENCH_DEBS := python3-torch
 
 comma := ,
 ifneq ($(SANITIZE),)
@@ -129,7 +131,8 @@ test: deps
 	@$(MAKE) --no-print-directory $(BINS) $(TEST_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
-bench: deps
+bench:
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
 	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench $(BUILD)/fr-ckpt-bench
 	@BUILD=$(BUILD) sh bench/run.sh
 

@@ -83,6 +83,41 @@ for m in lr widedeep dcn; do
     $cmd > "$tmp/$m.json"
     model_row "$m" "$tmp/$m.json" auc "$cmd" examples_per_s
 done
+
+# every core: the learner's threads (a micro-batch split among them), and
+# the reference: PyTorch NeuMF of the same shape, negatives and batch, on the
+# same data, with one thread and with every core (bench/torch_neumf.py)
+NP=$(nproc)
+PY=/usr/bin/python3
+echo
+echo "learner threads — 1 thread and all $NP cores, same data, $EPOCHS epochs"
+printf '%-24s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
+row() { # name, json, command
+    printf '%-24s %14.0f %12.0f %8.4f   %s\n' "$1" "$(field pairs_per_s "$2")" \
+        "$(field events_per_s "$2")" "$(field hr10 "$2")" "$3"
+}
+row "freshrec neumf 1" "$tmp/freshrec.json" "(the freshrec run above)"
+cmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
+$cmd > "$tmp/neumf-all.json"
+row "freshrec neumf $NP" "$tmp/neumf-all.json" "$cmd"
+row "freshrec dssm 1" "$tmp/dssm.json" "(the dssm run above)"
+cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
+$cmd > "$tmp/dssm-all.json"
+row "freshrec dssm $NP" "$tmp/dssm-all.json" "$cmd"
+if "$PY" -c 'import torch' 2>/dev/null; then
+    best=0
+    for t in 1 "$NP"; do
+        cmd="$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $t"
+        $cmd > "$tmp/torch-$t.json"
+        row "pytorch neumf $t" "$tmp/torch-$t.json" "$cmd"
+        best=$(awk -v a="$best" -v b="$(field pairs_per_s "$tmp/torch-$t.json")" 'BEGIN { print (b > a) ? b : a }')
+    done
+    awk -v a="$(field pairs_per_s "$tmp/neumf-all.json")" -v b="$best" -v n="$NP" \
+        'BEGIN { printf "freshrec (%d threads) / the faster PyTorch run: %.2fx\n", n, a / b }'
+else
+    echo "pytorch: $PY cannot import torch (Debian's python3-torch; make bench installs it as root)"
+fi
+
 echo
 ckpt_bench
 
