@@ -233,6 +233,7 @@ int main(int argc, char **argv)
     snprintf(prev, sizeof(prev), "%s.prev", path);
 
     kern_set_threads(1);
+    double rss0 = rss_gb();
     learner_config_t cfg;
     learner_config_default(&cfg); /* NeuMF, dim 32, MLP 64-32-16-8, BCE, 4 uniform negatives */
     learner_t *l = learner_create(&cfg, err, sizeof(err));
@@ -263,6 +264,17 @@ int main(int argc, char **argv)
            "as many of Adagrad state a row); RSS %.2f GB\n",
            n, t_learn, (unsigned long long)ls.users.rows, (unsigned long long)ls.items.rows,
            2 * cfg.model.dim, rss_gb());
+    /* memory per id: what the floats need (a row and its Adagrad state),
+     * what the tables hold in all (entries, hash slots, ids, row arrays with
+     * their growth room), and the process's resident growth per id (the
+     * rolling buffer and the model's dense block included) */
+    double nid = (double)(ls.users.entries + ls.items.entries);
+    double floats_b = 2.0 * 2 * cfg.model.dim * sizeof(float);
+    double table_b = (double)(ls.users.bytes + ls.items.bytes) / nid;
+    double rss_b = (rss_gb() - rss0) * 1e9 / nid;
+    printf("memory per id (NeuMF-32, Adagrad): floats %.0f B; tables %.0f B (%.2fx); resident "
+           "growth %.0f B (%.2fx)\n",
+           floats_b, table_b, table_b / floats_b, rss_b, rss_b / floats_b);
 
     /* the reference: written on the spot, the whole write stalls the loop
      * (once before the forked rounds and once after: the disk is shared) */
