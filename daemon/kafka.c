@@ -307,6 +307,13 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
         set(conf, "session.timeout.ms", session, errstr, len) ||
         set(conf, "heartbeat.interval.ms", heartbeat, errstr, len) ||
         set(conf, "fetch.wait.max.ms", fetch_wait, errstr, len) ||
+        /* librdkafka stops fetching a partition for a whole second once its
+         * local queue holds queued.min.messages (100000): a consumer that
+         * learns a little slower than the topic fills then stalls in turns.
+         * The byte bound alone (queued.max.messages.kbytes, librdkafka's 64 MB
+         * a partition) keeps memory in check instead. [kafka] properties may
+         * override both. */
+        set(conf, "queued.min.messages", "10000000", errstr, len) ||
         set(conf, "log_level", "4", errstr, len) ||
         kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
         goto err;
