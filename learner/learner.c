@@ -58,6 +58,7 @@ struct learner {
     /* rows touched by the batch, once each, per side and thread: thread t
      * of n takes the rows with row % n == t */
     uint32_t *uniq[2][LEARNER_MAX_THREADS]; /* (P) */
+    uint32_t *ufirst[2][LEARNER_MAX_THREADS], *ucnt[2][LEARNER_MAX_THREADS]; /* (P) */
     float *gacc[2][LEARNER_MAX_THREADS];    /* (P, R) their summed gradients */
     int nuniq[2][LEARNER_MAX_THREADS];
 
@@ -296,8 +297,11 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     for (int side = 0; side < 2; side++)
         for (int t = 0; t < l->nt; t++) {
             l->uniq[side][t] = malloc(sizeof(uint32_t) * P);
+            l->ufirst[side][t] = malloc(sizeof(uint32_t) * P);
+            l->ucnt[side][t] = malloc(sizeof(uint32_t) * P);
             l->gacc[side][t] = malloc(sizeof(float) * P * l->R);
-            uniq_ok &= l->uniq[side][t] && l->gacc[side][t];
+            uniq_ok &= l->uniq[side][t] && l->gacc[side][t] && l->ufirst[side][t] &&
+                       l->ucnt[side][t];
         }
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
         !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
@@ -325,6 +329,8 @@ void learner_free(learner_t *l)
     for (int side = 0; side < 2; side++)
         for (int t = 0; t < LEARNER_MAX_THREADS; t++) {
             free(l->uniq[side][t]);
+            free(l->ufirst[side][t]);
+            free(l->ucnt[side][t]);
             free(l->gacc[side][t]);
         }
     samp_free(l->samp);
@@ -390,31 +396,60 @@ static void prequential(learner_t *l, uint32_t ue, uint32_t ie)
     ewma_add(&l->ndcg_e, nd);
 }
 
-/* accumulates a pair's row gradient into its row's unique slot */
-static void accumulate(uint32_t row, const float *g, int R, uint32_t *stamp, uint32_t *slot,
-                       uint32_t gen, uint32_t *uniq, int *nuniq, float *acc)
+/* The rows of pairs [0, P) that thread t of n takes (row % n == t), each
+ * once: uniq[k] its row, first[k] its first pair, cnt[k] its pairs; then a
+ * row of one pair is updated from that pair's gradient as it is, and only a
+ * row of several gets its gradients summed (in pair order) into acc. */
+static int gather_rows(const uint32_t *pr, int P, int t, int n, uint32_t *stamp, uint32_t *slot,
+                       uint32_t gen, uint32_t *uniq, uint32_t *first, uint32_t *cnt)
 {
-    float *dst;
-    if (stamp[row] != gen) {
-        stamp[row] = gen;
-        slot[row] = (uint32_t)*nuniq;
-        uniq[*nuniq] = row;
-        dst = acc + (size_t)(*nuniq)++ * R;
-        memcpy(dst, g, sizeof(float) * R);
-        return;
+    int nu = 0;
+    for (int p = 0; p < P; p++) {
+        uint32_t row = pr[p];
+        if (n > 1 && row % (uint32_t)n != (uint32_t)t)
+            continue;
+        if (stamp[row] != gen) {
+            stamp[row] = gen;
+            slot[row] = (uint32_t)nu;
+            uniq[nu] = row;
+            first[nu] = (uint32_t)p;
+            cnt[nu++] = 1;
+        } else {
+            cnt[slot[row]]++;
+        }
     }
-    dst = acc + (size_t)slot[row] * R;
-    for (int r = 0; r < R; r++)
-        dst[r] += g[r];
+    return nu;
 }
 
-static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n, const float *acc)
+static void sum_rows(const uint32_t *pr, int P, int t, int n, const float *d, int R,
+                     const uint32_t *slot, const uint32_t *first, const uint32_t *cnt, float *acc)
+{
+    for (int p = 0; p < P; p++) {
+        uint32_t row = pr[p];
+        if (n > 1 && row % (uint32_t)n != (uint32_t)t) /* another thread's row */
+            continue;
+        uint32_t k = slot[row];
+        if (cnt[k] < 2)
+            continue;
+        float *dst = acc + (size_t)k * R;
+        const float *g = d + (size_t)p * R;
+        if (first[k] == (uint32_t)p)
+            memcpy(dst, g, sizeof(float) * R);
+        else
+            for (int r = 0; r < R; r++)
+                dst[r] += g[r];
+    }
+}
+
+static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n,
+                        const uint32_t *first, const uint32_t *cnt, const float *d,
+                        const float *acc)
 {
     const int R = l->R;
     for (int k = 0; k < n; k++) {
         uint32_t row = uniq[k];
         float *w = emb_row(t, row);
-        const float *g = acc + (size_t)k * R;
+        const float *g = cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * R;
         if (l->cfg.sparse_opt == OPT_ADAGRAD)
             optim_adagrad(w, emb_row_state(t, row), g, R, l->cfg.lr_sparse, l->cfg.l2_sparse,
                           l->cfg.adagrad_eps);
@@ -498,13 +533,11 @@ static void phase_sparse(void *arg, int t, int n)
         const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
         const float *d = side ? l->di : l->du;
         uint32_t *stamp = side ? l->istamp : l->ustamp, *slot = side ? l->islot : l->uslot;
-        uint32_t *uniq = l->uniq[side][t];
+        uint32_t *uniq = l->uniq[side][t], *first = l->ufirst[side][t], *cnt = l->ucnt[side][t];
         float *acc = l->gacc[side][t];
-        int nu = 0;
-        for (int p = 0; p < P; p++)
-            if (n == 1 || pr[p] % (uint32_t)n == (uint32_t)t)
-                accumulate(pr[p], d + (size_t)p * R, R, stamp, slot, l->gen, uniq, &nu, acc);
-        update_rows(l, tab, uniq, nu, acc);
+        int nu = gather_rows(pr, P, t, n, stamp, slot, l->gen, uniq, first, cnt);
+        sum_rows(pr, P, t, n, d, R, slot, first, cnt, acc);
+        update_rows(l, tab, uniq, nu, first, cnt, d, acc);
         l->nuniq[side][t] = nu;
     }
     for (int side = 0; side < 2; side++) {
