@@ -137,7 +137,8 @@ def main():
     print(json.dumps({"model": "torch-neumf", "torch": torch.__version__, "threads": a.threads,
                       "epochs": a.epochs, "pairs": pairs, "train_seconds": secs,
                       "pairs_per_s": pairs / secs, "events_per_s": pairs / (K + 1) / secs,
-                      "hr10": hr / n, "ndcg10": ndcg / n, "loo_users": len(held)}))
+                      "hr10": hr / n, "ndcg10": ndcg / n, "loo_users": len(held)},
+                     separators=(",", ":")))
     return 0
 
 
