@@ -1,8 +1,11 @@
 /* pool.h — a fixed team of threads for the parallel phases of a micro-batch:
- * pool_run(p, fn, arg) calls fn(arg, t, n) on every thread t of n (the
- * caller is thread 0) and returns when all have returned. Meant for many
- * short phases: a helper spins briefly for the next phase before it sleeps,
- * so that a phase costs microseconds, not a futex round trip each time.
+ * pool_run(p, fn, arg) calls fn(arg, c, n) once for every chunk c of n (n:
+ * the team's size), each on whichever thread takes it first — the caller
+ * takes those no helper has — and returns when all have returned. So a
+ * chunk's result must depend on c, never on the thread; and a helper the
+ * scheduler keeps off the CPU (more threads than free cores) delays nothing
+ * but its own chunk's start. Meant for many short phases: a helper spins
+ * briefly for the next phase before it sleeps.
  * Not for: long-running or independent tasks. */
 #ifndef FR_POOL_H
 #define FR_POOL_H

@@ -1,7 +1,8 @@
-/* test_pool.c — the learner's thread team (learner/pool.c): every thread
- * runs every phase exactly once, pool_run returns only when all have
+/* test_pool.c — the learner's thread team (learner/pool.c): every chunk of
+ * every phase runs exactly once, pool_run returns only when all have
  * finished (their writes visible), phases after the helpers went to sleep
- * still run, and a one-thread pool runs the phase in the caller. */
+ * still run, more threads than cores still finish (the caller takes what
+ * helpers do not), and a one-thread pool runs the phase in the caller. */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +26,7 @@ typedef struct {
     int seen_n;
 } job_t;
 
-/* thread t adds phase+1 to its slice; all slices cover data once */
+/* chunk t adds phase+1 to its slice; all slices cover data once */
 static void work(void *arg, int t, int n)
 {
     job_t *j = arg;
