@@ -431,6 +431,8 @@ static void on_gone(void *arg, char side, const char *id, size_t len)
 static size_t add_gone(app_t *a, size_t budget)
 {
     size_t off = 0, n = 0;
+    if (!a->gone_len)
+        return 0;
     while (off < a->gone_len && n < budget) {
         const unsigned char *r = a->gone + off;
         char side = (char)r[0];
