@@ -734,10 +734,9 @@ static int flush(learner_t *l, int B)
 
 /* Entry e of table t was just touched by event ev: a new id starts with no
  * features, then takes those the event carries for this side. */
-static int side_features(learner_t *l, feat_t *f, emb_table_t *t, uint32_t e, char side,
+static int side_features(feat_t *f, emb_table_t *t, uint32_t e, char side,
                          const lrn_event_t *ev)
 {
-    (void)l;
     if (feat_reserve(f, emb_entry_cap(t)))
         return -1;
     if (emb_entry_count(t, e) == 1)
@@ -757,8 +756,8 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
         uint32_t ie = ue == EMB_NONE
                           ? EMB_NONE
                           : emb_touch(l->items, e->item.h, e->item.id, e->item.len, e->ts_ms);
-        if (ie == EMB_NONE || (l->fu && side_features(l, l->fu, l->users, ue, 'u', e)) ||
-            (l->fi && side_features(l, l->fi, l->items, ie, 'i', e))) {
+        if (ie == EMB_NONE || (l->fu && side_features(l->fu, l->users, ue, 'u', e)) ||
+            (l->fi && side_features(l->fi, l->items, ie, 'i', e))) {
             l->st.bad++;
             continue;
         }
@@ -808,45 +807,29 @@ static int item_in_ring(void *arg, uint32_t e)
     return ring_item_count(((learner_t *)arg)->ring, e) > 0;
 }
 
+/* entry e of table t ('u' or 'i') is about to be removed: the caller is told */
+static void tell_gone(const learner_t *l, const emb_table_t *t, char side, uint32_t e)
+{
+    size_t len;
+    const char *id = emb_entry_id(t, e, &len);
+    if (l->on_gone)
+        l->on_gone(l->gone_arg, side, id, len);
+}
+
 static void user_gone(void *arg, uint32_t e)
 {
-    learner_t *l = arg;
-    size_t len;
-    const char *id = emb_entry_id(l->users, e, &len);
-    if (l->on_gone)
-        l->on_gone(l->gone_arg, 'u', id, len);
+    tell_gone(arg, ((learner_t *)arg)->users, 'u', e);
 }
 
 static void item_gone(void *arg, uint32_t e)
 {
-    learner_t *l = arg;
-    size_t len;
-    const char *id = emb_entry_id(l->items, e, &len);
-    if (l->on_gone)
-        l->on_gone(l->gone_arg, 'i', id, len);
-}
-
-/* expiry's keep: an entry still in the buffer stays; one that goes is told */
-static int user_expire_keep(void *arg, uint32_t e)
-{
-    if (user_in_ring(arg, e))
-        return 1;
-    user_gone(arg, e);
-    return 0;
-}
-
-static int item_expire_keep(void *arg, uint32_t e)
-{
-    if (item_in_ring(arg, e))
-        return 1;
-    item_gone(arg, e);
-    return 0;
+    tell_gone(arg, ((learner_t *)arg)->items, 'i', e);
 }
 
 size_t learner_expire(learner_t *l, int64_t now_ms)
 {
-    return emb_expire(l->users, now_ms, user_expire_keep, l) +
-           emb_expire(l->items, now_ms, item_expire_keep, l);
+    return emb_expire(l->users, now_ms, user_in_ring, user_gone, l) +
+           emb_expire(l->items, now_ms, item_in_ring, item_gone, l);
 }
 
 void learner_on_gone(learner_t *l, lrn_gone_fn fn, void *arg)

@@ -446,7 +446,8 @@ static void remove_entry(emb_table_t *t, uint32_t e)
     t->expired++;
 }
 
-size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e), void *arg)
+size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e),
+                  void (*gone)(void *arg, uint32_t e), void *arg)
 {
     if (t->cfg.expire_ms <= 0)
         return 0;
@@ -458,6 +459,8 @@ size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_
             continue;
         if (keep && keep(arg, (uint32_t)e))
             continue;
+        if (gone)
+            gone(arg, (uint32_t)e);
         remove_entry(t, (uint32_t)e);
         n++;
     }

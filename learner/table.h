@@ -73,9 +73,11 @@ void emb_mark_dirty(emb_table_t *t, uint32_t e);
 size_t emb_take_dirty(emb_table_t *t, uint32_t *out, size_t max);
 size_t emb_dirty_count(const emb_table_t *t);
 
-/* Removes ids unseen since now_ms - expire_ms, except those keep() vetoes
- * (keep may be NULL). Returns how many were removed. */
-size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e), void *arg);
+/* Removes ids unseen since now_ms - expire_ms, except those keep() vetoes;
+ * gone(arg, e) is called for each just before its entry is removed (its id
+ * still readable). keep and gone may be NULL. Returns how many were removed. */
+size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_t e),
+                  void (*gone)(void *arg, uint32_t e), void *arg);
 
 void emb_stats(const emb_table_t *t, emb_stats_t *out);
 

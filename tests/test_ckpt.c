@@ -70,7 +70,7 @@ static emb_table_t *make_table(int width, int n, uint64_t seed)
             for (int j = 0; j < 2 * width; j++)
                 emb_row(t, row)[j] += (float)k * 0.001f;
     }
-    emb_expire(t, 1000 + n / 2 + 1000, NULL, NULL); /* some are gone: holes */
+    emb_expire(t, 1000 + n / 2 + 1000, NULL, NULL, NULL); /* some are gone: holes */
     return t;
 }
 

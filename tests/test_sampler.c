@@ -307,7 +307,7 @@ static void test_uniform_chi_square(void **state)
     assert_fits(obs, p, NA + NS);
 
     /* 20 expire: the draws spread over the 30 left */
-    assert_int_equal(emb_expire(t, 5500, NULL, NULL), 20);
+    assert_int_equal(emb_expire(t, 5500, NULL, NULL, NULL), 20);
     memset(obs, 0, sizeof(obs));
     for (int i = 0; i < NA; i++)
         p[i] = i < 20 ? 0.0 : 1.0 / (NA - 20);

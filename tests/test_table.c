@@ -272,7 +272,7 @@ static void test_same_hash_different_ids(void **state)
     /* touch beta, alpha late so only the even "same-" ids are old */
     emb_touch(t, H, "alpha", 5, 5000);
     emb_touch(t, H, "beta", 4, 5000);
-    assert_int_equal(emb_expire(t, 5500, NULL, NULL), N / 2);
+    assert_int_equal(emb_expire(t, 5500, NULL, NULL, NULL), N / 2);
     for (int i = 0; i < N; i++) {
         int n = snprintf(buf, sizeof(buf), "same-%d", i);
         uint32_t f = emb_find(t, H, buf, (size_t)n);
@@ -374,7 +374,7 @@ static void test_expire_basic(void **state)
     uint32_t d = touch_str(t, "d", 100);
     touch_str(t, "d", 1500); /* last_seen moves on with the touch */
     uint32_t arow = emb_entry_row(t, a);
-    assert_int_equal(emb_expire(t, 2000, NULL, NULL), 1);
+    assert_int_equal(emb_expire(t, 2000, NULL, NULL, NULL), 1);
     assert_int_equal(find_str(t, "a"), EMB_NONE);
     assert_false(emb_entry_alive(t, a));
     assert_int_equal(emb_row_entry(t, arow), EMB_NONE);
@@ -389,7 +389,7 @@ static void test_expire_basic(void **state)
     assert_int_equal(st.admitted, 4);
 
     /* nothing more is due at the same time */
-    assert_int_equal(emb_expire(t, 2000, NULL, NULL), 0);
+    assert_int_equal(emb_expire(t, 2000, NULL, NULL, NULL), 0);
 
     /* an expired id that comes back starts afresh */
     uint32_t a2 = touch_str(t, "a", 2100);
@@ -400,7 +400,7 @@ static void test_expire_basic(void **state)
     assert_int_equal(st.admitted, 5);
 
     /* much later everything goes */
-    assert_int_equal(emb_expire(t, 100000, NULL, NULL), 4);
+    assert_int_equal(emb_expire(t, 100000, NULL, NULL, NULL), 4);
     emb_stats(t, &st);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.rows, 1);
@@ -414,7 +414,7 @@ static void test_expire_disabled(void **state)
     (void)state;
     emb_table_t *t = make_table(1, 0);
     touch_str(t, "a", 0);
-    assert_int_equal(emb_expire(t, INT64_MAX / 2, NULL, NULL), 0);
+    assert_int_equal(emb_expire(t, INT64_MAX / 2, NULL, NULL, NULL), 0);
     assert_int_not_equal(find_str(t, "a"), EMB_NONE);
     emb_free(t);
 }
@@ -425,6 +425,18 @@ static int keep_k_prefix(void *arg, uint32_t e)
     size_t len;
     const char *id = emb_entry_id(t, e, &len);
     return len > 0 && id[0] == 'k';
+}
+
+/* expiry's gone callback: the ids removed, read before their entries go */
+static char gone_ids[8][16];
+static int ngone;
+
+static void record_gone(void *arg, uint32_t e)
+{
+    size_t len;
+    const char *id = emb_entry_id(arg, e, &len);
+    if (ngone < 8)
+        snprintf(gone_ids[ngone++], sizeof(gone_ids[0]), "%.*s", (int)len, id);
 }
 
 static void test_expire_keep_veto(void **state)
@@ -446,7 +458,11 @@ static void test_expire_keep_veto(void **state)
     emb_table_t *t = make_table(1, 1000);
     for (size_t i = 0; i < n; i++)
         touch_str(t, cases[i].id, cases[i].ts);
-    assert_int_equal(emb_expire(t, 5500, keep_k_prefix, t), 2);
+    ngone = 0;
+    assert_int_equal(emb_expire(t, 5500, keep_k_prefix, record_gone, t), 2);
+    assert_int_equal(ngone, 2); /* told of exactly the two removed, in entry order */
+    assert_string_equal(gone_ids[0], "x1");
+    assert_string_equal(gone_ids[1], "y");
     for (size_t i = 0; i < n; i++) {
         if (cases[i].alive_after)
             assert_int_not_equal(find_str(t, cases[i].id), EMB_NONE);
@@ -577,7 +593,7 @@ static void run_random_expiry(int mode, uint64_t seed)
                     due++;
                 }
             }
-            size_t got = emb_expire(t, now, keep_mod13, t);
+            size_t got = emb_expire(t, now, keep_mod13, NULL, t);
             assert_int_equal(got, due);
             expired_total += due;
             check_against_reference(t, mode, ref, expired_total);
@@ -591,7 +607,7 @@ static void run_random_expiry(int mode, uint64_t seed)
             ref[j].alive = 0;
             due++;
         }
-    assert_int_equal(emb_expire(t, now, keep_mod13, t), due);
+    assert_int_equal(emb_expire(t, now, keep_mod13, NULL, t), due);
     expired_total += due;
     check_against_reference(t, mode, ref, expired_total);
     assert_true(expired_total > RK); /* ids really did come and go */
@@ -628,7 +644,7 @@ static void test_sample_row_admitted_live_only(void **state)
         if (i < 100)
             touch_str(t, b, ts);
     }
-    assert_int_equal(emb_expire(t, 5500, NULL, NULL), 50);
+    assert_int_equal(emb_expire(t, 5500, NULL, NULL, NULL), 50);
     assert_int_equal(emb_admitted_rows(t), 50);
     rng_t r;
     rng_seed(&r, 3);
@@ -660,7 +676,7 @@ static void test_sample_row_mostly_free(void **state)
     emb_table_t *t = make_table(1, 1000);
     for (int64_t i = 0; i < 1000; i++)
         touch_int(t, i, i == 17 || i == 900 ? 5000 : 0);
-    assert_int_equal(emb_expire(t, 5500, NULL, NULL), 998);
+    assert_int_equal(emb_expire(t, 5500, NULL, NULL, NULL), 998);
     uint32_t r17 = emb_entry_row(t, find_int(t, 17));
     uint32_t r900 = emb_entry_row(t, find_int(t, 900));
     rng_t r;
@@ -674,7 +690,7 @@ static void test_sample_row_mostly_free(void **state)
     }
     assert_true(h17 > 800 && h900 > 800);
     /* all gone: the fallback */
-    assert_int_equal(emb_expire(t, 100000, NULL, NULL), 2);
+    assert_int_equal(emb_expire(t, 100000, NULL, NULL, NULL), 2);
     assert_int_equal(emb_sample_row(t, &r), 0);
     emb_free(t);
 }
@@ -694,7 +710,7 @@ static void test_dirty(void **state)
     assert_int_equal(emb_dirty_count(t), 5);
 
     /* expiring a dirty entry drops it from the dirty list */
-    assert_int_equal(emb_expire(t, 5500, NULL, NULL), 1);
+    assert_int_equal(emb_expire(t, 5500, NULL, NULL, NULL), 1);
     assert_int_equal(emb_dirty_count(t), 4);
 
     uint32_t out[16];
