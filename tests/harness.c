@@ -342,12 +342,23 @@ int harness_kafka_ends(harness_kafka_t *k, int n, long long *out)
     return 0;
 }
 
+const char *harness_build(void)
+{
+    const char *b = getenv("BUILD");
+    return b && *b ? b : "build";
+}
+
+void harness_log_path(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/tests/%s.log", harness_build(), name);
+    unlink(buf);
+}
+
 pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
                            const char *const *extra, const char *logpath)
 {
-    const char *build = getenv("BUILD");
     char bin[256], b[300], r[64], s[64];
-    snprintf(bin, sizeof(bin), "%s/freshrecd", build && *build ? build : "build");
+    snprintf(bin, sizeof(bin), "%s/freshrecd", harness_build());
     snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
     snprintf(r, sizeof(r), "redis.port=%d", redis_port);
     snprintf(s, sizeof(s), "stats.port=%d", stats_port);

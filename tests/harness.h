@@ -61,6 +61,11 @@ int harness_kafka_committed(harness_kafka_t *k, const char *group, int n, long l
 /* The end (high watermark) of "events" partitions 0..n-1. 0 or -1. */
 int harness_kafka_ends(harness_kafka_t *k, int n, long long *out);
 
+/* The build directory under test: $BUILD, else "build". */
+const char *harness_build(void);
+/* A test's daemon log: "<build>/tests/<name>.log" into buf, any old one removed. */
+void harness_log_path(char *buf, size_t len, const char *name);
+
 /* A freshrecd process on the given brokers, Redis port and stats port, with
  * extra --set assignments (NULL-terminated, may be NULL). Its output is
  * appended to logpath. Returns the pid or -1. */

@@ -76,10 +76,7 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     pid_t redis = harness_redis_start(rport);
     assert_true(redis > 0);
     assert_int_equal(harness_kafka_start(&K, 3), 0);
-    const char *build = getenv("BUILD");
-    snprintf(log_path, sizeof(log_path), "%s/tests/test_ckpt_daemon.log",
-             build && *build ? build : "build");
-    unlink(log_path);
+    harness_log_path(log_path, sizeof(log_path), "test_ckpt_daemon");
     snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);

@@ -142,10 +142,7 @@ static int setup(void **state)
     (void)state;
     rport = harness_free_port();
     sport = harness_free_port();
-    const char *build = getenv("BUILD");
-    snprintf(log_path, sizeof(log_path), "%s/tests/test_crash.log",
-             build && *build ? build : "build");
-    unlink(log_path);
+    harness_log_path(log_path, sizeof(log_path), "test_crash");
     snprintf(dir, sizeof(dir), "/tmp/fr-crash-XXXXXX");
     if (!mkdtemp(dir) || (redis = harness_redis_start(rport)) < 0 || harness_kafka_start(&K, PARTS))
         return -1;

@@ -35,10 +35,8 @@ static void test_dcn_from_impressions_and_clicks(void **state)
     assert_true(redis > 0);
     harness_kafka_t k;
     assert_int_equal(harness_kafka_start(&k, 2), 0);
-    const char *build = getenv("BUILD");
     char log[256];
-    snprintf(log, sizeof(log), "%s/tests/test_ctr_daemon.log", build && *build ? build : "build");
-    unlink(log);
+    harness_log_path(log, sizeof(log), "test_ctr_daemon");
     static const char *extra[] = {"model.kind=dcn",
                                   "model.dim=8",
                                   "model.cat_fields=device,cat3",

@@ -75,9 +75,7 @@ static void produce(ctx_t *c, const char *key, const char *val, size_t len)
 static int setup(void **state)
 {
     ctx_t *c = &C;
-    const char *build = getenv("BUILD");
-    snprintf(c->log, sizeof(c->log), "%s/tests/test_daemon.log", build && *build ? build : "build");
-    unlink(c->log);
+    harness_log_path(c->log, sizeof(c->log), "test_daemon");
     c->text = malloc(1 << 20);
     c->redis_port = harness_free_port();
     c->stats_port = harness_free_port();

@@ -46,16 +46,14 @@ static void *produce_slowly(void *arg)
 static void test_dashboard_charts(void **state)
 {
     (void)state;
-    const char *build = getenv("BUILD");
-    build = build && *build ? build : "build";
+    const char *build = harness_build();
     int rport = harness_free_port(), sport = harness_free_port();
     pid_t redis = harness_redis_start(rport);
     assert_true(redis > 0);
     harness_kafka_t k;
     assert_int_equal(harness_kafka_start(&k, 2), 0);
     char log[256];
-    snprintf(log, sizeof(log), "%s/tests/test_dashboard.log", build);
-    unlink(log);
+    harness_log_path(log, sizeof(log), "test_dashboard");
     pid_t d = harness_daemon_start(k.brokers, rport, sport, NULL, log);
     assert_true(harness_daemon_healthy(sport, 30000));
 

@@ -116,10 +116,8 @@ static void test_dssm_with_features(void **state)
     assert_true(redis > 0);
     harness_kafka_t k;
     assert_int_equal(harness_kafka_start(&k, 2), 0);
-    const char *build = getenv("BUILD");
     char log[256];
-    snprintf(log, sizeof(log), "%s/tests/test_dssm_daemon.log", build && *build ? build : "build");
-    unlink(log);
+    harness_log_path(log, sizeof(log), "test_dssm_daemon");
     static const char *extra[] = {"model.kind=dssm",
                                   "model.dim=16",
                                   "model.tower=32,16",

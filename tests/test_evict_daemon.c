@@ -57,10 +57,8 @@ static void test_evicted_users_leave_redis(void **state)
     assert_true(redis > 0);
     harness_kafka_t k;
     assert_int_equal(harness_kafka_start(&k, 2), 0);
-    const char *build = getenv("BUILD");
     char log[256];
-    snprintf(log, sizeof(log), "%s/tests/test_evict_daemon.log", build && *build ? build : "build");
-    unlink(log);
+    harness_log_path(log, sizeof(log), "test_evict_daemon");
     static const char *extra[] = {"model.max_users=1000", "model.ring_capacity=400",
                                   "redis.publish_interval_ms=50", NULL};
     pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);

@@ -76,9 +76,7 @@ static void produce_clicks(const char *prefix, int users, int n)
 static int setup(void **state)
 {
     ctx_t *c = &C;
-    const char *build = getenv("BUILD");
-    snprintf(c->log, sizeof(c->log), "%s/tests/test_faults.log", build && *build ? build : "build");
-    unlink(c->log);
+    harness_log_path(c->log, sizeof(c->log), "test_faults");
     rng_seed(&c->rng, 3);
     c->redis_port = harness_free_port();
     c->stats_port = harness_free_port();

@@ -28,16 +28,13 @@ static void test_rules_check(void **state)
 static void test_scraped_by_prometheus(void **state)
 {
     (void)state;
-    const char *build = getenv("BUILD");
-    build = build && *build ? build : "build";
     int rport = harness_free_port(), sport = harness_free_port(), pport = harness_free_port();
     pid_t redis = harness_redis_start(rport);
     assert_true(redis > 0);
     harness_kafka_t k;
     assert_int_equal(harness_kafka_start(&k, 1), 0);
     char log[256], dir[256], conf[300], cwd[1024];
-    snprintf(log, sizeof(log), "%s/tests/test_prometheus.log", build);
-    unlink(log);
+    harness_log_path(log, sizeof(log), "test_prometheus");
     pid_t d = harness_daemon_start(k.brokers, rport, sport, NULL, log);
     assert_true(harness_daemon_healthy(sport, 30000));
 

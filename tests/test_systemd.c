@@ -22,20 +22,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
-}
-
 /* the unit with ExecStart naming this build's daemon */
 static void unit_for_test(char *path, size_t len)
 {
     char cwd[1024], cmd[2048];
     assert_non_null(getcwd(cwd, sizeof(cwd)));
-    snprintf(path, len, "%s/tests/freshrec.service", build_dir());
+    snprintf(path, len, "%s/tests/freshrec.service", harness_build());
     snprintf(cmd, sizeof(cmd), "sed 's|/usr/bin/freshrecd|%s/%s/freshrecd|' systemd/freshrec.service > %s",
-             cwd, build_dir(), path);
+             cwd, harness_build(), path);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -91,9 +85,8 @@ static void test_notify_protocol(void **state)
 
     char sock[96], log[256];
     snprintf(sock, sizeof(sock), "/tmp/fr-notify-%d.sock", (int)getpid());
-    snprintf(log, sizeof(log), "%s/tests/test_systemd.log", build_dir());
+    harness_log_path(log, sizeof(log), "test_systemd");
     unlink(sock);
-    unlink(log);
     int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
