@@ -23,6 +23,7 @@
 #include "id.h"
 #include "kern.h"
 #include "learner.h"
+#include "metrics.h"
 #include "rng.h"
 
 #include <getopt.h>
@@ -128,27 +129,7 @@ static double median(double *v, int n)
 
 static double rss_gb(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return (double)rss * (double)sysconf(_SC_PAGESIZE) / 1e9;
-}
-
-static double anon_huge_gb(void)
-{
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "AnonHugePages:", 14) == 0)
-            kb = atof(line + 14);
-    if (f)
-        fclose(f);
-    return kb * 1024 / 1e9;
+    return (double)metrics_rss_bytes() / 1e9;
 }
 
 static int sync_write(double *seconds, const char *path, learner_t *l)
@@ -332,7 +313,7 @@ int main(int argc, char **argv)
         recording = NULL;
         if (i)
             cratio[i - 1] = crate[i] / rate_before;
-        double huge = anon_huge_gb();
+        double huge = (double)collapse_anon_huge_bytes() / 1e9;
 
         double ts0 = clock_mono_s();
         collapse_stop(cl); /* as freshrecd does: nothing to stop here */

@@ -2,6 +2,8 @@
 #define _DEFAULT_SOURCE /* madvise */
 #include "collapse.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,17 +35,23 @@ struct collapse {
     collapse_stats_t st; /* written by the pass, read after done */
 };
 
-static double mono_s(void)
+uint64_t collapse_anon_huge_bytes(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    uint64_t kb = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "AnonHugePages:", 14) == 0)
+            kb = strtoull(line + 14, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb * 1024;
 }
 
 static void *pass(void *arg)
 {
     collapse_t *c = arg;
-    double t0 = mono_s();
+    double t0 = clock_mono_s();
     uint64_t pages = 0, refused = 0;
     for (int r = 0; r < c->nranges && !atomic_load(&c->stop); r++) {
         uintptr_t lo = (c->p[r] + HUGE - 1) & ~(HUGE - 1), end = (c->p[r] + c->n[r]) & ~(HUGE - 1);
@@ -62,7 +70,7 @@ static void *pass(void *arg)
     }
     c->st.pages = pages;
     c->st.refused = refused;
-    c->st.seconds = mono_s() - t0;
+    c->st.seconds = clock_mono_s() - t0;
     c->st.passes++;
     atomic_store(&c->done, 1);
     return NULL;

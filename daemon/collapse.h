@@ -20,6 +20,10 @@
 
 #define COLLAPSE_MAX_RANGES 64
 
+/* Anonymous memory of this process in huge pages now (AnonHugePages of
+ * /proc/self/smaps_rollup), in bytes; 0 when unknown. For figures. */
+uint64_t collapse_anon_huge_bytes(void);
+
 typedef struct collapse collapse_t;
 
 typedef struct {

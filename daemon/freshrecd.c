@@ -125,14 +125,34 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
 static const char *arena_put(app_t *a, size_t *used, const char *s, size_t len);
 static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_t *used);
 
+/* The event an impression kept in the join, decoded again (it was valid when
+ * it came in), or NULL when it kept none. Valid until the next call. */
+static const event_t *kept_event(app_t *a, const lrn_event_t *ng)
+{
+    static event_t ev;
+    char detail[64];
+    if (!ng->payload || event_decode(&ev, ng->payload, ng->payload_len, &a->kinds,
+                                     (size_t)a->cfg.max_event_bytes, detail,
+                                     sizeof(detail)) != EVR_OK)
+        return NULL;
+    return &ev;
+}
+
+/* The index of a feature name among names[from..n), or -1. */
+static int field_index(char names[][EVENT_MAX_NAME + 1], int from, int n, const char *name)
+{
+    for (int f = from; f < n; f++)
+        if (strcmp(name, names[f]) == 0)
+            return f;
+    return -1;
+}
+
 /* Click-through: learns the batch's positives (cex[0..npos)) together with
  * the impressions whose window has passed, as negatives with their own
  * features, shuffled, so that no micro-batch holds one label only (Adam on
  * label-pure batches swings the bias back and forth). */
 static void learn_ctr(app_t *a, size_t npos, size_t used)
 {
-    static event_t ev;
-    char detail[64];
     const size_t cap = (size_t)a->cfg.batch_max + NEG_CHUNK;
     size_t k = npos, n, room;
     do {
@@ -140,11 +160,10 @@ static void learn_ctr(app_t *a, size_t npos, size_t used)
         n = join_take(a->join, a->negs, room);
         for (size_t i = 0; i < n; i++) {
             const lrn_event_t *ng = &a->negs[i];
-            if (!ng->payload || event_decode(&ev, ng->payload, ng->payload_len, &a->kinds,
-                                             (size_t)a->cfg.max_event_bytes, detail,
-                                             sizeof(detail)) != EVR_OK)
-                continue; /* it was valid when it came in */
-            k = ctr_example_from(a, &ev, &ng->user, &ng->item, 0.0f, 1.0f, ng->ts_ms, k, &used);
+            const event_t *ev = kept_event(a, ng);
+            if (ev)
+                k = ctr_example_from(a, ev, &ng->user, &ng->item, 0.0f, 1.0f, ng->ts_ms, k,
+                                     &used);
         }
         if (k == cap || (n < room && k)) {
             for (size_t i = k - 1; i > 0; i--) { /* Fisher-Yates */
@@ -169,17 +188,14 @@ static void learn_negatives(app_t *a)
     }
     while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0) {
         /* with tower features, an unclicked impression brings its own */
-        static event_t ev;
-        char detail[64];
         size_t used = 0;
         const int F = a->ncat + a->nnum;
         for (size_t i = 0; F && i < n; i++) {
             lrn_event_t *ng = &a->negs[i];
-            if (ng->payload && event_decode(&ev, ng->payload, ng->payload_len, &a->kinds,
-                                            (size_t)a->cfg.max_event_bytes, detail,
-                                            sizeof(detail)) == EVR_OK) {
+            const event_t *ev = kept_event(a, ng);
+            if (ev) {
                 ng->feat = a->pfeat + i * (size_t)F;
-                ng->nfeat = pair_features_from(a, &ev, a->pfeat + i * (size_t)F, &used);
+                ng->nfeat = pair_features_from(a, ev, a->pfeat + i * (size_t)F, &used);
             }
         }
         learner_learn(a->learner, a->negs, n);
@@ -200,21 +216,18 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
         return k;
     cat[nc++] = (ctr_cat_t){0, {u->h, uid, u->len}};
     cat[nc++] = (ctr_cat_t){1, {it->h, iid, it->len}};
-    for (int j = 0; j < ev->ncat; j++)
-        for (int f = 2; f < a->ncat; f++)
-            if (strcmp(ev->cat[j].name, a->cat_names[f]) == 0) {
-                size_t vl = strlen(ev->cat[j].value);
-                const char *v = arena_put(a, used, ev->cat[j].value, vl);
-                if (v)
-                    cat[nc++] = (ctr_cat_t){f, {id_hash(v, vl), v, vl}};
-                break;
-            }
-    for (int j = 0; j < ev->nnum; j++)
-        for (int f = 0; f < a->nnum; f++)
-            if (strcmp(ev->num[j].name, a->num_names[f]) == 0) {
-                num[nn++] = (ctr_num_t){f, (float)ev->num[j].value};
-                break;
-            }
+    for (int j = 0; j < ev->ncat; j++) {
+        int f = field_index(a->cat_names, 2, a->ncat, ev->cat[j].name); /* 0, 1: user, item */
+        size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
+        const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
+        if (v)
+            cat[nc++] = (ctr_cat_t){f, {id_hash(v, vl), v, vl}};
+    }
+    for (int j = 0; j < ev->nnum; j++) {
+        int f = field_index(a->num_names, 0, a->nnum, ev->num[j].name);
+        if (f >= 0)
+            num[nn++] = (ctr_num_t){f, (float)ev->num[j].value};
+    }
     a->cex[k] = (ctr_example_t){.cat = cat,
                                 .ncat = nc,
                                 .num = num,
@@ -230,23 +243,20 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
 static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_t *used)
 {
     int n = 0;
-    for (int j = 0; j < ev->ncat; j++)
-        for (int f = 0; f < a->ncat; f++)
-            if (strcmp(ev->cat[j].name, a->cat_names[f]) == 0) {
-                size_t vl = strlen(ev->cat[j].value);
-                const char *v = arena_put(a, used, ev->cat[j].value, vl);
-                if (v)
-                    fs[n++] = (lrn_feat_t){.side = a->cat_side[f], .field = a->cat_field[f],
-                                           .h = id_hash(v, vl), .id = v, .len = vl};
-                break;
-            }
-    for (int j = 0; j < ev->nnum; j++)
-        for (int f = 0; f < a->nnum; f++)
-            if (strcmp(ev->num[j].name, a->num_names[f]) == 0) {
-                fs[n++] = (lrn_feat_t){.side = a->num_side[f], .dense = 1,
-                                       .field = a->num_field[f], .num = (float)ev->num[j].value};
-                break;
-            }
+    for (int j = 0; j < ev->ncat; j++) {
+        int f = field_index(a->cat_names, 0, a->ncat, ev->cat[j].name);
+        size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
+        const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
+        if (v)
+            fs[n++] = (lrn_feat_t){.side = a->cat_side[f], .field = a->cat_field[f],
+                                   .h = id_hash(v, vl), .id = v, .len = vl};
+    }
+    for (int j = 0; j < ev->nnum; j++) {
+        int f = field_index(a->num_names, 0, a->nnum, ev->num[j].name);
+        if (f >= 0)
+            fs[n++] = (lrn_feat_t){.side = a->num_side[f], .dense = 1, .field = a->num_field[f],
+                                   .num = (float)ev->num[j].value};
+    }
     return n;
 }
 
@@ -552,18 +562,6 @@ static uint64_t learned_total(app_t *a)
     return cs.examples;
 }
 
-static uint64_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static void snapshot(void *arg, metrics_t *out)
 {
     app_t *a = arg;
@@ -590,7 +588,7 @@ static void snapshot(void *arg, metrics_t *out)
     out->nparts = a->kafka ? kafka_partitions(a->kafka, out->part, METRICS_MAX_PARTITIONS) : 0;
     out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
     out->uptime_s = clock_mono_s() - a->t_start;
-    out->rss_bytes = rss_bytes();
+    out->rss_bytes = metrics_rss_bytes();
     out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&
                      !kafka_fatal(a->kafka);
     out->redis_connected = a->pub && pub_connected(a->pub);
@@ -1075,12 +1073,8 @@ static int pair_features_config(app_t *a, learner_config_t *lc, char *err, size_
         return -1;
     }
     for (int k = 0; k < nitems; k++) {
-        int found = 0;
-        for (int f = 0; f < a->ncat; f++)
-            found |= strcmp(items[k], a->cat_names[f]) == 0;
-        for (int f = 0; f < a->nnum; f++)
-            found |= strcmp(items[k], a->num_names[f]) == 0;
-        if (!found) {
+        if (field_index(a->cat_names, 0, a->ncat, items[k]) < 0 &&
+            field_index(a->num_names, 0, a->nnum, items[k]) < 0) {
             snprintf(err, len, "[model] item_fields: '%.64s' is in neither cat_fields nor num_fields",
                      items[k]);
             return -1;
@@ -1090,9 +1084,7 @@ static int pair_features_config(app_t *a, learner_config_t *lc, char *err, size_
         int n = dense ? a->nnum : a->ncat;
         for (int f = 0; f < n; f++) {
             const char *name = dense ? a->num_names[f] : a->cat_names[f];
-            int item = 0;
-            for (int k = 0; k < nitems; k++)
-                item |= strcmp(items[k], name) == 0;
+            int item = field_index(items, 0, nitems, name) >= 0;
             int *count = item ? (dense ? &lc->inum : &lc->icat) : (dense ? &lc->unum : &lc->ucat);
             if (*count == FEAT_MAX_FIELDS) {
                 snprintf(err, len, "[model] at most %d categorical and %d dense fields per tower",

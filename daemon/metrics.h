@@ -72,4 +72,7 @@ typedef struct {
  * NaN is ignored). */
 void metrics_observe_latency(metrics_t *m, double seconds);
 
+/* Resident memory of this process (/proc/self/statm), 0 when unknown. */
+uint64_t metrics_rss_bytes(void);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "collapse.h"
 #include "id.h"
 #include "table.h"
@@ -22,31 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double anon_huge_mb(void)
 {
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "AnonHugePages:", 14) == 0)
-            kb = atof(line + 14);
-    if (f)
-        fclose(f);
-    return kb / 1024;
+    return (double)collapse_anon_huge_bytes() / (1024 * 1024);
 }
 
 static void wait_pass(collapse_t *c, collapse_stats_t *st, double max_s)
 {
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     while (collapse_running(c, st)) {
-        assert_true(now_s() - t0 < max_s);
+        assert_true(clock_mono_s() - t0 < max_s);
         usleep(2000);
     }
 }
