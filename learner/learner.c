@@ -22,6 +22,10 @@ struct learner {
     int nt;                       /* threads */
     int P;                        /* pairs of the batch being learned */
     int NB;                       /* positives of the batch being sampled for */
+    int Q;                        /* prequential rankings of the batch */
+    uint32_t *pq_ue;              /* (batch_events) their users */
+    uint32_t *pq_cand;            /* (batch_events, preq_negatives + 1) item first */
+    float *pq_scores;             /* (batch_events, preq_negatives + 1) */
     uint64_t sample_seed;         /* threads > 1: this batch's sampling streams */
     feat_t *fu, *fi; /* tower features (DSSM), NULL for a side without */
     int Fu, Fi;
@@ -48,7 +52,7 @@ struct learner {
     float *logits, *dz, *logq;    /* (P) */
     float *du, *di;               /* (P, R) */
     uint32_t *negs, *cand;        /* negs (batch_events, k); cand (maxb) */
-    float *negq, *scores;
+    float *negq;
     int *nfound; /* (batch_events) */
 
     /* de-duplication of touched rows: slot[row] valid while stamp[row] == gen */
@@ -56,7 +60,7 @@ struct learner {
     size_t ucap, icap;
     uint32_t gen;
     /* rows touched by the batch, once each, per side and thread: thread t
-     * of n takes the rows with row % n == t */
+     * of n takes the rows row_owner gives it */
     uint32_t *uniq[2][LEARNER_MAX_THREADS]; /* (P) */
     uint32_t *ufirst[2][LEARNER_MAX_THREADS], *ucnt[2][LEARNER_MAX_THREADS]; /* (P) */
     float *gacc[2][LEARNER_MAX_THREADS];    /* (P, R) their summed gradients */
@@ -117,37 +121,46 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
     return e == EMB_NONE ? 0 : emb_entry_row(t, e);
 }
 
-/* The features of pairs [p0, p1) into ufp/ifp, from ue/ie (entries). */
-static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int p0, int p1)
+/* The features of n pairs (entries ue[j], ie[j]) into ufp/ifp [at, at + n). */
+static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int at, int n)
 {
-    for (int p = p0; l->fu && p < p1; p++) {
-        float *f = l->ufb + (size_t)p * l->Fu;
-        feat_gather(l->fu, ue[p], f);
-        l->ufp[p] = f;
+    for (int j = 0; l->fu && j < n; j++) {
+        float *f = l->ufb + (size_t)(at + j) * l->Fu;
+        feat_gather(l->fu, ue[j], f);
+        l->ufp[at + j] = f;
     }
-    for (int p = p0; l->fi && p < p1; p++) {
-        float *f = l->ifb + (size_t)p * l->Fi;
-        feat_gather(l->fi, ie[p], f);
-        l->ifp[p] = f;
+    for (int j = 0; l->fi && j < n; j++) {
+        float *f = l->ifb + (size_t)(at + j) * l->Fi;
+        feat_gather(l->fi, ie[j], f);
+        l->ifp[at + j] = f;
     }
 }
 
-/* Logits of user entry ue (EMB_NONE: unknown) against n item entries. */
+/* Logits of user entry ue (EMB_NONE: unknown) against n item entries, by
+ * model m, in forwards of at most room pairs through the batch buffers
+ * [at, at + room). */
+static void score_with(learner_t *l, pairmodel_t *m, int at, int room, uint32_t ue,
+                       const uint32_t *items, int n, float *out)
+{
+    const float *u = emb_row(l->users, entry_row(l->users, ue));
+    for (int s = 0; s < n; s += room) {
+        int c = n - s < room ? n - s : room;
+        for (int b = 0; b < c; b++) {
+            l->urows[at + b] = u;
+            l->irows[at + b] = emb_row(l->items, entry_row(l->items, items[s + b]));
+            l->pair_ue[at + b] = ue;
+        }
+        gather_features(l, l->pair_ue + at, items + s, at, c);
+        pairmodel_forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
+                          l->fi ? l->ifp + at : NULL, c);
+    }
+}
+
+/* the scorer of the hard sampler and of learner_score: one thread */
 static void score_entries(void *arg, uint32_t ue, const uint32_t *items, int n, float *out)
 {
     learner_t *l = arg;
-    const float *u = emb_row(l->users, entry_row(l->users, ue));
-    for (int s = 0; s < n; s += l->maxb) {
-        int c = n - s < l->maxb ? n - s : l->maxb;
-        for (int b = 0; b < c; b++) {
-            l->urows[b] = u;
-            l->irows[b] = emb_row(l->items, entry_row(l->items, items[s + b]));
-            l->pair_ue[b] = ue;
-        }
-        gather_features(l, l->pair_ue, items + s, 0, c);
-        pairmodel_forward(l->model, out + s, l->urows, l->irows, l->fu ? l->ufp : NULL,
-                          l->fi ? l->ifp : NULL, c);
-    }
+    score_with(l, l->model, 0, l->maxb, ue, items, n, out);
 }
 
 learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
@@ -192,8 +205,9 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->G = cfg->negatives + 1;
     int P = cfg->batch_events * l->G;
     l->maxb = P;
-    if (l->maxb < cfg->preq_negatives + 1)
-        l->maxb = cfg->preq_negatives + 1;
+    int nt = cfg->threads, S = cfg->preq_negatives + 1;
+    if (l->maxb < nt * S) /* each thread's prequential forwards have their own stretch */
+        l->maxb = nt * S;
     if (l->maxb < cfg->sampler.pool)
         l->maxb = cfg->sampler.pool;
 
@@ -228,6 +242,8 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (l->nt > 1) {
         /* each thread forwards and backwards a slice of the batch's pairs */
         int slice = (P + l->nt - 1) / l->nt;
+        if (slice < S) /* a prequential ranking in one forward */
+            slice = S;
         for (int t = 1; t < l->nt; t++) {
             if (!(l->wm[t] = pairmodel_create(cfg->kind, &cfg->model, &dc, slice, cfg->seed,
                                               errstr, len)))
@@ -292,7 +308,9 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->cand = malloc(sizeof(uint32_t) * nc);
     l->negq = malloc(sizeof(float) * nb * cfg->negatives);
     l->nfound = malloc(sizeof(int) * nb);
-    l->scores = malloc(sizeof(float) * nc);
+    l->pq_ue = malloc(sizeof(uint32_t) * nb);
+    l->pq_cand = malloc(sizeof(uint32_t) * nb * S);
+    l->pq_scores = malloc(sizeof(float) * nb * S);
     int uniq_ok = 1;
     for (int side = 0; side < 2; side++)
         for (int t = 0; t < l->nt; t++) {
@@ -305,7 +323,7 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
         }
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
         !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
-        !l->nfound || !l->cand || !l->negq || !l->scores || !uniq_ok || !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp ||
+        !l->nfound || !l->cand || !l->negq || !l->pq_ue || !l->pq_cand || !l->pq_scores || !uniq_ok || !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp ||
         !l->ifp || !l->dfu || !l->dfi || !l->fvec)
         goto oom;
     ewma_init(&l->loss_e, cfg->ewma_alpha);
@@ -343,9 +361,9 @@ void learner_free(learner_t *l)
     void *p[] = {l->pair_ue, l->pair_ie, l->ufb, l->ifb, l->ufp, l->ifp, l->dfu, l->dfi, l->fvec,
                  l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
-                 l->nfound,  l->cand,   l->negq,   l->scores, l->ustamp, l->uslot, l->istamp,
+                 l->nfound,  l->cand,   l->negq,   l->ustamp, l->uslot, l->istamp,
                  l->islot,   l->ev_neg, l->labels,
-                 l->neg_ue,  l->neg_ie, l->neg_w};
+                 l->neg_ue,  l->neg_ie, l->neg_w,  l->pq_ue,  l->pq_cand, l->pq_scores};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
     free(l);
@@ -371,32 +389,66 @@ static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t ne
     return 0;
 }
 
-/* Ranks the event's item against preq_negatives items the user has not
- * interacted with (per the rolling buffer), before the event is learned. */
-static void prequential(learner_t *l, uint32_t ue, uint32_t ie)
+/* Prequential ranking of a batch: the event's item against preq_negatives
+ * items the user has not interacted with (per the rolling buffer), before
+ * the batch is learned. The candidates are drawn here, on one thread (the
+ * learner's random stream); they are scored in the parallel phase that
+ * samples negatives (phase_sample), and ranked in preq_rank. */
+static void preq_draw(learner_t *l, uint32_t ue, uint32_t ie)
 {
+    const int S = l->cfg.preq_negatives + 1;
+    uint32_t *cand = l->pq_cand + (size_t)l->Q * S;
     int n = 0, want = l->cfg.preq_negatives;
-    l->cand[n++] = ie;
+    cand[n++] = ie;
     for (int t = 0; n < want + 1 && t < want * 8; t++) {
         uint32_t row = emb_sample_row(l->items, &l->rng);
         uint32_t e = emb_row_entry(l->items, row);
         if (!row || e == ie || ring_has_pair(l->ring, ue, e))
             continue;
-        l->cand[n++] = e;
+        cand[n++] = e;
     }
     if (n < want + 1)
         return; /* too few items known yet to rank against */
-    score_entries(l, ue, l->cand, n, l->scores);
-    int rank = metric_rank(l->scores[0], l->scores + 1, n - 1);
-    double hr = metric_hr(rank, 10), nd = metric_ndcg(rank, 10);
-    l->hr_sum += hr;
-    l->ndcg_sum += nd;
-    l->st.preq_n++;
-    ewma_add(&l->hr_e, hr);
-    ewma_add(&l->ndcg_e, nd);
+    l->pq_ue[l->Q++] = ue;
 }
 
-/* The rows of pairs [0, P) that thread t of n takes (row % n == t), each
+/* Chunk t of n scores the batch's prequential candidates [Q·t/n, Q·(t+1)/n)
+ * with its copy of the model, through its own stretch of the batch buffers. */
+static void preq_score(learner_t *l, int t, int n)
+{
+    const int S = l->cfg.preq_negatives + 1;
+    int q0 = (int)((long)l->Q * t / n), q1 = (int)((long)l->Q * (t + 1) / n);
+    for (int q = q0; q < q1; q++)
+        score_with(l, l->wm[t], t * S, S, l->pq_ue[q], l->pq_cand + (size_t)q * S, S,
+                   l->pq_scores + (size_t)q * S);
+}
+
+/* the batch's prequential metrics, in order */
+static void preq_rank(learner_t *l)
+{
+    const int S = l->cfg.preq_negatives + 1;
+    for (int q = 0; q < l->Q; q++) {
+        const float *sc = l->pq_scores + (size_t)q * S;
+        int rank = metric_rank(sc[0], sc + 1, S - 1);
+        double hr = metric_hr(rank, 10), nd = metric_ndcg(rank, 10);
+        l->hr_sum += hr;
+        l->ndcg_sum += nd;
+        l->st.preq_n++;
+        ewma_add(&l->hr_e, hr);
+        ewma_add(&l->ndcg_e, nd);
+    }
+    l->Q = 0;
+}
+
+/* Rows go to threads in blocks of 16: a block's stamps and slots fill one
+ * 64-byte cache line, which then stays with one thread (rows split one by
+ * one made the threads write the same lines all the time). */
+static inline uint32_t row_owner(uint32_t row, int n)
+{
+    return (row >> 4) % (uint32_t)n;
+}
+
+/* The rows of pairs [0, P) that thread t of n takes (row_owner), each
  * once: uniq[k] its row, first[k] its first pair, cnt[k] its pairs; then a
  * row of one pair is updated from that pair's gradient as it is, and only a
  * row of several gets its gradients summed (in pair order) into acc. */
@@ -406,7 +458,7 @@ static int gather_rows(const uint32_t *pr, int P, int t, int n, uint32_t *stamp,
     int nu = 0;
     for (int p = 0; p < P; p++) {
         uint32_t row = pr[p];
-        if (n > 1 && row % (uint32_t)n != (uint32_t)t)
+        if (n > 1 && row_owner(row, n) != (uint32_t)t)
             continue;
         if (stamp[row] != gen) {
             stamp[row] = gen;
@@ -426,7 +478,7 @@ static void sum_rows(const uint32_t *pr, int P, int t, int n, const float *d, in
 {
     for (int p = 0; p < P; p++) {
         uint32_t row = pr[p];
-        if (n > 1 && row % (uint32_t)n != (uint32_t)t) /* another thread's row */
+        if (n > 1 && row_owner(row, n) != (uint32_t)t) /* another thread's row */
             continue;
         uint32_t k = slot[row];
         if (cnt[k] < 2)
@@ -479,19 +531,22 @@ static void pair_slice(const learner_t *l, int t, int n, int *p0, int *p1)
     *p1 = (int)((long)l->P * (t + 1) / n);
 }
 
-/* Negatives for positives [NB·t/n, NB·(t+1)/n), from a stream of this
- * thread's seeded from the batch's seed (the samplers but hard only read
- * shared state while they draw). */
+/* Negatives for positives [NB·t/n, NB·(t+1)/n) (NB = 0: drawn on one
+ * thread instead), from a stream of this chunk's seeded from the batch's
+ * seed (the samplers but hard only read shared state while they draw);
+ * then this chunk's share of the prequential candidates is scored. */
 static void phase_sample(void *arg, int t, int n)
 {
     learner_t *l = arg;
     const int k = l->cfg.negatives;
     int b0 = (int)((long)l->NB * t / n), b1 = (int)((long)l->NB * (t + 1) / n);
-    rng_t r;
-    rng_seed(&r, l->sample_seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(t + 1));
-    if (b1 > b0)
+    if (b1 > b0) {
+        rng_t r;
+        rng_seed(&r, l->sample_seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(t + 1));
         samp_draw_batch(l->samp, &r, l->ev_ue + b0, b1 - b0, k, l->negs + (size_t)b0 * k,
                         l->negq + (size_t)b0 * k, l->nfound + b0);
+    }
+    preq_score(l, t, n);
 }
 
 static void phase_forward(void *arg, int t, int n)
@@ -503,7 +558,7 @@ static void phase_forward(void *arg, int t, int n)
         l->urows[p] = emb_row(l->users, l->pair_ur[p]);
         l->irows[p] = emb_row(l->items, l->pair_ir[p]);
     }
-    gather_features(l, l->pair_ue, l->pair_ie, p0, p1);
+    gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
     pairmodel_forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
                       l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
 }
@@ -519,7 +574,7 @@ static void phase_backward(void *arg, int t, int n)
                        l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
 }
 
-/* Thread t of n takes the user and item rows with row % n == t: each row's
+/* Thread t of n takes the user and item rows row_owner gives it: each row's
  * gradient summed over the batch, then one update (the stamps are per row,
  * so the threads never share one). The feature value rows go by side:
  * users' to thread 0, items' to thread 1 % n. Dirty marking follows, on
@@ -578,10 +633,11 @@ static void learn_batch(learner_t *l, int B)
     }
     B = NP;
 
+    l->Q = 0;
     if (l->cfg.preq_rate > 0.0)
         for (int b = 0; b < B; b++)
             if (rng_double(&l->rng) < l->cfg.preq_rate)
-                prequential(l, l->ev_ue[b], l->ev_ie[b]);
+                preq_draw(l, l->ev_ue[b], l->ev_ie[b]);
 
     /* the batch's positives enter the buffer first, so no sampler can draw them
      * for their user, and in-batch q (the buffer frequency) counts them */
@@ -589,13 +645,18 @@ static void learn_batch(learner_t *l, int B)
         ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
     samp_set_batch(l->samp, l->ev_ie, B);
 
-    if (B && l->nt > 1 && l->cfg.sampler.kind != SAMP_HARD) {
-        l->NB = B;
+    /* negatives drawn by the threads, or on one thread (one thread, or the
+     * hard sampler: it scores with the model); prequential candidates scored
+     * by the threads (before the hard sampler, which does not move weights) */
+    int par = B && l->nt > 1 && l->cfg.sampler.kind != SAMP_HARD;
+    l->NB = par ? B : 0;
+    if (par)
         l->sample_seed = rng_next(&l->rng);
+    if (par || l->Q)
         pool_run(l->pool, phase_sample, l);
-    } else if (B) { /* one thread, or the hard sampler (it scores with the model) */
+    if (B && !par)
         samp_draw_batch(l->samp, &l->rng, l->ev_ue, B, k, l->negs, l->negq, l->nfound);
-    }
+    preq_rank(l);
     int E = 0; /* events kept: those with at least one negative */
     for (int b = 0; b < B; b++) {
         int n = l->nfound[b];
@@ -650,7 +711,6 @@ static void learn_batch(learner_t *l, int B)
     int P = PG + NN;
     l->P = P;
 
-    /* forward (parallel) → loss → backward (parallel) */
     pool_run(l->pool, phase_forward, l);
     float loss = 0.0f;
     if (E) {
