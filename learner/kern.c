@@ -10,8 +10,8 @@ void kern_set_threads(int n)
     openblas_set_num_threads(n);
 }
 
-void kern_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int IN,
-                         int OUT)
+void kern_linear_forward_ld(float *out, const float *in, const float *w, int ldw, const float *b,
+                            int B, int IN, int OUT)
 {
     float beta = 0.0f;
     if (b) {
@@ -19,17 +19,20 @@ void kern_linear_forward(float *out, const float *in, const float *w, const floa
             memcpy(out + (size_t)r * OUT, b, sizeof(float) * OUT);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, in, IN, w, IN, beta, out,
-                OUT);
+    if (OUT == 1) /* one output unit: a matrix-vector product, no packing */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, B, IN, 1.0f, in, IN, w, 1, beta, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, in, IN, w, ldw,
+                    beta, out, OUT);
 }
 
-void kern_linear_forward_naive(float *out, const float *in, const float *w, const float *b, int B,
-                               int IN, int OUT)
+void kern_linear_forward_ld_naive(float *out, const float *in, const float *w, int ldw,
+                                  const float *b, int B, int IN, int OUT)
 {
     for (int r = 0; r < B; r++) {
         const float *x = in + (size_t)r * IN;
         for (int o = 0; o < OUT; o++) {
-            const float *wo = w + (size_t)o * IN;
+            const float *wo = w + (size_t)o * ldw;
             float acc = b ? b[o] : 0.0f;
             for (int i = 0; i < IN; i++)
                 acc += wo[i] * x[i];
@@ -38,14 +41,34 @@ void kern_linear_forward_naive(float *out, const float *in, const float *w, cons
     }
 }
 
-void kern_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                          const float *w, int B, int IN, int OUT)
+void kern_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int IN,
+                         int OUT)
 {
-    if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, dout, OUT, w, IN,
-                    1.0f, din, IN);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, dout, OUT, in, IN, 1.0f,
-                dw, IN);
+    kern_linear_forward_ld(out, in, w, IN, b, B, IN, OUT);
+}
+
+void kern_linear_forward_naive(float *out, const float *in, const float *w, const float *b, int B,
+                               int IN, int OUT)
+{
+    kern_linear_forward_ld_naive(out, in, w, IN, b, B, IN, OUT);
+}
+
+void kern_linear_backward_ld(float *din, float din_beta, float *dw, float *db, const float *dout,
+                             const float *in, const float *w, int ldw, int B, int IN, int OUT)
+{
+    if (OUT == 1) { /* one output unit: a rank-1 update and a matrix-vector product */
+        if (din && din_beta == 0.0f)
+            memset(din, 0, sizeof(float) * (size_t)B * IN);
+        if (din)
+            cblas_sger(CblasRowMajor, B, IN, 1.0f, dout, 1, w, 1, din, IN);
+        cblas_sgemv(CblasRowMajor, CblasTrans, B, IN, 1.0f, in, IN, dout, 1, 1.0f, dw, 1);
+    } else {
+        if (din)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, dout, OUT, w,
+                        ldw, din_beta, din, IN);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, dout, OUT, in, IN,
+                    1.0f, dw, ldw);
+    }
     if (db) {
         for (int r = 0; r < B; r++) {
             const float *d = dout + (size_t)r * OUT;
@@ -55,15 +78,18 @@ void kern_linear_backward(float *din, float *dw, float *db, const float *dout, c
     }
 }
 
-void kern_linear_backward_naive(float *din, float *dw, float *db, const float *dout,
-                                const float *in, const float *w, int B, int IN, int OUT)
+void kern_linear_backward_ld_naive(float *din, float din_beta, float *dw, float *db,
+                                   const float *dout, const float *in, const float *w, int ldw,
+                                   int B, int IN, int OUT)
 {
+    if (din && din_beta == 0.0f) /* written, not added: whatever din held is not read */
+        memset(din, 0, sizeof(float) * (size_t)B * IN);
     for (int r = 0; r < B; r++) {
         const float *x = in + (size_t)r * IN;
         const float *d = dout + (size_t)r * OUT;
         for (int o = 0; o < OUT; o++) {
-            const float *wo = w + (size_t)o * IN;
-            float *dwo = dw + (size_t)o * IN;
+            const float *wo = w + (size_t)o * ldw;
+            float *dwo = dw + (size_t)o * ldw;
             for (int i = 0; i < IN; i++) {
                 if (din)
                     din[(size_t)r * IN + i] += d[o] * wo[i];
@@ -73,6 +99,18 @@ void kern_linear_backward_naive(float *din, float *dw, float *db, const float *d
                 db[o] += d[o];
         }
     }
+}
+
+void kern_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int B, int IN, int OUT)
+{
+    kern_linear_backward_ld(din, 1.0f, dw, db, dout, in, w, IN, B, IN, OUT);
+}
+
+void kern_linear_backward_naive(float *din, float *dw, float *db, const float *dout,
+                                const float *in, const float *w, int B, int IN, int OUT)
+{
+    kern_linear_backward_ld_naive(din, 1.0f, dw, db, dout, in, w, IN, B, IN, OUT);
 }
 
 void kern_gemv(float *y, const float *A, const float *x, int N, int K)

@@ -24,6 +24,19 @@ void kern_linear_backward(float *din, float *dw, float *db, const float *dout, c
 void kern_linear_backward_naive(float *din, float *dw, float *db, const float *dout,
                                 const float *in, const float *w, int B, int IN, int OUT);
 
+/* The same with w's rows (and dw's) ldw ≥ IN floats apart, i.e. w a block of
+ * columns of a wider matrix; backward writes din (din_beta 0: what din held
+ * is not read) or adds into it (din_beta 1). */
+void kern_linear_forward_ld(float *out, const float *in, const float *w, int ldw, const float *b,
+                            int B, int IN, int OUT);
+void kern_linear_forward_ld_naive(float *out, const float *in, const float *w, int ldw,
+                                  const float *b, int B, int IN, int OUT);
+void kern_linear_backward_ld(float *din, float din_beta, float *dw, float *db, const float *dout,
+                             const float *in, const float *w, int ldw, int B, int IN, int OUT);
+void kern_linear_backward_ld_naive(float *din, float din_beta, float *dw, float *db,
+                                   const float *dout, const float *in, const float *w, int ldw,
+                                   int B, int IN, int OUT);
+
 /* y (N) = A (N,K) · x (K): scores of N rows against one vector. */
 void kern_gemv(float *y, const float *A, const float *x, int N, int K);
 void kern_gemv_naive(float *y, const float *A, const float *x, int N, int K);

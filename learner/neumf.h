@@ -56,7 +56,10 @@ void neumf_forward(neumf_t *m, float *logits, const float *const *urows, const f
                    int B);
 
 /* Backward of the last forward: adds into the dense gradients and writes the
- * row gradients du (B, row_width) and di (B, row_width). */
+ * row gradients du (B, row_width) and di (B, row_width). Neighbouring pairs
+ * given the same user row pointer are one run: the MLP part of the run's
+ * user gradient is written on its first pair and zeros on the others, so
+ * only a row's sum over its pairs is its gradient (what the learner uses). */
 void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int B);
 
 #endif

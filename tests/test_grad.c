@@ -173,6 +173,81 @@ static void test_linear_forward_blas_vs_naive(void **state)
     }
 }
 
+/* The _ld kernels on a block of columns [C0, C0 + IN) of a wider matrix W
+ * (OUT, LDW) give what the plain kernels give on a copy of that block; the
+ * backward touches only the block's columns of dW and, with din_beta 0,
+ * writes din without reading it. Both twins, several shapes (OUT 1 among
+ * them: its own path). */
+static void test_linear_ld_block(void **state)
+{
+    (void)state;
+    static const int shapes[][4] = {/* B, IN, OUT, C0 (LDW = 2·IN) */
+                                    {7, 5, 3, 5}, {64, 32, 32, 0}, {64, 32, 32, 32},
+                                    {17, 20, 1, 20}, {1, 4, 6, 2}};
+    rng_t r;
+    rng_seed(&r, 3);
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        const int B = shapes[s][0], IN = shapes[s][1], OUT = shapes[s][2], C0 = shapes[s][3];
+        const int LDW = 2 * IN;
+        float *W = xmalloc_floats((size_t)OUT * LDW), *w = xmalloc_floats((size_t)OUT * IN);
+        float *in = xmalloc_floats((size_t)B * IN), *b = xmalloc_floats(OUT);
+        float *dout = xmalloc_floats((size_t)B * OUT);
+        float *out = xmalloc_floats((size_t)B * OUT), *want = xmalloc_floats((size_t)B * OUT);
+        float *dW = xmalloc_floats((size_t)OUT * LDW), *dW0 = xmalloc_floats((size_t)OUT * LDW);
+        float *dw = xmalloc_floats((size_t)OUT * IN);
+        float *din = xmalloc_floats((size_t)B * IN), *din_want = xmalloc_floats((size_t)B * IN);
+        float *db = xmalloc_floats(OUT), *db_want = xmalloc_floats(OUT);
+        fill_uniform(&r, W, OUT * LDW, -1, 1);
+        fill_uniform(&r, in, B * IN, -1, 1);
+        fill_uniform(&r, b, OUT, -1, 1);
+        fill_uniform(&r, dout, B * OUT, -1, 1);
+        fill_uniform(&r, dW0, OUT * LDW, -2, 2);
+        for (int o = 0; o < OUT; o++)
+            memcpy(w + (size_t)o * IN, W + (size_t)o * LDW + C0, sizeof(float) * IN);
+        for (int naive = 0; naive <= 1; naive++) {
+            /* forward */
+            (naive ? kern_linear_forward_naive : kern_linear_forward)(want, in, w, b, B, IN, OUT);
+            for (int k = 0; k < B * OUT; k++)
+                out[k] = NAN;
+            (naive ? kern_linear_forward_ld_naive : kern_linear_forward_ld)(out, in, W + C0, LDW, b,
+                                                                           B, IN, OUT);
+            for (int k = 0; k < B * OUT; k++)
+                assert_float_equal(out[k], want[k], 1e-5);
+            /* backward: din written over NaN, dW's block added to, the rest untouched */
+            memset(dw, 0, sizeof(float) * OUT * IN);
+            memset(din_want, 0, sizeof(float) * B * IN);
+            memset(db_want, 0, sizeof(float) * OUT);
+            (naive ? kern_linear_backward_naive : kern_linear_backward)(din_want, dw, db_want, dout,
+                                                                        in, w, B, IN, OUT);
+            memcpy(dW, dW0, sizeof(float) * OUT * LDW);
+            memset(db, 0, sizeof(float) * OUT);
+            for (int k = 0; k < B * IN; k++)
+                din[k] = NAN;
+            (naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld)(
+                din, 0.0f, dW + C0, db, dout, in, W + C0, LDW, B, IN, OUT);
+            for (int k = 0; k < B * IN; k++)
+                assert_float_equal(din[k], din_want[k], 1e-5);
+            for (int o = 0; o < OUT; o++) {
+                assert_float_equal(db[o], db_want[o], 1e-5);
+                for (int c = 0; c < LDW; c++) {
+                    size_t k = (size_t)o * LDW + c;
+                    if (c >= C0 && c < C0 + IN)
+                        assert_float_equal(dW[k], dW0[k] + dw[(size_t)o * IN + c - C0], 1e-5);
+                    else
+                        assert_true(dW[k] == dW0[k]);
+                }
+            }
+            /* din_beta 1 adds: a second pass doubles din */
+            (naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld)(
+                din, 1.0f, dW + C0, NULL, dout, in, W + C0, LDW, B, IN, OUT);
+            for (int k = 0; k < B * IN; k++)
+                assert_float_equal(din[k], 2.0f * din_want[k], 1e-5);
+        }
+        free(W), free(w), free(in), free(b), free(dout), free(out), free(want), free(dW);
+        free(dW0), free(dw), free(din), free(din_want), free(db), free(db_want);
+    }
+}
+
 static void test_linear_backward_blas_vs_naive(void **state)
 {
     (void)state;
@@ -921,6 +996,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_forward_blas_vs_naive),
         cmocka_unit_test(test_linear_backward_blas_vs_naive),
+        cmocka_unit_test(test_linear_ld_block),
         cmocka_unit_test(test_gemv_blas_vs_naive),
         cmocka_unit_test(test_linear_backward_fd),
         cmocka_unit_test(test_relu_backward_fd),
