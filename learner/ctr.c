@@ -498,9 +498,7 @@ static void backward(ctr_t *c, int B, int update_wide)
         in = l == 0 ? c->X : cfg->mlp[l - 1];
         float *d = c->dh[l + 1];
         const float *h = c->h[l + 1];
-        for (int k = 0; k < B * cfg->mlp[l]; k++)
-            if (h[k] <= 0.0f)
-                d[k] = 0.0f;
+        relu_mask(d, h, B * cfg->mlp[l]);
         kern_linear_backward(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
                              P + c->w_off[l], B, in, cfg->mlp[l]);
     }

@@ -369,9 +369,7 @@ void dssm_backward(dssm_t *m, float *du, float *di, float *dfu, float *dfi, cons
             if (l < L - 1) {
                 /* ReLU mask in place: d becomes the gradient of the pre-activation */
                 const float *h = tw->h[l];
-                for (int k = 0; k < B * out; k++)
-                    if (h[k] <= 0.0f)
-                        d[k] = 0.0f;
+                relu_mask(d, h, B * out);
             }
             /* din is written: zero it, then let the kernel add */
             float *din = l ? tw->dh[l - 1] : tw->F ? tw->dx : drow;

@@ -16,6 +16,12 @@ void relu_backward(float *din, const float *dout, const float *out, int n)
             din[i] += dout[i];
 }
 
+void relu_mask(float *restrict d, const float *restrict out, int n)
+{
+    for (int i = 0; i < n; i++)
+        d[i] = out[i] <= 0.0f ? 0.0f : d[i]; /* a select, not a branch */
+}
+
 void hadamard_forward(float *out, const float *a, const float *b, int n)
 {
     for (int i = 0; i < n; i++)

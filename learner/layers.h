@@ -8,6 +8,9 @@
 void relu_forward(float *out, const float *in, int n);
 /* din (n) += dout where out > 0. out is the forward output. */
 void relu_backward(float *din, const float *dout, const float *out, int n);
+/* In place: d (n) becomes 0 where out ≤ 0 (the gradient of the
+ * pre-activation, from the forward output out). */
+void relu_mask(float *d, const float *out, int n);
 
 /* out (n) = a ⊙ b: the GMF branch of NeuMF. */
 void hadamard_forward(float *out, const float *a, const float *b, int n);

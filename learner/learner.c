@@ -22,6 +22,8 @@ struct learner {
     int nt;                       /* threads */
     int P;                        /* pairs of the batch being learned */
     int NB;                       /* positives of the batch being sampled for */
+    int E, NN;                    /* its groups (G pairs each) and explicit pairs */
+    float closs[LEARNER_MAX_THREADS]; /* each chunk's share of the batch's loss */
     int Q;                        /* prequential rankings of the batch */
     uint32_t *pq_ue;              /* (batch_events) their users */
     uint32_t *pq_cand;            /* (batch_events, preq_negatives + 1) item first */
@@ -241,7 +243,7 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     l->nt = cfg->threads < 1 ? 1 : cfg->threads;
     if (l->nt > 1) {
         /* each thread forwards and backwards a slice of the batch's pairs */
-        int slice = (P + l->nt - 1) / l->nt;
+        int slice = (cfg->batch_events + l->nt - 1) / l->nt * l->G; /* units of G at most */
         if (slice < S) /* a prequential ranking in one forward */
             slice = S;
         for (int t = 1; t < l->nt; t++) {
@@ -521,14 +523,81 @@ static void mark_rows_dirty(emb_table_t *t, const uint32_t *uniq, int n)
 }
 
 /* ------------------------------------------- the parallel phases of a batch
- * Thread t of n takes pairs [P·t/n, P·(t+1)/n): its own copy of the model
- * (shared weights, its own activations and gradients) forwards and backwards
- * them; every array indexed by pair is written in disjoint slices. */
+ * The batch's pairs are E groups of G (a positive and its negatives), then
+ * NN explicit pairs; a unit is a group or an explicit pair. Chunk t of n
+ * takes units [U·t/n, U·(t+1)/n), whose pairs are contiguous: its own copy
+ * of the model (shared weights, its own activations and gradients) forwards
+ * them, computes their loss and backwards them; every array indexed by pair
+ * is written in disjoint slices. */
+
+static void unit_slice(const learner_t *l, int t, int n, int *u0, int *u1)
+{
+    const int U = l->E + l->NN;
+    *u0 = (int)((long)U * t / n);
+    *u1 = (int)((long)U * (t + 1) / n);
+}
+
+static int unit_pair(const learner_t *l, int u)
+{
+    return u < l->E ? u * l->G : l->E * l->G + (u - l->E);
+}
 
 static void pair_slice(const learner_t *l, int t, int n, int *p0, int *p1)
 {
-    *p0 = (int)((long)l->P * t / n);
-    *p1 = (int)((long)l->P * (t + 1) / n);
+    int u0, u1;
+    unit_slice(l, t, n, &u0, &u1);
+    *p0 = unit_pair(l, u0);
+    *p1 = unit_pair(l, u1);
+}
+
+/* The loss of chunk t's units into closs[t] and their dz: the groups' loss
+ * and the explicit pairs' are each a mean over the batch, so a chunk's share
+ * is its own mean scaled by its share of the count. */
+static void chunk_loss(learner_t *l, int t, int n)
+{
+    const int E = l->E, NN = l->NN, G = l->G, PG = E * G;
+    int u0, u1;
+    unit_slice(l, t, n, &u0, &u1);
+    int g0 = u0 < E ? u0 : E, g1 = u1 < E ? u1 : E;         /* groups [g0, g1) */
+    int m0 = u0 > E ? u0 - E : 0, m1 = u1 > E ? u1 - E : 0; /* explicit [m0, m1) */
+    float loss = 0.0f;
+    if (g1 > g0) {
+        float *dz = l->dz + (size_t)g0 * G;
+        const float *z = l->logits + (size_t)g0 * G, *w = l->gw + g0;
+        float lg;
+        switch (l->cfg.loss) {
+        case LOSS_BPR:
+            lg = loss_bpr(dz, z, w, g1 - g0, G);
+            break;
+        case LOSS_SOFTMAX:
+            lg = loss_softmax(dz, z, l->logq + (size_t)g0 * G, w, g1 - g0, G);
+            break;
+        case LOSS_BCE:
+        default:
+            lg = loss_bce(dz, z, w, g1 - g0, G);
+            break;
+        }
+        if (g1 - g0 != E) {
+            float f = (float)(g1 - g0) / (float)E;
+            lg *= f;
+            for (int p = 0; p < (g1 - g0) * G; p++)
+                dz[p] *= f;
+        }
+        loss += lg;
+    }
+    if (m1 > m0) {
+        float *dz = l->dz + PG + m0;
+        float ln =
+            loss_bce_labels(dz, l->logits + PG + m0, l->labels + m0, l->gw + E + m0, m1 - m0);
+        if (m1 - m0 != NN) {
+            float f = (float)(m1 - m0) / (float)NN;
+            ln *= f;
+            for (int p = 0; p < m1 - m0; p++)
+                dz[p] *= f;
+        }
+        loss += ln;
+    }
+    l->closs[t] = loss;
 }
 
 /* Negatives for positives [NB·t/n, NB·(t+1)/n) (NB = 0: drawn on one
@@ -561,6 +630,7 @@ static void phase_forward(void *arg, int t, int n)
     gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
     pairmodel_forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
                       l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
+    chunk_loss(l, t, n);
 }
 
 static void phase_backward(void *arg, int t, int n)
@@ -710,25 +780,14 @@ static void learn_batch(learner_t *l, int B)
         return;
     int P = PG + NN;
     l->P = P;
+    l->E = E;
+    l->NN = NN;
 
+    /* forward and loss (parallel) → backward (parallel) */
     pool_run(l->pool, phase_forward, l);
     float loss = 0.0f;
-    if (E) {
-        switch (l->cfg.loss) {
-        case LOSS_BPR:
-            loss = loss_bpr(l->dz, l->logits, l->gw, E, G);
-            break;
-        case LOSS_SOFTMAX:
-            loss = loss_softmax(l->dz, l->logits, l->logq, l->gw, E, G);
-            break;
-        case LOSS_BCE:
-        default:
-            loss = loss_bce(l->dz, l->logits, l->gw, E, G);
-            break;
-        }
-    }
-    if (NN)
-        loss += loss_bce_labels(l->dz + PG, l->logits + PG, l->labels, l->gw + E, NN);
+    for (int t = 0; t < l->nt; t++)
+        loss += l->closs[t];
     dense_block_t *d = pairmodel_dense(l->model);
     if (!isfinite(loss)) { /* numerical trouble: learn nothing from this batch */
         l->st.nonfinite++;

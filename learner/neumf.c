@@ -287,9 +287,7 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
         /* ReLU mask in place: dh[l] becomes the gradient of the pre-activation */
         float *d = m->dh[l];
         const float *h = m->h[l];
-        for (int k = 0; k < B * mlp[l]; k++)
-            if (h[k] <= 0.0f)
-                d[k] = 0.0f;
+        relu_mask(d, h, B * mlp[l]);
         if (l > 1)
             linear_bw(m->dh[l - 1], 0.0f, G + m->w_off[l], G + m->b_off[l], d, m->h[l - 1],
                       P + m->w_off[l], mlp[l - 1], B, mlp[l - 1], mlp[l]);
