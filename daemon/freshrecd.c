@@ -77,6 +77,7 @@ typedef struct {
     int stopping;
     double stop_deadline;
     int ready_sent;          /* sd_notify READY=1 was sent */
+    int publish_due;         /* the publish timer fired while a round was in flight */
     char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
     struct event *ckpt_ev;
     ckpt_bg_t bg;           /* the checkpoint being written by a forked child */
@@ -385,6 +386,10 @@ static void on_pub_fail(void *arg, char side, const char *id, size_t len)
 static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double seconds)
 {
     app_t *a = arg;
+    if (a->publish_due) { /* a round longer than the interval: the next one starts now */
+        a->publish_due = 0;
+        event_active(a->publish_ev, EV_TIMEOUT, 0);
+    }
     a->m.publish_total++;
     if (ok) {
         a->m.publish_keys_total += keys;
@@ -544,7 +549,11 @@ static void on_publish(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    publish_round(arg);
+    app_t *a = arg;
+    /* a round still in flight: the next starts when it is done, not a whole
+     * interval later */
+    a->publish_due = pub_busy(a->pub);
+    publish_round(a);
 }
 
 /* ------------------------------------------------------------ stats */

@@ -29,6 +29,7 @@ struct kafka {
     rd_kafka_queue_t *q;
     int pipefd[2];
     struct event *pipe_ev, *poll_ev;
+    struct event *again_ev; /* a drain that left messages waiting comes back here */
     rd_kafka_message_t **batch;
     kafka_batch_fn on_batch;
     void *arg;
@@ -160,8 +161,21 @@ static void drain(kafka_t *k)
         if (k->paused || k->closed)
             return;
     }
-    /* more may be waiting: come back after other events had their turn */
-    event_active(k->pipe_ev, EV_READ, 0);
+    /* More may be waiting: come back after other events had their turn. Not
+     * by event_active: libevent runs an event activated from a callback in
+     * the same pass over the active events, before it polls again, so a
+     * backlog would keep the loop from reading Redis's replies (seen: the
+     * first reply of a publish round read 100 ms after it was sent). A timer
+     * of zero is run after the next poll. */
+    static const struct timeval now = {0, 0};
+    evtimer_add(k->again_ev, &now);
+}
+
+static void on_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain(arg);
 }
 
 static void on_pipe(evutil_socket_t fd, short what, void *arg)
@@ -339,8 +353,9 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     rd_kafka_queue_io_event_enable(k->q, k->pipefd[1], "1", 1);
     k->pipe_ev = event_new(base, k->pipefd[0], EV_READ | EV_PERSIST, on_pipe, k);
     k->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, k);
+    k->again_ev = evtimer_new(base, on_again, k);
     struct timeval tv = {0, 200000};
-    if (!k->pipe_ev || !k->poll_ev || event_add(k->pipe_ev, NULL) || event_add(k->poll_ev, &tv)) {
+    if (!k->pipe_ev || !k->poll_ev || !k->again_ev || event_add(k->pipe_ev, NULL) || event_add(k->poll_ev, &tv)) {
         snprintf(errstr, len, "kafka: cannot watch the queue pipe");
         goto err;
     }
@@ -396,6 +411,8 @@ void kafka_close(kafka_t *k)
     k->closed = 1;
     if (k->pipe_ev)
         event_del(k->pipe_ev);
+    if (k->again_ev)
+        event_del(k->again_ev);
     if (k->q)
         rd_kafka_queue_io_event_enable(k->q, -1, NULL, 0);
     if (k->rk) {
@@ -421,6 +438,8 @@ void kafka_free(kafka_t *k)
         event_free(k->pipe_ev);
     if (k->poll_ev)
         event_free(k->poll_ev);
+    if (k->again_ev)
+        event_free(k->again_ev);
     if (k->q)
         rd_kafka_queue_destroy(k->q);
     if (k->rk)

@@ -24,12 +24,15 @@ typedef struct {
     round_t *r;
     char side; /* 'u', 'i', or 0 for the meta hash */
     uint32_t len;
-    char *id;
+    size_t off; /* the id's place in the round's ids, while the round is built */
+    char *id;   /* then the id itself (NUL-terminated) */
 } keyref_t;
 
 struct round {
     keyref_t *keys;
     keyref_t meta; /* the meta hash's reply */
+    char *ids;     /* every key's id, one buffer */
+    size_t ids_len, ids_cap;
     size_t n, cap, outstanding, bytes;
     int dim, failed;
     double t0;
@@ -228,8 +231,7 @@ oom:
 
 static void round_free(round_t *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        free(r->keys[i].id);
+    free(r->ids);
     free(r->keys);
     free(r);
 }
@@ -323,16 +325,26 @@ static keyref_t *add_ref(pub_t *p, char side, const char *id, size_t len)
         r->keys = k;
         r->cap = nc;
     }
-    /* the array may move while the round is built: refs are fixed in pub_end */
+    if (r->ids_len + len + 1 > r->ids_cap) {
+        size_t nc = r->ids_cap ? r->ids_cap * 2 : 65536;
+        while (nc < r->ids_len + len + 1)
+            nc *= 2;
+        char *b = realloc(r->ids, nc);
+        if (!b)
+            return NULL;
+        r->ids = b;
+        r->ids_cap = nc;
+    }
+    /* the arrays may move while the round is built: refs are fixed in pub_end */
     keyref_t *k = &r->keys[r->n];
     k->r = r;
     k->side = side;
     k->len = (uint32_t)len;
-    k->id = malloc(len + 1);
-    if (!k->id)
-        return NULL;
-    memcpy(k->id, id, len);
-    k->id[len] = '\0';
+    k->off = r->ids_len;
+    k->id = NULL;
+    memcpy(r->ids + r->ids_len, id, len);
+    r->ids[r->ids_len + len] = '\0';
+    r->ids_len += len + 1;
     r->n++;
     return k;
 }
@@ -397,6 +409,10 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     if (!r || !p->building)
         return;
     p->building = 0;
+    for (size_t i = 0; i < r->n; i++) { /* the arrays no longer move */
+        r->keys[i].r = r;
+        r->keys[i].id = r->ids + r->keys[i].off;
+    }
     if (!p->ac) { /* the link went away while the round was built */
         r->failed = 1;
         for (size_t i = 0; i < r->n; i++)
@@ -415,7 +431,6 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     r->outstanding = r->n + 1;
     for (size_t i = 0; i < r->n; i++) {
         keyref_t *k = &r->keys[i];
-        k->r = r; /* the array may have moved while the round was built */
         if (k->side == 'U' || k->side == 'I') {
             size_t kl = keys_vector(key, sizeof(key), p->prefix, p->model,
                                     k->side == 'U' ? 'u' : 'i', k->id, k->len);
@@ -432,7 +447,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     }
 
     /* the meta hash: one HSET of every field */
-    r->meta = (keyref_t){r, 0, 0, NULL};
+    r->meta = (keyref_t){.r = r};
     char dim[16], ver[24], upd[24], nd[24];
     snprintf(dim, sizeof(dim), "%d", meta->dim);
     snprintf(ver, sizeof(ver), "%llu", (unsigned long long)p->version);

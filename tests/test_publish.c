@@ -165,6 +165,23 @@ static void publish(ctx_t *c, int nusers, float base)
     pub_end(c->pub, &meta, 1764486000123LL);
 }
 
+/* The key schema: "<prefix>:<model>:<side>:<id>", and 0 when it does not fit. */
+static void test_key_names(void **state)
+{
+    (void)state;
+    char key[32];
+    assert_int_equal(keys_vector(key, sizeof(key), "fr", "neumf", 'u', "alice", 5), 16);
+    assert_string_equal(key, "fr:neumf:u:alice");
+    assert_int_equal(keys_vector(key, sizeof(key), "shop.v2", "dssm", 'i', "sku-1", 5), 20);
+    assert_string_equal(key, "shop.v2:dssm:i:sku-1");
+    /* an id with a NUL or a colon is written as it is */
+    assert_int_equal(keys_vector(key, sizeof(key), "fr", "lr", 'i', "a:b\0c", 5), 13);
+    assert_memory_equal(key, "fr:lr:i:a:b\0c", 14);
+    /* exactly full (with the NUL), then one byte short */
+    assert_int_equal(keys_vector(key, 17, "fr", "neumf", 'u', "alice", 5), 16);
+    assert_int_equal(keys_vector(key, 16, "fr", "neumf", 'u', "alice", 5), 0);
+}
+
 static void test_vectors_and_meta(void **state)
 {
     ctx_t *c = *state;
@@ -298,6 +315,7 @@ static void test_redis_hangs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_names),
         cmocka_unit_test_setup_teardown(test_vectors_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_back_empty, setup, teardown),
