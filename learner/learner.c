@@ -502,6 +502,13 @@ static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int 
     const int R = l->R;
     for (int k = 0; k < n; k++) {
         uint32_t row = uniq[k];
+        if (k + 4 < n) { /* a row and its state, a few rows ahead */
+            const float *a = emb_row(t, uniq[k + 4]), *s = emb_row_state(t, uniq[k + 4]);
+            for (int j = 0; j < R; j += 16) {
+                __builtin_prefetch(a + j, 1);
+                __builtin_prefetch(s + j, 1);
+            }
+        }
         float *w = emb_row(t, row);
         const float *g = cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * R;
         if (l->cfg.sparse_opt == OPT_ADAGRAD)

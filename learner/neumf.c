@@ -212,6 +212,16 @@ void neumf_init_row(const neumf_t *m, float *row, uint64_t seed, float std)
         row[i] = std * rng_normal(&r);
 }
 
+/* the rows a few pairs ahead are asked for while this one is copied: they
+ * are scattered over tables much larger than the caches */
+#define NEUMF_PREFETCH 8
+
+static inline void prefetch_floats(const float *p, int n)
+{
+    for (int k = 0; k < n; k += 16) /* 64-byte lines */
+        __builtin_prefetch(p + k);
+}
+
 void neumf_forward(neumf_t *m, float *logits, const float *const *urows, const float *const *irows,
                    int B)
 {
@@ -225,6 +235,10 @@ void neumf_forward(neumf_t *m, float *logits, const float *const *urows, const f
      * straight into the joined feature, read from the rows themselves */
     int nu = 0;
     for (int b = 0; b < B; b++) {
+        if (b + NEUMF_PREFETCH < B) {
+            prefetch_floats(urows[b + NEUMF_PREFETCH], D + E);
+            prefetch_floats(irows[b + NEUMF_PREFETCH], D + E);
+        }
         m->urows[b] = urows[b];
         m->irows[b] = irows[b];
         if (b == 0 || urows[b] != urows[b - 1]) {
