@@ -60,7 +60,7 @@ while :; do
     sleep 0.05
 done
 echo "demo: freshrecd --embedded: mock Kafka at $BR (topic events), stats on http://127.0.0.1:$SP/metrics"
-echo "      NeuMF-32 (BCE, 4 uniform negatives), vectors to Redis every 100 ms under fr:$MODEL:u:<user>"
+echo "      NeuMF-32 (BCE, 4 uniform negatives), vectors to Redis every 50 ms under fr:$MODEL:u:<user>"
 
 # ---------------------------------------------------------------- data
 if [ -n "${DATA:-}" ]; then

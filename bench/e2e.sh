@@ -7,20 +7,22 @@
 #               same producer to the same mock cluster with nobody learning
 #   end to end  --rate 0: N events as fast as possible, timed until all are
 #               learned and their vectors written to Redis
-#   freshness   --rate 10000 for 10 s, every 100th event a probe of a new
-#               user: produce -> its vector's SET announced by Redis; beside
-#               it, the probes' Kafka leg alone (a plain consumer)
+#   freshness   --rate R for 10 s at R = 10000, 50000 and 100000, every 100th
+#               event a probe of a new user: produce -> its vector's SET
+#               announced by Redis; beside the first, the probes' Kafka leg
+#               alone (plain consumers; not beside the others, where they
+#               would take CPU from the daemon)
 # and prints a table with the command behind each figure. Everything it
 # started is stopped on the way out, whatever the outcome.
-# Used by bench/run.sh (make bench). Knobs: E2E_EVENTS (200000), FRESH_RATE
-# (10000), FRESH_SECONDS (10), DAEMON_ARGS (more freshrecd arguments, e.g.
+# Used by bench/run.sh (make bench). Knobs: E2E_EVENTS (200000), FRESH_RATES
+# ("10000 50000 100000"), FRESH_SECONDS (10), DAEMON_ARGS (more freshrecd arguments, e.g.
 # "--set redis.publish_interval_ms=50"; without it the figures are the defaults').
 set -eu
 B=${BUILD:-build}
 FB="$B/fr-bench"
 FRD="$B/freshrecd"
 N=${E2E_EVENTS:-200000}
-RATE=${FRESH_RATE:-10000}
+RATES=${FRESH_RATES:-10000 50000 100000}
 SECS=${FRESH_SECONDS:-10}
 EVERY=100
 
@@ -89,15 +91,18 @@ bench reference --brokers "$BR" --topic bench.produce-only --produce-only --even
 echo "end to end: $N events as fast as possible, until learned and written to Redis"
 bench e2e --brokers "$BR" --redis "127.0.0.1:$RP" --stats "$SP" --rate 0 --events "$N" \
     --drain 60 --timeout 180
-echo "freshness: $RATE events/s for $SECS s, every ${EVERY}th event a new user"
-bench fresh --brokers "$BR" --redis "127.0.0.1:$RP" --stats "$SP" --rate "$RATE" \
-    --seconds "$SECS" --probe-every "$EVERY" --kafka-leg 500,10 --drain 15 --timeout 120
+first=""
+for RATE in $RATES; do
+    echo "freshness: $RATE events/s for $SECS s, every ${EVERY}th event a new user"
+    legs=""
+    [ -n "$first" ] || { first=$RATE; legs="--kafka-leg 500,10"; }
+    # shellcheck disable=SC2086 # legs is split on purpose
+    bench "fresh-$RATE" --brokers "$BR" --redis "127.0.0.1:$RP" --stats "$SP" --rate "$RATE" \
+        --seconds "$SECS" --probe-every "$EVERY" $legs --drain 15 --timeout 120
+done
 
 ref=$(jget acked_events_per_s "$tmp/reference.json")
 e2e=$(jget e2e_events_per_s "$tmp/e2e.json")
-p50=$(jget fresh_p50_ms "$tmp/fresh.json"); p99=$(jget fresh_p99_ms "$tmp/fresh.json")
-pmax=$(jget fresh_max_ms "$tmp/fresh.json")
-seen=$(jget probes_seen "$tmp/fresh.json"); probes=$(jget probes "$tmp/fresh.json")
 num() { [ -n "$1" ] && printf '%.0f' "$1" || printf 'n/a'; }
 ms() { [ -n "$1" ] && printf '%.1f' "$1" || printf 'n/a'; }
 echo
@@ -106,23 +111,33 @@ printf '%-46s %-28s %s\n' "produce only (reference, nobody learning)" "$(num "$r
     "$(cat "$tmp/reference.cmd")"
 printf '%-46s %-28s %s\n' "end to end: produced -> learned -> in Redis" "$(num "$e2e") events/s" \
     "$(cat "$tmp/e2e.cmd")"
-printf '%-46s %-28s %s\n' "freshness p50 / p99 / max at $RATE events/s" \
-    "$(ms "$p50") / $(ms "$p99") / $(ms "$pmax") ms" "$(cat "$tmp/fresh.cmd")"
-printf '%-46s %-28s %s\n' "  probes whose vector reached Redis" "${seen:-0} of ${probes:-?}" "(same run)"
-for w in 500 10; do
-    l50=$(leg "$tmp/fresh.json" $w p50_ms); l99=$(leg "$tmp/fresh.json" $w p99_ms)
-    lmax=$(leg "$tmp/fresh.json" $w max_ms)
-    printf '%-46s %-28s %s\n' "  Kafka leg alone, fetch.wait.max.ms $w" \
-        "$(ms "$l50") / $(ms "$l99") / $(ms "$lmax") ms" "(same run, a plain consumer)"
+for RATE in $RATES; do
+    f="$tmp/fresh-$RATE.json"
+    p50=$(jget fresh_p50_ms "$f"); p99=$(jget fresh_p99_ms "$f"); pmax=$(jget fresh_max_ms "$f")
+    seen=$(jget probes_seen "$f"); probes=$(jget probes "$f")
+    made=$(jget acked_events_per_s "$f")
+    printf '%-46s %-28s %s\n' "freshness p50 / p99 / max at $RATE events/s" \
+        "$(ms "$p50") / $(ms "$p99") / $(ms "$pmax") ms" "$(cat "$tmp/fresh-$RATE.cmd")"
+    printf '%-46s %-28s %s\n' "  probes whose vector reached Redis" "${seen:-0} of ${probes:-?}" \
+        "(same run; produced at $(num "$made") events/s)"
+    if [ "$RATE" = "$first" ]; then
+        for w in 500 10; do
+            l50=$(leg "$f" $w p50_ms); l99=$(leg "$f" $w p99_ms); lmax=$(leg "$f" $w max_ms)
+            printf '%-46s %-28s %s\n' "  Kafka leg alone, fetch.wait.max.ms $w" \
+                "$(ms "$l50") / $(ms "$l99") / $(ms "$lmax") ms" "(same run, a plain consumer)"
+        done
+    fi
 done
 pil="publish interval (freshrecd default)"
 [ -z "${DAEMON_ARGS:-}" ] || pil="publish interval (with DAEMON_ARGS)"
 printf '%-46s %-28s\n' "$pil" "$PI ms"
-if [ -n "$p99" ]; then
-    awk -v p="$p99" -v i="$PI" 'BEGIN {
-        printf "freshness target p99 <= publish interval + 100 ms = %d ms: %s (p99 %.1f ms)\n",
-            i + 100, (p <= i + 100) ? "met" : "NOT met", p }'
-fi
+for RATE in $RATES; do
+    p99=$(jget fresh_p99_ms "$tmp/fresh-$RATE.json")
+    [ -n "$p99" ] || continue
+    awk -v p="$p99" -v i="$PI" -v r="$RATE" 'BEGIN {
+        printf "freshness at %d events/s: p99 %.1f ms; publish interval + 100 ms = %d ms: %s\n",
+            r, p, i + 100, (p <= i + 100) ? "met" : "NOT met" }'
+done
 echo "note: librdkafka's mock broker holds a fetch that finds no data for the consumer's"
 echo "      fetch.wait.max.ms (librdkafka's default: 500 ms) even when data arrives meanwhile;"
 echo "      a real broker answers as soon as data arrives. The two Kafka-leg rows show what"

@@ -24,7 +24,7 @@ typedef struct {
     int batch_max;                      /* messages taken from the queue per drain, default 1000 */
     int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
     int session_timeout_ms;  /* consumer group session timeout, default 10000 */
-    int fetch_wait_max_ms;   /* longest a fetch waits at the broker, default 20 */
+    int fetch_wait_max_ms;   /* longest a fetch waits at the broker, default 10 */
     char kafka_properties[CONFIG_STR]; /* librdkafka "name=value,..." for consumer and producer */
 
     /* [redis] */
@@ -33,7 +33,7 @@ typedef struct {
     char redis_password[CONFIG_STR]; /* default "": no AUTH */
     char key_prefix[CONFIG_STR];     /* default "fr" */
     int vector_ttl_s;                /* default 604800 (7 days); 0 = no TTL */
-    int publish_interval_ms;         /* hot; default 100 */
+    int publish_interval_ms;         /* hot; default 50 */
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
 

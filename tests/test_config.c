@@ -100,7 +100,7 @@ static void test_defaults(void **state)
         {"kafka.embedded_partitions", c.embedded_partitions, 4},
         {"redis.port", c.redis_port, 6379},
         {"redis.vector_ttl_s", c.vector_ttl_s, 604800},
-        {"redis.publish_interval_ms", c.publish_interval_ms, 100},
+        {"redis.publish_interval_ms", c.publish_interval_ms, 50},
         {"redis.publish_max_keys", c.publish_max_keys, 100000},
         {"redis.reconnect_max_ms", c.reconnect_max_ms, 5000},
         {"model.dim", c.dim, 32},
@@ -519,11 +519,11 @@ static void test_reload(void **state)
     config_defaults(&live);
 
     /* hot keys change, the cold one is only named */
-    char *path = tmp_write("[redis]\npublish_interval_ms = 50\n"
+    char *path = tmp_write("[redis]\npublish_interval_ms = 30\n"
                            "[model]\nlr_sparse = 0.05\ndim = 64\n");
     char *over[] = {"daemon.log_level=debug"};
     assert_int_equal(config_reload(&live, path, over, 1, err, sizeof(err)), 3);
-    assert_int_equal(live.publish_interval_ms, 50);
+    assert_int_equal(live.publish_interval_ms, 30);
     assert_true(live.lr_sparse == 0.05);
     assert_string_equal(live.log_level, "debug");
     assert_int_equal(live.dim, 32);
@@ -535,7 +535,7 @@ static void test_reload(void **state)
 
     /* no file: back to the defaults of the hot keys, no warning */
     assert_int_equal(config_reload(&live, NULL, NULL, 0, err, sizeof(err)), 3);
-    assert_int_equal(live.publish_interval_ms, 100);
+    assert_int_equal(live.publish_interval_ms, 50);
     assert_true(live.lr_sparse == 0.03);
     assert_string_equal(live.log_level, "info");
     assert_string_equal(err, "");
