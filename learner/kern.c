@@ -53,19 +53,21 @@ void kern_linear_forward_naive(float *out, const float *in, const float *w, cons
     kern_linear_forward_ld_naive(out, in, w, IN, b, B, IN, OUT);
 }
 
-void kern_linear_backward_ld(float *din, float din_beta, float *dw, float *db, const float *dout,
-                             const float *in, const float *w, int ldw, int B, int IN, int OUT)
+void kern_linear_backward_ld(float *din, int ldd, float din_beta, float *dw, float *db,
+                             const float *dout, const float *in, const float *w, int ldw, int B,
+                             int IN, int OUT)
 {
     if (OUT == 1) { /* one output unit: a rank-1 update and a matrix-vector product */
         if (din && din_beta == 0.0f)
-            memset(din, 0, sizeof(float) * (size_t)B * IN);
+            for (int r = 0; r < B; r++)
+                memset(din + (size_t)r * ldd, 0, sizeof(float) * IN);
         if (din)
-            cblas_sger(CblasRowMajor, B, IN, 1.0f, dout, 1, w, 1, din, IN);
+            cblas_sger(CblasRowMajor, B, IN, 1.0f, dout, 1, w, 1, din, ldd);
         cblas_sgemv(CblasRowMajor, CblasTrans, B, IN, 1.0f, in, IN, dout, 1, 1.0f, dw, 1);
     } else {
         if (din)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, dout, OUT, w,
-                        ldw, din_beta, din, IN);
+                        ldw, din_beta, din, ldd);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, dout, OUT, in, IN,
                     1.0f, dw, ldw);
     }
@@ -78,12 +80,13 @@ void kern_linear_backward_ld(float *din, float din_beta, float *dw, float *db, c
     }
 }
 
-void kern_linear_backward_ld_naive(float *din, float din_beta, float *dw, float *db,
+void kern_linear_backward_ld_naive(float *din, int ldd, float din_beta, float *dw, float *db,
                                    const float *dout, const float *in, const float *w, int ldw,
                                    int B, int IN, int OUT)
 {
     if (din && din_beta == 0.0f) /* written, not added: whatever din held is not read */
-        memset(din, 0, sizeof(float) * (size_t)B * IN);
+        for (int r = 0; r < B; r++)
+            memset(din + (size_t)r * ldd, 0, sizeof(float) * IN);
     for (int r = 0; r < B; r++) {
         const float *x = in + (size_t)r * IN;
         const float *d = dout + (size_t)r * OUT;
@@ -92,7 +95,7 @@ void kern_linear_backward_ld_naive(float *din, float din_beta, float *dw, float 
             float *dwo = dw + (size_t)o * ldw;
             for (int i = 0; i < IN; i++) {
                 if (din)
-                    din[(size_t)r * IN + i] += d[o] * wo[i];
+                    din[(size_t)r * ldd + i] += d[o] * wo[i];
                 dwo[i] += d[o] * x[i];
             }
             if (db)
@@ -104,13 +107,13 @@ void kern_linear_backward_ld_naive(float *din, float din_beta, float *dw, float 
 void kern_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                           const float *w, int B, int IN, int OUT)
 {
-    kern_linear_backward_ld(din, 1.0f, dw, db, dout, in, w, IN, B, IN, OUT);
+    kern_linear_backward_ld(din, IN, 1.0f, dw, db, dout, in, w, IN, B, IN, OUT);
 }
 
 void kern_linear_backward_naive(float *din, float *dw, float *db, const float *dout,
                                 const float *in, const float *w, int B, int IN, int OUT)
 {
-    kern_linear_backward_ld_naive(din, 1.0f, dw, db, dout, in, w, IN, B, IN, OUT);
+    kern_linear_backward_ld_naive(din, IN, 1.0f, dw, db, dout, in, w, IN, B, IN, OUT);
 }
 
 void kern_gemv(float *y, const float *A, const float *x, int N, int K)

@@ -26,14 +26,16 @@ void kern_linear_backward_naive(float *din, float *dw, float *db, const float *d
 
 /* The same with w's rows (and dw's) ldw ≥ IN floats apart, i.e. w a block of
  * columns of a wider matrix; backward writes din (din_beta 0: what din held
- * is not read) or adds into it (din_beta 1). */
+ * is not read) or adds into it (din_beta 1), din's rows ldd ≥ IN floats
+ * apart (a block of columns of a wider array too). */
 void kern_linear_forward_ld(float *out, const float *in, const float *w, int ldw, const float *b,
                             int B, int IN, int OUT);
 void kern_linear_forward_ld_naive(float *out, const float *in, const float *w, int ldw,
                                   const float *b, int B, int IN, int OUT);
-void kern_linear_backward_ld(float *din, float din_beta, float *dw, float *db, const float *dout,
-                             const float *in, const float *w, int ldw, int B, int IN, int OUT);
-void kern_linear_backward_ld_naive(float *din, float din_beta, float *dw, float *db,
+void kern_linear_backward_ld(float *din, int ldd, float din_beta, float *dw, float *db,
+                             const float *dout, const float *in, const float *w, int ldw, int B,
+                             int IN, int OUT);
+void kern_linear_backward_ld_naive(float *din, int ldd, float din_beta, float *dw, float *db,
                                    const float *dout, const float *in, const float *w, int ldw,
                                    int B, int IN, int OUT);
 

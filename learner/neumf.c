@@ -36,7 +36,7 @@ struct neumf {
     int *urun, *uidx;             /* (B) first pair of run r; run of pair b */
     float *xu, *xi;               /* (nu, E) p'_u per run; (B, E) q'_i per pair */
     float *hu, *dhu;              /* (nu, mlp[1]) W1u p'_u per run, its gradient */
-    float *dxu, *dxi;             /* gradients of xu and xi */
+    float *dxu;                   /* gradient of xu (xi's goes straight into di) */
     float *h[NEUMF_MAX_LAYERS];   /* h[l] (B, mlp[l]) post-ReLU, l ≥ 1 */
     float *dh[NEUMF_MAX_LAYERS];  /* gradients of h[l] */
     float *feat, *dfeat;          /* (B, F) */
@@ -148,7 +148,7 @@ neumf_t *neumf_create(const neumf_config_t *cfg, char *errstr, size_t len)
         m->dense.params[m->wout_off + i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
 
     size_t B = (size_t)cfg->max_batch, E = (size_t)m->E, H1 = (size_t)cfg->mlp[1];
-    size_t per = 2 * (size_t)m->F + 4 * E + 2 * H1;
+    size_t per = 2 * (size_t)m->F + 3 * E + 2 * H1;
     for (int l = 1; l < m->L; l++)
         per += 2 * (size_t)cfg->mlp[l];
     float *mem = malloc(sizeof(float) * per * B);
@@ -164,7 +164,6 @@ neumf_t *neumf_create(const neumf_config_t *cfg, char *errstr, size_t len)
     m->xu = mem, mem += B * E;
     m->xi = mem, mem += B * E;
     m->dxu = mem, mem += B * E;
-    m->dxi = mem, mem += B * E;
     m->hu = mem, mem += B * H1;
     m->dhu = mem, mem += B * H1;
     for (int l = 1; l < m->L; l++) {
@@ -279,11 +278,11 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
     const int *mlp = m->cfg.mlp;
     const float *P = m->dense.params;
     float *G = m->dense.grads;
-    void (*linear_bw)(float *, float, float *, float *, const float *, const float *,
+    void (*linear_bw)(float *, int, float, float *, float *, const float *, const float *,
                       const float *, int, int, int, int) =
         m->cfg.naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld;
 
-    linear_bw(m->dfeat, 0.0f, G + m->wout_off, G + m->bout_off, dlogits, m->feat, P + m->wout_off,
+    linear_bw(m->dfeat, F, 0.0f, G + m->wout_off, G + m->bout_off, dlogits, m->feat, P + m->wout_off,
               F, B, F, 1);
 
     const int H = mlp[L - 1];
@@ -303,7 +302,7 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
         const float *h = m->h[l];
         relu_mask(d, h, B * mlp[l]);
         if (l > 1)
-            linear_bw(m->dh[l - 1], 0.0f, G + m->w_off[l], G + m->b_off[l], d, m->h[l - 1],
+            linear_bw(m->dh[l - 1], mlp[l - 1], 0.0f, G + m->w_off[l], G + m->b_off[l], d, m->h[l - 1],
                       P + m->w_off[l], mlp[l - 1], B, mlp[l - 1], mlp[l]);
     }
 
@@ -311,7 +310,9 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
      * pre-activation gradients summed over the run */
     const float *W1 = P + m->w_off[1];
     float *GW1 = G + m->w_off[1];
-    linear_bw(m->dxi, 0.0f, GW1 + E, G + m->b_off[1], m->dh[1], m->xi, W1 + E, 2 * E, B, E, H1);
+    /* the item half's input gradient straight into di's MLP part */
+    linear_bw(di + D, R, 0.0f, GW1 + E, G + m->b_off[1], m->dh[1], m->xi, W1 + E, 2 * E, B, E,
+              H1);
     const int nu = m->nu;
     memset(m->dhu, 0, sizeof(float) * (size_t)nu * H1);
     for (int b = 0; b < B; b++) {
@@ -320,7 +321,7 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
         for (int k = 0; k < H1; k++)
             g[k] += d[k];
     }
-    linear_bw(m->dxu, 0.0f, GW1, NULL, m->dhu, m->xu, W1, 2 * E, nu, E, H1);
+    linear_bw(m->dxu, E, 0.0f, GW1, NULL, m->dhu, m->xu, W1, 2 * E, nu, E, H1);
 
     /* a run's user gradient goes on its first pair, zeros on the others: the
      * sum over a row's pairs is the row's gradient */
@@ -331,7 +332,6 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
             memcpy(dum, m->dxu + (size_t)r * E, sizeof(float) * E);
         else
             memset(dum, 0, sizeof(float) * E);
-        memcpy(di + (size_t)b * R + D, m->dxi + (size_t)b * E, sizeof(float) * E);
     }
 }
 

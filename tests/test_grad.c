@@ -195,7 +195,7 @@ static void test_linear_ld_block(void **state)
         float *out = xmalloc_floats((size_t)B * OUT), *want = xmalloc_floats((size_t)B * OUT);
         float *dW = xmalloc_floats((size_t)OUT * LDW), *dW0 = xmalloc_floats((size_t)OUT * LDW);
         float *dw = xmalloc_floats((size_t)OUT * IN);
-        float *din = xmalloc_floats((size_t)B * IN), *din_want = xmalloc_floats((size_t)B * IN);
+        float *din = xmalloc_floats((size_t)B * (IN + 3)), *din_want = xmalloc_floats((size_t)B * IN);
         float *db = xmalloc_floats(OUT), *db_want = xmalloc_floats(OUT);
         fill_uniform(&r, W, OUT * LDW, -1, 1);
         fill_uniform(&r, in, B * IN, -1, 1);
@@ -213,7 +213,9 @@ static void test_linear_ld_block(void **state)
                                                                            B, IN, OUT);
             for (int k = 0; k < B * OUT; k++)
                 assert_float_equal(out[k], want[k], 1e-5);
-            /* backward: din written over NaN, dW's block added to, the rest untouched */
+            /* backward: din written over NaN into a wider array (rows LDD apart,
+             * the gap untouched), dW's block added to, the rest untouched */
+            const int LDD = IN + 3;
             memset(dw, 0, sizeof(float) * OUT * IN);
             memset(din_want, 0, sizeof(float) * B * IN);
             memset(db_want, 0, sizeof(float) * OUT);
@@ -221,12 +223,18 @@ static void test_linear_ld_block(void **state)
                                                                         in, w, B, IN, OUT);
             memcpy(dW, dW0, sizeof(float) * OUT * LDW);
             memset(db, 0, sizeof(float) * OUT);
-            for (int k = 0; k < B * IN; k++)
-                din[k] = NAN;
+            for (int k = 0; k < B * LDD; k++)
+                din[k] = k % LDD < IN ? NAN : 7.0f;
             (naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld)(
-                din, 0.0f, dW + C0, db, dout, in, W + C0, LDW, B, IN, OUT);
-            for (int k = 0; k < B * IN; k++)
-                assert_float_equal(din[k], din_want[k], 1e-5);
+                din, LDD, 0.0f, dW + C0, db, dout, in, W + C0, LDW, B, IN, OUT);
+            for (int r0 = 0; r0 < B; r0++)
+                for (int c = 0; c < LDD; c++) {
+                    float got = din[r0 * LDD + c];
+                    if (c < IN)
+                        assert_float_equal(got, din_want[r0 * IN + c], 1e-5);
+                    else
+                        assert_true(got == 7.0f);
+                }
             for (int o = 0; o < OUT; o++) {
                 assert_float_equal(db[o], db_want[o], 1e-5);
                 for (int c = 0; c < LDW; c++) {
@@ -237,11 +245,17 @@ static void test_linear_ld_block(void **state)
                         assert_true(dW[k] == dW0[k]);
                 }
             }
-            /* din_beta 1 adds: a second pass doubles din */
+            /* din_beta 1 adds: a second pass doubles din, the gap still untouched */
             (naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld)(
-                din, 1.0f, dW + C0, NULL, dout, in, W + C0, LDW, B, IN, OUT);
-            for (int k = 0; k < B * IN; k++)
-                assert_float_equal(din[k], 2.0f * din_want[k], 1e-5);
+                din, LDD, 1.0f, dW + C0, NULL, dout, in, W + C0, LDW, B, IN, OUT);
+            for (int r0 = 0; r0 < B; r0++)
+                for (int c = 0; c < LDD; c++) {
+                    float got = din[r0 * LDD + c];
+                    if (c < IN)
+                        assert_float_equal(got, 2.0f * din_want[r0 * IN + c], 1e-5);
+                    else
+                        assert_true(got == 7.0f);
+                }
         }
         free(W), free(w), free(in), free(b), free(dout), free(out), free(want), free(dW);
         free(dW0), free(dw), free(din), free(din_want), free(db), free(db_want);
