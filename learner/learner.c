@@ -651,24 +651,36 @@ static void phase_backward(void *arg, int t, int n)
                        l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
 }
 
-/* Thread t of n takes the user and item rows row_owner gives it: each row's
- * gradient summed over the batch, then one update (the stamps are per row,
- * so the threads never share one). The feature value rows go by side:
- * users' to thread 0, items' to thread 1 % n. Dirty marking follows, on
- * one thread. */
+/* Chunk t of n takes one side's rows (both sides with one chunk), those
+ * row_owner gives it among that side's chunks: each row's gradient summed
+ * over the batch, then one update (the stamps are per row, so the chunks
+ * never share one). The feature value rows go by side too: users' to chunk
+ * 0, items' to chunk 1 % n. Dirty marking follows, on one thread. */
 static void phase_sparse(void *arg, int t, int n)
 {
     learner_t *l = arg;
     const int P = l->P, R = l->R;
     for (int side = 0; side < 2; side++) {
+        /* one chunk: both sides; more: even chunks the users' rows, odd ones
+         * the items', each side's rows split among its chunks by row_owner
+         * (a chunk reads one side's pairs, not both) */
+        int part = 0, parts = 1;
+        if (n > 1) {
+            if (t % 2 != side) {
+                l->nuniq[side][t] = 0;
+                continue;
+            }
+            part = t / 2;
+            parts = (n - side + 1) / 2;
+        }
         emb_table_t *tab = side ? l->items : l->users;
         const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
         const float *d = side ? l->di : l->du;
         uint32_t *stamp = side ? l->istamp : l->ustamp, *slot = side ? l->islot : l->uslot;
         uint32_t *uniq = l->uniq[side][t], *first = l->ufirst[side][t], *cnt = l->ucnt[side][t];
         float *acc = l->gacc[side][t];
-        int nu = gather_rows(pr, P, t, n, stamp, slot, l->gen, uniq, first, cnt);
-        sum_rows(pr, P, t, n, d, R, slot, first, cnt, acc);
+        int nu = gather_rows(pr, P, part, parts, stamp, slot, l->gen, uniq, first, cnt);
+        sum_rows(pr, P, part, parts, d, R, slot, first, cnt, acc);
         update_rows(l, tab, uniq, nu, first, cnt, d, acc);
         l->nuniq[side][t] = nu;
     }
@@ -761,16 +773,20 @@ static void learn_batch(learner_t *l, int B)
         pi[0] = emb_entry_row(l->items, l->ev_ie[b]);
         pue[0] = l->ev_ue[b];
         pie[0] = l->ev_ie[b];
-        float q0 = samp_prob(l->samp, l->ev_ie[b]);
-        lq[0] = logf(q0 > 1e-12f ? q0 : 1e-12f);
         for (int j = 0; j < k; j++) {
             int s = j < n ? j : j % n; /* too few found: repeat what was found */
             pu[1 + j] = urow;
             pi[1 + j] = emb_entry_row(l->items, negs[s]);
             pue[1 + j] = l->ev_ue[b];
             pie[1 + j] = negs[s];
-            float q = negq[s];
-            lq[1 + j] = logf(q > 1e-12f ? q : 1e-12f);
+        }
+        if (l->cfg.loss == LOSS_SOFTMAX) { /* the logQ correction: the softmax alone uses it */
+            float q0 = samp_prob(l->samp, l->ev_ie[b]);
+            lq[0] = logf(q0 > 1e-12f ? q0 : 1e-12f);
+            for (int j = 0; j < k; j++) {
+                float q = negq[j < n ? j : j % n];
+                lq[1 + j] = logf(q > 1e-12f ? q : 1e-12f);
+            }
         }
         l->gw[E] = l->gw[b];
         E++;
