@@ -24,6 +24,16 @@
  * time the probes' Kafka leg alone (produce → a consumer has the message), so
  * the freshness can be split into transport and daemon (learn + publish).
  *
+ * --ready-file F (with --rate 0 and --stats) measures the daemon's sustained
+ * rate instead: every event is produced and acknowledged first, with no
+ * daemon consuming, then the broker address is written to F for the caller
+ * to start freshrecd against; the rate is timed from the daemon's first
+ * consumed event (its /metrics) until all are learned and published, so the
+ * load generator's own CPU is not in it. --mock-cluster P hosts the broker
+ * here (librdkafka's mock cluster, the topic with P partitions), for a
+ * daemon that is not --embedded; fr-bench then keeps it up until F is
+ * removed.
+ *
  * --produce-only reports the raw produce rate (until every message is
  * acknowledged), the reference for the end-to-end figure; --free-port and
  * --get are small helpers for the bench scripts (no curl or python needed).
@@ -39,6 +49,7 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -85,6 +96,8 @@ typedef struct {
     double drain_s, timeout_s;
     int linger_ms;
     int produce_only;
+    int mock_parts;         /* > 0: host a mock cluster with the topic in this many partitions */
+    const char *ready_file; /* preload, then write the brokers here (see the top) */
     int nlegs, leg_wait[MAX_LEGS];
     uint64_t seed;
     char redis_host[256];
@@ -116,6 +129,11 @@ static void usage(FILE *f)
             "                     consumer with fetch.wait.max.ms W has it (-1: the default)\n"
             "  --produce-only     only produce and time the acknowledgements (no daemon\n"
             "                     needed): the reference for the end-to-end rate\n"
+            "  --ready-file F     with --rate 0 --stats: produce everything first, write the\n"
+            "                     brokers to F, then time the daemon from its first consumed\n"
+            "                     event: its sustained rate, without the producer's CPU\n"
+            "  --mock-cluster P   host the brokers here (a mock cluster, the topic in P\n"
+            "                     partitions), kept up until the --ready-file is removed\n"
             "Output: human-readable lines, then one JSON line. Exit 0 when every probe\n"
             "arrived and (end to end) everything was learned and published, else 1.\n");
 }
@@ -564,6 +582,7 @@ int main(int argc, char **argv)
                                        {"timeout", 1, 0, 'T'},      {"seed", 1, 0, 'x'},
                                        {"produce-only", 0, 0, 'P'}, {"free-port", 0, 0, 'F'},
                                        {"get", 1, 0, 'G'},          {"kafka-leg", 1, 0, 'K'},
+                                       {"ready-file", 1, 0, 'Y'},   {"mock-cluster", 1, 0, 'M'},
                                        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     double v;
@@ -638,6 +657,14 @@ int main(int argc, char **argv)
         case 'P':
             o.produce_only = 1;
             break;
+        case 'Y':
+            o.ready_file = optarg;
+            break;
+        case 'M':
+            if (parse_num("--mock-cluster", optarg, 1, 256, &v))
+                return 2;
+            o.mock_parts = (int)v;
+            break;
         case 'K': {
             char buf[256];
             snprintf(buf, sizeof(buf), "%s", optarg);
@@ -697,6 +724,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "fr-bench: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    /* the brokers hosted here: librdkafka's mock cluster, owned by a handle of its own */
+    rd_kafka_t *mock_rk = NULL;
+    rd_kafka_mock_cluster_t *mock = NULL;
+    static char mock_bootstrap[256];
+    if (o.mock_parts > 0) {
+        char e[256];
+        if (o.brokers || !o.ready_file) {
+            fprintf(stderr, "fr-bench: --mock-cluster takes no --brokers and needs --ready-file\n");
+            return 2;
+        }
+        rd_kafka_conf_t *mc = rd_kafka_conf_new();
+        rd_kafka_conf_set(mc, "log_level", "3", e, sizeof(e));
+        if (!(mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mc, e, sizeof(e)))) {
+            fprintf(stderr, "fr-bench: mock cluster: %s\n", e);
+            rd_kafka_conf_destroy(mc);
+            return 1;
+        }
+        if (!(mock = rd_kafka_mock_cluster_new(mock_rk, 1))) {
+            fprintf(stderr, "fr-bench: could not start a mock cluster\n");
+            rd_kafka_destroy(mock_rk);
+            return 1;
+        }
+        rd_kafka_mock_topic_create(mock, o.topic, o.mock_parts, 1);
+        snprintf(mock_bootstrap, sizeof(mock_bootstrap), "%s",
+                 rd_kafka_mock_cluster_bootstraps(mock));
+        o.brokers = mock_bootstrap;
+    }
     if (!o.brokers) {
         fprintf(stderr, "fr-bench: --brokers is required\n");
         usage(stderr);
@@ -733,6 +787,11 @@ int main(int argc, char **argv)
     if (o.produce_only)
         o.probe_every = 0;
     int e2e = !o.produce_only && o.rate == 0 && o.stats_port > 0;
+    const int preload = e2e && o.ready_file != NULL;
+    if (o.ready_file && !preload) {
+        fprintf(stderr, "fr-bench: --ready-file needs --rate 0 and --stats\n");
+        return 2;
+    }
     int watching = !o.produce_only && (o.probe_every > 0 || e2e);
 
     signal(SIGPIPE, SIG_IGN);
@@ -817,7 +876,8 @@ int main(int argc, char **argv)
     }
 
     scrape_t base = {0}, now = {0};
-    if (e2e && scrape(o.stats_port, &base)) {
+    /* preloading: the daemon is started afterwards, fresh (base 0) */
+    if (e2e && !preload && scrape(o.stats_port, &base)) {
         fprintf(stderr, "fr-bench: no /metrics on 127.0.0.1:%d\n", o.stats_port);
         goto out;
     }
@@ -942,9 +1002,34 @@ int main(int argc, char **argv)
     const double t_last = clock_mono_s();
     const long long markers = e2e ? nparts : 0;
 
+    /* preloading: everything acknowledged, then the daemon is let in; the
+     * clock starts at its first consumed event */
+    double t_first = NAN, t_acked = NAN;
+    if (preload && !failed) {
+        while (rd_kafka_outq_len(rk) > 0 && clock_mono_s() < deadline)
+            rd_kafka_poll(rk, 10);
+        t_acked = clock_mono_s();
+        FILE *f = fopen(o.ready_file, "w");
+        if (!f || fprintf(f, "%s\n", o.brokers) < 0 || fclose(f)) {
+            fprintf(stderr, "fr-bench: %s: %s\n", o.ready_file, strerror(errno));
+            failed = 1;
+        }
+        while (!failed) {
+            if (scrape(o.stats_port, &now) == 0 && now.consumed > 0) {
+                t_first = clock_mono_s();
+                break;
+            }
+            if (clock_mono_s() > deadline) {
+                fprintf(stderr, "fr-bench: no daemon consumed from %s\n", o.brokers);
+                failed = 1;
+            }
+            sleep_s(0.002);
+        }
+    }
+
     /* wait: acknowledgements, probes, learning; at most drain_s after the last produce */
-    double t_acked = NAN, t_done = NAN, next_scrape = 0;
-    const double wait_until = fmin(t_last + o.drain_s, deadline);
+    double t_done = NAN, next_scrape = 0;
+    const double wait_until = fmin((preload ? t_first : t_last) + o.drain_s, deadline);
     int scrape_errors = 0;
     long first_missing = 0, leg_first_missing[MAX_LEGS] = {0};
     while (!failed) {
@@ -1023,7 +1108,15 @@ int main(int argc, char **argv)
     if (e2e) {
         double handled = (now.learned - base.learned) + (now.skipped - base.skipped) +
                          (now.refused - base.refused);
-        if (!isnan(t_done)) {
+        if (!isnan(t_done) && preload) {
+            e2e_s = t_done - t_first;
+            e2e_rate = (produced + markers) / e2e_s;
+            printf("fr-bench: the daemon consumed, learned and published %.0f preloaded events "
+                   "in %.3f s from its first consumed event: %.0f events/s sustained (skipped "
+                   "%.0f, refused %.0f)\n",
+                   handled, e2e_s, e2e_rate, now.skipped - base.skipped,
+                   now.refused - base.refused);
+        } else if (!isnan(t_done)) {
             e2e_s = t_done - t0;
             e2e_rate = (produced + markers) / e2e_s;
             printf("fr-bench: learned and published %.0f events in %.3f s from the first "
@@ -1096,7 +1189,9 @@ int main(int argc, char **argv)
              (!e2e || !isnan(t_done)) && !w.err[0];
     printf("{\"mode\":\"%s\",\"topic\":\"%s\",\"partitions\":%d,\"rate_target\":%.0f,"
            "\"events\":%lld,\"markers\":%lld,",
-           o.produce_only ? "produce_only" : (e2e ? "end_to_end" : "freshness"), o.topic, nparts,
+           o.produce_only ? "produce_only"
+                          : (preload ? "sustained" : (e2e ? "end_to_end" : "freshness")),
+           o.topic, nparts,
            o.rate, produced, markers);
     json_num(stdout, "produce_seconds", produce_s, 0);
     json_num(stdout, "produce_events_per_s", produce_rate, 0);
@@ -1144,6 +1239,14 @@ out:
         redisFree(rc);
     if (w.c)
         redisFree(w.c);
+    if (mock) { /* the daemon may still be connected: up until the caller removes the file */
+        fflush(stdout);
+        const double until = t_start + o.timeout_s - 0.5;
+        while (access(o.ready_file, F_OK) == 0 && clock_mono_s() < until)
+            sleep_s(0.05);
+        rd_kafka_mock_cluster_destroy(mock);
+        rd_kafka_destroy(mock_rk);
+    }
     free((void *)w.probe_at);
     free(probe_sent);
     free(fresh);
