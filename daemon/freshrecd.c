@@ -93,6 +93,11 @@ typedef struct {
 
     /* per batch */
     lrn_event_t *pos;
+    /* [model] threads > 1: a batch's messages are decoded on the learner's
+     * threads before it is learned, into dec (batch_max) */
+    struct decoded *dec;
+    rd_kafka_message_t **dec_msgs;
+    size_t dec_n;
     char *arena;
     size_t arena_cap;
     lrn_event_t negs[NEG_CHUNK];
@@ -272,12 +277,38 @@ static const char *arena_put(app_t *a, size_t *used, const char *s, size_t len)
     return p;
 }
 
+struct decoded {
+    event_reason_t r;
+    char detail[192];
+    event_t ev;
+};
+
+/* chunk t of n of the batch's messages, decoded (valid ones; an error is
+ * left to on_batch, which skips them as it does when it decodes itself) */
+static void decode_chunk(void *arg, int t, int n)
+{
+    app_t *a = arg;
+    size_t i0 = a->dec_n * (size_t)t / (size_t)n, i1 = a->dec_n * (size_t)(t + 1) / (size_t)n;
+    for (size_t i = i0; i < i1; i++) {
+        const rd_kafka_message_t *msg = a->dec_msgs[i];
+        struct decoded *d = &a->dec[i];
+        if (msg->err)
+            continue;
+        d->r = event_decode(&d->ev, msg->payload, msg->len, &a->kinds,
+                            (size_t)a->cfg.max_event_bytes, d->detail, sizeof(d->detail));
+    }
+}
+
 static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
 {
     app_t *a = arg;
-    static event_t ev; /* large (features); one at a time */
+    static struct decoded one; /* large (features): one at a time, on one thread */
     size_t npos = 0, used = 0;
-    char detail[192];
+    if (a->dec) {
+        a->dec_msgs = msgs;
+        a->dec_n = n;
+        learner_run(a->learner, decode_chunk, a);
+    }
 
     /* the last message of each partition in this batch, to store offsets */
     const rd_kafka_message_t *last[64];
@@ -301,8 +332,13 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         else
             kafka_store(a->kafka, msg); /* more partitions than slots: store at once */
 
-        event_reason_t r = event_decode(&ev, msg->payload, msg->len, &a->kinds,
-                                        (size_t)a->cfg.max_event_bytes, detail, sizeof(detail));
+        struct decoded *d = a->dec ? &a->dec[i] : &one;
+        if (!a->dec)
+            d->r = event_decode(&d->ev, msg->payload, msg->len, &a->kinds,
+                                (size_t)a->cfg.max_event_bytes, d->detail, sizeof(d->detail));
+        const event_reason_t r = d->r;
+        const char *detail = d->detail;
+        const event_t *ev = &d->ev;
         if (r != EVR_OK) {
             a->m.invalid[r]++;
             log_limited(&a->bad_log, LOG_WARN, "events", "%s [%d] offset %lld: %s: %s",
@@ -314,17 +350,17 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
                 a->m.dead_letter_errors_total++;
             continue;
         }
-        a->m.consumed[ev.kind]++;
-        int64_t ts = ev.has_ts ? ev.ts_ms : 0;
-        if (!ev.has_ts) {
+        a->m.consumed[ev->kind]++;
+        int64_t ts = ev->has_ts ? ev->ts_ms : 0;
+        if (!ev->has_ts) {
             rd_kafka_timestamp_type_t tt;
             ts = rd_kafka_message_timestamp(msg, &tt);
             if (ts < 0)
                 ts = clock_wall_ms();
         }
-        lrn_id_t u = {id_hash(ev.user, ev.user_len), ev.user, ev.user_len};
-        lrn_id_t it = {id_hash(ev.item, ev.item_len), ev.item, ev.item_len};
-        if (ev.kind == EVENT_IMPRESSION) {
+        lrn_id_t u = {id_hash(ev->user, ev->user_len), ev->user, ev->user_len};
+        lrn_id_t it = {id_hash(ev->item, ev->item_len), ev->item, ev->item_len};
+        if (ev->kind == EVENT_IMPRESSION) {
             /* a click-through model learns the impression's own features later */
             int keep = a->ctr || a->ncat + a->nnum > 0; /* the features, for later */
             if (join_impression(a->join, &u, &it, ts, keep ? msg->payload : NULL,
@@ -332,25 +368,25 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
                 log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
             continue;
         }
-        if (ev.kind == EVENT_CLICK)
+        if (ev->kind == EVENT_CLICK)
             join_click(a->join, &u, &it, ts);
         else
             join_advance(a->join, ts);
         if (a->ctr) { /* a click or a weighted kind: a positive, with this event's features */
-            npos = ctr_example_from(a, &ev, &u, &it, 1.0f, ev.weight > 0 ? ev.weight : 1.0f, ts,
+            npos = ctr_example_from(a, ev, &u, &it, 1.0f, ev->weight > 0 ? ev->weight : 1.0f, ts,
                                     npos, &used);
             continue;
         }
-        u.id = arena_put(a, &used, ev.user, ev.user_len);
-        it.id = arena_put(a, &used, ev.item, ev.item_len);
+        u.id = arena_put(a, &used, ev->user, ev->user_len);
+        it.id = arena_put(a, &used, ev->item, ev->item_len);
         if (!u.id || !it.id)
             continue;
         lrn_feat_t *fs = a->pfeat ? a->pfeat + npos * (size_t)(a->ncat + a->nnum) : NULL;
-        int nf = fs ? pair_features_from(a, &ev, fs, &used) : 0;
+        int nf = fs ? pair_features_from(a, ev, fs, &used) : 0;
         a->pos[npos++] = (lrn_event_t){.user = u,
                                        .item = it,
                                        .ts_ms = ts,
-                                       .weight = ev.weight > 0 ? ev.weight : 1.0f,
+                                       .weight = ev->weight > 0 ? ev->weight : 1.0f,
                                        .feat = nf ? fs : NULL,
                                        .nfeat = nf};
     }
@@ -1324,6 +1360,14 @@ int main(int argc, char **argv)
     }
     if (a->learner) /* evicted and expired ids: their vectors are deleted */
         learner_on_gone(a->learner, on_gone, a);
+    if (a->learner && a->cfg.threads > 1) {
+        /* a batch's messages decoded by the learner's threads; the pages are
+         * touched as far as the largest batch goes */
+        a->dec = malloc(sizeof(struct decoded) * (size_t)a->cfg.batch_max);
+        if (!a->dec)
+            log_msg(LOG_WARN, "daemon", "out of memory for decoding on %d threads: one decodes",
+                    a->cfg.threads);
+    }
     if (a->ctr) {
         snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));
         ctr_dense_layout(a->ctr, a->dense_layout, sizeof(a->dense_layout));
@@ -1431,6 +1475,7 @@ out:
     if (a->base)
         event_base_free(a->base);
     free(a->pos);
+    free(a->dec);
     free(a->arena);
     free(a->pfeat);
     free(a->gone);

@@ -51,9 +51,11 @@ static ctx_t C;
 
 static pid_t start_daemon(ctx_t *c)
 {
-    /* a short session: the restarted daemon rejoins the group quickly */
+    /* a short session: the restarted daemon rejoins the group quickly; two
+     * learner threads, so that messages (the malformed ones too) are decoded
+     * on both before a batch is learned */
     static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
-                                  NULL};
+                                  "model.threads=2", NULL};
     return harness_daemon_start(c->brokers, c->redis_port, c->stats_port, extra, c->log);
 }
 
