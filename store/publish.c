@@ -391,11 +391,12 @@ void pub_del(pub_t *p, char side, const char *id, size_t len)
         p->on_fail(p->arg, del, id, len);
 }
 
-/* queues one command; a command hiredis refuses counts as failed at once */
+/* queues one command; a command hiredis refuses, or one after the link went
+ * away while the round was being queued, counts as failed at once */
 static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
                  const size_t *argl)
 {
-    if (redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) == REDIS_OK)
+    if (p->ac && redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) == REDIS_OK)
         return;
     r->failed = 1;
     if (k->side && p->on_fail)
@@ -444,6 +445,11 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         size_t argl[] = {3, kl, vbytes, 2, strlen(ttl)};
         queue_cmd(p, r, k, p->cfg.ttl_s > 0 ? 5 : 3, argv, argl);
         off += vbytes;
+        /* Redis starts on the first commands (users' come first) while the
+         * rest are formatted; a link that fails here is gone (p->ac NULL),
+         * and the commands not queued yet fail in queue_cmd */
+        if ((i & 1023) == 1023 && p->ac)
+            redisAsyncHandleWrite(p->ac);
     }
 
     /* the meta hash: one HSET of every field */
