@@ -173,6 +173,21 @@ static void test_linear_forward_blas_vs_naive(void **state)
     }
 }
 
+/* din (B rows, LDD apart) holds times × want (B, IN) in its first IN
+ * columns, and the gap after them still holds 7 */
+static void check_din_block(const float *din, int LDD, const float *want, float times, int B,
+                            int IN)
+{
+    for (int r = 0; r < B; r++)
+        for (int c = 0; c < LDD; c++) {
+            float got = din[r * LDD + c];
+            if (c < IN)
+                assert_float_equal(got, times * want[r * IN + c], 1e-5);
+            else
+                assert_true(got == 7.0f);
+        }
+}
+
 /* The _ld kernels on a block of columns [C0, C0 + IN) of a wider matrix W
  * (OUT, LDW) give what the plain kernels give on a copy of that block; the
  * backward touches only the block's columns of dW and, with din_beta 0,
@@ -227,14 +242,7 @@ static void test_linear_ld_block(void **state)
                 din[k] = k % LDD < IN ? NAN : 7.0f;
             (naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld)(
                 din, LDD, 0.0f, dW + C0, db, dout, in, W + C0, LDW, B, IN, OUT);
-            for (int r0 = 0; r0 < B; r0++)
-                for (int c = 0; c < LDD; c++) {
-                    float got = din[r0 * LDD + c];
-                    if (c < IN)
-                        assert_float_equal(got, din_want[r0 * IN + c], 1e-5);
-                    else
-                        assert_true(got == 7.0f);
-                }
+            check_din_block(din, LDD, din_want, 1.0f, B, IN);
             for (int o = 0; o < OUT; o++) {
                 assert_float_equal(db[o], db_want[o], 1e-5);
                 for (int c = 0; c < LDW; c++) {
@@ -248,14 +256,7 @@ static void test_linear_ld_block(void **state)
             /* din_beta 1 adds: a second pass doubles din, the gap still untouched */
             (naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld)(
                 din, LDD, 1.0f, dW + C0, NULL, dout, in, W + C0, LDW, B, IN, OUT);
-            for (int r0 = 0; r0 < B; r0++)
-                for (int c = 0; c < LDD; c++) {
-                    float got = din[r0 * LDD + c];
-                    if (c < IN)
-                        assert_float_equal(got, 2.0f * din_want[r0 * IN + c], 1e-5);
-                    else
-                        assert_true(got == 7.0f);
-                }
+            check_din_block(din, LDD, din_want, 2.0f, B, IN);
         }
         free(W), free(w), free(in), free(b), free(dout), free(out), free(want), free(dW);
         free(dW0), free(dw), free(din), free(din_want), free(db), free(db_want);
