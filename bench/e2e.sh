@@ -10,7 +10,8 @@
 #               freshrecd (not --embedded) is started against it and timed
 #               from its first consumed event until all are learned and
 #               their vectors written to Redis: the daemon's own rate, with
-#               no load generator on the cores
+#               no load generator on the cores; once with one learner thread
+#               (the default), once with one per core
 #   end to end  --rate 0: N events as fast as possible, timed until all are
 #               learned and their vectors written to Redis, the producer
 #               running on the same two cores meanwhile
@@ -59,38 +60,52 @@ while [ "$SP" = "$RP" ]; do SP=$("$FB" --free-port); done
 
 start_redis e2e "$RP"
 
-# sustained: preload, then a fresh daemon drains it (fr-bench hosts the brokers)
+# sustained: preload, then a fresh daemon drains it (fr-bench hosts the
+# brokers); once with one learner thread (the default) and once with one per
+# core. Files: $tmp/sustained-THREADS.{cmd,out,err,json}; srcode: fr-bench's
+# exit code of the last run
 SP2=$("$FB" --free-port)
 while [ "$SP2" = "$RP" ] || [ "$SP2" = "$SP" ]; do SP2=$("$FB" --free-port); done
 ready="$tmp/sustained.brokers"
-echo "\$ $FB --mock-cluster 8 --ready-file $ready --redis 127.0.0.1:$RP --stats $SP2 --rate 0 --events $N --drain 60 --timeout 180" >"$tmp/sustained.cmd"
-"$FB" --mock-cluster 8 --ready-file "$ready" --redis "127.0.0.1:$RP" --stats "$SP2" --rate 0 \
-    --events "$N" --drain 60 --timeout 180 >"$tmp/sustained.out" 2>"$tmp/sustained.err" &
-fpid=$!
-i=0
-until [ -s "$ready" ]; do
-    i=$((i + 1))
-    if [ $i -gt 1200 ] || ! kill -0 "$fpid" 2>/dev/null; then
-        echo "e2e: fr-bench did not preload the events:" >&2; cat "$tmp/sustained.err" >&2; exit 1
-    fi
-    sleep 0.1
+sustained() { # threads
+    f="$tmp/sustained-$1"
+    echo "\$ $FB --mock-cluster 8 --ready-file $ready --redis 127.0.0.1:$RP --stats $SP2 --rate 0 --events $N --drain 60 --timeout 180 (freshrecd: model.threads=$1)" >"$f.cmd"
+    "$FB" --mock-cluster 8 --ready-file "$ready" --redis "127.0.0.1:$RP" --stats "$SP2" --rate 0 \
+        --events "$N" --drain 60 --timeout 180 >"$f.out" 2>"$f.err" &
+    fpid=$!
+    i=0
+    until [ -s "$ready" ]; do
+        i=$((i + 1))
+        if [ $i -gt 1200 ] || ! kill -0 "$fpid" 2>/dev/null; then
+            echo "e2e: fr-bench did not preload the events:" >&2; cat "$f.err" >&2; exit 1
+        fi
+        sleep 0.1
+    done
+    SARGS="--set kafka.brokers=$(cat "$ready") --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP2 --set model.threads=$1 ${DAEMON_ARGS:-}"
+    # shellcheck disable=SC2086 # SARGS is split on purpose
+    "$FRD" $SARGS 2>"$tmp/freshrecd-sustained-$1.log" &
+    spid=$!
+    # fr-bench keeps its brokers up until the file goes: the daemon stops first
+    i=0
+    until grep -q '^{' "$f.out" 2>/dev/null || ! kill -0 "$fpid" 2>/dev/null || [ $i -gt 2000 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    stop_pid "$spid" 15
+    spid=""
+    rm -f "$ready"
+    srcode=0
+    wait "$fpid" 2>/dev/null || srcode=$?
+    fpid=""
+    grep '^{' "$f.out" | tail -n 1 >"$f.json" || true
+}
+NP=$(nproc)
+STHREADS="1"
+[ "$NP" -gt 1 ] && STHREADS="1 $NP"
+sfailed=0
+for th in $STHREADS; do
+    sustained "$th"
+    [ "$srcode" -eq 0 ] || sfailed=$th
 done
-SARGS="--set kafka.brokers=$(cat "$ready") --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP2 ${DAEMON_ARGS:-}"
-# shellcheck disable=SC2086 # SARGS is split on purpose
-"$FRD" $SARGS 2>"$tmp/freshrecd-sustained.log" &
-spid=$!
-# fr-bench keeps its brokers up until the file goes: the daemon stops first
-i=0
-until grep -q '^{' "$tmp/sustained.out" 2>/dev/null || ! kill -0 "$fpid" 2>/dev/null || [ $i -gt 2000 ]; do
-    sleep 0.1; i=$((i + 1))
-done
-stop_pid "$spid" 15
-spid=""
-rm -f "$ready"
-srcode=0
-wait "$fpid" 2>/dev/null || srcode=$?
-fpid=""
-grep '^{' "$tmp/sustained.out" | tail -n 1 >"$tmp/sustained.json" || true
 
 DARGS="--embedded --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP ${DAEMON_ARGS:-}"
 # shellcheck disable=SC2086 # DARGS is split on purpose
@@ -128,9 +143,11 @@ failed=0
 echo "freshrec end to end — freshrecd --embedded (librdkafka mock cluster, $PARTS partitions),"
 echo "$(redis-server --version | cut -d' ' -f1-3), all on 127.0.0.1; $(nproc) CPUs; publish interval $PI ms"
 [ -z "${DAEMON_ARGS:-}" ] || echo "freshrecd with DAEMON_ARGS: $DAEMON_ARGS (not the defaults)"
-echo "sustained: $N events preloaded into a mock cluster fr-bench hosts, then a fresh freshrecd drains them"
-sed -e '/^{/d' -e 's/^/    /' "$tmp/sustained.out" "$tmp/sustained.err"
-[ "$srcode" -eq 0 ] || { echo "e2e: sustained: fr-bench exited with $srcode" >&2; failed=1; }
+for th in $STHREADS; do
+    echo "sustained: $N events preloaded into a mock cluster fr-bench hosts, then a fresh freshrecd ($th learner thread(s)) drains them"
+    sed -e '/^{/d' -e 's/^/    /' "$tmp/sustained-$th.out" "$tmp/sustained-$th.err"
+done
+[ "$sfailed" -eq 0 ] || { echo "e2e: sustained ($sfailed threads): fr-bench failed" >&2; failed=1; }
 echo "reference: raw produce rate, same producer, same mock cluster, topic nobody consumes"
 bench reference --brokers "$BR" --topic bench.produce-only --produce-only --events "$N" --timeout 120
 echo "end to end: $N events as fast as possible, until learned and written to Redis"
@@ -154,8 +171,11 @@ echo
 printf '%-46s %-28s %s\n' "figure" "value" "command"
 printf '%-46s %-28s %s\n' "produce only (reference, nobody learning)" "$(num "$ref") events/s" \
     "$(cat "$tmp/reference.cmd")"
-printf '%-46s %-28s %s\n' "sustained: preloaded -> learned -> in Redis" \
-    "$(num "$(jget e2e_events_per_s "$tmp/sustained.json")") events/s" "$(cat "$tmp/sustained.cmd")"
+for th in $STHREADS; do
+    printf '%-46s %-28s %s\n' "sustained, $th thread(s): preloaded -> in Redis" \
+        "$(num "$(jget e2e_events_per_s "$tmp/sustained-$th.json")") events/s" \
+        "$(cat "$tmp/sustained-$th.cmd")"
+done
 printf '%-46s %-28s %s\n' "end to end: produced -> learned -> in Redis" "$(num "$e2e") events/s" \
     "$(cat "$tmp/e2e.cmd")"
 for RATE in $RATES; do
