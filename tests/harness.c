@@ -354,6 +354,15 @@ void harness_log_path(char *buf, size_t len, const char *name)
     unlink(buf);
 }
 
+int harness_rmtree(const char *dir)
+{
+    char cmd[600];
+    int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (n < 0 || (size_t)n >= sizeof(cmd) || strchr(dir, '\''))
+        return -1;
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
                            const char *const *extra, const char *logpath)
 {

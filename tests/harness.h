@@ -65,6 +65,8 @@ int harness_kafka_ends(harness_kafka_t *k, int n, long long *out);
 const char *harness_build(void);
 /* A test's daemon log: "<build>/tests/<name>.log" into buf, any old one removed. */
 void harness_log_path(char *buf, size_t len, const char *name);
+/* Removes a directory a test made and all below it (rm -rf). 0 or -1. */
+int harness_rmtree(const char *dir);
 
 /* A freshrecd process on the given brokers, Redis port and stats port, with
  * extra --set assignments (NULL-terminated, may be NULL). Its output is

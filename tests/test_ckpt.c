@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "ckpt.h"
+#include "harness.h"
 #include "id.h"
 #include "join.h"
 #include "optim.h"
@@ -46,9 +47,7 @@ static int teardown(void **state)
 {
     (void)state;
     chmod(dir, 0700);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return harness_rmtree(dir);
 }
 
 static emb_table_t *make_table(int width, int n, uint64_t seed)

@@ -167,9 +167,7 @@ static void test_sigkill_and_resume_exactly_once(void **state)
 
     harness_kafka_stop(&K);
     harness_stop(redis);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(harness_rmtree(dir), 0);
 }
 
 int main(void)

@@ -153,9 +153,7 @@ static int teardown(void **state)
     }
     harness_kafka_stop(&K);
     harness_stop(redis);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return harness_rmtree(dir);
 }
 
 static void test_disk_refuses_checkpoint(void **state)

@@ -161,9 +161,7 @@ static int teardown(void **state)
         pthread_join(producer_thread, NULL);
     harness_kafka_stop(&K);
     harness_stop(redis);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return harness_rmtree(dir);
 }
 
 static void test_sigkill_three_random_moments(void **state)

@@ -88,9 +88,7 @@ static void test_scraped_by_prometheus(void **state)
     assert_int_equal(harness_wait(d, 20000), 0);
     harness_kafka_stop(&k);
     harness_stop(redis);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(harness_rmtree(dir), 0);
 }
 
 int main(void)
