@@ -557,6 +557,18 @@ static void pair_slice(const learner_t *l, int t, int n, int *p0, int *p1)
     *p1 = unit_pair(l, u1);
 }
 
+/* A mean over part of whole terms (its gradients dz (n) with it) as its
+ * share of the mean over all whole; unchanged when part is the whole. */
+static float mean_share(float mean, float *dz, int n, int part, int whole)
+{
+    if (part == whole)
+        return mean;
+    float f = (float)part / (float)whole;
+    for (int p = 0; p < n; p++)
+        dz[p] *= f;
+    return mean * f;
+}
+
 /* The loss of chunk t's units into closs[t] and their dz: the groups' loss
  * and the explicit pairs' are each a mean over the batch, so a chunk's share
  * is its own mean scaled by its share of the count. */
@@ -584,25 +596,13 @@ static void chunk_loss(learner_t *l, int t, int n)
             lg = loss_bce(dz, z, w, g1 - g0, G);
             break;
         }
-        if (g1 - g0 != E) {
-            float f = (float)(g1 - g0) / (float)E;
-            lg *= f;
-            for (int p = 0; p < (g1 - g0) * G; p++)
-                dz[p] *= f;
-        }
-        loss += lg;
+        loss += mean_share(lg, dz, (g1 - g0) * G, g1 - g0, E);
     }
     if (m1 > m0) {
         float *dz = l->dz + PG + m0;
         float ln =
             loss_bce_labels(dz, l->logits + PG + m0, l->labels + m0, l->gw + E + m0, m1 - m0);
-        if (m1 - m0 != NN) {
-            float f = (float)(m1 - m0) / (float)NN;
-            ln *= f;
-            for (int p = 0; p < m1 - m0; p++)
-                dz[p] *= f;
-        }
-        loss += ln;
+        loss += mean_share(ln, dz, m1 - m0, m1 - m0, NN);
     }
     l->closs[t] = loss;
 }
