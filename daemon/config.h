@@ -21,6 +21,7 @@ typedef struct {
     char group_id[CONFIG_STR];          /* default "freshrec" */
     char dead_letter_topic[CONFIG_STR]; /* default "events.dead"; "" = none */
     char assignor[CONFIG_STR];          /* "cooperative-sticky" (default) or "range" */
+    int decode_thread;                  /* 1: a helper decodes ahead of the loop, default 1 */
     int batch_max;                      /* messages taken from the queue per drain, default 1000 */
     int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
     int session_timeout_ms;  /* consumer group session timeout, default 10000 */
@@ -34,6 +35,7 @@ typedef struct {
     char key_prefix[CONFIG_STR];     /* default "fr" */
     int vector_ttl_s;                /* default 604800 (7 days); 0 = no TTL */
     int publish_interval_ms;         /* hot; default 50 */
+    int item_publish_interval_ms;    /* hot; default 200 */
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
 

@@ -9,6 +9,7 @@
  * SIGTERM/SIGINT stop consuming, publish everything dirty, commit and leave
  * the group; SIGHUP reloads the hot config keys. */
 #define _POSIX_C_SOURCE 200809L
+#include "ahead.h"
 #include "clock.h"
 #include "ckpt.h"
 #include "collapse.h"
@@ -78,6 +79,7 @@ typedef struct {
     double stop_deadline;
     int ready_sent;          /* sd_notify READY=1 was sent */
     int publish_due;         /* the publish timer fired while a round was in flight */
+    double items_at;         /* clock_mono_s of the last round that wrote item vectors */
     char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
     struct event *ckpt_ev;
     ckpt_bg_t bg;           /* the checkpoint being written by a forked child */
@@ -93,8 +95,9 @@ typedef struct {
 
     /* per batch */
     lrn_event_t *pos;
-    /* [model] threads > 1: a batch's messages are decoded on the learner's
-     * threads before it is learned, into dec (batch_max) */
+    /* [kafka] decode_thread: a batch's messages are decoded into dec
+     * (batch_max) by a helper, DECODE_CHUNK at a time, while the loop learns */
+    ahead_t *ahead;
     struct decoded *dec;
     rd_kafka_message_t **dec_msgs;
     size_t dec_n;
@@ -283,12 +286,17 @@ struct decoded {
     event_t ev;
 };
 
-/* chunk t of n of the batch's messages, decoded (valid ones; an error is
- * left to on_batch, which skips them as it does when it decodes itself) */
-static void decode_chunk(void *arg, int t, int n)
+/* messages decoded per chunk by the helper: small enough that the loop
+ * thread waits for the first chunk only briefly (~0.1 ms), large enough that
+ * claiming a chunk costs nothing by comparison */
+#define DECODE_CHUNK 64
+
+/* chunk c of the batch's messages, decoded (a consume error is left to
+ * on_batch, which skips it as it does when it decodes itself) */
+static void decode_chunk(void *arg, size_t c)
 {
     app_t *a = arg;
-    size_t i0 = a->dec_n * (size_t)t / (size_t)n, i1 = a->dec_n * (size_t)(t + 1) / (size_t)n;
+    size_t i0 = c * DECODE_CHUNK, i1 = i0 + DECODE_CHUNK < a->dec_n ? i0 + DECODE_CHUNK : a->dec_n;
     for (size_t i = i0; i < i1; i++) {
         const rd_kafka_message_t *msg = a->dec_msgs[i];
         struct decoded *d = &a->dec[i];
@@ -303,11 +311,11 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
 {
     app_t *a = arg;
     static struct decoded one; /* large (features): one at a time, on one thread */
-    size_t npos = 0, used = 0;
+    size_t npos = 0, used = 0, learned = 0;
     if (a->dec) {
         a->dec_msgs = msgs;
         a->dec_n = n;
-        learner_run(a->learner, decode_chunk, a);
+        ahead_start(a->ahead, (n + DECODE_CHUNK - 1) / DECODE_CHUNK, decode_chunk, a);
     }
 
     /* the last message of each partition in this batch, to store offsets */
@@ -316,6 +324,8 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *msg = msgs[i];
+        if (a->dec && i % DECODE_CHUNK == 0)
+            ahead_wait(a->ahead, i / DECODE_CHUNK);
         if (msg->err) {
             log_limited(&a->kafka_log, LOG_WARN, "kafka", "consume: %s",
                         rd_kafka_message_errstr(msg));
@@ -389,12 +399,19 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
                                        .weight = ev->weight > 0 ? ev->weight : 1.0f,
                                        .feat = nf ? fs : NULL,
                                        .nfeat = nf};
+        /* a micro-batch's worth: learned now, while the helper decodes on */
+        if (npos - learned == (size_t)a->cfg.batch_events) {
+            learner_learn(a->learner, a->pos + learned, npos - learned);
+            learned = npos;
+        }
     }
+    if (a->dec)
+        ahead_wait_all(a->ahead); /* each chunk was waited for: returns at once */
     if (a->ctr) {
         learn_ctr(a, npos, used);
     } else {
-        if (npos)
-            learner_learn(a->learner, a->pos, npos);
+        if (npos > learned)
+            learner_learn(a->learner, a->pos + learned, npos - learned);
         learn_negatives(a);
     }
     /* learned: now their offsets may be committed */
@@ -556,11 +573,22 @@ static void on_redis_empty(void *arg)
                 "no meta hash in Redis (it lost its data?): publishing all %zu vectors again", n);
 }
 
-/* One round: every dirty vector (up to publish_max_keys) and the meta hash. */
+/* One round: every dirty user vector, every dirty item vector when
+ * item_publish_interval_ms has passed since the last round that wrote them
+ * (or the daemon is stopping), up to publish_max_keys, and the meta hash.
+ *
+ * Items have a cadence of their own because each event changes 1 + negatives
+ * item rows against one user row: written every round, item vectors were
+ * most of Redis's work (an item sampled as a negative in every round is
+ * written in every round), while a user's vector is what a product service
+ * reads to answer that user now. */
 static int publish_round(app_t *a)
 {
     emb_table_t *u = users_table(a), *it = items_table(a);
-    if (emb_dirty_count(u) + emb_dirty_count(it) == 0 && a->gone_len == 0 &&
+    const double now = clock_mono_s();
+    const int items = a->stopping || a->cfg.item_publish_interval_ms <= 0 ||
+                      now - a->items_at >= a->cfg.item_publish_interval_ms / 1000.0;
+    if (emb_dirty_count(u) + (items ? emb_dirty_count(it) : 0) == 0 && a->gone_len == 0 &&
         pub_version(a->pub) > 0)
         return 0;
     if (pub_begin(a->pub))
@@ -568,7 +596,10 @@ static int publish_round(app_t *a)
     size_t budget = (size_t)a->cfg.publish_max_keys;
     size_t n = add_gone(a, budget); /* DELs first: a SET of the same key later wins */
     n += add_dirty(a, u, 'u', budget - n);
-    n += add_dirty(a, it, 'i', budget - n);
+    if (items) {
+        n += add_dirty(a, it, 'i', budget - n);
+        a->items_at = now;
+    }
     pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
     dense_block_t *d = m ? pairmodel_dense(m) : ctr_dense(a->ctr);
     pub_meta_t meta = {.kind = a->cfg.model,
@@ -985,8 +1016,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         set_publish_timer(a);
     log_msg(LOG_INFO, "config",
             "SIGHUP: %d hot key(s) changed: lr_sparse %g, lr_dense %g, publish_interval_ms %d, "
-            "log_level %s",
-            n, a->cfg.lr_sparse, a->cfg.lr_dense, a->cfg.publish_interval_ms, a->cfg.log_level);
+            "item_publish_interval_ms %d, log_level %s",
+            n, a->cfg.lr_sparse, a->cfg.lr_dense, a->cfg.publish_interval_ms,
+            a->cfg.item_publish_interval_ms, a->cfg.log_level);
 }
 
 /* ------------------------------------------------------------ start-up */
@@ -1003,7 +1035,7 @@ static void usage(FILE *f)
             "                      cluster (loopback) and print its address\n"
             "  --print-config      print the effective config and exit\n"
             "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads lr_sparse, lr_dense,\n"
-            "publish_interval_ms and log_level.\n");
+            "publish_interval_ms, item_publish_interval_ms and log_level.\n");
 }
 
 /* "a,b,c" into names[first..]; -1 on an empty or too long name, too many */
@@ -1360,13 +1392,16 @@ int main(int argc, char **argv)
     }
     if (a->learner) /* evicted and expired ids: their vectors are deleted */
         learner_on_gone(a->learner, on_gone, a);
-    if (a->learner && a->cfg.threads > 1) {
-        /* a batch's messages decoded by the learner's threads; the pages are
-         * touched as far as the largest batch goes */
+    if (a->cfg.decode_thread) {
+        /* the pages are touched as far as the largest batch goes */
         a->dec = malloc(sizeof(struct decoded) * (size_t)a->cfg.batch_max);
-        if (!a->dec)
-            log_msg(LOG_WARN, "daemon", "out of memory for decoding on %d threads: one decodes",
-                    a->cfg.threads);
+        if (!a->dec || !(a->ahead = ahead_create(err, sizeof(err)))) {
+            log_msg(LOG_WARN, "daemon", "%s: the loop thread decodes",
+                    a->dec ? err : "out of memory for decoding ahead");
+            ahead_free(a->ahead);
+    free(a->dec);
+            a->dec = NULL;
+        }
     }
     if (a->ctr) {
         snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));

@@ -97,10 +97,12 @@ static void test_defaults(void **state)
         int got, want;
     } ints[] = {
         {"kafka.batch_max", c.batch_max, 1000},
+        {"kafka.decode_thread", c.decode_thread, 1},
         {"kafka.embedded_partitions", c.embedded_partitions, 4},
         {"redis.port", c.redis_port, 6379},
         {"redis.vector_ttl_s", c.vector_ttl_s, 604800},
         {"redis.publish_interval_ms", c.publish_interval_ms, 50},
+        {"redis.item_publish_interval_ms", c.item_publish_interval_ms, 200},
         {"redis.publish_max_keys", c.publish_max_keys, 100000},
         {"redis.reconnect_max_ms", c.reconnect_max_ms, 5000},
         {"model.dim", c.dim, 32},
@@ -168,7 +170,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 61); /* the fields of fr_config_t */
+    assert_int_equal(n, 63); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -519,11 +521,12 @@ static void test_reload(void **state)
     config_defaults(&live);
 
     /* hot keys change, the cold one is only named */
-    char *path = tmp_write("[redis]\npublish_interval_ms = 30\n"
+    char *path = tmp_write("[redis]\npublish_interval_ms = 30\nitem_publish_interval_ms = 500\n"
                            "[model]\nlr_sparse = 0.05\ndim = 64\n");
     char *over[] = {"daemon.log_level=debug"};
-    assert_int_equal(config_reload(&live, path, over, 1, err, sizeof(err)), 3);
+    assert_int_equal(config_reload(&live, path, over, 1, err, sizeof(err)), 4);
     assert_int_equal(live.publish_interval_ms, 30);
+    assert_int_equal(live.item_publish_interval_ms, 500);
     assert_true(live.lr_sparse == 0.05);
     assert_string_equal(live.log_level, "debug");
     assert_int_equal(live.dim, 32);
@@ -534,8 +537,9 @@ static void test_reload(void **state)
     assert_string_equal(err, "restart needed for [model] dim");
 
     /* no file: back to the defaults of the hot keys, no warning */
-    assert_int_equal(config_reload(&live, NULL, NULL, 0, err, sizeof(err)), 3);
+    assert_int_equal(config_reload(&live, NULL, NULL, 0, err, sizeof(err)), 4);
     assert_int_equal(live.publish_interval_ms, 50);
+    assert_int_equal(live.item_publish_interval_ms, 200);
     assert_true(live.lr_sparse == 0.03);
     assert_string_equal(live.log_level, "info");
     assert_string_equal(err, "");

@@ -52,8 +52,8 @@ static ctx_t C;
 static pid_t start_daemon(ctx_t *c)
 {
     /* a short session: the restarted daemon rejoins the group quickly; two
-     * learner threads, so that messages (the malformed ones too) are decoded
-     * on both before a batch is learned */
+     * learner threads, and messages (the malformed ones too) decoded by the
+     * helper thread while the loop learns (the default) */
     static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
                                   "model.threads=2", NULL};
     return harness_daemon_start(c->brokers, c->redis_port, c->stats_port, extra, c->log);
@@ -356,12 +356,44 @@ static void test_sigterm_commits_and_restart_learns_nothing_twice(void **state)
     c->daemon = -1;
 }
 
+/* [redis] item_publish_interval_ms: a new user's vector is written in the
+ * next round, its item's waits for the item cadence (here 10 minutes), and
+ * a stopping daemon writes it anyway. */
+static void test_items_wait_for_their_cadence(void **state)
+{
+    ctx_t *c = *state;
+    static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
+                                  "redis.item_publish_interval_ms=600000", NULL};
+    c->daemon = harness_daemon_start(c->brokers, c->redis_port, c->stats_port, extra, c->log);
+    assert_true(c->daemon > 0 && harness_daemon_healthy(c->stats_port, 30000));
+    usleep(300000); /* past the first round, which writes items too */
+    char buf[256];
+    size_t n = event_encode(buf, sizeof(buf), "cadence-u", 9, "cadence-i", 9, "click", -1);
+    produce(c, "cadence-u", buf, n);
+    assert_int_equal(harness_kafka_flush(&c->kafka, 10000), 0);
+    float v[64];
+    double t0 = harness_now_ms();
+    while (!fetch_vector(c, 'u', "cadence-u", v, 64) && harness_now_ms() - t0 < 10000)
+        usleep(20000);
+    assert_true(fetch_vector(c, 'u', "cadence-u", v, 64));
+    usleep(200000); /* a few more rounds */
+    assert_false(fetch_vector(c, 'i', "cadence-i", v, 64));
+    assert_true(metric(c, "freshrec_dirty_keys") >= 1);
+    kill(c->daemon, SIGTERM);
+    assert_int_equal(harness_wait(c->daemon, 20000), 0);
+    c->daemon = -1;
+    assert_true(fetch_vector(c, 'i', "cadence-i", v, 64));
+    for (int k = 0; k < 64; k++)
+        assert_true(isfinite(v[k]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns_valid_and_dead_letters_bad),
         cmocka_unit_test(test_vectors_follow_events),
         cmocka_unit_test(test_sigterm_commits_and_restart_learns_nothing_twice),
+        cmocka_unit_test(test_items_wait_for_their_cadence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
