@@ -75,7 +75,7 @@ static int idle(void *arg)
     return !pub_busy(((ctx_t *)arg)->pub);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, int ttl_s)
 {
     ctx_t *c = calloc(1, sizeof(*c));
     c->port = harness_free_port();
@@ -89,7 +89,7 @@ static int setup(void **state)
                         .port = c->port,
                         .prefix = "fr",
                         .model = "neumf",
-                        .ttl_s = 600,
+                        .ttl_s = ttl_s,
                         .reconnect_max_ms = 200,
                         .round_timeout_ms = 300};
     char err[128];
@@ -98,6 +98,16 @@ static int setup(void **state)
     assert_true(harness_loop_until(c->base, connected, c, 3000));
     *state = c;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 600);
+}
+
+static int setup_no_ttl(void **state)
+{
+    return setup_with(state, 0);
 }
 
 static int teardown(void **state)
@@ -312,11 +322,26 @@ static void test_redis_hangs(void **state)
     assert_true(c->last_ok);
 }
 
+/* vector_ttl_s 0: the SETs carry no EX, and the keys no TTL */
+static void test_no_ttl(void **state)
+{
+    ctx_t *c = *state;
+    publish(c, 3, 10.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    float v[4];
+    get_vector(c->port, "fr:neumf:u:u2", v, 4);
+    for (int k = 0; k < 4; k++)
+        assert_float_equal(v[k], 12.0f + 0.25f * k, 0);
+    assert_int_equal(redis_int(c->port, "TTL %s", "fr:neumf:u:u0"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_names),
         cmocka_unit_test_setup_teardown(test_vectors_and_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_ttl, setup_no_ttl, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_back_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
