@@ -22,7 +22,7 @@ typedef struct {
     char dead_letter_topic[CONFIG_STR]; /* default "events.dead"; "" = none */
     char assignor[CONFIG_STR];          /* "cooperative-sticky" (default) or "range" */
     int decode_thread;                  /* 1: a helper decodes ahead of the loop, default 1 */
-    int batch_max;                      /* messages taken from the queue per drain, default 1000 */
+    int batch_max;                      /* messages taken from the queue per batch, default 1000 */
     int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
     int session_timeout_ms;  /* consumer group session timeout, default 10000 */
     int fetch_wait_max_ms;   /* longest a fetch waits at the broker, default 10 */

@@ -17,7 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DRAIN_ROUNDS 1 /* batches per wake-up before yielding to other events (Redis replies) */
+/* Batches per wake-up before yielding to other events (Redis replies, the
+ * publish timer): one; CATCHUP_ROUNDS while more than that many batches wait
+ * in the queue (see drain). */
+#define CATCHUP_ROUNDS 4
 
 struct kafka {
     struct event_base *base;
@@ -151,7 +154,16 @@ static void drain(kafka_t *k)
 {
     if (k->paused || k->closed)
         return;
-    for (int round = 0; round < DRAIN_ROUNDS; round++) {
+    /* A backlog (a restart, a burst beyond the learning rate): longer turns,
+     * so publish rounds come further apart and each key's many changes are
+     * written once; the backlog drains sooner, where a round every interval
+     * would only write vectors that are already behind. Without one, a turn
+     * is a batch, and the rounds keep their interval. */
+    const int rounds =
+        rd_kafka_queue_length(k->q) > (size_t)CATCHUP_ROUNDS * (size_t)k->cfg.batch_max
+            ? CATCHUP_ROUNDS
+            : 1;
+    for (int round = 0; round < rounds; round++) {
         ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, k->batch, (size_t)k->cfg.batch_max);
         if (n <= 0)
             return;
