@@ -68,8 +68,8 @@ static const ckey_t keys[] = {
     {"kafka", "assignor", CT_ENUM, F(assignor), "cooperative-sticky", 0, 0, 0,
      "cooperative-sticky|range", "Partition assignment strategy of the consumer group"},
     {"kafka", "batch_max", CT_INT, F(batch_max), "1000", 1, 100000, 0, NULL,
-     "Most messages taken from the consumer queue per batch (a turn of the loop: one, or up to 4 "
-     "while more than 4 wait)"},
+     "Most messages taken from the consumer queue per batch (a turn of the loop: one, or up to 8 "
+     "while more than 8 wait)"},
     {"kafka", "decode_thread", CT_INT, F(decode_thread), "1", 0, 1, 0, NULL,
      "1: a helper thread decodes a batch's messages while the loop thread learns from those "
      "before them; 0: the loop thread decodes"},

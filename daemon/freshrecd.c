@@ -663,6 +663,7 @@ static void snapshot(void *arg, metrics_t *out)
     out->dirty_keys = emb_dirty_count(users_table(a)) + emb_dirty_count(items_table(a));
     out->nparts = a->kafka ? kafka_partitions(a->kafka, out->part, METRICS_MAX_PARTITIONS) : 0;
     out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
+    out->catchup_turns_total = a->kafka ? kafka_catchup_turns(a->kafka) : 0;
     out->uptime_s = clock_mono_s() - a->t_start;
     out->rss_bytes = metrics_rss_bytes();
     out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&

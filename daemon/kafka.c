@@ -20,7 +20,7 @@
 /* Batches per wake-up before yielding to other events (Redis replies, the
  * publish timer): one; CATCHUP_ROUNDS while more than that many batches wait
  * in the queue (see drain). */
-#define CATCHUP_ROUNDS 4
+#define CATCHUP_ROUNDS 8
 
 struct kafka {
     struct event_base *base;
@@ -39,6 +39,7 @@ struct kafka {
     char bootstrap[512];
     int assigned, fatal, closed, paused, checkpoints;
     uint64_t dlq_errors;
+    uint64_t catchup_turns;
     kafka_offset_t learned[KAFKA_MAX_OFFSETS]; /* position after what was learned */
     int nlearned;
 };
@@ -163,6 +164,7 @@ static void drain(kafka_t *k)
         rd_kafka_queue_length(k->q) > (size_t)CATCHUP_ROUNDS * (size_t)k->cfg.batch_max
             ? CATCHUP_ROUNDS
             : 1;
+    k->catchup_turns += rounds > 1;
     for (int round = 0; round < rounds; round++) {
         ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, k->batch, (size_t)k->cfg.batch_max);
         if (n <= 0)
@@ -526,6 +528,11 @@ int kafka_assigned(const kafka_t *k)
 int kafka_fatal(const kafka_t *k)
 {
     return k->fatal;
+}
+
+uint64_t kafka_catchup_turns(const kafka_t *k)
+{
+    return k->catchup_turns;
 }
 
 uint64_t kafka_dead_letter_errors(const kafka_t *k)

@@ -64,6 +64,7 @@ rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k); /* NULL unless embedded */
 int kafka_assigned(const kafka_t *k);            /* partitions assigned now */
 int kafka_fatal(const kafka_t *k);               /* a fatal consumer error happened */
 uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed dead-letter deliveries */
+uint64_t kafka_catchup_turns(const kafka_t *k);      /* turns that took more than one batch */
 /* Fills lag and stored offsets of the assigned partitions; returns how many. */
 int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max);
 /* Synchronously commits the stored offsets (at shutdown). 0 or -1. */

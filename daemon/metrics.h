@@ -28,6 +28,7 @@ typedef struct {
     uint64_t invalid[EVR_COUNT];         /* refused events by reason */
     uint64_t dead_letter_total;          /* refused events produced to the dead-letter topic */
     uint64_t dead_letter_errors_total;   /* ... that could not be produced */
+    uint64_t catchup_turns_total;        /* turns of the loop that took more than one batch */
     uint64_t impressions_pending;        /* waiting for a click in the label window */
     uint64_t impressions_negative_total; /* expired unclicked: learned as negatives */
     uint64_t impressions_clicked_total;  /* joined with a click in the window */

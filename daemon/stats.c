@@ -285,6 +285,9 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
                    m->impressions_pending);
     prom_gauge_u64(out, "freshrec_dirty_keys", "Vectors waiting to be written to Redis.",
                    m->dirty_keys);
+    prom_counter(out, "freshrec_catchup_turns_total",
+                 "Turns of the loop that took up to 8 batches, a backlog waiting.",
+                 m->catchup_turns_total);
     name = "freshrec_consumer_lag";
     prom_family(out, name, "gauge",
                 "Messages behind the high watermark, by topic and partition (when known).");
@@ -401,7 +404,8 @@ static json_t *json_consumer(const metrics_t *m)
                                                (int)p->partition, "lag", j_offset(p->lag), "stored",
                                                j_offset(p->stored)));
     }
-    return json_pack("{s:b, s:o}", "consuming", m->consuming != 0, "partitions", parts);
+    return json_pack("{s:b, s:o, s:o}", "consuming", m->consuming != 0, "partitions", parts,
+                     "catchup_turns", j_u64(m->catchup_turns_total));
 }
 
 static json_t *json_table(const emb_stats_t *t)
