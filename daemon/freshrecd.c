@@ -1399,8 +1399,7 @@ int main(int argc, char **argv)
         if (!a->dec || !(a->ahead = ahead_create(err, sizeof(err)))) {
             log_msg(LOG_WARN, "daemon", "%s: the loop thread decodes",
                     a->dec ? err : "out of memory for decoding ahead");
-            ahead_free(a->ahead);
-    free(a->dec);
+            free(a->dec); /* a->ahead is NULL: never made, or its creation failed */
             a->dec = NULL;
         }
     }
@@ -1511,6 +1510,7 @@ out:
     if (a->base)
         event_base_free(a->base);
     free(a->pos);
+    ahead_free(a->ahead); /* stops the decoding thread before its buffer goes */
     free(a->dec);
     free(a->arena);
     free(a->pfeat);
