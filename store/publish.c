@@ -394,17 +394,22 @@ void pub_del(pub_t *p, char side, const char *id, size_t len)
         p->on_fail(p->arg, del, id, len);
 }
 
-/* queues one command; a command hiredis refuses, or one after the link went
- * away while the round was being queued, counts as failed at once */
-static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
-                 const size_t *argl)
+/* A command hiredis refused, or one after the link went away while the
+ * round was being queued (or that could not be formatted): failed at once. */
+static void cmd_failed(pub_t *p, round_t *r, keyref_t *k)
 {
-    if (p->ac && redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) == REDIS_OK)
-        return;
     r->failed = 1;
     if (k->side && p->on_fail)
         p->on_fail(p->arg, k->side, k->id, k->len);
     r->outstanding--;
+}
+
+/* queues one command */
+static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
+                 const size_t *argl)
+{
+    if (!p->ac || redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) != REDIS_OK)
+        cmd_failed(p, r, k);
 }
 
 /* "$<n>\r\n" at c (snprintf was a visible part of a round); returns its end */
@@ -423,15 +428,11 @@ static char *bulk_len(char *c, size_t n)
     return c;
 }
 
-/* queue_cmd for a command already in RESP; cmd NULL: out of memory, failed */
+/* queue_cmd for a command already in RESP */
 static void queue_formatted(pub_t *p, round_t *r, keyref_t *k, const char *cmd, size_t len)
 {
-    if (cmd && p->ac && redisAsyncFormattedCommand(p->ac, on_reply, k, cmd, len) == REDIS_OK)
-        return;
-    r->failed = 1;
-    if (k->side && p->on_fail)
-        p->on_fail(p->arg, k->side, k->id, k->len);
-    r->outstanding--;
+    if (!p->ac || redisAsyncFormattedCommand(p->ac, on_reply, k, cmd, len) != REDIS_OK)
+        cmd_failed(p, r, k);
 }
 
 void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
@@ -485,7 +486,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         if (need > p->cmd_cap) {
             char *c = realloc(p->cmd, need);
             if (!c) {
-                queue_formatted(p, r, k, NULL, 0);
+                cmd_failed(p, r, k);
                 off += vbytes;
                 continue;
             }
@@ -508,7 +509,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         off += vbytes;
         /* Redis starts on the first commands (users' come first) while the
          * rest are formatted; a link that fails here is gone (p->ac NULL),
-         * and the commands not queued yet fail in queue_cmd */
+         * and the commands not queued yet fail in queue_formatted */
         if ((i & 1023) == 1023 && p->ac)
             redisAsyncHandleWrite(p->ac);
     }
