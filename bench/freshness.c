@@ -44,6 +44,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
 #include "event.h"
+#include "keys.h"
 #include "rng.h"
 
 #include <arpa/inet.h>
@@ -377,6 +378,13 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+/* The user id of partition p's end marker (its length), as produced and as
+ * looked for in Redis. */
+static int marker_user(char *buf, size_t cap, const char *tag, int p)
+{
+    return snprintf(buf, cap, "probe-%s-end-%d", tag, p);
+}
+
 /* Without notifications: asks Redis which markers' vectors are SET (one
  * EXISTS per marker, pipelined), and notes the time of those new since the
  * last call in w->marker_at as the watcher would. 1 when all are in; 0 on an
@@ -384,10 +392,11 @@ static void *watch_main(void *arg)
 static int markers_set(redisContext *c, const opts_t *o, const char *tag, int nparts, watch_t *w,
                        int *failed)
 {
-    char key[512];
+    char key[512], user[128];
     for (int p = 0; p < nparts; p++) {
-        snprintf(key, sizeof(key), "%s:%s:u:probe-%s-end-%d", o->prefix, o->model, tag, p);
-        redisAppendCommand(c, "EXISTS %s", key);
+        int ul = marker_user(user, sizeof(user), tag, p);
+        size_t kl = keys_vector(key, sizeof(key), o->prefix, o->model, 'u', user, (size_t)ul);
+        redisAppendCommand(c, "EXISTS %b", key, kl);
     }
     int in = 0;
     const int64_t now = wall_us();
@@ -1033,7 +1042,7 @@ int main(int argc, char **argv)
     /* one marker per partition, behind everything produced to it */
     if (e2e && !failed)
         for (int p = 0; p < nparts; p++) {
-            int ul = snprintf(user, sizeof(user), "probe-%s-end-%d", tag, p);
+            int ul = marker_user(user, sizeof(user), tag, p);
             int64_t sent = wall_us();
             size_t vl =
                 event_encode(val, sizeof(val), user, (size_t)ul, "i0", 2, "click", sent / 1000);
