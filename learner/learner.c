@@ -919,11 +919,6 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
     return accepted;
 }
 
-void learner_run(learner_t *l, void (*fn)(void *arg, int t, int n), void *arg)
-{
-    pool_run(l->pool, fn, arg);
-}
-
 void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out)
 {
     uint32_t ue = emb_find(l->users, user->h, user->id, user->len);

@@ -116,11 +116,6 @@ void learner_free(learner_t *l);
  * the number of events accepted; refused ones are counted in stats.bad. */
 size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n);
 
-/* Runs fn(arg, t, n) for every t in [0, n) on the learner's threads (n =
- * threads; the calling thread is one of them), for work beside learning
- * that splits the same way: the daemon decodes a batch's messages so. */
-void learner_run(learner_t *l, void (*fn)(void *arg, int t, int n), void *arg);
-
 /* Scores (logits; higher is more relevant) of n items for one user, without
  * changing anything. Unknown ids score with the fallback rows. */
 void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out);
