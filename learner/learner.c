@@ -67,6 +67,12 @@ struct learner {
     uint32_t *ufirst[2][LEARNER_MAX_THREADS], *ucnt[2][LEARNER_MAX_THREADS]; /* (P) */
     float *gacc[2][LEARNER_MAX_THREADS];    /* (P, R) their summed gradients */
     int nuniq[2][LEARNER_MAX_THREADS];
+    /* threads > 1: the pairs whose row thread o owns, per side, listed by
+     * the chunk that backwarded them (pair slice s, in pair order) from
+     * plist[side][o] + its first pair: pcnt[side][s][o] of them. So a
+     * chunk of the sparse phase reads its own pairs, not all of them. */
+    uint32_t *plist[2][LEARNER_MAX_THREADS]; /* (P) */
+    int pcnt[2][LEARNER_MAX_THREADS][LEARNER_MAX_THREADS];
 
     lrn_gone_fn on_gone;
     void *gone_arg;
@@ -320,8 +326,9 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
             l->ufirst[side][t] = malloc(sizeof(uint32_t) * P);
             l->ucnt[side][t] = malloc(sizeof(uint32_t) * P);
             l->gacc[side][t] = malloc(sizeof(float) * P * l->R);
+            l->plist[side][t] = malloc(sizeof(uint32_t) * P);
             uniq_ok &= l->uniq[side][t] && l->gacc[side][t] && l->ufirst[side][t] &&
-                       l->ucnt[side][t];
+                       l->ucnt[side][t] && l->plist[side][t];
         }
     if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
         !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
@@ -352,6 +359,7 @@ void learner_free(learner_t *l)
             free(l->ufirst[side][t]);
             free(l->ucnt[side][t]);
             free(l->gacc[side][t]);
+            free(l->plist[side][t]);
         }
     samp_free(l->samp);
     ring_free(l->ring);
@@ -450,18 +458,18 @@ static inline uint32_t row_owner(uint32_t row, int n)
     return (row >> 4) % (uint32_t)n;
 }
 
-/* The rows of pairs [0, P) that thread t of n takes (row_owner), each
- * once: uniq[k] its row, first[k] its first pair, cnt[k] its pairs; then a
- * row of one pair is updated from that pair's gradient as it is, and only a
- * row of several gets its gradients summed (in pair order) into acc. */
-static int gather_rows(const uint32_t *pr, int P, int t, int n, uint32_t *stamp, uint32_t *slot,
-                       uint32_t gen, uint32_t *uniq, uint32_t *first, uint32_t *cnt)
+/* The rows of the m pairs idx[0..m) (all pairs [0, m) when idx is NULL),
+ * each once, appended after the nu found before: uniq[k] its row, first[k]
+ * its first pair, cnt[k] its pairs; then a row of one pair is updated from
+ * that pair's gradient as it is, and only a row of several gets its
+ * gradients summed (in pair order) into acc. Returns the new nu. */
+static int gather_rows(const uint32_t *pr, const uint32_t *idx, int m, int nu, uint32_t *stamp,
+                       uint32_t *slot, uint32_t gen, uint32_t *uniq, uint32_t *first,
+                       uint32_t *cnt)
 {
-    int nu = 0;
-    for (int p = 0; p < P; p++) {
+    for (int i = 0; i < m; i++) {
+        int p = idx ? (int)idx[i] : i;
         uint32_t row = pr[p];
-        if (n > 1 && row_owner(row, n) != (uint32_t)t)
-            continue;
         if (stamp[row] != gen) {
             stamp[row] = gen;
             slot[row] = (uint32_t)nu;
@@ -475,13 +483,12 @@ static int gather_rows(const uint32_t *pr, int P, int t, int n, uint32_t *stamp,
     return nu;
 }
 
-static void sum_rows(const uint32_t *pr, int P, int t, int n, const float *d, int R,
+static void sum_rows(const uint32_t *pr, const uint32_t *idx, int m, const float *d, int R,
                      const uint32_t *slot, const uint32_t *first, const uint32_t *cnt, float *acc)
 {
-    for (int p = 0; p < P; p++) {
+    for (int i = 0; i < m; i++) {
+        int p = idx ? (int)idx[i] : i;
         uint32_t row = pr[p];
-        if (n > 1 && row_owner(row, n) != (uint32_t)t) /* another thread's row */
-            continue;
         uint32_t k = slot[row];
         if (cnt[k] < 2)
             continue;
@@ -649,38 +656,55 @@ static void phase_backward(void *arg, int t, int n)
     pairmodel_backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
                        l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
                        l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
+    if (n == 1)
+        return;
+    for (int side = 0; side < 2; side++) {
+        const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
+        int c[LEARNER_MAX_THREADS] = {0};
+        for (int p = p0; p < p1; p++) { /* no branch on the owner: it is random */
+            uint32_t o = row_owner(pr[p], n);
+            l->plist[side][o][p0 + c[o]++] = (uint32_t)p;
+        }
+        for (int o = 0; o < n; o++)
+            l->pcnt[side][t][o] = c[o];
+    }
 }
 
-/* Chunk t of n takes one side's rows (both sides with one chunk), those
- * row_owner gives it among that side's chunks: each row's gradient summed
- * over the batch, then one update (the stamps are per row, so the chunks
- * never share one). The feature value rows go by side too: users' to chunk
- * 0, items' to chunk 1 % n. Dirty marking follows, on one thread. */
+/* Chunk t of n takes the rows row_owner gives it, of both sides (the
+ * stamps are per row, so the chunks never share one): each row's gradient
+ * summed over the batch, in pair order, then one update. With more than one
+ * chunk it reads only the pairs of its rows, which the backward chunks
+ * listed for it. The feature value rows go by side: users' to chunk 0,
+ * items' to chunk 1 % n. Dirty marking follows, on one thread. */
 static void phase_sparse(void *arg, int t, int n)
 {
     learner_t *l = arg;
     const int P = l->P, R = l->R;
     for (int side = 0; side < 2; side++) {
-        /* one chunk: both sides; more: even chunks the users' rows, odd ones
-         * the items', each side's rows split among its chunks by row_owner
-         * (a chunk reads one side's pairs, not both) */
-        int part = 0, parts = 1;
-        if (n > 1) {
-            if (t % 2 != side) {
-                l->nuniq[side][t] = 0;
-                continue;
-            }
-            part = t / 2;
-            parts = (n - side + 1) / 2;
-        }
         emb_table_t *tab = side ? l->items : l->users;
         const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
         const float *d = side ? l->di : l->du;
         uint32_t *stamp = side ? l->istamp : l->ustamp, *slot = side ? l->islot : l->uslot;
         uint32_t *uniq = l->uniq[side][t], *first = l->ufirst[side][t], *cnt = l->ucnt[side][t];
         float *acc = l->gacc[side][t];
-        int nu = gather_rows(pr, P, part, parts, stamp, slot, l->gen, uniq, first, cnt);
-        sum_rows(pr, P, part, parts, d, R, slot, first, cnt, acc);
+        int nu = 0;
+        if (n == 1) {
+            nu = gather_rows(pr, NULL, P, 0, stamp, slot, l->gen, uniq, first, cnt);
+            sum_rows(pr, NULL, P, d, R, slot, first, cnt, acc);
+        } else { /* this chunk's pairs, as the backward chunks listed them */
+            for (int s = 0; s < n; s++) {
+                int p0, p1;
+                pair_slice(l, s, n, &p0, &p1);
+                nu = gather_rows(pr, l->plist[side][t] + p0, l->pcnt[side][s][t], nu, stamp, slot,
+                                 l->gen, uniq, first, cnt);
+            }
+            for (int s = 0; s < n; s++) {
+                int p0, p1;
+                pair_slice(l, s, n, &p0, &p1);
+                sum_rows(pr, l->plist[side][t] + p0, l->pcnt[side][s][t], d, R, slot, first, cnt,
+                         acc);
+            }
+        }
         update_rows(l, tab, uniq, nu, first, cnt, d, acc);
         l->nuniq[side][t] = nu;
     }
