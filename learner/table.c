@@ -23,9 +23,18 @@
 #define F_ALIVE 1u
 #define F_DIRTY 2u
 
+/* An id of up to ID_INLINE - 1 bytes is kept in the entry itself, NUL
+ * terminated; a longer one in a block of its own. Most ids are short (a
+ * number, a short code): they cost no allocation, and a look-up compares
+ * bytes on the entry's own cache line instead of following a pointer. */
+#define ID_INLINE 8
+
 typedef struct {
     uint64_t h;
-    char *id;
+    union {
+        char *p;             /* idlen >= ID_INLINE */
+        char in[ID_INLINE];  /* idlen < ID_INLINE */
+    } id;
     int64_t last_seen;
     uint32_t idlen;
     uint32_t count;
@@ -61,6 +70,37 @@ struct emb_table {
 
 /* A hint only: the whole pages of [p, p + bytes) (an array that large is a
  * mapping of its own in glibc's malloc, so the hint covers that mapping) */
+static inline const char *ent_id(const entry_t *en)
+{
+    return en->idlen < ID_INLINE ? en->id.in : en->id.p;
+}
+
+/* en's id becomes id (en->idlen set); -1 when out of memory (en unchanged) */
+static int ent_set_id(entry_t *en, const char *id, size_t idlen)
+{
+    char *dst = en->id.in;
+    if (idlen >= ID_INLINE && !(dst = malloc(idlen + 1)))
+        return -1;
+    memcpy(dst, id, idlen);
+    dst[idlen] = '\0';
+    if (idlen >= ID_INLINE)
+        en->id.p = dst;
+    en->idlen = (uint32_t)idlen;
+    return 0;
+}
+
+/* heap bytes of an id of idlen bytes (0 inline) */
+static inline size_t id_heap_bytes(size_t idlen)
+{
+    return idlen < ID_INLINE ? 0 : idlen + 1;
+}
+
+static inline void ent_free_id(entry_t *en)
+{
+    if (en->idlen >= ID_INLINE)
+        free(en->id.p);
+}
+
 static void huge_hint(void *p, size_t bytes)
 {
 #ifdef MADV_HUGEPAGE
@@ -139,7 +179,7 @@ void emb_free(emb_table_t *t)
         return;
     for (size_t e = 0; e < t->ent_hi; e++)
         if (t->ent[e].flags & F_ALIVE)
-            free(t->ent[e].id);
+            ent_free_id(&t->ent[e]);
     free(t->slot_h);
     free(t->slot_e);
     free(t->ent);
@@ -167,7 +207,7 @@ static size_t probe(const emb_table_t *t, uint64_t h, const char *id, size_t idl
         }
         if (t->slot_h[i] == h) {
             const entry_t *en = &t->ent[e1 - 1];
-            if (en->idlen == idlen && memcmp(en->id, id, idlen) == 0) {
+            if (en->idlen == idlen && memcmp(ent_id(en), id, idlen) == 0) {
                 *found = 1;
                 return i;
             }
@@ -245,31 +285,24 @@ uint32_t emb_touch(emb_table_t *t, uint64_t h, const char *id, size_t idlen, int
                 return EMB_NONE;
             s = probe(t, h, id, idlen, &found);
         }
-        char *copy = malloc(idlen + 1);
-        if (!copy)
+        if (!t->nent_free &&
+            grow_array((void **)&t->ent, &t->ent_cap, t->ent_hi + 1, sizeof(entry_t)))
             return EMB_NONE;
-        memcpy(copy, id, idlen);
-        copy[idlen] = '\0';
-        if (t->nent_free) {
-            e = t->ent_free[--t->nent_free];
-        } else {
-            if (grow_array((void **)&t->ent, &t->ent_cap, t->ent_hi + 1, sizeof(entry_t))) {
-                free(copy);
-                return EMB_NONE;
-            }
-            e = (uint32_t)t->ent_hi++;
-        }
-        entry_t *en = &t->ent[e];
+        entry_t *en = &t->ent[t->nent_free ? t->ent_free[t->nent_free - 1] : t->ent_hi];
         memset(en, 0, sizeof(*en));
+        if (ent_set_id(en, id, idlen))
+            return EMB_NONE;
+        if (t->nent_free)
+            e = t->ent_free[--t->nent_free];
+        else
+            e = (uint32_t)t->ent_hi++;
         en->h = h;
-        en->id = copy;
-        en->idlen = (uint32_t)idlen;
         en->last_seen = ts_ms;
         en->flags = F_ALIVE;
         t->slot_h[s] = h;
         t->slot_e[s] = e + 1;
         t->nent++;
-        t->id_bytes += idlen + 1;
+        t->id_bytes += id_heap_bytes(idlen);
     }
     entry_t *en = &t->ent[e];
     if (en->count < UINT32_MAX)
@@ -307,7 +340,7 @@ const char *emb_entry_id(const emb_table_t *t, uint32_t e, size_t *len)
 {
     if (len)
         *len = t->ent[e].idlen;
-    return t->ent[e].id;
+    return ent_id(&t->ent[e]);
 }
 
 uint32_t emb_entry_cap(const emb_table_t *t)
@@ -418,7 +451,7 @@ static void remove_entry(emb_table_t *t, uint32_t e)
 {
     entry_t *en = &t->ent[e];
     int found;
-    size_t s = probe(t, en->h, en->id, en->idlen, &found);
+    size_t s = probe(t, en->h, ent_id(en), en->idlen, &found);
     if (found)
         remove_slot(t, s);
     if (en->row) {
@@ -436,8 +469,8 @@ static void remove_entry(emb_table_t *t, uint32_t e)
                 break;
             }
     }
-    t->id_bytes -= en->idlen + 1;
-    free(en->id);
+    t->id_bytes -= id_heap_bytes(en->idlen);
+    ent_free_id(en);
     memset(en, 0, sizeof(*en));
     if (grow_array((void **)&t->ent_free, &t->ent_free_cap, t->nent_free + 1, sizeof(uint32_t)) ==
         0)
@@ -567,7 +600,7 @@ int emb_save(const emb_table_t *t, ser_writer_t *w)
         ser_u32(w, (uint32_t)e);
         ser_u64(w, en->h);
         ser_u32(w, en->idlen);
-        ser_put(w, en->id, en->idlen);
+        ser_put(w, ent_id(en), en->idlen);
         ser_u32(w, en->count);
         ser_i64(w, en->last_seen);
         ser_u32(w, en->row ? 1 : 0);
@@ -633,19 +666,16 @@ int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len)
         if (found)
             goto corrupt; /* the same id twice */
         entry_t *en = &t->ent[e];
-        if (!(en->id = malloc(idlen + 1)))
+        if (ent_set_id(en, id, idlen))
             goto oom;
-        memcpy(en->id, id, idlen);
-        en->id[idlen] = '\0';
         en->h = h;
-        en->idlen = idlen;
         en->count = count;
         en->last_seen = last;
         en->flags = F_ALIVE;
         t->slot_h[sl] = h;
         t->slot_e[sl] = e + 1;
         t->nent++;
-        t->id_bytes += idlen + 1;
+        t->id_bytes += id_heap_bytes(idlen);
         if (has_row) {
             uint32_t row = alloc_row(t, e);
             if (!row)

@@ -773,6 +773,8 @@ static void test_max_id_len(void **state)
     emb_free(t);
 }
 
+/* Every new id of 8 bytes or more adds its bytes (its own block); shorter
+ * ids live in their entries, and add only when the arrays grow. */
 static void test_stats_bytes_grow(void **state)
 {
     (void)state;
@@ -781,14 +783,108 @@ static void test_stats_bytes_grow(void **state)
     emb_stats(t, &prev);
     assert_true(prev.bytes > 0);
     for (int round = 1; round <= 5; round++) {
-        for (int64_t i = 0; i < 2000; i++)
-            touch_int(t, round * 100000 + i, 0);
+        char id[32];
+        for (int i = 0; i < 2000; i++) {
+            snprintf(id, sizeof(id), "long-id-%d-%d", round, i);
+            touch_str(t, id, 0);
+        }
         emb_stats_t st;
         emb_stats(t, &st);
         assert_int_equal(st.rows, (size_t)round * 2000 + 1);
         assert_true(st.bytes > prev.bytes);
         prev = st;
     }
+    emb_free(t);
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap, at;
+} mem_stream_t;
+
+static int mem_write(void *ctx, const void *p, size_t n)
+{
+    mem_stream_t *m = ctx;
+    if (m->len + n > m->cap) {
+        m->cap = (m->len + n) * 2;
+        m->buf = realloc(m->buf, m->cap);
+        assert_non_null(m->buf);
+    }
+    memcpy(m->buf + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+static int mem_read(void *ctx, void *p, size_t n)
+{
+    mem_stream_t *m = ctx;
+    if (m->at + n > m->len)
+        return -1;
+    memcpy(p, m->buf + m->at, n);
+    m->at += n;
+    return 0;
+}
+
+/* keeps all but "1234567" and "12345678", the longest inline id and the
+ * shortest id in a block */
+static int keep_but_two(void *arg, uint32_t e)
+{
+    size_t len;
+    const char *id = emb_entry_id(arg, e, &len);
+    return !(len == 7 && memcmp(id, "1234567", 7) == 0) &&
+           !(len == 8 && memcmp(id, "12345678", 8) == 0);
+}
+
+/* Ids on both sides of the inline limit (7 bytes kept in the entry, 8 and
+ * more in a block): each is found, read back and survives removal of the
+ * others and a save and load; the short ones add no id bytes. */
+static void test_short_and_long_ids(void **state)
+{
+    (void)state;
+    const char *ids[] = {"", "a", "1234567", "12345678", "123456789", "u999999", "u1000000",
+                         "a-much-longer-id-than-eight-bytes"};
+    const int n = (int)(sizeof(ids) / sizeof(ids[0]));
+    emb_table_t *t = make_table(1, 0);
+    emb_stats_t st0, st1;
+    touch_str(t, "w", 0); /* the entry array is made with room for 64 */
+    emb_stats(t, &st0);
+    uint32_t e[8];
+    size_t heap = 0;
+    for (int i = 0; i < n; i++) {
+        e[i] = touch_str(t, ids[i], 0);
+        assert_int_not_equal(e[i], EMB_NONE);
+        heap += strlen(ids[i]) >= 8 ? strlen(ids[i]) + 1 : 0;
+    }
+    emb_stats(t, &st1);
+    assert_int_equal(st1.bytes - st0.bytes, heap); /* no array grew for 8 more ids */
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(emb_find(t, id_hash(ids[i], strlen(ids[i])), ids[i], strlen(ids[i])),
+                         e[i]);
+        assert_entry_id(t, e[i], ids[i], strlen(ids[i]));
+        size_t len;
+        assert_string_equal(emb_entry_id(t, e[i], &len), ids[i]); /* NUL terminated */
+    }
+    /* a near miss of the same length is not found */
+    assert_int_equal(emb_find(t, id_hash("1234568", 7), "1234568", 7), EMB_NONE);
+
+    /* removing a long id and a short one leaves the others as they were */
+    assert_int_equal(emb_evict_lru(t, 0, 0, keep_but_two, NULL, t), 2);
+    for (int i = 0; i < n; i++)
+        if (i != 2 && i != 3)
+            assert_entry_id(t, e[i], ids[i], strlen(ids[i]));
+
+    mem_stream_t m = {0};
+    ser_writer_t w = {.write = mem_write, .ctx = &m};
+    assert_int_equal(emb_save(t, &w), 0);
+    emb_table_t *b = make_table(1, 0);
+    ser_reader_t r = {.read = mem_read, .ctx = &m};
+    char err[256];
+    assert_int_equal(emb_load(b, &r, err, sizeof(err)), 0);
+    for (int i = 0; i < n; i++)
+        if (i != 2 && i != 3)
+            assert_entry_id(b, e[i], ids[i], strlen(ids[i]));
+    free(m.buf);
+    emb_free(b);
     emb_free(t);
 }
 
@@ -888,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_dirty),
         cmocka_unit_test(test_max_id_len),
         cmocka_unit_test(test_stats_bytes_grow),
+        cmocka_unit_test(test_short_and_long_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
