@@ -3,7 +3,25 @@
 #include "kern.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <string.h>
+
+/* a vector of ones, for sums over rows as matrix-vector products */
+#define ONES 1024
+static float ones_v[ONES];
+static pthread_once_t ones_once = PTHREAD_ONCE_INIT;
+
+static void ones_init(void)
+{
+    for (int i = 0; i < ONES; i++)
+        ones_v[i] = 1.0f;
+}
+
+static const float *ones(void)
+{
+    pthread_once(&ones_once, ones_init);
+    return ones_v;
+}
 
 void kern_set_threads(int n)
 {
@@ -71,13 +89,12 @@ void kern_linear_backward_ld(float *din, int ldd, float din_beta, float *dw, flo
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, dout, OUT, in, IN,
                     1.0f, dw, ldw);
     }
-    if (db) {
-        for (int r = 0; r < B; r++) {
-            const float *d = dout + (size_t)r * OUT;
-            for (int o = 0; o < OUT; o++)
-                db[o] += d[o];
+    if (db) /* the column sums of dout: dout^T times ones, ONES rows at a time */
+        for (int r = 0; r < B; r += ONES) {
+            int n = B - r < ONES ? B - r : ONES;
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, OUT, 1.0f, dout + (size_t)r * OUT, OUT,
+                        ones(), 1, 1.0f, db, 1);
         }
-    }
 }
 
 void kern_linear_backward_ld_naive(float *din, int ldd, float din_beta, float *dw, float *db,
