@@ -30,6 +30,8 @@ typedef struct {
     size_t last_keys;
     char failed[MAXF][32];
     int nfailed;
+    int *user_fails; /* when set: hand-backs of user "u<i>", i < nusers */
+    int nusers, item_fails, other_fails;
     int empties; /* on_empty calls */
 } ctx_t;
 
@@ -48,6 +50,17 @@ static void on_fail(void *arg, char side, const char *id, size_t len)
     ctx_t *c = arg;
     if (c->nfailed < MAXF)
         snprintf(c->failed[c->nfailed++], 32, "%c:%.*s", side, (int)len, id);
+    if (c->user_fails) {
+        char b[32];
+        snprintf(b, sizeof(b), "%.*s", (int)len, id);
+        int u = side == 'u' && b[0] == 'u' ? atoi(b + 1) : -1;
+        if (u >= 0 && u < c->nusers)
+            c->user_fails[u]++;
+        else if (side == 'i' && strcmp(b, "item:7") == 0)
+            c->item_fails++;
+        else
+            c->other_fails++;
+    }
 }
 
 static void on_done(void *arg, int ok, size_t keys, size_t bytes, double s)
@@ -151,7 +164,8 @@ static long long redis_int(int port, const char *fmt, const char *key)
     return v;
 }
 
-static void publish(ctx_t *c, int nusers, float base)
+/* a round of nusers users and one item, ended after between(c), if given */
+static void publish_with(ctx_t *c, int nusers, float base, void (*between)(ctx_t *))
 {
     float v[4];
     char id[16];
@@ -172,7 +186,14 @@ static void publish(ctx_t *c, int nusers, float base)
                        .dense = dense,
                        .ndense = 3,
                        .dense_layout = "wout:3"};
+    if (between)
+        between(c);
     pub_end(c->pub, &meta, 1764486000123LL);
+}
+
+static void publish(ctx_t *c, int nusers, float base)
+{
+    publish_with(c, nusers, base, NULL);
 }
 
 /* The key schema: "<prefix>:<model>:<side>:<id>", and 0 when it does not fit. */
@@ -322,6 +343,50 @@ static void test_redis_hangs(void **state)
     assert_true(c->last_ok);
 }
 
+static void kill_redis(ctx_t *c)
+{
+    harness_stop(c->redis); /* killed and reaped: its end of the link is closed */
+    c->redis = -1;
+}
+
+/* Redis dies after a round is built and before its commands are sent: the
+ * link fails inside pub_end, which writes what it has queued every 1,024
+ * commands (here at the second write, on loopback: the first one draws the
+ * reset), so some commands are waiting for replies that will not come and
+ * the rest are not queued yet. Every key is handed back exactly once, the
+ * round ends once, not ok, and the next round after Redis is back lands. */
+static void test_redis_dies_mid_round(void **state)
+{
+    ctx_t *c = *state;
+    enum { N = 5000 };
+    c->nusers = N;
+    c->user_fails = calloc(N, sizeof(int));
+    assert_non_null(c->user_fails);
+    publish_with(c, N, 1.0f, kill_redis);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_int_equal(c->rounds, 1);
+    assert_false(c->last_ok);
+    for (int u = 0; u < N; u++)
+        if (c->user_fails[u] != 1)
+            fail_msg("user u%d handed back %d times", u, c->user_fails[u]);
+    assert_int_equal(c->item_fails, 1);
+    assert_int_equal(c->other_fails, 0);
+    free(c->user_fails);
+    c->user_fails = NULL;
+
+    assert_true(harness_loop_until(c->base, disconnected, c, 3000));
+    c->redis = harness_redis_start(c->port);
+    assert_true(c->redis > 0);
+    assert_true(harness_loop_until(c->base, connected, c, 5000));
+    publish(c, 3, 7.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_int_equal(c->rounds, 2);
+    assert_true(c->last_ok);
+    float v[4];
+    get_vector(c->port, "fr:neumf:u:u2", v, 4);
+    assert_float_equal(v[0], 9.0f, 0);
+}
+
 /* vector_ttl_s 0: the SETs carry no EX, and the keys no TTL */
 static void test_no_ttl(void **state)
 {
@@ -338,6 +403,7 @@ static void test_no_ttl(void **state)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as freshrecd: a write to a dead link fails, not the process */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_names),
         cmocka_unit_test_setup_teardown(test_vectors_and_meta, setup, teardown),
@@ -345,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_back_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_dies_mid_round, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
