@@ -866,8 +866,8 @@ static void learn_batch(learner_t *l, int B)
         memset(l->istamp, 0, l->icap * sizeof(uint32_t));
         l->gen = 1;
     }
-    /* rows once each (users and items in parallel), feature value rows too
-     * (their stamps were made room for in flush) */
+    /* rows once each (each chunk its rows of both sides), feature value rows
+     * too (their stamps were made room for in flush) */
     pool_run(l->pool, phase_sparse, l);
     for (int t = 0; t < l->nt; t++) {
         mark_rows_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);

@@ -68,8 +68,6 @@ struct emb_table {
     uint64_t admitted, expired, evicted;
 };
 
-/* A hint only: the whole pages of [p, p + bytes) (an array that large is a
- * mapping of its own in glibc's malloc, so the hint covers that mapping) */
 static inline const char *ent_id(const entry_t *en)
 {
     return en->idlen < ID_INLINE ? en->id.in : en->id.p;
@@ -101,6 +99,8 @@ static inline void ent_free_id(entry_t *en)
         free(en->id.p);
 }
 
+/* A hint only: the whole pages of [p, p + bytes) (an array that large is a
+ * mapping of its own in glibc's malloc, so the hint covers that mapping) */
 static void huge_hint(void *p, size_t bytes)
 {
 #ifdef MADV_HUGEPAGE

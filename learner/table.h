@@ -55,6 +55,9 @@ uint32_t emb_find(const emb_table_t *t, uint64_t h, const char *id, size_t idlen
 uint32_t emb_entry_row(const emb_table_t *t, uint32_t e); /* 0 = the fallback row */
 uint32_t emb_entry_count(const emb_table_t *t, uint32_t e);
 int64_t emb_entry_last_seen(const emb_table_t *t, uint32_t e);
+/* The id's bytes (NUL-terminated) and length. A short id lives in the
+ * table's entry array: the pointer is valid until the table next changes
+ * (a touch, a removal, a load); copy what is to be kept. */
 const char *emb_entry_id(const emb_table_t *t, uint32_t e, size_t *len);
 uint32_t emb_entry_cap(const emb_table_t *t); /* entry indices are below this */
 int emb_entry_alive(const emb_table_t *t, uint32_t e);

@@ -127,6 +127,7 @@ static int teardown(void **state)
 {
     ctx_t *c = *state;
     pub_free(c->pub);
+    free(c->user_fails); /* left by a test that failed half way */
     event_base_free(c->base);
     harness_stop(c->redis);
     free(c);
@@ -353,8 +354,9 @@ static void kill_redis(ctx_t *c)
  * link fails inside pub_end, which writes what it has queued every 1,024
  * commands (here at the second write, on loopback: the first one draws the
  * reset), so some commands are waiting for replies that will not come and
- * the rest are not queued yet. Every key is handed back exactly once, the
- * round ends once, not ok, and the next round after Redis is back lands. */
+ * the rest are not queued yet. The round has ended when pub_end returns;
+ * every key is handed back exactly once, the round ends once, not ok, and
+ * the next round after Redis is back lands. */
 static void test_redis_dies_mid_round(void **state)
 {
     ctx_t *c = *state;
@@ -363,12 +365,14 @@ static void test_redis_dies_mid_round(void **state)
     c->user_fails = calloc(N, sizeof(int));
     assert_non_null(c->user_fails);
     publish_with(c, N, 1.0f, kill_redis);
-    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    /* ended inside pub_end: the link was lost there, not later in the loop */
     assert_int_equal(c->rounds, 1);
     assert_false(c->last_ok);
+    int bad = 0;
     for (int u = 0; u < N; u++)
-        if (c->user_fails[u] != 1)
-            fail_msg("user u%d handed back %d times", u, c->user_fails[u]);
+        if (c->user_fails[u] != 1 && bad++ < 5)
+            print_error("user u%d handed back %d times\n", u, c->user_fails[u]);
+    assert_int_equal(bad, 0);
     assert_int_equal(c->item_fails, 1);
     assert_int_equal(c->other_fails, 0);
     free(c->user_fails);
