@@ -379,6 +379,23 @@ void learner_free(learner_t *l)
     free(l);
 }
 
+/* *p (n0 entries) moved into an array of n (a power of two, at least 1024:
+ * a whole number of cache lines) that starts on a cache line, the rest 0:
+ * so each block of 16 rows that row_owner hands to one thread is one line
+ * of its own, which no other thread writes */
+static int grow_lines(uint32_t **p, size_t n0, size_t n)
+{
+    uint32_t *a = aligned_alloc(64, n * sizeof(uint32_t));
+    if (!a)
+        return -1;
+    if (n0)
+        memcpy(a, *p, n0 * sizeof(uint32_t));
+    memset(a + n0, 0, (n - n0) * sizeof(uint32_t));
+    free(*p);
+    *p = a;
+    return 0;
+}
+
 static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -386,15 +403,8 @@ static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t ne
     size_t n = *cap ? *cap : 1024;
     while (n < need)
         n *= 2;
-    uint32_t *a = realloc(*stamp, n * sizeof(uint32_t));
-    if (!a)
+    if (grow_lines(stamp, *cap, n) || grow_lines(slot, *cap, n))
         return -1;
-    *stamp = a;
-    memset(a + *cap, 0, (n - *cap) * sizeof(uint32_t));
-    uint32_t *b = realloc(*slot, n * sizeof(uint32_t));
-    if (!b)
-        return -1;
-    *slot = b;
     *cap = n;
     return 0;
 }
