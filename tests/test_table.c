@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "id.h"
 #include "rng.h"
 #include "table.h"
@@ -797,34 +798,6 @@ static void test_stats_bytes_grow(void **state)
     emb_free(t);
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap, at;
-} mem_stream_t;
-
-static int mem_write(void *ctx, const void *p, size_t n)
-{
-    mem_stream_t *m = ctx;
-    if (m->len + n > m->cap) {
-        m->cap = (m->len + n) * 2;
-        m->buf = realloc(m->buf, m->cap);
-        assert_non_null(m->buf);
-    }
-    memcpy(m->buf + m->len, p, n);
-    m->len += n;
-    return 0;
-}
-
-static int mem_read(void *ctx, void *p, size_t n)
-{
-    mem_stream_t *m = ctx;
-    if (m->at + n > m->len)
-        return -1;
-    memcpy(p, m->buf + m->at, n);
-    m->at += n;
-    return 0;
-}
-
 /* keeps all but "1234567" and "12345678", the longest inline id and the
  * shortest id in a block */
 static int keep_but_two(void *arg, uint32_t e)
@@ -873,11 +846,11 @@ static void test_short_and_long_ids(void **state)
         if (i != 2 && i != 3)
             assert_entry_id(t, e[i], ids[i], strlen(ids[i]));
 
-    mem_stream_t m = {0};
-    ser_writer_t w = {.write = mem_write, .ctx = &m};
+    harness_membuf_t m = {0};
+    ser_writer_t w = {.write = harness_mem_write, .ctx = &m};
     assert_int_equal(emb_save(t, &w), 0);
     emb_table_t *b = make_table(1, 0);
-    ser_reader_t r = {.read = mem_read, .ctx = &m};
+    ser_reader_t r = {.read = harness_mem_read, .ctx = &m};
     char err[256];
     assert_int_equal(emb_load(b, &r, err, sizeof(err)), 0);
     for (int i = 0; i < n; i++)
