@@ -288,14 +288,17 @@ uint32_t emb_touch(emb_table_t *t, uint64_t h, const char *id, size_t idlen, int
         if (!t->nent_free &&
             grow_array((void **)&t->ent, &t->ent_cap, t->ent_hi + 1, sizeof(entry_t)))
             return EMB_NONE;
-        entry_t *en = &t->ent[t->nent_free ? t->ent_free[t->nent_free - 1] : t->ent_hi];
+        /* the entry to take: the last freed one, or the next never used;
+         * taken once its id is in */
+        e = t->nent_free ? t->ent_free[t->nent_free - 1] : (uint32_t)t->ent_hi;
+        entry_t *en = &t->ent[e];
         memset(en, 0, sizeof(*en));
         if (ent_set_id(en, id, idlen))
             return EMB_NONE;
         if (t->nent_free)
-            e = t->ent_free[--t->nent_free];
+            t->nent_free--;
         else
-            e = (uint32_t)t->ent_hi++;
+            t->ent_hi++;
         en->h = h;
         en->last_seen = ts_ms;
         en->flags = F_ALIVE;
