@@ -680,6 +680,16 @@ static void phase_backward(void *arg, int t, int n)
     }
 }
 
+/* The m pairs of slice s (of n) whose row on side `side` chunk t owns, in
+ * pair order, as phase_backward listed them */
+static const uint32_t *owned_pairs(const learner_t *l, int side, int s, int t, int n, int *m)
+{
+    int p0, p1;
+    pair_slice(l, s, n, &p0, &p1);
+    *m = l->pcnt[side][s][t];
+    return l->plist[side][t] + p0;
+}
+
 /* Chunk t of n takes the rows row_owner gives it, of both sides (the
  * stamps are per row, so the chunks never share one): each row's gradient
  * summed over the batch, in pair order, then one update. With more than one
@@ -702,17 +712,14 @@ static void phase_sparse(void *arg, int t, int n)
             nu = gather_rows(pr, NULL, P, 0, stamp, slot, l->gen, uniq, first, cnt);
             sum_rows(pr, NULL, P, d, R, slot, first, cnt, acc);
         } else { /* this chunk's pairs, as the backward chunks listed them */
+            int m;
             for (int s = 0; s < n; s++) {
-                int p0, p1;
-                pair_slice(l, s, n, &p0, &p1);
-                nu = gather_rows(pr, l->plist[side][t] + p0, l->pcnt[side][s][t], nu, stamp, slot,
-                                 l->gen, uniq, first, cnt);
+                const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
+                nu = gather_rows(pr, idx, m, nu, stamp, slot, l->gen, uniq, first, cnt);
             }
             for (int s = 0; s < n; s++) {
-                int p0, p1;
-                pair_slice(l, s, n, &p0, &p1);
-                sum_rows(pr, l->plist[side][t] + p0, l->pcnt[side][s][t], d, R, slot, first, cnt,
-                         acc);
+                const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
+                sum_rows(pr, idx, m, d, R, slot, first, cnt, acc);
             }
         }
         update_rows(l, tab, uniq, nu, first, cnt, d, acc);
