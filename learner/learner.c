@@ -642,7 +642,12 @@ static void phase_sample(void *arg, int t, int n)
     preq_score(l, t, n);
 }
 
-static void phase_forward(void *arg, int t, int n)
+/* Forward, loss and backward of chunk t's pairs, in one phase: a chunk's
+ * backward needs only its own loss gradients, and all it writes (its copy's
+ * dense gradients, its slices of du/di, its lists of pairs by row owner)
+ * stays unused until the batch is known to be finite. A chunk whose own
+ * loss is not finite skips its backward: the batch is dropped anyway. */
+static void phase_pass(void *arg, int t, int n)
 {
     learner_t *l = arg;
     int p0, p1;
@@ -655,13 +660,9 @@ static void phase_forward(void *arg, int t, int n)
     pairmodel_forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
                       l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
     chunk_loss(l, t, n);
-}
+    if (!isfinite(l->closs[t]))
+        return;
 
-static void phase_backward(void *arg, int t, int n)
-{
-    learner_t *l = arg;
-    int p0, p1;
-    pair_slice(l, t, n, &p0, &p1);
     dense_block_zero_grad(pairmodel_dense(l->wm[t]));
     pairmodel_backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
                        l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
@@ -681,7 +682,7 @@ static void phase_backward(void *arg, int t, int n)
 }
 
 /* The m pairs of slice s (of n) whose row on side `side` chunk t owns, in
- * pair order, as phase_backward listed them */
+ * pair order, as phase_pass listed them */
 static const uint32_t *owned_pairs(const learner_t *l, int side, int s, int t, int n, int *m)
 {
     int p0, p1;
@@ -693,7 +694,7 @@ static const uint32_t *owned_pairs(const learner_t *l, int side, int s, int t, i
 /* Chunk t of n takes the rows row_owner gives it, of both sides (the
  * stamps are per row, so the chunks never share one): each row's gradient
  * summed over the batch, in pair order, then one update. With more than one
- * chunk it reads only the pairs of its rows, which the backward chunks
+ * chunk it reads only the pairs of its rows, which the chunks of phase_pass
  * listed for it. The feature value rows go by side: users' to chunk 0,
  * items' to chunk 1 % n. Dirty marking follows, on one thread. */
 static void phase_sparse(void *arg, int t, int n)
@@ -711,7 +712,7 @@ static void phase_sparse(void *arg, int t, int n)
         if (n == 1) {
             nu = gather_rows(pr, NULL, P, 0, stamp, slot, l->gen, uniq, first, cnt);
             sum_rows(pr, NULL, P, d, R, slot, first, cnt, acc);
-        } else { /* this chunk's pairs, as the backward chunks listed them */
+        } else { /* this chunk's pairs, as phase_pass listed them */
             int m;
             for (int s = 0; s < n; s++) {
                 const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
@@ -847,8 +848,8 @@ static void learn_batch(learner_t *l, int B)
     l->E = E;
     l->NN = NN;
 
-    /* forward and loss (parallel) → backward (parallel) */
-    pool_run(l->pool, phase_forward, l);
+    /* forward, loss and backward (parallel) */
+    pool_run(l->pool, phase_pass, l);
     float loss = 0.0f;
     for (int t = 0; t < l->nt; t++)
         loss += l->closs[t];
@@ -857,7 +858,6 @@ static void learn_batch(learner_t *l, int B)
         l->st.nonfinite++;
         return;
     }
-    pool_run(l->pool, phase_backward, l);
     for (int t = 1; t < l->nt; t++) { /* the threads' gradients into the model's */
         const float *g = pairmodel_dense(l->wm[t])->grads;
         for (size_t i = 0; i < d->n; i++)

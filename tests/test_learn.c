@@ -378,27 +378,43 @@ static void test_save_load_resumes_exactly(void **state)
 }
 
 /* A non-finite loss skips its micro-batch, counted, and leaves the model as
- * it was; learning goes on with the next. */
-static void test_nonfinite_batch_is_skipped(void **state)
+ * it was (dense weights and every row); learning goes on with the next. The
+ * corrupt user is in the second half of the batch only, so with 2 threads
+ * one chunk's loss is finite and the other's is not. */
+static void nonfinite_batch(stream_t *s, int threads)
 {
-    stream_t *s = *state;
     learner_config_t cfg;
     learner_config_default(&cfg);
     cfg.batch_events = 32;
+    cfg.threads = threads;
     char err[256];
     learner_t *l = learner_create(&cfg, err, sizeof(err));
     assert_non_null(l);
     learner_learn(l, s->ev, 320);
     const lrn_id_t *u = &s->ev[0].user;
-    uint32_t e = emb_find(learner_users(l), u->h, u->id, u->len);
-    float *row = emb_row(learner_users(l), emb_entry_row(learner_users(l), e));
+    emb_table_t *users = learner_users(l), *items = learner_items(l);
+    uint32_t e = emb_find(users, u->h, u->id, u->len);
+    float *row = emb_row(users, emb_entry_row(users, e));
     row[0] = NAN; /* as a corrupt update would leave it */
     dense_block_t *d = pairmodel_dense(learner_model(l));
     float *before = malloc(sizeof(float) * d->n);
     memcpy(before, d->params, sizeof(float) * d->n);
+    /* every row with its optimizer state: rows are one array */
+    size_t ub = (size_t)((char *)emb_row(users, emb_row_cap(users)) - (char *)emb_row(users, 0));
+    size_t ib = (size_t)((char *)emb_row(items, emb_row_cap(items)) - (char *)emb_row(items, 0));
+    float *ubefore = malloc(ub), *ibefore = malloc(ib);
+    memcpy(ubefore, emb_row(users, 0), ub);
+    memcpy(ibefore, emb_row(items, 0), ib);
+    /* known ids (the batch adds no row): 16 events of other users, then 16
+     * of the corrupt one */
     lrn_event_t one[32];
-    for (int k = 0; k < 32; k++) {
-        one[k] = s->ev[400 + k];
+    int k = 0;
+    for (int i = 1; i < 320 && k < 16; i++)
+        if (s->ev[i].user.h != u->h)
+            one[k++] = s->ev[i];
+    assert_int_equal(k, 16);
+    for (; k < 32; k++) {
+        one[k] = s->ev[k];
         one[k].user = *u;
     }
     learner_learn(l, one, 32);
@@ -406,13 +422,28 @@ static void test_nonfinite_batch_is_skipped(void **state)
     learner_stats(l, &st);
     assert_int_equal(st.nonfinite, 1);
     assert_memory_equal(before, d->params, sizeof(float) * d->n);
+    assert_int_equal(memcmp(ubefore, emb_row(users, 0), ub), 0);
+    assert_int_equal(memcmp(ibefore, emb_row(items, 0), ib), 0);
     row[0] = 0.0f;
     learner_learn(l, s->ev + 500, 64);
     learner_stats(l, &st);
     assert_int_equal(st.nonfinite, 1);
     assert_true(isfinite(st.loss_ewma));
+    assert_memory_not_equal(before, d->params, sizeof(float) * d->n);
     free(before);
+    free(ubefore);
+    free(ibefore);
     learner_free(l);
+}
+
+static void test_nonfinite_batch_is_skipped(void **state)
+{
+    nonfinite_batch(*state, 1);
+}
+
+static void test_nonfinite_half_batch_is_skipped_2_threads(void **state)
+{
+    nonfinite_batch(*state, 2);
 }
 
 /* A cold start: the first event's item is the only one known, so there is
@@ -469,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_expiry_spares_the_buffer),
         cmocka_unit_test(test_save_load_resumes_exactly),
         cmocka_unit_test(test_nonfinite_batch_is_skipped),
+        cmocka_unit_test(test_nonfinite_half_batch_is_skipped_2_threads),
         cmocka_unit_test(test_cold_start_first_event),
         cmocka_unit_test(test_config_errors),
     };
