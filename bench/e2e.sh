@@ -10,8 +10,9 @@
 #               freshrecd (not --embedded) is started against it and timed
 #               from its first consumed event until all are learned and
 #               their vectors written to Redis: the daemon's own rate, with
-#               no load generator on the cores; once with one learner thread
-#               (the default), once with one per core
+#               no load generator on the cores; with one learner thread
+#               (the default) and with one per core, REPEAT times each
+#               (default 3; every drain is printed, and their median)
 #   end to end  --rate 0: N events as fast as possible, timed until all are
 #               learned and their vectors written to Redis, the producer
 #               running on the same two cores meanwhile
@@ -22,7 +23,7 @@
 #               would take CPU from the daemon)
 # and prints a table with the command behind each figure. Everything it
 # started is stopped on the way out, whatever the outcome.
-# Used by bench/run.sh (make bench). Knobs: E2E_EVENTS (200000), FRESH_RATES
+# Used by bench/run.sh (make bench). Knobs: E2E_EVENTS (200000), REPEAT (3), FRESH_RATES
 # ("10000 50000 100000"), FRESH_SECONDS (10), DAEMON_ARGS (more freshrecd arguments, e.g.
 # "--set redis.publish_interval_ms=50"; without it the figures are the defaults').
 set -eu
@@ -32,6 +33,7 @@ FRD="$B/freshrecd"
 N=${E2E_EVENTS:-200000}
 RATES=${FRESH_RATES:-10000 50000 100000}
 SECS=${FRESH_SECONDS:-10}
+REPEAT=${REPEAT:-3}
 EVERY=100
 
 for f in "$FB" "$FRD"; do
@@ -61,14 +63,15 @@ while [ "$SP" = "$RP" ]; do SP=$("$FB" --free-port); done
 start_redis e2e "$RP"
 
 # sustained: preload, then a fresh daemon drains it (fr-bench hosts the
-# brokers); once with one learner thread (the default) and once with one per
-# core. Files: $tmp/sustained-THREADS.{cmd,out,err,json}; srcode: fr-bench's
-# exit code of the last run
+# brokers); with one learner thread (the default) and with one per core,
+# REPEAT drains each. Files: $tmp/sustained-THREADS-K.{cmd,out,err,json},
+# and $tmp/sustained-THREADS.json the drain of median rate (its K in
+# sustained-THREADS.median); srcode: fr-bench's exit code of the last run
 SP2=$("$FB" --free-port)
 while [ "$SP2" = "$RP" ] || [ "$SP2" = "$SP" ]; do SP2=$("$FB" --free-port); done
 ready="$tmp/sustained.brokers"
-sustained() { # threads
-    f="$tmp/sustained-$1"
+sustained() { # threads, run
+    f="$tmp/sustained-$1-$2"
     echo "\$ $FB --mock-cluster 8 --ready-file $ready --redis 127.0.0.1:$RP --stats $SP2 --rate 0 --events $N --drain 60 --timeout 180 (freshrecd: model.threads=$1)" >"$f.cmd"
     "$FB" --mock-cluster 8 --ready-file "$ready" --redis "127.0.0.1:$RP" --stats "$SP2" --rate 0 \
         --events "$N" --drain 60 --timeout 180 >"$f.out" 2>"$f.err" &
@@ -83,7 +86,7 @@ sustained() { # threads
     done
     SARGS="--set kafka.brokers=$(cat "$ready") --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP2 --set model.threads=$1 ${DAEMON_ARGS:-}"
     # shellcheck disable=SC2086 # SARGS is split on purpose
-    "$FRD" $SARGS 2>"$tmp/freshrecd-sustained-$1.log" &
+    "$FRD" $SARGS 2>"$tmp/freshrecd-sustained-$1-$2.log" &
     spid=$!
     # fr-bench keeps its brokers up until the file goes: the daemon stops first
     i=0
@@ -102,9 +105,17 @@ NP=$(nproc)
 STHREADS="1"
 [ "$NP" -gt 1 ] && STHREADS="1 $NP"
 sfailed=0
+jget() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | tail -n 1; }
 for th in $STHREADS; do
-    sustained "$th"
-    [ "$srcode" -eq 0 ] || sfailed=$th
+    : >"$tmp/sustained-$th.rates"
+    for k in $(seq "$REPEAT"); do # in this shell: the cleanup must see fpid and spid
+        sustained "$th" "$k"
+        [ "$srcode" -eq 0 ] || sfailed=$th
+        echo "$(jget e2e_events_per_s "$tmp/sustained-$th-$k.json") $k" >>"$tmp/sustained-$th.rates"
+    done
+    sort -g "$tmp/sustained-$th.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $2 }' \
+        >"$tmp/sustained-$th.median"
+    cp "$tmp/sustained-$th-$(cat "$tmp/sustained-$th.median").json" "$tmp/sustained-$th.json"
 done
 
 DARGS="--embedded --set redis.host=127.0.0.1 --set redis.port=$RP --set stats.listen=127.0.0.1 --set stats.port=$SP ${DAEMON_ARGS:-}"
@@ -126,7 +137,6 @@ done
 PI=$(sed -n 's/^publish_interval_ms = //p' "$tmp/config.ini")
 PARTS=$(sed -n 's/^embedded_partitions = //p' "$tmp/config.ini")
 
-jget() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | tail -n 1; }
 leg() { # file, fetch wait, field
     sed -n "s/.*{\"fetch_wait_max_ms\":$2,\([^}]*\)}.*/\1/p" "$1" | sed -n "s/.*\"$3\":\([-0-9.e+]*\).*/\1/p"
 }
@@ -144,8 +154,10 @@ echo "freshrec end to end — freshrecd --embedded (librdkafka mock cluster, $PA
 echo "$(redis-server --version | cut -d' ' -f1-3), all on 127.0.0.1; $(nproc) CPUs; publish interval $PI ms"
 [ -z "${DAEMON_ARGS:-}" ] || echo "freshrecd with DAEMON_ARGS: $DAEMON_ARGS (not the defaults)"
 for th in $STHREADS; do
-    echo "sustained: $N events preloaded into a mock cluster fr-bench hosts, then a fresh freshrecd ($th learner thread(s)) drains them"
-    sed -e '/^{/d' -e 's/^/    /' "$tmp/sustained-$th.out" "$tmp/sustained-$th.err"
+    for k in $(seq "$REPEAT"); do
+        echo "sustained, drain $k of $REPEAT: $N events preloaded into a mock cluster fr-bench hosts, then a fresh freshrecd ($th learner thread(s)) drains them"
+        sed -e '/^{/d' -e 's/^/    /' "$tmp/sustained-$th-$k.out" "$tmp/sustained-$th-$k.err"
+    done
 done
 [ "$sfailed" -eq 0 ] || { echo "e2e: sustained ($sfailed threads): fr-bench failed" >&2; failed=1; }
 echo "reference: raw produce rate, same producer, same mock cluster, topic nobody consumes"
@@ -172,9 +184,14 @@ printf '%-46s %-28s %s\n' "figure" "value" "command"
 printf '%-46s %-28s %s\n' "produce only (reference, nobody learning)" "$(num "$ref") events/s" \
     "$(cat "$tmp/reference.cmd")"
 for th in $STHREADS; do
+    for k in $(seq "$REPEAT"); do
+        printf '%-46s %-28s %s\n' "sustained, $th thread(s), drain $k of $REPEAT" \
+            "$(num "$(jget e2e_events_per_s "$tmp/sustained-$th-$k.json")") events/s" \
+            "$(cat "$tmp/sustained-$th-$k.cmd")"
+    done
     printf '%-46s %-28s %s\n' "sustained, $th thread(s): preloaded -> in Redis" \
         "$(num "$(jget e2e_events_per_s "$tmp/sustained-$th.json")") events/s" \
-        "$(cat "$tmp/sustained-$th.cmd")"
+        "(the median drain: $(cat "$tmp/sustained-$th.median") above)"
 done
 printf '%-46s %-28s %s\n' "end to end: produced -> learned -> in Redis" "$(num "$e2e") events/s" \
     "$(cat "$tmp/e2e.cmd")"

@@ -4,6 +4,10 @@
 # on MovieLens-100k when ../shared/data has it (or DATA=path), else on a
 # generated stream. The reference, measured in the same run on the same data,
 # is the same learner with plain-loop kernels (--naive) instead of OpenBLAS.
+# The NeuMF rows that the speed-up and the PyTorch ratio are taken from,
+# freshrec's and PyTorch's alike, are each the median of REPEAT runs
+# (default 3; every run is printed): one run of about a second moves by a
+# third on a shared VM.
 # Then the checkpoint stall of NeuMF-32 with a million users and a million
 # items (bench/ckpt_stall.c), and freshrecd end to end (bench/e2e.sh).
 # BENCH_ONLY=ckpt runs the checkpoint part alone.
@@ -12,6 +16,7 @@ B=${BUILD:-build}
 FR="$B/freshrec"
 ML=${DATA:-../shared/data/movielens-100k/u.data}
 EPOCHS=${EPOCHS:-5}
+REPEAT=${REPEAT:-3}
 tmp=$(mktemp -d)
 # checkpoints go to the build directory: /tmp may be a tmpfs (no real fsync)
 ckdir="$B/bench-ckpt"
@@ -43,16 +48,40 @@ fi
 
 field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | tail -n 1; }
 
+# median NAME CMD...: runs CMD (JSON out) REPEAT times into $tmp/NAME.K.json
+# and copies the run of median pairs/s to $tmp/NAME.json
+median() {
+    name=$1; shift
+    : > "$tmp/$name.rates"
+    for k in $(seq "$REPEAT"); do
+        "$@" > "$tmp/$name.$k.json"
+        echo "$(field pairs_per_s "$tmp/$name.$k.json") $k" >> "$tmp/$name.rates"
+    done
+    sort -g "$tmp/$name.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $2 }' > "$tmp/$name.median"
+    cp "$tmp/$name.$(cat "$tmp/$name.median").json" "$tmp/$name.json"
+}
+
+line() { # label, json, command
+    printf '%-28s %14.0f %12.0f %8.4f   %s\n' "$1" "$(field pairs_per_s "$2")" \
+        "$(field events_per_s "$2")" "$(field hr10 "$2")" "$3"
+}
+# medrows LABEL NAME CMD: the runs of median NAME, then the median
+medrows() {
+    for k in $(seq "$REPEAT"); do
+        line "$1, run $k" "$tmp/$2.$k.json" "$3"
+    done
+    line "$1, median of $REPEAT" "$tmp/$2.json" "(run $(cat "$tmp/$2.median") above)"
+}
+
 run() { # name, extra args
     name=$1; shift
     cmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads 1 --json --quiet $*"
-    $cmd > "$tmp/$name.json"
-    printf '%-22s %14.0f %12.0f %8.4f   %s\n' "$name" "$(field pairs_per_s "$tmp/$name.json")" \
-        "$(field events_per_s "$tmp/$name.json")" "$(field hr10 "$tmp/$name.json")" "$cmd"
+    median "$name" $cmd
+    medrows "$name" "$name" "$cmd"
 }
 
 echo "freshrec bench — $what, $EPOCHS epochs, NeuMF-32, 4 negatives, 1 thread"
-printf '%-22s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
+printf '%-28s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
 run freshrec
 run reference-naive --naive
 p1=$(field pairs_per_s "$tmp/freshrec.json"); p0=$(field pairs_per_s "$tmp/reference-naive.json")
@@ -72,7 +101,7 @@ model_row() { # name, json, quality field, command[, examples field]
     printf '%-10s %14s %12.0f %9s   %s\n' "$1" "$pairs" "$(field "${5:-events_per_s}" "$2")" \
         "$3=$(printf '%.4f' "$(field "$3" "$2")")" "$4"
 }
-model_row neumf "$tmp/freshrec.json" hr10 "(the freshrec run above)"
+model_row neumf "$tmp/freshrec.json" hr10 "(the freshrec median above)"
 cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads 1 --json --quiet"
 $cmd > "$tmp/dssm.json"
 model_row dssm "$tmp/dssm.json" hr10 "$cmd"
@@ -91,29 +120,25 @@ NP=$(nproc)
 PY=/usr/bin/python3
 echo
 echo "learner threads — 1 thread and all $NP cores, same data, $EPOCHS epochs"
-printf '%-24s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
-row() { # name, json, command
-    printf '%-24s %14.0f %12.0f %8.4f   %s\n' "$1" "$(field pairs_per_s "$2")" \
-        "$(field events_per_s "$2")" "$(field hr10 "$2")" "$3"
-}
-row "freshrec neumf 1" "$tmp/freshrec.json" "(the freshrec run above)"
+printf '%-28s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
+line "freshrec neumf 1" "$tmp/freshrec.json" "(the freshrec median above)"
 cmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
-$cmd > "$tmp/neumf-all.json"
-row "freshrec neumf $NP" "$tmp/neumf-all.json" "$cmd"
-row "freshrec dssm 1" "$tmp/dssm.json" "(the dssm run above)"
+median neumf-all $cmd
+medrows "freshrec neumf $NP" neumf-all "$cmd"
+line "freshrec dssm 1" "$tmp/dssm.json" "(the dssm run above)"
 cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
 $cmd > "$tmp/dssm-all.json"
-row "freshrec dssm $NP" "$tmp/dssm-all.json" "$cmd"
+line "freshrec dssm $NP" "$tmp/dssm-all.json" "$cmd"
 if "$PY" -c 'import torch' 2>/dev/null; then
     best=0
     for t in 1 "$NP"; do
         cmd="$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $t"
-        $cmd > "$tmp/torch-$t.json"
-        row "pytorch neumf $t" "$tmp/torch-$t.json" "$cmd"
+        median "torch-$t" $cmd
+        medrows "pytorch neumf $t" "torch-$t" "$cmd"
         best=$(awk -v a="$best" -v b="$(field pairs_per_s "$tmp/torch-$t.json")" 'BEGIN { print (b > a) ? b : a }')
     done
     awk -v a="$(field pairs_per_s "$tmp/neumf-all.json")" -v b="$best" -v n="$NP" \
-        'BEGIN { printf "freshrec (%d threads) / the faster PyTorch run: %.2fx\n", n, a / b }'
+        'BEGIN { printf "freshrec (%d threads) / the faster PyTorch run (medians): %.2fx\n", n, a / b }'
 else
     echo "pytorch: $PY cannot import torch (Debian's python3-torch; make bench installs it as root)"
 fi
