@@ -8,8 +8,10 @@
 #   sustained   N events produced first into a mock cluster that fr-bench
 #               hosts (8 partitions), no daemon consuming; then a fresh
 #               freshrecd (not --embedded) is started against it and timed
-#               from its first consumed event until all are learned and
-#               their vectors written to Redis: the daemon's own rate, with
+#               from the first /metrics scrape that shows consumed events
+#               until all are learned and their vectors written to Redis,
+#               over the events not consumed at that scrape (the daemon
+#               answers between turns): the daemon's own rate, with
 #               no load generator on the cores; with one learner thread
 #               (the default) and with one per core, REPEAT times each
 #               (default 3; every drain is printed, and their median)
