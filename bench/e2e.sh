@@ -36,6 +36,7 @@ N=${E2E_EVENTS:-200000}
 RATES=${FRESH_RATES:-10000 50000 100000}
 SECS=${FRESH_SECONDS:-10}
 REPEAT=${REPEAT:-3}
+case $REPEAT in '' | *[!0-9]* | 0) echo "e2e: REPEAT must be a positive integer, not '$REPEAT'" >&2; exit 2 ;; esac
 EVERY=100
 
 for f in "$FB" "$FRD"; do
@@ -108,14 +109,19 @@ STHREADS="1"
 [ "$NP" -gt 1 ] && STHREADS="1 $NP"
 sfailed=0
 jget() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | tail -n 1; }
-for th in $STHREADS; do
-    : >"$tmp/sustained-$th.rates"
-    for k in $(seq "$REPEAT"); do # in this shell: the cleanup must see fpid and spid
+for th in $STHREADS; do : >"$tmp/sustained-$th.rates"; done
+# thread counts alternate, drain by drain: this VM's speed drifts. In this
+# shell, not a pipeline: the cleanup must see fpid and spid.
+for k in $(seq "$REPEAT"); do
+    for th in $STHREADS; do
         sustained "$th" "$k"
         [ "$srcode" -eq 0 ] || sfailed=$th
-        echo "$(jget e2e_events_per_s "$tmp/sustained-$th-$k.json") $k" >>"$tmp/sustained-$th.rates"
+        r=$(jget e2e_events_per_s "$tmp/sustained-$th-$k.json")
+        echo "${r:-nan} $k" >>"$tmp/sustained-$th.rates" # no rate: the slowest (nan sorts first)
     done
-    sort -g "$tmp/sustained-$th.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $2 }' \
+done
+for th in $STHREADS; do # the median drain (the lower middle one when REPEAT is even)
+    sort -g "$tmp/sustained-$th.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $NF }' \
         >"$tmp/sustained-$th.median"
     cp "$tmp/sustained-$th-$(cat "$tmp/sustained-$th.median").json" "$tmp/sustained-$th.json"
 done

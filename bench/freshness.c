@@ -1170,7 +1170,10 @@ int main(int argc, char **argv)
                          (now.refused - base.refused);
         if (!isnan(t_done) && preload) {
             e2e_s = t_done - t_first;
-            e2e_rate = ((double)(produced + markers) - c_first) / e2e_s;
+            /* all consumed by the first scrape: too few events to time */
+            e2e_rate = (double)(produced + markers) > c_first
+                           ? ((double)(produced + markers) - c_first) / e2e_s
+                           : NAN;
             printf("fr-bench: the daemon consumed, learned and published %.0f preloaded events; "
                    "the last %.0f in %.3f s from the first scrape that showed any consumed "
                    "(%.0f by then): %.0f events/s sustained (skipped %.0f, refused %.0f)\n",

@@ -6,8 +6,9 @@
 # is the same learner with plain-loop kernels (--naive) instead of OpenBLAS.
 # The NeuMF rows that the speed-up and the PyTorch ratio are taken from,
 # freshrec's and PyTorch's alike, are each the median of REPEAT runs
-# (default 3; every run is printed): one run of about a second moves by a
-# third on a shared VM.
+# (default 3; every run is printed), and the runs of the two sides of each
+# ratio alternate: one run of about a second moves by a third on a shared
+# VM, and its speed drifts.
 # Then the checkpoint stall of NeuMF-32 with a million users and a million
 # items (bench/ckpt_stall.c), and freshrecd end to end (bench/e2e.sh).
 # BENCH_ONLY=ckpt runs the checkpoint part alone.
@@ -17,6 +18,7 @@ FR="$B/freshrec"
 ML=${DATA:-../shared/data/movielens-100k/u.data}
 EPOCHS=${EPOCHS:-5}
 REPEAT=${REPEAT:-3}
+case $REPEAT in '' | *[!0-9]* | 0) echo "bench: REPEAT must be a positive integer, not '$REPEAT'" >&2; exit 2 ;; esac
 tmp=$(mktemp -d)
 # checkpoints go to the build directory: /tmp may be a tmpfs (no real fsync)
 ckdir="$B/bench-ckpt"
@@ -48,22 +50,24 @@ fi
 
 field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | tail -n 1; }
 
-# median NAME CMD...: runs CMD (JSON out) REPEAT times into $tmp/NAME.K.json
-# and copies the run of median pairs/s to $tmp/NAME.json
-median() {
-    name=$1; shift
-    : > "$tmp/$name.rates"
-    for k in $(seq "$REPEAT"); do
-        "$@" > "$tmp/$name.$k.json"
-        echo "$(field pairs_per_s "$tmp/$name.$k.json") $k" >> "$tmp/$name.rates"
-    done
-    sort -g "$tmp/$name.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $2 }' > "$tmp/$name.median"
-    cp "$tmp/$name.$(cat "$tmp/$name.median").json" "$tmp/$name.json"
+# once NAME K CMD...: run K of NAME, its JSON into $tmp/NAME.K.json
+once() {
+    name=$1 k=$2; shift 2
+    [ "$k" -gt 1 ] || : > "$tmp/$name.rates"
+    "$@" > "$tmp/$name.$k.json"
+    r=$(field pairs_per_s "$tmp/$name.$k.json")
+    echo "${r:-nan} $k" >> "$tmp/$name.rates" # no rate: the slowest (nan sorts first)
+}
+# pick NAME: the run of median pairs/s (the lower middle one when REPEAT is
+# even) becomes $tmp/NAME.json
+pick() {
+    sort -g "$tmp/$1.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $NF }' > "$tmp/$1.median"
+    cp "$tmp/$1.$(cat "$tmp/$1.median").json" "$tmp/$1.json"
 }
 
-line() { # label, json, command
-    printf '%-28s %14.0f %12.0f %8.4f   %s\n' "$1" "$(field pairs_per_s "$2")" \
-        "$(field events_per_s "$2")" "$(field hr10 "$2")" "$3"
+line() { # label, json, command (a run that printed no figure shows nan)
+    p=$(field pairs_per_s "$2") e=$(field events_per_s "$2") h=$(field hr10 "$2")
+    printf '%-28s %14.0f %12.0f %8.4f   %s\n' "$1" "${p:-nan}" "${e:-nan}" "${h:-nan}" "$3"
 }
 # medrows LABEL NAME CMD: the runs of median NAME, then the median
 medrows() {
@@ -73,17 +77,19 @@ medrows() {
     line "$1, median of $REPEAT" "$tmp/$2.json" "(run $(cat "$tmp/$2.median") above)"
 }
 
-run() { # name, extra args
-    name=$1; shift
-    cmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads 1 --json --quiet $*"
-    median "$name" $cmd
-    medrows "$name" "$name" "$cmd"
-}
+# freshrec and the plain-loop reference, their runs alternating
+cmd1="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads 1 --json --quiet"
+for k in $(seq "$REPEAT"); do
+    once freshrec "$k" $cmd1
+    once reference-naive "$k" $cmd1 --naive
+done
+pick freshrec
+pick reference-naive
 
 echo "freshrec bench — $what, $EPOCHS epochs, NeuMF-32, 4 negatives, 1 thread"
 printf '%-28s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
-run freshrec
-run reference-naive --naive
+medrows freshrec freshrec "$cmd1"
+medrows reference-naive reference-naive "$cmd1 --naive"
 p1=$(field pairs_per_s "$tmp/freshrec.json"); p0=$(field pairs_per_s "$tmp/reference-naive.json")
 awk -v a="$p1" -v b="$p0" 'BEGIN { printf "speed-up over the plain-loop reference: %.2fx\n", a / b }'
 
@@ -115,26 +121,37 @@ done
 
 # every core: the learner's threads (a micro-batch split among them), and
 # the reference: PyTorch NeuMF of the same shape, negatives and batch, on the
-# same data, with one thread and with every core (bench/torch_neumf.py)
+# same data, with one thread and with every core (bench/torch_neumf.py).
+# freshrec's and PyTorch's runs alternate, run by run: this VM's speed drifts.
 NP=$(nproc)
 PY=/usr/bin/python3
+torch=0
+"$PY" -c 'import torch' 2>/dev/null && torch=1
+fcmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
+tcmd() { echo "$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $1"; }
+for k in $(seq "$REPEAT"); do
+    once neumf-all "$k" $fcmd
+    if [ $torch -eq 1 ]; then
+        for t in 1 "$NP"; do
+            once "torch-$t" "$k" $(tcmd "$t")
+        done
+    fi
+done
+pick neumf-all
 echo
 echo "learner threads — 1 thread and all $NP cores, same data, $EPOCHS epochs"
 printf '%-28s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
 line "freshrec neumf 1" "$tmp/freshrec.json" "(the freshrec median above)"
-cmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
-median neumf-all $cmd
-medrows "freshrec neumf $NP" neumf-all "$cmd"
+medrows "freshrec neumf $NP" neumf-all "$fcmd"
 line "freshrec dssm 1" "$tmp/dssm.json" "(the dssm run above)"
 cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
 $cmd > "$tmp/dssm-all.json"
 line "freshrec dssm $NP" "$tmp/dssm-all.json" "$cmd"
-if "$PY" -c 'import torch' 2>/dev/null; then
+if [ $torch -eq 1 ]; then
     best=0
     for t in 1 "$NP"; do
-        cmd="$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $t"
-        median "torch-$t" $cmd
-        medrows "pytorch neumf $t" "torch-$t" "$cmd"
+        pick "torch-$t"
+        medrows "pytorch neumf $t" "torch-$t" "$(tcmd "$t")"
         best=$(awk -v a="$best" -v b="$(field pairs_per_s "$tmp/torch-$t.json")" 'BEGIN { print (b > a) ? b : a }')
     done
     awk -v a="$(field pairs_per_s "$tmp/neumf-all.json")" -v b="$best" -v n="$NP" \

@@ -398,15 +398,20 @@ static void nonfinite_batch(stream_t *s, int threads)
     row[0] = NAN; /* as a corrupt update would leave it */
     dense_block_t *d = pairmodel_dense(learner_model(l));
     float *before = malloc(sizeof(float) * d->n);
+    assert_non_null(before);
     memcpy(before, d->params, sizeof(float) * d->n);
     /* every row with its optimizer state: rows are one array */
     size_t ub = (size_t)((char *)emb_row(users, emb_row_cap(users)) - (char *)emb_row(users, 0));
     size_t ib = (size_t)((char *)emb_row(items, emb_row_cap(items)) - (char *)emb_row(items, 0));
     float *ubefore = malloc(ub), *ibefore = malloc(ib);
+    assert_non_null(ubefore);
+    assert_non_null(ibefore);
     memcpy(ubefore, emb_row(users, 0), ub);
     memcpy(ibefore, emb_row(items, 0), ib);
     /* known ids (the batch adds no row): 16 events of other users, then 16
-     * of the corrupt one */
+     * of the corrupt one. Each finds negatives among the items of the 320
+     * events learned before, so the 32 groups stay in order and chunk 0 of
+     * 2 takes the first 16 (the test's own check: a NaN in chunk 1 only) */
     lrn_event_t one[32];
     int k = 0;
     for (int i = 1; i < 320 && k < 16; i++)
