@@ -47,7 +47,7 @@ command -v redis-cli >/dev/null || { echo "e2e: redis-cli not found (make deps)"
 
 tmp=$(mktemp -d)
 rpid=""; dpid=""; spid=""; fpid=""
-. "$(dirname "$0")/lib.sh" # stop_pid, start_redis
+. "$(dirname "$0")/lib.sh" # stop_pid, start_redis, median_run
 cleanup() {
     [ -n "$spid" ] && stop_pid "$spid" 10
     [ -n "$fpid" ] && { rm -f "$tmp/sustained.brokers"; stop_pid "$fpid" 5; }
@@ -120,9 +120,8 @@ for k in $(seq "$REPEAT"); do
         echo "${r:-nan} $k" >>"$tmp/sustained-$th.rates" # no rate: the slowest (nan sorts first)
     done
 done
-for th in $STHREADS; do # the median drain (the lower middle one when REPEAT is even)
-    sort -g "$tmp/sustained-$th.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $NF }' \
-        >"$tmp/sustained-$th.median"
+for th in $STHREADS; do # the median drain
+    median_run "$tmp/sustained-$th.rates" >"$tmp/sustained-$th.median"
     cp "$tmp/sustained-$th-$(cat "$tmp/sustained-$th.median").json" "$tmp/sustained-$th.json"
 done
 

@@ -1,4 +1,12 @@
-# lib.sh — shell helpers shared by bench/demo.sh and bench/e2e.sh (sourced).
+# lib.sh — shell helpers shared by bench/demo.sh, bench/e2e.sh and
+# bench/run.sh (sourced).
+
+# median_run RATES: of a file of lines "rate k", one a run (rate nan for a
+# run without a figure: it sorts as the slowest), prints the k of the median
+# rate (the lower middle one when the runs are even in number).
+median_run() {
+    sort -g "$1" | awk '{ k[NR] = $NF } END { print k[int((NR + 1) / 2)] }'
+}
 
 # stop_pid PID SECONDS: TERM, then KILL after the grace period; the exit
 # status lands in $stopped_rc.

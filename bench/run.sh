@@ -23,6 +23,7 @@ tmp=$(mktemp -d)
 # checkpoints go to the build directory: /tmp may be a tmpfs (no real fsync)
 ckdir="$B/bench-ckpt"
 trap 'rm -rf "$tmp" "$ckdir"' EXIT INT TERM
+. "$(dirname "$0")/lib.sh" # median_run
 
 # The loop's stall while a checkpoint is written, for NeuMF-32 with
 # 1,000,000 users + 1,000,000 items (2,000,000 rows, ~1.1 GB of checkpoint):
@@ -58,10 +59,9 @@ once() {
     r=$(field pairs_per_s "$tmp/$name.$k.json")
     echo "${r:-nan} $k" >> "$tmp/$name.rates" # no rate: the slowest (nan sorts first)
 }
-# pick NAME: the run of median pairs/s (the lower middle one when REPEAT is
-# even) becomes $tmp/NAME.json
+# pick NAME: the run of median pairs/s becomes $tmp/NAME.json
 pick() {
-    sort -g "$tmp/$1.rates" | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $NF }' > "$tmp/$1.median"
+    median_run "$tmp/$1.rates" > "$tmp/$1.median"
     cp "$tmp/$1.$(cat "$tmp/$1.median").json" "$tmp/$1.json"
 }
 
