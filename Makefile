@@ -15,7 +15,7 @@ TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
-           libsystemd-dev systemd redis-server prometheus chromium
+           libsystemd-dev systemd redis-server prometheus chromium libjs-dygraphs xxd
 # What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 # What `make bench` needs on top: PyTorch, for the reference (bench/torch_neumf.py).
@@ -74,6 +74,32 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# The dashboard (daemon/dashboard.c) is daemon/dashboard.html with Debian's
+# dygraphs inlined: read from the package at build time, never copied into the
+# repo. Its licence header stays; its source-map comments go (the page would
+# ask the stats port for the maps); a closing tag inside it would end the
+# page's <script> or <style> early, so the build refuses one.
+DYGRAPHS_JS  := /usr/share/javascript/dygraphs/dygraph.min.js
+DYGRAPHS_CSS := /usr/share/javascript/dygraphs/dygraph.min.css
+
+$(BUILD)/gen/dashboard.html: daemon/dashboard.html $(DYGRAPHS_JS) $(DYGRAPHS_CSS)
+	@mkdir -p $(dir $@)
+	@if grep -qi -e '</script' -e '</style' $(DYGRAPHS_JS) $(DYGRAPHS_CSS); then \
+	  echo "dashboard: a closing tag in dygraphs; it cannot be inlined" >&2; exit 1; fi
+	sed -e '/^\/\/# sourceMappingURL=/d' -e 's|/\*# sourceMappingURL=[^*]*\*/||' \
+	    $(DYGRAPHS_JS) > $@.js
+	sed -e 's|/\*# sourceMappingURL=[^*]*\*/||' $(DYGRAPHS_CSS) > $@.css
+	sed -e '/^@DYGRAPHS_JS@$$/{r $@.js' -e 'd;}' -e '/^@DYGRAPHS_CSS@$$/{r $@.css' -e 'd;}' \
+	    daemon/dashboard.html > $@.tmp
+	@if grep -q '@DYGRAPHS_' $@.tmp; then echo "dashboard: a marker left in $@" >&2; exit 1; fi
+	@mv $@.tmp $@; rm -f $@.js $@.css
+
+$(BUILD)/gen/dashboard.inc: $(BUILD)/gen/dashboard.html
+	xxd -i < $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/daemon/dashboard.o: $(BUILD)/gen/dashboard.inc
+$(BUILD)/daemon/dashboard.o: CFLAGS += -I$(BUILD)/gen
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -126,7 +152,8 @@ deps:
 	fi
 
 check-deps:
-	@pkg-config --exists $(PKGS) 2>/dev/null || $(MAKE) --no-print-directory deps
+	@{ pkg-config --exists $(PKGS) && [ -r $(DYGRAPHS_JS) ]; } 2>/dev/null || \
+	    $(MAKE) --no-print-directory deps
 
 test: deps
 	@$(MAKE) --no-print-directory $(BINS) $(TEST_BIN)

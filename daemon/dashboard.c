@@ -1,70 +1,17 @@
 /* dashboard.c — the page served at GET / on the stats port: one self-contained
  * HTML document (no external script, font or stylesheet) that polls /stats
- * every two seconds and draws live charts of loss, prequential HR@10 (and AUC
- * for click-through models), events learned per second, publish latency,
- * consumer lag and table sizes. Each chart's canvas carries the number of
- * points it holds in data-points, for tests and curious readers. */
+ * every two seconds and charts loss, prequential HR@10 (and AUC for
+ * click-through models), events learned per second, publish latency,
+ * consumer lag and table sizes against the daemon's own clock.
+ *
+ * Its source is daemon/dashboard.html; the Makefile inlines Debian's
+ * dygraphs (libjs-dygraphs) into it and writes the bytes, as C, to
+ * $(BUILD)/gen/dashboard.inc, so the library is read from the Debian package
+ * at build time and never copied into this repository. Not for: the figures
+ * themselves (stats.c renders /stats). */
 #include "dashboard.h"
 
-const char dashboard_html[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>freshrec</title>\n"
-    "<style>\n"
-    "body{font:14px system-ui,sans-serif;margin:16px;background:#fafafa;color:#222}\n"
-    "h1{font-size:18px;margin:0 0 4px}#status{margin:0 0 12px;color:#555}\n"
-    ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}\n"
-    ".card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px}\n"
-    ".card h2{font-size:13px;margin:0 0 4px;font-weight:600}\n"
-    ".v{float:right;font-weight:400;color:#333}canvas{width:100%;height:140px}\n"
-    ".bad{color:#b00}.ok{color:#070}\n"
-    "</style></head><body>\n"
-    "<h1>freshrec <span id=\"model\"></span></h1><p id=\"status\">connecting…</p>\n"
-    "<div class=\"grid\" id=\"grid\"></div>\n"
-    "<script>\n"
-    "'use strict';\n"
-    "const N=150, charts={};\n"
-    "const defs=[['loss','training loss (EWMA)'],['hr','prequential HR@10'],\n"
-    " ['auc','progressive AUC (click-through models)'],['rate','events learned / s'],\n"
-    " ['lat','publish latency, ms (mean per interval)'],['lag','consumer lag (sum)'],\n"
-    " ['users','users with a row'],['items','items with a row']];\n"
-    "const grid=document.getElementById('grid');\n"
-    "for(const [id,title] of defs){const d=document.createElement('div');d.className='card';\n"
-    " d.innerHTML='<h2>'+title+'<span class=\"v\" id=\"v-'+id+'\"></span></h2>'+\n"
-    "  '<canvas id=\"c-'+id+'\" data-points=\"0\"></canvas>';grid.appendChild(d);\n"
-    " charts[id]=[];}\n"
-    "function push(id,v){if(v===null||v===undefined||!isFinite(v))return;const a=charts[id];\n"
-    " a.push(v);if(a.length>N)a.shift();const c=document.getElementById('c-'+id);\n"
-    " c.dataset.points=a.length;document.getElementById('v-'+id).textContent=\n"
-    "  Math.abs(v)>=100?Math.round(v).toLocaleString():v.toPrecision(4);draw(c,a);}\n"
-    "function draw(c,a){const w=c.width=c.clientWidth*devicePixelRatio,\n"
-    " h=c.height=c.clientHeight*devicePixelRatio,g=c.getContext('2d');g.clearRect(0,0,w,h);\n"
-    " if(a.length<2)return;let lo=Math.min(...a),hi=Math.max(...a);if(hi===lo){hi+=1;lo-=1;}\n"
-    " g.strokeStyle='#ddd';g.beginPath();g.moveTo(0,h-1);g.lineTo(w,h-1);g.stroke();\n"
-    " g.strokeStyle='#1f6feb';g.lineWidth=2*devicePixelRatio;g.beginPath();\n"
-    " a.forEach((v,i)=>{const x=i*(w-1)/(N-1),y=h-4-(v-lo)/(hi-lo)*(h-8);\n"
-    "  i?g.lineTo(x,y):g.moveTo(x,y);});g.stroke();\n"
-    " g.fillStyle='#666';g.font=(11*devicePixelRatio)+'px sans-serif';\n"
-    " g.fillText(hi.toPrecision(3),4,12*devicePixelRatio);g.fillText(lo.toPrecision(3),4,h-4);}\n"
-    "let prev=null,lastLat=null; /* an interval without rounds keeps the last mean */\n"
-    "async function tick(){try{const r=await fetch('stats',{cache:'no-store'});\n"
-    " const s=await r.json(),now=performance.now()/1000,L=s.learning||{},P=s.publish||{};\n"
-    " document.getElementById('model').textContent='— '+(s.model||'');\n"
-    " const st=document.getElementById('status');\n"
-    " st.innerHTML=(s.healthy&&s.health_reason==='ok'?'<span class=ok>healthy</span>':\n"
-    "  '<span class=bad>degraded: '+\n"
-    "  s.health_reason+'</span>')+' · '+(s.events&&s.events.learned||0).toLocaleString()+\n"
-    "  ' events learned · Redis '+(s.redis&&s.redis.connected?'connected':'disconnected');\n"
-    " push('loss',L.loss);push('hr',L.hr_at_10);if(L.auc!==undefined)push('auc',L.auc);\n"
-    " const lat=P.latency_seconds||{},parts=(s.consumer&&s.consumer.partitions)||[];\n"
-    " push('lag',parts.reduce((x,p)=>x+(p.lag||0),0));\n"
-    " push('users',s.tables.users.rows);push('items',s.tables.items.rows);\n"
-    " if(prev){const dt=now-prev.t;push('rate',(s.events.learned-prev.learned)/dt);\n"
-    "  const dc=lat.count-prev.count;if(dc>0)lastLat=1000*(lat.sum-prev.sum)/dc;\n"
-    "  if(lastLat!==null)push('lat',lastLat);}\n"
-    " prev={t:now,learned:s.events.learned,count:lat.count||0,sum:lat.sum||0};\n"
-    "}catch(e){document.getElementById('status').innerHTML=\n"
-    " '<span class=bad>no answer from the stats port</span>';}}\n"
-    "tick();setInterval(tick,2000);\n"
-    "</script></body></html>\n";
+const unsigned char dashboard_html[] = {
+#include "dashboard.inc" /* generated: xxd -i of the assembled page */
+    , 0x00};
+const size_t dashboard_html_len = sizeof(dashboard_html) - 1;

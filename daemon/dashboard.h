@@ -2,6 +2,10 @@
 #ifndef FR_DASHBOARD_H
 #define FR_DASHBOARD_H
 
-extern const char dashboard_html[];
+#include <stddef.h>
+
+/* The whole page, UTF-8, NUL-terminated; dashboard_html_len bytes before the NUL. */
+extern const unsigned char dashboard_html[];
+extern const size_t dashboard_html_len;
 
 #endif

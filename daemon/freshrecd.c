@@ -665,6 +665,7 @@ static void snapshot(void *arg, metrics_t *out)
     out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
     out->catchup_turns_total = a->kafka ? kafka_catchup_turns(a->kafka) : 0;
     out->uptime_s = clock_mono_s() - a->t_start;
+    out->time_ms = clock_wall_ms();
     out->rss_bytes = metrics_rss_bytes();
     out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&
                      !kafka_fatal(a->kafka);

@@ -52,7 +52,8 @@ typedef struct {
     metrics_partition_t part[METRICS_MAX_PARTITIONS];
     int nparts;
 
-    double uptime_s;
+    double uptime_s; /* monotonic, since start: what rates divide by */
+    int64_t time_ms; /* wall clock at the snapshot, ms since the epoch */
     uint64_t rss_bytes;
     int consuming; /* has an assignment and no fatal consumer error */
     int redis_connected;

@@ -439,6 +439,9 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
         evbuffer_add_printf(out, "{}\n");
         return;
     }
+    /* when these figures were taken, by the daemon's wall clock: the dashboard's
+     * time axis (its rates divide by process.uptime_seconds, the monotonic one) */
+    json_object_set_new(root, "time_ms", json_integer(m->time_ms));
     json_object_set_new(
         root, "checkpoint",
         json_pack("{s:o, s:o, s:b, s:o, s:o}", "total", j_u64(m->checkpoint_total), "errors",
@@ -614,7 +617,7 @@ static void handle(struct evhttp_request *req, void *arg)
     } else if (which == P_VECTOR) {
         reply_vector(s, req, evhttp_uri_get_query(uri), body);
     } else if (which == P_DASHBOARD) {
-        evbuffer_add_reference(body, dashboard_html, strlen(dashboard_html), NULL, NULL);
+        evbuffer_add_reference(body, dashboard_html, dashboard_html_len, NULL, NULL);
         reply(req, HTTP_OK, "OK", "text/html; charset=utf-8", body);
     } else {
         memset(&s->snap, 0, sizeof(s->snap));

@@ -454,6 +454,7 @@ static void fill(metrics_t *m)
     m->checkpoint_failing = 0; /* healthy */
 
     m->uptime_s = 3600.5;
+    m->time_ms = 1796400000123; /* past 2^32: an int would wrap */
     m->rss_bytes = 123456789;
     m->consuming = 1;
     m->redis_connected = 1;
@@ -808,6 +809,8 @@ static void test_json(void **state)
     assert_int_equal(jint(jpath(j, "tables", "items", "expired", NULL)), 605);
     assert_int_equal(jint(jpath(j, "process", "rss_bytes", NULL)), 123456789);
     assert_true(json_real_value(jpath(j, "process", "uptime_seconds", NULL)) == 3600.5);
+    assert_true(json_is_integer(jpath(j, "time_ms", NULL)));
+    assert_true(jint(jpath(j, "time_ms", NULL)) == 1796400000123LL);
     assert_true(json_is_true(jpath(j, "redis", "connected", NULL)));
     assert_string_equal(json_string_value(jpath(j, "model", NULL)), "neumf");
     assert_true(json_is_true(jpath(j, "healthy", NULL)));
