@@ -175,6 +175,10 @@ static const ckey_t keys[] = {
      "Weighted event types besides impression and click, name:weight,...; empty: none"},
     {"events", "label_window_ms", CT_INT, F(label_window_ms), "1800000", 0, 86400000, 0, NULL,
      "How long an impression waits for its click before it counts as a negative"},
+    {"events", "max_future_skew_ms", CT_INT, F(max_future_skew_ms), "600000", 0, 86400000, CF_HOT,
+     NULL,
+     "How far an event's time may be ahead of the daemon's clock; further: refused (future_ts); "
+     "SIGHUP reloads it"},
     {"events", "max_event_bytes", CT_INT, F(max_event_bytes), "65536", 64, 16777216, 0, NULL,
      "Largest message accepted; larger ones are dead letters (too_large)"},
 

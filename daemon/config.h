@@ -76,6 +76,7 @@ typedef struct {
     /* [events] */
     char kinds[CONFIG_STR]; /* weighted kinds, default "purchase:5" */
     int label_window_ms;    /* default 1800000 (30 min) */
+    int max_future_skew_ms; /* hot; default 600000 (10 min) */
     int max_event_bytes;    /* default 65536 */
 
     /* [stats] */

@@ -307,11 +307,25 @@ static void decode_chunk(void *arg, size_t c)
     }
 }
 
+/* A refused message: counted, logged at a bounded rate, and a dead letter. */
+static void refuse(app_t *a, const rd_kafka_message_t *msg, event_reason_t r, const char *detail)
+{
+    a->m.invalid[r]++;
+    log_limited(&a->bad_log, LOG_WARN, "events", "%s [%d] offset %lld: %s: %s",
+                rd_kafka_topic_name(msg->rkt), msg->partition, (long long)msg->offset,
+                event_reason_name(r), detail);
+    if (kafka_dead_letter(a->kafka, msg, event_reason_name(r), detail) == 0)
+        a->m.dead_letter_total++;
+    else
+        a->m.dead_letter_errors_total++;
+}
+
 static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
 {
     app_t *a = arg;
     static struct decoded one; /* large (features): one at a time, on one thread */
     size_t npos = 0, used = 0, learned = 0;
+    const int64_t wall = clock_wall_ms(); /* what event times are checked against */
     if (a->dec) {
         a->dec_msgs = msgs;
         a->dec_n = n;
@@ -346,28 +360,26 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         if (!a->dec)
             d->r = event_decode(&d->ev, msg->payload, msg->len, &a->kinds,
                                 (size_t)a->cfg.max_event_bytes, d->detail, sizeof(d->detail));
-        const event_reason_t r = d->r;
-        const char *detail = d->detail;
         const event_t *ev = &d->ev;
-        if (r != EVR_OK) {
-            a->m.invalid[r]++;
-            log_limited(&a->bad_log, LOG_WARN, "events", "%s [%d] offset %lld: %s: %s",
-                        rd_kafka_topic_name(msg->rkt), msg->partition, (long long)msg->offset,
-                        event_reason_name(r), detail);
-            if (kafka_dead_letter(a->kafka, msg, event_reason_name(r), detail) == 0)
-                a->m.dead_letter_total++;
-            else
-                a->m.dead_letter_errors_total++;
+        if (d->r != EVR_OK) {
+            refuse(a, msg, d->r, d->detail);
             continue;
         }
-        a->m.consumed[ev->kind]++;
         int64_t ts = ev->has_ts ? ev->ts_ms : 0;
         if (!ev->has_ts) {
             rd_kafka_timestamp_type_t tt;
             ts = rd_kafka_message_timestamp(msg, &tt);
             if (ts < 0)
-                ts = clock_wall_ms();
+                ts = wall;
         }
+        /* event time is the largest ts seen: one from the future would decide
+         * every waiting impression at once, and every later one on arrival */
+        if (event_check_time(ts, ev->has_ts, wall, a->cfg.max_future_skew_ms, d->detail,
+                             sizeof(d->detail)) != EVR_OK) {
+            refuse(a, msg, EVR_FUTURE_TS, d->detail);
+            continue;
+        }
+        a->m.consumed[ev->kind]++;
         lrn_id_t u = {id_hash(ev->user, ev->user_len), ev->user, ev->user_len};
         lrn_id_t it = {id_hash(ev->item, ev->item_len), ev->item, ev->item_len};
         if (ev->kind == EVENT_IMPRESSION) {
@@ -737,8 +749,12 @@ static int save_all(void *arg, ser_writer_t *w)
         ser_i64(w, a->ck_off[i].offset);
     }
     ser_put(w, a->m.consumed, sizeof(a->m.consumed));
-    ser_put(w, a->m.invalid, sizeof(a->m.invalid));
+    /* the reasons up to bad_feature, as checkpoints had them; future_ts came
+     * later and goes last, so that older checkpoints still load */
+    ser_put(w, a->m.invalid, sizeof(a->m.invalid[0]) * EVR_FUTURE_TS);
     ser_u64(w, a->m.dead_letter_total);
+    for (int r = EVR_FUTURE_TS; r < EVR_COUNT; r++)
+        ser_u64(w, a->m.invalid[r]);
     return w->err ? -1 : 0;
 }
 
@@ -771,9 +787,32 @@ static int load_all(void *arg, ser_reader_t *r, char *err, size_t len)
     }
     a->n_resume = (int)n;
     ser_get(r, a->m.consumed, sizeof(a->m.consumed));
-    ser_get(r, a->m.invalid, sizeof(a->m.invalid));
+    ser_get(r, a->m.invalid, sizeof(a->m.invalid[0]) * EVR_FUTURE_TS);
     a->m.dead_letter_total = ser_get_u64(r);
+    for (int k = EVR_FUTURE_TS; k < EVR_COUNT && ser_left(r) >= 8; k++)
+        a->m.invalid[k] = ser_get_u64(r); /* absent from older checkpoints */
     return r->err ? -1 : 0;
+}
+
+/* A checkpoint written before events from the future were refused may hold
+ * an event time beyond the clock (say 2100-01-01): every impression would be
+ * a negative on arrival. It goes back as far as the bound on events allows. */
+static void heal_event_time(app_t *a)
+{
+    int64_t was = join_time(a->join), wall = clock_wall_ms();
+    if (join_limit_time(a->join, wall + a->cfg.max_future_skew_ms)) {
+        int64_t now = join_time(a->join);
+        if (now == INT64_MIN)
+            log_msg(LOG_WARN, "join",
+                    "restored event time %lld is %lld ms ahead of the clock: reset, the next "
+                    "event sets it",
+                    (long long)was, (long long)(was - wall));
+        else
+            log_msg(LOG_WARN, "join",
+                    "restored event time %lld is %lld ms ahead of the clock: back to %lld, the "
+                    "latest impression waiting",
+                    (long long)was, (long long)(was - wall), (long long)now);
+    }
 }
 
 /* A checkpoint holds the state in memory and the position after everything
@@ -1018,9 +1057,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         set_publish_timer(a);
     log_msg(LOG_INFO, "config",
             "SIGHUP: %d hot key(s) changed: lr_sparse %g, lr_dense %g, publish_interval_ms %d, "
-            "item_publish_interval_ms %d, log_level %s",
+            "item_publish_interval_ms %d, max_future_skew_ms %d, log_level %s",
             n, a->cfg.lr_sparse, a->cfg.lr_dense, a->cfg.publish_interval_ms,
-            a->cfg.item_publish_interval_ms, a->cfg.log_level);
+            a->cfg.item_publish_interval_ms, a->cfg.max_future_skew_ms, a->cfg.log_level);
 }
 
 /* ------------------------------------------------------------ start-up */
@@ -1037,7 +1076,7 @@ static void usage(FILE *f)
             "                      cluster (loopback) and print its address\n"
             "  --print-config      print the effective config and exit\n"
             "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads lr_sparse, lr_dense,\n"
-            "publish_interval_ms, item_publish_interval_ms and log_level.\n");
+            "publish_interval_ms, item_publish_interval_ms, max_future_skew_ms and log_level.\n");
 }
 
 /* "a,b,c" into names[first..]; -1 on an empty or too long name, too many */
@@ -1371,6 +1410,7 @@ int main(int argc, char **argv)
             if (ckpt_read(tries[t], load_all, a, err, sizeof(err)) == 0) {
                 log_msg(LOG_INFO, "checkpoint", "restored %s: %llu events learned", tries[t],
                         (unsigned long long)learned_total(a));
+                heal_event_time(a);
                 break;
             }
             log_msg(LOG_ERROR, "checkpoint", "%s: skipped", err);

@@ -163,23 +163,28 @@ static void heap_push(join_t *j, pending_t e)
     j->q[i] = e;
 }
 
-static void heap_pop(join_t *j)
+/* Puts e at slot i or below it, where the heap order holds. */
+static void heap_sift(join_t *j, size_t i, pending_t e)
 {
-    pending_t last = j->q[--j->qn];
-    size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= j->qn)
             break;
         if (c + 1 < j->qn && earlier(&j->q[c + 1], &j->q[c]))
             c++;
-        if (!earlier(&j->q[c], &last))
+        if (!earlier(&j->q[c], &e))
             break;
         j->q[i] = j->q[c];
         i = c;
     }
+    j->q[i] = e;
+}
+
+static void heap_pop(join_t *j)
+{
+    pending_t last = j->q[--j->qn];
     if (j->qn)
-        j->q[i] = last;
+        heap_sift(j, 0, last);
 }
 
 int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms,
@@ -237,13 +242,36 @@ void join_advance(join_t *j, int64_t ts_ms)
         j->now = ts_ms;
 }
 
+int64_t join_time(const join_t *j)
+{
+    return j->now;
+}
+
+int join_limit_time(join_t *j, int64_t max_ms)
+{
+    if (j->now <= max_ms)
+        return 0;
+    int64_t latest = INT64_MIN;
+    for (size_t i = 0; i < j->qn; i++) {
+        if (j->q[i].ts > max_ms)
+            j->q[i].ts = max_ms; /* ties now go by arrival: heapified again below */
+        else if (j->q[i].ts > latest)
+            latest = j->q[i].ts;
+    }
+    for (size_t i = j->qn / 2; i-- > 0;)
+        heap_sift(j, i, j->q[i]);
+    j->now = latest;
+    return 1;
+}
+
 size_t join_take(join_t *j, lrn_event_t *out, size_t max)
 {
     bury_free(j);
     size_t n = 0;
     while (j->qn && n < max) {
         pending_t top = j->q[0], *e = &top;
-        int due = e->ts <= j->now - j->window || j->qn > j->max_pending;
+        /* no event time (INT64_MIN) after join_limit_time: only the bound decides */
+        int due = (j->now != INT64_MIN && e->ts <= j->now - j->window) || j->qn > j->max_pending;
         if (!due)
             break;
         if (j->ngrave == j->gcap) { /* room first: nothing is changed if there is none */

@@ -28,6 +28,15 @@ int join_impression(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64
 int join_click(join_t *j, const lrn_id_t *user, const lrn_id_t *item, int64_t ts_ms);
 /* Moves event time forward (e.g. to a Kafka message timestamp). */
 void join_advance(join_t *j, int64_t ts_ms);
+/* Event time: the largest ts seen, INT64_MIN before the first. */
+int64_t join_time(const join_t *j);
+/* Heals an event time beyond max_ms (one restored from a checkpoint written
+ * before the daemon refused events from the future): it goes back to the
+ * latest pending impression at or before max_ms, else to none (the next event
+ * sets it), so that a replayed stream is not left behind it; a pending
+ * impression beyond max_ms is moved back to max_ms. Returns 1 when event time
+ * was beyond max_ms, else 0 (nothing changed). */
+int join_limit_time(join_t *j, int64_t max_ms);
 
 /* Takes up to max decided impressions: claimed ones are dropped, unclaimed
  * ones are written to out as negatives (negative = 1, weight 1, and their

@@ -28,6 +28,7 @@ static const char *const reason_names[EVR_COUNT] = {
     [EVR_UNKNOWN_KIND] = "unknown_type",
     [EVR_BAD_TS] = "bad_ts",
     [EVR_BAD_FEATURE] = "bad_feature",
+    [EVR_FUTURE_TS] = "future_ts",
 };
 
 const char *event_reason_name(event_reason_t r)
@@ -638,6 +639,21 @@ event_reason_t event_decode(event_t *ev, const char *buf, size_t len, const even
     decode_arena = NULL;
 #endif
     return r;
+}
+
+event_reason_t event_check_time(int64_t ts_ms, int has_ts, int64_t now_ms, int64_t skew_ms,
+                                char *detail, size_t dlen)
+{
+    detail_t d = {detail, dlen, 0};
+    if (detail && dlen > 0)
+        detail[0] = '\0';
+    /* ts_ms ≤ EVENT_MAX_TS (decoded) or a Kafka timestamp: no overflow here */
+    if (ts_ms - now_ms <= skew_ms)
+        return EVR_OK;
+    dfmt(&d, "%s %lld is %lld ms ahead of the clock, more than the %lld allowed",
+         has_ts ? "\"ts\":" : "the Kafka message timestamp", (long long)ts_ms,
+         (long long)(ts_ms - now_ms), (long long)skew_ms);
+    return EVR_FUTURE_TS;
 }
 
 /* ---- encoding ---- */

@@ -54,6 +54,8 @@ typedef enum {
     EVR_UNKNOWN_KIND, /* "unknown_type": type not configured */
     EVR_BAD_TS,       /* "bad_ts": out of range */
     EVR_BAD_FEATURE,  /* "bad_feature": too many, bad name, bad value */
+    EVR_FUTURE_TS,    /* "future_ts": event time too far ahead of the clock (event_check_time,
+                       * not event_decode: it takes the clock) */
     EVR_COUNT
 } event_reason_t;
 
@@ -100,6 +102,16 @@ const char *event_reason_name(event_reason_t r);
  * means the defaults. */
 event_reason_t event_decode(event_t *ev, const char *buf, size_t len, const event_kinds_t *kinds,
                             size_t max_bytes, char *detail, size_t dlen);
+
+/* The event time of a decoded event against the clock, which event_decode
+ * leaves to its caller: ts_ms is the event's ts (has_ts 1) or the Kafka
+ * message timestamp that stands in for it (has_ts 0). EVR_OK when it is at
+ * most skew_ms ahead of now_ms (the wall clock); else EVR_FUTURE_TS and a
+ * detail as event_decode's. One event from the future would otherwise move
+ * event time, the clock of the impression/click join, past every impression
+ * waiting for its click; a stream replayed from the past is never refused. */
+event_reason_t event_check_time(int64_t ts_ms, int has_ts, int64_t now_ms, int64_t skew_ms,
+                                char *detail, size_t dlen);
 
 /* Writes the JSON of an event without features into buf, NUL-terminated;
  * returns its length, or 0 when cap is too small (the NUL included) or an id

@@ -118,6 +118,7 @@ static void test_defaults(void **state)
         {"model.expire_s", c.expire_s, 0},
         {"model.seed", c.seed, 1},
         {"events.label_window_ms", c.label_window_ms, 1800000},
+        {"events.max_future_skew_ms", c.max_future_skew_ms, 600000},
         {"events.max_event_bytes", c.max_event_bytes, 65536},
         {"stats.port", c.stats_port, 9464},
         {"daemon.shutdown_timeout_ms", c.shutdown_timeout_ms, 10000},
@@ -170,7 +171,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 63); /* the fields of fr_config_t */
+    assert_int_equal(n, 64); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -522,11 +523,13 @@ static void test_reload(void **state)
 
     /* hot keys change, the cold one is only named */
     char *path = tmp_write("[redis]\npublish_interval_ms = 30\nitem_publish_interval_ms = 500\n"
-                           "[model]\nlr_sparse = 0.05\ndim = 64\n");
+                           "[model]\nlr_sparse = 0.05\ndim = 64\n"
+                           "[events]\nmax_future_skew_ms = 1000\n");
     char *over[] = {"daemon.log_level=debug"};
-    assert_int_equal(config_reload(&live, path, over, 1, err, sizeof(err)), 4);
+    assert_int_equal(config_reload(&live, path, over, 1, err, sizeof(err)), 5);
     assert_int_equal(live.publish_interval_ms, 30);
     assert_int_equal(live.item_publish_interval_ms, 500);
+    assert_int_equal(live.max_future_skew_ms, 1000);
     assert_true(live.lr_sparse == 0.05);
     assert_string_equal(live.log_level, "debug");
     assert_int_equal(live.dim, 32);
@@ -537,8 +540,9 @@ static void test_reload(void **state)
     assert_string_equal(err, "restart needed for [model] dim");
 
     /* no file: back to the defaults of the hot keys, no warning */
-    assert_int_equal(config_reload(&live, NULL, NULL, 0, err, sizeof(err)), 4);
+    assert_int_equal(config_reload(&live, NULL, NULL, 0, err, sizeof(err)), 5);
     assert_int_equal(live.publish_interval_ms, 50);
+    assert_int_equal(live.max_future_skew_ms, 600000);
     assert_int_equal(live.item_publish_interval_ms, 200);
     assert_true(live.lr_sparse == 0.03);
     assert_string_equal(live.log_level, "info");

@@ -432,9 +432,10 @@ static void test_invalid_messages(void **state)
             fail_msg("case %zu: detail \"%s\" lacks \"%s\"", i, detail, c->in_detail);
         seen[r]++;
     }
-    /* every reason but ok and too_large (test_too_large) has a case */
+    /* every reason but ok, too_large (test_too_large) and future_ts
+     * (test_check_time: not event_decode's) has a case */
     for (int r = EVR_BAD_JSON; r < EVR_COUNT; r++)
-        if (!seen[r])
+        if (r != EVR_FUTURE_TS && !seen[r])
             fail_msg("no invalid case for %s", event_reason_name((event_reason_t)r));
 }
 
@@ -526,7 +527,7 @@ static void test_reason_names(void **state)
     (void)state;
     static const char *const want[EVR_COUNT] = {
         "ok",     "too_large",    "bad_json", "missing_field", "wrong_type",
-        "bad_id", "unknown_type", "bad_ts",   "bad_feature",
+        "bad_id", "unknown_type", "bad_ts",   "bad_feature",   "future_ts",
     };
     for (int r = 0; r < EVR_COUNT; r++)
         assert_string_equal(event_reason_name((event_reason_t)r), want[r]);
@@ -535,6 +536,53 @@ static void test_reason_names(void **state)
 }
 
 /* ---- kinds ---- */
+
+/* The event time against the clock: ahead by at most the skew is taken,
+ * the past always; the detail names the source of the time. */
+static void test_check_time(void **state)
+{
+    (void)state;
+    const int64_t now = 1764486000000LL, skew = 600000;
+    const struct {
+        int64_t ts;
+        int has_ts;
+        int64_t skew;
+        event_reason_t want;
+        const char *in_detail;
+    } cases[] = {
+        {now, 1, skew, EVR_OK, NULL},
+        {now + skew, 1, skew, EVR_OK, NULL},     /* at the bound */
+        {0, 1, skew, EVR_OK, NULL},              /* 1970: a replay */
+        {893286638000LL, 1, skew, EVR_OK, NULL}, /* MovieLens 1998 */
+        {now + 1, 1, 0, EVR_FUTURE_TS, "\"ts\": 1764486000001 is 1 ms ahead"},
+        {now + skew + 1, 1, skew, EVR_FUTURE_TS, "more than the 600000 allowed"},
+        {EVENT_MAX_TS, 1, skew, EVR_FUTURE_TS, "\"ts\": 4102444800000 is 2337958800000 ms"},
+        {EVENT_MAX_TS, 0, skew, EVR_FUTURE_TS, "the Kafka message timestamp 4102444800000"},
+        {INT64_MAX / 2, 0, 86400000, EVR_FUTURE_TS, "Kafka"}, /* any Kafka timestamp */
+        {now + 86400000, 1, 86400000, EVR_OK, NULL},          /* the widest skew */
+    };
+    for (size_t i = 0; i < N(cases); i++) {
+        char detail[192];
+        memset(detail, 'z', sizeof(detail));
+        event_reason_t r = event_check_time(cases[i].ts, cases[i].has_ts, now, cases[i].skew,
+                                            detail, sizeof(detail));
+        if (r != cases[i].want)
+            fail_msg("case %zu: got %s (%s), want %s", i, event_reason_name(r), detail,
+                     event_reason_name(cases[i].want));
+        if (r == EVR_OK) {
+            assert_string_equal(detail, "");
+            continue;
+        }
+        assert_detail_sane(detail, sizeof(detail));
+        if (!strstr(detail, cases[i].in_detail))
+            fail_msg("case %zu: detail \"%s\" lacks \"%s\"", i, detail, cases[i].in_detail);
+    }
+    /* NULL detail, or none of it */
+    assert_int_equal(event_check_time(EVENT_MAX_TS, 1, now, skew, NULL, 0), EVR_FUTURE_TS);
+    char one[1] = {'z'};
+    assert_int_equal(event_check_time(EVENT_MAX_TS, 1, now, skew, one, 1), EVR_FUTURE_TS);
+    assert_int_equal(one[0], '\0');
+}
 
 static void test_kinds_default(void **state)
 {
@@ -812,7 +860,7 @@ int main(void)
         cmocka_unit_test(test_reason_names),           cmocka_unit_test(test_kinds_default),
         cmocka_unit_test(test_kinds_parse_ok),         cmocka_unit_test(test_kinds_parse_bad),
         cmocka_unit_test(test_encode_round_trip),      cmocka_unit_test(test_encode_exact_and_cap),
-        cmocka_unit_test(test_mutations_are_safe),
+        cmocka_unit_test(test_mutations_are_safe),     cmocka_unit_test(test_check_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,65 @@ static void test_learner_explicit_negatives(void **state)
     learner_free(l);
 }
 
+/* A join whose event time one impression from 2100 moved, as a checkpoint
+ * of a daemon without a bound held it: join_limit_time takes event time back
+ * to the latest impression within the bound, and the far ones to the bound,
+ * so the waiting impressions are decided as they would have been. */
+static void test_limit_time_heals(void **state)
+{
+    (void)state;
+    char err[128];
+    join_t *j = join_create(1000, 100, err, sizeof(err));
+    lrn_id_t u[5], far1 = mk("far1"), far2 = mk("far2");
+    char names[5][8];
+    for (int k = 0; k < 5; k++) {
+        snprintf(names[k], sizeof(names[k]), "u%d", k);
+        u[k] = mk(names[k]);
+        assert_int_equal(join_impression(j, &u[k], &u[k], 1000 + k, NULL, 0), 0);
+    }
+    assert_int_equal(join_impression(j, &far2, &far2, 4102444800000LL, NULL, 0), 0);
+    assert_int_equal(join_impression(j, &far1, &far1, 4102444700000LL, NULL, 0), 0);
+    assert_true(join_time(j) == 4102444800000LL);
+    assert_int_equal(join_limit_time(j, 4102444800000LL), 0); /* within: nothing changes */
+    assert_int_equal(join_limit_time(j, 5000), 1);
+    assert_true(join_time(j) == 1004);
+    assert_int_equal(join_limit_time(j, 5000), 0);
+    assert_int_equal(join_pending(j), 7);
+    lrn_event_t out[8];
+    assert_int_equal(join_take(j, out, 8), 0); /* nothing due */
+    assert_int_equal(join_click(j, &u[0], &u[0], 1500), 1);
+    assert_int_equal(join_click(j, &u[2], &u[2], 1600), 1);
+    join_advance(j, 2100);
+    assert_int_equal(join_take(j, out, 8), 3); /* u1, u3, u4; u0 and u2 were claimed */
+    assert_memory_equal(out[0].user.id, "u1", 2);
+    assert_memory_equal(out[1].user.id, "u3", 2);
+    assert_memory_equal(out[2].user.id, "u4", 2);
+    assert_int_equal(join_clicked_total(j), 2);
+    assert_int_equal(join_pending(j), 2);
+    join_advance(j, 5999);
+    assert_int_equal(join_take(j, out, 8), 0);
+    join_advance(j, 6000); /* the far ones, at the bound now, in arrival order */
+    assert_int_equal(join_take(j, out, 8), 2);
+    assert_memory_equal(out[0].user.id, "far2", 4);
+    assert_memory_equal(out[1].user.id, "far1", 4);
+    assert_true(out[0].ts_ms == 5000 && out[1].ts_ms == 5000);
+    join_free(j);
+
+    /* nothing within the bound: no event time until the next event */
+    j = join_create(1000, 100, err, sizeof(err));
+    assert_int_equal(join_impression(j, &far1, &far1, 4102444800000LL, NULL, 0), 0);
+    assert_int_equal(join_limit_time(j, 5000), 1);
+    assert_true(join_time(j) == INT64_MIN);
+    assert_int_equal(join_take(j, out, 8), 0);
+    assert_int_equal(join_impression(j, &u[0], &u[0], 100, NULL, 0), 0);
+    assert_true(join_time(j) == 100);
+    join_advance(j, 1100);
+    assert_int_equal(join_take(j, out, 8), 1);
+    assert_memory_equal(out[0].user.id, "u0", 2);
+    assert_int_equal(join_pending(j), 1);
+    join_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_repeated_impressions_and_bounds),
         cmocka_unit_test(test_many_pairs),
         cmocka_unit_test(test_learner_explicit_negatives),
+        cmocka_unit_test(test_limit_time_heals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

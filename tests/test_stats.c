@@ -543,7 +543,8 @@ static void test_prometheus_values(void **state)
     } reasons[] = {{EVR_TOO_LARGE, "too_large"},   {EVR_BAD_JSON, "bad_json"},
                    {EVR_MISSING, "missing_field"}, {EVR_WRONG_TYPE, "wrong_type"},
                    {EVR_BAD_ID, "bad_id"},         {EVR_UNKNOWN_KIND, "unknown_type"},
-                   {EVR_BAD_TS, "bad_ts"},         {EVR_BAD_FEATURE, "bad_feature"}};
+                   {EVR_BAD_TS, "bad_ts"},         {EVR_BAD_FEATURE, "bad_feature"},
+                   {EVR_FUTURE_TS, "future_ts"}};
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
         assert_true(prom_get(p, "freshrec_events_invalid_total", "reason", reasons[i].name, NULL) ==
                     200 + reasons[i].r);
