@@ -183,8 +183,9 @@ static void train_usage(FILE *f)
         "  --tower L         dssm: tower widths, output last                [128,64]\n"
         "  --gamma G         dssm: logit = G x cosine                       [10]\n"
         "  --features        dssm on movielens: user and item features from u.user\n"
-        "                    and u.item beside --data (gender, occupation, age,\n"
-        "                    zip region; genres, year)\n"
+        "                    and u.item beside --data, or ML-1M's users.dat and\n"
+        "                    movies.dat (gender, occupation, age, zip region;\n"
+        "                    genres, year)\n"
                "  --dim N           GMF factors                                    [32]\n"
                "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
                "  --negatives K     sampled negatives per positive                 [4]\n"
@@ -430,7 +431,7 @@ static int cmd_train(int argc, char **argv)
     cfg.dssm.dim = cfg.model.dim;
     if (features && (cfg.kind != MODEL_DSSM || strcmp(format, "movielens"))) {
         fprintf(stderr, "freshrec train: --features is for --model dssm on --format movielens "
-                        "(u.user and u.item beside --data)\n");
+                        "(u.user and u.item, or users.dat and movies.dat, beside --data)\n");
         return 2;
     }
     if (features)
@@ -484,8 +485,8 @@ static int cmd_train(int argc, char **argv)
             goto out;
         }
         if (!quiet)
-            fprintf(stderr, "freshrec train: features of %zu users and %zu items from %s\n",
-                    mf.users_found, mf.items_found, dir);
+            fprintf(stderr, "freshrec train: features of %zu users and %zu items from %s (%s)\n",
+                    mf.users_found, mf.items_found, dir, mf.format);
         const size_t F = MLF_UCAT + MLF_UNUM + MLF_ICAT + MLF_INUM;
         if (!(evf = malloc(sizeof(lrn_feat_t) * F * (d.nusers + d.nitems + 1)))) {
             fprintf(stderr, "freshrec train: out of memory\n");
