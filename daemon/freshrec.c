@@ -153,6 +153,27 @@ static int cmd_gen(int argc, char **argv)
 
 /* ---------------------------------------------------------------- train */
 
+/* The mean HR@10 and NDCG@10 of the rankings made between two snapshots of
+ * the learner's counters (which keep only cumulative means). */
+typedef struct {
+    uint64_t n;
+    double hr, ndcg;
+} pass_preq_t;
+
+static void pass_preq(const learner_stats_t *before, const learner_stats_t *after, pass_preq_t *out)
+{
+    out->n = after->preq_n - before->preq_n;
+    out->hr = out->ndcg = 0.0;
+    if (out->n == 0)
+        return;
+    out->hr =
+        (after->preq_hr10 * (double)after->preq_n - before->preq_hr10 * (double)before->preq_n) /
+        (double)out->n;
+    out->ndcg = (after->preq_ndcg10 * (double)after->preq_n -
+                 before->preq_ndcg10 * (double)before->preq_n) /
+                (double)out->n;
+}
+
 static void train_usage(FILE *f)
 {
     fprintf(f, "usage: freshrec train --data PATH [options]\n"
@@ -162,8 +183,9 @@ static void train_usage(FILE *f)
         "  --tower L         dssm: tower widths, output last                [128,64]\n"
         "  --gamma G         dssm: logit = G x cosine                       [10]\n"
         "  --features        dssm on movielens: user and item features from u.user\n"
-        "                    and u.item beside --data (gender, occupation, age,\n"
-        "                    zip region; genres, year)\n"
+        "                    and u.item beside --data, or ML-1M's users.dat and\n"
+        "                    movies.dat (gender, occupation, age, zip region;\n"
+        "                    genres, year)\n"
                "  --dim N           GMF factors                                    [32]\n"
                "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
                "  --negatives K     sampled negatives per positive                 [4]\n"
@@ -183,6 +205,8 @@ static void train_usage(FILE *f)
                "  --epochs N        passes over the stream                         [1]\n"
                "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
                "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
+               "                    (preq_hr10: the first pass's; later passes rank\n"
+               "                    events already learned: train_hr10_last_epoch)\n"
                "  --threads T       learner threads (a micro-batch split among them) [1]\n"
                "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
                "  --seed S          random seed                                    [1]\n"
@@ -407,7 +431,7 @@ static int cmd_train(int argc, char **argv)
     cfg.dssm.dim = cfg.model.dim;
     if (features && (cfg.kind != MODEL_DSSM || strcmp(format, "movielens"))) {
         fprintf(stderr, "freshrec train: --features is for --model dssm on --format movielens "
-                        "(u.user and u.item beside --data)\n");
+                        "(u.user and u.item, or users.dat and movies.dat, beside --data)\n");
         return 2;
     }
     if (features)
@@ -461,8 +485,8 @@ static int cmd_train(int argc, char **argv)
             goto out;
         }
         if (!quiet)
-            fprintf(stderr, "freshrec train: features of %zu users and %zu items from %s\n",
-                    mf.users_found, mf.items_found, dir);
+            fprintf(stderr, "freshrec train: features of %zu users and %zu items from %s (%s)\n",
+                    mf.users_found, mf.items_found, dir, mf.format);
         const size_t F = MLF_UCAT + MLF_UNUM + MLF_ICAT + MLF_INUM;
         if (!(evf = malloc(sizeof(lrn_feat_t) * F * (d.nusers + d.nitems + 1)))) {
             fprintf(stderr, "freshrec train: out of memory\n");
@@ -506,9 +530,16 @@ static int cmd_train(int argc, char **argv)
 
     int tty = isatty(STDERR_FILENO);
     double t0 = clock_mono_s(), last = t0;
-    learner_stats_t st;
+    /* st1: the counters after the first pass. Only its rankings are
+     * prequential (each event ranked before it was ever learned); a later
+     * pass ranks events the model has already learned, so those figures are
+     * kept apart (the last epoch's, from the counters before it: st0). */
+    learner_stats_t st, st0, st1;
+    memset(&st0, 0, sizeof(st0));
+    memset(&st1, 0, sizeof(st1));
     const size_t chunk = 4096;
     for (long ep = 1; ep <= epochs; ep++) {
+        learner_stats(l, &st0);
         for (size_t s = 0; s < ntrain; s += chunk) {
             size_t n = ntrain - s < chunk ? ntrain - s : chunk;
             learner_learn(l, ev + s, n);
@@ -517,24 +548,30 @@ static int cmd_train(int argc, char **argv)
                 learner_stats(l, &st);
                 fprintf(stderr,
                         "\repoch %ld/%ld  %5.1f%%  %9.0f events/s  loss %.4f  "
-                        "prequential HR@10 %.3f ",
+                        "%s HR@10 %.3f ",
                         ep, epochs, 100.0 * (s + n) / ntrain, st.events / (t - t0), st.loss_ewma,
-                        st.preq_hr10_ewma);
+                        ep == 1 ? "prequential" : "seen-event", st.preq_hr10_ewma);
                 last = t;
             }
         }
+        learner_stats(l, &st);
+        if (ep == 1)
+            st1 = st;
         if (!quiet) {
-            learner_stats(l, &st);
             double t = clock_mono_s();
+            pass_preq_t pq;
+            pass_preq(&st0, &st, &pq);
             fprintf(stderr,
                     "%sepoch %ld/%ld  %9.0f events/s  %10.0f pairs/s  loss %.4f  "
-                    "prequential HR@10 %.3f NDCG@10 %.3f\n",
+                    "%s HR@10 %.3f NDCG@10 %.3f  skipped %llu\n",
                     tty ? "\r" : "", ep, epochs, st.events / (t - t0), st.pairs / (t - t0),
-                    st.loss_ewma, st.preq_hr10_ewma, st.preq_ndcg10_ewma);
+                    st.loss_ewma, ep == 1 ? "prequential" : "seen-event (not prequential)", pq.hr,
+                    pq.ndcg, (unsigned long long)(st.skipped - st0.skipped));
         }
     }
     double train_s = clock_mono_s() - t0;
-    learner_stats(l, &st);
+    pass_preq_t last_ep;
+    pass_preq(&st0, &st, &last_ep);
 
     loo_result_t loo = {0};
     if (do_loo && dataset_eval_loo(l, &d, held, train, ntrain, cfg.seed, &loo)) {
@@ -542,12 +579,24 @@ static int cmd_train(int argc, char **argv)
         goto out;
     }
     double pps = train_s > 0 ? st.pairs / train_s : 0, eps = train_s > 0 ? st.events / train_s : 0;
+    uint64_t offered = (uint64_t)ntrain * (uint64_t)epochs;
     if (!quiet || !json) {
         FILE *o = json ? stderr : stdout;
         fprintf(o, "learned %llu events, %llu pairs in %.2f s: %.0f events/s, %.0f pairs/s\n",
                 (unsigned long long)st.events, (unsigned long long)st.pairs, train_s, eps, pps);
-        fprintf(o, "prequential (%llu ranked): HR@10 %.4f  NDCG@10 %.4f\n",
-                (unsigned long long)st.preq_n, st.preq_hr10, st.preq_ndcg10);
+        fprintf(o,
+                "not learned: %llu skipped (no valid negative, %.2f%% of %llu), %llu refused, "
+                "%llu micro-batches non-finite\n",
+                (unsigned long long)st.skipped, offered ? 100.0 * st.skipped / offered : 0.0,
+                (unsigned long long)offered, (unsigned long long)st.bad,
+                (unsigned long long)st.nonfinite);
+        fprintf(o, "prequential, first pass (%llu ranked): HR@10 %.4f  NDCG@10 %.4f\n",
+                (unsigned long long)st1.preq_n, st1.preq_hr10, st1.preq_ndcg10);
+        if (epochs > 1)
+            fprintf(o,
+                    "last epoch, events already learned (%llu ranked, not prequential): "
+                    "HR@10 %.4f  NDCG@10 %.4f\n",
+                    (unsigned long long)last_ep.n, last_ep.hr, last_ep.ndcg);
         if (do_loo)
             fprintf(o,
                     "leave-one-out (%zu users): HR@10 %.4f  NDCG@10 %.4f   popularity: HR@10 "
@@ -557,17 +606,26 @@ static int cmd_train(int argc, char **argv)
     if (json) {
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
-            "s:f, s:I, s:f, s:f}",
+            "s:f, s:I, s:f, s:f, s:I, s:I, s:I, s:I}",
             "model", model_kind_name(cfg.kind), "loss", loss_kind_name(cfg.loss), "sampler",
             samp_kind_name(cfg.sampler.kind), "dim", cfg.model.dim, "negatives", cfg.negatives,
             "epochs", (int)epochs, "events", (json_int_t)st.events, "pairs", (json_int_t)st.pairs,
             "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds", train_s,
             "events_per_s", eps, "pairs_per_s", pps, "loss_ewma", st.loss_ewma, "preq_hr10",
-            st.preq_hr10, "preq_ndcg10", st.preq_ndcg10, "final_loss", st.loss_ewma, "loo_users",
-            (json_int_t)loo.users, "pop_hr10", loo.pop_hr, "pop_ndcg10", loo.pop_ndcg);
+            st1.preq_hr10, "preq_ndcg10", st1.preq_ndcg10, "final_loss", st.loss_ewma, "loo_users",
+            (json_int_t)loo.users, "pop_hr10", loo.pop_hr, "pop_ndcg10", loo.pop_ndcg,
+            "preq_ranked", (json_int_t)st1.preq_n, "skipped", (json_int_t)st.skipped, "refused",
+            (json_int_t)st.bad, "nonfinite_batches", (json_int_t)st.nonfinite);
         if (!j) {
             fprintf(stderr, "freshrec train: could not build the JSON result\n");
             goto out;
+        }
+        if (epochs > 1) {
+            json_object_set_new(j, "train_hr10_last_epoch", json_real(last_ep.hr));
+            json_object_set_new(j, "train_ndcg10_last_epoch", json_real(last_ep.ndcg));
+        } else {
+            json_object_set_new(j, "train_hr10_last_epoch", json_null());
+            json_object_set_new(j, "train_ndcg10_last_epoch", json_null());
         }
         if (do_loo) {
             json_object_set_new(j, "hr10", json_real(loo.hr));

@@ -475,6 +475,58 @@ static void test_cold_start_first_event(void **state)
     }
 }
 
+/* In-batch negatives are the micro-batch's other positives: a batch whose
+ * every positive is the same item has none to offer (each user has that
+ * item). BPR and softmax skip each such event and count it; BCE learns it
+ * alone, pointwise. A following batch of distinct items skips nothing.
+ * One thread draws on the learner's stream, two in the parallel phase. */
+static void test_inbatch_one_item_batch_skips(void **state)
+{
+    (void)state;
+    enum { B = 8 };
+    static const struct {
+        loss_kind_t loss;
+        int threads;
+        uint64_t skipped, events, pairs; /* after both batches */
+    } cases[] = {
+        {LOSS_SOFTMAX, 1, B, B, B * 3},     {LOSS_SOFTMAX, 2, B, B, B * 3},
+        {LOSS_BPR, 1, B, B, B * 3},         {LOSS_BPR, 2, B, B, B * 3},
+        {LOSS_BCE, 1, 0, 2 * B, B + B * 3},
+    };
+    char ub[B][24], ib[B][24];
+    lrn_event_t same[B], distinct[B];
+    for (int b = 0; b < B; b++) {
+        size_t ul = id_from_int(100 + b, ub[b]), il = id_from_int(1000 + b, ib[b]);
+        lrn_id_t u = {id_hash(ub[b], ul), ub[b], ul}, it = {id_hash(ib[b], il), ib[b], il};
+        same[b] = (lrn_event_t){
+            .user = u, .item = {id_hash("42", 2), "42", 2}, .ts_ms = 1000 + b, .weight = 1.0f};
+        distinct[b] = (lrn_event_t){.user = u, .item = it, .ts_ms = 2000 + b, .weight = 1.0f};
+    }
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        learner_config_t cfg;
+        learner_config_default(&cfg);
+        cfg.loss = cases[c].loss;
+        cfg.sampler.kind = SAMP_INBATCH;
+        cfg.negatives = 2;
+        cfg.batch_events = B;
+        cfg.threads = cases[c].threads;
+        char err[256];
+        learner_t *l = learner_create(&cfg, err, sizeof(err));
+        assert_non_null(l);
+        assert_int_equal(learner_learn(l, same, B), B);
+        learner_stats_t st;
+        learner_stats(l, &st);
+        assert_int_equal(st.skipped, cases[c].skipped);
+        assert_int_equal(learner_learn(l, distinct, B), B);
+        learner_stats(l, &st);
+        assert_int_equal(st.skipped, cases[c].skipped);
+        assert_int_equal(st.events, cases[c].events);
+        assert_int_equal(st.events + st.skipped, 2 * B);
+        assert_int_equal(st.pairs, cases[c].pairs);
+        learner_free(l);
+    }
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -507,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_batch_is_skipped),
         cmocka_unit_test(test_nonfinite_half_batch_is_skipped_2_threads),
         cmocka_unit_test(test_cold_start_first_event),
+        cmocka_unit_test(test_inbatch_one_item_batch_skips),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, stream_setup, stream_teardown);

@@ -1,0 +1,175 @@
+/* test_train_cli.c — `freshrec train` as a user runs it: the binary of the
+ * build under test (BUILD) on files this test writes or generates, its
+ * --json result read back. Checks what the JSON reports rather than how well
+ * the models learn (test_learn.c does that): events skipped for want of a
+ * negative are counted for every loss and sampler, and preq_hr10 comes from
+ * the first pass only (later passes rank events already learned).
+ * Not for: the learner's internals; the click-through models (test_ctr.c). */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/fr-train-cli-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return harness_rmtree(dir);
+}
+
+/* Runs `freshrec ARGS --json --quiet` and parses the last line of its
+ * stdout; fails the test unless it exits 0 with a JSON object. */
+static json_t *train_json(const char *args)
+{
+    char cmd[1024], line[8192], last[8192] = "";
+    snprintf(cmd, sizeof(cmd), "%s/freshrec train %s --json --quiet", harness_build(), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p))
+        memcpy(last, line, sizeof(line));
+    int st = pclose(p);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("`%s` failed (status %d)", cmd, st);
+    json_error_t err;
+    json_t *j = json_loads(last, 0, &err);
+    if (!j || !json_is_object(j))
+        fail_msg("`%s`: not a JSON object: %s (%s)", cmd, last, err.text);
+    return j;
+}
+
+static long long int_field(const json_t *j, const char *key)
+{
+    json_t *v = json_object_get(j, key);
+    if (!json_is_integer(v))
+        fail_msg("JSON field %s: missing or not an integer", key);
+    return (long long)json_integer_value(v);
+}
+
+static double real_field(const json_t *j, const char *key)
+{
+    json_t *v = json_object_get(j, key);
+    if (!json_is_number(v))
+        fail_msg("JSON field %s: missing or not a number", key);
+    return json_number_value(v);
+}
+
+/* U users each with item "1" first (all at once: micro-batches of one item),
+ * then each with an item of their own. With in-batch negatives the first
+ * U events have none (the only item in their batch is the user's own); the
+ * next U find theirs among the batch's other users' items. */
+enum { U = 64 };
+
+static void write_one_item_batches(char *path, size_t len)
+{
+    snprintf(path, len, "%s/one-item.tsv", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int u = 0; u < U; u++)
+        fprintf(f, "u%d\t1\t5\t%d\n", u, 1000 + u);
+    for (int u = 0; u < U; u++)
+        fprintf(f, "u%d\ti%d\t5\t%d\n", u, u, 2000 + u);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Every loss and sampler reports "skipped" (and the other ways an event
+ * goes unlearned); learned + skipped = every event of every pass. In-batch
+ * with BPR or softmax skips exactly the one-item batches, each epoch; BCE
+ * learns those positives on their own, so skips none. */
+static void test_json_counts_skipped(void **state)
+{
+    (void)state;
+    char data[128];
+    write_one_item_batches(data, sizeof(data));
+    static const struct {
+        const char *model, *loss, *sampler;
+        int epochs;
+        long long skipped; /* -1: not fixed by the data */
+    } cases[] = {
+        {"dssm", "softmax", "inbatch", 1, U}, {"dssm", "softmax", "inbatch", 2, 2 * U},
+        {"neumf", "bpr", "inbatch", 1, U},    {"neumf", "bce", "inbatch", 1, 0},
+        {"neumf", "bce", "uniform", 1, 0},    {"dssm", "softmax", "popularity", 1, -1},
+        {"neumf", "bpr", "hard", 1, -1},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char args[512];
+        snprintf(args, sizeof(args),
+                 "--data %s --model %s --loss %s --sampler %s --epochs %d --batch 8 "
+                 "--eval none --negatives 2 --tower 16,8 --dim 8",
+                 data, cases[c].model, cases[c].loss, cases[c].sampler, cases[c].epochs);
+        json_t *j = train_json(args);
+        long long skipped = int_field(j, "skipped"), events = int_field(j, "events");
+        print_message("%s %s/%s x%d: %lld learned, %lld skipped\n", cases[c].model, cases[c].loss,
+                      cases[c].sampler, cases[c].epochs, events, skipped);
+        if (cases[c].skipped >= 0)
+            assert_int_equal(skipped, cases[c].skipped);
+        assert_int_equal(int_field(j, "refused"), 0);
+        assert_int_equal(int_field(j, "nonfinite_batches"), 0);
+        assert_int_equal(events + skipped, 2 * U * cases[c].epochs);
+        json_decref(j);
+    }
+}
+
+/* preq_hr10 is the first pass's: with --epochs 2 it is what --epochs 1 gives
+ * on the same data and seed (the first pass is the same run up to its end);
+ * the second pass's rankings go to train_hr10_last_epoch, null after one. */
+static void test_preq_is_first_pass(void **state)
+{
+    (void)state;
+    char data[128], cmd[512];
+    snprintf(data, sizeof(data), "%s/gen.tsv", dir);
+    snprintf(cmd, sizeof(cmd),
+             "%s/freshrec gen --users 200 --items 400 --events 20000 --seed 3 --out %s",
+             harness_build(), data);
+    assert_int_equal(system(cmd), 0);
+    char args[512];
+    snprintf(args, sizeof(args), "--data %s --format synthetic --preq-rate 0.2 --seed 5 --epochs 1",
+             data);
+    json_t *one = train_json(args);
+    args[strlen(args) - 1] = '2';
+    json_t *two = train_json(args);
+    double hr1 = real_field(one, "preq_hr10"), hr2 = real_field(two, "preq_hr10");
+    print_message("preq_hr10: %.6f after 1 epoch, %.6f after 2\n", hr1, hr2);
+    assert_float_equal(hr1, hr2, 0.0);
+    assert_float_equal(real_field(one, "preq_ndcg10"), real_field(two, "preq_ndcg10"), 0.0);
+    assert_true(int_field(one, "preq_ranked") > 1000);
+    assert_int_equal(int_field(one, "preq_ranked"), int_field(two, "preq_ranked"));
+    double last = real_field(two, "train_hr10_last_epoch");
+    print_message("train_hr10_last_epoch (events already learned): %.6f\n", last);
+    assert_true(json_is_null(json_object_get(one, "train_hr10_last_epoch")));
+    assert_true(json_is_null(json_object_get(one, "train_ndcg10_last_epoch")));
+    assert_true(last >= 0.0 && last <= 1.0);
+    assert_true(real_field(two, "train_ndcg10_last_epoch") <= last);
+    /* the second pass ranks events already learned: they rank higher */
+    assert_true(last > hr1);
+    json_decref(one);
+    json_decref(two);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_counts_skipped),
+        cmocka_unit_test(test_preq_is_first_pass),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
