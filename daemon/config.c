@@ -100,6 +100,9 @@ static const ckey_t keys[] = {
      "Least milliseconds between two rounds that write the changed item vectors; 0: every round"},
     {"redis", "publish_max_keys", CT_INT, F(publish_max_keys), "100000", 1, 10000000, 0, NULL,
      "Most vectors written per publish; the rest wait for the next one"},
+    {"redis", "item_index", CT_INT, F(item_index), "1", 0, 1, 0, NULL,
+     "1: keep <prefix>:<model>:items, a sorted set of the item ids with a vector scored by their "
+     "last write in ms (ZRANGE lists the catalogue); 0: none"},
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
 

@@ -47,6 +47,7 @@ typedef struct {
     int item_publish_interval_ms;    /* hot; default 200 */
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
+    int item_index;                  /* 1: keep <prefix>:<model>:items, default 1 */
 
     /* [model] */
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */

@@ -1085,6 +1085,12 @@ int main(int argc, char **argv)
         config_write(&a->cfg, stdout);
         return 0;
     }
+    /* the one start-up check that depends on a flag, not only on the config */
+    if (!a->cfg.brokers[0] && !a->embedded) {
+        fprintf(stderr, "freshrecd: config: [kafka] brokers is empty: name the brokers, or run "
+                        "with --embedded for an in-process mock cluster\n");
+        return 2;
+    }
     log_set_level(log_level_parse(a->cfg.log_level));
     /* config_validate made these same calls: they cannot fail here */
     const char *bad_key;
@@ -1217,7 +1223,8 @@ int main(int argc, char **argv)
                        .model = a->cfg.model,
                        .ttl_s = a->cfg.vector_ttl_s,
                        .reconnect_max_ms = a->cfg.reconnect_max_ms,
-                       .round_timeout_ms = 5000};
+                       .round_timeout_ms = 5000,
+                       .item_index = a->cfg.item_index};
     if (!(a->pub = pub_create(a->base, &pc, on_pub_fail, on_pub_done, a, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "redis", "%s", err);
         goto out;
