@@ -1,6 +1,8 @@
-/* test_config.c — the config table: defaults, the INI file and its errors,
- * --set overrides, cross-key validation, SIGHUP reload, config_write round
- * trips, and systemd/freshrec.conf kept in step with the table.
+/* test_config.c — the config table: defaults, the INI file and its errors
+ * (a key given twice among them), --set overrides, cross-key validation with
+ * every check start-up makes and the file:line or --set it names, SIGHUP
+ * reload and the hot keys it reports, config_write round trips, and
+ * systemd/freshrec.conf kept in step with the table.
  * Not for: what the daemon does with a value. Run from the repo root (make
  * test), which the example config's path is relative to. */
 #define _POSIX_C_SOURCE 200809L
