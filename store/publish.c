@@ -466,7 +466,7 @@ static void queue_index(pub_t *p, round_t *r, int64_t now_ms)
         nset += r->keys[i].side == 'i';
         ndel += r->keys[i].side == 'I';
     }
-    size_t most = nset > ndel ? 2 * nset : ndel;
+    size_t most = 2 * nset > ndel ? 2 * nset : ndel; /* ZADD: score and id each */
     const char **argv = malloc(sizeof(char *) * (2 + most));
     size_t *argl = malloc(sizeof(size_t) * (2 + most));
     for (int c = 0; c < 3; c++)

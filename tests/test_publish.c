@@ -467,6 +467,24 @@ static void test_item_index(void **state)
     assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 1);
     assert_int_equal(c->nfailed, 0);
 
+    /* a round with fewer writes than deletes but more ZADD arguments (2 per
+     * id) than ZREM ones: both commands whole */
+    float v[4] = {1, 2, 3, 4};
+    pub_meta_t meta = {.kind = "neumf", .dim = 4, .layout = "gmf:0:2,mlp:2:4"};
+    assert_int_equal(pub_begin(c->pub), 0);
+    pub_del(c->pub, 'i', "item:9", 6);
+    pub_del(c->pub, 'i', "gone:1", 6);
+    pub_del(c->pub, 'i', "gone:2", 6);
+    pub_add(c->pub, 'i', "new:1", 5, v, 4);
+    pub_add(c->pub, 'i', "new:2", 5, v, 4);
+    pub_end(c->pub, &meta, t + 601500);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    assert_true(zscore(c->port, "item:9") < 0);
+    assert_true(zscore(c->port, "new:1") == (double)(t + 601500));
+    assert_true(zscore(c->port, "new:2") == (double)(t + 601500));
+    assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 2);
+
     /* a ZADD Redis refuses hands its items back, to be written again */
     redisContext *r = sync_conn(c->port);
     freeReplyObject(redisCommand(r, "SET fr:neumf:items not-a-zset"));
