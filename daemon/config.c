@@ -10,6 +10,8 @@
 #include "config.h"
 #include "dssm.h"
 #include "kafka.h"
+#include "modelcfg.h"
+#include "stats.h"
 
 #include "event.h"
 #include "neumf.h"
@@ -98,6 +100,9 @@ static const ckey_t keys[] = {
      "Least milliseconds between two rounds that write the changed item vectors; 0: every round"},
     {"redis", "publish_max_keys", CT_INT, F(publish_max_keys), "100000", 1, 10000000, 0, NULL,
      "Most vectors written per publish; the rest wait for the next one"},
+    {"redis", "item_index", CT_INT, F(item_index), "1", 0, 1, 0, NULL,
+     "1: keep <prefix>:<model>:items, a sorted set of the item ids with a vector scored by their "
+     "last write in ms (ZRANGE lists the catalogue); 0: none"},
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
 
@@ -197,6 +202,7 @@ static const ckey_t keys[] = {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS: config_src_t has a line per key");
 
 /* ---- the table ---- */
 
@@ -485,6 +491,7 @@ typedef struct {
     char *errstr;
     size_t len;
     int errline; /* line of the first error; 0: none yet */
+    int seen[CONFIG_MAX_KEYS]; /* by table row: the line that set it in this file; 0: none */
 } load_t;
 
 static void load_fail(load_t *ld, const char *fmt, ...)
@@ -551,6 +558,13 @@ static int load_handler(void *user, const char *section, const char *name, const
             load_fail(ld, "unknown section [%s]", section);
         return 0;
     }
+    size_t row = (size_t)(k - keys);
+    if (ld->seen[row]) {
+        load_fail(ld, "[%s] %s given twice (first at line %d); one line per key", k->section,
+                  k->key, ld->seen[row]);
+        return 0;
+    }
+    ld->seen[row] = ld->lineno;
     char why[160], label[128], where[CONFIG_STR + 32];
     if (set_value(ld->c, k, value, why, sizeof(why)) < 0) {
         snprintf(label, sizeof(label), "[%s] %s", k->section, k->key);
@@ -600,6 +614,12 @@ int config_load(fr_config_t *c, const char *path, char *errstr, size_t len)
     }
     if (ld.errline || rc != 0)
         goto out;
+    snprintf(next.src.path, sizeof(next.src.path), "%s", path);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (ld.seen[i])
+            next.src.line[i] = ld.seen[i];
+        else if (next.src.line[i] > 0) /* a line of another file */
+            next.src.line[i] = 0;
     *c = next;
     ret = 0;
 out:
@@ -656,6 +676,8 @@ int config_set(fr_config_t *c, const char *assignment, char *errstr, size_t len)
     }
     char why[160], label[260];
     int ret = set_value(c, k, value, why, sizeof(why));
+    if (ret == 0)
+        c->src.line[k - keys] = CONFIG_FROM_SET;
     if (ret < 0) {
         snprintf(label, sizeof(label), "%s.%s", k->section, k->key);
         value_error(errstr, len, "", label, k, value, why);
@@ -700,15 +722,48 @@ static int list_has(const char *list, const char *item)
     }
 }
 
+/* "<path>:<line>: ", "--set: " or "": where k's value in c came from. */
+static void where_from(const fr_config_t *c, const ckey_t *k, char *buf, size_t len)
+{
+    int line = c->src.line[k - keys];
+    if (line > 0)
+        snprintf(buf, len, "%s:%d: ", c->src.path, line);
+    else if (line == CONFIG_FROM_SET)
+        snprintf(buf, len, "--set: ");
+    else if (len)
+        buf[0] = '\0';
+}
+
+/* A failed check of [section] key: errstr = where its value came from, then
+ * the message. Returns -1. */
+static int vfail(const fr_config_t *c, char *errstr, size_t len, const char *section,
+                 const char *key, const char *fmt, ...)
+{
+    const ckey_t *k = key_find(section, key);
+    size_t n = 0;
+    if (k && len) {
+        where_from(c, k, errstr, len);
+        n = strlen(errstr);
+    }
+    if (n < len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr + n, len - n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 int config_validate(const fr_config_t *c, char *errstr, size_t len)
 {
-    char why[256], value[CONFIG_STR], label[128];
+    char why[256], value[CONFIG_STR], label[128], where[CONFIG_STR + 32];
     for (size_t i = 0; i < NKEYS; i++) {
         const ckey_t *k = &keys[i];
         if (check_key(c, k, why, sizeof(why)) < 0) {
             format_value(c, k, value, sizeof(value));
             snprintf(label, sizeof(label), "[%s] %s", k->section, k->key);
-            value_error(errstr, len, "", label, k, value, why);
+            where_from(c, k, where, sizeof(where));
+            value_error(errstr, len, where, label, k, value, why);
             return -1;
         }
     }
@@ -716,59 +771,64 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
     neumf_config_t nc;
     neumf_config_default(&nc);
     size_t mlen = strlen(c->mlp);
-    if (neumf_parse_layers(&nc, c->mlp, why, sizeof(why)) < 0) {
-        snprintf(errstr, len, "[model] mlp: %s", why);
-        return -1;
-    }
-    if (mlen && c->mlp[mlen - 1] == ',') {
-        snprintf(errstr, len, "[model] mlp = %s: empty entry", c->mlp);
-        return -1;
-    }
-    if (nc.mlp[0] < 2 || nc.mlp[0] % 2) {
-        snprintf(errstr, len,
-                 "[model] mlp = %s: the first width (user and item MLP embeddings side by side) "
-                 "must be even",
-                 c->mlp);
-        return -1;
-    }
+    if (neumf_parse_layers(&nc, c->mlp, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "model", "mlp", "[model] mlp: %s", why);
+    if (mlen && c->mlp[mlen - 1] == ',')
+        return vfail(c, errstr, len, "model", "mlp", "[model] mlp = %s: empty entry", c->mlp);
+    if (nc.mlp[0] < 2 || nc.mlp[0] % 2)
+        return vfail(c, errstr, len, "model", "mlp",
+                     "[model] mlp = %s: the first width (user and item MLP embeddings side by "
+                     "side) must be even",
+                     c->mlp);
 
     dssm_config_t dc;
     dssm_config_default(&dc);
-    if (dssm_parse_layers(&dc, c->tower, why, sizeof(why)) < 0) {
-        snprintf(errstr, len, "[model] tower: %s", why);
-        return -1;
-    }
+    if (dssm_parse_layers(&dc, c->tower, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "model", "tower", "[model] tower: %s", why);
 
     const char *bad;
-    if (check_list(c->topics, &bad) < 0) {
-        snprintf(errstr, len, "[kafka] topics = %s: %s", c->topics, bad);
-        return -1;
-    }
+    if (check_list(c->topics, &bad) < 0)
+        return vfail(c, errstr, len, "kafka", "topics", "[kafka] topics = %s: %s", c->topics, bad);
     if (c->dead_letter_topic[0]) {
-        if (strcspn(c->dead_letter_topic, ", \t") != strlen(c->dead_letter_topic)) {
-            snprintf(errstr, len, "[kafka] dead_letter_topic = %s: one topic name expected",
-                     c->dead_letter_topic);
-            return -1;
-        }
-        if (list_has(c->topics, c->dead_letter_topic)) {
-            snprintf(errstr, len,
-                     "[kafka] dead_letter_topic = %s: also in [kafka] topics (the daemon would "
-                     "consume its own dead letters)",
-                     c->dead_letter_topic);
-            return -1;
-        }
+        if (strcspn(c->dead_letter_topic, ", \t") != strlen(c->dead_letter_topic))
+            return vfail(c, errstr, len, "kafka", "dead_letter_topic",
+                         "[kafka] dead_letter_topic = %s: one topic name expected",
+                         c->dead_letter_topic);
+        if (list_has(c->topics, c->dead_letter_topic))
+            return vfail(c, errstr, len, "kafka", "dead_letter_topic",
+                         "[kafka] dead_letter_topic = %s: also in [kafka] topics (the daemon "
+                         "would consume its own dead letters)",
+                         c->dead_letter_topic);
     }
 
-    if (kafka_conf_check(c->kafka_properties, why, sizeof(why)) < 0) {
-        snprintf(errstr, len, "[kafka] properties: %s", why);
-        return -1;
+    /* the properties may hold a password: the value is not echoed */
+    const char *key = "properties";
+    if (kafka_config_check(c, &key, why, sizeof(why)) < 0) {
+        if (!strcmp(key, "properties"))
+            return vfail(c, errstr, len, "kafka", key, "[kafka] properties: %s", why);
+        format_value(c, key_find("kafka", key), value, sizeof(value));
+        return vfail(c, errstr, len, "kafka", key, "[kafka] %s = %s: %s", key, value, why);
     }
 
     event_kinds_t kinds; /* "" configures no extra kind */
-    if (event_kinds_parse(&kinds, c->kinds, why, sizeof(why)) < 0) {
-        snprintf(errstr, len, "[events] kinds = %s: %s", c->kinds, why);
+    if (event_kinds_parse(&kinds, c->kinds, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "events", "kinds", "[events] kinds = %s: %s", c->kinds, why);
+
+    /* start-up listens only with a port */
+    if (c->stats_port > 0 && stats_check_listen(c->stats_listen, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "stats", "listen", "[stats] listen = %s: not a listen address %s",
+                     c->stats_listen, why);
+
+    modelcfg_t *m = malloc(sizeof(*m)); /* some 10 KB of field names */
+    if (!m) {
+        snprintf(errstr, len, "config: out of memory");
         return -1;
     }
+    key = "kind";
+    int rc = modelcfg_from(m, c, &key, why, sizeof(why));
+    free(m);
+    if (rc < 0)
+        return vfail(c, errstr, len, "model", key, "%s", why);
     return 0;
 }
 
@@ -797,6 +857,7 @@ int config_reload(fr_config_t *live, const char *path, char *const *overrides, i
             continue;
         if (k->flags & CF_HOT) {
             memcpy(field(live, k), cfield(&next, k), field_size(k));
+            live->src.line[i] = next.src.line[i];
             changed++;
         } else if (o < len) {
             int n = snprintf(errstr + o, len - o, "%s[%s] %s", o ? ", " : "restart needed for ",
@@ -805,6 +866,29 @@ int config_reload(fr_config_t *live, const char *path, char *const *overrides, i
         }
     }
     return changed;
+}
+
+int config_hot_changes(const fr_config_t *before, const fr_config_t *after, char *buf,
+                       size_t len)
+{
+    char from[CONFIG_STR], to[CONFIG_STR];
+    int n = 0;
+    size_t o = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        const ckey_t *k = &keys[i];
+        if (!(k->flags & CF_HOT) || value_equal(before, after, k))
+            continue;
+        format_value(before, k, from, sizeof(from));
+        format_value(after, k, to, sizeof(to));
+        if (o < len) {
+            int w = snprintf(buf + o, len - o, "%s%s %s -> %s", n ? ", " : "", k->key, from, to);
+            o = w < 0 ? len : o + (size_t)w;
+        }
+        n++;
+    }
+    return n;
 }
 
 /* ---- writing ---- */

@@ -13,6 +13,15 @@
 #include <stdio.h>
 
 #define CONFIG_STR 256
+#define CONFIG_MAX_KEYS 96 /* rows of the key table, at most */
+#define CONFIG_FROM_SET (-1) /* config_src_t line of a key set by --set */
+
+/* Where each key's value came from, so that config_validate can name it. */
+typedef struct {
+    char path[CONFIG_STR];      /* the file config_load read last; "" none */
+    int line[CONFIG_MAX_KEYS];  /* by table row: > 0 a line of path, CONFIG_FROM_SET, or 0 for
+                                 * the default (or a value written in code) */
+} config_src_t;
 
 typedef struct {
     /* [kafka] */
@@ -38,6 +47,7 @@ typedef struct {
     int item_publish_interval_ms;    /* hot; default 200 */
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
+    int item_index;                  /* 1: keep <prefix>:<model>:items, default 1 */
 
     /* [model] */
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */
@@ -88,14 +98,17 @@ typedef struct {
     int shutdown_timeout_ms;    /* default 10000 */
     char checkpoint_dir[CONFIG_STR]; /* default "": no checkpoints */
     int checkpoint_interval_s;       /* default 60 */
+
+    config_src_t src; /* not a key: where each value came from */
 } fr_config_t;
 
 void config_defaults(fr_config_t *c);
 
-/* Reads an INI file over c: keys the file leaves out keep their values, a
- * key given twice takes the last value. -1 (c untouched) and a message naming
- * the file, line, section and key on an unknown section or key, a bad value or
- * a value out of bounds. Values are taken literally (no quotes); `;` after a
+/* Reads an INI file over c: keys the file leaves out keep their values. -1
+ * (c untouched) and a message naming the file, line, section and key on an
+ * unknown section or key, a key given twice in the file (a typo or a merge
+ * slip, not an override: --set is the override), a bad value or a value out
+ * of bounds. Values are taken literally (no quotes); `;` after a
  * space starts a comment, `#` and `;` start a comment line; leading spaces do
  * not continue the previous value. */
 int config_load(fr_config_t *c, const char *path, char *errstr, size_t len);
@@ -105,10 +118,15 @@ int config_load(fr_config_t *c, const char *path, char *errstr, size_t len);
  * naming section.key otherwise. */
 int config_set(fr_config_t *c, const char *assignment, char *errstr, size_t len);
 
-/* Checks every value against the table again (for fields set in code) and
- * what no single key can: the MLP list (neumf_parse_layers, even first width),
- * the topic list, the dead-letter topic not among the topics, the event kinds
- * (event_kinds_parse). -1 and a message naming the key. */
+/* Every check that start-up makes on a value, so that --print-config and
+ * SIGHUP refuse what start-up would: each value against the table again (for
+ * fields set in code), and what no single key can: the MLP list and tower
+ * (neumf_parse_layers, dssm_parse_layers), the topic list, the dead-letter
+ * topic, the event kinds (event_kinds_parse), the Kafka consumer's and
+ * producer's properties (kafka_config_check), the stats address
+ * (stats_check_listen), the model and its fields (modelcfg_from). -1 and a
+ * message "<file>:<line>: [section] key ..." ("--set: [section] key ..." for an
+ * override; no prefix for a default or a value written in code). */
 int config_validate(const fr_config_t *c, char *errstr, size_t len);
 
 /* For SIGHUP: reads path and the overrides again into a copy, validates it,
@@ -117,6 +135,11 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len);
  * in errstr as a warning when the return is ≥ 0. */
 int config_reload(fr_config_t *live, const char *path, char *const *overrides, int noverrides,
                   char *errstr, size_t len);
+
+/* The hot keys whose values differ between before and after, as
+ * "key old -> new, ..." in table order: how many (the number of entries). */
+int config_hot_changes(const fr_config_t *before, const fr_config_t *after, char *buf,
+                       size_t len);
 
 /* Writes every key as an INI file, in table order grouped by section: a
  * `# doc (default: X)` line above `key = value`. config_load reads it back to

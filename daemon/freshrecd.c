@@ -24,6 +24,7 @@
 #include "learner.h"
 #include "log.h"
 #include "metrics.h"
+#include "modelcfg.h"
 #include "publish.h"
 #include "rng.h"
 #include "stats.h"
@@ -55,13 +56,7 @@ typedef struct {
     learner_t *learner; /* neumf, dssm */
     ctr_t *ctr;         /* lr, widedeep, dcn (then learner is NULL) */
     rng_t rng;          /* shuffles click-through batches */
-    char cat_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1]; /* ctr fields: user, item, cat_fields */
-    char num_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
-    int ncat, nnum;
-    /* dssm with features: each cat_names[k] / num_names[k] goes to the tower
-     * cat_side[k] / num_side[k] ('u' or 'i') as its field cat_field[k] / num_field[k] */
-    char cat_side[CTR_MAX_FIELDS], num_side[CTR_MAX_FIELDS];
-    int cat_field[CTR_MAX_FIELDS], num_field[CTR_MAX_FIELDS];
+    modelcfg_t mc; /* the model, its fields and where each feature goes */
     lrn_feat_t *pfeat; /* (batch_max + NEG_CHUNK, ncat + nnum) features of a batch's events */
     ctr_example_t *cex;
     ctr_cat_t *ccat;
@@ -147,15 +142,6 @@ static const event_t *kept_event(app_t *a, const lrn_event_t *ng)
     return &ev;
 }
 
-/* The index of a feature name among names[from..n), or -1. */
-static int field_index(char names[][EVENT_MAX_NAME + 1], int from, int n, const char *name)
-{
-    for (int f = from; f < n; f++)
-        if (strcmp(name, names[f]) == 0)
-            return f;
-    return -1;
-}
-
 /* Click-through: learns the batch's positives (cex[0..npos)) together with
  * the impressions whose window has passed, as negatives with their own
  * features, shuffled, so that no micro-batch holds one label only (Adam on
@@ -198,7 +184,7 @@ static void learn_negatives(app_t *a)
     while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0) {
         /* with tower features, an unclicked impression brings its own */
         size_t used = 0;
-        const int F = a->ncat + a->nnum;
+        const int F = a->mc.ncat + a->mc.nnum;
         for (size_t i = 0; F && i < n; i++) {
             lrn_event_t *ng = &a->negs[i];
             const event_t *ev = kept_event(a, ng);
@@ -217,8 +203,8 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
                                const lrn_id_t *it, float label, float weight, int64_t ts,
                                size_t k, size_t *used)
 {
-    ctr_cat_t *cat = a->ccat + k * (size_t)a->ncat;
-    ctr_num_t *num = a->cnum + k * (size_t)(a->nnum ? a->nnum : 1);
+    ctr_cat_t *cat = a->ccat + k * (size_t)a->mc.ncat;
+    ctr_num_t *num = a->cnum + k * (size_t)(a->mc.nnum ? a->mc.nnum : 1);
     int nc = 0, nn = 0;
     const char *uid = arena_put(a, used, u->id, u->len), *iid = arena_put(a, used, it->id, it->len);
     if (!uid || !iid)
@@ -226,14 +212,14 @@ static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
     cat[nc++] = (ctr_cat_t){0, {u->h, uid, u->len}};
     cat[nc++] = (ctr_cat_t){1, {it->h, iid, it->len}};
     for (int j = 0; j < ev->ncat; j++) {
-        int f = field_index(a->cat_names, 2, a->ncat, ev->cat[j].name); /* 0, 1: user, item */
+        int f = modelcfg_field_index(a->mc.cat_names, 2, a->mc.ncat, ev->cat[j].name); /* 0, 1: user, item */
         size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
         const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
         if (v)
             cat[nc++] = (ctr_cat_t){f, {id_hash(v, vl), v, vl}};
     }
     for (int j = 0; j < ev->nnum; j++) {
-        int f = field_index(a->num_names, 0, a->nnum, ev->num[j].name);
+        int f = modelcfg_field_index(a->mc.num_names, 0, a->mc.nnum, ev->num[j].name);
         if (f >= 0)
             num[nn++] = (ctr_num_t){f, (float)ev->num[j].value};
     }
@@ -253,17 +239,17 @@ static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_
 {
     int n = 0;
     for (int j = 0; j < ev->ncat; j++) {
-        int f = field_index(a->cat_names, 0, a->ncat, ev->cat[j].name);
+        int f = modelcfg_field_index(a->mc.cat_names, 0, a->mc.ncat, ev->cat[j].name);
         size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
         const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
         if (v)
-            fs[n++] = (lrn_feat_t){.side = a->cat_side[f], .field = a->cat_field[f],
+            fs[n++] = (lrn_feat_t){.side = a->mc.cat_side[f], .field = a->mc.cat_field[f],
                                    .h = id_hash(v, vl), .id = v, .len = vl};
     }
     for (int j = 0; j < ev->nnum; j++) {
-        int f = field_index(a->num_names, 0, a->nnum, ev->num[j].name);
+        int f = modelcfg_field_index(a->mc.num_names, 0, a->mc.nnum, ev->num[j].name);
         if (f >= 0)
-            fs[n++] = (lrn_feat_t){.side = a->num_side[f], .dense = 1, .field = a->num_field[f],
+            fs[n++] = (lrn_feat_t){.side = a->mc.num_side[f], .dense = 1, .field = a->mc.num_field[f],
                                    .num = (float)ev->num[j].value};
     }
     return n;
@@ -384,7 +370,7 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         lrn_id_t it = {id_hash(ev->item, ev->item_len), ev->item, ev->item_len};
         if (ev->kind == EVENT_IMPRESSION) {
             /* a click-through model learns the impression's own features later */
-            int keep = a->ctr || a->ncat + a->nnum > 0; /* the features, for later */
+            int keep = a->ctr || a->mc.ncat + a->mc.nnum > 0; /* the features, for later */
             if (join_impression(a->join, &u, &it, ts, keep ? msg->payload : NULL,
                                 keep ? msg->len : 0))
                 log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
@@ -403,7 +389,7 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         it.id = arena_put(a, &used, ev->item, ev->item_len);
         if (!u.id || !it.id)
             continue;
-        lrn_feat_t *fs = a->pfeat ? a->pfeat + npos * (size_t)(a->ncat + a->nnum) : NULL;
+        lrn_feat_t *fs = a->pfeat ? a->pfeat + npos * (size_t)(a->mc.ncat + a->mc.nnum) : NULL;
         int nf = fs ? pair_features_from(a, ev, fs, &used) : 0;
         a->pos[npos++] = (lrn_event_t){.user = u,
                                        .item = it,
@@ -1039,7 +1025,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
         return;
     }
-    char err[512] = "";
+    char err[512] = "", changes[512];
+    fr_config_t before = a->cfg;
     sd_notify(0, "RELOADING=1");
     int n = config_reload(&a->cfg, a->config_path, a->overrides, a->noverrides, err, sizeof(err));
     if (a->ready_sent)
@@ -1055,11 +1042,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_set_level(log_level_parse(a->cfg.log_level));
     if (!a->stopping)
         set_publish_timer(a);
-    log_msg(LOG_INFO, "config",
-            "SIGHUP: %d hot key(s) changed: lr_sparse %g, lr_dense %g, publish_interval_ms %d, "
-            "item_publish_interval_ms %d, max_future_skew_ms %d, log_level %s",
-            n, a->cfg.lr_sparse, a->cfg.lr_dense, a->cfg.publish_interval_ms,
-            a->cfg.item_publish_interval_ms, a->cfg.max_future_skew_ms, a->cfg.log_level);
+    /* only the keys that changed, so that the count and the list agree */
+    n = config_hot_changes(&before, &a->cfg, changes, sizeof(changes));
+    log_msg(LOG_INFO, "config", "SIGHUP: %d hot key(s) changed%s%s", n, n ? ": " : "", changes);
 }
 
 /* ------------------------------------------------------------ start-up */
@@ -1077,191 +1062,6 @@ static void usage(FILE *f)
             "  --print-config      print the effective config and exit\n"
             "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads lr_sparse, lr_dense,\n"
             "publish_interval_ms, item_publish_interval_ms, max_future_skew_ms and log_level.\n");
-}
-
-/* "a,b,c" into names[first..]; -1 on an empty or too long name, too many */
-static int split_names(const char *list, char names[][EVENT_MAX_NAME + 1], int first, int max,
-                       int *n, const char *key, char *err, size_t len)
-{
-    *n = first;
-    if (!list[0])
-        return 0;
-    char buf[CONFIG_STR];
-    snprintf(buf, sizeof(buf), "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!*t || strlen(t) > EVENT_MAX_NAME || *n == max) {
-            snprintf(err, len, "[model] %s = %s: names of 1..%d bytes, at most %d", key, list,
-                     EVENT_MAX_NAME, max - first);
-            return -1;
-        }
-        for (int i = 0; i < *n; i++)
-            if (strcmp(names[i], t) == 0) {
-                snprintf(err, len, "[model] %s: '%s' twice (or it is user/item)", key, t);
-                return -1;
-            }
-        snprintf(names[(*n)++], EVENT_MAX_NAME + 1, "%s", t);
-    }
-    return 0;
-}
-
-/* The click-through model's fields (user, item, then cat_fields; num_fields)
- * and shape from the config. */
-static int ctr_config_from(app_t *a, ctr_config_t *cc, char *err, size_t len)
-{
-    const fr_config_t *c = &a->cfg;
-    ctr_config_default(cc);
-    cc->kind = (ctr_kind_t)ctr_kind_parse(c->model);
-    snprintf(a->cat_names[0], sizeof(a->cat_names[0]), "user");
-    snprintf(a->cat_names[1], sizeof(a->cat_names[1]), "item");
-    if (split_names(c->cat_fields, a->cat_names, 2, CTR_MAX_FIELDS, &a->ncat, "cat_fields", err,
-                    len) ||
-        split_names(c->num_fields, a->num_names, 0, CTR_MAX_FIELDS, &a->nnum, "num_fields", err,
-                    len))
-        return -1;
-    cc->ncat = a->ncat;
-    cc->nnum = a->nnum;
-    cc->emb_dim = c->dim;
-    cc->hash_bits = c->hash_bits;
-    cc->wide_bits = c->wide_bits;
-    cc->cross_layers = c->cross_layers;
-    cc->admit_after = (uint32_t)c->admit_after;
-    cc->lr_sparse = (float)c->lr_sparse;
-    cc->lr_dense = (float)c->lr_dense;
-    cc->l2_sparse = (float)c->l2_sparse;
-    cc->l2_dense = (float)c->l2_dense;
-    cc->batch = c->batch_events;
-    cc->seed = (uint64_t)c->seed;
-    int n = 0;
-    char buf[CONFIG_STR];
-    snprintf(buf, sizeof(buf), "%s", c->deep);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long v = strtol(t, &end, 10);
-        if (*end || v < 1 || v > 4096 || n == CTR_MAX_LAYERS) {
-            snprintf(err, len, "[model] deep = %s: 1..%d widths of 1..4096", c->deep,
-                     CTR_MAX_LAYERS);
-            return -1;
-        }
-        cc->mlp[n++] = (int)v;
-    }
-    cc->nmlp = n;
-    snprintf(buf, sizeof(buf), "%s", c->crosses);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *colon = strchr(t, ':');
-        int f1 = -1, f2 = -1;
-        if (colon) {
-            *colon = '\0';
-            for (int f = 0; f < a->ncat; f++) {
-                if (strcmp(a->cat_names[f], t) == 0)
-                    f1 = f;
-                if (strcmp(a->cat_names[f], colon + 1) == 0)
-                    f2 = f;
-            }
-        }
-        if (f1 < 0 || f2 < 0 || f1 == f2 || cc->ncross == CTR_MAX_CROSSES) {
-            snprintf(err, len, "[model] crosses = %s: pairs a:b of two different fields among "
-                               "user, item and cat_fields", c->crosses);
-            return -1;
-        }
-        cc->cross[cc->ncross][0] = f1;
-        cc->cross[cc->ncross][1] = f2;
-        cc->ncross++;
-    }
-    return 0;
-}
-
-/* DSSM features: cat_fields and num_fields, each to the item tower when
- * item_fields names it, else to the user tower. */
-static int pair_features_config(app_t *a, learner_config_t *lc, char *err, size_t len)
-{
-    const fr_config_t *c = &a->cfg;
-    char items[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
-    int nitems = 0;
-    if (split_names(c->cat_fields, a->cat_names, 0, CTR_MAX_FIELDS, &a->ncat, "cat_fields", err,
-                    len) ||
-        split_names(c->num_fields, a->num_names, 0, CTR_MAX_FIELDS, &a->nnum, "num_fields", err,
-                    len) ||
-        split_names(c->item_fields, items, 0, CTR_MAX_FIELDS, &nitems, "item_fields", err, len))
-        return -1;
-    if (a->ncat + a->nnum > 0 && lc->kind != MODEL_DSSM) {
-        snprintf(err, len,
-                 "[model] cat_fields/num_fields: %s learns from ids only; features are for "
-                 "dssm, lr, widedeep and dcn",
-                 c->model);
-        return -1;
-    }
-    for (int k = 0; k < nitems; k++) {
-        if (field_index(a->cat_names, 0, a->ncat, items[k]) < 0 &&
-            field_index(a->num_names, 0, a->nnum, items[k]) < 0) {
-            snprintf(err, len, "[model] item_fields: '%.64s' is in neither cat_fields nor num_fields",
-                     items[k]);
-            return -1;
-        }
-    }
-    for (int dense = 0; dense < 2; dense++) {
-        int n = dense ? a->nnum : a->ncat;
-        for (int f = 0; f < n; f++) {
-            const char *name = dense ? a->num_names[f] : a->cat_names[f];
-            int item = field_index(items, 0, nitems, name) >= 0;
-            int *count = item ? (dense ? &lc->inum : &lc->icat) : (dense ? &lc->unum : &lc->ucat);
-            if (*count == FEAT_MAX_FIELDS) {
-                snprintf(err, len, "[model] at most %d categorical and %d dense fields per tower",
-                         FEAT_MAX_FIELDS, FEAT_MAX_FIELDS);
-                return -1;
-            }
-            (dense ? a->num_side : a->cat_side)[f] = item ? 'i' : 'u';
-            (dense ? a->num_field : a->cat_field)[f] = (*count)++;
-        }
-    }
-    lc->feat_dim = c->feature_dim;
-    lc->feat_hash_bits = c->hash_bits;
-    return 0;
-}
-
-static int learner_config_from(app_t *a, learner_config_t *lc, char *err, size_t len)
-{
-    const fr_config_t *c = &a->cfg;
-    learner_config_default(lc);
-    int kind = model_kind_parse(c->model);
-    if (kind < 0) {
-        snprintf(err, len, "[model] kind = %s: freshrecd learns neumf or dssm", c->model);
-        return -1;
-    }
-    lc->kind = (model_kind_t)kind;
-    if (neumf_parse_layers(&lc->model, c->mlp, err, len))
-        return -1;
-    lc->dssm.dim = c->dim;
-    lc->dssm.gamma = (float)c->gamma;
-    if (dssm_parse_layers(&lc->dssm, c->tower, err, len))
-        return -1;
-    lc->model.dim = c->dim;
-    lc->negatives = c->negatives;
-    int k = samp_kind_parse(c->sampler);
-    int lo = loss_kind_parse(c->loss);
-    if (k < 0 || lo < 0) {
-        snprintf(err, len, "[model] sampler or loss unknown");
-        return -1;
-    }
-    lc->sampler.kind = (samp_kind_t)k;
-    lc->sampler.alpha = (float)c->alpha;
-    lc->sampler.pool = c->pool;
-    lc->loss = (loss_kind_t)lo;
-    lc->batch_events = c->batch_events;
-    lc->threads = c->threads;
-    lc->sparse_opt = strcmp(c->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAGRAD;
-    lc->lr_sparse = (float)c->lr_sparse;
-    lc->lr_dense = (float)c->lr_dense;
-    lc->l2_sparse = (float)c->l2_sparse;
-    lc->l2_dense = (float)c->l2_dense;
-    lc->init_std = (float)c->init_std;
-    lc->ring_capacity = (size_t)c->ring_capacity;
-    lc->admit_after = (uint32_t)c->admit_after;
-    lc->expire_ms = (int64_t)c->expire_s * 1000;
-    lc->max_users = (size_t)c->max_users;
-    lc->max_items = (size_t)c->max_items;
-    lc->preq_rate = c->preq_rate;
-    lc->seed = (uint64_t)c->seed;
-    return pair_features_config(a, lc, err, len);
 }
 
 int main(int argc, char **argv)
@@ -1325,20 +1125,24 @@ int main(int argc, char **argv)
         config_write(&a->cfg, stdout);
         return 0;
     }
-    log_set_level(log_level_parse(a->cfg.log_level));
-    event_kinds_default(&a->kinds);
-    if (event_kinds_parse(&a->kinds, a->cfg.kinds, err, sizeof(err))) {
-        fprintf(stderr, "freshrecd: config: [events] kinds: %s\n", err);
+    /* the one start-up check that depends on a flag, not only on the config */
+    if (!a->cfg.brokers[0] && !a->embedded) {
+        fprintf(stderr, "freshrecd: config: [kafka] brokers is empty: name the brokers, or run "
+                        "with --embedded for an in-process mock cluster\n");
         return 2;
     }
-    learner_config_t lc;
-    ctr_config_t cc;
-    int is_ctr = ctr_kind_parse(a->cfg.model) >= 0;
-    if (is_ctr ? ctr_config_from(a, &cc, err, sizeof(err))
-               : learner_config_from(a, &lc, err, sizeof(err))) {
+    log_set_level(log_level_parse(a->cfg.log_level));
+    /* config_validate made these same calls: they cannot fail here */
+    const char *bad_key;
+    event_kinds_default(&a->kinds);
+    if (event_kinds_parse(&a->kinds, a->cfg.kinds, err, sizeof(err)) ||
+        modelcfg_from(&a->mc, &a->cfg, &bad_key, err, sizeof(err))) {
         fprintf(stderr, "freshrecd: config: %s\n", err);
         return 2;
     }
+    int is_ctr = a->mc.is_ctr;
+    learner_config_t *lc = &a->mc.lc;
+    ctr_config_t *cc = &a->mc.cc;
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit (RLIMIT_FSIZE) makes a checkpoint's write fail with
      * EFBIG, like a full disk, instead of killing the daemon */
@@ -1355,10 +1159,10 @@ int main(int argc, char **argv)
     a->pos = malloc(sizeof(lrn_event_t) * (size_t)a->cfg.batch_max);
     a->arena_cap = (size_t)a->cfg.batch_max * 2 * EVENT_MAX_ID;
     a->arena = malloc(a->arena_cap);
-    if (!is_ctr && a->ncat + a->nnum > 0) { /* dssm with features: and their values */
+    if (!is_ctr && a->mc.ncat + a->mc.nnum > 0) { /* dssm with features: and their values */
         size_t B = (size_t)a->cfg.batch_max + NEG_CHUNK;
-        a->pfeat = malloc(sizeof(lrn_feat_t) * B * (size_t)(a->ncat + a->nnum));
-        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->ncat * (EVENT_MAX_VALUE + 1));
+        a->pfeat = malloc(sizeof(lrn_feat_t) * B * (size_t)(a->mc.ncat + a->mc.nnum));
+        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->mc.ncat * (EVENT_MAX_VALUE + 1));
         free(a->arena);
         a->arena = malloc(a->arena_cap);
         if (!a->pfeat) {
@@ -1374,10 +1178,10 @@ int main(int argc, char **argv)
     if (is_ctr) {
         size_t B = (size_t)a->cfg.batch_max + NEG_CHUNK; /* a batch and a chunk of negatives */
         a->cex = malloc(sizeof(ctr_example_t) * B);
-        a->ccat = malloc(sizeof(ctr_cat_t) * B * (size_t)a->ncat);
-        a->cnum = malloc(sizeof(ctr_num_t) * B * (size_t)(a->nnum ? a->nnum : 1));
+        a->ccat = malloc(sizeof(ctr_cat_t) * B * (size_t)a->mc.ncat);
+        a->cnum = malloc(sizeof(ctr_num_t) * B * (size_t)(a->mc.nnum ? a->mc.nnum : 1));
         /* ids and every feature value of a batch */
-        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->ncat * (EVENT_MAX_VALUE + 1));
+        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->mc.ncat * (EVENT_MAX_VALUE + 1));
         free(a->arena);
         a->arena = malloc(a->arena_cap);
         if (!a->cex || !a->ccat || !a->cnum || !a->arena) {
@@ -1385,8 +1189,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if ((is_ctr ? !(a->ctr = ctr_create(&cc, err, sizeof(err)))
-                : !(a->learner = learner_create(&lc, err, sizeof(err)))) ||
+    if ((is_ctr ? !(a->ctr = ctr_create(cc, err, sizeof(err)))
+                : !(a->learner = learner_create(lc, err, sizeof(err)))) ||
         !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "learner", "%s", err);
         goto out;
@@ -1424,8 +1228,8 @@ int main(int argc, char **argv)
             memset(a->m.consumed, 0, sizeof(a->m.consumed));
             memset(a->m.invalid, 0, sizeof(a->m.invalid));
             a->m.dead_letter_total = 0;
-            if ((is_ctr ? !(a->ctr = ctr_create(&cc, err, sizeof(err)))
-                        : !(a->learner = learner_create(&lc, err, sizeof(err)))) ||
+            if ((is_ctr ? !(a->ctr = ctr_create(cc, err, sizeof(err)))
+                        : !(a->learner = learner_create(lc, err, sizeof(err)))) ||
                 !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
                 log_msg(LOG_ERROR, "learner", "%s", err);
                 goto out;
@@ -1460,7 +1264,8 @@ int main(int argc, char **argv)
                        .model = a->cfg.model,
                        .ttl_s = a->cfg.vector_ttl_s,
                        .reconnect_max_ms = a->cfg.reconnect_max_ms,
-                       .round_timeout_ms = 5000};
+                       .round_timeout_ms = 5000,
+                       .item_index = a->cfg.item_index};
     if (!(a->pub = pub_create(a->base, &pc, on_pub_fail, on_pub_done, a, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "redis", "%s", err);
         goto out;

@@ -245,11 +245,72 @@ int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, siz
     return 0;
 }
 
-int kafka_conf_check(const char *props, char *errstr, size_t len)
+/* The consumer's properties: ours, then [kafka] properties over them. *key
+ * names the config key whose value librdkafka refused. */
+static int conf_consumer(rd_kafka_conf_t *conf, const fr_config_t *cfg, const char *bootstrap,
+                         int checkpoints, const char **key, char *errstr, size_t len)
 {
+    char session[24], heartbeat[24], fetch_wait[24];
+    snprintf(session, sizeof(session), "%d", cfg->session_timeout_ms);
+    /* a third of the session, as Kafka advises, and librdkafka's 3 s at most:
+     * its default alone would let a short session time out between beats */
+    int beat = cfg->session_timeout_ms / 3;
+    snprintf(heartbeat, sizeof(heartbeat), "%d", beat < 3000 ? beat : 3000);
+    snprintf(fetch_wait, sizeof(fetch_wait), "%d", cfg->fetch_wait_max_ms);
+    if ((*key = "brokers", set(conf, "bootstrap.servers", bootstrap, errstr, len)) ||
+        (*key = "group_id", set(conf, "group.id", cfg->group_id, errstr, len)))
+        return -1;
+    *key = "assignor";
+    if (set(conf, "enable.auto.offset.store", "false", errstr, len) ||
+        set(conf, "enable.auto.commit", checkpoints ? "false" : "true", errstr, len) ||
+        set(conf, "auto.commit.interval.ms", "1000", errstr, len) ||
+        set(conf, "auto.offset.reset", "earliest", errstr, len) ||
+        set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
+        set(conf, "enable.partition.eof", "false", errstr, len))
+        return -1;
+    *key = "session_timeout_ms";
+    if (set(conf, "session.timeout.ms", session, errstr, len) ||
+        set(conf, "heartbeat.interval.ms", heartbeat, errstr, len))
+        return -1;
+    *key = "fetch_wait_max_ms";
+    if (set(conf, "fetch.wait.max.ms", fetch_wait, errstr, len) ||
+        /* librdkafka stops fetching a partition for a whole second once its
+         * local queue holds queued.min.messages (100000): a consumer that
+         * learns a little slower than the topic fills then stalls in turns.
+         * The byte bound alone (queued.max.messages.kbytes, librdkafka's 64 MB
+         * a partition) keeps memory in check instead. [kafka] properties may
+         * override both. */
+        set(conf, "queued.min.messages", "10000000", errstr, len) ||
+        set(conf, "log_level", "4", errstr, len))
+        return -1;
+    *key = "properties";
+    return kafka_conf_apply(conf, cfg->kafka_properties, errstr, len);
+}
+
+/* The dead-letter producer's properties, likewise. */
+static int conf_producer(rd_kafka_conf_t *conf, const fr_config_t *cfg, const char *bootstrap,
+                         const char **key, char *errstr, size_t len)
+{
+    *key = "brokers";
+    if (set(conf, "bootstrap.servers", bootstrap, errstr, len) ||
+        set(conf, "linger.ms", "50", errstr, len) || set(conf, "log_level", "4", errstr, len))
+        return -1;
+    *key = "properties";
+    return kafka_conf_apply(conf, cfg->kafka_properties, errstr, len);
+}
+
+int kafka_config_check(const fr_config_t *cfg, const char **key, char *errstr, size_t len)
+{
+    /* with --embedded and no brokers, the mock cluster's address comes later */
+    const char *bootstrap = cfg->brokers[0] ? cfg->brokers : "127.0.0.1:9092";
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = kafka_conf_apply(conf, props, errstr, len);
+    int rc = conf_consumer(conf, cfg, bootstrap, 0, key, errstr, len);
     rd_kafka_conf_destroy(conf);
+    if (rc == 0 && cfg->dead_letter_topic[0]) {
+        conf = rd_kafka_conf_new();
+        rc = conf_producer(conf, cfg, bootstrap, key, errstr, len);
+        rd_kafka_conf_destroy(conf);
+    }
     return rc;
 }
 
@@ -316,34 +377,9 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     }
 
     /* the consumer */
-    char session[24], heartbeat[24], fetch_wait[24];
-    snprintf(session, sizeof(session), "%d", cfg->session_timeout_ms);
-    /* a third of the session, as Kafka advises, and librdkafka's 3 s at most:
-     * its default alone would let a short session time out between beats */
-    int beat = cfg->session_timeout_ms / 3;
-    snprintf(heartbeat, sizeof(heartbeat), "%d", beat < 3000 ? beat : 3000);
-    snprintf(fetch_wait, sizeof(fetch_wait), "%d", cfg->fetch_wait_max_ms);
+    const char *key;
     conf = rd_kafka_conf_new();
-    if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
-        set(conf, "group.id", cfg->group_id, errstr, len) ||
-        set(conf, "enable.auto.offset.store", "false", errstr, len) ||
-        set(conf, "enable.auto.commit", checkpoints ? "false" : "true", errstr, len) ||
-        set(conf, "auto.commit.interval.ms", "1000", errstr, len) ||
-        set(conf, "auto.offset.reset", "earliest", errstr, len) ||
-        set(conf, "partition.assignment.strategy", cfg->assignor, errstr, len) ||
-        set(conf, "enable.partition.eof", "false", errstr, len) ||
-        set(conf, "session.timeout.ms", session, errstr, len) ||
-        set(conf, "heartbeat.interval.ms", heartbeat, errstr, len) ||
-        set(conf, "fetch.wait.max.ms", fetch_wait, errstr, len) ||
-        /* librdkafka stops fetching a partition for a whole second once its
-         * local queue holds queued.min.messages (100000): a consumer that
-         * learns a little slower than the topic fills then stalls in turns.
-         * The byte bound alone (queued.max.messages.kbytes, librdkafka's 64 MB
-         * a partition) keeps memory in check instead. [kafka] properties may
-         * override both. */
-        set(conf, "queued.min.messages", "10000000", errstr, len) ||
-        set(conf, "log_level", "4", errstr, len) ||
-        kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
+    if (conf_consumer(conf, cfg, k->bootstrap, checkpoints, &key, errstr, len))
         goto err;
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -390,10 +426,7 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     /* the dead-letter producer */
     if (cfg->dead_letter_topic[0]) {
         conf = rd_kafka_conf_new();
-        if (set(conf, "bootstrap.servers", k->bootstrap, errstr, len) ||
-            set(conf, "linger.ms", "50", errstr, len) ||
-            set(conf, "log_level", "4", errstr, len) ||
-            kafka_conf_apply(conf, cfg->kafka_properties, errstr, len))
+        if (conf_producer(conf, cfg, k->bootstrap, &key, errstr, len))
             goto err;
         rd_kafka_conf_set_opaque(conf, k);
         rd_kafka_conf_set_log_cb(conf, on_log);

@@ -36,8 +36,10 @@ typedef struct {
 /* Applies "name=value,name=value" librdkafka properties to conf. -1 and a
  * message naming the property (never echoing a password or secret value). */
 int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len);
-/* The same against a scratch conf: for config validation. */
-int kafka_conf_check(const char *props, char *errstr, size_t len);
+/* Builds the consumer's and the dead-letter producer's properties from cfg,
+ * as kafka_create does, on scratch confs: for config_validate. -1 with a
+ * message, and in *key the [kafka] key whose value was refused. */
+int kafka_config_check(const fr_config_t *cfg, const char **key, char *errstr, size_t len);
 
 kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
                       int checkpoints, kafka_batch_fn on_batch, void *arg, char *errstr,

@@ -7,10 +7,17 @@
  * Σ_f wout_f · p_u,f · q_i,f: the part of the model that factorises into
  * user and item vectors (the MLP tower is for the ranking stage). For DSSM
  * the vectors are the towers' normalised outputs and the score is their dot
- * product, the cosine. Items the
- * user was recommended before are not excluded: the caller knows its history. */
+ * product, the cosine.
+ *
+ * Redis holds vectors, not history, so what the user has already seen comes
+ * from the caller: --exclude-seen FILE reads the user's interactions from a
+ * file in the format `freshrec train --data` reads (the same log the model
+ * was trained or replayed from), and --exclude takes ids on the command line.
+ * Excluded items are dropped before the top k is taken, so k items are
+ * printed whenever the catalogue has k unseen ones. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "dataset.h"
 #include "keys.h"
 #include "kern.h"
 
@@ -28,7 +35,11 @@ static void usage(FILE *f)
                "  -k N            how many                                  [10]\n"
                "  --prefix P      key prefix                                [fr]\n"
                "  --model M       model name in the keys                    [neumf]\n"
-               "  --password PW   Redis AUTH (or the REDISCLI_AUTH environment variable)\n");
+               "  --password PW   Redis AUTH (or the REDISCLI_AUTH environment variable)\n"
+               "  --exclude-seen FILE  leave out the items the user has in FILE, an\n"
+               "                  interaction file as `freshrec train --data` reads\n"
+               "                  (user item rating ts); repeatable\n"
+               "  --exclude ID,ID,...  leave out these items too; repeatable\n");
 }
 
 /* "gmf:0:32,mlp:32:64" → the range named name */
@@ -65,6 +76,76 @@ typedef struct {
     float score;
 } hit_t;
 
+/* The items to leave out: ids, sorted once they are all in. */
+typedef struct {
+    char **ids;
+    size_t n, cap;
+} seen_t;
+
+static int seen_add(seen_t *s, const char *id, size_t len)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        char **b = realloc(s->ids, nc * sizeof(char *));
+        if (!b)
+            return -1;
+        s->ids = b;
+        s->cap = nc;
+    }
+    if (!(s->ids[s->n] = strndup(id, len)))
+        return -1;
+    s->n++;
+    return 0;
+}
+
+static int by_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int seen_has(const seen_t *s, const char *id)
+{
+    return s->n && bsearch(&id, s->ids, s->n, sizeof(char *), by_str) != NULL;
+}
+
+static void seen_free(seen_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->ids[i]);
+    free(s->ids);
+}
+
+/* "a,b,c" into s; empty entries are skipped */
+static int seen_list(seen_t *s, const char *list)
+{
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && seen_add(s, p, n) < 0)
+            return -1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* The items of user's interactions in path (an interaction file). */
+static int seen_file(seen_t *s, const char *path, const char *user, char *err, size_t len)
+{
+    dataset_t d;
+    dataset_init(&d);
+    int rc = dataset_load(&d, path, err, len);
+    size_t ulen = strlen(user);
+    for (size_t i = 0; rc == 0 && i < d.n; i++) {
+        const lrn_id_t *u = &d.users[d.ev[i].user], *it = &d.items[d.ev[i].item];
+        if (u->len == ulen && memcmp(u->id, user, ulen) == 0 &&
+            seen_add(s, it->id, it->len) < 0) {
+            snprintf(err, len, "out of memory");
+            rc = -1;
+        }
+    }
+    dataset_free(&d);
+    return rc;
+}
+
 static int by_score(const void *x, const void *y)
 {
     const hit_t *a = x, *b = y;
@@ -79,7 +160,11 @@ int recommend_main(int argc, char **argv)
     static const struct option opts[] = {{"redis", 1, 0, 'r'},    {"user", 1, 0, 'u'},
                                          {"prefix", 1, 0, 'p'},   {"model", 1, 0, 'm'},
                                          {"password", 1, 0, 'a'}, {"help", 0, 0, 'h'},
+                                         {"exclude-seen", 1, 0, 'x'}, {"exclude", 1, 0, 'X'},
                                          {0, 0, 0, 0}};
+    const char *seen_files[16];
+    int nseen_files = 0;
+    seen_t seen = {0};
     int c;
     char *end;
     optind = 1;
@@ -108,15 +193,33 @@ int recommend_main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'x':
+            if (nseen_files == (int)(sizeof(seen_files) / sizeof(seen_files[0]))) {
+                fprintf(stderr, "freshrec recommend: at most 16 --exclude-seen files\n");
+                seen_free(&seen);
+                return 2;
+            }
+            seen_files[nseen_files++] = optarg;
+            break;
+        case 'X':
+            if (seen_list(&seen, optarg) < 0) {
+                fprintf(stderr, "freshrec recommend: out of memory\n");
+                seen_free(&seen);
+                return 1;
+            }
+            break;
         case 'h':
+            seen_free(&seen);
             usage(stdout);
             return 0;
         default:
+            seen_free(&seen);
             usage(stderr);
             return 2;
         }
     }
     if (!redis || !user) {
+        seen_free(&seen);
         fprintf(stderr, "freshrec recommend: --redis and --user are required\n");
         usage(stderr);
         return 2;
@@ -130,8 +233,20 @@ int recommend_main(int argc, char **argv)
     } else {
         snprintf(host, sizeof(host), "%s", redis);
     }
+    /* before Redis: a file that cannot be read is a usage error */
+    for (int i = 0; i < nseen_files; i++) {
+        char err[512];
+        if (seen_file(&seen, seen_files[i], user, err, sizeof(err)) < 0) {
+            fprintf(stderr, "freshrec recommend: --exclude-seen: %s\n", err);
+            seen_free(&seen);
+            return 2;
+        }
+    }
+    if (seen.n)
+        qsort(seen.ids, seen.n, sizeof(char *), by_str);
     kern_set_threads(1);
     int rc = 1;
+    size_t excluded = 0;
     float *P = NULL, *Q = NULL, *x = NULL, *dense = NULL, *scores = NULL;
     hit_t *hits = NULL;
     size_t nitems = 0, cap = 0;
@@ -250,6 +365,10 @@ int recommend_main(int argc, char **argv)
                 redisReply *v = vals->element[i];
                 if (v->type != REDIS_REPLY_STRING || v->len != 4 * (size_t)dim)
                     continue; /* expired between SCAN and MGET, or not a vector */
+                if (seen_has(&seen, keys->element[i]->str + plen)) {
+                    excluded++;
+                    continue;
+                }
                 if (nitems == cap) {
                     size_t nc = cap ? cap * 2 : 1024;
                     float *q = realloc(Q, nc * dim * sizeof(float));
@@ -274,7 +393,11 @@ int recommend_main(int argc, char **argv)
         r = NULL;
     } while (strcmp(cursor, "0") != 0);
     if (nitems == 0) {
-        fprintf(stderr, "freshrec recommend: no item vectors under %s\n", pattern);
+        if (excluded)
+            fprintf(stderr, "freshrec recommend: every one of the %zu item vectors under %s "
+                            "is excluded as seen\n", excluded, pattern);
+        else
+            fprintf(stderr, "freshrec recommend: no item vectors under %s\n", pattern);
         goto out;
     }
     scores = malloc(sizeof(float) * nitems);
@@ -284,9 +407,12 @@ int recommend_main(int argc, char **argv)
     for (size_t i = 0; i < nitems; i++)
         hits[i].score = scores[i];
     qsort(hits, nitems, sizeof(hit_t), by_score);
-    printf("top %ld of %zu items for user %s (retrieval score: %s)\n",
+    printf("top %ld of %zu items for user %s (retrieval score: %s",
            k < (long)nitems ? k : (long)nitems, nitems, user,
            dssm ? "cosine of DSSM towers" : "GMF term of NeuMF");
+    if (nseen_files || seen.n)
+        printf("; %zu seen excluded", excluded);
+    printf(")\n");
     for (long i = 0; i < k && (size_t)i < nitems; i++)
         printf("%3ld  %-24s %.5f\n", i + 1, hits[i].id ? hits[i].id : "?", hits[i].score);
     rc = 0;
@@ -306,5 +432,6 @@ out:
     free(x);
     free(dense);
     free(scores);
+    seen_free(&seen);
     return rc;
 }

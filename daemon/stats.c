@@ -646,6 +646,21 @@ static void handle(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
+int stats_check_listen(const char *addr, char *why, size_t wlen)
+{
+    /* Numeric addresses only: a name would mean a blocking DNS lookup at
+     * start-up, and "which interface" is what the setting means anyway. */
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM},
+                    *ai = NULL;
+    int gai = getaddrinfo(addr, NULL, &hints, &ai);
+    if (gai != 0) {
+        snprintf(why, wlen, "(want an IPv4 or IPv6 address): %s", gai_strerror(gai));
+        return -1;
+    }
+    freeaddrinfo(ai);
+    return 0;
+}
+
 stats_t *stats_start(struct event_base *base, const char *addr, int port, stats_snapshot_fn fn,
                      void *arg, char *errstr, size_t len)
 {
@@ -658,17 +673,11 @@ stats_t *stats_start(struct event_base *base, const char *addr, int port, stats_
         snprintf(errstr, len, "stats: port %d is not in [0, 65535]", port);
         return NULL;
     }
-    /* Numeric addresses only: a name would mean a blocking DNS lookup at
-     * start-up, and "which interface" is what the setting means anyway. */
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM},
-                    *ai = NULL;
-    int gai = getaddrinfo(addr, NULL, &hints, &ai);
-    if (gai != 0) {
-        snprintf(errstr, len, "stats: bad listen address '%s' (want an IPv4 or IPv6 address): %s",
-                 addr, gai_strerror(gai));
+    char why[160];
+    if (stats_check_listen(addr, why, sizeof(why)) < 0) {
+        snprintf(errstr, len, "stats: bad listen address '%s' %s", addr, why);
         return NULL;
     }
-    freeaddrinfo(ai);
 
     s = calloc(1, sizeof(*s));
     if (s == NULL) {

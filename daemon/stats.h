@@ -22,6 +22,11 @@ typedef void (*stats_snapshot_fn)(void *arg, metrics_t *out);
 
 typedef struct stats stats_t;
 
+/* The check stats_start makes on its address: a numeric IPv4 or IPv6
+ * address (no name lookup). 0, or -1 and the reason in why. For
+ * config_validate. */
+int stats_check_listen(const char *addr, char *why, size_t wlen);
+
 /* Listens on addr:port (port 0 picks a free one; stats_port tells it). addr
  * is a numeric IPv4 or IPv6 address (no name lookup). HEAD is answered like
  * GET without the body; other methods get 405, unknown paths 404. NULL and a

@@ -110,42 +110,41 @@ static int has_wide(const ctr_t *c)
     return c->cfg.kind != CTR_DCN;
 }
 
-ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
+int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
 {
-    ctr_t *c = NULL;
     if ((unsigned)cfg->kind > CTR_DCN) {
         snprintf(errstr, len, "ctr: unknown model kind %d", (int)cfg->kind);
-        return NULL;
+        return -1;
     }
     if (cfg->ncat < 0 || cfg->nnum < 0 || cfg->ncat > CTR_MAX_FIELDS ||
         cfg->nnum > CTR_MAX_FIELDS || cfg->ncat + cfg->nnum == 0) {
         snprintf(errstr, len, "ctr: need 1..%d categorical and/or dense fields", CTR_MAX_FIELDS);
-        return NULL;
+        return -1;
     }
     if (cfg->emb_dim < 1 || cfg->emb_dim > 256 || cfg->hash_bits < 0 || cfg->hash_bits > 30 ||
         cfg->wide_bits < 1 || cfg->wide_bits > 30 || cfg->batch < 1 || cfg->batch > 65536 ||
         cfg->auc_window < 1 || cfg->admit_after < 1 || !(cfg->clip > 0)) {
         snprintf(errstr, len, "ctr: emb_dim 1..256, hash_bits 0..30, wide_bits 1..30, batch "
                               "1..65536, auc_window ≥ 1, admit_after ≥ 1, clip > 0 needed");
-        return NULL;
+        return -1;
     }
     if (cfg->kind != CTR_LR && (cfg->nmlp < 1 || cfg->nmlp > CTR_MAX_LAYERS)) {
         snprintf(errstr, len, "ctr: the deep part needs 1..%d layers", CTR_MAX_LAYERS);
-        return NULL;
+        return -1;
     }
     for (int l = 0; l < cfg->nmlp; l++)
         if (cfg->mlp[l] < 1 || cfg->mlp[l] > 4096) {
             snprintf(errstr, len, "ctr: deep layer %d has width %d, not in [1, 4096]", l,
                      cfg->mlp[l]);
-            return NULL;
+            return -1;
         }
     if (cfg->kind == CTR_DCN && (cfg->cross_layers < 1 || cfg->cross_layers > CTR_MAX_LAYERS)) {
         snprintf(errstr, len, "ctr: dcn needs 1..%d cross layers", CTR_MAX_LAYERS);
-        return NULL;
+        return -1;
     }
     if (cfg->ncross < 0 || cfg->ncross > CTR_MAX_CROSSES) {
         snprintf(errstr, len, "ctr: at most %d crosses", CTR_MAX_CROSSES);
-        return NULL;
+        return -1;
     }
     for (int k = 0; k < cfg->ncross; k++)
         if (cfg->cross[k][0] < 0 || cfg->cross[k][0] >= cfg->ncat || cfg->cross[k][1] < 0 ||
@@ -153,8 +152,16 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
             snprintf(errstr, len, "ctr: cross %d names fields %d×%d; need two different "
                                   "categorical fields",
                      k, cfg->cross[k][0], cfg->cross[k][1]);
-            return NULL;
+            return -1;
         }
+    return 0;
+}
+
+ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
+{
+    ctr_t *c = NULL;
+    if (ctr_config_check(cfg, errstr, len) < 0)
+        return NULL;
     c = calloc(1, sizeof(*c));
     if (!c)
         goto oom;

@@ -90,6 +90,8 @@ void ctr_config_default(ctr_config_t *cfg);
 int ctr_kind_parse(const char *name); /* "lr", "widedeep", "dcn"; -1 unknown */
 const char *ctr_kind_name(ctr_kind_t k);
 
+/* The checks ctr_create makes on cfg before it allocates: 0, or -1 and a message. */
+int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len);
 ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len);
 void ctr_free(ctr_t *c);
 

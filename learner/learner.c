@@ -171,45 +171,53 @@ static void score_entries(void *arg, uint32_t ue, const uint32_t *items, int n, 
     score_with(l, l->model, 0, l->maxb, ue, items, n, out);
 }
 
-learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
+int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len)
 {
-    learner_t *l = NULL;
     if (cfg->negatives < 1 || cfg->negatives > 1024) {
         snprintf(errstr, len, "negatives must be in [1, 1024], not %d", cfg->negatives);
-        return NULL;
+        return -1;
     }
     if (cfg->batch_events < 1 || cfg->batch_events > 65536) {
         snprintf(errstr, len, "batch_events must be in [1, 65536], not %d", cfg->batch_events);
-        return NULL;
+        return -1;
     }
     if ((unsigned)cfg->loss > LOSS_SOFTMAX) {
         snprintf(errstr, len, "unknown loss %d", (int)cfg->loss);
-        return NULL;
+        return -1;
     }
     if (cfg->threads < 1 || cfg->threads > LEARNER_MAX_THREADS) {
         snprintf(errstr, len, "threads must be in [1, %d], not %d", LEARNER_MAX_THREADS,
                  cfg->threads);
-        return NULL;
+        return -1;
     }
     if (cfg->preq_negatives < 1 || cfg->preq_rate < 0.0 || cfg->preq_rate > 1.0) {
         snprintf(errstr, len, "preq_rate must be in [0, 1] and preq_negatives ≥ 1");
-        return NULL;
+        return -1;
     }
     if (!(cfg->lr_sparse > 0.0f) || !(cfg->lr_dense > 0.0f) || cfg->l2_sparse < 0.0f ||
         cfg->l2_dense < 0.0f) {
         snprintf(errstr, len, "learning rates must be positive and L2 not negative");
-        return NULL;
+        return -1;
     }
+    int nfeat = cfg->ucat + cfg->unum + cfg->icat + cfg->inum;
+    if (nfeat && cfg->kind != MODEL_DSSM) {
+        snprintf(errstr, len, "tower features need the dssm model, not %s",
+                 model_kind_name(cfg->kind));
+        return -1;
+    }
+    return 0;
+}
+
+learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
+{
+    learner_t *l = NULL;
+    if (learner_config_check(cfg, errstr, len) < 0)
+        return NULL;
     l = calloc(1, sizeof(*l));
     if (!l)
         goto oom;
     l->cfg = *cfg;
     int nfeat = cfg->ucat + cfg->unum + cfg->icat + cfg->inum;
-    if (nfeat && cfg->kind != MODEL_DSSM) {
-        snprintf(errstr, len, "tower features need the dssm model, not %s",
-                 model_kind_name(cfg->kind));
-        goto err;
-    }
     l->G = cfg->negatives + 1;
     int P = cfg->batch_events * l->G;
     l->maxb = P;

@@ -107,6 +107,9 @@ typedef struct {
 typedef struct learner learner_t;
 
 void learner_config_default(learner_config_t *cfg);
+/* The checks learner_create makes on cfg before it allocates: 0, or -1 and a
+ * message. */
+int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len);
 learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len);
 void learner_free(learner_t *l);
 

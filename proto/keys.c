@@ -29,6 +29,12 @@ size_t keys_meta(char *buf, size_t cap, const char *prefix, const char *model)
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
+size_t keys_items(char *buf, size_t cap, const char *prefix, const char *model)
+{
+    int n = snprintf(buf, cap, "%s:%s:items", prefix, model);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
 size_t keys_pattern(char *buf, size_t cap, const char *prefix, const char *model, char side)
 {
     int n = snprintf(buf, cap, "%s:%s:%c:*", prefix, model, side);

@@ -4,6 +4,8 @@
  *   <prefix>:<model>:i:<item id>   item vector, the same
  *   <prefix>:<model>:meta          hash: kind, dim, layout, version,
  *                                  updated_ms, and the dense weights
+ *   <prefix>:<model>:items         sorted set: the item ids with a vector,
+ *                                  scored by their last write (ms)
  * Not for: talking to Redis (store/). */
 #ifndef FR_KEYS_H
 #define FR_KEYS_H
@@ -17,6 +19,7 @@
 size_t keys_vector(char *buf, size_t cap, const char *prefix, const char *model, char side,
                    const char *id, size_t idlen);
 size_t keys_meta(char *buf, size_t cap, const char *prefix, const char *model);
+size_t keys_items(char *buf, size_t cap, const char *prefix, const char *model);
 /* Match pattern for every vector of one side: "<prefix>:<model>:<side>:*". */
 size_t keys_pattern(char *buf, size_t cap, const char *prefix, const char *model, char side);
 

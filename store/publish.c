@@ -22,7 +22,8 @@ typedef struct round round_t;
 
 typedef struct {
     round_t *r;
-    char side; /* 'u', 'i', or 0 for the meta hash */
+    char side; /* 'u', 'i' (SET), 'U', 'I' (DEL), 'z', 'Z' (the item index's ZADD, ZREM),
+                * or 0 (the meta hash, the index's pruning) */
     uint32_t len;
     size_t off; /* the id's place in the round's ids, while the round is built */
     char *id;   /* then the id itself (NUL-terminated) */
@@ -31,6 +32,7 @@ typedef struct {
 struct round {
     keyref_t *keys;
     keyref_t meta; /* the meta hash's reply */
+    keyref_t index[3]; /* the item index's ZADD, ZREM and pruning replies */
     char *ids;     /* every key's id, one buffer */
     size_t ids_len, ids_cap;
     size_t n, cap, outstanding, bytes;
@@ -248,6 +250,15 @@ static void finish_round(pub_t *p, round_t *r)
     round_free(r);
 }
 
+/* The item index's ZADD (side 'i') or ZREM ('I') failed: each of its ids
+ * goes back to the daemon, which writes it (and its index entry) again. */
+static void index_failed(pub_t *p, round_t *r, char side)
+{
+    for (size_t i = 0; i < r->n && p->on_fail; i++)
+        if (r->keys[i].side == side)
+            p->on_fail(p->arg, side, r->keys[i].id, r->keys[i].len);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
@@ -257,7 +268,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         r->failed = 1;
         pub_t *p = ac->data;
-        if (k->side && p->on_fail)
+        if (k->side == 'z' || k->side == 'Z') /* the index: its ids are written again */
+            index_failed(p, r, k->side == 'z' ? 'i' : 'I');
+        else if (k->side && p->on_fail)
             p->on_fail(p->arg, k->side, k->id, k->len);
     }
     if (--r->outstanding == 0)
@@ -399,7 +412,9 @@ void pub_del(pub_t *p, char side, const char *id, size_t len)
 static void cmd_failed(pub_t *p, round_t *r, keyref_t *k)
 {
     r->failed = 1;
-    if (k->side && p->on_fail)
+    if (k->side == 'z' || k->side == 'Z')
+        index_failed(p, r, k->side == 'z' ? 'i' : 'I');
+    else if (k->side && p->on_fail)
         p->on_fail(p->arg, k->side, k->id, k->len);
     r->outstanding--;
 }
@@ -433,6 +448,69 @@ static void queue_formatted(pub_t *p, round_t *r, keyref_t *k, const char *cmd, 
 {
     if (!p->ac || redisAsyncFormattedCommand(p->ac, on_reply, k, cmd, len) != REDIS_OK)
         cmd_failed(p, r, k);
+}
+
+/* The item index, <prefix>:<model>:items, a sorted set of the item ids
+ * with vectors, scored by the ms of their last write: one ZADD of the round's
+ * items, one ZREM of its deleted items, and with a TTL one
+ * ZREMRANGEBYSCORE of the ids whose vectors have expired since. Queued after
+ * the round's SETs and DELs (one connection: Redis runs them in order). Of
+ * the 3 counted in r->outstanding, those not sent are taken off. */
+static void queue_index(pub_t *p, round_t *r, int64_t now_ms)
+{
+    char key[512], score[24], cutoff[32];
+    size_t kl = keys_items(key, sizeof(key), p->prefix, p->model);
+    snprintf(score, sizeof(score), "%lld", (long long)now_ms);
+    size_t sl = strlen(score), nset = 0, ndel = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        nset += r->keys[i].side == 'i';
+        ndel += r->keys[i].side == 'I';
+    }
+    size_t most = 2 * nset > ndel ? 2 * nset : ndel; /* ZADD: score and id each */
+    const char **argv = malloc(sizeof(char *) * (2 + most));
+    size_t *argl = malloc(sizeof(size_t) * (2 + most));
+    for (int c = 0; c < 3; c++)
+        r->index[c] = (keyref_t){.r = r, .side = c == 0 ? 'z' : c == 1 ? 'Z' : 0};
+    if (!argv || !argl) {
+        free(argv);
+        free(argl);
+        cmd_failed(p, r, &r->index[0]); /* the round's items are written again */
+        cmd_failed(p, r, &r->index[1]);
+        r->outstanding--;
+        return;
+    }
+    for (int c = 0; c < 2; c++) {
+        const char side = c == 0 ? 'i' : 'I';
+        int argc = 2;
+        argv[0] = c == 0 ? "ZADD" : "ZREM";
+        argl[0] = 4;
+        argv[1] = key;
+        argl[1] = kl;
+        for (size_t i = 0; i < r->n; i++) {
+            if (r->keys[i].side != side)
+                continue;
+            if (c == 0) {
+                argv[argc] = score;
+                argl[argc++] = sl;
+            }
+            argv[argc] = r->keys[i].id;
+            argl[argc++] = r->keys[i].len;
+        }
+        if (argc > 2)
+            queue_cmd(p, r, &r->index[c], argc, argv, argl);
+        else
+            r->outstanding--;
+    }
+    free(argv);
+    free(argl);
+    if (p->cfg.ttl_s > 0) { /* ids whose last write is older than the TTL: their vectors are gone */
+        snprintf(cutoff, sizeof(cutoff), "(%lld", (long long)now_ms - 1000LL * p->cfg.ttl_s);
+        const char *pargv[] = {"ZREMRANGEBYSCORE", key, "-inf", cutoff};
+        size_t pargl[] = {16, kl, 4, strlen(cutoff)};
+        queue_cmd(p, r, &r->index[2], 4, pargv, pargl);
+    } else {
+        r->outstanding--;
+    }
 }
 
 void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
@@ -469,8 +547,9 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     const int tl =
         ex ? snprintf(tail, sizeof(tail), "\r\n$2\r\nEX\r\n$%zu\r\n%s\r\n", strlen(ttl), ttl)
            : snprintf(tail, sizeof(tail), "\r\n");
-    /* + 1 for the meta hash, so that no reply can finish the round early */
-    r->outstanding = r->n + 1;
+    /* + 1 for the meta hash and + 3 for the item index's commands (those not
+     * sent are taken off again), so that no reply can finish the round early */
+    r->outstanding = r->n + 1 + (p->cfg.item_index ? 3 : 0);
     for (size_t i = 0; i < r->n; i++) {
         keyref_t *k = &r->keys[i];
         if (k->side == 'U' || k->side == 'I') {
@@ -513,6 +592,9 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         if ((i & 1023) == 1023 && p->ac)
             redisAsyncHandleWrite(p->ac);
     }
+
+    if (p->cfg.item_index)
+        queue_index(p, r, now_ms);
 
     /* the meta hash: one HSET of every field */
     r->meta = (keyref_t){.r = r};

@@ -28,6 +28,7 @@ typedef struct {
     int ttl_s;            /* vector TTL; 0 = none */
     int reconnect_max_ms;
     int round_timeout_ms; /* a round not done by then is failed and the link reset */
+    int item_index;       /* 1: keep <prefix>:<model>:items (ZADD/ZREM per round, see pub_end) */
 } pub_config_t;
 
 /* Called for a write the round could not confirm: side 'u' or 'i' for a
@@ -67,6 +68,11 @@ void pub_add(pub_t *p, char side, const char *id, size_t len, const float *v, in
  * go out in the order they were added. A DEL not confirmed is handed back
  * like a SET. */
 void pub_del(pub_t *p, char side, const char *id, size_t len);
+/* Sends the round. With cfg.item_index, the round also keeps the sorted set
+ * <prefix>:<model>:items: ZADD of its item ids scored now_ms, ZREM of the
+ * item ids it deletes, and with a TTL, ZREMRANGEBYSCORE of the ids last
+ * written more than ttl_s ago (their vectors have expired). A failed ZADD or
+ * ZREM hands its ids back through the fail callback like a failed SET or DEL. */
 void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms);
 
 #endif

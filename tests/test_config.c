@@ -1,6 +1,8 @@
-/* test_config.c — the config table: defaults, the INI file and its errors,
- * --set overrides, cross-key validation, SIGHUP reload, config_write round
- * trips, and systemd/freshrec.conf kept in step with the table.
+/* test_config.c — the config table: defaults, the INI file and its errors
+ * (a key given twice among them), --set overrides, cross-key validation with
+ * every check start-up makes and the file:line or --set it names, SIGHUP
+ * reload and the hot keys it reports, config_write round trips, and
+ * systemd/freshrec.conf kept in step with the table.
  * Not for: what the daemon does with a value. Run from the repo root (make
  * test), which the example config's path is relative to. */
 #define _POSIX_C_SOURCE 200809L
@@ -74,6 +76,12 @@ static char *repeat(char ch, size_t n)
     memset(s, ch, n);
     s[n] = '\0';
     return s;
+}
+
+/* Equal values; where they came from (fr_config_t.src) aside. */
+static void assert_values_equal(const fr_config_t *a, const fr_config_t *b)
+{
+    assert_memory_equal(a, b, offsetof(fr_config_t, src));
 }
 
 static size_t nkeys(void)
@@ -171,7 +179,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 64); /* the fields of fr_config_t */
+    assert_int_equal(n, 65); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -218,7 +226,7 @@ static void test_load_every_section(void **state)
                            "[daemon]\n"
                            "log_level = debug\n"
                            "[model]\n"
-                           "dim = 16\n");
+                           "init_std = 0.02\n");
     fr_config_t c;
     char err[512] = "";
     config_defaults(&c);
@@ -234,7 +242,8 @@ static void test_load_every_section(void **state)
     assert_int_equal(c.redis_port, 6380);
     assert_string_equal(c.redis_password, "s3cret#x");
     assert_string_equal(c.key_prefix, "rec.v2");
-    assert_int_equal(c.dim, 16); /* the last value wins */
+    assert_int_equal(c.dim, 64);
+    assert_true(c.init_std == 0.02); /* a section may open twice */
     assert_string_equal(c.mlp, "128,64,32");
     assert_true(c.lr_sparse == 0.05);
     assert_true(c.alpha == 0.1);
@@ -305,6 +314,12 @@ static void test_load_errors(void **state)
         {"[model\ndim = 32\n", ":1: syntax error", NULL},
         {"[model]\ndim = 0\nnegatives = 0\n", ":2: [model] dim = 0", NULL}, /* the first */
         {line_file, ":2: line longer than", NULL},
+        /* a key twice in a file is refused, not silently the last value */
+        {"[model]\ndim = 8\n\ndim = 9\n", ":4: [model] dim given twice (first at line 2)", NULL},
+        {"[model]\ndim = 8\n[redis]\nport = 1\n[model]\ndim = 8\n",
+         ":6: [model] dim given twice (first at line 2)", NULL},
+        {"[redis]\npassword = a\npassword = hunter2\n", ":3: [redis] password given twice",
+         "hunter2"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -622,7 +637,7 @@ static void test_write_roundtrip(void **state)
         assert_int_equal(config_set(&back, "kafka.brokers=elsewhere:1", err, sizeof(err)), 0);
         if (config_load(&back, path, err, sizeof(err)) != 0)
             fail_msg("set %zu: %s\n%s", i, err, text);
-        assert_memory_equal(&c, &back, sizeof(c));
+        assert_values_equal(&c, &back);
 
         /* every key line follows its doc line */
         size_t keys_seen = 0;
@@ -669,7 +684,7 @@ static void test_example_conf(void **state)
     config_defaults(&d);
     if (config_load(&c, EXAMPLE_CONF, err, sizeof(err)) != 0)
         fail_msg("%s", err);
-    assert_memory_equal(&c, &d, sizeof(c));
+    assert_values_equal(&c, &d);
 
     FILE *f = fopen(EXAMPLE_CONF, "r");
     assert_non_null(f);
@@ -706,7 +721,7 @@ static void test_example_conf(void **state)
             snprintf(set, sizeof(set), "%s.%s", s, name);
             if (config_set(&t, set, err, sizeof(err)) != 0)
                 fail_msg("%s:%d: %s", EXAMPLE_CONF, lineno, err);
-            if (memcmp(&t, &d, sizeof(t)))
+            if (memcmp(&t, &d, offsetof(fr_config_t, src)))
                 fail_msg("%s:%d: documented default of [%s] %s is not config_defaults'",
                          EXAMPLE_CONF, lineno, s, k);
         }
@@ -755,6 +770,137 @@ static void test_kafka_properties(void **state)
     }
 }
 
+
+/* Every check start-up makes runs in config_validate, and its message names
+ * where the value came from: "<file>:<line>: [section] key", or "--set: "
+ * for an override. A table of a file (may be NULL), overrides, and what the
+ * message must hold after that prefix (NULL: valid). */
+static void test_validate_where(void **state)
+{
+    (void)state;
+    const struct {
+        const char *file;
+        const char *set[2];
+        const char *want; /* after "<path>" or at the start; NULL: valid */
+    } cases[] = {
+        {"[kafka]\ntopics = a\n\ndead_letter_topic = a,b\n", {NULL},
+         ":4: [kafka] dead_letter_topic = a,b: one topic name expected"},
+        {"[kafka]\ntopics = a,b\ndead_letter_topic = b\n", {NULL},
+         ":3: [kafka] dead_letter_topic = b: also in [kafka] topics"},
+        {"[kafka]\ntopics = a,,b\n", {NULL}, ":2: [kafka] topics = a,,b: empty entry"},
+        {"[events]\n# weights\nkinds = purchase:0\n", {NULL}, ":3: [events] kinds = purchase:0: "},
+        {"[events]\nkinds = like:2,like:3\n", {NULL}, ":2: [events] kinds = like:2,like:3: "},
+        {"[kafka]\nbrokers = k:9092\nproperties = acks=maybe\n", {NULL},
+         ":3: [kafka] properties: acks"},
+        {"[kafka]\nproperties = no.such.property=1\n", {NULL},
+         ":2: [kafka] properties: no.such.property"},
+        {"[stats]\nport = 9464\nlisten = localhost\n", {NULL},
+         ":3: [stats] listen = localhost: not a listen address"},
+        {"[stats]\nlisten = 127.0.0.256\n", {NULL}, ":2: [stats] listen = 127.0.0.256"},
+        {"[stats]\nlisten = ::1\n", {NULL}, NULL},
+        {"[stats]\nlisten = localhost\nport = 0\n", {NULL}, NULL}, /* off: never listened on */
+        {"[model]\nmlp = 63,32\n", {NULL}, ":2: [model] mlp = 63,32: the first width"},
+        {"[model]\ntower = 128,0\n", {NULL}, ":2: [model] tower: "},
+        {"[model]\nkind = lr\ndim = 512\n", {NULL}, ":3: [model] dim = 512: lr embeds"},
+        {"[model]\nkind = widedeep\ncrosses = item:device\n", {NULL}, ":3: [model] crosses = "},
+        {"[model]\nkind = widedeep\ncat_fields = device\ncrosses = item:device\n", {NULL}, NULL},
+        {"[model]\ndeep = 64,x\nkind = dcn\n", {NULL}, ":2: [model] deep = 64,x"},
+        {"[model]\ncat_fields = device\n", {NULL}, ":2: [model] cat_fields/num_fields: neumf"},
+        {"[model]\nkind = dssm\nnum_fields = age\nitem_fields = price\n", {NULL},
+         ":4: [model] item_fields: 'price'"},
+        {"[model]\nkind = lr\ncat_fields = a,a\n", {NULL}, ":3: [model] cat_fields: 'a' twice"},
+        /* overrides: "--set: " instead of a file and line */
+        {NULL, {"stats.listen=localhost"}, "--set: [stats] listen = localhost: "},
+        {NULL, {"kafka.dead_letter_topic=a,b"}, "--set: [kafka] dead_letter_topic = a,b: one"},
+        {NULL, {"events.kinds=:5"}, "--set: [events] kinds = :5: "},
+        {NULL, {"kafka.properties=acks=maybe"}, "--set: [kafka] properties: acks"},
+        {NULL, {"model.kind=lr", "model.dim=300"}, "--set: [model] dim = 300"},
+        /* the last to set a key is the one named */
+        {"[stats]\nlisten = 127.0.0.1\n", {"stats.listen=localhost"}, "--set: [stats] listen"},
+        {"[stats]\nlisten = localhost\n", {"stats.listen=0.0.0.0"}, NULL},
+        {"[kafka]\ntopics = x\n", {"kafka.dead_letter_topic=x"},
+         "--set: [kafka] dead_letter_topic = x: also in"},
+        /* a value written in code (no file, no --set): the key alone */
+        {NULL, {NULL}, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fr_config_t c;
+        char err[512] = "";
+        char *path = cases[i].file ? tmp_write(cases[i].file) : NULL;
+        config_defaults(&c);
+        if (path && config_load(&c, path, err, sizeof(err)) != 0)
+            fail_msg("case %zu: load: %s", i, err);
+        for (int j = 0; j < 2 && cases[i].set[j]; j++)
+            if (config_set(&c, cases[i].set[j], err, sizeof(err)) != 0)
+                fail_msg("case %zu: %s: %s", i, cases[i].set[j], err);
+        int rc = config_validate(&c, err, sizeof(err));
+        if (!cases[i].want) {
+            if (rc != 0)
+                fail_msg("case %zu refused: %s", i, err);
+        } else {
+            if (rc != -1)
+                fail_msg("case %zu (%s) accepted", i, cases[i].want);
+            const char *rest = err;
+            if (cases[i].want[0] == ':') { /* from the file: its path first */
+                if (strncmp(err, path, strlen(path)))
+                    fail_msg("case %zu: \"%s\" does not start with %s", i, err, path);
+                rest = err + strlen(path);
+            }
+            if (strncmp(rest, cases[i].want, strlen(cases[i].want)))
+                fail_msg("case %zu: \"%s\" does not start with \"%s\"", i, rest, cases[i].want);
+        }
+        if (path)
+            tmp_remove(path);
+    }
+
+    /* set in code: no location, the key still named */
+    fr_config_t c;
+    char err[512];
+    config_defaults(&c);
+    strcpy(c.stats_listen, "localhost");
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    assert_int_equal(strncmp(err, "[stats] listen = localhost", 26), 0);
+}
+
+/* The SIGHUP log line: config_hot_changes names exactly the hot keys that
+ * changed, as many as it counts and as config_reload returns. */
+static void test_hot_changes(void **state)
+{
+    (void)state;
+    const struct {
+        const char *file;
+        int n;
+        const char *want;
+    } cases[] = {
+        {"[model]\nlr_sparse = 0.05\n", 1, "lr_sparse 0.03 -> 0.05"},
+        {"[model]\nlr_sparse = 0.05\ndim = 64\n[daemon]\nlog_level = debug\n", 2,
+         "lr_sparse 0.03 -> 0.05, log_level info -> debug"},
+        {"[redis]\npublish_interval_ms = 30\nitem_publish_interval_ms = 500\n[model]\n"
+         "lr_sparse = 0.05\n",
+         3, "publish_interval_ms 50 -> 30, item_publish_interval_ms 200 -> 500, lr_sparse 0.03 -> "
+            "0.05"},
+        {"[model]\ndim = 64\n", 0, ""},
+        {"[model]\nlr_sparse = 0.03\n", 0, ""}, /* set, but to what it was */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fr_config_t live, before;
+        char err[512], list[512];
+        config_defaults(&live);
+        before = live;
+        char *path = tmp_write(cases[i].file);
+        int n = config_reload(&live, path, NULL, 0, err, sizeof(err));
+        assert_int_equal(n, cases[i].n);
+        assert_int_equal(config_hot_changes(&before, &live, list, sizeof(list)), n);
+        assert_string_equal(list, cases[i].want);
+        /* the count is the number of entries listed */
+        int entries = list[0] != '\0';
+        for (const char *p = list; (p = strstr(p, ", ")); p += 2)
+            entries++;
+        assert_int_equal(entries, n);
+        tmp_remove(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +917,8 @@ int main(void)
         cmocka_unit_test(test_example_conf),
         cmocka_unit_test(test_kafka_properties),
         cmocka_unit_test(test_validate_kinds),
+        cmocka_unit_test(test_validate_where),
+        cmocka_unit_test(test_hot_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
  * The least recently seen are evicted and their vectors deleted from Redis,
  * so Redis serves no stale vector: the user keys in Redis are exactly the
  * users the table holds, the first users' keys are gone, the last ones'
- * are there, and the counters agree. */
+ * are there, and the counters agree. Likewise for items with max_items, and
+ * the item index fr:neumf:items (ZADD on publish, ZREM on eviction) lists
+ * exactly the item vectors Redis holds. */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,10 +115,92 @@ static void test_evicted_users_leave_redis(void **state)
     harness_stop(redis);
 }
 
+
+static long zcard(redisContext *r, const char *key)
+{
+    redisReply *rep = redisCommand(r, "ZCARD %s", key);
+    assert_non_null(rep);
+    long n = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
+    freeReplyObject(rep);
+    return n;
+}
+
+static int indexed(redisContext *r, const char *item)
+{
+    redisReply *rep = redisCommand(r, "ZSCORE fr:neumf:items %s", item);
+    int e = rep && rep->type == REDIS_REPLY_STRING;
+    freeReplyObject(rep);
+    return e;
+}
+
+#define NITEMS 3000
+#define MAXI 500
+
+static void test_evicted_items_leave_the_index(void **state)
+{
+    (void)state;
+    int rport = harness_free_port(), sport = harness_free_port();
+    pid_t redis = harness_redis_start(rport);
+    assert_true(redis > 0);
+    harness_kafka_t k;
+    assert_int_equal(harness_kafka_start(&k, 1), 0);
+    char log[256];
+    harness_log_path(log, sizeof(log), "test_evict_daemon_items");
+    static const char *extra[] = {"model.max_items=500", "model.ring_capacity=200",
+                                  "redis.publish_interval_ms=50",
+                                  "redis.item_publish_interval_ms=0", NULL};
+    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
+    assert_true(harness_daemon_healthy(sport, 30000));
+
+    char buf[256], u[32], it[32];
+    long produced = 0;
+    for (int n = 0; n < NITEMS; n++)
+        for (int c = 0; c < 2; c++, produced++) {
+            snprintf(u, sizeof(u), "u%d", (n + c) % 40);
+            snprintf(it, sizeof(it), "i%d", n);
+            size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click",
+                                      1700000000000LL + produced);
+            harness_kafka_produce(&k, "all", buf, len);
+        }
+    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    double t0 = harness_now_ms(), learned = 0;
+    while (harness_now_ms() - t0 < 60000 &&
+           (learned = harness_daemon_metric(sport, "freshrec_events_learned_total")) < produced)
+        usleep(100000);
+    assert_int_equal((long)learned, produced);
+    t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 10000 &&
+           (harness_daemon_metric(sport, "freshrec_dirty_keys") != 0 ||
+            harness_daemon_metric(sport, "freshrec_deletes_pending") != 0))
+        usleep(50000);
+    usleep(300000); /* the last round's replies */
+
+    double items = harness_daemon_metric(sport, "freshrec_table_rows{table=\"items\"}") - 1;
+    double evicted = harness_daemon_metric(sport, "freshrec_table_evicted_total{table=\"items\"}");
+    redisContext *r = redisConnect("127.0.0.1", rport);
+    assert_non_null(r);
+    long keys = count_keys(r, "fr:neumf:i:*"), card = zcard(r, "fr:neumf:items");
+    print_message("items held %.0f (max %d), evicted %.0f; item keys %ld, index members %ld\n",
+                  items, MAXI, evicted, keys, card);
+    assert_true(evicted > 0);
+    assert_int_equal(keys, (long)items);
+    assert_int_equal(card, keys); /* the index lists exactly the item vectors */
+    assert_false(indexed(r, "i0"));
+    assert_true(indexed(r, "i2999"));
+    assert_int_equal(zcard(r, "fr:neumf:users"), 0); /* items only */
+    redisFree(r);
+
+    kill(d, SIGTERM);
+    assert_int_equal(harness_wait(d, 20000), 0);
+    harness_kafka_stop(&k);
+    harness_stop(redis);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evicted_users_leave_redis),
+        cmocka_unit_test(test_evicted_items_leave_the_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,7 +88,7 @@ static int idle(void *arg)
     return !pub_busy(((ctx_t *)arg)->pub);
 }
 
-static int setup_with(void **state, int ttl_s)
+static int setup_with(void **state, int ttl_s, int item_index)
 {
     ctx_t *c = calloc(1, sizeof(*c));
     c->port = harness_free_port();
@@ -104,7 +104,8 @@ static int setup_with(void **state, int ttl_s)
                         .model = "neumf",
                         .ttl_s = ttl_s,
                         .reconnect_max_ms = 200,
-                        .round_timeout_ms = 300};
+                        .round_timeout_ms = 300,
+                        .item_index = item_index};
     char err[128];
     c->pub = pub_create(c->base, &cfg, on_fail, on_done, c, err, sizeof(err));
     assert_non_null(c->pub);
@@ -115,12 +116,17 @@ static int setup_with(void **state, int ttl_s)
 
 static int setup(void **state)
 {
-    return setup_with(state, 600);
+    return setup_with(state, 600, 0);
+}
+
+static int setup_index(void **state)
+{
+    return setup_with(state, 600, 1);
 }
 
 static int setup_no_ttl(void **state)
 {
-    return setup_with(state, 0);
+    return setup_with(state, 0, 0);
 }
 
 static int teardown(void **state)
@@ -405,6 +411,90 @@ static void test_no_ttl(void **state)
     assert_int_equal(redis_int(c->port, "TTL %s", "fr:neumf:u:u0"), -1);
 }
 
+
+static double zscore(int port, const char *member)
+{
+    redisContext *r = sync_conn(port);
+    redisReply *rep = redisCommand(r, "ZSCORE fr:neumf:items %s", member);
+    assert_non_null(rep);
+    double v = rep->type == REDIS_REPLY_STRING ? atof(rep->str) : -1;
+    freeReplyObject(rep);
+    redisFree(r);
+    return v;
+}
+
+static void one_item_round(ctx_t *c, const char *id, int del, long long now_ms)
+{
+    float v[4] = {1, 2, 3, 4};
+    pub_meta_t meta = {.kind = "neumf", .dim = 4, .layout = "gmf:0:2,mlp:2:4"};
+    assert_int_equal(pub_begin(c->pub), 0);
+    if (del)
+        pub_del(c->pub, 'i', id, strlen(id));
+    else
+        pub_add(c->pub, 'i', id, strlen(id), v, 4);
+    pub_end(c->pub, &meta, now_ms);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+}
+
+/* The item index: fr:neumf:items holds the ids with a vector, scored by
+ * their last write; a deleted item leaves it, and so does one whose vector's
+ * TTL (600 s here) has run out. Users are not in it. */
+static void test_item_index(void **state)
+{
+    ctx_t *c = *state;
+    publish(c, 3, 10.0f); /* users u0..u2 and item:7, at 1764486000123 */
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 1);
+    assert_true(zscore(c->port, "item:7") == 1764486000123.0);
+
+    const long long t = 1764486001000LL;
+    one_item_round(c, "item:8", 0, t);
+    assert_true(c->last_ok);
+    assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 2);
+    assert_true(zscore(c->port, "item:8") == (double)t);
+
+    one_item_round(c, "item:7", 1, t + 1000); /* evicted: DEL and ZREM */
+    assert_true(c->last_ok);
+    assert_int_equal(redis_int(c->port, "EXISTS %s", "fr:neumf:i:item:7"), 0);
+    assert_true(zscore(c->port, "item:7") < 0);
+    assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 1);
+
+    /* 601 s later item:8's vector has expired: the next round prunes its id */
+    one_item_round(c, "item:9", 0, t + 601000);
+    assert_true(zscore(c->port, "item:8") < 0);
+    assert_true(zscore(c->port, "item:9") == (double)(t + 601000));
+    assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 1);
+    assert_int_equal(c->nfailed, 0);
+
+    /* a round with fewer writes than deletes but more ZADD arguments (2 per
+     * id) than ZREM ones: both commands whole */
+    float v[4] = {1, 2, 3, 4};
+    pub_meta_t meta = {.kind = "neumf", .dim = 4, .layout = "gmf:0:2,mlp:2:4"};
+    assert_int_equal(pub_begin(c->pub), 0);
+    pub_del(c->pub, 'i', "item:9", 6);
+    pub_del(c->pub, 'i', "gone:1", 6);
+    pub_del(c->pub, 'i', "gone:2", 6);
+    pub_add(c->pub, 'i', "new:1", 5, v, 4);
+    pub_add(c->pub, 'i', "new:2", 5, v, 4);
+    pub_end(c->pub, &meta, t + 601500);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(c->last_ok);
+    assert_true(zscore(c->port, "item:9") < 0);
+    assert_true(zscore(c->port, "new:1") == (double)(t + 601500));
+    assert_true(zscore(c->port, "new:2") == (double)(t + 601500));
+    assert_int_equal(redis_int(c->port, "ZCARD %s", "fr:neumf:items"), 2);
+
+    /* a ZADD Redis refuses hands its items back, to be written again */
+    redisContext *r = sync_conn(c->port);
+    freeReplyObject(redisCommand(r, "SET fr:neumf:items not-a-zset"));
+    redisFree(r);
+    one_item_round(c, "item:10", 0, t + 602000);
+    assert_false(c->last_ok);
+    assert_int_equal(c->nfailed, 1);
+    assert_string_equal(c->failed[0], "i:item:10");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as freshrecd: a write to a dead link fails, not the process */
@@ -412,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_key_names),
         cmocka_unit_test_setup_teardown(test_vectors_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_ttl, setup_no_ttl, teardown),
+        cmocka_unit_test_setup_teardown(test_item_index, setup_index, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_back_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
