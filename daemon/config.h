@@ -38,6 +38,7 @@ typedef struct {
     int item_publish_interval_ms;    /* hot; default 200 */
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
+    int redis_ack_timeout_ms;        /* writes unconfirmed this long: unreachable, default 3000 */
 
     /* [model] */
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */
