@@ -81,6 +81,7 @@ typedef struct {
     int publish_due;         /* the publish timer fired while a round was in flight */
     int meta_due;            /* the next round writes the meta hash whatever is dirty */
     int heartbeat;           /* the round in flight is a heartbeat (pub_heartbeat) */
+    double redis_stall_t0;   /* clock_mono_s since which writes wait past ack_timeout_ms; 0 */
     double items_at;         /* clock_mono_s of the last round that wrote item vectors */
     char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
     struct event *ckpt_ev;
@@ -723,12 +724,32 @@ static void notify_systemd(app_t *a)
         sd_notify(0, "WATCHDOG=1");
 }
 
+/* The log says when writes to Redis go unconfirmed past ack_timeout_ms
+ * (sooner than the round timeout's warning, and it covers a heartbeat too),
+ * and when Redis takes them again. */
+static void watch_redis(app_t *a)
+{
+    double wait = pub_unconfirmed_s(a->pub);
+    if (!a->redis_stall_t0 && wait * 1000.0 >= a->cfg.redis_ack_timeout_ms) {
+        a->redis_stall_t0 = clock_mono_s() - wait;
+        log_msg(LOG_WARN, "redis",
+                "writes unconfirmed for %.1f s (ack_timeout_ms %d): Redis counts as unreachable "
+                "until it confirms one",
+                wait, a->cfg.redis_ack_timeout_ms);
+    } else if (a->redis_stall_t0 && wait == 0) {
+        log_msg(LOG_INFO, "redis", "writes confirmed again (none had been for %.1f s at most)",
+                clock_mono_s() - a->redis_stall_t0);
+        a->redis_stall_t0 = 0;
+    }
+}
+
 static void on_cron(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     app_t *a = arg;
     learn_negatives(a);
+    watch_redis(a);
     notify_systemd(a);
     if (a->cfg.expire_s > 0 && a->learner) {
         int64_t now = clock_wall_ms();
