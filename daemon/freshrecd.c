@@ -1001,7 +1001,10 @@ static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     app_t *a = arg;
     emb_table_t *u = users_table(a), *it = items_table(a);
-    int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 || pub_busy(a->pub);
+    /* a heartbeat in flight holds nothing to wait for (a hung Redis would
+     * hold the stop until the round timeout) */
+    int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 ||
+                  (pub_busy(a->pub) && !a->heartbeat);
     if (pending && clock_mono_s() < a->stop_deadline) {
         if (!pub_busy(a->pub))
             publish_round(a);
