@@ -1,6 +1,7 @@
 # freshrec — build, test, bench, demo.
 #   make                   build/freshrec (and the tests' binaries on `make test`)
-#   make test              unit tests (cmocka); installs missing Debian packages first
+#   make test              unit tests (cmocka) and the alert rules' tests; installs missing Debian packages first
+#   make test-rules        the alert rules alone: promtool check rules, promtool test rules
 #   make bench             throughput and checkpoint-stall figures, each with a reference in the same run
 #                          (BENCH_ONLY=ckpt: the checkpoint stall alone)
 #   make demo              a generated stream learned end to end, with figures
@@ -62,7 +63,7 @@ FUZZ_SRC_ckpt  := learner/table.c learner/optim.c learner/ring.c learner/join.c 
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test bench demo clean deps check-deps format fuzz install
+.PHONY: all test test-rules bench demo clean deps check-deps format fuzz install
 
 PREFIX  ?= /usr/local
 SYSCONF ?= /etc
@@ -155,9 +156,13 @@ check-deps:
 	@{ pkg-config --exists $(PKGS) && [ -r $(DYGRAPHS_JS) ]; } 2>/dev/null || \
 	    $(MAKE) --no-print-directory deps
 
+# tests/test_rules.sh (promtool on systemd/freshrec-alerts*.yml) counts as one test
 test: deps
 	@$(MAKE) --no-print-directory $(BINS) $(TEST_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/test_rules.sh
+
+test-rules: deps
+	@sh tests/test_rules.sh
 
 bench:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"

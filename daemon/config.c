@@ -105,6 +105,9 @@ static const ckey_t keys[] = {
      "last write in ms (ZRANGE lists the catalogue); 0: none"},
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
+    {"redis", "ack_timeout_ms", CT_INT, F(redis_ack_timeout_ms), "3000", 100, 600000, 0, NULL,
+     "Redis counts as unreachable (freshrec_redis_connected 0, /healthz 503) once writes have "
+     "waited this long unconfirmed"},
 
     {"model", "kind", CT_ENUM, F(model), "neumf", 0, 0, 0, "neumf|dssm|lr|widedeep|dcn",
      "Model: neumf, dssm (retrieval); lr, widedeep, dcn (click-through, with features)"},

@@ -48,6 +48,7 @@ typedef struct {
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
     int item_index;                  /* 1: keep <prefix>:<model>:items, default 1 */
+    int redis_ack_timeout_ms;        /* writes unconfirmed this long: unreachable, default 3000 */
 
     /* [model] */
     char model[CONFIG_STR];     /* "neumf" (the default and only kind) */

@@ -74,6 +74,9 @@ typedef struct {
     double stop_deadline;
     int ready_sent;          /* sd_notify READY=1 was sent */
     int publish_due;         /* the publish timer fired while a round was in flight */
+    int meta_due;            /* the next round writes the meta hash whatever is dirty */
+    int heartbeat;           /* the round in flight is a heartbeat (pub_heartbeat) */
+    double redis_stall_t0;   /* clock_mono_s since which writes wait past ack_timeout_ms; 0 */
     double items_at;         /* clock_mono_s of the last round that wrote item vectors */
     char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
     struct event *ckpt_ev;
@@ -441,6 +444,10 @@ static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double sec
         a->publish_due = 0;
         event_active(a->publish_ev, EV_TIMEOUT, 0);
     }
+    if (a->heartbeat) { /* it wrote no vector: shown by the redis gauges, not here */
+        a->heartbeat = 0;
+        return;
+    }
     a->m.publish_total++;
     if (ok) {
         a->m.publish_keys_total += keys;
@@ -560,6 +567,7 @@ static void on_redis_empty(void *arg)
     app_t *a = arg;
     emb_table_t *tabs[2] = {users_table(a), items_table(a)};
     size_t n = 0;
+    a->meta_due = 1; /* even with no vector to write */
     for (int k = 0; k < 2; k++)
         for (uint32_t e = 0; e < emb_entry_cap(tabs[k]); e++)
             if (emb_entry_alive(tabs[k], e)) {
@@ -574,6 +582,10 @@ static void on_redis_empty(void *arg)
 /* One round: every dirty user vector, every dirty item vector when
  * item_publish_interval_ms has passed since the last round that wrote them
  * (or the daemon is stopping), up to publish_max_keys, and the meta hash.
+ * With nothing to write, a heartbeat instead: the meta hash's alive_ms, so
+ * that readers see the daemon alive and every round asks Redis something
+ * (freshrec_redis_connected then says within [redis] ack_timeout_ms that
+ * Redis stopped taking writes, traffic or not).
  *
  * Items have a cadence of their own because each event changes 1 + negatives
  * item rows against one user row: written every round, item vectors were
@@ -587,10 +599,18 @@ static int publish_round(app_t *a)
     const int items = a->stopping || a->cfg.item_publish_interval_ms <= 0 ||
                       now - a->items_at >= a->cfg.item_publish_interval_ms / 1000.0;
     if (emb_dirty_count(u) + (items ? emb_dirty_count(it) : 0) == 0 && a->gone_len == 0 &&
-        pub_version(a->pub) > 0)
+        !a->meta_due) {
+        /* not while stopping: shutdown waits for the round in flight */
+        if (a->stopping || pub_busy(a->pub))
+            return 0;
+        a->heartbeat = 1;
+        if (pub_heartbeat(a->pub, clock_wall_ms()))
+            a->heartbeat = 0; /* disconnected: nothing in flight */
         return 0;
+    }
     if (pub_begin(a->pub))
         return 0;
+    a->meta_due = 0;
     size_t budget = (size_t)a->cfg.publish_max_keys;
     size_t n = add_gone(a, budget); /* DELs first: a SET of the same key later wins */
     n += add_dirty(a, u, 'u', budget - n);
@@ -667,7 +687,12 @@ static void snapshot(void *arg, metrics_t *out)
     out->rss_bytes = metrics_rss_bytes();
     out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&
                      !kafka_fatal(a->kafka);
-    out->redis_connected = a->pub && pub_connected(a->pub);
+    /* the link alone says little: a stopped Redis's kernel still completes
+     * TCP connects; connected means writes are confirmed too */
+    out->redis_link = a->pub && pub_connected(a->pub);
+    out->redis_last_ack_age_s = a->pub ? pub_ack_age_s(a->pub) : 0.0;
+    out->redis_connected =
+        out->redis_link && pub_unconfirmed_s(a->pub) * 1000.0 < a->cfg.redis_ack_timeout_ms;
 }
 
 /* ------------------------------------------------------------ cron */
@@ -688,12 +713,33 @@ static void notify_systemd(app_t *a)
     a->status_events = m.learner.events;
     a->status_t = now;
     sd_notifyf(0, "STATUS=%s: %.0f events/s, %llu learned, %d partition(s), Redis %s",
-               a->stopping ? "stopping" : "learning", rate,
-               (unsigned long long)m.learner.events, m.nparts,
-               m.redis_connected ? "connected" : "disconnected");
+               a->stopping ? "stopping" : "learning", rate, (unsigned long long)m.learner.events,
+               m.nparts,
+               m.redis_connected ? "connected"
+               : m.redis_link    ? "not confirming writes"
+                                 : "disconnected");
     uint64_t usec;
     if (sd_watchdog_enabled(0, &usec) > 0)
         sd_notify(0, "WATCHDOG=1");
+}
+
+/* The log says when writes to Redis go unconfirmed past ack_timeout_ms
+ * (sooner than the round timeout's warning, and it covers a heartbeat too),
+ * and when Redis takes them again. */
+static void watch_redis(app_t *a)
+{
+    double wait = pub_unconfirmed_s(a->pub);
+    if (!a->redis_stall_t0 && wait * 1000.0 >= a->cfg.redis_ack_timeout_ms) {
+        a->redis_stall_t0 = clock_mono_s() - wait;
+        log_msg(LOG_WARN, "redis",
+                "writes unconfirmed for %.1f s (ack_timeout_ms %d): Redis counts as unreachable "
+                "until it confirms one",
+                wait, a->cfg.redis_ack_timeout_ms);
+    } else if (a->redis_stall_t0 && wait == 0) {
+        log_msg(LOG_INFO, "redis", "writes confirmed again (none had been for %.1f s at most)",
+                clock_mono_s() - a->redis_stall_t0);
+        a->redis_stall_t0 = 0;
+    }
 }
 
 static void on_cron(evutil_socket_t fd, short what, void *arg)
@@ -702,6 +748,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     (void)what;
     app_t *a = arg;
     learn_negatives(a);
+    watch_redis(a);
     notify_systemd(a);
     if (a->cfg.expire_s > 0 && a->learner) {
         int64_t now = clock_wall_ms();
@@ -980,7 +1027,10 @@ static void on_stop_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     app_t *a = arg;
     emb_table_t *u = users_table(a), *it = items_table(a);
-    int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 || pub_busy(a->pub);
+    /* a heartbeat in flight holds nothing to wait for (a hung Redis would
+     * hold the stop until the round timeout) */
+    int pending = emb_dirty_count(u) + emb_dirty_count(it) > 0 ||
+                  (pub_busy(a->pub) && !a->heartbeat);
     if (pending && clock_mono_s() < a->stop_deadline) {
         if (!pub_busy(a->pub))
             publish_round(a);
@@ -1072,6 +1122,7 @@ int main(int argc, char **argv)
     int print_config = 0;
     config_defaults(&a->cfg);
     ckpt_bg_init(&a->bg);
+    a->meta_due = 1; /* the first round writes the meta hash */
 
     static const struct option opts[] = {{"config", 1, 0, 'c'},   {"set", 1, 0, 's'},
                                          {"embedded", 0, 0, 'e'}, {"print-config", 0, 0, 'p'},

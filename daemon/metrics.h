@@ -56,7 +56,9 @@ typedef struct {
     int64_t time_ms; /* wall clock at the snapshot, ms since the epoch */
     uint64_t rss_bytes;
     int consuming; /* has an assignment and no fatal consumer error */
-    int redis_connected;
+    int redis_link;              /* the TCP link to Redis is up */
+    int redis_connected;         /* ... and writes are confirmed ([redis] ack_timeout_ms) */
+    double redis_last_ack_age_s; /* since Redis last confirmed a write */
     uint64_t checkpoint_total, checkpoint_errors_total;
     int checkpoint_failing;              /* the last checkpoint could not be written */
     uint64_t checkpoint_skipped_total;   /* timer ticks while the previous one was still written */

@@ -309,8 +309,12 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
     prom_gauge_u64(out, "freshrec_process_resident_memory_bytes", "Resident memory of freshrecd.",
                    m->rss_bytes);
     prom_gauge(out, "freshrec_uptime_seconds", "Seconds since freshrecd started.", m->uptime_s);
-    prom_gauge_u64(out, "freshrec_redis_connected", "1 when connected to Redis.",
+    prom_gauge_u64(out, "freshrec_redis_connected",
+                   "1 when connected to Redis and it confirms writes within ack_timeout_ms.",
                    m->redis_connected != 0);
+    prom_gauge(out, "freshrec_redis_last_ack_age_seconds",
+               "Seconds since Redis last confirmed a write (a publish round or heartbeat).",
+               m->redis_last_ack_age_s);
     prom_gauge_u64(out, "freshrec_consuming",
                    "1 when partitions are assigned and the consumer is healthy.",
                    m->consuming != 0);
@@ -426,14 +430,15 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
     char reason[192];
     int healthy = stats_healthy(m, reason, sizeof(reason));
     json_t *root = json_pack(
-        "{s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:{s:b}, s:o, "
-        "s:b, s:s}",
+        "{s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:{s:b, s:b, s:o}, "
+        "s:o, s:b, s:s}",
         "events", json_events(m), "learning", "loss", j_real(ls->loss_ewma), "hr_at_10",
         j_real(ls->preq_hr10_ewma), "ndcg_at_10", j_real(ls->preq_ndcg10_ewma),
         "prequential_ranked", j_u64(ls->preq_n), "publish", json_publish(m), "consumer",
         json_consumer(m), "tables", "users", json_table(&ls->users), "items",
         json_table(&ls->items), "process", "rss_bytes", j_u64(m->rss_bytes), "uptime_seconds",
-        j_real(m->uptime_s), "redis", "connected", m->redis_connected != 0, "model",
+        j_real(m->uptime_s), "redis", "connected", m->redis_connected != 0, "link",
+        m->redis_link != 0, "last_ack_age_seconds", j_real(m->redis_last_ack_age_s), "model",
         j_str(m->model, sizeof(m->model)), "healthy", healthy, "health_reason", reason);
     if (root == NULL) { /* out of memory: json_pack has released what it was given */
         evbuffer_add_printf(out, "{}\n");
@@ -465,8 +470,8 @@ int stats_healthy(const metrics_t *m, char *reason, size_t len)
     int n = 0;
     if (!m->consuming)
         why[n++] = "not consuming (no partitions assigned)";
-    if (!m->redis_connected)
-        why[n++] = "redis disconnected";
+    if (!m->redis_connected) /* the link up: Redis hangs (stopped, swapping, blocked) */
+        why[n++] = m->redis_link ? "redis not confirming writes" : "redis disconnected";
     if (m->checkpoint_failing)
         why[n++] = "checkpoints failing (offsets stay uncommitted)";
     if (len > 0)

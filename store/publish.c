@@ -36,7 +36,9 @@ struct round {
     char *ids;     /* every key's id, one buffer */
     size_t ids_len, ids_cap;
     size_t n, cap, outstanding, bytes;
+    size_t confirmed; /* writes Redis took: one is an acknowledgement */
     int dim, failed;
+    int heartbeat; /* only the meta hash's alive_ms */
     double t0;
 };
 
@@ -51,6 +53,8 @@ struct pub {
     round_t *cur;
     int building;
     uint64_t version;
+    double ack_t;   /* mono_s of the last acknowledgement (of pub_create before one) */
+    double wait_t0; /* mono_s since which writes wait unconfirmed; 0: none */
     pub_fail_fn on_fail;
     pub_done_fn on_done;
     pub_empty_fn on_empty;
@@ -222,6 +226,7 @@ pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn 
     if (p->cfg.round_timeout_ms < 1)
         p->cfg.round_timeout_ms = 5000;
     p->backoff_ms = 100;
+    p->ack_t = mono_s();
     p->on_fail = on_fail;
     p->on_done = on_done;
     p->arg = arg;
@@ -243,6 +248,12 @@ static void round_free(round_t *r)
 static void finish_round(pub_t *p, round_t *r)
 {
     evtimer_del(p->timeout_ev);
+    /* Redis took a write: it makes progress, even if it refused another (a
+     * key it will never take must not make it look unreachable) */
+    if (r->confirmed) {
+        p->ack_t = mono_s();
+        p->wait_t0 = 0;
+    }
     if (p->cur == r)
         p->cur = NULL;
     if (p->on_done)
@@ -264,17 +275,24 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     keyref_t *k = priv;
     round_t *r = k->r;
+    pub_t *p = ac->data;
     redisReply *rep = reply;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         r->failed = 1;
-        pub_t *p = ac->data;
         if (k->side == 'z' || k->side == 'Z') /* the index: its ids are written again */
             index_failed(p, r, k->side == 'z' ? 'i' : 'I');
         else if (k->side && p->on_fail)
             p->on_fail(p->arg, k->side, k->id, k->len);
+    } else {
+        r->confirmed++;
+        /* HSET counts the fields it added: alive_ms new means the hash was
+         * gone (every round since the first has written it) */
+        if (r->heartbeat && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 && p->on_empty &&
+            !p->closing)
+            p->on_empty(p->arg);
     }
     if (--r->outstanding == 0)
-        finish_round(ac->data, r);
+        finish_round(p, r);
 }
 
 void pub_free(pub_t *p)
@@ -317,6 +335,24 @@ uint64_t pub_version(const pub_t *p)
     return p->version;
 }
 
+double pub_ack_age_s(const pub_t *p)
+{
+    return mono_s() - p->ack_t;
+}
+
+double pub_unconfirmed_s(const pub_t *p)
+{
+    return p->wait_t0 > 0 ? mono_s() - p->wait_t0 : 0.0;
+}
+
+/* A round's commands are on their way: a round not done by the timeout is
+ * failed and the link re-made */
+static void round_sent(pub_t *p)
+{
+    struct timeval tv = {p->cfg.round_timeout_ms / 1000, (p->cfg.round_timeout_ms % 1000) * 1000};
+    evtimer_add(p->timeout_ev, &tv);
+}
+
 int pub_begin(pub_t *p)
 {
     if (!p->connected || !p->ac || p->cur)
@@ -327,6 +363,8 @@ int pub_begin(pub_t *p)
     r->t0 = mono_s();
     p->cur = r;
     p->building = 1;
+    if (p->wait_t0 == 0) /* its writes wait for Redis from now on, unless older ones do */
+        p->wait_t0 = r->t0;
     return 0;
 }
 
@@ -608,19 +646,43 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     if (meta->dense && meta->ndense && (dense = malloc(4 * meta->ndense)))
         keys_f32le_encode(dense, meta->dense, meta->ndense);
     const char *dl = meta->dense_layout ? meta->dense_layout : "";
-    const char *argv[] = {"HSET", key,  "kind",       meta->kind, "dim",          dim,
-                          "layout", meta->layout, "version", ver, "updated_ms", upd,
-                          "dense_floats", nd, "dense_layout", dl, "dense",
-                          dense ? (const char *)dense : ""};
-    size_t argl[] = {4, ml, 4, strlen(meta->kind), 3, strlen(dim), 6, strlen(meta->layout), 7,
-                     strlen(ver), 10, strlen(upd), 12, strlen(nd), 12, strlen(dl), 5,
-                     dense ? 4 * meta->ndense : 0};
-    queue_cmd(p, r, &r->meta, 18, argv, argl);
+    const char *argv[] = {"HSET",         key, "kind",         meta->kind,
+                          "dim",          dim, "layout",       meta->layout,
+                          "version",      ver, "updated_ms",   upd,
+                          "alive_ms",     upd, "dense_floats", nd,
+                          "dense_layout", dl,  "dense",        dense ? (const char *)dense : ""};
+    size_t argl[] = {4,  ml,          4,  strlen(meta->kind),
+                     3,  strlen(dim), 6,  strlen(meta->layout),
+                     7,  strlen(ver), 10, strlen(upd),
+                     8,  strlen(upd), 12, strlen(nd),
+                     12, strlen(dl),  5,  dense ? 4 * meta->ndense : 0};
+    queue_cmd(p, r, &r->meta, 20, argv, argl);
     free(dense);
     if (r->outstanding == 0) {
         finish_round(p, r);
         return;
     }
-    struct timeval tv = {p->cfg.round_timeout_ms / 1000, (p->cfg.round_timeout_ms % 1000) * 1000};
-    evtimer_add(p->timeout_ev, &tv);
+    round_sent(p);
+}
+
+int pub_heartbeat(pub_t *p, int64_t now_ms)
+{
+    if (pub_begin(p))
+        return -1;
+    round_t *r = p->cur;
+    p->building = 0;
+    r->heartbeat = 1;
+    r->meta = (keyref_t){.r = r};
+    r->outstanding = 1;
+    char key[512], alive[24];
+    size_t ml = keys_meta(key, sizeof(key), p->prefix, p->model);
+    snprintf(alive, sizeof(alive), "%lld", (long long)now_ms);
+    const char *argv[] = {"HSET", key, "alive_ms", alive};
+    size_t argl[] = {4, ml, 8, strlen(alive)};
+    queue_cmd(p, r, &r->meta, 4, argv, argl);
+    if (r->outstanding == 0) /* refused at once: the link is gone */
+        finish_round(p, r);
+    else
+        round_sent(p);
+    return 0;
 }

@@ -10,6 +10,12 @@
  * there; when it is not (a Redis restarted without its data, a failover to
  * an empty replica, a FLUSHALL), the empty callback tells the daemon, which
  * then publishes every vector again.
+ *
+ * Whether Redis takes the writes is measured, not inferred from the link: a
+ * stopped Redis still completes TCP connects from its kernel backlog. Each
+ * round (or heartbeat) that Redis confirms at least one write of counts as
+ * an acknowledgement; pub_unconfirmed_s says how long writes have waited
+ * without one, across failed rounds and reconnects.
  * Not for: choosing what to publish (the daemon) or the learner's tables. */
 #ifndef FR_PUBLISH_H
 #define FR_PUBLISH_H
@@ -59,6 +65,13 @@ void pub_free(pub_t *p);
 int pub_connected(const pub_t *p);
 int pub_busy(const pub_t *p); /* a round is in flight */
 uint64_t pub_version(const pub_t *p); /* rounds started, the meta "version" */
+/* Seconds since Redis last confirmed a write of a round or a heartbeat
+ * (since pub_create when it never has). */
+double pub_ack_age_s(const pub_t *p);
+/* Seconds the oldest write not confirmed since has waited: from the first
+ * round sent after the last acknowledgement, through any failed rounds and
+ * reconnects, until a round is confirmed; 0 when nothing waits. */
+double pub_unconfirmed_s(const pub_t *p);
 
 /* A round: begin, add vectors, end. pub_begin returns -1 when disconnected or
  * busy (nothing is taken then). pub_add copies the vector at once. */
@@ -68,11 +81,21 @@ void pub_add(pub_t *p, char side, const char *id, size_t len, const float *v, in
  * go out in the order they were added. A DEL not confirmed is handed back
  * like a SET. */
 void pub_del(pub_t *p, char side, const char *id, size_t len);
-/* Sends the round. With cfg.item_index, the round also keeps the sorted set
+/* Sends the round: its commands, then one HSET of the meta hash with every
+ * field, updated_ms and alive_ms = now_ms (wall clock, ms since the epoch).
+ * With cfg.item_index, the round also keeps the sorted set
  * <prefix>:<model>:items: ZADD of its item ids scored now_ms, ZREM of the
  * item ids it deletes, and with a TTL, ZREMRANGEBYSCORE of the ids last
  * written more than ttl_s ago (their vectors have expired). A failed ZADD or
  * ZREM hands its ids back through the fail callback like a failed SET or DEL. */
 void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms);
+
+/* A round with nothing to write: one HSET of the meta hash's alive_ms =
+ * now_ms, so that a reader can tell a live daemon from a dead one while the
+ * model does not change; the version does not move. Done like a round
+ * (on_done, the round timeout). Redis answering that the field was new
+ * means the hash is gone (a FLUSHALL on this link): the empty callback is
+ * told. -1 when disconnected or busy. */
+int pub_heartbeat(pub_t *p, int64_t now_ms);
 
 #endif

@@ -113,6 +113,7 @@ static void test_defaults(void **state)
         {"redis.item_publish_interval_ms", c.item_publish_interval_ms, 200},
         {"redis.publish_max_keys", c.publish_max_keys, 100000},
         {"redis.reconnect_max_ms", c.reconnect_max_ms, 5000},
+        {"redis.ack_timeout_ms", c.redis_ack_timeout_ms, 3000},
         {"model.dim", c.dim, 32},
         {"model.negatives", c.negatives, 4},
         {"model.pool", c.pool, 32},
@@ -179,7 +180,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 65); /* the fields of fr_config_t */
+    assert_int_equal(n, 66); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);

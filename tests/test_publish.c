@@ -252,6 +252,8 @@ static void test_vectors_and_meta(void **state)
             seen += !strcmp(val->str, "1");
         else if (!strcmp(f, "updated_ms"))
             seen += !strcmp(val->str, "1764486000123");
+        else if (!strcmp(f, "alive_ms"))
+            seen += !strcmp(val->str, "1764486000123");
         else if (!strcmp(f, "layout"))
             seen += !strcmp(val->str, "gmf:0:2,mlp:2:4");
         else if (!strcmp(f, "dense")) {
@@ -261,7 +263,7 @@ static void test_vectors_and_meta(void **state)
             seen += d[0] == 1.5f && d[1] == -2.0f && d[2] == 0.125f;
         }
     }
-    assert_int_equal(seen, 6);
+    assert_int_equal(seen, 7);
     freeReplyObject(rep);
     redisFree(r);
 
@@ -348,6 +350,89 @@ static void test_redis_hangs(void **state)
     publish(c, 5, 1.0f);
     assert_true(harness_loop_until(c->base, idle, c, 3000));
     assert_true(c->last_ok);
+}
+
+static long long meta_field(int port, const char *field)
+{
+    redisContext *r = sync_conn(port);
+    redisReply *rep = redisCommand(r, "HGET fr:neumf:meta %s", field);
+    assert_non_null(rep);
+    long long v = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
+    freeReplyObject(rep);
+    redisFree(r);
+    return v;
+}
+
+/* A heartbeat writes alive_ms alone: version and updated_ms stay, it is
+ * done like a round, and one at a time. A heartbeat that finds the hash gone
+ * (FLUSHALL on a link that stayed up) says so, as a new link would. */
+static void test_heartbeat(void **state)
+{
+    ctx_t *c = *state;
+    publish(c, 2, 1.0f); /* the first link's question is answered before this round */
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    pub_set_on_empty(c->pub, on_empty);
+    assert_int_equal(pub_version(c->pub), 1);
+    assert_int_equal(pub_heartbeat(c->pub, 1764486000999LL), 0);
+    assert_int_equal(pub_heartbeat(c->pub, 1764486001000LL), -1); /* busy */
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_int_equal(c->rounds, 2);
+    assert_true(c->last_ok);
+    assert_int_equal(c->last_keys, 0);
+    assert_int_equal(pub_version(c->pub), 1);
+    assert_int_equal(meta_field(c->port, "alive_ms"), 1764486000999LL);
+    assert_int_equal(meta_field(c->port, "updated_ms"), 1764486000123LL);
+    assert_int_equal(meta_field(c->port, "version"), 1);
+    assert_int_equal(c->empties, 0);
+
+    redisContext *r = sync_conn(c->port);
+    freeReplyObject(redisCommand(r, "FLUSHALL"));
+    redisFree(r);
+    assert_int_equal(pub_heartbeat(c->pub, 1764486002000LL), 0);
+    assert_true(harness_loop_until(c->base, emptied, c, 3000));
+    assert_int_equal(c->empties, 1);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_int_equal(c->nfailed, 0);
+}
+
+/* Writes unconfirmed: the wait is measured from the first round Redis did
+ * not confirm, through the round timeout and the reconnect to a stopped
+ * Redis (whose kernel completes the TCP connect); a confirmed round ends it. */
+static void test_unconfirmed(void **state)
+{
+    ctx_t *c = *state;
+    publish(c, 1, 1.0f);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_true(pub_unconfirmed_s(c->pub) == 0.0);
+    assert_true(pub_ack_age_s(c->pub) < 0.5);
+
+    harness_signal(c->redis, SIGSTOP);
+    assert_int_equal(pub_heartbeat(c->pub, 1), 0);
+    assert_true(harness_loop_until(c->base, idle, c, 3000)); /* the 300 ms round timeout */
+    assert_false(c->last_ok);
+    assert_true(harness_loop_until(c->base, connected, c, 3000)); /* the backlog took it */
+    assert_int_equal(pub_heartbeat(c->pub, 2), 0);
+    double wait = pub_unconfirmed_s(c->pub);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+    assert_false(c->last_ok);
+    print_message("unconfirmed %.2f s at the second heartbeat, %.2f s after it, ack %.2f s old\n",
+                  wait, pub_unconfirmed_s(c->pub), pub_ack_age_s(c->pub));
+    assert_true(wait >= 0.3); /* not restarted by the new link */
+    assert_true(pub_unconfirmed_s(c->pub) >= 0.6);
+    assert_true(pub_ack_age_s(c->pub) >= pub_unconfirmed_s(c->pub));
+
+    harness_signal(c->redis, SIGCONT);
+    assert_true(harness_loop_until(c->base, connected, c, 5000));
+    int ok = 0;
+    for (int tries = 0; tries < 20 && !ok; tries++) { /* a round may meet the old link's end */
+        if (pub_heartbeat(c->pub, 3) == 0 && harness_loop_until(c->base, idle, c, 3000))
+            ok = c->last_ok;
+        else
+            harness_loop_until(c->base, connected, c, 500);
+    }
+    assert_true(ok);
+    assert_true(pub_unconfirmed_s(c->pub) == 0.0);
+    assert_true(pub_ack_age_s(c->pub) < 0.5);
 }
 
 static void kill_redis(ctx_t *c)
@@ -506,6 +591,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_back_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unconfirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_dies_mid_round, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -457,7 +457,9 @@ static void fill(metrics_t *m)
     m->time_ms = 1796400000123; /* past 2^32: an int would wrap */
     m->rss_bytes = 123456789;
     m->consuming = 1;
+    m->redis_link = 1;
     m->redis_connected = 1;
+    m->redis_last_ack_age_s = 0.046875;
     snprintf(m->model, sizeof(m->model), "neumf");
 }
 
@@ -582,6 +584,7 @@ static void test_prometheus_values(void **state)
         {"freshrec_process_resident_memory_bytes", 123456789},
         {"freshrec_uptime_seconds", 3600.5},
         {"freshrec_redis_connected", 1},
+        {"freshrec_redis_last_ack_age_seconds", 0.046875},
         {"freshrec_consuming", 1},
         {"freshrec_publish_latency_seconds_count", 5},
         {"freshrec_checkpoint_failing", 0},
@@ -838,13 +841,25 @@ static void test_json(void **state)
     m->learner.preq_hr10_ewma = INFINITY;
     m->lat_sum = -INFINITY;
     m->redis_connected = 0;
+    m->redis_link = 0;
     j = render_json(m);
     assert_true(json_is_null(jpath(j, "learning", "loss", NULL)));
     assert_true(json_is_null(jpath(j, "learning", "hr_at_10", NULL)));
     assert_true(json_is_null(jpath(j, "publish", "latency_seconds", "sum", NULL)));
     assert_true(json_is_false(jpath(j, "redis", "connected", NULL)));
+    assert_true(json_is_false(jpath(j, "redis", "link", NULL)));
+    assert_true(json_real_value(jpath(j, "redis", "last_ack_age_seconds", NULL)) == 0.046875);
     assert_true(json_is_false(jpath(j, "healthy", NULL)));
     assert_string_equal(json_string_value(jpath(j, "health_reason", NULL)), "redis disconnected");
+    json_decref(j);
+
+    /* the link up, writes unconfirmed: a hung Redis */
+    m->redis_link = 1;
+    j = render_json(m);
+    assert_true(json_is_false(jpath(j, "redis", "connected", NULL)));
+    assert_true(json_is_true(jpath(j, "redis", "link", NULL)));
+    assert_string_equal(json_string_value(jpath(j, "health_reason", NULL)),
+                        "redis not confirming writes");
     json_decref(j);
     free(m);
 }
@@ -854,17 +869,20 @@ static void test_json(void **state)
 static void test_healthy(void **state)
 {
     (void)state;
+    /* redis: 0 no link, 1 a link whose writes go unconfirmed (hung), 2 both fine */
     static const struct {
         int consuming, redis, ckpt_failing, healthy;
         const char *reason;
     } cases[] = {
-        {1, 1, 0, 1, "ok"},
-        {0, 1, 0, 0, "not consuming (no partitions assigned)"},
+        {1, 2, 0, 1, "ok"},
+        {0, 2, 0, 0, "not consuming (no partitions assigned)"},
         {1, 0, 0, 0, "redis disconnected"},
+        {1, 1, 0, 0, "redis not confirming writes"},
         {0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
         /* failing checkpoints are said, but leave it serving */
-        {1, 1, 1, 1, "checkpoints failing (offsets stay uncommitted)"},
+        {1, 2, 1, 1, "checkpoints failing (offsets stay uncommitted)"},
         {1, 0, 1, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
+        {1, 1, 1, 0, "redis not confirming writes; checkpoints failing (offsets stay uncommitted)"},
         {0, 0, 1, 0,
          "not consuming (no partitions assigned); redis disconnected; checkpoints failing "
          "(offsets stay uncommitted)"},
@@ -873,7 +891,8 @@ static void test_healthy(void **state)
     assert_non_null(m);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         m->consuming = cases[i].consuming;
-        m->redis_connected = cases[i].redis;
+        m->redis_link = cases[i].redis > 0;
+        m->redis_connected = cases[i].redis == 2;
         m->checkpoint_failing = cases[i].ckpt_failing;
         char reason[192];
         assert_int_equal(stats_healthy(m, reason, sizeof(reason)), cases[i].healthy);
