@@ -851,19 +851,25 @@ static void test_healthy(void **state)
 {
     (void)state;
     static const struct {
-        int consuming, redis, ckpt_failing, healthy;
+        int consuming, redis, ckpt_failing, dlq_blocked, healthy;
         const char *reason;
     } cases[] = {
-        {1, 1, 0, 1, "ok"},
-        {0, 1, 0, 0, "not consuming (no partitions assigned)"},
-        {1, 0, 0, 0, "redis disconnected"},
-        {0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
+        {1, 1, 0, 0, 1, "ok"},
+        {0, 1, 0, 0, 0, "not consuming (no partitions assigned)"},
+        {1, 0, 0, 0, 0, "redis disconnected"},
+        {0, 0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
         /* failing checkpoints are said, but leave it serving */
-        {1, 1, 1, 1, "checkpoints failing (offsets stay uncommitted)"},
-        {1, 0, 1, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
-        {0, 0, 1, 0,
+        {1, 1, 1, 0, 1, "checkpoints failing (offsets stay uncommitted)"},
+        {1, 0, 1, 0, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
+        {0, 0, 1, 0, 0,
          "not consuming (no partitions assigned); redis disconnected; checkpoints failing "
          "(offsets stay uncommitted)"},
+        /* a dead-letter topic that refuses copies stops consuming: not serving */
+        {1, 1, 0, 1, 0, "dead-letter topic refusing copies (consuming stopped, offsets held)"},
+        {0, 0, 1, 1, 0,
+         "not consuming (no partitions assigned); redis disconnected; dead-letter topic "
+         "refusing copies (consuming stopped, offsets held); checkpoints failing (offsets stay "
+         "uncommitted)"},
     };
     metrics_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
@@ -871,7 +877,8 @@ static void test_healthy(void **state)
         m->consuming = cases[i].consuming;
         m->redis_connected = cases[i].redis;
         m->checkpoint_failing = cases[i].ckpt_failing;
-        char reason[192];
+        m->dead_letter_blocked = cases[i].dlq_blocked;
+        char reason[256];
         assert_int_equal(stats_healthy(m, reason, sizeof(reason)), cases[i].healthy);
         assert_string_equal(reason, cases[i].reason);
         char tiny[8]; /* truncated, still terminated */
