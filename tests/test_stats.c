@@ -407,6 +407,9 @@ static void fill(metrics_t *m)
         m->invalid[r] = 200 + (uint64_t)r;
     m->dead_letter_total = 301;
     m->dead_letter_errors_total = 302;
+    m->dead_letter_pending = 306;
+    m->dead_letter_truncated_total = 307;
+    m->dead_letter_blocked = 0; /* healthy: the health tests use this snapshot */
     m->impressions_pending = 303;
     m->impressions_negative_total = 304;
     m->impressions_clicked_total = 305;
@@ -554,6 +557,9 @@ static void test_prometheus_values(void **state)
     } plain[] = {
         {"freshrec_events_dead_letter_total", 301},
         {"freshrec_dead_letter_errors_total", 302},
+        {"freshrec_dead_letter_pending", 306},
+        {"freshrec_dead_letter_truncated_total", 307},
+        {"freshrec_dead_letter_blocked", 0},
         {"freshrec_impressions_pending", 303},
         {"freshrec_impressions_negative_total", 304},
         {"freshrec_impressions_clicked_total", 305},
