@@ -38,6 +38,7 @@ typedef struct {
     harness_kafka_t kafka;
     char log[256], dir[256];
     long long dead_seen; /* dead-letter messages read so far (the topic's next offset) */
+    const char *group;   /* the daemon's consumer group */
     int bad_headers;     /* large copies without their origin's headers, or too long */
     size_t last_len;     /* the last large copy's length */
     int last_truncated;  /* ... and whether it says it was cut */
@@ -133,7 +134,7 @@ static int write_blob(const char *path, size_t len, char fill)
 static long long committed(void)
 {
     long long o = -2;
-    if (harness_kafka_committed(&C.kafka, "freshrec", 1, &o))
+    if (harness_kafka_committed(&C.kafka, C.group, 1, &o))
         return -2;
     return o;
 }
@@ -209,6 +210,7 @@ static int setup(void **state)
         return -1;
     c->redis_port = harness_free_port();
     c->stats_port = harness_free_port();
+    c->group = "freshrec";
     if ((c->redis = harness_redis_start(c->redis_port)) < 0 || harness_kafka_start(&c->kafka, 1))
         return -1;
     /* a copy the topic refuses is given up by librdkafka after 2 s (then
@@ -317,24 +319,17 @@ static void test_large_and_invalid_all_dead_lettered(void **state)
     assert_int_equal(committed(), end);
 }
 
-/* The dead-letter topic refuses every copy for a while: nothing is committed
- * past the refused message, /healthz answers 503 and says why, and after the
- * topic takes copies again the copy is there, the offset is committed and
- * the events after it are learned. */
-static void test_dead_letter_topic_unavailable(void **state)
+/* 10 valid clicks, one refused (unknown type), 10 valid, with kcat (one a
+ * line), while the daemon is stopped; then the mock refuses the next 64
+ * Produce requests (the daemon's dead-letter producer is the only one
+ * producing from here on). 0 or -1. */
+static int produce_refused_amid_valid(void)
 {
-    (void)state;
-    char buf[256], body[512];
-    long long start = -1;
-    assert_int_equal(harness_kafka_ends(&C.kafka, 1, &start), 0);
-    double learned0 = metric("freshrec_events_learned_total");
-    double unknown0 = invalid_metric("unknown_type");
-
-    /* 10 valid, one refused, 10 valid; with kcat, one a line */
-    char lines[300];
+    char buf[256], lines[300];
     snprintf(lines, sizeof(lines), "%s/lines2", C.dir);
     FILE *f = fopen(lines, "w");
-    assert_non_null(f);
+    if (!f)
+        return -1;
     for (int i = 0; i < 21; i++) {
         if (i == 10) {
             fprintf(f, "{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"zap\"}\n");
@@ -343,10 +338,8 @@ static void test_dead_letter_topic_unavailable(void **state)
         size_t len = event_encode(buf, sizeof(buf), "ua", 2, "ib", 2, "click", -1);
         fprintf(f, "%.*s\n", (int)len, buf);
     }
-    assert_int_equal(fclose(f), 0);
-    /* the mock's Produce errors are for whoever produces next: the daemon is
-     * stopped while kcat produces, and the errors pushed after that are the
-     * dead-letter producer's */
+    if (fclose(f))
+        return -1;
     harness_signal(C.daemon, SIGSTOP);
     const char *args[] = {"-P", "-t", "events", "-p", "0", "-l", lines, NULL};
     int rc = kcat(args);
@@ -355,6 +348,23 @@ static void test_dead_letter_topic_unavailable(void **state)
         errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
     rd_kafka_mock_push_request_errors_array(C.kafka.mock, 0 /* Produce */, 64, errs);
     harness_signal(C.daemon, SIGCONT);
+    return rc;
+}
+
+/* The dead-letter topic refuses every copy for a while: nothing is committed
+ * past the refused message, /healthz answers 503 and says why, and after the
+ * topic takes copies again the copy is there, the offset is committed and
+ * the events after it are learned. */
+static void test_dead_letter_topic_unavailable(void **state)
+{
+    (void)state;
+    char body[512];
+    long long start = -1;
+    assert_int_equal(harness_kafka_ends(&C.kafka, 1, &start), 0);
+    double learned0 = metric("freshrec_events_learned_total");
+    double unknown0 = invalid_metric("unknown_type");
+
+    int rc = produce_refused_amid_valid();
     assert_int_equal(rc, 0);
     long long end = -1;
     assert_int_equal(harness_kafka_ends(&C.kafka, 1, &end), 0);
@@ -444,12 +454,75 @@ static void test_dead_letter_topic_smaller_limit(void **state)
     assert_true(harness_daemon_healthy(C.stats_port, 5000));
 }
 
+/* The same with checkpoints ([daemon] checkpoint_dir, every second), where
+ * offsets are committed only for what a checkpoint holds: no checkpoint
+ * holds a position past the refused message while its copy is refused, and
+ * once it is delivered the next checkpoint commits to the end. */
+static void test_dead_letter_held_by_checkpoints(void **state)
+{
+    (void)state;
+    char body[512], ckdir[300], ckarg[340];
+    /* a daemon of its own group, with checkpoints, instead of the first */
+    kill(C.daemon, SIGTERM);
+    assert_int_equal(harness_wait(C.daemon, 20000), 0);
+    C.daemon = -1;
+    snprintf(ckdir, sizeof(ckdir), "%s/ckpt", C.dir);
+    assert_int_equal(mkdir(ckdir, 0755), 0);
+    snprintf(ckarg, sizeof(ckarg), "daemon.checkpoint_dir=%s", ckdir);
+    const char *extra[] = {"redis.publish_interval_ms=50", "kafka.dead_letter_timeout_ms=2000",
+                           "kafka.group_id=ckpt", "daemon.checkpoint_interval_s=1", ckarg, NULL};
+    C.group = "ckpt";
+    C.stats_port = harness_free_port();
+    C.daemon = harness_daemon_start(C.kafka.brokers, C.redis_port, C.stats_port, extra, C.log);
+    assert_true(C.daemon > 0);
+    assert_true(harness_daemon_healthy(C.stats_port, 30000));
+    /* it reads the topic from the start (copies again what was refused) */
+    long long start = -1;
+    assert_int_equal(harness_kafka_ends(&C.kafka, 1, &start), 0);
+    double t0 = harness_now_ms();
+    while (committed() != start && harness_now_ms() - t0 < 60000)
+        usleep(200000);
+    assert_int_equal(committed(), start);
+    assert_int_equal((long)metric("freshrec_dead_letter_pending"), 0);
+
+    assert_int_equal(produce_refused_amid_valid(), 0);
+    const long long refused = start + 10, end = start + 21;
+    t0 = harness_now_ms();
+    int code = 0;
+    while (harness_now_ms() - t0 < 20000) {
+        code = harness_http_get(C.stats_port, "/healthz", body, sizeof(body));
+        if (code == 503)
+            break;
+        usleep(100000);
+    }
+    assert_int_equal(code, 503);
+    assert_non_null(strstr(body, "dead-letter"));
+    double ck0 = metric("freshrec_checkpoint_total");
+    t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 4000) { /* four checkpoint intervals */
+        assert_true(committed() <= refused);
+        usleep(250000);
+    }
+    print_message("checkpoints while the copy was refused: %.0f\n",
+                  metric("freshrec_checkpoint_total") - ck0);
+    assert_true(metric("freshrec_checkpoint_total") <= ck0 + 1); /* one may have been under way */
+
+    rd_kafka_mock_clear_request_errors(C.kafka.mock, 0);
+    assert_true(harness_daemon_healthy(C.stats_port, 20000));
+    t0 = harness_now_ms();
+    while (committed() != end && harness_now_ms() - t0 < 15000)
+        usleep(200000);
+    assert_int_equal(committed(), end);
+    assert_int_equal((long)metric("freshrec_dead_letter_pending"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_large_and_invalid_all_dead_lettered),
         cmocka_unit_test(test_dead_letter_topic_unavailable),
         cmocka_unit_test(test_dead_letter_topic_smaller_limit),
+        cmocka_unit_test(test_dead_letter_held_by_checkpoints),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
