@@ -228,6 +228,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         k->assigned = 0;
 }
 
+static void drain_soon(kafka_t *k);
+
 static void dlq_unlink(kafka_t *k, dlq_copy_t *c)
 {
     if (c->prev)
@@ -286,9 +288,11 @@ static void dlq_failed(kafka_t *k, dlq_copy_t *c, rd_kafka_resp_err_t err)
 
 static void dlq_delivered(kafka_t *k, dlq_copy_t *c)
 {
-    if (c->failures && --k->dlq_failing == 0)
+    if (c->failures && --k->dlq_failing == 0) {
         log_msg(LOG_INFO, "kafka", "dead-letter topic %s takes copies again: consuming goes on",
                 k->cfg.dead_letter_topic);
+        drain_soon(k);
+    }
     k->dlq_delivered++;
     dlq_unlink(k, c);
     if (c->slot >= 0)
@@ -822,9 +826,19 @@ size_t kafka_dead_letter_flush(kafka_t *k, int timeout_ms)
     return k->dlq_pending;
 }
 
+/* Consuming again at once, not at the next housekeeping tick. */
+static void drain_soon(kafka_t *k)
+{
+    static const struct timeval now = {0, 0};
+    if (k->again_ev && !k->closed)
+        evtimer_add(k->again_ev, &now);
+}
+
 void kafka_hold(kafka_t *k, int on)
 {
     k->held = on;
+    if (!on)
+        drain_soon(k);
 }
 
 const char *kafka_bootstrap(const kafka_t *k)
