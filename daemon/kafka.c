@@ -39,16 +39,16 @@
  * meanwhile, and a failed one is produced again from here. */
 typedef struct dlq_copy {
     struct dlq_copy *prev, *next;
-    int slot;              /* its partition's index in learned[]; -1: not tracked */
+    int slot; /* its partition's index in learned[]; -1: not tracked */
     int32_t partition;
-    int64_t offset;        /* of the refused message */
-    char *val, *key;       /* prefixes of the message's value and key (owned) */
-    size_t vlen, klen;     /* what is produced now (halved when the broker refuses the size) */
+    int64_t offset;    /* of the refused message */
+    char *val, *key;   /* prefixes of the message's value and key (owned) */
+    size_t vlen, klen; /* what is produced now (halved when the broker refuses the size) */
     size_t orig_vlen, orig_klen;
     char reason[32], detail[256], source[128];
-    int failures;          /* reports of failure since the last delivery */
-    int in_flight;         /* handed to librdkafka, no delivery report yet */
-    double retry_at;       /* monotonic seconds: when a failed one goes again */
+    int failures;    /* reports of failure since the last delivery */
+    int in_flight;   /* handed to librdkafka, no delivery report yet */
+    double retry_at; /* monotonic seconds: when a failed one goes again */
 } dlq_copy_t;
 
 struct kafka {

@@ -62,7 +62,7 @@ static int wait_metric_at_least(const char *s, double v, int ms)
     return 0;
 }
 
-static const char *const reasons[] = {"too_large", "bad_json",    "missing_field", "wrong_type",
+static const char *const reasons[] = {"too_large", "bad_json",     "missing_field", "wrong_type",
                                       "bad_id",    "unknown_type", "bad_ts"};
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
 
@@ -77,11 +77,21 @@ static double invalid_metric(const char *reason)
 static void invalid_line(char *buf, size_t cap, int k, int i)
 {
     switch (k) {
-    case 1: snprintf(buf, cap, "{\"user\":\"u%d\",\"item\":", i); break;
-    case 2: snprintf(buf, cap, "{\"user\":\"u%d\",\"type\":\"click\"}", i); break;
-    case 3: snprintf(buf, cap, "{\"user\":[%d],\"item\":\"i1\",\"type\":\"click\"}", i); break;
-    case 4: snprintf(buf, cap, "{\"user\":\"\",\"item\":\"i%d\",\"type\":\"click\"}", i); break;
-    case 5: snprintf(buf, cap, "{\"user\":\"u%d\",\"item\":\"i1\",\"type\":\"zap\"}", i); break;
+    case 1:
+        snprintf(buf, cap, "{\"user\":\"u%d\",\"item\":", i);
+        break;
+    case 2:
+        snprintf(buf, cap, "{\"user\":\"u%d\",\"type\":\"click\"}", i);
+        break;
+    case 3:
+        snprintf(buf, cap, "{\"user\":[%d],\"item\":\"i1\",\"type\":\"click\"}", i);
+        break;
+    case 4:
+        snprintf(buf, cap, "{\"user\":\"\",\"item\":\"i%d\",\"type\":\"click\"}", i);
+        break;
+    case 5:
+        snprintf(buf, cap, "{\"user\":\"u%d\",\"item\":\"i1\",\"type\":\"zap\"}", i);
+        break;
     default:
         snprintf(buf, cap, "{\"user\":\"u%d\",\"item\":\"i1\",\"type\":\"click\",\"ts\":-5}", i);
         break;
@@ -218,8 +228,7 @@ static int setup(void **state)
      * produced again by the daemon) */
     static const char *extra[] = {"redis.publish_interval_ms=50",
                                   "kafka.dead_letter_timeout_ms=2000", NULL};
-    c->daemon =
-        harness_daemon_start(c->kafka.brokers, c->redis_port, c->stats_port, extra, c->log);
+    c->daemon = harness_daemon_start(c->kafka.brokers, c->redis_port, c->stats_port, extra, c->log);
     if (c->daemon < 0 || !harness_daemon_healthy(c->stats_port, 30000))
         return -1;
     *state = c;
@@ -295,8 +304,8 @@ static void test_large_and_invalid_all_dead_lettered(void **state)
     int by_reason[NREASONS] = {0}, nlarge = 0;
     size_t sizes[NLARGE] = {0};
     int got = read_dead(NLARGE + NOTHER, by_reason, sizes, &nlarge, 60000);
-    print_message("dead-lettered %d of %d (errors %.0f, truncated %.0f)\n", got,
-                  NLARGE + NOTHER, metric("freshrec_dead_letter_errors_total"),
+    print_message("dead-lettered %d of %d (errors %.0f, truncated %.0f)\n", got, NLARGE + NOTHER,
+                  metric("freshrec_dead_letter_errors_total"),
                   metric("freshrec_dead_letter_truncated_total"));
     assert_int_equal(got, NLARGE + NOTHER);
     assert_int_equal(C.bad_headers, 0);
@@ -426,7 +435,7 @@ static void test_dead_letter_topic_smaller_limit(void **state)
     double large0 = invalid_metric("too_large");
     harness_signal(C.daemon, SIGSTOP);
     const char *args[] = {"-P", "-t", "events", "-p", "0", "-X", "message.max.bytes=3000000",
-                          big, NULL};
+                          big,  NULL};
     int rc = kcat(args);
     rd_kafka_resp_err_t errs[3] = {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
                                    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
@@ -470,8 +479,12 @@ static void test_dead_letter_held_by_checkpoints(void **state)
     snprintf(ckdir, sizeof(ckdir), "%s/ckpt", C.dir);
     assert_int_equal(mkdir(ckdir, 0755), 0);
     snprintf(ckarg, sizeof(ckarg), "daemon.checkpoint_dir=%s", ckdir);
-    const char *extra[] = {"redis.publish_interval_ms=50", "kafka.dead_letter_timeout_ms=2000",
-                           "kafka.group_id=ckpt", "daemon.checkpoint_interval_s=1", ckarg, NULL};
+    const char *extra[] = {"redis.publish_interval_ms=50",
+                           "kafka.dead_letter_timeout_ms=2000",
+                           "kafka.group_id=ckpt",
+                           "daemon.checkpoint_interval_s=1",
+                           ckarg,
+                           NULL};
     C.group = "ckpt";
     C.stats_port = harness_free_port();
     C.daemon = harness_daemon_start(C.kafka.brokers, C.redis_port, C.stats_port, extra, C.log);
