@@ -16,7 +16,7 @@ TESTPKG := cmocka
 # Every Debian package freshrec builds, tests or runs with.
 DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
            libcmocka-dev librdkafka-dev libhiredis-dev libevent-dev libinih-dev \
-           libsystemd-dev systemd redis-server prometheus chromium libjs-dygraphs xxd
+           libsystemd-dev systemd redis-server prometheus chromium libjs-dygraphs xxd kcat
 # What `make fuzz` needs on top: clang and its runtimes (libFuzzer, ASan, UBSan).
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 # What `make bench` needs on top: PyTorch, for the reference (bench/torch_neumf.py).

@@ -67,6 +67,14 @@ static const ckey_t keys[] = {
      "Consumer group; daemons sharing it split the partitions between them"},
     {"kafka", "dead_letter_topic", CT_STR, F(dead_letter_topic), "events.dead", 0, SMAX, 0, NULL,
      "Topic that receives invalid events with the reason; empty: none"},
+    {"kafka", "dead_letter_max_bytes", CT_INT, F(dead_letter_max_bytes), "524288", 1024, 100000000,
+     0, NULL,
+     "Most bytes of a refused message's value and key copied to the dead-letter topic; a longer "
+     "one is cut, its original size in a header"},
+    {"kafka", "dead_letter_timeout_ms", CT_INT, F(dead_letter_timeout_ms), "30000", 1000, 300000,
+     0, NULL,
+     "How long librdkafka tries to deliver one dead-letter copy before reporting it failed (the "
+     "daemon then produces it again)"},
     {"kafka", "assignor", CT_ENUM, F(assignor), "cooperative-sticky", 0, 0, 0,
      "cooperative-sticky|range", "Partition assignment strategy of the consumer group"},
     {"kafka", "batch_max", CT_INT, F(batch_max), "1000", 1, 100000, 0, NULL,

@@ -29,6 +29,8 @@ typedef struct {
     char topics[CONFIG_STR];            /* comma-separated, default "events" */
     char group_id[CONFIG_STR];          /* default "freshrec" */
     char dead_letter_topic[CONFIG_STR]; /* default "events.dead"; "" = none */
+    int dead_letter_max_bytes;          /* most bytes of a refused message copied, default 524288 */
+    int dead_letter_timeout_ms;         /* librdkafka's delivery bound per attempt, default 30000 */
     char assignor[CONFIG_STR];          /* "cooperative-sticky" (default) or "range" */
     int decode_thread;                  /* 1: a helper decodes ahead of the loop, default 1 */
     int batch_max;                      /* messages taken from the queue per batch, default 1000 */

@@ -80,6 +80,7 @@ typedef struct {
     double items_at;         /* clock_mono_s of the last round that wrote item vectors */
     char ckpt_path[CONFIG_STR + 32], ckpt_prev[CONFIG_STR + 40];
     struct event *ckpt_ev;
+    struct event *ckpt_wait_ev; /* a checkpoint waits for dead-letter copies in flight */
     ckpt_bg_t bg;           /* the checkpoint being written by a forked child */
     struct event *bg_ev;    /* its report pipe */
     collapse_t *coll;       /* huge pages back after a child (NULL: none) */
@@ -303,10 +304,15 @@ static void refuse(app_t *a, const rd_kafka_message_t *msg, event_reason_t r, co
     log_limited(&a->bad_log, LOG_WARN, "events", "%s [%d] offset %lld: %s: %s",
                 rd_kafka_topic_name(msg->rkt), msg->partition, (long long)msg->offset,
                 event_reason_name(r), detail);
-    if (kafka_dead_letter(a->kafka, msg, event_reason_name(r), detail) == 0)
-        a->m.dead_letter_total++;
-    else
+    /* counted as delivered when the broker acknowledges the copy; until
+     * then kafka holds this partition's offsets back */
+    if (kafka_dead_letter(a->kafka, msg, event_reason_name(r), detail)) {
         a->m.dead_letter_errors_total++;
+        if (a->cfg.dead_letter_topic[0])
+            log_limited(&a->kafka_log, LOG_ERROR, "kafka",
+                        "%s [%d] offset %lld: no memory for its dead-letter copy",
+                        rd_kafka_topic_name(msg->rkt), msg->partition, (long long)msg->offset);
+    }
 }
 
 static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
@@ -680,7 +686,13 @@ static void snapshot(void *arg, metrics_t *out)
     out->impressions_clicked_total = join_clicked_total(a->join);
     out->dirty_keys = emb_dirty_count(users_table(a)) + emb_dirty_count(items_table(a));
     out->nparts = a->kafka ? kafka_partitions(a->kafka, out->part, METRICS_MAX_PARTITIONS) : 0;
-    out->dead_letter_errors_total += a->kafka ? kafka_dead_letter_errors(a->kafka) : 0;
+    if (a->kafka) {
+        out->dead_letter_total += kafka_dead_letter_delivered(a->kafka);
+        out->dead_letter_errors_total += kafka_dead_letter_errors(a->kafka);
+        out->dead_letter_pending = kafka_dead_letter_pending(a->kafka);
+        out->dead_letter_blocked = kafka_dead_letter_blocked(a->kafka);
+        out->dead_letter_truncated_total = kafka_dead_letter_truncated(a->kafka);
+    }
     out->catchup_turns_total = a->kafka ? kafka_catchup_turns(a->kafka) : 0;
     out->uptime_s = clock_mono_s() - a->t_start;
     out->time_ms = clock_wall_ms();
@@ -785,7 +797,7 @@ static int save_all(void *arg, ser_writer_t *w)
     /* the reasons up to bad_feature, as checkpoints had them; future_ts came
      * later and goes last, so that older checkpoints still load */
     ser_put(w, a->m.invalid, sizeof(a->m.invalid[0]) * EVR_FUTURE_TS);
-    ser_u64(w, a->m.dead_letter_total);
+    ser_u64(w, a->m.dead_letter_total + kafka_dead_letter_delivered(a->kafka));
     for (int r = EVR_FUTURE_TS; r < EVR_COUNT; r++)
         ser_u64(w, a->m.invalid[r]);
     return w->err ? -1 : 0;
@@ -997,17 +1009,49 @@ static int checkpoint_start(app_t *a)
     return 0;
 }
 
+/* A checkpoint holds the position after everything learned, refused
+ * messages included: it must not be taken while a dead-letter copy is
+ * unacknowledged (committed, its offset would lose the message if the copy
+ * were). So consuming is held until the copies in flight are delivered (a
+ * linger and a round trip, usually), then the checkpoint is taken. While
+ * the topic refuses copies it waits, and /healthz says why. */
+static void on_checkpoint_wait(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    if (!a->stopping && kafka_dead_letter_pending(a->kafka))
+        return; /* again in a moment */
+    event_del(a->ckpt_wait_ev);
+    kafka_hold(a->kafka, 0);
+    if (!a->stopping)
+        checkpoint_start(a);
+}
+
 static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     app_t *a = arg;
-    if (!a->stopping)
+    if (a->stopping || evtimer_pending(a->ckpt_wait_ev, NULL))
+        return;
+    if (kafka_dead_letter_pending(a->kafka) == 0) {
         checkpoint_start(a);
+        return;
+    }
+    static const struct timeval soon = {0, 20000};
+    kafka_hold(a->kafka, 1);
+    if (event_add(a->ckpt_wait_ev, &soon)) { /* cannot wait: this one is skipped */
+        kafka_hold(a->kafka, 0);
+        a->m.checkpoint_skipped_total++;
+    }
 }
 
 /* The last checkpoint, at shutdown: after the one being written, if any, the
- * state as it is now, on the loop (nothing is left to stall). */
+ * state as it is now, on the loop (nothing is left to stall), once every
+ * dead-letter copy is acknowledged. If some are not, it is not written: the
+ * previous checkpoint stands, and what was learned since is learned again
+ * after a restart (rather than the unacknowledged messages lost). */
 static int checkpoint_final(app_t *a)
 {
     if (!a->ckpt_path[0])
@@ -1015,6 +1059,14 @@ static int checkpoint_final(app_t *a)
     if (ckpt_bg_running(&a->bg)) {
         log_msg(LOG_INFO, "checkpoint", "shutdown: waiting for the checkpoint being written");
         checkpoint_wait(a);
+    }
+    size_t left = kafka_dead_letter_flush(a->kafka, a->cfg.shutdown_timeout_ms / 4);
+    if (left) {
+        log_msg(LOG_ERROR, "checkpoint",
+                "shutdown: %zu dead-letter cop%s not acknowledged: the last checkpoint is not "
+                "written (the previous one stands; what was learned since is learned again)",
+                left, left == 1 ? "y" : "ies");
+        return -1;
     }
     return checkpoint_sync(a);
 }
@@ -1331,6 +1383,7 @@ int main(int argc, char **argv)
     if (a->ckpt_path[0]) {
         struct timeval every = {a->cfg.checkpoint_interval_s, 0};
         if (!(a->ckpt_ev = event_new(a->base, -1, EV_PERSIST, on_checkpoint, a)) ||
+            !(a->ckpt_wait_ev = event_new(a->base, -1, EV_PERSIST, on_checkpoint_wait, a)) ||
             event_add(a->ckpt_ev, &every)) {
             log_msg(LOG_ERROR, "daemon", "cannot set up the checkpoint timer");
             goto out;
@@ -1396,6 +1449,8 @@ out:
         event_free(a->cron_ev);
     if (a->ckpt_ev)
         event_free(a->ckpt_ev);
+    if (a->ckpt_wait_ev)
+        event_free(a->ckpt_wait_ev);
     if (a->stop_ev)
         event_free(a->stop_ev);
     if (a->sig_term)

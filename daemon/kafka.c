@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <inttypes.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,33 @@
  * publish timer): one; CATCHUP_ROUNDS while more than that many batches wait
  * in the queue (see drain). */
 #define CATCHUP_ROUNDS 8
+
+/* Dead-letter copies waiting for the broker hold at most this many bytes;
+ * beyond it the queue is not drained until some are acknowledged. */
+#define DLQ_PENDING_MAX_BYTES (64u << 20)
+/* A failed copy is produced again after 250 ms, doubling to 4 s at most. */
+#define DLQ_RETRY_MIN_S 0.25
+#define DLQ_RETRY_MAX_S 4.0
+/* Room in the producer's message.max.bytes beyond the value and key: the
+ * headers (detail ~200 bytes, source topic < 128) and record overhead. */
+#define DLQ_OVERHEAD 16384
+
+/* A dead-letter copy, kept from the moment its message is refused until the
+ * broker acknowledges it: its partition's offsets are not stored past it
+ * meanwhile, and a failed one is produced again from here. */
+typedef struct dlq_copy {
+    struct dlq_copy *prev, *next;
+    int slot; /* its partition's index in learned[]; -1: not tracked */
+    int32_t partition;
+    int64_t offset;    /* of the refused message */
+    char *val, *key;   /* prefixes of the message's value and key (owned) */
+    size_t vlen, klen; /* what is produced now (halved when the broker refuses the size) */
+    size_t orig_vlen, orig_klen;
+    char reason[32], detail[256], source[128];
+    int failures;    /* reports of failure since the last delivery */
+    int in_flight;   /* handed to librdkafka, no delivery report yet */
+    double retry_at; /* monotonic seconds: when a failed one goes again */
+} dlq_copy_t;
 
 struct kafka {
     struct event_base *base;
@@ -38,10 +67,20 @@ struct kafka {
     void *arg;
     char bootstrap[512];
     int assigned, fatal, closed, paused, checkpoints;
+    int held; /* kafka_hold: a checkpoint waits for copies in flight */
     uint64_t dlq_errors;
     uint64_t catchup_turns;
     kafka_offset_t learned[KAFKA_MAX_OFFSETS]; /* position after what was learned */
+    /* the offset stored for commit, per slot of learned[]: at most the
+     * position of the oldest copy not acknowledged (-1: none yet) */
+    int64_t stored[KAFKA_MAX_OFFSETS];
     int nlearned;
+    dlq_copy_t *dlq_head, *dlq_tail; /* pending copies, in the order refused */
+    size_t dlq_pending, dlq_pending_bytes;
+    int dlq_failing;                 /* pending copies whose last attempt failed */
+    size_t dlq_max;                  /* bytes of value (and of key) a copy carries */
+    uint64_t dlq_delivered, dlq_truncated;
+    log_limit_t dlq_log;
 };
 
 static kafka_offset_t *find_offset(kafka_offset_t *a, int n, const char *topic, int32_t part)
@@ -50,6 +89,54 @@ static kafka_offset_t *find_offset(kafka_offset_t *a, int n, const char *topic, 
         if (a[i].partition == part && strcmp(a[i].topic, topic) == 0)
             return &a[i];
     return NULL;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The slot of a partition in learned[] (and stored[]), made when create and
+ * there is room; -1 otherwise. A new slot's position is offset. */
+static int slot_of(kafka_t *k, const char *topic, int32_t part, int create, int64_t offset)
+{
+    kafka_offset_t *o = find_offset(k->learned, k->nlearned, topic, part);
+    if (o)
+        return (int)(o - k->learned);
+    if (!create || k->nlearned >= KAFKA_MAX_OFFSETS)
+        return -1;
+    o = &k->learned[k->nlearned];
+    snprintf(o->topic, sizeof(o->topic), "%s", topic);
+    o->partition = part;
+    o->offset = offset;
+    k->stored[k->nlearned] = -1;
+    return k->nlearned++;
+}
+
+/* Stores for commit the position after what was learned of the slot's
+ * partition, held back to the oldest copy of it the broker has not
+ * acknowledged: an offset committed past a refused message whose copy is
+ * lost would lose the message. Never backwards. */
+static void store_slot(kafka_t *k, int slot)
+{
+    int64_t pos = k->learned[slot].offset;
+    for (const dlq_copy_t *c = k->dlq_head; c; c = c->next)
+        if (c->slot == slot && c->offset < pos)
+            pos = c->offset;
+    if (pos <= k->stored[slot])
+        return;
+    k->stored[slot] = pos;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->learned[slot].topic, k->learned[slot].partition)
+        ->offset = pos;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(k->rk, l);
+    if (err == RD_KAFKA_RESP_ERR__STATE) /* partition revoked meanwhile: store it again later */
+        k->stored[slot] = -1;
+    else if (err)
+        log_msg(LOG_WARN, "kafka", "offset store: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void log_kafka(const char *what, const char *msg)
@@ -141,19 +228,162 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         k->assigned = 0;
 }
 
+static void drain_soon(kafka_t *k);
+
+static void dlq_unlink(kafka_t *k, dlq_copy_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        k->dlq_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        k->dlq_tail = c->prev;
+    k->dlq_pending--;
+    k->dlq_pending_bytes -= c->vlen + c->klen;
+}
+
+static void dlq_free(dlq_copy_t *c)
+{
+    free(c->val);
+    free(c->key);
+    free(c);
+}
+
+/* Cuts a copy to half its size: the broker (or the producer's
+ * message.max.bytes) refused it as too large. 0, or -1 when nothing is left
+ * to cut. */
+static int dlq_shrink(kafka_t *k, dlq_copy_t *c)
+{
+    if (c->vlen == 0 && c->klen == 0)
+        return -1;
+    size_t before = c->vlen + c->klen;
+    c->vlen /= 2;
+    c->klen /= 2;
+    k->dlq_pending_bytes -= before - (c->vlen + c->klen);
+    /* later copies start no larger */
+    size_t now = c->vlen > c->klen ? c->vlen : c->klen;
+    if (now < k->dlq_max)
+        k->dlq_max = now;
+    return 0;
+}
+
+static void dlq_failed(kafka_t *k, dlq_copy_t *c, rd_kafka_resp_err_t err)
+{
+    k->dlq_errors++;
+    if (c->failures++ == 0 && k->dlq_failing++ == 0)
+        log_msg(LOG_ERROR, "kafka",
+                "dead-letter topic %s refuses copies (%s): consuming stops and no offset is "
+                "committed past a refused message until they are delivered",
+                k->cfg.dead_letter_topic, rd_kafka_err2str(err));
+    double backoff = DLQ_RETRY_MIN_S * (double)(1u << (c->failures < 5 ? c->failures - 1 : 4));
+    c->retry_at = mono_s() + (backoff < DLQ_RETRY_MAX_S ? backoff : DLQ_RETRY_MAX_S);
+    log_limited(&k->dlq_log, LOG_WARN, "kafka",
+                "dead-letter copy of %s [%d] offset %lld (%s, %zu bytes) failed (attempt %d): "
+                "%s; produced again in %.2f s",
+                c->source, (int)c->partition, (long long)c->offset, c->reason, c->vlen,
+                c->failures, rd_kafka_err2str(err), c->retry_at - mono_s());
+}
+
+static void dlq_delivered(kafka_t *k, dlq_copy_t *c)
+{
+    if (c->failures && --k->dlq_failing == 0) {
+        log_msg(LOG_INFO, "kafka", "dead-letter topic %s takes copies again: consuming goes on",
+                k->cfg.dead_letter_topic);
+        drain_soon(k);
+    }
+    k->dlq_delivered++;
+    dlq_unlink(k, c);
+    if (c->slot >= 0)
+        store_slot(k, c->slot);
+    dlq_free(c);
+}
+
+/* Hands a copy to librdkafka. The buffers stay the copy's (no
+ * RD_KAFKA_MSG_F_COPY): the copy outlives the delivery report. */
+static void dlq_send(kafka_t *k, dlq_copy_t *c)
+{
+    char part[16], off[24], size[24];
+    snprintf(part, sizeof(part), "%d", (int)c->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)c->offset);
+    snprintf(size, sizeof(size), "%zu", c->orig_vlen);
+    for (;;) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+        rd_kafka_header_add(h, "freshrec-reason", -1, c->reason, -1);
+        rd_kafka_header_add(h, "freshrec-detail", -1, c->detail, -1);
+        rd_kafka_header_add(h, "freshrec-source", -1, c->source, -1);
+        rd_kafka_header_add(h, "freshrec-partition", -1, part, -1);
+        rd_kafka_header_add(h, "freshrec-offset", -1, off, -1);
+        rd_kafka_header_add(h, "freshrec-size", -1, size, -1);
+        if (c->vlen < c->orig_vlen || c->klen < c->orig_klen)
+            rd_kafka_header_add(h, "freshrec-truncated", -1, "1", 1);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            k->dlq, RD_KAFKA_V_TOPIC(k->cfg.dead_letter_topic), RD_KAFKA_V_MSGFLAGS(0),
+            RD_KAFKA_V_VALUE(c->val, c->vlen), RD_KAFKA_V_KEY(c->key, c->klen),
+            RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            c->in_flight = 1; /* h is owned by the message now */
+            return;
+        }
+        rd_kafka_headers_destroy(h);
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && dlq_shrink(k, c) == 0)
+            continue;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(k->dlq, 0); /* delivery reports make room */
+        dlq_failed(k, c, err);
+        return;
+    }
+}
+
+/* Failed copies whose time has come go again. */
+static void dlq_retry(kafka_t *k)
+{
+    double now = mono_s();
+    for (dlq_copy_t *c = k->dlq_head; c; c = c->next)
+        if (!c->in_flight && c->retry_at <= now)
+            dlq_send(k, c);
+}
+
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     kafka_t *k = opaque;
-    if (m->err) {
-        k->dlq_errors++;
-        log_kafka("dead-letter delivery failed", rd_kafka_err2str(m->err));
+    dlq_copy_t *c = m->_private;
+    if (!c)
+        return;
+    c->in_flight = 0;
+    if (!m->err) {
+        dlq_delivered(k, c);
+        return;
     }
+    /* the broker's limit (the topic's max.message.bytes) is below the copy */
+    if ((m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+         m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE) &&
+        dlq_shrink(k, c) == 0) {
+        k->dlq_errors++;
+        log_limited(&k->dlq_log, LOG_WARN, "kafka",
+                    "dead-letter copy of %s [%d] offset %lld too large for the broker: %s; "
+                    "cut to %zu bytes and produced again",
+                    c->source, (int)c->partition, (long long)c->offset,
+                    rd_kafka_err2str(m->err), c->vlen);
+        c->retry_at = 0;
+        return;
+    }
+    dlq_failed(k, c, m->err);
+}
+
+static int dlq_blocked(const kafka_t *k)
+{
+    return k->dlq_failing > 0 || k->dlq_pending_bytes > DLQ_PENDING_MAX_BYTES;
 }
 
 static void drain(kafka_t *k)
 {
-    if (k->paused || k->closed)
+    /* a dead-letter copy that keeps failing stops consuming: what follows
+     * its message could be learned, but its offset could not be committed,
+     * and copies would pile up in memory */
+    if (k->paused || k->closed || k->held || dlq_blocked(k))
         return;
     /* A backlog (a restart, a burst beyond the learning rate): longer turns,
      * so publish rounds come further apart and each key's many changes are
@@ -172,7 +402,7 @@ static void drain(kafka_t *k)
         k->on_batch(k->arg, k->batch, (size_t)n);
         for (ssize_t i = 0; i < n; i++)
             rd_kafka_message_destroy(k->batch[i]);
-        if (k->paused || k->closed)
+        if (k->paused || k->closed || k->held || dlq_blocked(k))
             return;
     }
     /* More may be waiting: come back after other events had their turn. Not
@@ -208,8 +438,10 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     kafka_t *k = arg;
-    if (k->dlq)
+    if (k->dlq) {
         rd_kafka_poll(k->dlq, 0);
+        dlq_retry(k);
+    }
     drain(k);
 }
 
@@ -292,8 +524,20 @@ static int conf_producer(rd_kafka_conf_t *conf, const fr_config_t *cfg, const ch
                          const char **key, char *errstr, size_t len)
 {
     *key = "brokers";
+    /* room for a copy of dead_letter_max_bytes of value and as much key,
+     * with its headers; the consumer may receive far larger messages
+     * (fetch.max.bytes), so a copy is cut rather than sized after them */
+    char maxb[24], timeout[24];
+    snprintf(maxb, sizeof(maxb), "%lld",
+             2LL * cfg->dead_letter_max_bytes + DLQ_OVERHEAD < 1000000000LL
+                 ? 2LL * cfg->dead_letter_max_bytes + DLQ_OVERHEAD
+                 : 1000000000LL);
+    snprintf(timeout, sizeof(timeout), "%d", cfg->dead_letter_timeout_ms);
     if (set(conf, "bootstrap.servers", bootstrap, errstr, len) ||
-        set(conf, "linger.ms", "50", errstr, len) || set(conf, "log_level", "4", errstr, len))
+        set(conf, "linger.ms", "50", errstr, len) ||
+        set(conf, "message.max.bytes", maxb, errstr, len) ||
+        set(conf, "message.timeout.ms", timeout, errstr, len) ||
+        set(conf, "log_level", "4", errstr, len))
         return -1;
     *key = "properties";
     return kafka_conf_apply(conf, cfg->kafka_properties, errstr, len);
@@ -360,6 +604,8 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     k->arg = arg;
     k->pipefd[0] = k->pipefd[1] = -1;
     k->checkpoints = checkpoints;
+    k->dlq_max = (size_t)cfg->dead_letter_max_bytes;
+    k->dlq_log.burst = 10;
     if (cfg->brokers[0]) {
         snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", cfg->brokers);
     } else if (embedded) {
@@ -462,17 +708,22 @@ void kafka_close(kafka_t *k)
         event_del(k->again_ev);
     if (k->q)
         rd_kafka_queue_io_event_enable(k->q, -1, NULL, 0);
+    /* copies first: each one acknowledged lets its partition's offset be
+     * stored, and the consumer's close commits what is stored */
+    if (k->dlq) {
+        size_t left = kafka_dead_letter_flush(k, k->cfg.shutdown_timeout_ms / 2);
+        if (left)
+            log_msg(LOG_WARN, "kafka",
+                    "%zu dead-letter cop%s not acknowledged at shutdown: their offsets stay "
+                    "uncommitted (the messages are consumed again at the next start)",
+                    left, left == 1 ? "y" : "ies");
+    }
     if (k->rk) {
         /* commits stored offsets and leaves the group; rebalance callbacks
          * are served from inside */
         rd_kafka_resp_err_t err = rd_kafka_consumer_close(k->rk);
         if (err)
             log_kafka("close", rd_kafka_err2str(err));
-    }
-    if (k->dlq) {
-        rd_kafka_resp_err_t err = rd_kafka_flush(k->dlq, k->cfg.shutdown_timeout_ms / 2);
-        if (err)
-            log_kafka("dead-letter flush", rd_kafka_err2str(err));
     }
 }
 
@@ -491,8 +742,13 @@ void kafka_free(kafka_t *k)
         rd_kafka_queue_destroy(k->q);
     if (k->rk)
         rd_kafka_destroy(k->rk);
-    if (k->dlq)
+    if (k->dlq) /* purges what it still holds: no report comes after */
         rd_kafka_destroy(k->dlq);
+    while (k->dlq_head) {
+        dlq_copy_t *c = k->dlq_head;
+        dlq_unlink(k, c);
+        dlq_free(c);
+    }
     if (k->mock) /* before the handle that made it */
         rd_kafka_mock_cluster_destroy(k->mock);
     if (k->mock_rk)
@@ -508,21 +764,27 @@ void kafka_free(kafka_t *k)
 void kafka_store(kafka_t *k, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    kafka_offset_t *o = find_offset(k->learned, k->nlearned, topic, m->partition);
-    if (!o && k->nlearned < KAFKA_MAX_OFFSETS) {
-        o = &k->learned[k->nlearned++];
-        snprintf(o->topic, sizeof(o->topic), "%s", topic);
-        o->partition = m->partition;
+    int slot = slot_of(k, topic, m->partition, 1, m->offset + 1);
+    if (slot >= 0) {
+        k->learned[slot].offset = m->offset + 1;
+        store_slot(k, slot);
+        return;
     }
-    if (o)
-        o->offset = m->offset + 1;
+    /* more partitions than slots: stored as it is (not held back) */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset + 1;
+    rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset + 1;
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(k->rk, l);
     if (err && err != RD_KAFKA_RESP_ERR__STATE) /* __STATE: partition revoked meanwhile */
         log_kafka("offset store", rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void *dup_prefix(const void *p, size_t n)
+{
+    char *d = malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
 }
 
 int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reason,
@@ -530,17 +792,87 @@ int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reaso
 {
     if (!k->dlq)
         return -1;
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        k->dlq, RD_KAFKA_V_TOPIC(k->cfg.dead_letter_topic),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(m->payload, m->len),
-        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_HEADER("freshrec-reason", reason, -1),
-        RD_KAFKA_V_HEADER("freshrec-detail", detail, -1),
-        RD_KAFKA_V_HEADER("freshrec-source", rd_kafka_topic_name(m->rkt), -1), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        rd_kafka_poll(k->dlq, 0);
+    dlq_copy_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    c->orig_vlen = m->len;
+    c->orig_klen = m->key_len;
+    c->vlen = m->len < k->dlq_max ? m->len : k->dlq_max;
+    c->klen = m->key_len < k->dlq_max ? m->key_len : k->dlq_max;
+    c->val = dup_prefix(m->payload, c->vlen);
+    c->key = dup_prefix(m->key, c->klen);
+    if (!c->val || !c->key) {
+        dlq_free(c);
         return -1;
     }
-    return err ? -1 : 0;
+    if (c->vlen < c->orig_vlen || c->klen < c->orig_klen)
+        k->dlq_truncated++;
+    /* its partition's offsets are held back from here (slot made at the
+     * message: nothing after it is stored until the copy is acknowledged) */
+    c->slot = slot_of(k, topic, m->partition, 1, m->offset);
+    c->partition = m->partition;
+    c->offset = m->offset;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason);
+    snprintf(c->detail, sizeof(c->detail), "%s", detail);
+    snprintf(c->source, sizeof(c->source), "%s", topic);
+    c->prev = k->dlq_tail;
+    if (k->dlq_tail)
+        k->dlq_tail->next = c;
+    else
+        k->dlq_head = c;
+    k->dlq_tail = c;
+    k->dlq_pending++;
+    k->dlq_pending_bytes += c->vlen + c->klen;
+    dlq_send(k, c);
+    return 0;
+}
+
+size_t kafka_dead_letter_pending(const kafka_t *k)
+{
+    return k->dlq_pending;
+}
+
+int kafka_dead_letter_blocked(const kafka_t *k)
+{
+    return k->dlq_failing > 0;
+}
+
+uint64_t kafka_dead_letter_delivered(const kafka_t *k)
+{
+    return k->dlq_delivered;
+}
+
+uint64_t kafka_dead_letter_truncated(const kafka_t *k)
+{
+    return k->dlq_truncated;
+}
+
+size_t kafka_dead_letter_flush(kafka_t *k, int timeout_ms)
+{
+    if (!k->dlq)
+        return 0;
+    double end = mono_s() + timeout_ms / 1000.0;
+    while (k->dlq_pending && mono_s() < end) {
+        dlq_retry(k);
+        rd_kafka_poll(k->dlq, 50);
+    }
+    return k->dlq_pending;
+}
+
+/* Consuming again at once, not at the next housekeeping tick. */
+static void drain_soon(kafka_t *k)
+{
+    static const struct timeval now = {0, 0};
+    if (k->again_ev && !k->closed)
+        evtimer_add(k->again_ev, &now);
+}
+
+void kafka_hold(kafka_t *k, int on)
+{
+    k->held = on;
+    if (!on)
+        drain_soon(k);
 }
 
 const char *kafka_bootstrap(const kafka_t *k)
@@ -640,4 +972,6 @@ void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n)
     /* learning resumes from there: the positions to checkpoint start there too */
     k->nlearned = n < KAFKA_MAX_OFFSETS ? n : KAFKA_MAX_OFFSETS;
     memcpy(k->learned, o, sizeof(kafka_offset_t) * (size_t)k->nlearned);
+    for (int i = 0; i < k->nlearned; i++)
+        k->stored[i] = -1;
 }

@@ -55,17 +55,37 @@ void kafka_pause_loop(kafka_t *k);
 /* Marks the messages up to and including m learned: its offset + 1 is stored
  * for commit. */
 void kafka_store(kafka_t *k, const rd_kafka_message_t *m);
-/* Produces a refused message's payload and key to the dead-letter topic with
- * headers freshrec-reason and freshrec-detail. -1 when it could not even be
- * queued (counted by the caller). */
+/* Copies a refused message to the dead-letter topic: its value and key, each
+ * cut to [kafka] dead_letter_max_bytes, with headers freshrec-reason,
+ * freshrec-detail, freshrec-source, freshrec-partition, freshrec-offset,
+ * freshrec-size (the value's original length) and, when cut,
+ * freshrec-truncated. The copy is kept until the broker acknowledges it and
+ * produced again as long as it fails; until then no offset of its partition
+ * is stored past the message (kafka_store holds back), and while a copy
+ * keeps failing the queue is not drained (consuming stops). -1 only when
+ * there is no dead-letter topic or no memory (counted by the caller). */
 int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reason,
                       const char *detail);
+/* Dead-letter copies not acknowledged yet (queued, in flight or waiting for
+ * a retry). */
+size_t kafka_dead_letter_pending(const kafka_t *k);
+/* 1 while consuming is stopped because a dead-letter copy keeps failing. */
+int kafka_dead_letter_blocked(const kafka_t *k);
+uint64_t kafka_dead_letter_delivered(const kafka_t *k); /* copies acknowledged since start */
+uint64_t kafka_dead_letter_truncated(const kafka_t *k); /* copies cut to the bound */
+/* Waits up to timeout_ms for every pending copy to be acknowledged (failed
+ * ones are produced again meanwhile): at shutdown. Returns how many are
+ * still pending. Blocks the caller. */
+size_t kafka_dead_letter_flush(kafka_t *k, int timeout_ms);
+/* Stops (1) or resumes (0) draining the queue, without touching the
+ * assignment: a checkpoint waits so for copies in flight. */
+void kafka_hold(kafka_t *k, int on);
 
 const char *kafka_bootstrap(const kafka_t *k); /* the brokers in use (the mock's if embedded) */
 rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k); /* NULL unless embedded */
 int kafka_assigned(const kafka_t *k);            /* partitions assigned now */
 int kafka_fatal(const kafka_t *k);               /* a fatal consumer error happened */
-uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed dead-letter deliveries */
+uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed attempts (each retried) */
 uint64_t kafka_catchup_turns(const kafka_t *k);      /* turns that took more than one batch */
 /* Fills lag and stored offsets of the assigned partitions; returns how many. */
 int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max);

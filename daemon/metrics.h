@@ -26,8 +26,11 @@ typedef struct {
     event_kinds_t kinds;                 /* names of consumed[] */
     uint64_t consumed[EVENT_MAX_KINDS];  /* valid events by kind */
     uint64_t invalid[EVR_COUNT];         /* refused events by reason */
-    uint64_t dead_letter_total;          /* refused events produced to the dead-letter topic */
-    uint64_t dead_letter_errors_total;   /* ... that could not be produced */
+    uint64_t dead_letter_total;          /* refused events whose copy the broker acknowledged */
+    uint64_t dead_letter_errors_total;   /* failed attempts to produce a copy (each retried) */
+    uint64_t dead_letter_pending;        /* copies not acknowledged yet */
+    uint64_t dead_letter_truncated_total; /* copies cut to [kafka] dead_letter_max_bytes */
+    int dead_letter_blocked; /* a copy keeps failing: consuming stopped, offsets held */
     uint64_t catchup_turns_total;        /* turns of the loop that took more than one batch */
     uint64_t impressions_pending;        /* waiting for a click in the label window */
     uint64_t impressions_negative_total; /* expired unclicked: learned as negatives */

@@ -189,10 +189,21 @@ void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
         prom_u64(out, name, &l, 1, m->invalid[r]);
     }
     prom_counter(out, "freshrec_events_dead_letter_total",
-                 "Refused events produced to the dead-letter topic.", m->dead_letter_total);
+                 "Refused events whose dead-letter copy the broker acknowledged.",
+                 m->dead_letter_total);
     prom_counter(out, "freshrec_dead_letter_errors_total",
-                 "Refused events that could not be produced to the dead-letter topic.",
+                 "Failed attempts to produce a dead-letter copy (each copy is produced again).",
                  m->dead_letter_errors_total);
+    prom_gauge_u64(out, "freshrec_dead_letter_pending",
+                   "Dead-letter copies not acknowledged yet; their messages' offsets are not "
+                   "committed.",
+                   m->dead_letter_pending);
+    prom_gauge_u64(out, "freshrec_dead_letter_blocked",
+                   "1 while a dead-letter copy keeps failing: consuming is stopped.",
+                   (uint64_t)(m->dead_letter_blocked != 0));
+    prom_counter(out, "freshrec_dead_letter_truncated_total",
+                 "Dead-letter copies cut to dead_letter_max_bytes (original size in a header).",
+                 m->dead_letter_truncated_total);
     prom_counter(out, "freshrec_events_learned_total",
                  "Examples learned (positives and explicit negatives).", ls->events);
     prom_counter(out, "freshrec_pairs_learned_total", "(user, item) pairs trained on.", ls->pairs);
@@ -373,9 +384,11 @@ static json_t *json_events(const metrics_t *m)
     for (int r = EVR_OK + 1; r < EVR_COUNT; r++)
         json_object_set_new(invalid, event_reason_name((event_reason_t)r), j_u64(m->invalid[r]));
     return json_pack(
-        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}", "consumed", consumed,
-        "invalid", invalid, "dead_letter", j_u64(m->dead_letter_total), "dead_letter_errors",
-        j_u64(m->dead_letter_errors_total), "learned", j_u64(ls->events), "pairs", j_u64(ls->pairs),
+        "{s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
+        "consumed", consumed, "invalid", invalid, "dead_letter", j_u64(m->dead_letter_total),
+        "dead_letter_errors", j_u64(m->dead_letter_errors_total), "dead_letter_pending",
+        j_u64(m->dead_letter_pending), "dead_letter_blocked", m->dead_letter_blocked != 0,
+        "dead_letter_truncated", j_u64(m->dead_letter_truncated_total), "learned", j_u64(ls->events), "pairs", j_u64(ls->pairs),
         "skipped", j_u64(ls->skipped), "learner_refused", j_u64(ls->bad), "impressions", "pending",
         j_u64(m->impressions_pending), "negative", j_u64(m->impressions_negative_total), "clicked",
         j_u64(m->impressions_clicked_total));
@@ -427,7 +440,7 @@ static int dump_to_evbuffer(const char *buf, size_t size, void *data)
 void stats_render_json(const metrics_t *m, struct evbuffer *out)
 {
     const learner_stats_t *ls = &m->learner;
-    char reason[192];
+    char reason[256];
     int healthy = stats_healthy(m, reason, sizeof(reason));
     json_t *root = json_pack(
         "{s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:{s:b, s:b, s:o}, "
@@ -466,18 +479,25 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
 
 int stats_healthy(const metrics_t *m, char *reason, size_t len)
 {
-    const char *why[3];
+    const char *why[4];
     int n = 0;
     if (!m->consuming)
         why[n++] = "not consuming (no partitions assigned)";
     if (!m->redis_connected) /* the link up: Redis hangs (stopped, swapping, blocked) */
         why[n++] = m->redis_link ? "redis not confirming writes" : "redis disconnected";
+    if (m->dead_letter_blocked)
+        why[n++] = "dead-letter topic refusing copies (consuming stopped, offsets held)";
     if (m->checkpoint_failing)
         why[n++] = "checkpoints failing (offsets stay uncommitted)";
-    if (len > 0)
-        snprintf(reason, len, "%s%s%s%s%s", n ? why[0] : "ok", n > 1 ? "; " : "",
-                 n > 1 ? why[1] : "", n > 2 ? "; " : "", n > 2 ? why[2] : "");
-    return m->consuming && m->redis_connected;
+    if (len > 0) {
+        size_t at = 0;
+        reason[0] = '\0';
+        for (int i = 0; i < (n ? n : 1) && at < len; i++) {
+            int w = snprintf(reason + at, len - at, "%s%s", i ? "; " : "", n ? why[i] : "ok");
+            at += w > 0 ? (size_t)w : 0;
+        }
+    }
+    return m->consuming && m->redis_connected && !m->dead_letter_blocked;
 }
 
 /* ---- vectors ----------------------------------------------------------- */
@@ -634,7 +654,7 @@ static void handle(struct evhttp_request *req, void *arg)
             stats_render_json(&s->snap, body);
             reply(req, HTTP_OK, "OK", "application/json", body);
         } else {
-            char why[192];
+            char why[256];
             if (stats_healthy(&s->snap, why, sizeof(why))) {
                 /* serving: 200, but say what is wrong all the same */
                 if (strcmp(why, "ok") == 0)

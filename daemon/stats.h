@@ -1,7 +1,8 @@
 /* stats.h — the stats port (libevent's evhttp, 127.0.0.1 by default):
  *   GET /metrics   Prometheus text format (version 0.0.4)
  *   GET /stats     the same figures as one JSON object
- *   GET /healthz   200 "ok" when consuming and Redis is connected, else 503
+ *   GET /healthz   200 "ok" when consuming, Redis is connected and the
+ *                  dead-letter topic takes copies, else 503
  *                  "degraded: <reasons>"; 200 "degraded: checkpoints failing
  *                  ..." when only checkpoints fail (see stats_healthy)
  *   GET /vector?user=ID, ?item=ID   the vector the daemon publishes for an
@@ -48,10 +49,11 @@ void stats_stop(stats_t *s);      /* NULL is fine */
 /* The renderers, public for tests. Append to out. */
 void stats_render_prometheus(const metrics_t *m, struct evbuffer *out);
 void stats_render_json(const metrics_t *m, struct evbuffer *out);
-/* 1 when the daemon does its job (consuming, connected to Redis), else 0:
- * /healthz's 200 or 503. reason is "ok" when nothing is wrong, else what is:
- * "not consuming (no partitions assigned)", "redis disconnected",
- * "checkpoints failing (offsets stay uncommitted)", joined by "; ". Failing
+/* 1 when the daemon does its job (consuming, connected to Redis, its
+ * dead-letter copies delivered), else 0: /healthz's 200 or 503. reason is
+ * "ok" when nothing is wrong, else what is: "not consuming (no partitions
+ * assigned)", "redis disconnected", "dead-letter topic refusing copies
+ * (consuming stopped, offsets held)", "checkpoints failing (offsets stay uncommitted)", joined by "; ". Failing
  * checkpoints alone leave it at 1: the daemon still learns and publishes
  * fresh vectors, and a restart (what a 503 invites) would not make the disk
  * writable; only a crash meanwhile costs more, in events learned again. */

@@ -407,6 +407,9 @@ static void fill(metrics_t *m)
         m->invalid[r] = 200 + (uint64_t)r;
     m->dead_letter_total = 301;
     m->dead_letter_errors_total = 302;
+    m->dead_letter_pending = 306;
+    m->dead_letter_truncated_total = 307;
+    m->dead_letter_blocked = 0; /* healthy: the health tests use this snapshot */
     m->impressions_pending = 303;
     m->impressions_negative_total = 304;
     m->impressions_clicked_total = 305;
@@ -558,6 +561,9 @@ static void test_prometheus_values(void **state)
     } plain[] = {
         {"freshrec_events_dead_letter_total", 301},
         {"freshrec_dead_letter_errors_total", 302},
+        {"freshrec_dead_letter_pending", 306},
+        {"freshrec_dead_letter_truncated_total", 307},
+        {"freshrec_dead_letter_blocked", 0},
         {"freshrec_impressions_pending", 303},
         {"freshrec_impressions_negative_total", 304},
         {"freshrec_impressions_clicked_total", 305},
@@ -871,21 +877,27 @@ static void test_healthy(void **state)
     (void)state;
     /* redis: 0 no link, 1 a link whose writes go unconfirmed (hung), 2 both fine */
     static const struct {
-        int consuming, redis, ckpt_failing, healthy;
+        int consuming, redis, ckpt_failing, dlq_blocked, healthy;
         const char *reason;
     } cases[] = {
-        {1, 2, 0, 1, "ok"},
-        {0, 2, 0, 0, "not consuming (no partitions assigned)"},
-        {1, 0, 0, 0, "redis disconnected"},
-        {1, 1, 0, 0, "redis not confirming writes"},
-        {0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
+        {1, 2, 0, 0, 1, "ok"},
+        {0, 2, 0, 0, 0, "not consuming (no partitions assigned)"},
+        {1, 0, 0, 0, 0, "redis disconnected"},
+        {1, 1, 0, 0, 0, "redis not confirming writes"},
+        {0, 0, 0, 0, 0, "not consuming (no partitions assigned); redis disconnected"},
         /* failing checkpoints are said, but leave it serving */
-        {1, 2, 1, 1, "checkpoints failing (offsets stay uncommitted)"},
-        {1, 0, 1, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
-        {1, 1, 1, 0, "redis not confirming writes; checkpoints failing (offsets stay uncommitted)"},
-        {0, 0, 1, 0,
+        {1, 2, 1, 0, 1, "checkpoints failing (offsets stay uncommitted)"},
+        {1, 0, 1, 0, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
+        {1, 1, 1, 0, 0, "redis not confirming writes; checkpoints failing (offsets stay uncommitted)"},
+        {0, 0, 1, 0, 0,
          "not consuming (no partitions assigned); redis disconnected; checkpoints failing "
          "(offsets stay uncommitted)"},
+        /* a dead-letter topic that refuses copies stops consuming: not serving */
+        {1, 2, 0, 1, 0, "dead-letter topic refusing copies (consuming stopped, offsets held)"},
+        {0, 0, 1, 1, 0,
+         "not consuming (no partitions assigned); redis disconnected; dead-letter topic "
+         "refusing copies (consuming stopped, offsets held); checkpoints failing (offsets stay "
+         "uncommitted)"},
     };
     metrics_t *m = calloc(1, sizeof(*m));
     assert_non_null(m);
@@ -894,7 +906,8 @@ static void test_healthy(void **state)
         m->redis_link = cases[i].redis > 0;
         m->redis_connected = cases[i].redis == 2;
         m->checkpoint_failing = cases[i].ckpt_failing;
-        char reason[192];
+        m->dead_letter_blocked = cases[i].dlq_blocked;
+        char reason[256];
         assert_int_equal(stats_healthy(m, reason, sizeof(reason)), cases[i].healthy);
         assert_string_equal(reason, cases[i].reason);
         char tiny[8]; /* truncated, still terminated */
