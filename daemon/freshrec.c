@@ -422,14 +422,16 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "freshrec train: --format '%s': expected movielens or synthetic\n", format);
         return 2;
     }
-    int mk = model_kind_parse(model);
-    if (mk < 0) {
-        fprintf(stderr, "freshrec train: --model '%s': expected neumf or dssm\n", model);
+    const model_ops_t *mo = model_find(model);
+    if (!mo) {
+        char names[256];
+        model_names(names, sizeof(names));
+        fprintf(stderr, "freshrec train: --model '%s': expected one of %s\n", model, names);
         return 2;
     }
-    cfg.kind = (model_kind_t)mk;
+    snprintf(cfg.kind, sizeof(cfg.kind), "%s", mo->name);
     cfg.dssm.dim = cfg.model.dim;
-    if (features && (cfg.kind != MODEL_DSSM || strcmp(format, "movielens"))) {
+    if (features && (!(mo->flags & MODEL_FEATURES) || strcmp(format, "movielens"))) {
         fprintf(stderr, "freshrec train: --features is for --model dssm on --format movielens "
                         "(u.user and u.item, or users.dat and movies.dat, beside --data)\n");
         return 2;
@@ -525,7 +527,7 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
                 "%ld epoch(s), %s dim %d, %s loss, %s sampler, %d negatives\n",
-                d.n, d.nusers, d.nitems, ntrain, epochs, model_kind_name(cfg.kind), cfg.model.dim, loss_kind_name(cfg.loss),
+                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.kind, cfg.model.dim, loss_kind_name(cfg.loss),
                 samp_kind_name(cfg.sampler.kind), cfg.negatives);
 
     int tty = isatty(STDERR_FILENO);
@@ -607,7 +609,7 @@ static int cmd_train(int argc, char **argv)
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
             "s:f, s:I, s:f, s:f, s:I, s:I, s:I, s:I}",
-            "model", model_kind_name(cfg.kind), "loss", loss_kind_name(cfg.loss), "sampler",
+            "model", cfg.kind, "loss", loss_kind_name(cfg.loss), "sampler",
             samp_kind_name(cfg.sampler.kind), "dim", cfg.model.dim, "negatives", cfg.negatives,
             "epochs", (int)epochs, "events", (json_int_t)st.events, "pairs", (json_int_t)st.pairs,
             "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds", train_s,

@@ -456,9 +456,8 @@ static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double sec
 static int published_vector(app_t *a, emb_table_t *t, char side, uint32_t e,
                             float v[STATS_VECTOR_MAX])
 {
-    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
-    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
-    if (m)
+    int V = a->learner ? learner_vector_dim(a->learner) : ctr_emb_dim(a->ctr);
+    if (a->learner)
         learner_vector(a->learner, side, e, v);
     else
         memcpy(v, emb_row(t, emb_entry_row(t, e)), sizeof(float) * V);
@@ -598,10 +597,9 @@ static int publish_round(app_t *a)
         n += add_dirty(a, it, 'i', budget - n);
         a->items_at = now;
     }
-    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
-    dense_block_t *d = m ? pairmodel_dense(m) : ctr_dense(a->ctr);
+    dense_block_t *d = a->learner ? learner_dense(a->learner) : ctr_dense(a->ctr);
     pub_meta_t meta = {.kind = a->cfg.model,
-                       .dim = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr),
+                       .dim = a->learner ? learner_vector_dim(a->learner) : ctr_emb_dim(a->ctr),
                        .layout = a->row_layout,
                        .dense = d->params,
                        .ndense = d->n,
@@ -1252,9 +1250,8 @@ int main(int argc, char **argv)
         snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));
         ctr_dense_layout(a->ctr, a->dense_layout, sizeof(a->dense_layout));
     } else {
-        pairmodel_vector_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
-        pairmodel_dense_layout(learner_model(a->learner), a->dense_layout,
-                               sizeof(a->dense_layout));
+        learner_vector_layout(a->learner, a->row_layout, sizeof(a->row_layout));
+        learner_dense_layout(a->learner, a->dense_layout, sizeof(a->dense_layout));
     }
 
     pub_config_t pc = {.host = a->cfg.redis_host,

@@ -147,7 +147,7 @@ static int pair_features(modelcfg_t *m, const fr_config_t *c, const char **key, 
     *key = "item_fields";
     if (split_names(c->item_fields, items, 0, CTR_MAX_FIELDS, &nitems, "item_fields", err, len))
         return -1;
-    if (m->ncat + m->nnum > 0 && lc->kind != MODEL_DSSM) {
+    if (m->ncat + m->nnum > 0 && !(model_find(lc->kind)->flags & MODEL_FEATURES)) {
         *key = m->ncat ? "cat_fields" : "num_fields";
         snprintf(err, len,
                  "[model] cat_fields/num_fields: %s learns from ids only; features are for "
@@ -190,12 +190,14 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     learner_config_t *lc = &m->lc;
     learner_config_default(lc);
     *key = "kind";
-    int kind = model_kind_parse(c->model);
-    if (kind < 0) {
-        snprintf(err, len, "[model] kind = %s: freshrecd learns neumf or dssm", c->model);
+    if (!model_find(c->model)) {
+        char names[256];
+        model_names(names, sizeof(names));
+        snprintf(err, len, "[model] kind = %s: freshrecd learns %s, lr, widedeep or dcn",
+                 c->model, names);
         return -1;
     }
-    lc->kind = (model_kind_t)kind;
+    snprintf(lc->kind, sizeof(lc->kind), "%s", model_find(c->model)->name);
     char why[256];
     *key = "mlp";
     if (neumf_parse_layers(&lc->model, c->mlp, why, sizeof(why))) {

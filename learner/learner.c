@@ -16,9 +16,10 @@ struct learner {
     emb_table_t *users, *items;
     ring_t *ring;
     sampler_t *samp;
-    pairmodel_t *model;
+    const model_ops_t *ops;       /* the model's (model.h) */
+    void *model;
     pool_t *pool;                 /* threads > 1: the team of a micro-batch's parallel phases */
-    pairmodel_t *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
+    void *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
     int nt;                       /* threads */
     int P;                        /* pairs of the batch being learned */
     int NB;                       /* positives of the batch being sampled for */
@@ -100,7 +101,7 @@ const char *loss_kind_name(loss_kind_t k)
 void learner_config_default(learner_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->kind = MODEL_NEUMF;
+    snprintf(cfg->kind, sizeof(cfg->kind), "neumf");
     neumf_config_default(&cfg->model);
     dssm_config_default(&cfg->dssm);
     samp_config_default(&cfg->sampler);
@@ -147,7 +148,7 @@ static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie
 /* Logits of user entry ue (EMB_NONE: unknown) against n item entries, by
  * model m, in forwards of at most room pairs through the batch buffers
  * [at, at + room). */
-static void score_with(learner_t *l, pairmodel_t *m, int at, int room, uint32_t ue,
+static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue,
                        const uint32_t *items, int n, float *out)
 {
     const float *u = emb_row(l->users, entry_row(l->users, ue));
@@ -159,7 +160,7 @@ static void score_with(learner_t *l, pairmodel_t *m, int at, int room, uint32_t 
             l->pair_ue[at + b] = ue;
         }
         gather_features(l, l->pair_ue + at, items + s, at, c);
-        pairmodel_forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
+        l->ops->forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
                           l->fi ? l->ifp + at : NULL, c);
     }
 }
@@ -199,10 +200,18 @@ int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len)
         snprintf(errstr, len, "learning rates must be positive and L2 not negative");
         return -1;
     }
+    const model_ops_t *ops = model_find(cfg->kind);
+    if (!ops) {
+        char names[256];
+        model_names(names, sizeof(names));
+        snprintf(errstr, len, "unknown model '%.*s' (models: %s)", MODEL_NAME_MAX, cfg->kind,
+                 names);
+        return -1;
+    }
     int nfeat = cfg->ucat + cfg->unum + cfg->icat + cfg->inum;
-    if (nfeat && cfg->kind != MODEL_DSSM) {
-        snprintf(errstr, len, "tower features need the dssm model, not %s",
-                 model_kind_name(cfg->kind));
+    if (nfeat && !(ops->flags & MODEL_FEATURES)) {
+        snprintf(errstr, len, "tower features need a model that takes them (dssm), not %s",
+                 ops->name);
         return -1;
     }
     return 0;
@@ -247,11 +256,8 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
             l->Fi = feat_width(l->fi);
         }
     }
-    dssm_config_t dc = cfg->dssm;
-    dc.ufeat = l->Fu;
-    dc.ifeat = l->Fi;
-    if (!(l->model = pairmodel_create(cfg->kind, &cfg->model, &dc, l->maxb, cfg->seed, errstr,
-                                      len)))
+    l->ops = model_find(cfg->kind);
+    if (!(l->model = l->ops->create(cfg, l->maxb, l->Fu, l->Fi, errstr, len)))
         goto err;
     l->wm[0] = l->model;
     l->nt = cfg->threads < 1 ? 1 : cfg->threads;
@@ -261,17 +267,20 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
         if (slice < S) /* a prequential ranking in one forward */
             slice = S;
         for (int t = 1; t < l->nt; t++) {
-            if (!(l->wm[t] = pairmodel_create(cfg->kind, &cfg->model, &dc, slice, cfg->seed,
-                                              errstr, len)))
+            if (!(l->wm[t] = l->ops->create(cfg, slice, l->Fu, l->Fi, errstr, len)))
                 goto err;
-            pairmodel_share_params(l->wm[t], l->model);
+            l->ops->share_params(l->wm[t], l->model);
         }
         if (!(l->pool = pool_create(l->nt))) {
             snprintf(errstr, len, "learner: cannot start %d threads", l->nt);
             goto err;
         }
     }
-    l->R = pairmodel_row_width(l->model);
+    l->R = l->ops->row_width(l->model, 'u');
+    if (l->ops->row_width(l->model, 'i') != l->R) { /* the engine's rows are one width */
+        snprintf(errstr, len, "learner: %s's user and item rows differ in width", l->ops->name);
+        goto err;
+    }
 
     emb_config_t ec = {.width = l->R,
                        .state = cfg->sparse_opt == OPT_ADAGRAD ? l->R : 0,
@@ -359,8 +368,8 @@ void learner_free(learner_t *l)
     if (!l)
         return;
     pool_free(l->pool);
-    for (int t = 1; t < LEARNER_MAX_THREADS; t++)
-        pairmodel_free(l->wm[t]);
+    for (int t = 1; t < LEARNER_MAX_THREADS && l->ops; t++)
+        l->ops->free(l->wm[t]);
     for (int side = 0; side < 2; side++)
         for (int t = 0; t < LEARNER_MAX_THREADS; t++) {
             free(l->uniq[side][t]);
@@ -373,7 +382,8 @@ void learner_free(learner_t *l)
     ring_free(l->ring);
     emb_free(l->users);
     emb_free(l->items);
-    pairmodel_free(l->model);
+    if (l->ops)
+        l->ops->free(l->model);
     feat_free(l->fu);
     feat_free(l->fi);
     void *p[] = {l->pair_ue, l->pair_ie, l->ufb, l->ifb, l->ufp, l->ifp, l->dfu, l->dfi, l->fvec,
@@ -665,14 +675,14 @@ static void phase_pass(void *arg, int t, int n)
         l->irows[p] = emb_row(l->items, l->pair_ir[p]);
     }
     gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
-    pairmodel_forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
+    l->ops->forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
                       l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
     chunk_loss(l, t, n);
     if (!isfinite(l->closs[t]))
         return;
 
-    dense_block_zero_grad(pairmodel_dense(l->wm[t]));
-    pairmodel_backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
+    dense_block_zero_grad(l->ops->dense(l->wm[t]));
+    l->ops->backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
                        l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
                        l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
     if (n == 1)
@@ -773,7 +783,7 @@ static void learn_batch(learner_t *l, int B)
     B = NP;
 
     l->Q = 0;
-    if (l->cfg.preq_rate > 0.0)
+    if (l->cfg.preq_rate > 0.0 && (l->ops->flags & MODEL_RANKS))
         for (int b = 0; b < B; b++)
             if (rng_double(&l->rng) < l->cfg.preq_rate)
                 preq_draw(l, l->ev_ue[b], l->ev_ie[b]);
@@ -861,13 +871,13 @@ static void learn_batch(learner_t *l, int B)
     float loss = 0.0f;
     for (int t = 0; t < l->nt; t++)
         loss += l->closs[t];
-    dense_block_t *d = pairmodel_dense(l->model);
+    dense_block_t *d = l->ops->dense(l->model);
     if (!isfinite(loss)) { /* numerical trouble: learn nothing from this batch */
         l->st.nonfinite++;
         return;
     }
     for (int t = 1; t < l->nt; t++) { /* the threads' gradients into the model's */
-        const float *g = pairmodel_dense(l->wm[t])->grads;
+        const float *g = l->ops->dense(l->wm[t])->grads;
         for (size_t i = 0; i < d->n; i++)
             d->grads[i] += g[i];
     }
@@ -985,7 +995,7 @@ void learner_vector(learner_t *l, char side, uint32_t entry, float *out)
     feat_t *f = side == 'u' ? l->fu : l->fi;
     if (f)
         feat_gather(f, entry, l->fvec);
-    pairmodel_vector(l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
+    l->ops->vector(l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
 }
 
 static int user_in_ring(void *arg, uint32_t e)
@@ -1063,9 +1073,29 @@ void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
         l->cfg.lr_dense = lr_dense;
 }
 
-pairmodel_t *learner_model(learner_t *l)
+int learner_vector_dim(const learner_t *l)
 {
-    return l->model;
+    return l->ops->vector_dim(l->model);
+}
+
+int learner_vector_layout(const learner_t *l, char *buf, size_t len)
+{
+    return l->ops->vector_layout(l->model, buf, len);
+}
+
+int learner_dense_layout(const learner_t *l, char *buf, size_t len)
+{
+    return l->ops->dense_layout(l->model, buf, len);
+}
+
+const model_ops_t *learner_ops(const learner_t *l)
+{
+    return l->ops;
+}
+
+dense_block_t *learner_dense(learner_t *l)
+{
+    return l->ops->dense(l->model);
 }
 
 emb_table_t *learner_users(learner_t *l)
@@ -1078,7 +1108,7 @@ emb_table_t *learner_items(learner_t *l)
     return l->items;
 }
 
-#define LEARNER_MAGIC 0x324e524cu /* "LRN2": with tower features */
+#define LEARNER_MAGIC 0x334e524cu /* "LRN3": the model by name, its own state */
 
 static void save_ewma(ser_writer_t *w, const ewma_t *e)
 {
@@ -1094,12 +1124,16 @@ static void load_ewma(ser_reader_t *r, ewma_t *e)
 
 int learner_save(const learner_t *l, ser_writer_t *w)
 {
+    char name[MODEL_NAME_MAX] = {0};
+    snprintf(name, sizeof(name), "%s", l->ops->name);
     ser_u32(w, LEARNER_MAGIC);
-    ser_u32(w, (uint32_t)pairmodel_kind(l->model));
+    ser_put(w, name, sizeof(name));
     ser_u32(w, (uint32_t)l->R);
     emb_save(l->users, w);
     emb_save(l->items, w);
-    dense_block_save(pairmodel_dense(l->model), w);
+    dense_block_save(l->ops->dense(l->model), w);
+    if (l->ops->save && l->ops->save(l->model, w))
+        return -1;
     ring_save(l->ring, w);
     ser_u32(w, (uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1);
     if (l->fu)
@@ -1118,19 +1152,23 @@ int learner_save(const learner_t *l, ser_writer_t *w)
 
 int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
 {
-    uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), R = ser_get_u32(r);
+    char name[MODEL_NAME_MAX];
+    uint32_t magic = ser_get_u32(r);
+    ser_get(r, name, sizeof(name));
+    uint32_t R = ser_get_u32(r);
     if (r->err || magic != LEARNER_MAGIC) {
-        snprintf(errstr, len, "learner: not a saved learner");
+        snprintf(errstr, len, "learner: not a saved learner of this version");
         return -1;
     }
-    if (kind != (uint32_t)pairmodel_kind(l->model) || R != (uint32_t)l->R) {
+    name[MODEL_NAME_MAX - 1] = '\0';
+    if (strcmp(name, l->ops->name) != 0 || R != (uint32_t)l->R) {
         snprintf(errstr, len, "learner: saved %s with rows of %u floats, this one is %s with %d",
-                 model_kind_name((model_kind_t)kind), R, model_kind_name(pairmodel_kind(l->model)),
-                 l->R);
+                 name, R, l->ops->name, l->R);
         return -1;
     }
     if (emb_load(l->users, r, errstr, len) || emb_load(l->items, r, errstr, len) ||
-        dense_block_load(pairmodel_dense(l->model), r, errstr, len) ||
+        dense_block_load(l->ops->dense(l->model), r, errstr, len) ||
+        (l->ops->load && l->ops->load(l->model, r, errstr, len)) ||
         ring_load(l->ring, r, emb_entry_cap(l->users), emb_entry_cap(l->items), errstr, len))
         return -1;
     uint32_t sides = ser_get_u32(r);

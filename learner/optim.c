@@ -24,8 +24,9 @@ void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float 
 int dense_block_init(dense_block_t *d, size_t n)
 {
     memset(d, 0, sizeof(*d));
-    /* one allocation, four views */
-    float *mem = calloc(4 * n, sizeof(float));
+    /* one allocation, four views; n = 0 (a model without dense parameters,
+     * e.g. mf) still allocates, so that the views are valid pointers */
+    float *mem = calloc(n ? 4 * n : 1, sizeof(float));
     if (!mem)
         return -1;
     d->base = mem;
