@@ -106,8 +106,9 @@ static const ckey_t keys[] = {
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
 
-    {"model", "kind", CT_ENUM, F(model), "neumf", 0, 0, 0, "neumf|dssm|lr|widedeep|dcn",
-     "Model: neumf, dssm (retrieval); lr, widedeep, dcn (click-through, with features)"},
+    {"model", "kind", CT_STR, F(model), "neumf", 1, 15, CF_NAME, NULL,
+     "Model, by name in the table of models (learner/models.c): retrieval (neumf, dssm, …) or "
+     "click-through with features (lr, widedeep, dcn); validation names the unknown"},
     {"model", "dim", CT_INT, F(dim), "32", 1, 1024, 0, NULL,
      "neumf: GMF factors; dssm: id embedding width; lr/widedeep/dcn: per-field width"},
     {"model", "cat_fields", CT_STR, F(cat_fields), "", 0, SMAX, 0, NULL,

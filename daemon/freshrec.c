@@ -176,10 +176,13 @@ static void pass_preq(const learner_stats_t *before, const learner_stats_t *afte
 
 static void train_usage(FILE *f)
 {
+    char names[256];
+    model_names(names, sizeof(names));
     fprintf(f, "usage: freshrec train --data PATH [options]\n"
                "Replays PATH as a chronological stream through the learner, then evaluates.\n"
                "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
-               "  --model M         neumf | dssm (pairs); lr | widedeep | dcn (criteo) [neumf]\n"
+               "  --model M         pairs: %s [neumf];\n"
+               "                    criteo: lr | widedeep | dcn\n"
         "  --tower L         dssm: tower widths, output last                [128,64]\n"
         "  --gamma G         dssm: logit = G x cosine                       [10]\n"
         "  --features        dssm on movielens: user and item features from u.user\n"
@@ -211,7 +214,7 @@ static void train_usage(FILE *f)
                "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
                "  --seed S          random seed                                    [1]\n"
                "  --json            last line of stdout: the figures as one JSON object\n"
-               "  --quiet           no progress on stderr\n");
+               "  --quiet           no progress on stderr\n", names);
 }
 
 static int cmd_train(int argc, char **argv)
