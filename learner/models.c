@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const model_ops_t neumf_ops, dssm_ops;
+extern const model_ops_t neumf_ops, dssm_ops, mf_ops;
 
 static const model_ops_t *const models[] = {
     &neumf_ops,
     &dssm_ops,
+    &mf_ops,
 };
 
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
