@@ -181,8 +181,8 @@ static void train_usage(FILE *f)
     fprintf(f, "usage: freshrec train --data PATH [options]\n"
                "Replays PATH as a chronological stream through the learner, then evaluates.\n"
                "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
-               "  --model M         pairs: %s [neumf];\n"
-               "                    criteo: lr | widedeep | dcn\n"
+               "  --model M         %s [neumf]\n"
+               "                    (the click-through ones take --format criteo)\n"
         "  --tower L         dssm: tower widths, output last                [128,64]\n"
         "  --gamma G         dssm: logit = G x cosine                       [10]\n"
         "  --features        dssm on movielens: user and item features from u.user\n"
@@ -675,11 +675,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "train") == 0) {
-        /* the click-through models have their own command */
-        for (int i = 2; i + 1 < argc; i++)
+        /* the click-through models (their examples are fields) have their own command */
+        for (int i = 2; i + 1 < argc; i++) {
+            const model_ops_t *m = strcmp(argv[i], "--model") ? NULL : model_find(argv[i + 1]);
             if ((strcmp(argv[i], "--format") == 0 && strcmp(argv[i + 1], "criteo") == 0) ||
-                (strcmp(argv[i], "--model") == 0 && ctr_kind_parse(argv[i + 1]) >= 0))
+                (m && (m->flags & MODEL_FIELDS)))
                 return train_ctr_main(argc - 1, argv + 1);
+        }
         return cmd_train(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "gen") == 0) {

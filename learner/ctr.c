@@ -177,6 +177,7 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
         emb_config_t ec = {.width = c->E,
                            .state = c->E,
                            .admit_after = cfg->admit_after,
+                           .expire_ms = cfg->expire_ms,
                            .init_std = 0.01f,
                            .seed = cfg->seed * 131 + (uint64_t)f};
         if (!(c->tab[f] = emb_create(&ec, errstr, len)))
@@ -606,6 +607,14 @@ size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n)
     return n;
 }
 
+void ctr_set_lr(ctr_t *c, float lr_sparse, float lr_dense)
+{
+    if (lr_sparse > 0.0f)
+        c->cfg.lr_sparse = lr_sparse;
+    if (lr_dense > 0.0f)
+        c->cfg.lr_dense = lr_dense;
+}
+
 void ctr_predict(ctr_t *c, const ctr_example_t *ex, size_t n, float *p)
 {
     for (size_t s = 0; s < n; s += (size_t)c->maxb) {
@@ -715,7 +724,7 @@ int ctr_dense_layout(const ctr_t *c, char *buf, size_t len)
     return 0;
 }
 
-#define CTR_MAGIC 0x31525443u /* "CTR1" */
+#define CTR_MAGIC 0x32525443u /* "CTR2": with the loss EWMA */
 
 int ctr_save(const ctr_t *c, ser_writer_t *w)
 {
@@ -728,6 +737,8 @@ int ctr_save(const ctr_t *c, ser_writer_t *w)
     ser_u64(w, c->examples);
     ser_u64(w, c->positives);
     ser_u64(w, c->nonfinite);
+    ser_put(w, &c->loss_ewma, sizeof(double));
+    ser_u32(w, (uint32_t)c->loss_primed);
     for (int f = 0; f < c->cfg.ncat; f++)
         emb_save(c->tab[f], w);
     for (int d = 0; d < c->cfg.nnum; d++) {
@@ -748,6 +759,9 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
     uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), ncat = ser_get_u32(r),
              nnum = ser_get_u32(r), E = ser_get_u32(r), wide_bits = ser_get_u32(r);
     uint64_t examples = ser_get_u64(r), positives = ser_get_u64(r), nonfinite = ser_get_u64(r);
+    double loss_ewma = 0.0;
+    ser_get(r, &loss_ewma, sizeof(double));
+    uint32_t loss_primed = ser_get_u32(r);
     if (r->err || magic != CTR_MAGIC) {
         snprintf(errstr, len, "ctr: not a saved click-through model");
         return -1;
@@ -783,5 +797,7 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
     c->examples = examples;
     c->positives = positives;
     c->nonfinite = nonfinite;
+    c->loss_ewma = loss_ewma;
+    c->loss_primed = loss_primed != 0;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* learner.c — the online training step (see learner.h). */
 #include "learner.h"
 
+#include "engine.h"
 #include "loss.h"
 #include "pool.h"
 #include "rank.h"
@@ -206,6 +207,10 @@ int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len)
         model_names(names, sizeof(names));
         snprintf(errstr, len, "unknown model '%.*s' (models: %s)", MODEL_NAME_MAX, cfg->kind,
                  names);
+        return -1;
+    }
+    if (!ops->create) {
+        snprintf(errstr, len, "%s is learned by its own engine, not by learner_create", ops->name);
         return -1;
     }
     int nfeat = cfg->ucat + cfg->unum + cfg->icat + cfg->inum;
@@ -1196,3 +1201,114 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
     l->st = st;
     return 0;
 }
+
+/* ---- the learner as the daemon's engine (engine.h) ---- */
+
+static void le_config(const engine_config_t *cfg, learner_config_t *lc)
+{
+    *lc = cfg->learner;
+    snprintf(lc->kind, sizeof(lc->kind), "%s", cfg->kind);
+}
+
+static int le_check(const engine_config_t *cfg, char *errstr, size_t len)
+{
+    learner_config_t lc;
+    le_config(cfg, &lc);
+    return learner_config_check(&lc, errstr, len);
+}
+
+static void *le_create(const engine_config_t *cfg, char *errstr, size_t len)
+{
+    learner_config_t lc;
+    le_config(cfg, &lc);
+    return learner_create(&lc, errstr, len);
+}
+
+static void le_free(void *l)
+{
+    learner_free(l);
+}
+
+static size_t le_learn(void *l, const lrn_event_t *ev, size_t n)
+{
+    return learner_learn(l, ev, n);
+}
+
+static size_t le_expire(void *l, int64_t now_ms)
+{
+    return learner_expire(l, now_ms);
+}
+
+static void le_on_gone(void *l, lrn_gone_fn fn, void *arg)
+{
+    learner_on_gone(l, fn, arg);
+}
+
+static void le_stats(const void *l, engine_stats_t *out)
+{
+    learner_stats(l, &out->lrn);
+}
+
+static void le_set_lr(void *l, float lr_sparse, float lr_dense)
+{
+    learner_set_lr(l, lr_sparse, lr_dense);
+}
+
+static emb_table_t *le_table(void *l, int k)
+{
+    return k == 0 ? learner_users(l) : k == 1 ? learner_items(l) : NULL;
+}
+
+static int le_vector_dim(const void *l)
+{
+    return learner_vector_dim(l);
+}
+
+static void le_vector(void *l, char side, uint32_t entry, float *out)
+{
+    learner_vector(l, side, entry, out);
+}
+
+static int le_vector_layout(const void *l, char *buf, size_t len)
+{
+    return learner_vector_layout(l, buf, len);
+}
+
+static int le_dense_layout(const void *l, char *buf, size_t len)
+{
+    return learner_dense_layout(l, buf, len);
+}
+
+static dense_block_t *le_dense(void *l)
+{
+    return learner_dense(l);
+}
+
+static int le_save(const void *l, ser_writer_t *w)
+{
+    return learner_save(l, w);
+}
+
+static int le_load(void *l, ser_reader_t *r, char *errstr, size_t len)
+{
+    return learner_load(l, r, errstr, len);
+}
+
+const engine_ops_t learner_engine = {
+    .check = le_check,
+    .create = le_create,
+    .free = le_free,
+    .learn = le_learn,
+    .expire = le_expire,
+    .on_gone = le_on_gone,
+    .stats = le_stats,
+    .set_lr = le_set_lr,
+    .table = le_table,
+    .vector_dim = le_vector_dim,
+    .vector = le_vector,
+    .vector_layout = le_vector_layout,
+    .dense_layout = le_dense_layout,
+    .dense = le_dense,
+    .save = le_save,
+    .load = le_load,
+};

@@ -20,14 +20,20 @@
 #define MODEL_NAME_MAX 16
 
 struct learner_config;
+struct engine_ops;
 
 /* flags of a model */
 #define MODEL_FEATURES 1u /* the towers take the side's features (ucat, unum, icat, inum) */
 #define MODEL_RANKS 2u    /* prequential HR@10/NDCG@10 of the event's item among sampled ones */
+#define MODEL_FIELDS 4u   /* click-through: user, item and the configured features are the
+                           * example's fields; labelled examples, progressive AUC/logloss */
 
 typedef struct model_ops {
     const char *name; /* as the config and the CLI spell it: "neumf" */
     unsigned flags;   /* MODEL_* */
+    /* the engine that learns it (engine.h); NULL: the learner's (learner.c),
+     * which needs every op below */
+    const struct engine_ops *engine;
 
     /* A model of the config's shape for forwards of at most max_batch pairs;
      * ufeat/ifeat: the feature floats the learner gathers for each side (0

@@ -6,11 +6,15 @@
 #include <string.h>
 
 extern const model_ops_t neumf_ops, dssm_ops, mf_ops;
+extern const model_ops_t lr_ops, widedeep_ops, dcn_ops; /* ctrengine.c */
 
 static const model_ops_t *const models[] = {
     &neumf_ops,
     &dssm_ops,
     &mf_ops,
+    &lr_ops,
+    &widedeep_ops,
+    &dcn_ops,
 };
 
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
