@@ -22,6 +22,7 @@
 #include "layers.h"
 #include "loss.h"
 #include "rng.h"
+#include "rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -54,12 +55,11 @@ struct ctr {
     float *xc[CTR_MAX_LAYERS + 1], *dxc[CTR_MAX_LAYERS + 1], *s[CTR_MAX_LAYERS];
     float *feat, *dfeat;   /* dcn: (B, X + H) */
     float *logits, *dz, *labels, *weights, *p;
-    /* row-gradient accumulation, once per (field, row) */
-    uint32_t *stamp[CTR_MAX_FIELDS], *slot[CTR_MAX_FIELDS];
-    size_t scap[CTR_MAX_FIELDS];
+    /* row updates, once per (field, row), by the shared module (rows.h) */
+    rows_stamps_t stamps[CTR_MAX_FIELDS];
     uint32_t gen;
-    float *gacc;           /* (B · ncat, E) */
-    uint32_t *gfield, *grow;
+    float *gacc;                  /* (B, E) one field's summed gradients */
+    uint32_t *uniq, *first, *cnt; /* (B) one field's rows */
 
     uint64_t examples, positives, nonfinite;
     double loss_ewma;
@@ -281,11 +281,12 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     c->labels = malloc(sizeof(float) * B);
     c->weights = malloc(sizeof(float) * B);
     c->p = malloc(sizeof(float) * B);
-    c->gacc = malloc(sizeof(float) * B * (cfg->ncat ? cfg->ncat : 1) * c->E);
-    c->gfield = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
-    c->grow = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
-    if (!c->logits || !c->dz || !c->labels || !c->weights || !c->p || !c->gacc || !c->gfield ||
-        !c->grow)
+    c->gacc = malloc(sizeof(float) * B * c->E);
+    c->uniq = malloc(sizeof(uint32_t) * B);
+    c->first = malloc(sizeof(uint32_t) * B);
+    c->cnt = malloc(sizeof(uint32_t) * B);
+    if (!c->logits || !c->dz || !c->labels || !c->weights || !c->p || !c->gacc || !c->uniq ||
+        !c->first || !c->cnt)
         goto oom;
     return c;
 oom:
@@ -301,8 +302,7 @@ void ctr_free(ctr_t *c)
         return;
     for (int f = 0; f < CTR_MAX_FIELDS; f++) {
         emb_free(c->tab[f]);
-        free(c->stamp[f]);
-        free(c->slot[f]);
+        rows_stamps_free(&c->stamps[f]);
     }
     norm_free(&c->norm);
     pv_free(&c->pv);
@@ -332,8 +332,9 @@ void ctr_free(ctr_t *c)
     free(c->weights);
     free(c->p);
     free(c->gacc);
-    free(c->gfield);
-    free(c->grow);
+    free(c->uniq);
+    free(c->first);
+    free(c->cnt);
     free(c);
 }
 
@@ -512,61 +513,25 @@ static void backward(ctr_t *c, int B, int update_wide)
     }
 }
 
-static int grow_stamps(ctr_t *c, int f)
-{
-    size_t need = emb_row_cap(c->tab[f]);
-    if (need <= c->scap[f])
-        return 0;
-    size_t n = c->scap[f] ? c->scap[f] : 1024;
-    while (n < need)
-        n *= 2;
-    uint32_t *a = realloc(c->stamp[f], n * sizeof(uint32_t));
-    if (!a)
-        return -1;
-    memset(a + c->scap[f], 0, (n - c->scap[f]) * sizeof(uint32_t));
-    c->stamp[f] = a;
-    uint32_t *s = realloc(c->slot[f], n * sizeof(uint32_t));
-    if (!s)
-        return -1;
-    c->slot[f] = s;
-    c->scap[f] = n;
-    return 0;
-}
-
-/* Adagrad on every touched row once, with its summed gradient */
+/* Adagrad on every touched row once, with its summed gradient (rows.h):
+ * field f's row of example b is rows[b·ncat + f], its gradient the field's
+ * E floats of dx0, dh[0] + b·X + f·E */
 static void update_rows(ctr_t *c, int B)
 {
     const int nc = c->cfg.ncat, E = c->E;
     if (++c->gen == 0) {
         for (int f = 0; f < nc; f++)
-            memset(c->stamp[f], 0, c->scap[f] * sizeof(uint32_t));
+            rows_stamps_clear(&c->stamps[f]);
         c->gen = 1;
     }
-    int n = 0;
-    for (int b = 0; b < B; b++)
-        for (int f = 0; f < nc; f++) {
-            uint32_t row = c->rows[(size_t)b * nc + f];
-            const float *g = c->dh[0] + (size_t)b * c->X + (size_t)f * E;
-            if (c->stamp[f][row] != c->gen) {
-                c->stamp[f][row] = c->gen;
-                c->slot[f][row] = (uint32_t)n;
-                c->gfield[n] = (uint32_t)f;
-                c->grow[n] = row;
-                memcpy(c->gacc + (size_t)n * E, g, sizeof(float) * E);
-                n++;
-            } else {
-                float *acc = c->gacc + (size_t)c->slot[f][row] * E;
-                for (int k = 0; k < E; k++)
-                    acc[k] += g[k];
-            }
-        }
-    for (int k = 0; k < n; k++) {
-        emb_table_t *t = c->tab[c->gfield[k]];
-        optim_adagrad(emb_row(t, c->grow[k]), emb_row_state(t, c->grow[k]),
-                      c->gacc + (size_t)k * E, E, c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
-        uint32_t e = emb_row_entry(t, c->grow[k]);
-        if (e != EMB_NONE)
-            emb_mark_dirty(t, e); /* the fallback row has no id to publish */
+    for (int f = 0; f < nc; f++) {
+        const uint32_t *pr = c->rows + f;
+        const float *d = c->dh[0] + (size_t)f * E;
+        int n = rows_gather(pr, nc, NULL, B, 0, &c->stamps[f], c->gen, c->uniq, c->first, c->cnt);
+        rows_sum(pr, nc, NULL, B, d, c->X, E, &c->stamps[f], c->first, c->cnt, c->gacc);
+        rows_update(c->tab[f], c->uniq, n, c->first, c->cnt, d, c->X, c->gacc, E, OPT_ADAGRAD,
+                    c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
+        rows_mark_dirty(c->tab[f], c->uniq, n);
     }
 }
 
@@ -574,7 +539,7 @@ static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
 {
     gather(c, ex, B, 1, 1);
     for (int f = 0; f < c->cfg.ncat; f++)
-        if (grow_stamps(c, f))
+        if (rows_stamps_reserve(&c->stamps[f], emb_row_cap(c->tab[f])))
             return; /* out of memory: this batch is not learned */
     forward(c, B);
     for (int b = 0; b < B; b++) {

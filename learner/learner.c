@@ -6,6 +6,7 @@
 #include "pool.h"
 #include "rank.h"
 #include "ring.h"
+#include "rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -59,9 +60,8 @@ struct learner {
     float *negq;
     int *nfound; /* (batch_events) */
 
-    /* de-duplication of touched rows: slot[row] valid while stamp[row] == gen */
-    uint32_t *ustamp, *uslot, *istamp, *islot;
-    size_t ucap, icap;
+    /* de-duplication of touched rows (rows.h), users' and items' */
+    rows_stamps_t stamps[2];
     uint32_t gen;
     /* rows touched by the batch, once each, per side and thread: thread t
      * of n takes the rows row_owner gives it */
@@ -394,42 +394,13 @@ void learner_free(learner_t *l)
     void *p[] = {l->pair_ue, l->pair_ie, l->ufb, l->ifb, l->ufp, l->ifp, l->dfu, l->dfi, l->fvec,
                  l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
-                 l->nfound,  l->cand,   l->negq,   l->ustamp, l->uslot, l->istamp,
-                 l->islot,   l->ev_neg, l->labels,
+                 l->nfound,  l->cand,   l->negq,   l->ev_neg, l->labels,
                  l->neg_ue,  l->neg_ie, l->neg_w,  l->pq_ue,  l->pq_cand, l->pq_scores};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
+    rows_stamps_free(&l->stamps[0]);
+    rows_stamps_free(&l->stamps[1]);
     free(l);
-}
-
-/* *p (n0 entries) moved into an array of n (a power of two, at least 1024:
- * a whole number of cache lines) that starts on a cache line, the rest 0:
- * so each block of 16 rows that row_owner hands to one thread is one line
- * of its own, which no other thread writes */
-static int grow_lines(uint32_t **p, size_t n0, size_t n)
-{
-    uint32_t *a = aligned_alloc(64, n * sizeof(uint32_t));
-    if (!a)
-        return -1;
-    if (n0)
-        memcpy(a, *p, n0 * sizeof(uint32_t));
-    memset(a + n0, 0, (n - n0) * sizeof(uint32_t));
-    free(*p);
-    *p = a;
-    return 0;
-}
-
-static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    if (grow_lines(stamp, *cap, n) || grow_lines(slot, *cap, n))
-        return -1;
-    *cap = n;
-    return 0;
 }
 
 /* Prequential ranking of a batch: the event's item against preq_negatives
@@ -489,84 +460,6 @@ static void preq_rank(learner_t *l)
 static inline uint32_t row_owner(uint32_t row, int n)
 {
     return (row >> 4) % (uint32_t)n;
-}
-
-/* The rows of the m pairs idx[0..m) (all pairs [0, m) when idx is NULL),
- * each once, appended after the nu found before: uniq[k] its row, first[k]
- * its first pair, cnt[k] its pairs; then a row of one pair is updated from
- * that pair's gradient as it is, and only a row of several gets its
- * gradients summed (in pair order) into acc. Returns the new nu. */
-static int gather_rows(const uint32_t *pr, const uint32_t *idx, int m, int nu, uint32_t *stamp,
-                       uint32_t *slot, uint32_t gen, uint32_t *uniq, uint32_t *first,
-                       uint32_t *cnt)
-{
-    for (int i = 0; i < m; i++) {
-        int p = idx ? (int)idx[i] : i;
-        uint32_t row = pr[p];
-        if (stamp[row] != gen) {
-            stamp[row] = gen;
-            slot[row] = (uint32_t)nu;
-            uniq[nu] = row;
-            first[nu] = (uint32_t)p;
-            cnt[nu++] = 1;
-        } else {
-            cnt[slot[row]]++;
-        }
-    }
-    return nu;
-}
-
-static void sum_rows(const uint32_t *pr, const uint32_t *idx, int m, const float *d, int R,
-                     const uint32_t *slot, const uint32_t *first, const uint32_t *cnt, float *acc)
-{
-    for (int i = 0; i < m; i++) {
-        int p = idx ? (int)idx[i] : i;
-        uint32_t row = pr[p];
-        uint32_t k = slot[row];
-        if (cnt[k] < 2)
-            continue;
-        float *dst = acc + (size_t)k * R;
-        const float *g = d + (size_t)p * R;
-        if (first[k] == (uint32_t)p)
-            memcpy(dst, g, sizeof(float) * R);
-        else
-            for (int r = 0; r < R; r++)
-                dst[r] += g[r];
-    }
-}
-
-static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n,
-                        const uint32_t *first, const uint32_t *cnt, const float *d,
-                        const float *acc)
-{
-    const int R = l->R;
-    for (int k = 0; k < n; k++) {
-        uint32_t row = uniq[k];
-        if (k + 4 < n) { /* a row and its state, a few rows ahead */
-            const float *a = emb_row(t, uniq[k + 4]), *s = emb_row_state(t, uniq[k + 4]);
-            for (int j = 0; j < R; j += 16) {
-                __builtin_prefetch(a + j, 1);
-                __builtin_prefetch(s + j, 1);
-            }
-        }
-        float *w = emb_row(t, row);
-        const float *g = cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * R;
-        if (l->cfg.sparse_opt == OPT_ADAGRAD)
-            optim_adagrad(w, emb_row_state(t, row), g, R, l->cfg.lr_sparse, l->cfg.l2_sparse,
-                          l->cfg.adagrad_eps);
-        else
-            optim_sgd(w, g, R, l->cfg.lr_sparse, l->cfg.l2_sparse);
-    }
-}
-
-/* the ids of updated rows become dirty (one thread: the table's dirty list) */
-static void mark_rows_dirty(emb_table_t *t, const uint32_t *uniq, int n)
-{
-    for (int k = 0; k < n; k++) {
-        uint32_t e = emb_row_entry(t, uniq[k]);
-        if (e != EMB_NONE)
-            emb_mark_dirty(t, e);
-    }
 }
 
 /* ------------------------------------------- the parallel phases of a batch
@@ -728,25 +621,26 @@ static void phase_sparse(void *arg, int t, int n)
         emb_table_t *tab = side ? l->items : l->users;
         const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
         const float *d = side ? l->di : l->du;
-        uint32_t *stamp = side ? l->istamp : l->ustamp, *slot = side ? l->islot : l->uslot;
+        rows_stamps_t *st = &l->stamps[side];
         uint32_t *uniq = l->uniq[side][t], *first = l->ufirst[side][t], *cnt = l->ucnt[side][t];
         float *acc = l->gacc[side][t];
         int nu = 0;
         if (n == 1) {
-            nu = gather_rows(pr, NULL, P, 0, stamp, slot, l->gen, uniq, first, cnt);
-            sum_rows(pr, NULL, P, d, R, slot, first, cnt, acc);
+            nu = rows_gather(pr, 1, NULL, P, 0, st, l->gen, uniq, first, cnt);
+            rows_sum(pr, 1, NULL, P, d, R, R, st, first, cnt, acc);
         } else { /* this chunk's pairs, as phase_pass listed them */
             int m;
             for (int s = 0; s < n; s++) {
                 const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
-                nu = gather_rows(pr, idx, m, nu, stamp, slot, l->gen, uniq, first, cnt);
+                nu = rows_gather(pr, 1, idx, m, nu, st, l->gen, uniq, first, cnt);
             }
             for (int s = 0; s < n; s++) {
                 const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
-                sum_rows(pr, idx, m, d, R, slot, first, cnt, acc);
+                rows_sum(pr, 1, idx, m, d, R, R, st, first, cnt, acc);
             }
         }
-        update_rows(l, tab, uniq, nu, first, cnt, d, acc);
+        rows_update(tab, uniq, nu, first, cnt, d, R, acc, R, l->cfg.sparse_opt, l->cfg.lr_sparse,
+                    l->cfg.l2_sparse, l->cfg.adagrad_eps);
         l->nuniq[side][t] = nu;
     }
     for (int side = 0; side < 2; side++) {
@@ -902,16 +796,16 @@ static void learn_batch(learner_t *l, int B)
     /* update: dense block by Adam, touched rows by Adagrad/SGD, once per row */
     dense_block_adam(d, l->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, l->cfg.l2_dense);
     if (++l->gen == 0) { /* stamps wrapped: forget them all */
-        memset(l->ustamp, 0, l->ucap * sizeof(uint32_t));
-        memset(l->istamp, 0, l->icap * sizeof(uint32_t));
+        rows_stamps_clear(&l->stamps[0]);
+        rows_stamps_clear(&l->stamps[1]);
         l->gen = 1;
     }
     /* rows once each (each chunk its rows of both sides), feature value rows
      * too (their stamps were made room for in flush) */
     pool_run(l->pool, phase_sparse, l);
     for (int t = 0; t < l->nt; t++) {
-        mark_rows_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
-        mark_rows_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
+        rows_mark_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
+        rows_mark_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
     }
 
     l->st.events += E + NN;
@@ -927,8 +821,8 @@ static void evict(learner_t *l);
 /* learns the B events gathered in ev_ue/ev_ie; returns how many were refused */
 static int flush(learner_t *l, int B)
 {
-    if (grow_stamps(&l->ustamp, &l->uslot, &l->ucap, emb_row_cap(l->users)) ||
-        grow_stamps(&l->istamp, &l->islot, &l->icap, emb_row_cap(l->items)) ||
+    if (rows_stamps_reserve(&l->stamps[0], emb_row_cap(l->users)) ||
+        rows_stamps_reserve(&l->stamps[1], emb_row_cap(l->items)) ||
         (l->fu && feat_grad_begin(l->fu)) || (l->fi && feat_grad_begin(l->fi))) {
         l->st.bad += B;
         return B;
