@@ -21,6 +21,7 @@
 #include "kern.h"
 #include "layers.h"
 #include "loss.h"
+#include "rank.h"
 #include "rng.h"
 #include "rows.h"
 
@@ -62,8 +63,7 @@ struct ctr {
     uint32_t *uniq, *first, *cnt; /* (B) one field's rows */
 
     uint64_t examples, positives, nonfinite;
-    double loss_ewma;
-    int loss_primed;
+    ewma_t loss; /* of the batches' mean BCE (rank.h) */
 };
 
 static const char *kind_names[] = {"lr", "widedeep", "dcn"};
@@ -97,6 +97,7 @@ void ctr_config_default(ctr_config_t *cfg)
     cfg->clip = 5.0f;
     cfg->batch = 64;
     cfg->auc_window = 10000;
+    cfg->clip_norm = 10.0f;
     cfg->seed = 1;
 }
 
@@ -185,6 +186,7 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     }
     if (cfg->nnum && norm_init(&c->norm, cfg->nnum, cfg->clip))
         goto oom;
+    ewma_init(&c->loss, 0.01);
     if (pv_init(&c->pv, cfg->auc_window))
         goto oom;
     if (has_wide(c)) {
@@ -411,7 +413,7 @@ static void forward(ctr_t *c, int B)
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
     void (*linear)(float *, const float *, const float *, const float *, int, int, int) =
-        kern_linear_forward;
+        cfg->naive ? kern_linear_forward_naive : kern_linear_forward;
     int in = c->X;
     for (int l = 0; l < c->L; l++) {
         linear(c->h[l + 1], c->h[l], P + c->w_off[l], P + c->b_off[l], B, in, cfg->mlp[l]);
@@ -456,13 +458,16 @@ static void backward(ctr_t *c, int B, int update_wide)
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
     float *G = c->dense.grads;
+    void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *,
+                      int, int, int) =
+        cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
     memset(c->dh[0], 0, sizeof(float) * B * c->X);
     for (int l = 1; l <= c->L; l++)
         memset(c->dh[l], 0, sizeof(float) * B * cfg->mlp[l - 1]);
     if (cfg->kind == CTR_DCN) {
         const int F = c->X + c->H;
         memset(c->dfeat, 0, sizeof(float) * B * F);
-        kern_linear_backward(c->dfeat, G + c->wout_off, G + c->bias_off, c->dz, c->feat,
+        linear_bw(c->dfeat, G + c->wout_off, G + c->bias_off, c->dz, c->feat,
                              P + c->wout_off, B, F, 1);
         int Lc = cfg->cross_layers;
         for (int l = 1; l <= Lc; l++)
@@ -508,7 +513,7 @@ static void backward(ctr_t *c, int B, int update_wide)
         float *d = c->dh[l + 1];
         const float *h = c->h[l + 1];
         relu_mask(d, h, B * cfg->mlp[l]);
-        kern_linear_backward(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
+        linear_bw(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
                              P + c->w_off[l], B, in, cfg->mlp[l]);
     }
 }
@@ -557,10 +562,13 @@ static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
     }
     dense_block_zero_grad(&c->dense);
     backward(c, B, 1);
-    dense_block_adam(&c->dense, c->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, c->cfg.l2_dense);
+    /* the engines' one dense step: NaN guard, clipping, Adam */
+    if (dense_block_step(&c->dense, c->cfg.clip_norm, c->cfg.lr_dense, c->cfg.l2_dense) < 0) {
+        c->nonfinite++;
+        return;
+    }
     update_rows(c, B);
-    c->loss_ewma = c->loss_primed ? c->loss_ewma + 0.01 * (loss - c->loss_ewma) : loss;
-    c->loss_primed = 1;
+    ewma_add(&c->loss, loss);
 }
 
 size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n)
@@ -599,7 +607,7 @@ void ctr_stats(const ctr_t *c, ctr_stats_t *out)
     out->auc = pv_auc(&c->pv);
     out->logloss = pv_logloss(&c->pv);
     out->window_logloss = pv_window_logloss(&c->pv);
-    out->loss_ewma = c->loss_ewma;
+    out->loss_ewma = c->loss.value;
     out->nonfinite = c->nonfinite;
     for (int f = 0; f < c->cfg.ncat; f++) {
         emb_stats_t s;
@@ -702,8 +710,8 @@ int ctr_save(const ctr_t *c, ser_writer_t *w)
     ser_u64(w, c->examples);
     ser_u64(w, c->positives);
     ser_u64(w, c->nonfinite);
-    ser_put(w, &c->loss_ewma, sizeof(double));
-    ser_u32(w, (uint32_t)c->loss_primed);
+    ser_put(w, &c->loss.value, sizeof(double));
+    ser_u32(w, (uint32_t)c->loss.primed);
     for (int f = 0; f < c->cfg.ncat; f++)
         emb_save(c->tab[f], w);
     for (int d = 0; d < c->cfg.nnum; d++) {
@@ -762,7 +770,7 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
     c->examples = examples;
     c->positives = positives;
     c->nonfinite = nonfinite;
-    c->loss_ewma = loss_ewma;
-    c->loss_primed = loss_primed != 0;
+    c->loss.value = loss_ewma;
+    c->loss.primed = loss_primed != 0;
     return 0;
 }

@@ -72,6 +72,8 @@ typedef struct {
     int batch;          /* examples per micro-batch (default 64) */
     size_t auc_window;  /* progressive AUC over this many (default 10000) */
     int64_t expire_ms;  /* rows unseen this long go at the next expiry (emb_expire); 0: never */
+    float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
+    int naive;          /* 1: plain-loop kernels (the reference) */
     uint64_t seed;
 } ctr_config_t;
 

@@ -780,21 +780,12 @@ static void learn_batch(learner_t *l, int B)
         for (size_t i = 0; i < d->n; i++)
             d->grads[i] += g[i];
     }
-    double gn = 0.0;
-    for (size_t i = 0; i < d->n; i++)
-        gn += (double)d->grads[i] * d->grads[i];
-    if (!isfinite(gn)) {
+    /* update: dense block by Adam (clipped; nothing when a gradient is not
+     * finite), touched rows by Adagrad/SGD, once per row */
+    if (dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense) < 0) {
         l->st.nonfinite++;
         return;
     }
-    if (l->cfg.clip_norm > 0.0f && gn > (double)l->cfg.clip_norm * l->cfg.clip_norm) {
-        float scale = l->cfg.clip_norm / (float)sqrt(gn);
-        for (size_t i = 0; i < d->n; i++)
-            d->grads[i] *= scale;
-    }
-
-    /* update: dense block by Adam, touched rows by Adagrad/SGD, once per row */
-    dense_block_adam(d, l->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, l->cfg.l2_dense);
     if (++l->gen == 0) { /* stamps wrapped: forget them all */
         rows_stamps_clear(&l->stamps[0]);
         rows_stamps_clear(&l->stamps[1]);

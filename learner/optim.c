@@ -72,6 +72,22 @@ void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, floa
     }
 }
 
+int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2)
+{
+    double gn = 0.0;
+    for (size_t i = 0; i < d->n; i++)
+        gn += (double)d->grads[i] * d->grads[i];
+    if (!isfinite(gn))
+        return -1;
+    if (clip_norm > 0.0f && gn > (double)clip_norm * clip_norm) {
+        float scale = clip_norm / (float)sqrt(gn);
+        for (size_t i = 0; i < d->n; i++)
+            d->grads[i] *= scale;
+    }
+    dense_block_adam(d, lr, 0.9f, 0.999f, 1e-8f, l2);
+    return 0;
+}
+
 #define DENSE_MAGIC 0x31534e44u /* "DNS1" */
 
 int dense_block_save(const dense_block_t *d, ser_writer_t *w)
