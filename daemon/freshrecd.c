@@ -26,7 +26,6 @@
 #include "metrics.h"
 #include "modelcfg.h"
 #include "publish.h"
-#include "rng.h"
 #include "stats.h"
 
 #include <event2/event.h>

@@ -236,12 +236,50 @@ static void test_set_lr_reaches_every_model(void **state)
     }
 }
 
+static void count_gone(void *arg, char side, const char *id, size_t len)
+{
+    (void)id, (void)len;
+    ((int *)arg)[side == 'i']++;
+}
+
+/* max_users / max_items hold for every model: past them the least recently
+ * seen ids are evicted and told to on_gone (their vectors leave Redis) */
+static void test_evict_every_model(void **state)
+{
+    (void)state;
+    for (int i = 0; model_at(i); i++) {
+        engine_config_t c;
+        config_of(&c, model_at(i));
+        c.learner.max_users = 20;
+        c.learner.max_items = 16;
+        c.learner.ring_capacity = 10; /* the buffer spares few ids */
+        char err[256];
+        engine_t *e = engine_create(&c, err, sizeof(err));
+        assert_non_null(e);
+        int gone[2] = {0, 0};
+        engine_on_gone(e, count_gone, gone);
+        engine_learn(e, ev, NEV);
+        engine_flush(e);
+        engine_stats_t st;
+        engine_stats(e, &st);
+        print_message("%-8s users %llu (max 20), items %llu (max 16); gone: %d users, %d items\n",
+                      model_at(i)->name, (unsigned long long)st.lrn.users.entries,
+                      (unsigned long long)st.lrn.items.entries, gone[0], gone[1]);
+        assert_true(st.lrn.users.entries <= 20);
+        assert_true(st.lrn.items.entries <= 16);
+        assert_true(gone[0] >= NU - 20);
+        assert_true(gone[1] >= NI - 16);
+        engine_free(e);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_model_round_trips),
         cmocka_unit_test(test_unknown_model_names_the_known),
         cmocka_unit_test(test_set_lr_reaches_every_model),
+        cmocka_unit_test(test_evict_every_model),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
