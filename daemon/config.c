@@ -117,8 +117,9 @@ static const ckey_t keys[] = {
      "Redis counts as unreachable (freshrec_redis_connected 0, /healthz 503) once writes have "
      "waited this long unconfirmed"},
 
-    {"model", "kind", CT_ENUM, F(model), "neumf", 0, 0, 0, "neumf|dssm|lr|widedeep|dcn",
-     "Model: neumf, dssm (retrieval); lr, widedeep, dcn (click-through, with features)"},
+    {"model", "kind", CT_STR, F(model), "neumf", 1, 15, CF_NAME, NULL,
+     "Model, by name in the table of models (learner/models.c): retrieval (neumf, dssm, …) or "
+     "click-through with features (lr, widedeep, dcn); validation names the unknown"},
     {"model", "dim", CT_INT, F(dim), "32", 1, 1024, 0, NULL,
      "neumf: GMF factors; dssm: id embedding width; lr/widedeep/dcn: per-field width"},
     {"model", "cat_fields", CT_STR, F(cat_fields), "", 0, SMAX, 0, NULL,
@@ -178,10 +179,10 @@ static const ckey_t keys[] = {
     {"model", "expire_s", CT_INT, F(expire_s), "0", 0, 315360000, 0, NULL,
      "Seconds after which an unseen id's row is removed; 0: never"},
     {"model", "max_users", CT_INT, F(max_users), "0", 0, 2000000000, 0, NULL,
-     "neumf/dssm: most users kept; past it the least recently seen are evicted and their "
+     "Most users kept (every model); past it the least recently seen are evicted and their "
      "vectors deleted from Redis; 0: no limit"},
     {"model", "max_items", CT_INT, F(max_items), "0", 0, 2000000000, 0, NULL,
-     "neumf/dssm: most items kept, likewise; 0: no limit"},
+     "Most items kept (every model), likewise; 0: no limit"},
     {"model", "preq_rate", CT_DOUBLE, F(preq_rate), "0.01", 0, 1, 0, NULL,
      "Share of events ranked before they are learned (prequential HR@10, NDCG@10)"},
     {"model", "seed", CT_INT, F(seed), "1", 0, 2147483647, 0, NULL,

@@ -176,10 +176,13 @@ static void pass_preq(const learner_stats_t *before, const learner_stats_t *afte
 
 static void train_usage(FILE *f)
 {
+    char names[256];
+    model_names(names, sizeof(names));
     fprintf(f, "usage: freshrec train --data PATH [options]\n"
                "Replays PATH as a chronological stream through the learner, then evaluates.\n"
                "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
-               "  --model M         neumf | dssm (pairs); lr | widedeep | dcn (criteo) [neumf]\n"
+               "  --model M         %s [neumf]\n"
+               "                    (the click-through ones take --format criteo)\n"
         "  --tower L         dssm: tower widths, output last                [128,64]\n"
         "  --gamma G         dssm: logit = G x cosine                       [10]\n"
         "  --features        dssm on movielens: user and item features from u.user\n"
@@ -211,7 +214,7 @@ static void train_usage(FILE *f)
                "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
                "  --seed S          random seed                                    [1]\n"
                "  --json            last line of stdout: the figures as one JSON object\n"
-               "  --quiet           no progress on stderr\n");
+               "  --quiet           no progress on stderr\n", names);
 }
 
 static int cmd_train(int argc, char **argv)
@@ -422,14 +425,16 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "freshrec train: --format '%s': expected movielens or synthetic\n", format);
         return 2;
     }
-    int mk = model_kind_parse(model);
-    if (mk < 0) {
-        fprintf(stderr, "freshrec train: --model '%s': expected neumf or dssm\n", model);
+    const model_ops_t *mo = model_find(model);
+    if (!mo) {
+        char names[256];
+        model_names(names, sizeof(names));
+        fprintf(stderr, "freshrec train: --model '%s': expected one of %s\n", model, names);
         return 2;
     }
-    cfg.kind = (model_kind_t)mk;
+    snprintf(cfg.kind, sizeof(cfg.kind), "%s", mo->name);
     cfg.dssm.dim = cfg.model.dim;
-    if (features && (cfg.kind != MODEL_DSSM || strcmp(format, "movielens"))) {
+    if (features && (!(mo->flags & MODEL_FEATURES) || strcmp(format, "movielens"))) {
         fprintf(stderr, "freshrec train: --features is for --model dssm on --format movielens "
                         "(u.user and u.item, or users.dat and movies.dat, beside --data)\n");
         return 2;
@@ -525,7 +530,7 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
                 "%ld epoch(s), %s dim %d, %s loss, %s sampler, %d negatives\n",
-                d.n, d.nusers, d.nitems, ntrain, epochs, model_kind_name(cfg.kind), cfg.model.dim, loss_kind_name(cfg.loss),
+                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.kind, cfg.model.dim, loss_kind_name(cfg.loss),
                 samp_kind_name(cfg.sampler.kind), cfg.negatives);
 
     int tty = isatty(STDERR_FILENO);
@@ -607,7 +612,7 @@ static int cmd_train(int argc, char **argv)
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
             "s:f, s:I, s:f, s:f, s:I, s:I, s:I, s:I}",
-            "model", model_kind_name(cfg.kind), "loss", loss_kind_name(cfg.loss), "sampler",
+            "model", cfg.kind, "loss", loss_kind_name(cfg.loss), "sampler",
             samp_kind_name(cfg.sampler.kind), "dim", cfg.model.dim, "negatives", cfg.negatives,
             "epochs", (int)epochs, "events", (json_int_t)st.events, "pairs", (json_int_t)st.pairs,
             "users", (json_int_t)d.nusers, "items", (json_int_t)d.nitems, "train_seconds", train_s,
@@ -670,11 +675,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "train") == 0) {
-        /* the click-through models have their own command */
-        for (int i = 2; i + 1 < argc; i++)
+        /* the click-through models (their examples are fields) have their own command */
+        for (int i = 2; i + 1 < argc; i++) {
+            const model_ops_t *m = strcmp(argv[i], "--model") ? NULL : model_find(argv[i + 1]);
             if ((strcmp(argv[i], "--format") == 0 && strcmp(argv[i + 1], "criteo") == 0) ||
-                (strcmp(argv[i], "--model") == 0 && ctr_kind_parse(argv[i + 1]) >= 0))
+                (m && (m->flags & MODEL_FIELDS)))
                 return train_ctr_main(argc - 1, argv + 1);
+        }
         return cmd_train(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "gen") == 0) {

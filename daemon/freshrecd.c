@@ -14,7 +14,7 @@
 #include "ckpt.h"
 #include "collapse.h"
 #include "config.h"
-#include "ctr.h"
+#include "engine.h"
 #include "event.h"
 #include "id.h"
 #include "join.h"
@@ -26,7 +26,6 @@
 #include "metrics.h"
 #include "modelcfg.h"
 #include "publish.h"
-#include "rng.h"
 #include "stats.h"
 
 #include <event2/event.h>
@@ -53,14 +52,9 @@ typedef struct {
     int embedded;
 
     struct event_base *base;
-    learner_t *learner; /* neumf, dssm */
-    ctr_t *ctr;         /* lr, widedeep, dcn (then learner is NULL) */
-    rng_t rng;          /* shuffles click-through batches */
+    engine_t *eng; /* learns whichever model runs (engine.h) */
     modelcfg_t mc; /* the model, its fields and where each feature goes */
     lrn_feat_t *pfeat; /* (batch_max + NEG_CHUNK, ncat + nnum) features of a batch's events */
-    ctr_example_t *cex;
-    ctr_cat_t *ccat;
-    ctr_num_t *cnum;
     join_t *join;
     pub_t *pub;
     kafka_t *kafka;
@@ -117,19 +111,16 @@ typedef struct {
 /* the tables whose rows are published: users and items */
 static emb_table_t *users_table(app_t *a)
 {
-    return a->ctr ? ctr_table(a->ctr, 0) : learner_users(a->learner);
+    return engine_table(a->eng, 0);
 }
 
 static emb_table_t *items_table(app_t *a)
 {
-    return a->ctr ? ctr_table(a->ctr, 1) : learner_items(a->learner);
+    return engine_table(a->eng, 1);
 }
 
 /* ------------------------------------------------------------ learning */
 
-static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
-                               const lrn_id_t *it, float label, float weight, int64_t ts,
-                               size_t k, size_t *used);
 static const char *arena_put(app_t *a, size_t *used, const char *s, size_t len);
 static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_t *used);
 
@@ -146,47 +137,13 @@ static const event_t *kept_event(app_t *a, const lrn_event_t *ng)
     return &ev;
 }
 
-/* Click-through: learns the batch's positives (cex[0..npos)) together with
- * the impressions whose window has passed, as negatives with their own
- * features, shuffled, so that no micro-batch holds one label only (Adam on
- * label-pure batches swings the bias back and forth). */
-static void learn_ctr(app_t *a, size_t npos, size_t used)
-{
-    const size_t cap = (size_t)a->cfg.batch_max + NEG_CHUNK;
-    size_t k = npos, n, room;
-    do {
-        room = cap - k < NEG_CHUNK ? cap - k : NEG_CHUNK;
-        n = join_take(a->join, a->negs, room);
-        for (size_t i = 0; i < n; i++) {
-            const lrn_event_t *ng = &a->negs[i];
-            const event_t *ev = kept_event(a, ng);
-            if (ev)
-                k = ctr_example_from(a, ev, &ng->user, &ng->item, 0.0f, 1.0f, ng->ts_ms, k,
-                                     &used);
-        }
-        if (k == cap || (n < room && k)) {
-            for (size_t i = k - 1; i > 0; i--) { /* Fisher-Yates */
-                size_t j = rng_below(&a->rng, (uint32_t)(i + 1));
-                ctr_example_t t = a->cex[i];
-                a->cex[i] = a->cex[j];
-                a->cex[j] = t;
-            }
-            ctr_learn(a->ctr, a->cex, k);
-            k = 0;
-            used = 0;
-        }
-    } while (n == room); /* a full take: more may be due */
-}
-
+/* The impressions whose label window has passed without a click, learned
+ * as explicit negatives; with features, each brings its own (kept with the
+ * impression). The engine copies what it holds past this call. */
 static void learn_negatives(app_t *a)
 {
     size_t n;
-    if (a->ctr) {
-        learn_ctr(a, 0, 0);
-        return;
-    }
     while ((n = join_take(a->join, a->negs, NEG_CHUNK)) > 0) {
-        /* with tower features, an unclicked impression brings its own */
         size_t used = 0;
         const int F = a->mc.ncat + a->mc.nnum;
         for (size_t i = 0; F && i < n; i++) {
@@ -197,53 +154,20 @@ static void learn_negatives(app_t *a)
                 ng->nfeat = pair_features_from(a, ev, a->pfeat + i * (size_t)F, &used);
             }
         }
-        learner_learn(a->learner, a->negs, n);
+        engine_learn(a->eng, a->negs, n);
     }
+    engine_flush(a->eng); /* what the engine held of this batch: learned now */
 }
 
-/* Writes example k (label, features of ev) into the batch arrays; ids and
- * values go to the arena. Returns k + 1, or k when the arena is full. */
-static size_t ctr_example_from(app_t *a, const event_t *ev, const lrn_id_t *u,
-                               const lrn_id_t *it, float label, float weight, int64_t ts,
-                               size_t k, size_t *used)
-{
-    ctr_cat_t *cat = a->ccat + k * (size_t)a->mc.ncat;
-    ctr_num_t *num = a->cnum + k * (size_t)(a->mc.nnum ? a->mc.nnum : 1);
-    int nc = 0, nn = 0;
-    const char *uid = arena_put(a, used, u->id, u->len), *iid = arena_put(a, used, it->id, it->len);
-    if (!uid || !iid)
-        return k;
-    cat[nc++] = (ctr_cat_t){0, {u->h, uid, u->len}};
-    cat[nc++] = (ctr_cat_t){1, {it->h, iid, it->len}};
-    for (int j = 0; j < ev->ncat; j++) {
-        int f = modelcfg_field_index(a->mc.cat_names, 2, a->mc.ncat, ev->cat[j].name); /* 0, 1: user, item */
-        size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
-        const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
-        if (v)
-            cat[nc++] = (ctr_cat_t){f, {id_hash(v, vl), v, vl}};
-    }
-    for (int j = 0; j < ev->nnum; j++) {
-        int f = modelcfg_field_index(a->mc.num_names, 0, a->mc.nnum, ev->num[j].name);
-        if (f >= 0)
-            num[nn++] = (ctr_num_t){f, (float)ev->num[j].value};
-    }
-    a->cex[k] = (ctr_example_t){.cat = cat,
-                                .ncat = nc,
-                                .num = num,
-                                .nnum = nn,
-                                .label = label,
-                                .weight = weight,
-                                .ts_ms = ts};
-    return k + 1;
-}
-
-/* The DSSM features of ev into fs (ncat + nnum at most); values go to the
- * arena. Returns how many. */
+/* The features of ev the model reads into fs (ncat + nnum at most), each
+ * to its side and field (modelcfg.h); values go to the arena. Returns how
+ * many. */
 static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_t *used)
 {
     int n = 0;
     for (int j = 0; j < ev->ncat; j++) {
-        int f = modelcfg_field_index(a->mc.cat_names, 0, a->mc.ncat, ev->cat[j].name);
+        int f = modelcfg_field_index(a->mc.cat_names, a->mc.cat_from, a->mc.ncat,
+                                     ev->cat[j].name);
         size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
         const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
         if (v)
@@ -378,8 +302,8 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
         lrn_id_t u = {id_hash(ev->user, ev->user_len), ev->user, ev->user_len};
         lrn_id_t it = {id_hash(ev->item, ev->item_len), ev->item, ev->item_len};
         if (ev->kind == EVENT_IMPRESSION) {
-            /* a click-through model learns the impression's own features later */
-            int keep = a->ctr || a->mc.ncat + a->mc.nnum > 0; /* the features, for later */
+            /* an impression learned later (a negative) with its own features */
+            int keep = a->mc.ncat + a->mc.nnum > 0;
             if (join_impression(a->join, &u, &it, ts, keep ? msg->payload : NULL,
                                 keep ? msg->len : 0))
                 log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
@@ -389,11 +313,6 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
             join_click(a->join, &u, &it, ts);
         else
             join_advance(a->join, ts);
-        if (a->ctr) { /* a click or a weighted kind: a positive, with this event's features */
-            npos = ctr_example_from(a, ev, &u, &it, 1.0f, ev->weight > 0 ? ev->weight : 1.0f, ts,
-                                    npos, &used);
-            continue;
-        }
         u.id = arena_put(a, &used, ev->user, ev->user_len);
         it.id = arena_put(a, &used, ev->item, ev->item_len);
         if (!u.id || !it.id)
@@ -408,19 +327,15 @@ static void on_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
                                        .nfeat = nf};
         /* a micro-batch's worth: learned now, while the helper decodes on */
         if (npos - learned == (size_t)a->cfg.batch_events) {
-            learner_learn(a->learner, a->pos + learned, npos - learned);
+            engine_learn(a->eng, a->pos + learned, npos - learned);
             learned = npos;
         }
     }
     if (a->dec)
         ahead_wait_all(a->ahead); /* each chunk was waited for: returns at once */
-    if (a->ctr) {
-        learn_ctr(a, npos, used);
-    } else {
-        if (npos > learned)
-            learner_learn(a->learner, a->pos + learned, npos - learned);
-        learn_negatives(a);
-    }
+    if (npos > learned)
+        engine_learn(a->eng, a->pos + learned, npos - learned);
+    learn_negatives(a);
     /* learned: now their offsets may be committed */
     for (int k = 0; k < nlast; k++)
         kafka_store(a->kafka, last[k]);
@@ -469,13 +384,9 @@ static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double sec
 static int published_vector(app_t *a, emb_table_t *t, char side, uint32_t e,
                             float v[STATS_VECTOR_MAX])
 {
-    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
-    int V = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr);
-    if (m)
-        learner_vector(a->learner, side, e, v);
-    else
-        memcpy(v, emb_row(t, emb_entry_row(t, e)), sizeof(float) * V);
-    return V;
+    (void)t;
+    engine_vector(a->eng, side, e, v);
+    return engine_vector_dim(a->eng);
 }
 
 /* An id left a table: its vector's DEL waits for the next round. */
@@ -624,10 +535,9 @@ static int publish_round(app_t *a)
         n += add_dirty(a, it, 'i', budget - n);
         a->items_at = now;
     }
-    pairmodel_t *m = a->learner ? learner_model(a->learner) : NULL;
-    dense_block_t *d = m ? pairmodel_dense(m) : ctr_dense(a->ctr);
+    dense_block_t *d = engine_dense(a->eng);
     pub_meta_t meta = {.kind = a->cfg.model,
-                       .dim = m ? pairmodel_vector_dim(m) : ctr_emb_dim(a->ctr),
+                       .dim = engine_vector_dim(a->eng),
                        .layout = a->row_layout,
                        .dense = d->params,
                        .ndense = d->n,
@@ -652,35 +562,21 @@ static void on_publish(evutil_socket_t fd, short what, void *arg)
 /* events learned: the counter that checkpoints keep */
 static uint64_t learned_total(app_t *a)
 {
-    if (a->learner) {
-        learner_stats_t ls;
-        learner_stats(a->learner, &ls);
-        return ls.events;
-    }
-    ctr_stats_t cs;
-    ctr_stats(a->ctr, &cs);
-    return cs.examples;
+    engine_stats_t es;
+    engine_stats(a->eng, &es);
+    return es.lrn.events;
 }
 
 static void snapshot(void *arg, metrics_t *out)
 {
     app_t *a = arg;
     *out = a->m;
-    if (a->learner) {
-        learner_stats(a->learner, &out->learner);
-    } else {
-        ctr_stats_t cs;
-        ctr_stats(a->ctr, &cs);
-        out->learner.events = cs.examples;
-        out->learner.negatives = cs.examples - cs.positives;
-        out->learner.loss_ewma = cs.loss_ewma;
-        out->learner.nonfinite = cs.nonfinite;
-        emb_stats(ctr_table(a->ctr, 0), &out->learner.users);
-        emb_stats(ctr_table(a->ctr, 1), &out->learner.items);
-        out->ctr = 1;
-        out->auc = cs.auc;
-        out->logloss = cs.logloss;
-    }
+    engine_stats_t es;
+    engine_stats(a->eng, &es);
+    out->learner = es.lrn;
+    out->ctr = es.progressive;
+    out->auc = es.auc;
+    out->logloss = es.logloss;
     out->impressions_pending = join_pending(a->join);
     out->impressions_negative_total = join_negative_total(a->join);
     out->impressions_clicked_total = join_clicked_total(a->join);
@@ -762,9 +658,9 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     learn_negatives(a);
     watch_redis(a);
     notify_systemd(a);
-    if (a->cfg.expire_s > 0 && a->learner) {
+    if (a->cfg.expire_s > 0) {
         int64_t now = clock_wall_ms();
-        size_t n = learner_expire(a->learner, now);
+        size_t n = engine_expire(a->eng, now);
         if (n)
             log_msg(LOG_INFO, "learner", "expired %zu ids unseen for %d s", n, a->cfg.expire_s);
     }
@@ -772,7 +668,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------ checkpoints */
 
-#define DAEMON_CKPT_MAGIC 0x31505843u /* "CXP1" */
+#define DAEMON_CKPT_MAGIC 0x32505843u /* "CXP2": the engine's state, which names its model */
 
 /* Serialises memory only: it runs in a forked child (see checkpoint_start),
  * so whatever is read of librdkafka is read before, into a->ck_off. */
@@ -780,8 +676,7 @@ static int save_all(void *arg, ser_writer_t *w)
 {
     app_t *a = arg;
     ser_u32(w, DAEMON_CKPT_MAGIC);
-    ser_u32(w, a->ctr ? 1 : 0);
-    if (a->ctr ? ctr_save(a->ctr, w) : learner_save(a->learner, w))
+    if (engine_save(a->eng, w))
         return -1;
     join_save(a->join, w);
     /* the position after everything the state above learned */
@@ -806,12 +701,13 @@ static int save_all(void *arg, ser_writer_t *w)
 static int load_all(void *arg, ser_reader_t *r, char *err, size_t len)
 {
     app_t *a = arg;
-    uint32_t magic = ser_get_u32(r), is_ctr = ser_get_u32(r);
-    if (r->err || magic != DAEMON_CKPT_MAGIC || is_ctr != (a->ctr ? 1u : 0u)) {
-        snprintf(err, len, "not a checkpoint of this model kind");
+    uint32_t magic = ser_get_u32(r);
+    if (r->err || magic != DAEMON_CKPT_MAGIC) {
+        snprintf(err, len, "not a checkpoint of this version (magic %08x, want %08x)", magic,
+                 DAEMON_CKPT_MAGIC);
         return -1;
     }
-    if ((a->ctr ? ctr_load(a->ctr, r, err, len) : learner_load(a->learner, r, err, len)) ||
+    if (engine_load(a->eng, r, err, len) ||
         join_load(a->join, r, err, len))
         return -1;
     uint32_t n = ser_get_u32(r);
@@ -931,14 +827,9 @@ static void collapse_tables(app_t *a)
     void *p[COLLAPSE_MAX_RANGES];
     size_t n[COLLAPSE_MAX_RANGES];
     int k = 0;
-    if (a->learner) {
-        k += emb_large_arrays(learner_users(a->learner), p + k, n + k, COLLAPSE_MAX_RANGES - k);
-        k += emb_large_arrays(learner_items(a->learner), p + k, n + k, COLLAPSE_MAX_RANGES - k);
-    } else {
-        emb_table_t *t;
-        for (int f = 0; (t = ctr_table(a->ctr, f)) != NULL && k < COLLAPSE_MAX_RANGES; f++)
-            k += emb_large_arrays(t, p + k, n + k, COLLAPSE_MAX_RANGES - k);
-    }
+    emb_table_t *t;
+    for (int f = 0; (t = engine_table(a->eng, f)) != NULL && k < COLLAPSE_MAX_RANGES; f++)
+        k += emb_large_arrays(t, p + k, n + k, COLLAPSE_MAX_RANGES - k);
     char err[256];
     if (k && collapse_start(a->coll, p, n, k, err, sizeof(err)) < 0)
         log_msg(LOG_WARN, "checkpoint", "%s", err);
@@ -1139,8 +1030,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     if (err[0])
         log_msg(LOG_WARN, "config", "SIGHUP: %s", err);
-    if (a->learner)
-        learner_set_lr(a->learner, (float)a->cfg.lr_sparse, (float)a->cfg.lr_dense);
+    engine_set_lr(a->eng, (float)a->cfg.lr_sparse, (float)a->cfg.lr_dense);
     log_set_level(log_level_parse(a->cfg.log_level));
     if (!a->stopping)
         set_publish_timer(a);
@@ -1243,9 +1133,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "freshrecd: config: %s\n", err);
         return 2;
     }
-    int is_ctr = a->mc.is_ctr;
-    learner_config_t *lc = &a->mc.lc;
-    ctr_config_t *cc = &a->mc.cc;
+    const engine_config_t *ec = &a->mc.ec;
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit (RLIMIT_FSIZE) makes a checkpoint's write fail with
      * EFBIG, like a full disk, instead of killing the daemon */
@@ -1262,7 +1150,7 @@ int main(int argc, char **argv)
     a->pos = malloc(sizeof(lrn_event_t) * (size_t)a->cfg.batch_max);
     a->arena_cap = (size_t)a->cfg.batch_max * 2 * EVENT_MAX_ID;
     a->arena = malloc(a->arena_cap);
-    if (!is_ctr && a->mc.ncat + a->mc.nnum > 0) { /* dssm with features: and their values */
+    if (a->mc.ncat + a->mc.nnum > 0) { /* features: and their values */
         size_t B = (size_t)a->cfg.batch_max + NEG_CHUNK;
         a->pfeat = malloc(sizeof(lrn_feat_t) * B * (size_t)(a->mc.ncat + a->mc.nnum));
         a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->mc.ncat * (EVENT_MAX_VALUE + 1));
@@ -1277,23 +1165,7 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
         goto out;
     }
-    rng_seed(&a->rng, (uint64_t)a->cfg.seed);
-    if (is_ctr) {
-        size_t B = (size_t)a->cfg.batch_max + NEG_CHUNK; /* a batch and a chunk of negatives */
-        a->cex = malloc(sizeof(ctr_example_t) * B);
-        a->ccat = malloc(sizeof(ctr_cat_t) * B * (size_t)a->mc.ncat);
-        a->cnum = malloc(sizeof(ctr_num_t) * B * (size_t)(a->mc.nnum ? a->mc.nnum : 1));
-        /* ids and every feature value of a batch */
-        a->arena_cap = B * (2 * EVENT_MAX_ID + (size_t)a->mc.ncat * (EVENT_MAX_VALUE + 1));
-        free(a->arena);
-        a->arena = malloc(a->arena_cap);
-        if (!a->cex || !a->ccat || !a->cnum || !a->arena) {
-            log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
-            goto out;
-        }
-    }
-    if ((is_ctr ? !(a->ctr = ctr_create(cc, err, sizeof(err)))
-                : !(a->learner = learner_create(lc, err, sizeof(err)))) ||
+    if (!(a->eng = engine_create(ec, err, sizeof(err))) ||
         !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "learner", "%s", err);
         goto out;
@@ -1322,25 +1194,21 @@ int main(int argc, char **argv)
             }
             log_msg(LOG_ERROR, "checkpoint", "%s: skipped", err);
             /* a failed load leaves half a state: start again from nothing */
-            learner_free(a->learner);
-            ctr_free(a->ctr);
+            engine_free(a->eng);
             join_free(a->join);
-            a->learner = NULL;
-            a->ctr = NULL;
+            a->eng = NULL;
             a->n_resume = 0;
             memset(a->m.consumed, 0, sizeof(a->m.consumed));
             memset(a->m.invalid, 0, sizeof(a->m.invalid));
             a->m.dead_letter_total = 0;
-            if ((is_ctr ? !(a->ctr = ctr_create(cc, err, sizeof(err)))
-                        : !(a->learner = learner_create(lc, err, sizeof(err)))) ||
+            if (!(a->eng = engine_create(ec, err, sizeof(err))) ||
                 !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err)))) {
                 log_msg(LOG_ERROR, "learner", "%s", err);
                 goto out;
             }
         }
     }
-    if (a->learner) /* evicted and expired ids: their vectors are deleted */
-        learner_on_gone(a->learner, on_gone, a);
+    engine_on_gone(a->eng, on_gone, a); /* evicted and expired ids: their vectors are deleted */
     if (a->cfg.decode_thread) {
         /* the pages are touched as far as the largest batch goes */
         a->dec = malloc(sizeof(struct decoded) * (size_t)a->cfg.batch_max);
@@ -1351,14 +1219,8 @@ int main(int argc, char **argv)
             a->dec = NULL;
         }
     }
-    if (a->ctr) {
-        snprintf(a->row_layout, sizeof(a->row_layout), "emb:0:%d", ctr_emb_dim(a->ctr));
-        ctr_dense_layout(a->ctr, a->dense_layout, sizeof(a->dense_layout));
-    } else {
-        pairmodel_vector_layout(learner_model(a->learner), a->row_layout, sizeof(a->row_layout));
-        pairmodel_dense_layout(learner_model(a->learner), a->dense_layout,
-                               sizeof(a->dense_layout));
-    }
+    engine_vector_layout(a->eng, a->row_layout, sizeof(a->row_layout));
+    engine_dense_layout(a->eng, a->dense_layout, sizeof(a->dense_layout));
 
     pub_config_t pc = {.host = a->cfg.redis_host,
                        .port = a->cfg.redis_port,
@@ -1438,11 +1300,7 @@ out:
     kafka_free(a->kafka);
     pub_free(a->pub);
     join_free(a->join);
-    learner_free(a->learner);
-    ctr_free(a->ctr);
-    free(a->cex);
-    free(a->ccat);
-    free(a->cnum);
+    engine_free(a->eng);
     if (a->publish_ev)
         event_free(a->publish_ev);
     if (a->cron_ev)

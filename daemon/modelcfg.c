@@ -1,6 +1,6 @@
-/* modelcfg.c — the [model] keys turned into a learner_config_t or a
- * ctr_config_t, with the feature fields named by cat_fields, num_fields and
- * item_fields. config_validate and freshrecd's start-up both call
+/* modelcfg.c — the [model] keys turned into an engine_config_t (both the
+ * learner's and the click-through part, each engine reads its own), with the
+ * feature fields named by cat_fields, num_fields and item_fields. config_validate and freshrecd's start-up both call
  * modelcfg_from, so what start-up would refuse, validation refuses first.
  * Not for: the single-key checks of the table (config.c). */
 #define _POSIX_C_SOURCE 200809L
@@ -52,9 +52,7 @@ static int split_names(const char *list, char names[][EVENT_MAX_NAME + 1], int f
  * and shape. */
 static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *err, size_t len)
 {
-    ctr_config_t *cc = &m->cc;
-    ctr_config_default(cc);
-    cc->kind = (ctr_kind_t)ctr_kind_parse(c->model);
+    ctr_config_t *cc = &m->ec.ctr;
     snprintf(m->cat_names[0], sizeof(m->cat_names[0]), "user");
     snprintf(m->cat_names[1], sizeof(m->cat_names[1]), "item");
     *key = "cat_fields";
@@ -65,8 +63,14 @@ static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char 
     if (split_names(c->num_fields, m->num_names, 0, CTR_MAX_FIELDS, &m->nnum, "num_fields", err,
                     len))
         return -1;
+    m->cat_from = 2;
+    for (int f = 0; f < m->ncat; f++)
+        m->cat_side[f] = 'x', m->cat_field[f] = f;
+    for (int f = 0; f < m->nnum; f++)
+        m->num_side[f] = 'x', m->num_field[f] = f;
     cc->ncat = m->ncat;
     cc->nnum = m->nnum;
+    cc->expire_ms = (int64_t)c->expire_s * 1000;
     cc->emb_dim = c->dim;
     cc->hash_bits = c->hash_bits;
     cc->wide_bits = c->wide_bits;
@@ -119,12 +123,6 @@ static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char 
                  c->model);
         return -1;
     }
-    char why[256];
-    *key = "kind";
-    if (ctr_config_check(cc, why, sizeof(why)) < 0) {
-        snprintf(err, len, "[model] kind = %s: %s", c->model, why);
-        return -1;
-    }
     return 0;
 }
 
@@ -133,7 +131,7 @@ static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char 
 static int pair_features(modelcfg_t *m, const fr_config_t *c, const char **key, char *err,
                          size_t len)
 {
-    learner_config_t *lc = &m->lc;
+    learner_config_t *lc = &m->ec.learner;
     char items[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
     int nitems = 0;
     *key = "cat_fields";
@@ -147,7 +145,7 @@ static int pair_features(modelcfg_t *m, const fr_config_t *c, const char **key, 
     *key = "item_fields";
     if (split_names(c->item_fields, items, 0, CTR_MAX_FIELDS, &nitems, "item_fields", err, len))
         return -1;
-    if (m->ncat + m->nnum > 0 && lc->kind != MODEL_DSSM) {
+    if (m->ncat + m->nnum > 0 && !(model_find(m->ec.kind)->flags & MODEL_FEATURES)) {
         *key = m->ncat ? "cat_fields" : "num_fields";
         snprintf(err, len,
                  "[model] cat_fields/num_fields: %s learns from ids only; features are for "
@@ -187,15 +185,7 @@ static int pair_features(modelcfg_t *m, const fr_config_t *c, const char **key, 
 static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *err,
                         size_t len)
 {
-    learner_config_t *lc = &m->lc;
-    learner_config_default(lc);
-    *key = "kind";
-    int kind = model_kind_parse(c->model);
-    if (kind < 0) {
-        snprintf(err, len, "[model] kind = %s: freshrecd learns neumf or dssm", c->model);
-        return -1;
-    }
-    lc->kind = (model_kind_t)kind;
+    learner_config_t *lc = &m->ec.learner;
     char why[256];
     *key = "mlp";
     if (neumf_parse_layers(&lc->model, c->mlp, why, sizeof(why))) {
@@ -237,13 +227,6 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     lc->max_items = (size_t)c->max_items;
     lc->preq_rate = c->preq_rate;
     lc->seed = (uint64_t)c->seed;
-    if (pair_features(m, c, key, err, len))
-        return -1;
-    *key = "kind";
-    if (learner_config_check(lc, why, sizeof(why)) < 0) {
-        snprintf(err, len, "[model] kind = %s: %s", c->model, why);
-        return -1;
-    }
     return 0;
 }
 
@@ -251,6 +234,30 @@ int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *e
                   size_t len)
 {
     memset(m, 0, sizeof(*m));
-    m->is_ctr = ctr_kind_parse(c->model) >= 0;
-    return m->is_ctr ? ctr_from(m, c, key, errstr, len) : learner_from(m, c, key, errstr, len);
+    learner_config_default(&m->ec.learner);
+    ctr_config_default(&m->ec.ctr);
+    *key = "kind";
+    const model_ops_t *mo = model_find(c->model);
+    if (!mo) {
+        char names[256];
+        model_names(names, sizeof(names));
+        snprintf(errstr, len, "[model] kind = %s: freshrecd learns %s", c->model, names);
+        return -1;
+    }
+    snprintf(m->ec.kind, sizeof(m->ec.kind), "%s", mo->name);
+    /* the shared keys go to both parts; each engine reads its own */
+    if (learner_from(m, c, key, errstr, len))
+        return -1;
+    /* the event's features: the example's fields (click-through), else
+     * the towers' (or none) */
+    if ((mo->flags & MODEL_FIELDS) ? ctr_from(m, c, key, errstr, len)
+                                   : pair_features(m, c, key, errstr, len))
+        return -1;
+    char why[256];
+    *key = "kind";
+    if (engine_config_check(&m->ec, why, sizeof(why)) < 0) {
+        snprintf(errstr, len, "[model] kind = %s: %s", c->model, why);
+        return -1;
+    }
+    return 0;
 }

@@ -10,26 +10,29 @@
 
 #include "config.h"
 #include "ctr.h"
+#include "engine.h"
 #include "event.h"
 #include "learner.h"
 
 #include <stddef.h>
 
 typedef struct {
-    int is_ctr;          /* lr, widedeep, dcn: cc; neumf, dssm: lc */
-    learner_config_t lc;
-    ctr_config_t cc;
-    char cat_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1]; /* ctr fields: user, item, cat_fields */
+    engine_config_t ec; /* what the engine is made from (engine.h) */
+    /* the event features the model reads: cat_names[cat_from..ncat) and
+     * num_names[0..nnum); a click-through model's fields are user, item, then
+     * cat_fields (cat_from = 2: user and item come as the example's ids) */
+    char cat_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
     char num_names[CTR_MAX_FIELDS][EVENT_MAX_NAME + 1];
-    int ncat, nnum;
-    /* dssm with features: each cat_names[k] / num_names[k] goes to the tower
-     * cat_side[k] / num_side[k] ('u' or 'i') as its field cat_field[k] / num_field[k] */
+    int ncat, nnum, cat_from;
+    /* each cat_names[k] / num_names[k] goes to the example as a feature of
+     * side cat_side[k] / num_side[k] ('u' or 'i': a tower's; 'x': the
+     * example's own field) and field cat_field[k] / num_field[k] */
     char cat_side[CTR_MAX_FIELDS], num_side[CTR_MAX_FIELDS];
     int cat_field[CTR_MAX_FIELDS], num_field[CTR_MAX_FIELDS];
 } modelcfg_t;
 
-/* Fills m from c's [model] keys and runs the checks that learner_create or
- * ctr_create would make. -1 with a message and, in *key, the [model] key at
+/* Fills m from c's [model] keys and runs the checks that engine_create
+ * would make. -1 with a message and, in *key, the [model] key at
  * fault (a static string). */
 int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *errstr,
                   size_t len);

@@ -21,7 +21,9 @@
 #include "kern.h"
 #include "layers.h"
 #include "loss.h"
+#include "rank.h"
 #include "rng.h"
+#include "rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -54,16 +56,14 @@ struct ctr {
     float *xc[CTR_MAX_LAYERS + 1], *dxc[CTR_MAX_LAYERS + 1], *s[CTR_MAX_LAYERS];
     float *feat, *dfeat;   /* dcn: (B, X + H) */
     float *logits, *dz, *labels, *weights, *p;
-    /* row-gradient accumulation, once per (field, row) */
-    uint32_t *stamp[CTR_MAX_FIELDS], *slot[CTR_MAX_FIELDS];
-    size_t scap[CTR_MAX_FIELDS];
+    /* row updates, once per (field, row), by the shared module (rows.h) */
+    rows_stamps_t stamps[CTR_MAX_FIELDS];
     uint32_t gen;
-    float *gacc;           /* (B · ncat, E) */
-    uint32_t *gfield, *grow;
+    float *gacc;                  /* (B, E) one field's summed gradients */
+    uint32_t *uniq, *first, *cnt; /* (B) one field's rows */
 
     uint64_t examples, positives, nonfinite;
-    double loss_ewma;
-    int loss_primed;
+    ewma_t loss; /* of the batches' mean BCE (rank.h) */
 };
 
 static const char *kind_names[] = {"lr", "widedeep", "dcn"};
@@ -97,6 +97,7 @@ void ctr_config_default(ctr_config_t *cfg)
     cfg->clip = 5.0f;
     cfg->batch = 64;
     cfg->auc_window = 10000;
+    cfg->clip_norm = 10.0f;
     cfg->seed = 1;
 }
 
@@ -177,6 +178,7 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
         emb_config_t ec = {.width = c->E,
                            .state = c->E,
                            .admit_after = cfg->admit_after,
+                           .expire_ms = cfg->expire_ms,
                            .init_std = 0.01f,
                            .seed = cfg->seed * 131 + (uint64_t)f};
         if (!(c->tab[f] = emb_create(&ec, errstr, len)))
@@ -184,6 +186,7 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     }
     if (cfg->nnum && norm_init(&c->norm, cfg->nnum, cfg->clip))
         goto oom;
+    ewma_init(&c->loss, 0.01);
     if (pv_init(&c->pv, cfg->auc_window))
         goto oom;
     if (has_wide(c)) {
@@ -280,11 +283,12 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     c->labels = malloc(sizeof(float) * B);
     c->weights = malloc(sizeof(float) * B);
     c->p = malloc(sizeof(float) * B);
-    c->gacc = malloc(sizeof(float) * B * (cfg->ncat ? cfg->ncat : 1) * c->E);
-    c->gfield = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
-    c->grow = malloc(sizeof(uint32_t) * B * (cfg->ncat ? cfg->ncat : 1));
-    if (!c->logits || !c->dz || !c->labels || !c->weights || !c->p || !c->gacc || !c->gfield ||
-        !c->grow)
+    c->gacc = malloc(sizeof(float) * B * c->E);
+    c->uniq = malloc(sizeof(uint32_t) * B);
+    c->first = malloc(sizeof(uint32_t) * B);
+    c->cnt = malloc(sizeof(uint32_t) * B);
+    if (!c->logits || !c->dz || !c->labels || !c->weights || !c->p || !c->gacc || !c->uniq ||
+        !c->first || !c->cnt)
         goto oom;
     return c;
 oom:
@@ -300,8 +304,7 @@ void ctr_free(ctr_t *c)
         return;
     for (int f = 0; f < CTR_MAX_FIELDS; f++) {
         emb_free(c->tab[f]);
-        free(c->stamp[f]);
-        free(c->slot[f]);
+        rows_stamps_free(&c->stamps[f]);
     }
     norm_free(&c->norm);
     pv_free(&c->pv);
@@ -331,8 +334,9 @@ void ctr_free(ctr_t *c)
     free(c->weights);
     free(c->p);
     free(c->gacc);
-    free(c->gfield);
-    free(c->grow);
+    free(c->uniq);
+    free(c->first);
+    free(c->cnt);
     free(c);
 }
 
@@ -409,7 +413,7 @@ static void forward(ctr_t *c, int B)
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
     void (*linear)(float *, const float *, const float *, const float *, int, int, int) =
-        kern_linear_forward;
+        cfg->naive ? kern_linear_forward_naive : kern_linear_forward;
     int in = c->X;
     for (int l = 0; l < c->L; l++) {
         linear(c->h[l + 1], c->h[l], P + c->w_off[l], P + c->b_off[l], B, in, cfg->mlp[l]);
@@ -454,13 +458,16 @@ static void backward(ctr_t *c, int B, int update_wide)
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
     float *G = c->dense.grads;
+    void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *,
+                      int, int, int) =
+        cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
     memset(c->dh[0], 0, sizeof(float) * B * c->X);
     for (int l = 1; l <= c->L; l++)
         memset(c->dh[l], 0, sizeof(float) * B * cfg->mlp[l - 1]);
     if (cfg->kind == CTR_DCN) {
         const int F = c->X + c->H;
         memset(c->dfeat, 0, sizeof(float) * B * F);
-        kern_linear_backward(c->dfeat, G + c->wout_off, G + c->bias_off, c->dz, c->feat,
+        linear_bw(c->dfeat, G + c->wout_off, G + c->bias_off, c->dz, c->feat,
                              P + c->wout_off, B, F, 1);
         int Lc = cfg->cross_layers;
         for (int l = 1; l <= Lc; l++)
@@ -506,66 +513,30 @@ static void backward(ctr_t *c, int B, int update_wide)
         float *d = c->dh[l + 1];
         const float *h = c->h[l + 1];
         relu_mask(d, h, B * cfg->mlp[l]);
-        kern_linear_backward(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
+        linear_bw(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
                              P + c->w_off[l], B, in, cfg->mlp[l]);
     }
 }
 
-static int grow_stamps(ctr_t *c, int f)
-{
-    size_t need = emb_row_cap(c->tab[f]);
-    if (need <= c->scap[f])
-        return 0;
-    size_t n = c->scap[f] ? c->scap[f] : 1024;
-    while (n < need)
-        n *= 2;
-    uint32_t *a = realloc(c->stamp[f], n * sizeof(uint32_t));
-    if (!a)
-        return -1;
-    memset(a + c->scap[f], 0, (n - c->scap[f]) * sizeof(uint32_t));
-    c->stamp[f] = a;
-    uint32_t *s = realloc(c->slot[f], n * sizeof(uint32_t));
-    if (!s)
-        return -1;
-    c->slot[f] = s;
-    c->scap[f] = n;
-    return 0;
-}
-
-/* Adagrad on every touched row once, with its summed gradient */
+/* Adagrad on every touched row once, with its summed gradient (rows.h):
+ * field f's row of example b is rows[b·ncat + f], its gradient the field's
+ * E floats of dx0, dh[0] + b·X + f·E */
 static void update_rows(ctr_t *c, int B)
 {
     const int nc = c->cfg.ncat, E = c->E;
     if (++c->gen == 0) {
         for (int f = 0; f < nc; f++)
-            memset(c->stamp[f], 0, c->scap[f] * sizeof(uint32_t));
+            rows_stamps_clear(&c->stamps[f]);
         c->gen = 1;
     }
-    int n = 0;
-    for (int b = 0; b < B; b++)
-        for (int f = 0; f < nc; f++) {
-            uint32_t row = c->rows[(size_t)b * nc + f];
-            const float *g = c->dh[0] + (size_t)b * c->X + (size_t)f * E;
-            if (c->stamp[f][row] != c->gen) {
-                c->stamp[f][row] = c->gen;
-                c->slot[f][row] = (uint32_t)n;
-                c->gfield[n] = (uint32_t)f;
-                c->grow[n] = row;
-                memcpy(c->gacc + (size_t)n * E, g, sizeof(float) * E);
-                n++;
-            } else {
-                float *acc = c->gacc + (size_t)c->slot[f][row] * E;
-                for (int k = 0; k < E; k++)
-                    acc[k] += g[k];
-            }
-        }
-    for (int k = 0; k < n; k++) {
-        emb_table_t *t = c->tab[c->gfield[k]];
-        optim_adagrad(emb_row(t, c->grow[k]), emb_row_state(t, c->grow[k]),
-                      c->gacc + (size_t)k * E, E, c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
-        uint32_t e = emb_row_entry(t, c->grow[k]);
-        if (e != EMB_NONE)
-            emb_mark_dirty(t, e); /* the fallback row has no id to publish */
+    for (int f = 0; f < nc; f++) {
+        const uint32_t *pr = c->rows + f;
+        const float *d = c->dh[0] + (size_t)f * E;
+        int n = rows_gather(pr, nc, NULL, B, 0, &c->stamps[f], c->gen, c->uniq, c->first, c->cnt);
+        rows_sum(pr, nc, NULL, B, d, c->X, E, &c->stamps[f], c->first, c->cnt, c->gacc);
+        rows_update(c->tab[f], c->uniq, n, c->first, c->cnt, d, c->X, c->gacc, E, OPT_ADAGRAD,
+                    c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
+        rows_mark_dirty(c->tab[f], c->uniq, n);
     }
 }
 
@@ -573,7 +544,7 @@ static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
 {
     gather(c, ex, B, 1, 1);
     for (int f = 0; f < c->cfg.ncat; f++)
-        if (grow_stamps(c, f))
+        if (rows_stamps_reserve(&c->stamps[f], emb_row_cap(c->tab[f])))
             return; /* out of memory: this batch is not learned */
     forward(c, B);
     for (int b = 0; b < B; b++) {
@@ -591,10 +562,13 @@ static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
     }
     dense_block_zero_grad(&c->dense);
     backward(c, B, 1);
-    dense_block_adam(&c->dense, c->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, c->cfg.l2_dense);
+    /* the engines' one dense step: NaN guard, clipping, Adam */
+    if (dense_block_step(&c->dense, c->cfg.clip_norm, c->cfg.lr_dense, c->cfg.l2_dense) < 0) {
+        c->nonfinite++;
+        return;
+    }
     update_rows(c, B);
-    c->loss_ewma = c->loss_primed ? c->loss_ewma + 0.01 * (loss - c->loss_ewma) : loss;
-    c->loss_primed = 1;
+    ewma_add(&c->loss, loss);
 }
 
 size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n)
@@ -604,6 +578,14 @@ size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n)
         learn_batch(c, ex + s, B);
     }
     return n;
+}
+
+void ctr_set_lr(ctr_t *c, float lr_sparse, float lr_dense)
+{
+    if (lr_sparse > 0.0f)
+        c->cfg.lr_sparse = lr_sparse;
+    if (lr_dense > 0.0f)
+        c->cfg.lr_dense = lr_dense;
 }
 
 void ctr_predict(ctr_t *c, const ctr_example_t *ex, size_t n, float *p)
@@ -625,7 +607,7 @@ void ctr_stats(const ctr_t *c, ctr_stats_t *out)
     out->auc = pv_auc(&c->pv);
     out->logloss = pv_logloss(&c->pv);
     out->window_logloss = pv_window_logloss(&c->pv);
-    out->loss_ewma = c->loss_ewma;
+    out->loss_ewma = c->loss.value;
     out->nonfinite = c->nonfinite;
     for (int f = 0; f < c->cfg.ncat; f++) {
         emb_stats_t s;
@@ -715,7 +697,7 @@ int ctr_dense_layout(const ctr_t *c, char *buf, size_t len)
     return 0;
 }
 
-#define CTR_MAGIC 0x31525443u /* "CTR1" */
+#define CTR_MAGIC 0x32525443u /* "CTR2": with the loss EWMA */
 
 int ctr_save(const ctr_t *c, ser_writer_t *w)
 {
@@ -728,6 +710,8 @@ int ctr_save(const ctr_t *c, ser_writer_t *w)
     ser_u64(w, c->examples);
     ser_u64(w, c->positives);
     ser_u64(w, c->nonfinite);
+    ser_put(w, &c->loss.value, sizeof(double));
+    ser_u32(w, (uint32_t)c->loss.primed);
     for (int f = 0; f < c->cfg.ncat; f++)
         emb_save(c->tab[f], w);
     for (int d = 0; d < c->cfg.nnum; d++) {
@@ -748,6 +732,9 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
     uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), ncat = ser_get_u32(r),
              nnum = ser_get_u32(r), E = ser_get_u32(r), wide_bits = ser_get_u32(r);
     uint64_t examples = ser_get_u64(r), positives = ser_get_u64(r), nonfinite = ser_get_u64(r);
+    double loss_ewma = 0.0;
+    ser_get(r, &loss_ewma, sizeof(double));
+    uint32_t loss_primed = ser_get_u32(r);
     if (r->err || magic != CTR_MAGIC) {
         snprintf(errstr, len, "ctr: not a saved click-through model");
         return -1;
@@ -783,5 +770,7 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
     c->examples = examples;
     c->positives = positives;
     c->nonfinite = nonfinite;
+    c->loss.value = loss_ewma;
+    c->loss.primed = loss_primed != 0;
     return 0;
 }

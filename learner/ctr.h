@@ -71,6 +71,9 @@ typedef struct {
     float clip;         /* normalised dense features are clipped to ±clip (default 5) */
     int batch;          /* examples per micro-batch (default 64) */
     size_t auc_window;  /* progressive AUC over this many (default 10000) */
+    int64_t expire_ms;  /* rows unseen this long go at the next expiry (emb_expire); 0: never */
+    float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
+    int naive;          /* 1: plain-loop kernels (the reference) */
     uint64_t seed;
 } ctr_config_t;
 
@@ -98,6 +101,8 @@ void ctr_free(ctr_t *c);
 /* Predicts every example (progressive validation), then learns it; in
  * micro-batches of cfg.batch. Returns how many were learned. */
 size_t ctr_learn(ctr_t *c, const ctr_example_t *ex, size_t n);
+/* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
+void ctr_set_lr(ctr_t *c, float lr_sparse, float lr_dense);
 /* Click probabilities without learning. */
 void ctr_predict(ctr_t *c, const ctr_example_t *ex, size_t n, float *p);
 void ctr_stats(const ctr_t *c, ctr_stats_t *out);

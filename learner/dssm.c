@@ -17,6 +17,7 @@
 
 #include "kern.h"
 #include "layers.h"
+#include "learner.h"
 #include "rng.h"
 
 #include <assert.h>
@@ -419,3 +420,92 @@ int dssm_feat_width(const dssm_t *m, char side)
 {
     return m->tw[side == 'u' ? USER : ITEM].F;
 }
+
+/* ---- the model interface (model.h) ---- */
+
+static void *ops_create(const struct learner_config *lc, int max_batch, int ufeat, int ifeat,
+                        char *errstr, size_t len)
+{
+    dssm_config_t c = lc->dssm;
+    c.max_batch = max_batch;
+    c.seed = lc->seed;
+    c.ufeat = ufeat;
+    c.ifeat = ifeat;
+    return dssm_create(&c, errstr, len);
+}
+
+static void ops_free(void *m)
+{
+    dssm_free(m);
+}
+
+static int ops_row_width(const void *m, char side)
+{
+    (void)side;
+    return dssm_row_width(m);
+}
+
+static dense_block_t *ops_dense(void *m)
+{
+    return dssm_dense(m);
+}
+
+static void ops_forward(void *m, float *logits, const float *const *urows,
+                        const float *const *irows, const float *const *ufeat,
+                        const float *const *ifeat, int B)
+{
+    dssm_forward(m, logits, urows, irows, ufeat, ifeat, B);
+}
+
+static void ops_backward(void *m, float *du, float *di, float *dfu, float *dfi,
+                         const float *dlogits, int B)
+{
+    dssm_backward(m, du, di, dfu, dfi, dlogits, B);
+}
+
+static void ops_share_params(void *worker, void *master)
+{
+    dense_block_share_params(dssm_dense(worker), dssm_dense(master));
+}
+
+/* the normalised tower output is published: a dot product of a user's and
+ * an item's vectors is their cosine */
+static int ops_vector_dim(const void *m)
+{
+    return dssm_out_dim(m);
+}
+
+static void ops_vector(void *m, char side, const float *row, const float *feat, float *out)
+{
+    if (side == 'u')
+        dssm_user_vector(m, out, row, feat);
+    else
+        dssm_item_vector(m, out, row, feat);
+}
+
+static int ops_vector_layout(const void *m, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "tower:0:%d", dssm_out_dim(m));
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int ops_dense_layout(const void *m, char *buf, size_t len)
+{
+    return dssm_dense_layout(m, buf, len);
+}
+
+const model_ops_t dssm_ops = {
+    .name = "dssm",
+    .flags = MODEL_FEATURES | MODEL_RANKS,
+    .create = ops_create,
+    .free = ops_free,
+    .row_width = ops_row_width,
+    .dense = ops_dense,
+    .forward = ops_forward,
+    .backward = ops_backward,
+    .share_params = ops_share_params,
+    .vector_dim = ops_vector_dim,
+    .vector = ops_vector,
+    .vector_layout = ops_vector_layout,
+    .dense_layout = ops_dense_layout,
+};

@@ -1,10 +1,12 @@
 /* learner.c — the online training step (see learner.h). */
 #include "learner.h"
 
+#include "engine.h"
 #include "loss.h"
 #include "pool.h"
 #include "rank.h"
 #include "ring.h"
+#include "rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,9 +18,10 @@ struct learner {
     emb_table_t *users, *items;
     ring_t *ring;
     sampler_t *samp;
-    pairmodel_t *model;
+    const model_ops_t *ops;       /* the model's (model.h) */
+    void *model;
     pool_t *pool;                 /* threads > 1: the team of a micro-batch's parallel phases */
-    pairmodel_t *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
+    void *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
     int nt;                       /* threads */
     int P;                        /* pairs of the batch being learned */
     int NB;                       /* positives of the batch being sampled for */
@@ -57,9 +60,8 @@ struct learner {
     float *negq;
     int *nfound; /* (batch_events) */
 
-    /* de-duplication of touched rows: slot[row] valid while stamp[row] == gen */
-    uint32_t *ustamp, *uslot, *istamp, *islot;
-    size_t ucap, icap;
+    /* de-duplication of touched rows (rows.h), users' and items' */
+    rows_stamps_t stamps[2];
     uint32_t gen;
     /* rows touched by the batch, once each, per side and thread: thread t
      * of n takes the rows row_owner gives it */
@@ -100,7 +102,7 @@ const char *loss_kind_name(loss_kind_t k)
 void learner_config_default(learner_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->kind = MODEL_NEUMF;
+    snprintf(cfg->kind, sizeof(cfg->kind), "neumf");
     neumf_config_default(&cfg->model);
     dssm_config_default(&cfg->dssm);
     samp_config_default(&cfg->sampler);
@@ -147,7 +149,7 @@ static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie
 /* Logits of user entry ue (EMB_NONE: unknown) against n item entries, by
  * model m, in forwards of at most room pairs through the batch buffers
  * [at, at + room). */
-static void score_with(learner_t *l, pairmodel_t *m, int at, int room, uint32_t ue,
+static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue,
                        const uint32_t *items, int n, float *out)
 {
     const float *u = emb_row(l->users, entry_row(l->users, ue));
@@ -159,7 +161,7 @@ static void score_with(learner_t *l, pairmodel_t *m, int at, int room, uint32_t 
             l->pair_ue[at + b] = ue;
         }
         gather_features(l, l->pair_ue + at, items + s, at, c);
-        pairmodel_forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
+        l->ops->forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
                           l->fi ? l->ifp + at : NULL, c);
     }
 }
@@ -199,10 +201,22 @@ int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len)
         snprintf(errstr, len, "learning rates must be positive and L2 not negative");
         return -1;
     }
+    const model_ops_t *ops = model_find(cfg->kind);
+    if (!ops) {
+        char names[256];
+        model_names(names, sizeof(names));
+        snprintf(errstr, len, "unknown model '%.*s' (models: %s)", MODEL_NAME_MAX, cfg->kind,
+                 names);
+        return -1;
+    }
+    if (!ops->create) {
+        snprintf(errstr, len, "%s is learned by its own engine, not by learner_create", ops->name);
+        return -1;
+    }
     int nfeat = cfg->ucat + cfg->unum + cfg->icat + cfg->inum;
-    if (nfeat && cfg->kind != MODEL_DSSM) {
-        snprintf(errstr, len, "tower features need the dssm model, not %s",
-                 model_kind_name(cfg->kind));
+    if (nfeat && !(ops->flags & MODEL_FEATURES)) {
+        snprintf(errstr, len, "tower features need a model that takes them (dssm), not %s",
+                 ops->name);
         return -1;
     }
     return 0;
@@ -247,11 +261,8 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
             l->Fi = feat_width(l->fi);
         }
     }
-    dssm_config_t dc = cfg->dssm;
-    dc.ufeat = l->Fu;
-    dc.ifeat = l->Fi;
-    if (!(l->model = pairmodel_create(cfg->kind, &cfg->model, &dc, l->maxb, cfg->seed, errstr,
-                                      len)))
+    l->ops = model_find(cfg->kind);
+    if (!(l->model = l->ops->create(cfg, l->maxb, l->Fu, l->Fi, errstr, len)))
         goto err;
     l->wm[0] = l->model;
     l->nt = cfg->threads < 1 ? 1 : cfg->threads;
@@ -261,17 +272,20 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
         if (slice < S) /* a prequential ranking in one forward */
             slice = S;
         for (int t = 1; t < l->nt; t++) {
-            if (!(l->wm[t] = pairmodel_create(cfg->kind, &cfg->model, &dc, slice, cfg->seed,
-                                              errstr, len)))
+            if (!(l->wm[t] = l->ops->create(cfg, slice, l->Fu, l->Fi, errstr, len)))
                 goto err;
-            pairmodel_share_params(l->wm[t], l->model);
+            l->ops->share_params(l->wm[t], l->model);
         }
         if (!(l->pool = pool_create(l->nt))) {
             snprintf(errstr, len, "learner: cannot start %d threads", l->nt);
             goto err;
         }
     }
-    l->R = pairmodel_row_width(l->model);
+    l->R = l->ops->row_width(l->model, 'u');
+    if (l->ops->row_width(l->model, 'i') != l->R) { /* the engine's rows are one width */
+        snprintf(errstr, len, "learner: %s's user and item rows differ in width", l->ops->name);
+        goto err;
+    }
 
     emb_config_t ec = {.width = l->R,
                        .state = cfg->sparse_opt == OPT_ADAGRAD ? l->R : 0,
@@ -359,8 +373,8 @@ void learner_free(learner_t *l)
     if (!l)
         return;
     pool_free(l->pool);
-    for (int t = 1; t < LEARNER_MAX_THREADS; t++)
-        pairmodel_free(l->wm[t]);
+    for (int t = 1; t < LEARNER_MAX_THREADS && l->ops; t++)
+        l->ops->free(l->wm[t]);
     for (int side = 0; side < 2; side++)
         for (int t = 0; t < LEARNER_MAX_THREADS; t++) {
             free(l->uniq[side][t]);
@@ -373,48 +387,20 @@ void learner_free(learner_t *l)
     ring_free(l->ring);
     emb_free(l->users);
     emb_free(l->items);
-    pairmodel_free(l->model);
+    if (l->ops)
+        l->ops->free(l->model);
     feat_free(l->fu);
     feat_free(l->fi);
     void *p[] = {l->pair_ue, l->pair_ie, l->ufb, l->ifb, l->ufp, l->ifp, l->dfu, l->dfi, l->fvec,
                  l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
                  l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
-                 l->nfound,  l->cand,   l->negq,   l->ustamp, l->uslot, l->istamp,
-                 l->islot,   l->ev_neg, l->labels,
+                 l->nfound,  l->cand,   l->negq,   l->ev_neg, l->labels,
                  l->neg_ue,  l->neg_ie, l->neg_w,  l->pq_ue,  l->pq_cand, l->pq_scores};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
+    rows_stamps_free(&l->stamps[0]);
+    rows_stamps_free(&l->stamps[1]);
     free(l);
-}
-
-/* *p (n0 entries) moved into an array of n (a power of two, at least 1024:
- * a whole number of cache lines) that starts on a cache line, the rest 0:
- * so each block of 16 rows that row_owner hands to one thread is one line
- * of its own, which no other thread writes */
-static int grow_lines(uint32_t **p, size_t n0, size_t n)
-{
-    uint32_t *a = aligned_alloc(64, n * sizeof(uint32_t));
-    if (!a)
-        return -1;
-    if (n0)
-        memcpy(a, *p, n0 * sizeof(uint32_t));
-    memset(a + n0, 0, (n - n0) * sizeof(uint32_t));
-    free(*p);
-    *p = a;
-    return 0;
-}
-
-static int grow_stamps(uint32_t **stamp, uint32_t **slot, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    if (grow_lines(stamp, *cap, n) || grow_lines(slot, *cap, n))
-        return -1;
-    *cap = n;
-    return 0;
 }
 
 /* Prequential ranking of a batch: the event's item against preq_negatives
@@ -474,84 +460,6 @@ static void preq_rank(learner_t *l)
 static inline uint32_t row_owner(uint32_t row, int n)
 {
     return (row >> 4) % (uint32_t)n;
-}
-
-/* The rows of the m pairs idx[0..m) (all pairs [0, m) when idx is NULL),
- * each once, appended after the nu found before: uniq[k] its row, first[k]
- * its first pair, cnt[k] its pairs; then a row of one pair is updated from
- * that pair's gradient as it is, and only a row of several gets its
- * gradients summed (in pair order) into acc. Returns the new nu. */
-static int gather_rows(const uint32_t *pr, const uint32_t *idx, int m, int nu, uint32_t *stamp,
-                       uint32_t *slot, uint32_t gen, uint32_t *uniq, uint32_t *first,
-                       uint32_t *cnt)
-{
-    for (int i = 0; i < m; i++) {
-        int p = idx ? (int)idx[i] : i;
-        uint32_t row = pr[p];
-        if (stamp[row] != gen) {
-            stamp[row] = gen;
-            slot[row] = (uint32_t)nu;
-            uniq[nu] = row;
-            first[nu] = (uint32_t)p;
-            cnt[nu++] = 1;
-        } else {
-            cnt[slot[row]]++;
-        }
-    }
-    return nu;
-}
-
-static void sum_rows(const uint32_t *pr, const uint32_t *idx, int m, const float *d, int R,
-                     const uint32_t *slot, const uint32_t *first, const uint32_t *cnt, float *acc)
-{
-    for (int i = 0; i < m; i++) {
-        int p = idx ? (int)idx[i] : i;
-        uint32_t row = pr[p];
-        uint32_t k = slot[row];
-        if (cnt[k] < 2)
-            continue;
-        float *dst = acc + (size_t)k * R;
-        const float *g = d + (size_t)p * R;
-        if (first[k] == (uint32_t)p)
-            memcpy(dst, g, sizeof(float) * R);
-        else
-            for (int r = 0; r < R; r++)
-                dst[r] += g[r];
-    }
-}
-
-static void update_rows(learner_t *l, emb_table_t *t, const uint32_t *uniq, int n,
-                        const uint32_t *first, const uint32_t *cnt, const float *d,
-                        const float *acc)
-{
-    const int R = l->R;
-    for (int k = 0; k < n; k++) {
-        uint32_t row = uniq[k];
-        if (k + 4 < n) { /* a row and its state, a few rows ahead */
-            const float *a = emb_row(t, uniq[k + 4]), *s = emb_row_state(t, uniq[k + 4]);
-            for (int j = 0; j < R; j += 16) {
-                __builtin_prefetch(a + j, 1);
-                __builtin_prefetch(s + j, 1);
-            }
-        }
-        float *w = emb_row(t, row);
-        const float *g = cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * R;
-        if (l->cfg.sparse_opt == OPT_ADAGRAD)
-            optim_adagrad(w, emb_row_state(t, row), g, R, l->cfg.lr_sparse, l->cfg.l2_sparse,
-                          l->cfg.adagrad_eps);
-        else
-            optim_sgd(w, g, R, l->cfg.lr_sparse, l->cfg.l2_sparse);
-    }
-}
-
-/* the ids of updated rows become dirty (one thread: the table's dirty list) */
-static void mark_rows_dirty(emb_table_t *t, const uint32_t *uniq, int n)
-{
-    for (int k = 0; k < n; k++) {
-        uint32_t e = emb_row_entry(t, uniq[k]);
-        if (e != EMB_NONE)
-            emb_mark_dirty(t, e);
-    }
 }
 
 /* ------------------------------------------- the parallel phases of a batch
@@ -665,14 +573,14 @@ static void phase_pass(void *arg, int t, int n)
         l->irows[p] = emb_row(l->items, l->pair_ir[p]);
     }
     gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
-    pairmodel_forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
+    l->ops->forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
                       l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
     chunk_loss(l, t, n);
     if (!isfinite(l->closs[t]))
         return;
 
-    dense_block_zero_grad(pairmodel_dense(l->wm[t]));
-    pairmodel_backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
+    dense_block_zero_grad(l->ops->dense(l->wm[t]));
+    l->ops->backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
                        l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
                        l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
     if (n == 1)
@@ -713,25 +621,26 @@ static void phase_sparse(void *arg, int t, int n)
         emb_table_t *tab = side ? l->items : l->users;
         const uint32_t *pr = side ? l->pair_ir : l->pair_ur;
         const float *d = side ? l->di : l->du;
-        uint32_t *stamp = side ? l->istamp : l->ustamp, *slot = side ? l->islot : l->uslot;
+        rows_stamps_t *st = &l->stamps[side];
         uint32_t *uniq = l->uniq[side][t], *first = l->ufirst[side][t], *cnt = l->ucnt[side][t];
         float *acc = l->gacc[side][t];
         int nu = 0;
         if (n == 1) {
-            nu = gather_rows(pr, NULL, P, 0, stamp, slot, l->gen, uniq, first, cnt);
-            sum_rows(pr, NULL, P, d, R, slot, first, cnt, acc);
+            nu = rows_gather(pr, 1, NULL, P, 0, st, l->gen, uniq, first, cnt);
+            rows_sum(pr, 1, NULL, P, d, R, R, st, first, cnt, acc);
         } else { /* this chunk's pairs, as phase_pass listed them */
             int m;
             for (int s = 0; s < n; s++) {
                 const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
-                nu = gather_rows(pr, idx, m, nu, stamp, slot, l->gen, uniq, first, cnt);
+                nu = rows_gather(pr, 1, idx, m, nu, st, l->gen, uniq, first, cnt);
             }
             for (int s = 0; s < n; s++) {
                 const uint32_t *idx = owned_pairs(l, side, s, t, n, &m);
-                sum_rows(pr, idx, m, d, R, slot, first, cnt, acc);
+                rows_sum(pr, 1, idx, m, d, R, R, st, first, cnt, acc);
             }
         }
-        update_rows(l, tab, uniq, nu, first, cnt, d, acc);
+        rows_update(tab, uniq, nu, first, cnt, d, R, acc, R, l->cfg.sparse_opt, l->cfg.lr_sparse,
+                    l->cfg.l2_sparse, l->cfg.adagrad_eps);
         l->nuniq[side][t] = nu;
     }
     for (int side = 0; side < 2; side++) {
@@ -773,7 +682,7 @@ static void learn_batch(learner_t *l, int B)
     B = NP;
 
     l->Q = 0;
-    if (l->cfg.preq_rate > 0.0)
+    if (l->cfg.preq_rate > 0.0 && (l->ops->flags & MODEL_RANKS))
         for (int b = 0; b < B; b++)
             if (rng_double(&l->rng) < l->cfg.preq_rate)
                 preq_draw(l, l->ev_ue[b], l->ev_ie[b]);
@@ -861,42 +770,33 @@ static void learn_batch(learner_t *l, int B)
     float loss = 0.0f;
     for (int t = 0; t < l->nt; t++)
         loss += l->closs[t];
-    dense_block_t *d = pairmodel_dense(l->model);
+    dense_block_t *d = l->ops->dense(l->model);
     if (!isfinite(loss)) { /* numerical trouble: learn nothing from this batch */
         l->st.nonfinite++;
         return;
     }
     for (int t = 1; t < l->nt; t++) { /* the threads' gradients into the model's */
-        const float *g = pairmodel_dense(l->wm[t])->grads;
+        const float *g = l->ops->dense(l->wm[t])->grads;
         for (size_t i = 0; i < d->n; i++)
             d->grads[i] += g[i];
     }
-    double gn = 0.0;
-    for (size_t i = 0; i < d->n; i++)
-        gn += (double)d->grads[i] * d->grads[i];
-    if (!isfinite(gn)) {
+    /* update: dense block by Adam (clipped; nothing when a gradient is not
+     * finite), touched rows by Adagrad/SGD, once per row */
+    if (dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense) < 0) {
         l->st.nonfinite++;
         return;
     }
-    if (l->cfg.clip_norm > 0.0f && gn > (double)l->cfg.clip_norm * l->cfg.clip_norm) {
-        float scale = l->cfg.clip_norm / (float)sqrt(gn);
-        for (size_t i = 0; i < d->n; i++)
-            d->grads[i] *= scale;
-    }
-
-    /* update: dense block by Adam, touched rows by Adagrad/SGD, once per row */
-    dense_block_adam(d, l->cfg.lr_dense, 0.9f, 0.999f, 1e-8f, l->cfg.l2_dense);
     if (++l->gen == 0) { /* stamps wrapped: forget them all */
-        memset(l->ustamp, 0, l->ucap * sizeof(uint32_t));
-        memset(l->istamp, 0, l->icap * sizeof(uint32_t));
+        rows_stamps_clear(&l->stamps[0]);
+        rows_stamps_clear(&l->stamps[1]);
         l->gen = 1;
     }
     /* rows once each (each chunk its rows of both sides), feature value rows
      * too (their stamps were made room for in flush) */
     pool_run(l->pool, phase_sparse, l);
     for (int t = 0; t < l->nt; t++) {
-        mark_rows_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
-        mark_rows_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
+        rows_mark_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
+        rows_mark_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
     }
 
     l->st.events += E + NN;
@@ -912,8 +812,8 @@ static void evict(learner_t *l);
 /* learns the B events gathered in ev_ue/ev_ie; returns how many were refused */
 static int flush(learner_t *l, int B)
 {
-    if (grow_stamps(&l->ustamp, &l->uslot, &l->ucap, emb_row_cap(l->users)) ||
-        grow_stamps(&l->istamp, &l->islot, &l->icap, emb_row_cap(l->items)) ||
+    if (rows_stamps_reserve(&l->stamps[0], emb_row_cap(l->users)) ||
+        rows_stamps_reserve(&l->stamps[1], emb_row_cap(l->items)) ||
         (l->fu && feat_grad_begin(l->fu)) || (l->fi && feat_grad_begin(l->fi))) {
         l->st.bad += B;
         return B;
@@ -985,7 +885,7 @@ void learner_vector(learner_t *l, char side, uint32_t entry, float *out)
     feat_t *f = side == 'u' ? l->fu : l->fi;
     if (f)
         feat_gather(f, entry, l->fvec);
-    pairmodel_vector(l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
+    l->ops->vector(l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
 }
 
 static int user_in_ring(void *arg, uint32_t e)
@@ -1063,9 +963,29 @@ void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
         l->cfg.lr_dense = lr_dense;
 }
 
-pairmodel_t *learner_model(learner_t *l)
+int learner_vector_dim(const learner_t *l)
 {
-    return l->model;
+    return l->ops->vector_dim(l->model);
+}
+
+int learner_vector_layout(const learner_t *l, char *buf, size_t len)
+{
+    return l->ops->vector_layout(l->model, buf, len);
+}
+
+int learner_dense_layout(const learner_t *l, char *buf, size_t len)
+{
+    return l->ops->dense_layout(l->model, buf, len);
+}
+
+const model_ops_t *learner_ops(const learner_t *l)
+{
+    return l->ops;
+}
+
+dense_block_t *learner_dense(learner_t *l)
+{
+    return l->ops->dense(l->model);
 }
 
 emb_table_t *learner_users(learner_t *l)
@@ -1078,7 +998,7 @@ emb_table_t *learner_items(learner_t *l)
     return l->items;
 }
 
-#define LEARNER_MAGIC 0x324e524cu /* "LRN2": with tower features */
+#define LEARNER_MAGIC 0x334e524cu /* "LRN3": the model by name, its own state */
 
 static void save_ewma(ser_writer_t *w, const ewma_t *e)
 {
@@ -1094,12 +1014,16 @@ static void load_ewma(ser_reader_t *r, ewma_t *e)
 
 int learner_save(const learner_t *l, ser_writer_t *w)
 {
+    char name[MODEL_NAME_MAX] = {0};
+    snprintf(name, sizeof(name), "%s", l->ops->name);
     ser_u32(w, LEARNER_MAGIC);
-    ser_u32(w, (uint32_t)pairmodel_kind(l->model));
+    ser_put(w, name, sizeof(name));
     ser_u32(w, (uint32_t)l->R);
     emb_save(l->users, w);
     emb_save(l->items, w);
-    dense_block_save(pairmodel_dense(l->model), w);
+    dense_block_save(l->ops->dense(l->model), w);
+    if (l->ops->save && l->ops->save(l->model, w))
+        return -1;
     ring_save(l->ring, w);
     ser_u32(w, (uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1);
     if (l->fu)
@@ -1118,19 +1042,23 @@ int learner_save(const learner_t *l, ser_writer_t *w)
 
 int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
 {
-    uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), R = ser_get_u32(r);
+    char name[MODEL_NAME_MAX];
+    uint32_t magic = ser_get_u32(r);
+    ser_get(r, name, sizeof(name));
+    uint32_t R = ser_get_u32(r);
     if (r->err || magic != LEARNER_MAGIC) {
-        snprintf(errstr, len, "learner: not a saved learner");
+        snprintf(errstr, len, "learner: not a saved learner of this version");
         return -1;
     }
-    if (kind != (uint32_t)pairmodel_kind(l->model) || R != (uint32_t)l->R) {
+    name[MODEL_NAME_MAX - 1] = '\0';
+    if (strcmp(name, l->ops->name) != 0 || R != (uint32_t)l->R) {
         snprintf(errstr, len, "learner: saved %s with rows of %u floats, this one is %s with %d",
-                 model_kind_name((model_kind_t)kind), R, model_kind_name(pairmodel_kind(l->model)),
-                 l->R);
+                 name, R, l->ops->name, l->R);
         return -1;
     }
     if (emb_load(l->users, r, errstr, len) || emb_load(l->items, r, errstr, len) ||
-        dense_block_load(pairmodel_dense(l->model), r, errstr, len) ||
+        dense_block_load(l->ops->dense(l->model), r, errstr, len) ||
+        (l->ops->load && l->ops->load(l->model, r, errstr, len)) ||
         ring_load(l->ring, r, emb_entry_cap(l->users), emb_entry_cap(l->items), errstr, len))
         return -1;
     uint32_t sides = ser_get_u32(r);
@@ -1158,3 +1086,114 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
     l->st = st;
     return 0;
 }
+
+/* ---- the learner as the daemon's engine (engine.h) ---- */
+
+static void le_config(const engine_config_t *cfg, learner_config_t *lc)
+{
+    *lc = cfg->learner;
+    snprintf(lc->kind, sizeof(lc->kind), "%s", cfg->kind);
+}
+
+static int le_check(const engine_config_t *cfg, char *errstr, size_t len)
+{
+    learner_config_t lc;
+    le_config(cfg, &lc);
+    return learner_config_check(&lc, errstr, len);
+}
+
+static void *le_create(const engine_config_t *cfg, char *errstr, size_t len)
+{
+    learner_config_t lc;
+    le_config(cfg, &lc);
+    return learner_create(&lc, errstr, len);
+}
+
+static void le_free(void *l)
+{
+    learner_free(l);
+}
+
+static size_t le_learn(void *l, const lrn_event_t *ev, size_t n)
+{
+    return learner_learn(l, ev, n);
+}
+
+static size_t le_expire(void *l, int64_t now_ms)
+{
+    return learner_expire(l, now_ms);
+}
+
+static void le_on_gone(void *l, lrn_gone_fn fn, void *arg)
+{
+    learner_on_gone(l, fn, arg);
+}
+
+static void le_stats(const void *l, engine_stats_t *out)
+{
+    learner_stats(l, &out->lrn);
+}
+
+static void le_set_lr(void *l, float lr_sparse, float lr_dense)
+{
+    learner_set_lr(l, lr_sparse, lr_dense);
+}
+
+static emb_table_t *le_table(void *l, int k)
+{
+    return k == 0 ? learner_users(l) : k == 1 ? learner_items(l) : NULL;
+}
+
+static int le_vector_dim(const void *l)
+{
+    return learner_vector_dim(l);
+}
+
+static void le_vector(void *l, char side, uint32_t entry, float *out)
+{
+    learner_vector(l, side, entry, out);
+}
+
+static int le_vector_layout(const void *l, char *buf, size_t len)
+{
+    return learner_vector_layout(l, buf, len);
+}
+
+static int le_dense_layout(const void *l, char *buf, size_t len)
+{
+    return learner_dense_layout(l, buf, len);
+}
+
+static dense_block_t *le_dense(void *l)
+{
+    return learner_dense(l);
+}
+
+static int le_save(const void *l, ser_writer_t *w)
+{
+    return learner_save(l, w);
+}
+
+static int le_load(void *l, ser_reader_t *r, char *errstr, size_t len)
+{
+    return learner_load(l, r, errstr, len);
+}
+
+const engine_ops_t learner_engine = {
+    .check = le_check,
+    .create = le_create,
+    .free = le_free,
+    .learn = le_learn,
+    .expire = le_expire,
+    .on_gone = le_on_gone,
+    .stats = le_stats,
+    .set_lr = le_set_lr,
+    .table = le_table,
+    .vector_dim = le_vector_dim,
+    .vector = le_vector,
+    .vector_layout = le_vector_layout,
+    .dense_layout = le_dense_layout,
+    .dense = le_dense,
+    .save = le_save,
+    .load = le_load,
+};

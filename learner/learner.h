@@ -10,6 +10,7 @@
 #ifndef FR_LEARNER_H
 #define FR_LEARNER_H
 
+#include "dssm.h"
 #include "feat.h"
 #include "model.h"
 #include "neumf.h"
@@ -45,8 +46,8 @@ typedef struct {
     int nfeat;
 } lrn_event_t;
 
-typedef struct {
-    model_kind_t kind;    /* neumf (default) or dssm */
+typedef struct learner_config {
+    char kind[MODEL_NAME_MAX]; /* a model of the table (model.h): "neumf" (default), "dssm", … */
     neumf_config_t model; /* NeuMF's shape */
     dssm_config_t dssm;   /* DSSM's shape (its ufeat/ifeat follow from the fields below) */
     /* DSSM tower features (feat.h): categorical and dense fields of the user
@@ -145,14 +146,20 @@ int learner_save(const learner_t *l, ser_writer_t *w);
 int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len);
 
 /* The vector published for a user ('u') or item ('i') entry of the tables:
- * pairmodel_vector of its row and, with DSSM features, the features it last
- * came with. out has pairmodel_vector_dim floats. */
+ * the model's vector of its row and, with tower features, the features it
+ * last came with. out has learner_vector_dim floats, laid out as
+ * learner_vector_layout says; learner_dense_layout describes the dense block. */
 void learner_vector(learner_t *l, char side, uint32_t entry, float *out);
+int learner_vector_dim(const learner_t *l);
+int learner_vector_layout(const learner_t *l, char *buf, size_t len);
+int learner_dense_layout(const learner_t *l, char *buf, size_t len);
 
 /* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
 void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense);
 
-pairmodel_t *learner_model(learner_t *l);
+const model_ops_t *learner_ops(const learner_t *l);
+/* the model's dense block (parameters, gradients, Adam state) */
+dense_block_t *learner_dense(learner_t *l);
 emb_table_t *learner_users(learner_t *l);
 emb_table_t *learner_items(learner_t *l);
 

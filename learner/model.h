@@ -1,49 +1,84 @@
-/* model.h — the pairwise scoring models the learner trains: NeuMF and the
- * DSSM two-tower model, behind one interface. A model scores (user row, item
- * row) pairs, owns its dense block, and says what vector of a row is
- * published. Not for: click-through models with features (ctr.h). */
+/* model.h — the one interface every model the learner trains sits behind,
+ * ggml-style: an ops table per model (its own file: neumf.c, dssm.c, …) and
+ * one table of models (models.c), looked up by name. The learner (learner.c)
+ * owns the tables of rows, sampling, losses, threads and updates; a model
+ * scores (user row, item row) pairs, owns its dense block, and says what
+ * vector of a row is published and how it is laid out.
+ *
+ * Adding a model is its file plus one line in models.c: nothing outside
+ * those asks which model runs. Not for: sampling, losses or row updates
+ * (learner.c), wire formats (proto/). */
 #ifndef FR_MODEL_H
 #define FR_MODEL_H
 
-#include "dssm.h"
-#include "neumf.h"
+#include "optim.h"
+#include "serial.h"
 
-typedef enum { MODEL_NEUMF = 0, MODEL_DSSM } model_kind_t;
+#include <stddef.h>
+#include <stdint.h>
 
-int model_kind_parse(const char *name); /* "neumf", "dssm"; -1 when unknown */
-const char *model_kind_name(model_kind_t k);
+#define MODEL_NAME_MAX 16
 
-typedef struct pairmodel pairmodel_t;
+struct learner_config;
+struct engine_ops;
 
-/* max_batch and seed are taken from the arguments, not from the configs. */
-pairmodel_t *pairmodel_create(model_kind_t kind, const neumf_config_t *nc,
-                              const dssm_config_t *dc, int max_batch, uint64_t seed,
-                              char *errstr, size_t len);
-void pairmodel_free(pairmodel_t *p);
+/* flags of a model */
+#define MODEL_FEATURES 1u /* the towers take the side's features (ucat, unum, icat, inum) */
+#define MODEL_RANKS 2u    /* prequential HR@10/NDCG@10 of the event's item among sampled ones */
+#define MODEL_FIELDS 4u   /* click-through: user, item and the configured features are the
+                           * example's fields; labelled examples, progressive AUC/logloss */
 
-model_kind_t pairmodel_kind(const pairmodel_t *p);
-int pairmodel_row_width(const pairmodel_t *p);
-dense_block_t *pairmodel_dense(pairmodel_t *p);
-/* ufeat/ifeat: each pair's feature vector of the user/item tower (DSSM with
- * features; NULL otherwise), dfu/dfi their gradients (NULL likewise). */
-void pairmodel_forward(pairmodel_t *p, float *logits, const float *const *urows,
-                       const float *const *irows, const float *const *ufeat,
-                       const float *const *ifeat, int B);
-void pairmodel_backward(pairmodel_t *p, float *du, float *di, float *dfu, float *dfi,
-                        const float *dlogits, int B);
-/* worker learns master's weights (same kind and shape): its own
- * activations and gradients, the master's parameters. */
-void pairmodel_share_params(pairmodel_t *worker, pairmodel_t *master);
-/* Feature floats of the side's ('u', 'i') tower input: 0 but for DSSM with features. */
-int pairmodel_feat_width(const pairmodel_t *p, char side);
+typedef struct model_ops {
+    const char *name; /* as the config and the CLI spell it: "neumf" */
+    unsigned flags;   /* MODEL_* */
+    /* the engine that learns it (engine.h); NULL: the learner's (learner.c),
+     * which needs every op below */
+    const struct engine_ops *engine;
 
-/* What is published for a row: NeuMF the row itself; DSSM the normalised
- * tower output (so that a dot product of two published vectors is their
- * cosine). side is 'u' or 'i'. */
-int pairmodel_vector_dim(const pairmodel_t *p);
-void pairmodel_vector(pairmodel_t *p, char side, const float *row, const float *feat, float *out);
-/* "gmf:0:32,mlp:32:64" (NeuMF) or "tower:0:64" (DSSM); the dense layout. */
-int pairmodel_vector_layout(const pairmodel_t *p, char *buf, size_t len);
-int pairmodel_dense_layout(const pairmodel_t *p, char *buf, size_t len);
+    /* A model of the config's shape for forwards of at most max_batch pairs;
+     * ufeat/ifeat: the feature floats the learner gathers for each side (0
+     * unless MODEL_FEATURES). NULL and a message on failure. free(NULL) does
+     * nothing. */
+    void *(*create)(const struct learner_config *cfg, int max_batch, int ufeat, int ifeat,
+                    char *errstr, size_t len);
+    void (*free)(void *m);
+
+    /* floats of a user ('u') or item ('i') row in the learner's tables */
+    int (*row_width)(const void *m, char side);
+    dense_block_t *(*dense)(void *m);
+
+    /* logits (B) of the pairs (urows[b], irows[b]) with their features
+     * (ufeat/ifeat, NULL when the side has none); keeps what backward needs. */
+    void (*forward)(void *m, float *logits, const float *const *urows, const float *const *irows,
+                    const float *const *ufeat, const float *const *ifeat, int B);
+    /* Backward of the last forward: adds into the dense gradients, writes the
+     * row gradients du (B, row_width 'u') and di (B, row_width 'i') and the
+     * feature gradients dfu/dfi (NULL when the side has none). Only a row's
+     * sum over its pairs need be its gradient (see neumf.h on runs). */
+    void (*backward)(void *m, float *du, float *di, float *dfu, float *dfi, const float *dlogits,
+                     int B);
+    /* worker learns master's weights (same model and shape): its own
+     * activations and gradients, the master's parameters. */
+    void (*share_params)(void *worker, void *master);
+
+    /* What is published for a row of side 'u' or 'i' (with the features it
+     * last came with, or NULL): vector_dim floats, laid out as vector_layout
+     * says ("gmf:0:32,mlp:32:64"); the dense block as dense_layout says. */
+    int (*vector_dim)(const void *m);
+    void (*vector)(void *m, char side, const float *row, const float *feat, float *out);
+    int (*vector_layout)(const void *m, char *buf, size_t len);
+    int (*dense_layout)(const void *m, char *buf, size_t len);
+
+    /* State of the model's own beyond its dense block (which the learner
+     * saves); NULL when there is none. */
+    int (*save)(const void *m, ser_writer_t *w);
+    int (*load)(void *m, ser_reader_t *r, char *errstr, size_t len);
+} model_ops_t;
+
+/* The table of models (models.c). */
+const model_ops_t *model_find(const char *name); /* NULL when unknown */
+const model_ops_t *model_at(int i);              /* i-th model, NULL past the last */
+/* "neumf, dssm, …" into buf: the names, for messages. */
+void model_names(char *buf, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "kern.h"
 #include "layers.h"
+#include "learner.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -359,3 +360,89 @@ int neumf_row_layout(const neumf_t *m, char *buf, size_t len)
     int n = snprintf(buf, len, "gmf:0:%d,mlp:%d:%d", m->D, m->D, m->D + m->E);
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
+
+/* ---- the model interface (model.h) ---- */
+
+static void *ops_create(const struct learner_config *lc, int max_batch, int ufeat, int ifeat,
+                        char *errstr, size_t len)
+{
+    (void)ufeat, (void)ifeat; /* ids only */
+    neumf_config_t c = lc->model;
+    c.max_batch = max_batch;
+    c.seed = lc->seed;
+    return neumf_create(&c, errstr, len);
+}
+
+static void ops_free(void *m)
+{
+    neumf_free(m);
+}
+
+static int ops_row_width(const void *m, char side)
+{
+    (void)side;
+    return neumf_row_width(m);
+}
+
+static dense_block_t *ops_dense(void *m)
+{
+    return neumf_dense(m);
+}
+
+static void ops_forward(void *m, float *logits, const float *const *urows,
+                        const float *const *irows, const float *const *ufeat,
+                        const float *const *ifeat, int B)
+{
+    (void)ufeat, (void)ifeat;
+    neumf_forward(m, logits, urows, irows, B);
+}
+
+static void ops_backward(void *m, float *du, float *di, float *dfu, float *dfi,
+                         const float *dlogits, int B)
+{
+    (void)dfu, (void)dfi;
+    neumf_backward(m, du, di, dlogits, B);
+}
+
+static void ops_share_params(void *worker, void *master)
+{
+    dense_block_share_params(neumf_dense(worker), neumf_dense(master));
+}
+
+/* the row itself is published: [gmf | mlp] */
+static int ops_vector_dim(const void *m)
+{
+    return neumf_row_width(m);
+}
+
+static void ops_vector(void *m, char side, const float *row, const float *feat, float *out)
+{
+    (void)side, (void)feat;
+    memcpy(out, row, sizeof(float) * (size_t)neumf_row_width(m));
+}
+
+static int ops_vector_layout(const void *m, char *buf, size_t len)
+{
+    return neumf_row_layout(m, buf, len);
+}
+
+static int ops_dense_layout(const void *m, char *buf, size_t len)
+{
+    return neumf_dense_layout(m, buf, len);
+}
+
+const model_ops_t neumf_ops = {
+    .name = "neumf",
+    .flags = MODEL_RANKS,
+    .create = ops_create,
+    .free = ops_free,
+    .row_width = ops_row_width,
+    .dense = ops_dense,
+    .forward = ops_forward,
+    .backward = ops_backward,
+    .share_params = ops_share_params,
+    .vector_dim = ops_vector_dim,
+    .vector = ops_vector,
+    .vector_layout = ops_vector_layout,
+    .dense_layout = ops_dense_layout,
+};

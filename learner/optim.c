@@ -24,8 +24,9 @@ void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float 
 int dense_block_init(dense_block_t *d, size_t n)
 {
     memset(d, 0, sizeof(*d));
-    /* one allocation, four views */
-    float *mem = calloc(4 * n, sizeof(float));
+    /* one allocation, four views; n = 0 (a model without dense parameters,
+     * e.g. mf) still allocates, so that the views are valid pointers */
+    float *mem = calloc(n ? 4 * n : 1, sizeof(float));
     if (!mem)
         return -1;
     d->base = mem;
@@ -69,6 +70,22 @@ void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, floa
         v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
     }
+}
+
+int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2)
+{
+    double gn = 0.0;
+    for (size_t i = 0; i < d->n; i++)
+        gn += (double)d->grads[i] * d->grads[i];
+    if (!isfinite(gn))
+        return -1;
+    if (clip_norm > 0.0f && gn > (double)clip_norm * clip_norm) {
+        float scale = clip_norm / (float)sqrt(gn);
+        for (size_t i = 0; i < d->n; i++)
+            d->grads[i] *= scale;
+    }
+    dense_block_adam(d, lr, 0.9f, 0.999f, 1e-8f, l2);
+    return 0;
 }
 
 #define DENSE_MAGIC 0x31534e44u /* "DNS1" */

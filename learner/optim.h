@@ -39,6 +39,12 @@ void dense_block_zero_grad(dense_block_t *d);
 /* One bias-corrected Adam step over the whole block. */
 void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, float eps, float l2);
 
+/* The dense step of every engine after a backward: the NaN guard (a
+ * gradient of non-finite L2 norm: nothing is updated, -1, and the caller
+ * skips the batch), clipping of the gradient to L2 norm clip_norm (0: none),
+ * then one Adam step (β 0.9, 0.999, ε 1e-8). 0 when it stepped. */
+int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2);
+
 /* Parameters, Adam moments and step count (gradients are per step: not kept).
  * Load refuses a block of another size. */
 int dense_block_save(const dense_block_t *d, ser_writer_t *w);

@@ -254,6 +254,42 @@ static void test_planted_interaction(void **state)
     ctrdata_free(&d);
 }
 
+/* The plain-loop kernels (naive) learn what the BLAS ones do, up to the
+ * order of float sums, for the models with dense layers. */
+static void test_naive_kernels_learn_alike(void **state)
+{
+    (void)state;
+    ctrgen_config_t g;
+    ctrgen_config_default(&g);
+    g.examples = 20000;
+    ctrdata_t d;
+    ctrdata_init(&d);
+    char err[256];
+    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
+    for (int kind = CTR_WIDEDEEP; kind <= CTR_DCN; kind++) {
+        ctr_stats_t st[2];
+        for (int naive = 0; naive < 2; naive++) {
+            ctr_config_t cfg;
+            ctr_config_default(&cfg);
+            cfg.kind = (ctr_kind_t)kind;
+            cfg.ncat = d.ncat;
+            cfg.nnum = d.nnum;
+            cfg.naive = naive;
+            ctr_t *c = ctr_create(&cfg, err, sizeof(err));
+            assert_non_null(c);
+            ctr_learn(c, d.ex, d.n);
+            ctr_stats(c, &st[naive]);
+            ctr_free(c);
+        }
+        print_message("%s: BLAS AUC %.5f loss %.5f, naive AUC %.5f loss %.5f\n",
+                      ctr_kind_name((ctr_kind_t)kind), st[0].auc, st[0].loss_ewma, st[1].auc,
+                      st[1].loss_ewma);
+        assert_true(fabs(st[0].auc - st[1].auc) < 5e-3);
+        assert_true(fabs(st[0].loss_ewma - st[1].loss_ewma) < 5e-3);
+    }
+    ctrdata_free(&d);
+}
+
 /* A saved and loaded model predicts exactly as the original, and both go on
  * learning the same stream to the same predictions. */
 static void test_save_load(void **state)
@@ -333,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_fd_dcn),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_naive_kernels_learn_alike),
         cmocka_unit_test(test_planted_interaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -89,7 +89,7 @@ static learner_t *make(int with_features)
 {
     learner_config_t cfg;
     learner_config_default(&cfg);
-    cfg.kind = MODEL_DSSM;
+    snprintf(cfg.kind, sizeof(cfg.kind), "dssm");
     cfg.dssm.dim = 16;
     cfg.dssm.tower[0] = 32, cfg.dssm.tower[1] = 16;
     cfg.dssm.ntower = 2;
@@ -196,7 +196,7 @@ static void test_features_kept_per_id(void **state)
     lrn_id_t it = mkid(N.iid[5]);
     uint32_t e = emb_find(items, it.h, it.id, it.len);
     assert_true(e != EMB_NONE);
-    const int V = pairmodel_vector_dim(learner_model(l));
+    const int V = learner_vector_dim(l);
     float v1[64], v2[64], v3[64];
     learner_vector(l, 'i', e, v1);
     double n1 = 0.0;
@@ -248,7 +248,7 @@ static void test_save_load_with_features(void **state)
     assert_int_equal(m.pos, m.len);
     assert_int_equal(learner_learn(a, ev + 1000, 1000), 1000);
     assert_int_equal(learner_learn(b, ev + 1000, 1000), 1000);
-    dense_block_t *da = pairmodel_dense(learner_model(a)), *db = pairmodel_dense(learner_model(b));
+    dense_block_t *da = learner_dense(a), *db = learner_dense(b);
     assert_memory_equal(da->params, db->params, sizeof(float) * da->n);
     lrn_id_t user = mkid(N.uid[3]), items[50];
     for (int k = 0; k < 50; k++)

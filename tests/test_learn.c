@@ -133,7 +133,7 @@ static void test_threads_learn_alike(void **state)
         learner_config_t cfg;
         learner_config_default(&cfg);
         if (kind) {
-            cfg.kind = MODEL_DSSM;
+            snprintf(cfg.kind, sizeof(cfg.kind), "dssm");
             cfg.loss = LOSS_SOFTMAX;
             cfg.dssm.dim = 32;
             cfg.dssm.tower[0] = 64, cfg.dssm.tower[1] = 32;
@@ -147,7 +147,7 @@ static void test_threads_learn_alike(void **state)
         cfg.threads = 3;
         train_and_eval(s, &cfg, 3, &r3, &s3);
         print_message("%s: HR@10 with 1, 2, 3 threads: %.4f %.4f %.4f\n",
-                      model_kind_name(cfg.kind), r1.hr, r2.hr, r3.hr);
+                      cfg.kind, r1.hr, r2.hr, r3.hr);
         assert_int_equal(s2.pairs, s1.pairs);
         assert_int_equal(s3.events, s1.events);
         assert_true(fabs(r2.hr - r1.hr) <= 0.02);
@@ -319,17 +319,22 @@ static void test_expiry_spares_the_buffer(void **state)
 static void test_save_load_resumes_exactly(void **state)
 {
     stream_t *s = *state;
-    static const struct {
-        model_kind_t kind;
+    typedef struct {
+        const char *kind;
         samp_kind_t samp;
         loss_kind_t loss;
-    } cases[] = {{MODEL_NEUMF, SAMP_POPULARITY, LOSS_BCE},
-                 {MODEL_DSSM, SAMP_INBATCH, LOSS_SOFTMAX},
-                 {MODEL_NEUMF, SAMP_HARD, LOSS_BPR}};
-    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    } rt_case_t;
+    rt_case_t cases[32] = {{"neumf", SAMP_POPULARITY, LOSS_BCE},
+                   {"dssm", SAMP_INBATCH, LOSS_SOFTMAX},
+                   {"neumf", SAMP_HARD, LOSS_BPR}};
+    size_t ncases = 3;
+    for (int i = 0; model_at(i) && ncases < 32; i++) /* and every model the learner learns */
+        if (!model_at(i)->engine)
+            cases[ncases++] = (rt_case_t){model_at(i)->name, SAMP_UNIFORM, LOSS_BCE};
+    for (size_t c = 0; c < ncases; c++) {
         learner_config_t cfg;
         learner_config_default(&cfg);
-        cfg.kind = cases[c].kind;
+        snprintf(cfg.kind, sizeof(cfg.kind), "%s", cases[c].kind);
         cfg.sampler.kind = cases[c].samp;
         cfg.loss = cases[c].loss;
         cfg.ring_capacity = 5000; /* the buffer wraps before the save */
@@ -361,7 +366,7 @@ static void test_save_load_resumes_exactly(void **state)
         learner_score(a, &s->d.users[3], items, 50, pa);
         learner_score(b, &s->d.users[3], items, 50, pb);
         assert_memory_equal(pa, pb, sizeof(pa));
-        print_message("%s/%s/%s: %zu bytes saved; resumed exactly\n", model_kind_name(cfg.kind),
+        print_message("%s/%s/%s: %zu bytes saved; resumed exactly\n", cfg.kind,
                       samp_kind_name(cfg.sampler.kind), loss_kind_name(cfg.loss), m.len);
         /* another shape refuses it */
         cfg.model.dim = 16;
@@ -396,7 +401,7 @@ static void nonfinite_batch(stream_t *s, int threads)
     uint32_t e = emb_find(users, u->h, u->id, u->len);
     float *row = emb_row(users, emb_entry_row(users, e));
     row[0] = NAN; /* as a corrupt update would leave it */
-    dense_block_t *d = pairmodel_dense(learner_model(l));
+    dense_block_t *d = learner_dense(l);
     float *before = malloc(sizeof(float) * d->n);
     assert_non_null(before);
     memcpy(before, d->params, sizeof(float) * d->n);

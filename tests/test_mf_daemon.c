@@ -1,0 +1,174 @@
+/* test_mf_daemon.c — the real freshrecd learning plain matrix factorisation
+ * (model kind mf), against a real redis-server and librdkafka's mock cluster
+ * on free loopback ports. 200 users each like two of 8 item categories and
+ * click only those.
+ *
+ * Asserts: every click learned; the meta hash names the model, its dim and
+ * the layout "mf:0:16"; every user and item has a vector of 16 floats in
+ * Redis; and, reading Redis only, a dot product of a user's and an item's
+ * vectors (the model's own logit) ranks the user's liked categories first. */
+#define _DEFAULT_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NU 200
+#define NCAT 8
+#define PER 40
+#define NITEMS (NCAT * PER)
+#define NCLICK 30000
+#define DIM 16
+
+static int likes(int u, int c)
+{
+    int a = u % NCAT, b = (a + 1 + (u / NCAT) % (NCAT - 1)) % NCAT;
+    return c == a || c == b;
+}
+
+static uint64_t rs = 88172645463325252ULL;
+
+static uint32_t below(uint32_t n)
+{
+    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+    return (uint32_t)(rs % n);
+}
+
+/* A vector from Redis: DIM little-endian floats, or -1. */
+static int get_vec(redisContext *r, char side, int id, float *v)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "fr:mf:%c:%c%d", side, side, id);
+    redisReply *rep = redisCommand(r, "GET %s", key);
+    int ok = rep && rep->type == REDIS_REPLY_STRING && rep->len == DIM * 4;
+    if (ok)
+        memcpy(v, rep->str, DIM * 4); /* x86-64 and aarch64 are little-endian */
+    else
+        print_error("GET %s: type %d, %zu bytes\n", key, rep ? rep->type : -1,
+                    rep ? rep->len : 0);
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+static void test_mf_learns_and_publishes(void **state)
+{
+    (void)state;
+    int rport = harness_free_port(), sport = harness_free_port();
+    pid_t redis = harness_redis_start(rport);
+    assert_true(redis > 0);
+    harness_kafka_t k;
+    assert_int_equal(harness_kafka_start(&k, 2), 0);
+    char log[256];
+    harness_log_path(log, sizeof(log), "test_mf_daemon");
+    static const char *extra[] = {"model.kind=mf",         "model.dim=16",
+                                  "model.loss=bpr",        "model.negatives=4",
+                                  "model.batch_events=128", "redis.publish_interval_ms=50",
+                                  NULL};
+    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
+    assert_true(harness_daemon_healthy(sport, 30000));
+
+    long long ts = 1700000000000LL;
+    for (int c = 0; c < NCLICK; c++, ts += 2) {
+        int u = c < NU ? c : (int)below(NU), g; /* every user at least once */
+        do
+            g = (int)below(NCAT);
+        while (!likes(u, g));
+        int i = c < NITEMS ? c : (int)below(PER) * NCAT + g; /* every item at least once */
+        char buf[256], user[16];
+        snprintf(user, sizeof(user), "u%d", u);
+        int n = snprintf(buf, sizeof(buf),
+                         "{\"user\":\"%s\",\"item\":\"i%d\",\"type\":\"click\",\"ts\":%lld}", user,
+                         i, ts);
+        harness_kafka_produce(&k, user, buf, (size_t)n);
+    }
+    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+
+    double t0 = harness_now_ms(), learned = 0, skipped = 0;
+    while (harness_now_ms() - t0 < 60000) {
+        learned = harness_daemon_metric(sport, "freshrec_events_learned_total");
+        skipped = harness_daemon_metric(sport, "freshrec_events_skipped_total");
+        if (learned + skipped == NCLICK)
+            break;
+        usleep(100000);
+    }
+    print_message("learned %.0f, skipped %.0f of %d clicks\n", learned, skipped, NCLICK);
+    assert_int_equal((long)(learned + skipped), NCLICK);
+    assert_true(skipped <= 8); /* at most the cold start's */
+    double hr = harness_daemon_metric(sport, "freshrec_hr_at_10");
+    print_message("prequential HR@10 (recent): %.3f\n", hr);
+
+    t0 = harness_now_ms();
+    while (harness_daemon_metric(sport, "freshrec_dirty_keys") != 0 &&
+           harness_now_ms() - t0 < 10000)
+        usleep(50000);
+    usleep(300000);
+
+    redisContext *r = redisConnect("127.0.0.1", rport);
+    assert_non_null(r);
+    redisReply *rep = redisCommand(r, "HGET fr:mf:meta layout");
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "mf:0:16");
+    freeReplyObject(rep);
+    rep = redisCommand(r, "HGET fr:mf:meta dim");
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "16");
+    freeReplyObject(rep);
+
+    static float uv[NU][DIM], iv[NITEMS][DIM];
+    for (int u = 0; u < NU; u++)
+        assert_int_equal(get_vec(r, 'u', u, uv[u]), 0);
+    for (int i = 0; i < NITEMS; i++)
+        assert_int_equal(get_vec(r, 'i', i, iv[i]), 0);
+    redisFree(r);
+
+    /* per-user AUC of liked-category items over the others, by dot product */
+    double sum = 0.0;
+    for (int u = 0; u < NU; u++) {
+        double wins = 0.0, pairs = 0.0;
+        for (int a = 0; a < NITEMS; a++) {
+            if (!likes(u, a % NCAT))
+                continue;
+            double sa = 0.0;
+            for (int k2 = 0; k2 < DIM; k2++)
+                sa += (double)uv[u][k2] * iv[a][k2];
+            for (int b = 0; b < NITEMS; b++) {
+                if (likes(u, b % NCAT))
+                    continue;
+                double sb = 0.0;
+                for (int k2 = 0; k2 < DIM; k2++)
+                    sb += (double)uv[u][k2] * iv[b][k2];
+                wins += sa > sb ? 1.0 : sa == sb ? 0.5 : 0.0;
+                pairs += 1.0;
+            }
+        }
+        sum += wins / pairs;
+    }
+    double auc = sum / NU;
+    print_message("ranking by Redis vectors, per-user AUC of liked categories: %.4f\n", auc);
+    assert_true(auc >= 0.9);
+
+    kill(d, SIGTERM);
+    assert_int_equal(harness_wait(d, 20000), 0);
+    harness_kafka_stop(&k);
+    harness_stop(redis);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mf_learns_and_publishes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
