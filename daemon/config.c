@@ -15,6 +15,7 @@
 
 #include "event.h"
 #include "neumf.h"
+#include "widths.h"
 
 #include <ini.h>
 
@@ -781,11 +782,8 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
 
     neumf_config_t nc;
     neumf_config_default(&nc);
-    size_t mlen = strlen(c->mlp);
-    if (neumf_parse_layers(&nc, c->mlp, why, sizeof(why)) < 0)
-        return vfail(c, errstr, len, "model", "mlp", "[model] mlp: %s", why);
-    if (mlen && c->mlp[mlen - 1] == ',')
-        return vfail(c, errstr, len, "model", "mlp", "[model] mlp = %s: empty entry", c->mlp);
+    if (widths_parse(c->mlp, 2, NEUMF_MAX_LAYERS, nc.mlp, &nc.nmlp, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "model", "mlp", "[model] mlp = %s: %s", c->mlp, why);
     if (nc.mlp[0] < 2 || nc.mlp[0] % 2)
         return vfail(c, errstr, len, "model", "mlp",
                      "[model] mlp = %s: the first width (user and item MLP embeddings side by "
@@ -794,8 +792,8 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
 
     dssm_config_t dc;
     dssm_config_default(&dc);
-    if (dssm_parse_layers(&dc, c->tower, why, sizeof(why)) < 0)
-        return vfail(c, errstr, len, "model", "tower", "[model] tower: %s", why);
+    if (widths_parse(c->tower, 1, DSSM_MAX_LAYERS, dc.tower, &dc.ntower, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "model", "tower", "[model] tower = %s: %s", c->tower, why);
 
     const char *bad;
     if (check_list(c->topics, &bad) < 0)
