@@ -1286,7 +1286,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "freshrecd: config: %s\n", err);
         return 2;
     }
+    /* keys the chosen model does not read: said, not refused */
+    char warn[1024];
+    int nwarn = config_warnings(&a->cfg, warn, sizeof(warn));
     if (print_config) {
+        if (nwarn)
+            fprintf(stderr, "freshrecd: config: warning: %s\n", warn);
         config_write(&a->cfg, stdout);
         return 0;
     }
@@ -1297,6 +1302,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(log_level_parse(a->cfg.log_level));
+    if (nwarn)
+        log_msg(LOG_WARN, "config", "%s", warn);
     /* config_validate made these same calls: they cannot fail here */
     const char *bad_key;
     event_kinds_default(&a->kinds);

@@ -1,8 +1,9 @@
 /* stats.c — the stats port: an evhttp server on the daemon's event loop that
  * renders a fresh metrics_t snapshot as Prometheus text (GET /metrics), as
  * JSON (GET /stats) or as a health verdict (GET /healthz), and one published
- * vector as JSON (GET /vector). Names and labels are the contract written
- * down in proto/README.md.
+ * vector as JSON (GET /vector). /metrics and /stats are both rendered from
+ * metrics_table (metrics.c), whose names and labels are the contract written
+ * down in proto/README.md (tests/test_metrics_doc.c holds them together).
  * Not for: keeping the figures (the daemon does, in a metrics_t). */
 #define _POSIX_C_SOURCE 200809L
 #include "stats.h"

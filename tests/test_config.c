@@ -902,6 +902,60 @@ static void test_hot_changes(void **state)
     }
 }
 
+/* A [model] key given for a model that does not read it is named in a
+ * warning, with where it was given and the models that read it; keys every
+ * model reads, the chosen model's own and keys left at their default are
+ * not. */
+static void test_model_key_warnings(void **state)
+{
+    (void)state;
+    const struct {
+        const char *file;
+        const char *set;
+        int n;            /* warnings */
+        const char *want; /* the whole text ("%s": the file's path); NULL: none */
+    } cases[] = {
+        {"[model]\ntower = 64,32\n", NULL, 1,
+         "%s:2: [model] tower does not apply to model neumf (read by dssm): ignored"},
+        {"[model]\nkind = dssm\ntower = 64,32\ngamma = 5\n", NULL, 0, NULL},
+        {"[model]\nkind = dssm\nmlp = 32,16\n", NULL, 1,
+         "%s:3: [model] mlp does not apply to model dssm (read by neumf): ignored"},
+        {"[model]\nkind = lr\ndeep = 32\ncross_layers = 2\n", NULL, 2,
+         "%s:3: [model] deep does not apply to model lr (read by widedeep, dcn): ignored; "
+         "%s:4: [model] cross_layers does not apply to model lr (read by dcn): ignored"},
+        {"[model]\nkind = dcn\nnegatives = 8\n", NULL, 1,
+         "%s:3: [model] negatives does not apply to model dcn (read by neumf, dssm): ignored"},
+        {"[model]\nkind = widedeep\ndeep = 32\ncrosses = item:user\nwide_bits = 10\n", NULL, 0,
+         NULL},
+        /* every model reads these */
+        {"[model]\nkind = lr\ndim = 16\nlr_sparse = 0.1\nseed = 3\nexpire_s = 60\n", NULL, 0, NULL},
+        /* by --set, the kind too */
+        {NULL, "model.gamma=3", 1,
+         "--set: [model] gamma does not apply to model neumf (read by dssm): ignored"},
+        {"[model]\ntower = 64,32\n", "model.kind=dssm", 0, NULL},
+        /* defaults say nothing */
+        {NULL, NULL, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fr_config_t c;
+        char err[1024] = "", want[1024];
+        char *path = cases[i].file ? tmp_write(cases[i].file) : NULL;
+        config_defaults(&c);
+        if (path && config_load(&c, path, err, sizeof(err)) != 0)
+            fail_msg("case %zu: load: %s", i, err);
+        if (cases[i].set && config_set(&c, cases[i].set, err, sizeof(err)) != 0)
+            fail_msg("case %zu: %s: %s", i, cases[i].set, err);
+        if (config_validate(&c, err, sizeof(err)) != 0)
+            fail_msg("case %zu: refused: %s", i, err);
+        int n = config_warnings(&c, err, sizeof(err));
+        snprintf(want, sizeof(want), cases[i].want ? cases[i].want : "", path, path);
+        if (n != cases[i].n || strcmp(err, want) != 0)
+            fail_msg("case %zu: %d warnings \"%s\" (want %d \"%s\")", i, n, err, cases[i].n, want);
+        if (path)
+            tmp_remove(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -920,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_validate_kinds),
         cmocka_unit_test(test_validate_where),
         cmocka_unit_test(test_hot_changes),
+        cmocka_unit_test(test_model_key_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
