@@ -58,7 +58,7 @@ FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -MMD -MP \
                 -Ilearner -Iproto -Idaemon -Istore
 FUZZ_SRC_event := proto/event.c
-FUZZ_SRC_ckpt  := learner/table.c learner/optim.c learner/ring.c learner/join.c learner/feat.c \
+FUZZ_SRC_ckpt  := store/ckpt.c learner/table.c learner/optim.c learner/ring.c learner/join.c learner/feat.c \
                   learner/ctrlayers.c
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

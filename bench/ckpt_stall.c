@@ -110,10 +110,13 @@ static int save_learner(void *arg, ser_writer_t *w)
     return learner_save(arg, w);
 }
 
-static int load_learner(void *arg, ser_reader_t *r, char *err, size_t len)
+static int load_learner(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
 {
+    (void)version;
     return learner_load(arg, r, err, len);
 }
+
+static const ckpt_section_t sections[] = {{"LRNR", 1, 1, save_learner, load_learner}};
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -136,7 +139,7 @@ static int sync_write(double *seconds, const char *path, learner_t *l)
 {
     char err[512];
     double t0 = clock_mono_s();
-    if (ckpt_write(path, save_learner, l, err, sizeof(err))) {
+    if (ckpt_write(path, sections, 1, l, err, sizeof(err))) {
         fprintf(stderr, "fr-ckpt-bench: %s\n", err);
         return -1;
     }
@@ -317,7 +320,7 @@ int main(int argc, char **argv)
 
         double ts0 = clock_mono_s();
         collapse_stop(cl); /* as freshrecd does: nothing to stop here */
-        if (ckpt_bg_start(&bg, path, prev, save_learner, l, err, sizeof(err))) {
+        if (ckpt_bg_start(&bg, path, prev, sections, 1, l, err, sizeof(err))) {
             fprintf(stderr, "fr-ckpt-bench: %s\n", err);
             return 1;
         }
@@ -371,7 +374,7 @@ int main(int argc, char **argv)
     if (verify) {
         learner_t *back = learner_create(&cfg, err, sizeof(err));
         learner_stats_t lb;
-        if (!back || ckpt_read(path, load_learner, back, err, sizeof(err))) {
+        if (!back || ckpt_read(path, sections, 1, back, err, sizeof(err))) {
             fprintf(stderr, "fr-ckpt-bench: read back: %s\n", err);
             ok = 0;
         } else {

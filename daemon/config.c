@@ -15,6 +15,7 @@
 
 #include "event.h"
 #include "neumf.h"
+#include "widths.h"
 
 #include <ini.h>
 
@@ -766,6 +767,61 @@ static int vfail(const fr_config_t *c, char *errstr, size_t len, const char *sec
     return -1;
 }
 
+/* The [model] keys each model reads: those every model reads ("*"), then
+ * each model's own. A [model] key given (in the file or by --set) that the
+ * chosen model does not read is named in a warning (config_warnings), with
+ * the models that do read it. A new model is a row here. */
+#define PAIR_KEYS                                                                                  \
+    "negatives,sampler,alpha,pool,loss,threads,optimizer,init_std,ring_capacity,max_users,"      \
+    "max_items,preq_rate"
+static const struct {
+    const char *model, *keys;
+} model_keys[] = {
+    {"*", "kind,dim,batch_events,lr_sparse,lr_dense,l2_sparse,l2_dense,admit_after,expire_s,seed"},
+    {"neumf", PAIR_KEYS ",mlp"},
+    {"dssm", PAIR_KEYS ",tower,gamma,cat_fields,num_fields,item_fields,feature_dim,hash_bits"},
+    {"lr", "cat_fields,num_fields,hash_bits,wide_bits,crosses"},
+    {"widedeep", "cat_fields,num_fields,hash_bits,wide_bits,crosses,deep"},
+    {"dcn", "cat_fields,num_fields,hash_bits,deep,cross_layers"},
+};
+
+static int model_reads(const char *model, const char *key)
+{
+    for (size_t i = 0; i < sizeof(model_keys) / sizeof(model_keys[0]); i++)
+        if ((strcmp(model_keys[i].model, "*") == 0 || strcmp(model_keys[i].model, model) == 0) &&
+            list_has(model_keys[i].keys, key))
+            return 1;
+    return 0;
+}
+
+int config_warnings(const fr_config_t *c, char *buf, size_t len)
+{
+    int n = 0;
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        const ckey_t *k = &keys[i];
+        if (strcmp(k->section, "model") != 0 || c->src.line[i] == 0 ||
+            model_reads(c->model, k->key))
+            continue;
+        char where[CONFIG_STR + 32], by[128] = "";
+        size_t bl = 0;
+        where_from(c, k, where, sizeof(where));
+        for (size_t m = 1; m < sizeof(model_keys) / sizeof(model_keys[0]); m++)
+            if (list_has(model_keys[m].keys, k->key) && bl < sizeof(by))
+                bl += (size_t)snprintf(by + bl, sizeof(by) - bl, "%s%s", bl ? ", " : "",
+                                       model_keys[m].model);
+        if (at < len)
+            at += (size_t)snprintf(buf + at, len - at,
+                                   "%s%s[model] %s does not apply to model %s (read by %s): "
+                                   "ignored",
+                                   n ? "; " : "", where, k->key, c->model, by);
+        n++;
+    }
+    return n;
+}
+
 int config_validate(const fr_config_t *c, char *errstr, size_t len)
 {
     char why[256], value[CONFIG_STR], label[128], where[CONFIG_STR + 32];
@@ -782,11 +838,8 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
 
     neumf_config_t nc;
     neumf_config_default(&nc);
-    size_t mlen = strlen(c->mlp);
-    if (neumf_parse_layers(&nc, c->mlp, why, sizeof(why)) < 0)
-        return vfail(c, errstr, len, "model", "mlp", "[model] mlp: %s", why);
-    if (mlen && c->mlp[mlen - 1] == ',')
-        return vfail(c, errstr, len, "model", "mlp", "[model] mlp = %s: empty entry", c->mlp);
+    if (widths_parse(c->mlp, 2, NEUMF_MAX_LAYERS, nc.mlp, &nc.nmlp, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "model", "mlp", "[model] mlp = %s: %s", c->mlp, why);
     if (nc.mlp[0] < 2 || nc.mlp[0] % 2)
         return vfail(c, errstr, len, "model", "mlp",
                      "[model] mlp = %s: the first width (user and item MLP embeddings side by "
@@ -795,8 +848,8 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
 
     dssm_config_t dc;
     dssm_config_default(&dc);
-    if (dssm_parse_layers(&dc, c->tower, why, sizeof(why)) < 0)
-        return vfail(c, errstr, len, "model", "tower", "[model] tower: %s", why);
+    if (widths_parse(c->tower, 1, DSSM_MAX_LAYERS, dc.tower, &dc.ntower, why, sizeof(why)) < 0)
+        return vfail(c, errstr, len, "model", "tower", "[model] tower = %s: %s", c->tower, why);
 
     const char *bad;
     if (check_list(c->topics, &bad) < 0)

@@ -124,13 +124,19 @@ int config_set(fr_config_t *c, const char *assignment, char *errstr, size_t len)
 /* Every check that start-up makes on a value, so that --print-config and
  * SIGHUP refuse what start-up would: each value against the table again (for
  * fields set in code), and what no single key can: the MLP list and tower
- * (neumf_parse_layers, dssm_parse_layers), the topic list, the dead-letter
+ * (widths_parse), the topic list, the dead-letter
  * topic, the event kinds (event_kinds_parse), the Kafka consumer's and
  * producer's properties (kafka_config_check), the stats address
  * (stats_check_listen), the model and its fields (modelcfg_from). -1 and a
  * message "<file>:<line>: [section] key ..." ("--set: [section] key ..." for an
  * override; no prefix for a default or a value written in code). */
 int config_validate(const fr_config_t *c, char *errstr, size_t len);
+
+/* The [model] keys given (in a file or by --set) that the chosen model does
+ * not read, as "<where>[model] tower does not apply to model neumf (read by
+ * dssm): ignored; ..." in buf: how many. Not errors: --print-config and the
+ * start-up log show them, and the daemon runs. */
+int config_warnings(const fr_config_t *c, char *buf, size_t len);
 
 /* For SIGHUP: reads path and the overrides again into a copy, validates it,
  * and copies only the hot keys into live. Returns the number of hot keys that

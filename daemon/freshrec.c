@@ -13,6 +13,7 @@
 #include "learner.h"
 #include "rank.h"
 #include "rng.h"
+#include "widths.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -263,8 +264,9 @@ static int cmd_train(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 10:
-            if (dssm_parse_layers(&cfg.dssm, optarg, err, sizeof(err))) {
-                fprintf(stderr, "freshrec: --tower: %s\n", err);
+            if (widths_parse(optarg, 1, DSSM_MAX_LAYERS, cfg.dssm.tower, &cfg.dssm.ntower, err,
+                             sizeof(err))) {
+                fprintf(stderr, "freshrec: --tower '%s': %s\n", optarg, err);
                 return 2;
             }
             break;
@@ -291,8 +293,9 @@ static int cmd_train(int argc, char **argv)
             cfg.model.dim = (int)v;
             break;
         case 'M':
-            if (neumf_parse_layers(&cfg.model, optarg, err, sizeof(err))) {
-                fprintf(stderr, "freshrec: --mlp: %s\n", err);
+            if (widths_parse(optarg, 2, NEUMF_MAX_LAYERS, cfg.model.mlp, &cfg.model.nmlp, err,
+                             sizeof(err))) {
+                fprintf(stderr, "freshrec: --mlp '%s': %s\n", optarg, err);
                 return 2;
             }
             break;

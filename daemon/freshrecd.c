@@ -668,18 +668,46 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------ checkpoints */
 
-#define DAEMON_CKPT_MAGIC 0x32505843u /* "CXP2": the engine's state, which names its model */
+/* The daemon's checkpoint: one section per part of its state (store/ckpt.h),
+ * written and loaded in this order. A section's payload changes only with
+ * its version; a version this build does not read is refused, never misread.
+ * The save callbacks serialise memory only: they run in a forked child (see
+ * checkpoint_start), so whatever is read of librdkafka is read before, into
+ * a->ck_off. */
 
-/* Serialises memory only: it runs in a forked child (see checkpoint_start),
- * so whatever is read of librdkafka is read before, into a->ck_off. */
-static int save_all(void *arg, ser_writer_t *w)
+/* LRNR 1: the engine's own save (engine_save), which names its model: a
+ * checkpoint of another model is refused by engine_load */
+static int save_learner_section(void *arg, ser_writer_t *w)
 {
     app_t *a = arg;
-    ser_u32(w, DAEMON_CKPT_MAGIC);
     if (engine_save(a->eng, w))
         return -1;
-    join_save(a->join, w);
-    /* the position after everything the state above learned */
+    return w->err ? -1 : 0;
+}
+static int load_learner_section(void *arg, ser_reader_t *r, uint32_t version, char *err,
+                                size_t len)
+{
+    (void)version;
+    app_t *a = arg;
+    return engine_load(a->eng, r, err, len);
+}
+
+/* JOIN 1: the impressions waiting for a click */
+static int save_join_section(void *arg, ser_writer_t *w)
+{
+    return join_save(((app_t *)arg)->join, w);
+}
+static int load_join_section(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
+{
+    (void)version;
+    return join_load(((app_t *)arg)->join, r, err, len);
+}
+
+/* OFFS 1: the position after everything the state above learned: count u32,
+ * then per partition topic length u32, topic, partition u32, offset i64 */
+static int save_offsets_section(void *arg, ser_writer_t *w)
+{
+    app_t *a = arg;
     ser_u32(w, (uint32_t)a->n_ck);
     for (int i = 0; i < a->n_ck; i++) {
         uint32_t tl = (uint32_t)strlen(a->ck_off[i].topic);
@@ -688,28 +716,13 @@ static int save_all(void *arg, ser_writer_t *w)
         ser_u32(w, (uint32_t)a->ck_off[i].partition);
         ser_i64(w, a->ck_off[i].offset);
     }
-    ser_put(w, a->m.consumed, sizeof(a->m.consumed));
-    /* the reasons up to bad_feature, as checkpoints had them; future_ts came
-     * later and goes last, so that older checkpoints still load */
-    ser_put(w, a->m.invalid, sizeof(a->m.invalid[0]) * EVR_FUTURE_TS);
-    ser_u64(w, a->m.dead_letter_total + kafka_dead_letter_delivered(a->kafka));
-    for (int r = EVR_FUTURE_TS; r < EVR_COUNT; r++)
-        ser_u64(w, a->m.invalid[r]);
     return w->err ? -1 : 0;
 }
-
-static int load_all(void *arg, ser_reader_t *r, char *err, size_t len)
+static int load_offsets_section(void *arg, ser_reader_t *r, uint32_t version, char *err,
+                                size_t len)
 {
+    (void)version;
     app_t *a = arg;
-    uint32_t magic = ser_get_u32(r);
-    if (r->err || magic != DAEMON_CKPT_MAGIC) {
-        snprintf(err, len, "not a checkpoint of this version (magic %08x, want %08x)", magic,
-                 DAEMON_CKPT_MAGIC);
-        return -1;
-    }
-    if (engine_load(a->eng, r, err, len) ||
-        join_load(a->join, r, err, len))
-        return -1;
     uint32_t n = ser_get_u32(r);
     if (r->err || n > KAFKA_MAX_OFFSETS) {
         snprintf(err, len, "bad offsets");
@@ -727,13 +740,54 @@ static int load_all(void *arg, ser_reader_t *r, char *err, size_t len)
         a->resume[i].offset = ser_get_i64(r);
     }
     a->n_resume = (int)n;
-    ser_get(r, a->m.consumed, sizeof(a->m.consumed));
-    ser_get(r, a->m.invalid, sizeof(a->m.invalid[0]) * EVR_FUTURE_TS);
-    a->m.dead_letter_total = ser_get_u64(r);
-    for (int k = EVR_FUTURE_TS; k < EVR_COUNT && ser_left(r) >= 8; k++)
-        a->m.invalid[k] = ser_get_u64(r); /* absent from older checkpoints */
     return r->err ? -1 : 0;
 }
+
+/* CNTR 1: the counters that survive a restart: kinds u32 + consumed u64 each,
+ * reasons u32 + invalid u64 each (in enum order: a build with more reasons
+ * reads fewer as zeros), then dead_letter_total u64 */
+static int save_counters_section(void *arg, ser_writer_t *w)
+{
+    app_t *a = arg;
+    ser_u32(w, EVENT_MAX_KINDS);
+    for (int k = 0; k < EVENT_MAX_KINDS; k++)
+        ser_u64(w, a->m.consumed[k]);
+    ser_u32(w, EVR_COUNT);
+    for (int k = 0; k < EVR_COUNT; k++)
+        ser_u64(w, a->m.invalid[k]);
+    ser_u64(w, a->m.dead_letter_total + kafka_dead_letter_delivered(a->kafka));
+    return w->err ? -1 : 0;
+}
+static int load_counters_section(void *arg, ser_reader_t *r, uint32_t version, char *err,
+                                 size_t len)
+{
+    (void)version;
+    app_t *a = arg;
+    uint32_t nk = ser_get_u32(r);
+    if (r->err || nk > EVENT_MAX_KINDS) {
+        snprintf(err, len, "%u event kinds (this build counts %d)", nk, EVENT_MAX_KINDS);
+        return -1;
+    }
+    for (uint32_t k = 0; k < nk; k++)
+        a->m.consumed[k] = ser_get_u64(r);
+    uint32_t nr = ser_get_u32(r);
+    if (r->err || nr > EVR_COUNT) {
+        snprintf(err, len, "%u refusal reasons (this build knows %d)", nr, EVR_COUNT);
+        return -1;
+    }
+    for (uint32_t k = 0; k < nr; k++)
+        a->m.invalid[k] = ser_get_u64(r);
+    a->m.dead_letter_total = ser_get_u64(r);
+    return r->err ? -1 : 0;
+}
+
+static const ckpt_section_t daemon_sections[] = {
+    {"LRNR", 1, 1, save_learner_section, load_learner_section},
+    {"JOIN", 1, 1, save_join_section, load_join_section},
+    {"OFFS", 1, 1, save_offsets_section, load_offsets_section},
+    {"CNTR", 1, 1, save_counters_section, load_counters_section},
+};
+#define N_DAEMON_SECTIONS ((int)(sizeof(daemon_sections) / sizeof(daemon_sections[0])))
 
 /* A checkpoint written before events from the future were refused may hold
  * an event time beyond the clock (say 2100-01-01): every impression would be
@@ -803,7 +857,7 @@ static int checkpoint_sync(app_t *a)
     checkpoint_offsets(a);
     if (access(a->ckpt_path, F_OK) == 0 && rename(a->ckpt_path, a->ckpt_prev))
         log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
-    int rc = ckpt_write(a->ckpt_path, save_all, a, err, sizeof(err));
+    int rc = ckpt_write(a->ckpt_path, daemon_sections, N_DAEMON_SECTIONS, a, err, sizeof(err));
     double dt = clock_mono_s() - t0;
     note_stall(a, dt);
     return checkpoint_done(a, rc, err, dt);
@@ -885,7 +939,8 @@ static int checkpoint_start(app_t *a)
     char err[512];
     collapse_stop(a->coll); /* a collapse while the child shares the pages only copies them */
     checkpoint_offsets(a);
-    if (ckpt_bg_start(&a->bg, a->ckpt_path, a->ckpt_prev, save_all, a, err, sizeof(err))) {
+    if (ckpt_bg_start(&a->bg, a->ckpt_path, a->ckpt_prev, daemon_sections, N_DAEMON_SECTIONS, a,
+                      err, sizeof(err))) {
         log_msg(LOG_WARN, "checkpoint", "%s; writing it on the loop instead", err);
         return checkpoint_sync(a);
     }
@@ -1114,7 +1169,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "freshrecd: config: %s\n", err);
         return 2;
     }
+    /* keys the chosen model does not read: said, not refused */
+    char warn[1024];
+    int nwarn = config_warnings(&a->cfg, warn, sizeof(warn));
     if (print_config) {
+        if (nwarn)
+            fprintf(stderr, "freshrecd: config: warning: %s\n", warn);
         config_write(&a->cfg, stdout);
         return 0;
     }
@@ -1125,6 +1185,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(log_level_parse(a->cfg.log_level));
+    if (nwarn)
+        log_msg(LOG_WARN, "config", "%s", warn);
     /* config_validate made these same calls: they cannot fail here */
     const char *bad_key;
     event_kinds_default(&a->kinds);
@@ -1186,7 +1248,7 @@ int main(int argc, char **argv)
         for (int t = 0; t < 2; t++) {
             if (access(tries[t], F_OK))
                 continue;
-            if (ckpt_read(tries[t], load_all, a, err, sizeof(err)) == 0) {
+            if (ckpt_read(tries[t], daemon_sections, N_DAEMON_SECTIONS, a, err, sizeof(err)) == 0) {
                 log_msg(LOG_INFO, "checkpoint", "restored %s: %llu events learned", tries[t],
                         (unsigned long long)learned_total(a));
                 heal_event_time(a);

@@ -1,10 +1,15 @@
-/* metrics.c — the publish-latency histogram of metrics_t: its bucket bounds
- * and how one observation is recorded; the process's resident memory.
+/* metrics.c — the table of metrics (names, types, help, labels, where each
+ * value comes from and where /stats puts it); the publish-latency histogram
+ * of metrics_t: its bucket bounds and how one observation is recorded; the
+ * process's resident memory.
  * Not for: rendering (stats.c). */
 #include "metrics.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 uint64_t metrics_rss_bytes(void)
@@ -35,3 +40,273 @@ void metrics_observe_latency(metrics_t *m, double seconds)
     m->lat_sum += seconds;
     m->lat_count++;
 }
+
+/* ---- the table ---------------------------------------------------------- */
+
+static int clamp(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void metrics_value(const metric_def_t *d, const metrics_t *m, metric_sample_t *s)
+{
+    const char *p = (const char *)m + d->off;
+    switch (d->kind) {
+    case METRIC_U64:
+        memcpy(&s->u, p, sizeof(uint64_t));
+        break;
+    case METRIC_SIZE: {
+        size_t v;
+        memcpy(&v, p, sizeof(v));
+        s->u = v;
+        break;
+    }
+    case METRIC_F64:
+        memcpy(&s->d, p, sizeof(double));
+        break;
+    case METRIC_BOOL: {
+        int v;
+        memcpy(&v, p, sizeof(v));
+        s->u = v != 0;
+        break;
+    }
+    case METRIC_INFO:
+        s->u = 1;
+        break;
+    }
+}
+
+/* by event type: consumed[k] */
+static int kinds_count(const metrics_t *m)
+{
+    return clamp(m->kinds.n, 0, EVENT_MAX_KINDS);
+}
+static int kinds_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    (void)d;
+    s->label[0] = m->kinds.kind[i].name;
+    s->max[0] = sizeof(m->kinds.kind[i].name);
+    s->u = m->consumed[i];
+    return 1;
+}
+
+/* by refusal reason: invalid[r], every reason but EVR_OK */
+static int reasons_count(const metrics_t *m)
+{
+    (void)m;
+    return EVR_COUNT - (EVR_OK + 1);
+}
+static int reasons_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    (void)d;
+    event_reason_t r = (event_reason_t)(EVR_OK + 1 + i);
+    s->label[0] = event_reason_name(r);
+    s->max[0] = strlen(s->label[0]);
+    s->u = m->invalid[r];
+    return 1;
+}
+
+/* by table: the emb_stats_t field at d->off of users, then items */
+static int tables_count(const metrics_t *m)
+{
+    (void)m;
+    return 2;
+}
+static int tables_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    static const char *const names[2] = {"users", "items"};
+    const emb_stats_t *t = i == 0 ? &m->learner.users : &m->learner.items;
+    s->label[0] = names[i];
+    s->max[0] = strlen(names[i]);
+    const char *p = (const char *)t + d->off;
+    if (d->kind == METRIC_SIZE) {
+        size_t v;
+        memcpy(&v, p, sizeof(v));
+        s->u = v;
+    } else {
+        memcpy(&s->u, p, sizeof(uint64_t));
+    }
+    return 1;
+}
+
+/* by topic and partition: the lag, where it is known */
+static int parts_count(const metrics_t *m)
+{
+    return clamp(m->nparts, 0, METRICS_MAX_PARTITIONS);
+}
+static int parts_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    (void)d;
+    const metrics_partition_t *p = &m->part[i];
+    if (p->lag < 0)
+        return 0;
+    snprintf(s->buf, sizeof(s->buf), "%" PRId32, p->partition);
+    s->label[0] = p->topic;
+    s->max[0] = sizeof(p->topic);
+    s->label[1] = s->buf;
+    s->max[1] = sizeof(s->buf);
+    s->u = (uint64_t)p->lag;
+    return 1;
+}
+
+/* the model's name */
+static int one(const metrics_t *m)
+{
+    (void)m;
+    return 1;
+}
+static int model_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    (void)d, (void)i;
+    s->label[0] = m->model;
+    s->max[0] = sizeof(m->model);
+    s->u = 1;
+    return 1;
+}
+
+static int is_ctr(const metrics_t *m)
+{
+    return m->ctr != 0;
+}
+
+#define OFF(f) offsetof(metrics_t, f)
+#define TOFF(f) offsetof(emb_stats_t, f)
+#define C(name, help, kind, f, json) {name, METRIC_COUNTER, help, {NULL}, kind, OFF(f), NULL, NULL, NULL, json}
+#define G(name, help, kind, f, json) {name, METRIC_GAUGE, help, {NULL}, kind, OFF(f), NULL, NULL, NULL, json}
+#define TABLE(name, type, help, kind, f, json)                                                     \
+    {name, type, help, {"table"}, kind, TOFF(f), tables_count, tables_sample, NULL, json}
+
+const metric_def_t metrics_table[] = {
+    /* counters */
+    {"freshrec_events_consumed_total", METRIC_COUNTER, "Valid events consumed, by event type.",
+     {"type"}, METRIC_U64, 0, kinds_count, kinds_sample, NULL, "events.consumed.{}"},
+    {"freshrec_events_invalid_total", METRIC_COUNTER, "Events refused as invalid, by reason.",
+     {"reason"}, METRIC_U64, 0, reasons_count, reasons_sample, NULL, "events.invalid.{}"},
+    C("freshrec_events_dead_letter_total",
+      "Refused events whose dead-letter copy the broker acknowledged.", METRIC_U64,
+      dead_letter_total, "events.dead_letter"),
+    C("freshrec_dead_letter_errors_total",
+      "Failed attempts to produce a dead-letter copy (each copy is produced again).", METRIC_U64,
+      dead_letter_errors_total, "events.dead_letter_errors"),
+    G("freshrec_dead_letter_pending",
+      "Dead-letter copies not acknowledged yet; their messages' offsets are not committed.",
+      METRIC_U64, dead_letter_pending, "events.dead_letter_pending"),
+    G("freshrec_dead_letter_blocked", "1 while a dead-letter copy keeps failing: consuming is stopped.",
+      METRIC_BOOL, dead_letter_blocked, "events.dead_letter_blocked"),
+    C("freshrec_dead_letter_truncated_total",
+      "Dead-letter copies cut to dead_letter_max_bytes (original size in a header).", METRIC_U64,
+      dead_letter_truncated_total, "events.dead_letter_truncated"),
+    C("freshrec_events_learned_total", "Examples learned (positives and explicit negatives).",
+      METRIC_U64, learner.events, "events.learned"),
+    C("freshrec_pairs_learned_total", "(user, item) pairs trained on.", METRIC_U64, learner.pairs,
+      "events.pairs"),
+    C("freshrec_events_skipped_total", "Events not learned for want of a valid negative.",
+      METRIC_U64, learner.skipped, "events.skipped"),
+    C("freshrec_events_learner_refused_total",
+      "Events the learner refused (id too long, out of memory).", METRIC_U64, learner.bad,
+      "events.learner_refused"),
+    C("freshrec_impressions_negative_total",
+      "Impressions unclicked within the label window, learned as negatives.", METRIC_U64,
+      impressions_negative_total, "events.impressions.negative"),
+    C("freshrec_impressions_clicked_total", "Impressions joined with a click within the label window.",
+      METRIC_U64, impressions_clicked_total, "events.impressions.clicked"),
+    C("freshrec_prequential_ranked_total", "Events ranked against sampled items before being learned.",
+      METRIC_U64, learner.preq_n, "learning.prequential_ranked"),
+    C("freshrec_publish_total", "Publish rounds completed.", METRIC_U64, publish_total,
+      "publish.total"),
+    C("freshrec_nonfinite_batches_total",
+      "Micro-batches not learned: their loss or gradient was not finite.", METRIC_U64,
+      learner.nonfinite, NULL),
+    C("freshrec_checkpoint_total", "Checkpoints written durably.", METRIC_U64, checkpoint_total,
+      "checkpoint.total"),
+    C("freshrec_checkpoint_errors_total",
+      "Checkpoints that could not be written (offsets then stay uncommitted).", METRIC_U64,
+      checkpoint_errors_total, "checkpoint.errors"),
+    C("freshrec_checkpoint_skipped_total",
+      "Checkpoint timer ticks skipped: the previous checkpoint was still being written.",
+      METRIC_U64, checkpoint_skipped_total, NULL),
+    C("freshrec_publish_keys_total", "Vectors written to Redis.", METRIC_U64, publish_keys_total,
+      "publish.keys"),
+    C("freshrec_publish_bytes_total", "Value bytes written to Redis.", METRIC_U64,
+      publish_bytes_total, "publish.bytes"),
+    C("freshrec_publish_errors_total", "Failed Redis writes (each is retried).", METRIC_U64,
+      publish_errors_total, "publish.errors"),
+    TABLE("freshrec_table_admitted_total", METRIC_COUNTER,
+          "Ids that got an embedding row of their own.", METRIC_U64, admitted,
+          "tables.{}.admitted"),
+    TABLE("freshrec_table_expired_total", METRIC_COUNTER, "Ids removed by expiry or eviction.",
+          METRIC_U64, expired, "tables.{}.expired"),
+    TABLE("freshrec_table_evicted_total", METRIC_COUNTER,
+          "Ids evicted (least recently seen) to keep the table within max_users/max_items.",
+          METRIC_U64, evicted, NULL),
+    C("freshrec_deletes_total", "DELs sent to Redis for the vectors of evicted or expired ids.",
+      METRIC_U64, deletes_total, NULL),
+    G("freshrec_deletes_pending",
+      "Evicted or expired ids whose vector's DEL waits for a publish round.", METRIC_U64,
+      deletes_pending, NULL),
+
+    /* gauges */
+    G("freshrec_loss", "Training loss, exponentially weighted moving average.", METRIC_F64,
+      learner.loss_ewma, "learning.loss"),
+    G("freshrec_hr_at_10", "Prequential hit rate at 10 (ranked before learning), recent EWMA.",
+      METRIC_F64, learner.preq_hr10_ewma, "learning.hr_at_10"),
+    G("freshrec_ndcg_at_10", "Prequential NDCG at 10 (ranked before learning), recent EWMA.",
+      METRIC_F64, learner.preq_ndcg10_ewma, "learning.ndcg_at_10"),
+    G("freshrec_checkpoint_bytes", "Size of the last checkpoint written.", METRIC_U64,
+      checkpoint_bytes, "checkpoint.bytes"),
+    G("freshrec_checkpoint_seconds",
+      "Time the last checkpoint took to write, whole (in a forked child: the loop goes on "
+      "meanwhile).",
+      METRIC_F64, checkpoint_seconds, "checkpoint.seconds"),
+    G("freshrec_checkpoint_failing",
+      "1 while the last checkpoint could not be written (offsets stay uncommitted).", METRIC_BOOL,
+      checkpoint_failing, "checkpoint.failing"),
+    G("freshrec_checkpoint_stall_seconds",
+      "Time the last checkpoint held the loop (the fork of its writer; the whole write when "
+      "written on the loop).",
+      METRIC_F64, checkpoint_stall_seconds, NULL),
+    G("freshrec_checkpoint_stall_max_seconds", "Longest time a checkpoint held the loop since start.",
+      METRIC_F64, checkpoint_stall_max_seconds, NULL),
+    {"freshrec_auc", METRIC_GAUGE,
+     "Click-through models: progressive AUC (predicted before learned), over the last examples.",
+     {NULL}, METRIC_F64, OFF(auc), NULL, NULL, is_ctr, "learning.auc"},
+    {"freshrec_logloss", METRIC_GAUGE,
+     "Click-through models: progressive logloss over every example learned.", {NULL}, METRIC_F64,
+     OFF(logloss), NULL, NULL, is_ctr, "learning.logloss"},
+    G("freshrec_impressions_pending", "Impressions waiting for a click within the label window.",
+      METRIC_U64, impressions_pending, "events.impressions.pending"),
+    G("freshrec_dirty_keys", "Vectors waiting to be written to Redis.", METRIC_U64, dirty_keys,
+      "publish.dirty_keys"),
+    C("freshrec_catchup_turns_total", "Turns of the loop that took up to 8 batches, a backlog waiting.",
+      METRIC_U64, catchup_turns_total, "consumer.catchup_turns"),
+    /* /stats has each partition's lag and stored offset in consumer.partitions,
+     * an array: stats.c's one special case */
+    {"freshrec_consumer_lag", METRIC_GAUGE,
+     "Messages behind the high watermark, by topic and partition (when known).",
+     {"topic", "partition"}, METRIC_U64, 0, parts_count, parts_sample, NULL, NULL},
+    TABLE("freshrec_table_rows", METRIC_GAUGE, "Embedding rows in use, fallback included.",
+          METRIC_SIZE, rows, "tables.{}.rows"),
+    TABLE("freshrec_table_bytes", METRIC_GAUGE, "Memory held by the embedding table.", METRIC_SIZE,
+          bytes, "tables.{}.bytes"),
+    TABLE(NULL, METRIC_GAUGE, "Ids known.", METRIC_SIZE, entries, "tables.{}.entries"),
+    G("freshrec_process_resident_memory_bytes", "Resident memory of freshrecd.", METRIC_U64,
+      rss_bytes, "process.rss_bytes"),
+    G("freshrec_uptime_seconds", "Seconds since freshrecd started.", METRIC_F64, uptime_s,
+      "process.uptime_seconds"),
+    G("freshrec_redis_connected",
+      "1 when connected to Redis and it confirms writes within ack_timeout_ms.", METRIC_BOOL,
+      redis_connected, "redis.connected"),
+    G(NULL, "The TCP link to Redis is up.", METRIC_BOOL, redis_link, "redis.link"),
+    G("freshrec_redis_last_ack_age_seconds",
+      "Seconds since Redis last confirmed a write (a publish round or heartbeat).", METRIC_F64,
+      redis_last_ack_age_s, "redis.last_ack_age_seconds"),
+    G("freshrec_consuming", "1 when partitions are assigned and the consumer is healthy.",
+      METRIC_BOOL, consuming, "consumer.consuming"),
+    {"freshrec_info", METRIC_GAUGE, "Constant 1, labelled with the model served.", {"model"},
+     METRIC_INFO, 0, one, model_sample, NULL, "model"},
+
+    /* the histogram: lat_bucket, lat_sum, lat_count (its renderers know them) */
+    {"freshrec_publish_latency_seconds", METRIC_HISTOGRAM, "Latency of publish rounds to Redis.",
+     {"le"}, METRIC_U64, OFF(lat_bucket), NULL, NULL, NULL, "publish.latency_seconds"},
+};
+const int metrics_table_n = (int)(sizeof(metrics_table) / sizeof(metrics_table[0]));

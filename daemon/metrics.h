@@ -75,6 +75,60 @@ typedef struct {
     char model[32];
 } metrics_t;
 
+/* ---- the table of metrics --------------------------------------------
+ * One row per figure the daemon exposes: both GET /metrics (Prometheus text)
+ * and GET /stats (JSON) are rendered from metrics_table, in its order, and
+ * tests/test_metrics_doc.c checks its names, types and labels against the
+ * metrics table of proto/README.md. A new figure is a field of metrics_t, a
+ * row here and a line there. */
+
+typedef enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metric_type_t;
+
+typedef enum {
+    METRIC_U64,  /* uint64_t: a JSON integer */
+    METRIC_SIZE, /* size_t: a JSON integer */
+    METRIC_F64,  /* double: a JSON real, null when not finite */
+    METRIC_BOOL, /* int: 0/1 in Prometheus, false/true in JSON */
+    METRIC_INFO, /* the constant 1, labelled; in JSON the label's value as a string */
+} metric_kind_t;
+
+#define METRIC_MAX_LABELS 2
+
+/* One sample's label values (not necessarily NUL-terminated within max) and
+ * its value. */
+typedef struct {
+    const char *label[METRIC_MAX_LABELS];
+    size_t max[METRIC_MAX_LABELS];
+    char buf[24]; /* room for a label value made on the spot (a partition number) */
+    uint64_t u;   /* METRIC_U64, METRIC_SIZE, METRIC_BOOL, METRIC_INFO */
+    double d;     /* METRIC_F64 */
+} metric_sample_t;
+
+typedef struct metric_def metric_def_t;
+struct metric_def {
+    const char *name; /* the Prometheus family; NULL: in /stats only */
+    metric_type_t type;
+    const char *help;
+    const char *labels[METRIC_MAX_LABELS]; /* label names; NULL after the last */
+    metric_kind_t kind;
+    /* the source: an unlabelled value at offsetof(metrics_t, …), or, for a
+     * labelled family, sample() over i = 0..count()-1 (0: no sample at i, as a
+     * partition whose lag is unknown); off is then sample()'s to use */
+    size_t off;
+    int (*count)(const metrics_t *m);
+    int (*sample)(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s);
+    int (*present)(const metrics_t *m); /* NULL: always; else only when it says 1 */
+    /* where /stats puts it: '.'-separated keys, "{}" standing for the first
+     * label's value; NULL: in /metrics only */
+    const char *json;
+};
+
+extern const metric_def_t metrics_table[];
+extern const int metrics_table_n;
+
+/* The value of an unlabelled row (d->count == NULL) into s. */
+void metrics_value(const metric_def_t *d, const metrics_t *m, metric_sample_t *s);
+
 /* Records one publish latency in the histogram (a negative one counts as 0,
  * NaN is ignored). */
 void metrics_observe_latency(metrics_t *m, double seconds);

@@ -9,6 +9,7 @@
 
 #include "model.h"
 #include "sampler.h"
+#include "widths.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,21 +83,12 @@ static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char 
     cc->l2_dense = (float)c->l2_dense;
     cc->batch = c->batch_events;
     cc->seed = (uint64_t)c->seed;
-    int n = 0;
-    char buf[CONFIG_STR];
-    snprintf(buf, sizeof(buf), "%s", c->deep);
+    char buf[CONFIG_STR], why[256];
     *key = "deep";
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long v = strtol(t, &end, 10);
-        if (*end || v < 1 || v > 4096 || n == CTR_MAX_LAYERS) {
-            snprintf(err, len, "[model] deep = %s: 1..%d widths of 1..4096", c->deep,
-                     CTR_MAX_LAYERS);
-            return -1;
-        }
-        cc->mlp[n++] = (int)v;
+    if (widths_parse(c->deep, 0, CTR_MAX_LAYERS, cc->mlp, &cc->nmlp, why, sizeof(why))) {
+        snprintf(err, len, "[model] deep = %s: %s", c->deep, why);
+        return -1;
     }
-    cc->nmlp = n;
     snprintf(buf, sizeof(buf), "%s", c->crosses);
     *key = "crosses";
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -188,15 +180,17 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     learner_config_t *lc = &m->ec.learner;
     char why[256];
     *key = "mlp";
-    if (neumf_parse_layers(&lc->model, c->mlp, why, sizeof(why))) {
-        snprintf(err, len, "[model] mlp: %s", why);
+    if (widths_parse(c->mlp, 2, NEUMF_MAX_LAYERS, lc->model.mlp, &lc->model.nmlp, why,
+                     sizeof(why))) {
+        snprintf(err, len, "[model] mlp = %s: %s", c->mlp, why);
         return -1;
     }
     lc->dssm.dim = c->dim;
     lc->dssm.gamma = (float)c->gamma;
     *key = "tower";
-    if (dssm_parse_layers(&lc->dssm, c->tower, why, sizeof(why))) {
-        snprintf(err, len, "[model] tower: %s", why);
+    if (widths_parse(c->tower, 1, DSSM_MAX_LAYERS, lc->dssm.tower, &lc->dssm.ntower, why,
+                     sizeof(why))) {
+        snprintf(err, len, "[model] tower = %s: %s", c->tower, why);
         return -1;
     }
     lc->model.dim = c->dim;

@@ -1,8 +1,9 @@
 /* stats.c — the stats port: an evhttp server on the daemon's event loop that
  * renders a fresh metrics_t snapshot as Prometheus text (GET /metrics), as
  * JSON (GET /stats) or as a health verdict (GET /healthz), and one published
- * vector as JSON (GET /vector). Names and labels are the contract written
- * down in proto/README.md.
+ * vector as JSON (GET /vector). /metrics and /stats are both rendered from
+ * metrics_table (metrics.c), whose names and labels are the contract written
+ * down in proto/README.md (tests/test_metrics_doc.c holds them together).
  * Not for: keeping the figures (the daemon does, in a metrics_t). */
 #define _POSIX_C_SOURCE 200809L
 #include "stats.h"
@@ -38,8 +39,6 @@ struct stats {
     void *vector_arg;
     metrics_t snap; /* one request at a time: the loop is single-threaded */
 };
-
-static const char *const table_name[2] = {"users", "items"};
 
 /* ---- formatting helpers ------------------------------------------------ */
 
@@ -138,214 +137,54 @@ static void prom_double(struct evbuffer *o, const char *name, const label_t *l, 
     prom_sample(o, name, l, nl, b);
 }
 
-/* A family with one unlabelled sample. */
-static void prom_counter(struct evbuffer *o, const char *name, const char *help, uint64_t v)
+/* One row of metrics_table: its HELP and TYPE, then its samples. */
+static void prom_row(struct evbuffer *o, const metric_def_t *d, const metrics_t *m)
 {
-    prom_family(o, name, "counter", help);
-    prom_u64(o, name, NULL, 0, v);
-}
-
-static void prom_gauge(struct evbuffer *o, const char *name, const char *help, double v)
-{
-    prom_family(o, name, "gauge", help);
-    prom_double(o, name, NULL, 0, v);
-}
-
-static void prom_gauge_u64(struct evbuffer *o, const char *name, const char *help, uint64_t v)
-{
-    prom_family(o, name, "gauge", help);
-    prom_u64(o, name, NULL, 0, v);
-}
-
-/* A family with one sample per table. */
-static void prom_tables(struct evbuffer *o, const char *name, const char *type, const char *help,
-                        const uint64_t v[2])
-{
-    prom_family(o, name, type, help);
-    for (int t = 0; t < 2; t++) {
-        label_t l = {"table", table_name[t], 8};
-        prom_u64(o, name, &l, 1, v[t]);
+    static const char *const type[] = {"counter", "gauge", "histogram"};
+    prom_family(o, d->name, type[d->type], d->help);
+    if (d->type == METRIC_HISTOGRAM) {
+        /* the per-bucket counts summed into cumulative le buckets */
+        char name[128], b[64];
+        uint64_t cum = 0;
+        snprintf(name, sizeof(name), "%s_bucket", d->name);
+        for (int i = 0; i < METRICS_LAT_BUCKETS; i++) {
+            cum += m->lat_bucket[i];
+            fmt_le(b, sizeof(b), i);
+            label_t l = {d->labels[0], b, sizeof(b)};
+            prom_u64(o, name, &l, 1, cum);
+        }
+        snprintf(name, sizeof(name), "%s_sum", d->name);
+        prom_double(o, name, NULL, 0, m->lat_sum);
+        snprintf(name, sizeof(name), "%s_count", d->name);
+        prom_u64(o, name, NULL, 0, m->lat_count);
+        return;
+    }
+    int n = d->count ? d->count(m) : 1;
+    for (int i = 0; i < n; i++) {
+        metric_sample_t sm;
+        memset(&sm, 0, sizeof(sm));
+        if (!d->count)
+            metrics_value(d, m, &sm);
+        else if (!d->sample(d, m, i, &sm))
+            continue;
+        label_t l[METRIC_MAX_LABELS];
+        int nl = 0;
+        for (; nl < METRIC_MAX_LABELS && d->labels[nl]; nl++)
+            l[nl] = (label_t){d->labels[nl], sm.label[nl], sm.max[nl]};
+        if (d->kind == METRIC_F64)
+            prom_double(o, d->name, l, nl, sm.d);
+        else
+            prom_u64(o, d->name, l, nl, sm.u);
     }
 }
 
 void stats_render_prometheus(const metrics_t *m, struct evbuffer *out)
 {
-    const learner_stats_t *ls = &m->learner;
-    const emb_stats_t *tab[2] = {&ls->users, &ls->items};
-    char b[64];
-
-    /* counters */
-    const char *name = "freshrec_events_consumed_total";
-    prom_family(out, name, "counter", "Valid events consumed, by event type.");
-    for (int k = 0; k < clamp_int(m->kinds.n, 0, EVENT_MAX_KINDS); k++) {
-        label_t l = {"type", m->kinds.kind[k].name, sizeof(m->kinds.kind[k].name)};
-        prom_u64(out, name, &l, 1, m->consumed[k]);
+    for (int i = 0; i < metrics_table_n; i++) {
+        const metric_def_t *d = &metrics_table[i];
+        if (d->name && (!d->present || d->present(m)))
+            prom_row(out, d, m);
     }
-    name = "freshrec_events_invalid_total";
-    prom_family(out, name, "counter", "Events refused as invalid, by reason.");
-    for (int r = EVR_OK + 1; r < EVR_COUNT; r++) {
-        const char *reason = event_reason_name((event_reason_t)r);
-        label_t l = {"reason", reason, strlen(reason)};
-        prom_u64(out, name, &l, 1, m->invalid[r]);
-    }
-    prom_counter(out, "freshrec_events_dead_letter_total",
-                 "Refused events whose dead-letter copy the broker acknowledged.",
-                 m->dead_letter_total);
-    prom_counter(out, "freshrec_dead_letter_errors_total",
-                 "Failed attempts to produce a dead-letter copy (each copy is produced again).",
-                 m->dead_letter_errors_total);
-    prom_gauge_u64(out, "freshrec_dead_letter_pending",
-                   "Dead-letter copies not acknowledged yet; their messages' offsets are not "
-                   "committed.",
-                   m->dead_letter_pending);
-    prom_gauge_u64(out, "freshrec_dead_letter_blocked",
-                   "1 while a dead-letter copy keeps failing: consuming is stopped.",
-                   (uint64_t)(m->dead_letter_blocked != 0));
-    prom_counter(out, "freshrec_dead_letter_truncated_total",
-                 "Dead-letter copies cut to dead_letter_max_bytes (original size in a header).",
-                 m->dead_letter_truncated_total);
-    prom_counter(out, "freshrec_events_learned_total",
-                 "Examples learned (positives and explicit negatives).", ls->events);
-    prom_counter(out, "freshrec_pairs_learned_total", "(user, item) pairs trained on.", ls->pairs);
-    prom_counter(out, "freshrec_events_skipped_total",
-                 "Events not learned for want of a valid negative.", ls->skipped);
-    prom_counter(out, "freshrec_events_learner_refused_total",
-                 "Events the learner refused (id too long, out of memory).", ls->bad);
-    prom_counter(out, "freshrec_impressions_negative_total",
-                 "Impressions unclicked within the label window, learned as negatives.",
-                 m->impressions_negative_total);
-    prom_counter(out, "freshrec_impressions_clicked_total",
-                 "Impressions joined with a click within the label window.",
-                 m->impressions_clicked_total);
-    prom_counter(out, "freshrec_prequential_ranked_total",
-                 "Events ranked against sampled items before being learned.", ls->preq_n);
-    prom_counter(out, "freshrec_publish_total", "Publish rounds completed.", m->publish_total);
-    prom_counter(out, "freshrec_nonfinite_batches_total",
-                 "Micro-batches not learned: their loss or gradient was not finite.",
-                 m->learner.nonfinite);
-    prom_counter(out, "freshrec_checkpoint_total", "Checkpoints written durably.",
-                 m->checkpoint_total);
-    prom_counter(out, "freshrec_checkpoint_errors_total",
-                 "Checkpoints that could not be written (offsets then stay uncommitted).",
-                 m->checkpoint_errors_total);
-    prom_counter(out, "freshrec_checkpoint_skipped_total",
-                 "Checkpoint timer ticks skipped: the previous checkpoint was still being written.",
-                 m->checkpoint_skipped_total);
-    prom_counter(out, "freshrec_publish_keys_total", "Vectors written to Redis.",
-                 m->publish_keys_total);
-    prom_counter(out, "freshrec_publish_bytes_total", "Value bytes written to Redis.",
-                 m->publish_bytes_total);
-    prom_counter(out, "freshrec_publish_errors_total", "Failed Redis writes (each is retried).",
-                 m->publish_errors_total);
-    uint64_t v[2];
-    for (int t = 0; t < 2; t++)
-        v[t] = tab[t]->admitted;
-    prom_tables(out, "freshrec_table_admitted_total", "counter",
-                "Ids that got an embedding row of their own.", v);
-    for (int t = 0; t < 2; t++)
-        v[t] = tab[t]->expired;
-    prom_tables(out, "freshrec_table_expired_total", "counter",
-                "Ids removed by expiry or eviction.", v);
-    for (int t = 0; t < 2; t++)
-        v[t] = tab[t]->evicted;
-    prom_tables(out, "freshrec_table_evicted_total", "counter",
-                "Ids evicted (least recently seen) to keep the table within max_users/max_items.",
-                v);
-    prom_counter(out, "freshrec_deletes_total",
-                 "DELs sent to Redis for the vectors of evicted or expired ids.", m->deletes_total);
-    prom_gauge_u64(out, "freshrec_deletes_pending",
-                   "Evicted or expired ids whose vector's DEL waits for a publish round.",
-                   m->deletes_pending);
-
-    /* gauges */
-    prom_gauge(out, "freshrec_loss", "Training loss, exponentially weighted moving average.",
-               ls->loss_ewma);
-    prom_gauge(out, "freshrec_hr_at_10",
-               "Prequential hit rate at 10 (ranked before learning), recent EWMA.",
-               ls->preq_hr10_ewma);
-    prom_gauge(out, "freshrec_ndcg_at_10",
-               "Prequential NDCG at 10 (ranked before learning), recent EWMA.",
-               ls->preq_ndcg10_ewma);
-    prom_gauge_u64(out, "freshrec_checkpoint_bytes", "Size of the last checkpoint written.",
-                   m->checkpoint_bytes);
-    prom_gauge(out, "freshrec_checkpoint_seconds",
-               "Time the last checkpoint took to write, whole (in a forked child: the loop goes "
-               "on meanwhile).",
-               m->checkpoint_seconds);
-    prom_gauge_u64(out, "freshrec_checkpoint_failing",
-                   "1 while the last checkpoint could not be written (offsets stay uncommitted).",
-                   m->checkpoint_failing != 0);
-    prom_gauge(out, "freshrec_checkpoint_stall_seconds",
-               "Time the last checkpoint held the loop (the fork of its writer; the whole write "
-               "when written on the loop).",
-               m->checkpoint_stall_seconds);
-    prom_gauge(out, "freshrec_checkpoint_stall_max_seconds",
-               "Longest time a checkpoint held the loop since start.",
-               m->checkpoint_stall_max_seconds);
-    if (m->ctr) {
-        prom_gauge(out, "freshrec_auc",
-                   "Click-through models: progressive AUC (predicted before learned), over the "
-                   "last examples.",
-                   m->auc);
-        prom_gauge(out, "freshrec_logloss",
-                   "Click-through models: progressive logloss over every example learned.",
-                   m->logloss);
-    }
-    prom_gauge_u64(out, "freshrec_impressions_pending",
-                   "Impressions waiting for a click within the label window.",
-                   m->impressions_pending);
-    prom_gauge_u64(out, "freshrec_dirty_keys", "Vectors waiting to be written to Redis.",
-                   m->dirty_keys);
-    prom_counter(out, "freshrec_catchup_turns_total",
-                 "Turns of the loop that took up to 8 batches, a backlog waiting.",
-                 m->catchup_turns_total);
-    name = "freshrec_consumer_lag";
-    prom_family(out, name, "gauge",
-                "Messages behind the high watermark, by topic and partition (when known).");
-    for (int i = 0; i < clamp_int(m->nparts, 0, METRICS_MAX_PARTITIONS); i++) {
-        const metrics_partition_t *p = &m->part[i];
-        if (p->lag < 0)
-            continue;
-        snprintf(b, sizeof(b), "%" PRId32, p->partition);
-        label_t l[2] = {{"topic", p->topic, sizeof(p->topic)}, {"partition", b, sizeof(b)}};
-        prom_u64(out, name, l, 2, (uint64_t)p->lag);
-    }
-    for (int t = 0; t < 2; t++)
-        v[t] = tab[t]->rows;
-    prom_tables(out, "freshrec_table_rows", "gauge", "Embedding rows in use, fallback included.",
-                v);
-    for (int t = 0; t < 2; t++)
-        v[t] = tab[t]->bytes;
-    prom_tables(out, "freshrec_table_bytes", "gauge", "Memory held by the embedding table.", v);
-    prom_gauge_u64(out, "freshrec_process_resident_memory_bytes", "Resident memory of freshrecd.",
-                   m->rss_bytes);
-    prom_gauge(out, "freshrec_uptime_seconds", "Seconds since freshrecd started.", m->uptime_s);
-    prom_gauge_u64(out, "freshrec_redis_connected",
-                   "1 when connected to Redis and it confirms writes within ack_timeout_ms.",
-                   m->redis_connected != 0);
-    prom_gauge(out, "freshrec_redis_last_ack_age_seconds",
-               "Seconds since Redis last confirmed a write (a publish round or heartbeat).",
-               m->redis_last_ack_age_s);
-    prom_gauge_u64(out, "freshrec_consuming",
-                   "1 when partitions are assigned and the consumer is healthy.",
-                   m->consuming != 0);
-    name = "freshrec_info";
-    prom_family(out, name, "gauge", "Constant 1, labelled with the model served.");
-    label_t lm = {"model", m->model, sizeof(m->model)};
-    prom_u64(out, name, &lm, 1, 1);
-
-    /* histogram: the per-bucket counts summed into cumulative le buckets */
-    prom_family(out, "freshrec_publish_latency_seconds", "histogram",
-                "Latency of publish rounds to Redis.");
-    uint64_t cum = 0;
-    for (int i = 0; i < METRICS_LAT_BUCKETS; i++) {
-        cum += m->lat_bucket[i];
-        fmt_le(b, sizeof(b), i);
-        label_t l = {"le", b, sizeof(b)};
-        prom_u64(out, "freshrec_publish_latency_seconds_bucket", &l, 1, cum);
-    }
-    prom_double(out, "freshrec_publish_latency_seconds_sum", NULL, 0, m->lat_sum);
-    prom_u64(out, "freshrec_publish_latency_seconds_count", NULL, 0, m->lat_count);
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -373,28 +212,7 @@ static json_t *j_offset(int64_t v)
     return v < 0 ? json_null() : json_integer(v);
 }
 
-static json_t *json_events(const metrics_t *m)
-{
-    const learner_stats_t *ls = &m->learner;
-    json_t *consumed = json_object(), *invalid = json_object();
-    for (int k = 0; k < clamp_int(m->kinds.n, 0, EVENT_MAX_KINDS); k++) {
-        size_t n = strnlen(m->kinds.kind[k].name, sizeof(m->kinds.kind[k].name));
-        json_object_setn_new(consumed, m->kinds.kind[k].name, n, j_u64(m->consumed[k]));
-    }
-    for (int r = EVR_OK + 1; r < EVR_COUNT; r++)
-        json_object_set_new(invalid, event_reason_name((event_reason_t)r), j_u64(m->invalid[r]));
-    return json_pack(
-        "{s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}",
-        "consumed", consumed, "invalid", invalid, "dead_letter", j_u64(m->dead_letter_total),
-        "dead_letter_errors", j_u64(m->dead_letter_errors_total), "dead_letter_pending",
-        j_u64(m->dead_letter_pending), "dead_letter_blocked", m->dead_letter_blocked != 0,
-        "dead_letter_truncated", j_u64(m->dead_letter_truncated_total), "learned", j_u64(ls->events), "pairs", j_u64(ls->pairs),
-        "skipped", j_u64(ls->skipped), "learner_refused", j_u64(ls->bad), "impressions", "pending",
-        j_u64(m->impressions_pending), "negative", j_u64(m->impressions_negative_total), "clicked",
-        j_u64(m->impressions_clicked_total));
-}
-
-static json_t *json_publish(const metrics_t *m)
+static json_t *json_histogram(const metrics_t *m)
 {
     json_t *buckets = json_object();
     uint64_t cum = 0;
@@ -404,14 +222,54 @@ static json_t *json_publish(const metrics_t *m)
         fmt_le(b, sizeof(b), i);
         json_object_set_new(buckets, b, j_u64(cum));
     }
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}", "total",
-                     j_u64(m->publish_total), "keys", j_u64(m->publish_keys_total), "bytes",
-                     j_u64(m->publish_bytes_total), "errors", j_u64(m->publish_errors_total),
-                     "dirty_keys", j_u64(m->dirty_keys), "latency_seconds", "count",
-                     j_u64(m->lat_count), "sum", j_real(m->lat_sum), "buckets", buckets);
+    return json_pack("{s:o, s:o, s:o}", "count", j_u64(m->lat_count), "sum", j_real(m->lat_sum),
+                     "buckets", buckets);
 }
 
-static json_t *json_consumer(const metrics_t *m)
+/* v at path ('.'-separated keys, "{}" standing for the label value lv of at
+ * most lmax bytes) under root, making the objects on the way; takes v. */
+static void json_put(json_t *root, const char *path, const char *lv, size_t lmax, json_t *v)
+{
+    json_t *o = root;
+    for (const char *p = path;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        const char *key = p;
+        if (n == 2 && memcmp(p, "{}", 2) == 0) {
+            key = lv;
+            n = strnlen(lv, lmax);
+        }
+        if (!dot) {
+            json_object_setn_new(o, key, n, v);
+            return;
+        }
+        json_t *next = json_object_getn(o, key, n);
+        if (!json_is_object(next)) {
+            next = json_object();
+            json_object_setn_new(o, key, n, next);
+        }
+        o = next;
+        p = dot + 1;
+    }
+}
+
+static json_t *json_value(const metric_def_t *d, const metric_sample_t *sm)
+{
+    switch (d->kind) {
+    case METRIC_F64:
+        return j_real(sm->d);
+    case METRIC_BOOL:
+        return json_boolean(sm->u != 0);
+    case METRIC_INFO:
+        return j_str(sm->label[0], sm->max[0]);
+    default:
+        return j_u64(sm->u);
+    }
+}
+
+/* the one special case: consumer.partitions, an array with each partition's
+ * lag and stored offset (null when unknown), which no labelled family holds */
+static json_t *json_partitions(const metrics_t *m)
 {
     json_t *parts = json_array();
     for (int i = 0; i < clamp_int(m->nparts, 0, METRICS_MAX_PARTITIONS); i++) {
@@ -421,15 +279,7 @@ static json_t *json_consumer(const metrics_t *m)
                                                (int)p->partition, "lag", j_offset(p->lag), "stored",
                                                j_offset(p->stored)));
     }
-    return json_pack("{s:b, s:o, s:o}", "consuming", m->consuming != 0, "partitions", parts,
-                     "catchup_turns", j_u64(m->catchup_turns_total));
-}
-
-static json_t *json_table(const emb_stats_t *t)
-{
-    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "rows", j_u64(t->rows), "bytes", j_u64(t->bytes),
-                     "admitted", j_u64(t->admitted), "expired", j_u64(t->expired), "entries",
-                     j_u64(t->entries));
+    return parts;
 }
 
 static int dump_to_evbuffer(const char *buf, size_t size, void *data)
@@ -439,37 +289,55 @@ static int dump_to_evbuffer(const char *buf, size_t size, void *data)
 
 void stats_render_json(const metrics_t *m, struct evbuffer *out)
 {
-    const learner_stats_t *ls = &m->learner;
-    char reason[256];
-    int healthy = stats_healthy(m, reason, sizeof(reason));
-    json_t *root = json_pack(
-        "{s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:{s:b, s:b, s:o}, "
-        "s:o, s:b, s:s}",
-        "events", json_events(m), "learning", "loss", j_real(ls->loss_ewma), "hr_at_10",
-        j_real(ls->preq_hr10_ewma), "ndcg_at_10", j_real(ls->preq_ndcg10_ewma),
-        "prequential_ranked", j_u64(ls->preq_n), "publish", json_publish(m), "consumer",
-        json_consumer(m), "tables", "users", json_table(&ls->users), "items",
-        json_table(&ls->items), "process", "rss_bytes", j_u64(m->rss_bytes), "uptime_seconds",
-        j_real(m->uptime_s), "redis", "connected", m->redis_connected != 0, "link",
-        m->redis_link != 0, "last_ack_age_seconds", j_real(m->redis_last_ack_age_s), "model",
-        j_str(m->model, sizeof(m->model)), "healthy", healthy, "health_reason", reason);
-    if (root == NULL) { /* out of memory: json_pack has released what it was given */
+    /* the top-level keys in the order /stats has always had them */
+    static const char *const order[] = {"events",  "learning", "publish", "consumer",
+                                        "tables",  "process",  "redis",   "model",
+                                        "healthy", "health_reason", "time_ms", "checkpoint"};
+    json_t *all = json_object(), *root = json_object();
+    if (!all || !root) {
+        json_decref(all);
+        json_decref(root);
         evbuffer_add_printf(out, "{}\n");
         return;
     }
+    for (int i = 0; i < metrics_table_n; i++) {
+        const metric_def_t *d = &metrics_table[i];
+        if (!d->json || (d->present && !d->present(m)))
+            continue;
+        if (d->type == METRIC_HISTOGRAM) {
+            json_put(all, d->json, "", 0, json_histogram(m));
+            continue;
+        }
+        int n = d->count ? d->count(m) : 1;
+        for (int k = 0; k < n; k++) {
+            metric_sample_t sm;
+            memset(&sm, 0, sizeof(sm));
+            if (!d->count)
+                metrics_value(d, m, &sm);
+            else if (!d->sample(d, m, k, &sm))
+                continue;
+            json_put(all, d->json, sm.label[0] ? sm.label[0] : "", sm.max[0], json_value(d, &sm));
+        }
+    }
+    json_put(all, "consumer.partitions", "", 0, json_partitions(m));
+    char reason[256];
+    int healthy = stats_healthy(m, reason, sizeof(reason));
+    json_object_set_new(all, "healthy", json_boolean(healthy));
+    json_object_set_new(all, "health_reason", json_string(reason));
     /* when these figures were taken, by the daemon's wall clock: the dashboard's
      * time axis (its rates divide by process.uptime_seconds, the monotonic one) */
-    json_object_set_new(root, "time_ms", json_integer(m->time_ms));
-    json_object_set_new(
-        root, "checkpoint",
-        json_pack("{s:o, s:o, s:b, s:o, s:o}", "total", j_u64(m->checkpoint_total), "errors",
-                  j_u64(m->checkpoint_errors_total), "failing", m->checkpoint_failing != 0,
-                  "seconds", j_real(m->checkpoint_seconds), "bytes", j_u64(m->checkpoint_bytes)));
-    if (m->ctr) {
-        json_t *learning = json_object_get(root, "learning");
-        json_object_set_new(learning, "auc", j_real(m->auc));
-        json_object_set_new(learning, "logloss", j_real(m->logloss));
+    json_object_set_new(all, "time_ms", json_integer(m->time_ms));
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        json_t *v = json_object_get(all, order[i]);
+        if (v)
+            json_object_set(root, order[i], v);
     }
+    const char *key;
+    json_t *v;
+    json_object_foreach(all, key, v) /* any the list above does not name yet */
+        if (!json_object_get(root, key))
+            json_object_set(root, key, v);
+    json_decref(all);
     json_dump_callback(root, dump_to_evbuffer, out, JSON_INDENT(2));
     evbuffer_add(out, "\n", 1);
     json_decref(root);

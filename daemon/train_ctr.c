@@ -9,6 +9,7 @@
 #include "ctr.h"
 #include "ctrdata.h"
 #include "kern.h"
+#include "widths.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -77,14 +78,11 @@ int train_ctr_main(int argc, char **argv)
         case 1: cfg.emb_dim = (int)strtol(optarg, &end, 10); break;
         case 2: cfg.hash_bits = (int)strtol(optarg, &end, 10); break;
         case 3: {
-            int n = 0;
-            for (char *p = optarg; *p && n < CTR_MAX_LAYERS;) {
-                cfg.mlp[n++] = (int)strtol(p, &end, 10);
-                if (end == p)
-                    break;
-                p = *end == ',' ? end + 1 : end;
+            char why[256];
+            if (widths_parse(optarg, 0, CTR_MAX_LAYERS, cfg.mlp, &cfg.nmlp, why, sizeof(why))) {
+                fprintf(stderr, "freshrec train: --deep '%s': %s\n", optarg, why);
+                return 2;
             }
-            cfg.nmlp = n;
             end = optarg + strlen(optarg);
             break;
         }

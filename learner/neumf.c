@@ -57,39 +57,6 @@ void neumf_config_default(neumf_config_t *cfg)
     cfg->seed = 42;
 }
 
-int neumf_parse_layers(neumf_config_t *cfg, const char *s, char *errstr, size_t len)
-{
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 1 || v > 4096) {
-            snprintf(errstr, len, "MLP layers '%s': expected sizes like 64,32,16,8", s);
-            return -1;
-        }
-        if (n == NEUMF_MAX_LAYERS) {
-            snprintf(errstr, len, "MLP layers '%s': at most %d sizes", s, NEUMF_MAX_LAYERS);
-            return -1;
-        }
-        cfg->mlp[n++] = (int)v;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p) {
-            snprintf(errstr, len, "MLP layers '%s': unexpected '%c'", s, *p);
-            return -1;
-        }
-    }
-    if (n < 2) {
-        snprintf(errstr, len, "MLP layers '%s': need the input width and at least one layer", s);
-        return -1;
-    }
-    cfg->nmlp = n;
-    return 0;
-}
-
 neumf_t *neumf_create(const neumf_config_t *cfg, char *errstr, size_t len)
 {
     neumf_t *m = NULL;

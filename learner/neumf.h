@@ -29,9 +29,6 @@ typedef struct neumf neumf_t;
 
 /* Defaults: dim 32, MLP 64-32-16-8, max_batch 2048. */
 void neumf_config_default(neumf_config_t *cfg);
-/* Parses "64,32,16,8" into cfg->mlp; -1 and errstr on a bad list. */
-int neumf_parse_layers(neumf_config_t *cfg, const char *s, char *errstr, size_t len);
-
 neumf_t *neumf_create(const neumf_config_t *cfg, char *errstr, size_t len);
 void neumf_free(neumf_t *m);
 

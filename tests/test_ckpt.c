@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static char dir[256], path[300];
 
@@ -78,9 +79,23 @@ static int save_table(void *arg, ser_writer_t *w)
     return emb_save(arg, w);
 }
 
-static int load_table(void *arg, ser_reader_t *r, char *err, size_t len)
+static int load_table(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
 {
+    (void)version;
     return emb_load(arg, r, err, len);
+}
+
+/* A checkpoint of one section, "TEST" version 1. */
+static int write1(const char *to, ckpt_save_fn save, void *arg, char *err, size_t len)
+{
+    const ckpt_section_t s = {"TEST", 1, 1, save, NULL};
+    return ckpt_write(to, &s, 1, arg, err, len);
+}
+
+static int read1(const char *from, ckpt_load_fn load, void *arg, char *err, size_t len)
+{
+    const ckpt_section_t s = {"TEST", 1, 1, NULL, load};
+    return ckpt_read(from, &s, 1, arg, err, len);
 }
 
 static void assert_same(emb_table_t *a, emb_table_t *b, int width)
@@ -114,9 +129,9 @@ static void test_round_trip(void **state)
     (void)state;
     emb_table_t *a = make_table(8, 5000, 1);
     char err[256];
-    assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
     emb_table_t *b = make_table(8, 0, 99);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), 0);
     assert_same(a, b, 8);
     /* the restored table goes on as the original would */
     uint32_t e = emb_touch(b, id_hash("new", 3), "new", 3, 9999);
@@ -136,8 +151,9 @@ static void corrupt_and_expect(long offset, int whence, const char *expect)
     fclose(f);
     emb_table_t *b = make_table(8, 0, 7);
     char err[256] = "";
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, expect));
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), -1);
+    if (!strstr(err, expect))
+        fail_msg("\"%s\" lacks \"%s\"", err, expect);
     emb_free(b);
 }
 
@@ -151,35 +167,46 @@ static void test_corruption_is_refused(void **state)
         int whence;
         const char *expect;
     } cases[] = {
-        {100, SEEK_SET, "checksum"},  /* a byte of the payload */
+        {100, SEEK_SET, "section TEST at byte 12: checksum mismatch"}, /* a payload byte */
         {2, SEEK_SET, "not a freshrec checkpoint"},
-        {9, SEEK_SET, "version"},
-        {-12, SEEK_END, "length"},    /* the trailer's length */
-        {-3, SEEK_END, "checksum"},   /* the trailer's checksum */
+        {9, SEEK_SET, "format version 16386 unsupported (this build reads 2)"},
+        {13, SEEK_SET, "checksum mismatch"}, /* the tag: corrupt, not "unknown" */
+        {17, SEEK_SET, "checksum mismatch"}, /* the section's version */
+        {26, SEEK_SET, "past the end of the file"}, /* its length */
+        {21, SEEK_SET, "checksum mismatch"},        /* its length, still within the file */
+        {-30, SEEK_END, "section TEST at byte 12: checksum mismatch"}, /* its checksum */
+        {-20, SEEK_END, "checksum mismatch"}, /* the END section */
+        {-3, SEEK_END, "checksum mismatch"},  /* END's checksum */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+        assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
         corrupt_and_expect(cases[i].off, cases[i].whence, cases[i].expect);
     }
     /* truncated, and extended */
-    assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
     struct stat st;
     stat(path, &st);
     assert_int_equal(truncate(path, st.st_size - 40), 0);
     emb_table_t *b = make_table(8, 0, 3);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "length"));
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "truncated"));
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(truncate(path, st.st_size - 24), 0); /* whole sections, no END */
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "truncated (no END section after 1 sections)"));
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
     FILE *f = fopen(path, "ab");
     fputs("junk at the end", f);
     fclose(f);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), -1);
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "15 bytes after it"));
     /* another shape */
-    assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
     emb_table_t *c = make_table(4, 0, 3);
-    assert_int_equal(ckpt_read(path, load_table, c, err, sizeof(err)), -1);
+    assert_int_equal(read1(path, load_table, c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "floats"));
     /* missing */
-    assert_int_equal(ckpt_read("/nonexistent/x.ckpt", load_table, b, err, sizeof(err)), -1);
+    assert_int_equal(read1("/nonexistent/x.ckpt", load_table, b, err, sizeof(err)), -1);
     emb_free(a);
     emb_free(b);
     emb_free(c);
@@ -194,23 +221,23 @@ static void test_refused_write_keeps_the_previous(void **state)
         /* root writes through permissions: use a full "disk" instead, /dev/full */
         emb_table_t *a = make_table(8, 100, 4);
         char err[256];
-        assert_int_equal(ckpt_write("/dev/full/x", save_table, a, err, sizeof(err)), -1);
+        assert_int_equal(write1("/dev/full/x", save_table, a, err, sizeof(err)), -1);
         emb_free(a);
     }
     emb_table_t *a = make_table(8, 500, 5);
     char err[256];
-    assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
     struct stat before;
     stat(path, &before);
     /* a save that fails half way: nothing replaces the good file */
     int fail_save(void *arg, ser_writer_t *w);
-    assert_int_equal(ckpt_write(path, fail_save, a, err, sizeof(err)), -1);
+    assert_int_equal(write1(path, fail_save, a, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "could not be serialised"));
     struct stat after;
     stat(path, &after);
     assert_int_equal(before.st_size, after.st_size);
     emb_table_t *b = make_table(8, 0, 6);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), 0);
     assert_same(a, b, 8);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c tmp", dir);
@@ -242,8 +269,9 @@ static int save_state(void *arg, ser_writer_t *w)
                                                                                         : 0;
 }
 
-static int load_state(void *arg, ser_reader_t *r, char *err, size_t len)
+static int load_state(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
 {
+    (void)version;
     state_t *st = arg;
     return dense_block_load(st->d, r, err, len) || ring_load(st->ring, r, 7, 13, err, len) ||
                    join_load(st->join, r, err, len)
@@ -290,8 +318,8 @@ static void test_learner_parts_round_trip(void **state)
             assert_int_equal(join_click(j1, &u, &it, 100 * k + 1), 1);
     }
     state_t s1 = {&d1, r1, j1}, s2 = {&d2, r2, j2};
-    assert_int_equal(ckpt_write(path, save_state, &s1, err, sizeof(err)), 0);
-    assert_int_equal(ckpt_read(path, load_state, &s2, err, sizeof(err)), 0);
+    assert_int_equal(write1(path, save_state, &s1, err, sizeof(err)), 0);
+    assert_int_equal(read1(path, load_state, &s2, err, sizeof(err)), 0);
 
     assert_int_equal(d2.t, 2);
     assert_memory_equal(d1.params, d2.params, sizeof(float) * 1000);
@@ -329,7 +357,7 @@ static void test_learner_parts_round_trip(void **state)
     ring_t *r3 = ring_create(100, err, sizeof(err));
     join_t *j3 = join_create(1000, 100, err, sizeof(err));
     state_t s3 = {&d3, r3, j3};
-    assert_int_equal(ckpt_read(path, load_state, &s3, err, sizeof(err)), -1);
+    assert_int_equal(read1(path, load_state, &s3, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "1000 floats"));
     dense_block_free(&d1);
     dense_block_free(&d2);
@@ -375,14 +403,15 @@ static int bg_write(const char *to, const char *prev, ckpt_save_fn save, void *a
 {
     ckpt_bg_t bg;
     ckpt_bg_init(&bg);
-    if (ckpt_bg_start(&bg, to, prev, save, arg, err, len))
+    const ckpt_section_t s = {"TEST", 1, 1, save, NULL};
+    if (ckpt_bg_start(&bg, to, prev, &s, 1, arg, err, len))
         return -2;
     assert_true(ckpt_bg_running(&bg));
     assert_true(bg.fd >= 0);
     assert_true(bg.stall_s >= 0 && bg.stall_s < 5);
     /* a second one while the first runs is refused */
     char e2[128];
-    assert_int_equal(ckpt_bg_start(&bg, to, prev, save, arg, e2, sizeof(e2)), -1);
+    assert_int_equal(ckpt_bg_start(&bg, to, prev, &s, 1, arg, e2, sizeof(e2)), -1);
     assert_non_null(strstr(e2, "still running"));
     int rc = ckpt_bg_wait(&bg, err, len);
     assert_false(ckpt_bg_running(&bg));
@@ -400,7 +429,7 @@ static void test_bg_writes_what_sync_writes(void **state)
     snprintf(prev, sizeof(prev), "%s.prev", path);
     unlink(path);
     unlink(prev);
-    assert_int_equal(ckpt_write(sync_path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(sync_path, save_table, a, err, sizeof(err)), 0);
     /* no file yet: nothing to keep, and no note */
     assert_int_equal(bg_write(path, prev, save_table, a, err, sizeof(err)), 0);
     assert_int_equal(access(prev, F_OK), -1);
@@ -410,7 +439,7 @@ static void test_bg_writes_what_sync_writes(void **state)
     assert_memory_equal(b1, b2, n1);
     free(b2);
     emb_table_t *b = make_table(8, 0, 99);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), 0);
     assert_same(a, b, 8);
     /* again: the first one becomes prev, whole */
     assert_int_equal(bg_write(path, prev, save_table, a, err, sizeof(err)), 0);
@@ -446,13 +475,14 @@ static void test_bg_writes_the_state_at_the_fork(void **state)
     emb_table_t *a = make_table(8, 3000, 22);
     char err[256], before[320];
     snprintf(before, sizeof(before), "%s/before.ckpt", dir);
-    assert_int_equal(ckpt_write(before, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(before, save_table, a, err, sizeof(err)), 0);
     int go[2];
     assert_int_equal(pipe(go), 0);
     gated_t g = {a, go[0]};
     ckpt_bg_t bg;
     ckpt_bg_init(&bg);
-    assert_int_equal(ckpt_bg_start(&bg, path, NULL, save_gated, &g, err, sizeof(err)), 0);
+    const ckpt_section_t gs = {"TEST", 1, 1, save_gated, NULL};
+    assert_int_equal(ckpt_bg_start(&bg, path, NULL, &gs, 1, &g, err, sizeof(err)), 0);
     /* the parent goes on: every row changes, and new ids arrive */
     for (uint32_t e = 0; e < emb_entry_cap(a); e++)
         if (emb_entry_alive(a, e) && emb_entry_row(a, e))
@@ -486,7 +516,7 @@ static void test_bg_writes_the_state_at_the_fork(void **state)
     free(b2);
     /* and the parent's table did change */
     emb_table_t *b = make_table(8, 0, 98);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), 0);
     emb_stats_t sa, sb;
     emb_stats(a, &sa);
     emb_stats(b, &sb);
@@ -518,7 +548,7 @@ static void test_bg_failures_keep_the_previous(void **state)
     assert_non_null(strstr(err, "open"));
     assert_non_null(strstr(err, "/nonexistent-fr-dir/x.ckpt.tmp."));
 
-    assert_int_equal(ckpt_write(path, save_table, a, err, sizeof(err)), 0);
+    assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
     size_t n0;
     char *good = slurp(path, &n0);
     static const struct {
@@ -545,7 +575,7 @@ static void test_bg_failures_keep_the_previous(void **state)
         assert_int_equal(rename(prev, path), 0);
     }
     emb_table_t *b = make_table(8, 0, 97);
-    assert_int_equal(ckpt_read(path, load_table, b, err, sizeof(err)), 0);
+    assert_int_equal(read1(path, load_table, b, err, sizeof(err)), 0);
     assert_same(a, b, 8);
     free(good);
     emb_free(a);
@@ -574,6 +604,159 @@ static void test_remove_stale(void **state)
     }
 }
 
+/* ---- sections ----------------------------------------------------------- */
+
+typedef struct {
+    uint32_t a[3];        /* section AAAA's payload */
+    char b[16];           /* section BBBB's payload */
+    uint32_t version_a;   /* the versions the loads were given */
+    uint32_t version_b;
+    int loads;            /* how many loads ran */
+    int short_read;       /* BBBB's load reads one byte less */
+} sec_t;
+
+static int save_a(void *arg, ser_writer_t *w)
+{
+    ser_put(w, ((sec_t *)arg)->a, sizeof(((sec_t *)arg)->a));
+    return 0;
+}
+
+static int save_b(void *arg, ser_writer_t *w)
+{
+    ser_put(w, ((sec_t *)arg)->b, sizeof(((sec_t *)arg)->b));
+    return 0;
+}
+
+static int load_a(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
+{
+    (void)err, (void)len;
+    sec_t *s = arg;
+    s->loads++;
+    s->version_a = version;
+    return ser_get(r, s->a, sizeof(s->a));
+}
+
+static int load_b(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
+{
+    (void)err, (void)len;
+    sec_t *s = arg;
+    s->loads++;
+    s->version_b = version;
+    return ser_get(r, s->b, sizeof(s->b) - (s->short_read ? 1 : 0));
+}
+
+/* Each section comes back to its own load, with the version it was written
+ * at; a table that reads an older version too still reads the newest. */
+static void test_sections_round_trip(void **state)
+{
+    (void)state;
+    char err[256];
+    sec_t in = {{1, 2, 3}, "hello, sections", 0, 0, 0, 0}, out;
+    const ckpt_section_t w[] = {{"AAAA", 2, 2, save_a, load_a}, {"BBBB", 1, 1, save_b, load_b}};
+    assert_int_equal(ckpt_write(path, w, 2, &in, err, sizeof(err)), 0);
+    memset(&out, 0, sizeof(out));
+    const ckpt_section_t r[] = {{"AAAA", 3, 1, save_a, load_a}, {"BBBB", 1, 1, save_b, load_b}};
+    assert_int_equal(ckpt_read(path, r, 2, &out, err, sizeof(err)), 0);
+    assert_memory_equal(out.a, in.a, sizeof(in.a));
+    assert_string_equal(out.b, in.b);
+    assert_int_equal(out.version_a, 2);
+    assert_int_equal(out.version_b, 1);
+    assert_int_equal(out.loads, 2);
+    /* the layout: magic, format version, then AAAA's head */
+    size_t n;
+    char *bytes = slurp(path, &n);
+    assert_int_equal(n, 12 + (16 + 12 + 8) + (16 + 16 + 8) + (16 + 8));
+    assert_memory_equal(bytes, "FRCKPT\0\1\2\0\0\0AAAA\2\0\0\0\14\0\0\0\0\0\0\0", 28);
+    assert_memory_equal(bytes + n - 24, "END \1\0\0\0\0\0\0\0\0\0\0\0", 16);
+    free(bytes);
+}
+
+/* Nothing is skipped silently, and no load runs before the whole file has
+ * been checked: an unknown section, a version this build does not read, a
+ * missing section, a payload not read to its end or read past it. */
+static void test_sections_refused(void **state)
+{
+    (void)state;
+    char err[256], want[512];
+    sec_t in = {{1, 2, 3}, "payload", 0, 0, 0, 0}, out;
+    const ckpt_section_t w[] = {{"AAAA", 1, 1, save_a, load_a}, {"CNTR", 3, 3, save_b, load_b}};
+    assert_int_equal(ckpt_write(path, w, 2, &in, err, sizeof(err)), 0);
+
+    const ckpt_section_t older[] = {{"AAAA", 1, 1, save_a, load_a},
+                                    {"CNTR", 2, 1, save_b, load_b}};
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(ckpt_read(path, older, 2, &out, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want),
+             "checkpoint %s: section CNTR version 3 unsupported (this build reads 1–2)", path);
+    assert_string_equal(err, want);
+    assert_int_equal(out.loads, 0);
+
+    const ckpt_section_t only_a[] = {{"AAAA", 1, 1, save_a, load_a}};
+    assert_int_equal(ckpt_read(path, only_a, 1, &out, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "checkpoint %s: unknown section CNTR (this build reads AAAA)",
+             path);
+    assert_string_equal(err, want);
+    assert_int_equal(out.loads, 0);
+
+    const ckpt_section_t more[] = {{"AAAA", 1, 1, save_a, load_a},
+                                   {"CNTR", 3, 3, save_b, load_b},
+                                   {"JOIN", 1, 1, save_a, load_a}};
+    assert_int_equal(ckpt_read(path, more, 3, &out, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "checkpoint %s: no JOIN section", path);
+    assert_string_equal(err, want);
+    assert_int_equal(out.loads, 0);
+
+    const ckpt_section_t same[] = {{"AAAA", 1, 1, save_a, load_a},
+                                   {"CNTR", 3, 3, save_b, load_b}};
+    out.short_read = 1;
+    assert_int_equal(ckpt_read(path, same, 2, &out, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "checkpoint %s: section CNTR: 1 bytes left unread", path);
+    assert_string_equal(err, want);
+    /* a payload shorter than its load expects */
+    const ckpt_section_t swapped[] = {{"AAAA", 1, 1, save_a, load_b},
+                                      {"CNTR", 3, 3, save_b, load_b}};
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(ckpt_read(path, swapped, 2, &out, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "checkpoint %s: section AAAA: short payload", path);
+    assert_string_equal(err, want);
+    /* twice the same section */
+    const ckpt_section_t twice[] = {{"AAAA", 1, 1, save_a, load_a}, {"AAAA", 1, 1, save_a, load_a}};
+    assert_int_equal(ckpt_write(path, twice, 2, &in, err, sizeof(err)), 0);
+    assert_int_equal(ckpt_read(path, only_a, 1, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "section AAAA twice"));
+}
+
+/* A checkpoint of the format before sections (format version 1: magic,
+ * version, one payload, its length and XXH3-64), built here byte for byte as
+ * the old ckpt_write wrote it, is refused with a message naming its version
+ * and the one this build reads, however valid it is in its own format. */
+static void test_old_format_refused(void **state)
+{
+    (void)state;
+    static const char magic[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};
+    const char payload[] = "an old learner's state";
+    uint32_t version = 1;
+    uint64_t trailer[2] = {sizeof(payload), XXH3_64bits(payload, sizeof(payload))};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(magic, 1, 8, f), 8);
+    assert_int_equal(fwrite(&version, 4, 1, f), 1);
+    assert_int_equal(fwrite(payload, 1, sizeof(payload), f), sizeof(payload));
+    assert_int_equal(fwrite(trailer, 8, 2, f), 2);
+    assert_int_equal(fclose(f), 0);
+    sec_t out;
+    memset(&out, 0, sizeof(out));
+    const ckpt_section_t r[] = {{"AAAA", 1, 1, save_a, load_a}};
+    char err[512], want[512];
+    assert_int_equal(ckpt_read(path, r, 1, &out, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want),
+             "checkpoint %s: format version 1 unsupported (this build reads 2; version 1 is the "
+             "unsectioned format of before: start without it, from Kafka's committed offsets)",
+             path);
+    assert_string_equal(err, want);
+    assert_int_equal(out.loads, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +768,9 @@ int main(void)
         cmocka_unit_test(test_bg_writes_the_state_at_the_fork),
         cmocka_unit_test(test_bg_failures_keep_the_previous),
         cmocka_unit_test(test_remove_stale),
+        cmocka_unit_test(test_sections_round_trip),
+        cmocka_unit_test(test_sections_refused),
+        cmocka_unit_test(test_old_format_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -430,7 +430,7 @@ static void test_validate(void **state)
         {{"model.mlp=64,32,16,8,4,2,1,1,1"}, "[model] mlp"},
         {{"model.mlp=64,0"}, "[model] mlp"},
         {{"model.mlp=64,,32"}, "[model] mlp"},
-        {{"model.mlp=64,32,"}, "[model] mlp = 64,32,: empty entry"},
+        {{"model.mlp=64,32,"}, "[model] mlp = 64,32,: element 3 is empty"},
         {{"model.mlp=64,5000"}, "[model] mlp"},
         {{"model.mlp=sixty,four"}, "[model] mlp"},
         {{"kafka.topics=events,,clicks"}, "[kafka] topics = events,,clicks: empty entry"},
@@ -801,11 +801,11 @@ static void test_validate_where(void **state)
         {"[stats]\nlisten = ::1\n", {NULL}, NULL},
         {"[stats]\nlisten = localhost\nport = 0\n", {NULL}, NULL}, /* off: never listened on */
         {"[model]\nmlp = 63,32\n", {NULL}, ":2: [model] mlp = 63,32: the first width"},
-        {"[model]\ntower = 128,0\n", {NULL}, ":2: [model] tower: "},
+        {"[model]\ntower = 128,0\n", {NULL}, ":2: [model] tower = 128,0: element 2 ('0') is not a width"},
         {"[model]\nkind = lr\ndim = 512\n", {NULL}, ":3: [model] dim = 512: lr embeds"},
         {"[model]\nkind = widedeep\ncrosses = item:device\n", {NULL}, ":3: [model] crosses = "},
         {"[model]\nkind = widedeep\ncat_fields = device\ncrosses = item:device\n", {NULL}, NULL},
-        {"[model]\ndeep = 64,x\nkind = dcn\n", {NULL}, ":2: [model] deep = 64,x"},
+        {"[model]\ndeep = 64,x\nkind = dcn\n", {NULL}, ":2: [model] deep = 64,x: element 2 ('x') is not a width"},
         {"[model]\ncat_fields = device\n", {NULL}, ":2: [model] cat_fields/num_fields: neumf"},
         {"[model]\nkind = dssm\nnum_fields = age\nitem_fields = price\n", {NULL},
          ":4: [model] item_fields: 'price'"},
@@ -902,6 +902,60 @@ static void test_hot_changes(void **state)
     }
 }
 
+/* A [model] key given for a model that does not read it is named in a
+ * warning, with where it was given and the models that read it; keys every
+ * model reads, the chosen model's own and keys left at their default are
+ * not. */
+static void test_model_key_warnings(void **state)
+{
+    (void)state;
+    const struct {
+        const char *file;
+        const char *set;
+        int n;            /* warnings */
+        const char *want; /* the whole text ("%s": the file's path); NULL: none */
+    } cases[] = {
+        {"[model]\ntower = 64,32\n", NULL, 1,
+         "%s:2: [model] tower does not apply to model neumf (read by dssm): ignored"},
+        {"[model]\nkind = dssm\ntower = 64,32\ngamma = 5\n", NULL, 0, NULL},
+        {"[model]\nkind = dssm\nmlp = 32,16\n", NULL, 1,
+         "%s:3: [model] mlp does not apply to model dssm (read by neumf): ignored"},
+        {"[model]\nkind = lr\ndeep = 32\ncross_layers = 2\n", NULL, 2,
+         "%s:3: [model] deep does not apply to model lr (read by widedeep, dcn): ignored; "
+         "%s:4: [model] cross_layers does not apply to model lr (read by dcn): ignored"},
+        {"[model]\nkind = dcn\nnegatives = 8\n", NULL, 1,
+         "%s:3: [model] negatives does not apply to model dcn (read by neumf, dssm): ignored"},
+        {"[model]\nkind = widedeep\ndeep = 32\ncrosses = item:user\nwide_bits = 10\n", NULL, 0,
+         NULL},
+        /* every model reads these */
+        {"[model]\nkind = lr\ndim = 16\nlr_sparse = 0.1\nseed = 3\nexpire_s = 60\n", NULL, 0, NULL},
+        /* by --set, the kind too */
+        {NULL, "model.gamma=3", 1,
+         "--set: [model] gamma does not apply to model neumf (read by dssm): ignored"},
+        {"[model]\ntower = 64,32\n", "model.kind=dssm", 0, NULL},
+        /* defaults say nothing */
+        {NULL, NULL, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fr_config_t c;
+        char err[1024] = "", want[1024];
+        char *path = cases[i].file ? tmp_write(cases[i].file) : NULL;
+        config_defaults(&c);
+        if (path && config_load(&c, path, err, sizeof(err)) != 0)
+            fail_msg("case %zu: load: %s", i, err);
+        if (cases[i].set && config_set(&c, cases[i].set, err, sizeof(err)) != 0)
+            fail_msg("case %zu: %s: %s", i, cases[i].set, err);
+        if (config_validate(&c, err, sizeof(err)) != 0)
+            fail_msg("case %zu: refused: %s", i, err);
+        int n = config_warnings(&c, err, sizeof(err));
+        snprintf(want, sizeof(want), cases[i].want ? cases[i].want : "", path, path);
+        if (n != cases[i].n || strcmp(err, want) != 0)
+            fail_msg("case %zu: %d warnings \"%s\" (want %d \"%s\")", i, n, err, cases[i].n, want);
+        if (path)
+            tmp_remove(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -920,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_validate_kinds),
         cmocka_unit_test(test_validate_where),
         cmocka_unit_test(test_hot_changes),
+        cmocka_unit_test(test_model_key_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,6 +106,17 @@ static void test_print_config_refuses(void **state)
             fail_msg("case %zu: exit %d (want 2), output \"%s\" (want \"%s...\")", i, rc, out,
                      want);
     }
+    /* a key the model does not read: a warning on stderr, the config printed, exit 0 */
+    write_file(conf, "[model]\ntower = 64,32\n");
+    const char *args[] = {"--print-config", "-c", conf, NULL};
+    assert_int_equal(run(args, log), 0);
+    char *out = slurp(log);
+    snprintf(want, sizeof(want),
+             "freshrecd: config: warning: %s:2: [model] tower does not apply to model neumf "
+             "(read by dssm): ignored\n",
+             conf);
+    if (!strstr(out, want) || !strstr(out, "tower = 64,32\n"))
+        fail_msg("output \"%s\" lacks \"%s\"", out, want);
     unlink(conf);
 }
 
