@@ -32,7 +32,7 @@ SANFLAGS :=
 endif
 OPT     ?= -O3 -fno-math-errno -march=x86-64-v3 -mtune=generic
 CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) -MMD -MP \
-           -Ilearner -Iproto -Idaemon -Istore
+           -Ibase -Ilearner -Iproto -Idaemon -Istore
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKG) 2>/dev/null)
@@ -41,7 +41,7 @@ LDLIBS   = $(PKG_LIBS) -lpthread -lm
 LDFLAGS := $(SANFLAGS)
 
 MAINS       := daemon/freshrec.c daemon/freshrecd.c
-LIB_SRC     := $(filter-out $(MAINS),$(wildcard learner/*.c proto/*.c store/*.c daemon/*.c))
+LIB_SRC     := $(filter-out $(MAINS),$(wildcard base/*.c learner/*.c proto/*.c store/*.c daemon/*.c))
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 LIB         := $(BUILD)/libfreshrec.a
 BINS        := $(BUILD)/freshrec $(if $(wildcard daemon/freshrecd.c),$(BUILD)/freshrecd)
@@ -56,7 +56,7 @@ FUZZCC       ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -MMD -MP \
-                -Ilearner -Iproto -Idaemon -Istore
+                -Ibase -Ilearner -Iproto -Idaemon -Istore
 FUZZ_SRC_event := proto/event.c
 FUZZ_SRC_ckpt  := learner/table.c learner/optim.c learner/ring.c learner/join.c learner/feat.c \
                   learner/ctrlayers.c
@@ -205,7 +205,7 @@ install: all
 	install -m 0644 proto/README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/contracts.md
 
 format:
-	clang-format -i $(wildcard learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch] tests/fuzz/*.c)
+	clang-format -i $(wildcard base/*.[ch] learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch] tests/fuzz/*.c)
 
 clean:
 	rm -rf build

@@ -5,7 +5,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "kafka.h"
 
+#include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <librdkafka/rdkafka_mock.h>
 

@@ -9,14 +9,16 @@
 #ifndef FR_KAFKA_H
 #define FR_KAFKA_H
 
-#include "config.h"
-#include "metrics.h"
-
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stddef.h>
 
 struct event_base;
+/* Only pointers to these cross this API, so kafka.h includes neither
+ * config.h (config.c includes kafka.h) nor metrics.h (which is the learner's
+ * whole API). */
+typedef struct fr_config fr_config_t;
+typedef struct metrics_partition metrics_partition_t;
 
 /* Receives each batch of messages drained from the queue, in order. The
  * messages are destroyed after the call returns. */
