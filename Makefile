@@ -1,6 +1,10 @@
 # freshrec — build, test, bench, demo.
 #   make                   build/freshrec (and the tests' binaries on `make test`)
-#   make test              unit tests (cmocka) and the alert rules' tests; installs missing Debian packages first
+#   make test              check-layers, then every test: tests/unit/ and tests/integration/ (cmocka, and
+#                          the alert rules' tests); installs missing Debian packages first
+#   make test-unit         tests/unit/ alone: no servers, seconds
+#   make check-layers      each #include against the layering (base, learner, proto, store, data, cli,
+#                          daemon: README.md's layout) named by file and line
 #   make test-rules        the alert rules alone: promtool check rules, promtool test rules
 #   make bench             throughput and checkpoint-stall figures, each with a reference in the same run
 #                          (BENCH_ONLY=ckpt: the checkpoint stall alone)
@@ -59,8 +63,14 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 CLI_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 LIB         := $(BUILD)/libfreshrec.a
 BINS        := $(BUILD)/freshrec $(if $(wildcard daemon/freshrecd.c),$(BUILD)/freshrecd)
-TEST_SRC    := $(wildcard tests/test_*.c)
-HARNESS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
+# tests/unit/: no servers, seconds in all (make test-unit); tests/integration/:
+# real redis-server, mock Kafka, freshrecd, Chromium, promtool. tests/*.c is
+# the harness both link.
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+INTEG_SRC   := $(wildcard tests/integration/test_*.c)
+TEST_SRC    := $(UNIT_SRC) $(INTEG_SRC)
+HARNESS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/*.c))
+UNIT_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c, built with FUZZ_SRC_NAME into
@@ -169,17 +179,22 @@ check-deps:
 	@{ pkg-config --exists $(PKGS) && [ -r $(DYGRAPHS_JS) ]; } 2>/dev/null || \
 	    $(MAKE) --no-print-directory deps
 
-# tests/test_rules.sh (promtool on systemd/freshrec-alerts*.yml) counts as one test
+# tests/integration/test_rules.sh (promtool on systemd/freshrec-alerts*.yml) counts as one test
 test: deps check-layers
 	@$(MAKE) --no-print-directory $(BINS) $(TEST_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/test_rules.sh
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/integration/test_rules.sh
+
+# The unit tests alone: no servers, no binaries, seconds.
+test-unit: check-deps
+	@$(MAKE) --no-print-directory $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
 
 # Each #include against the layering (README.md, Layout), named by file and line.
 check-layers:
 	@sh tests/check_layers.sh
 
 test-rules: deps
-	@sh tests/test_rules.sh
+	@sh tests/integration/test_rules.sh
 
 bench:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
@@ -222,7 +237,7 @@ install: all
 	install -m 0644 proto/README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/contracts.md
 
 format:
-	clang-format -i $(wildcard base/*.[ch] learner/*.[ch] proto/*.[ch] store/*.[ch] data/*.[ch] cli/*.[ch] daemon/*.[ch] tests/*.[ch] tests/fuzz/*.c)
+	clang-format -i $(wildcard base/*.[ch] learner/*.[ch] proto/*.[ch] store/*.[ch] data/*.[ch] cli/*.[ch] daemon/*.[ch] tests/*.[ch] tests/unit/*.c tests/integration/*.c tests/fuzz/*.c)
 
 clean:
 	rm -rf build
