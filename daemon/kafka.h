@@ -10,7 +10,6 @@
 #define FR_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stddef.h>
 
 struct event_base;
@@ -64,15 +63,12 @@ int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reaso
                       const char *detail);
 
 const char *kafka_bootstrap(const kafka_t *k); /* the brokers in use (the mock's if embedded) */
-rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k); /* NULL unless embedded */
 int kafka_assigned(const kafka_t *k);            /* partitions assigned now */
 int kafka_fatal(const kafka_t *k);               /* a fatal consumer error happened */
 uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed dead-letter deliveries */
 uint64_t kafka_catchup_turns(const kafka_t *k);      /* turns that took more than one batch */
 /* Fills lag and stored offsets of the assigned partitions; returns how many. */
 int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max);
-/* Synchronously commits the stored offsets (at shutdown). 0 or -1. */
-int kafka_commit(kafka_t *k);
 
 /* With checkpoints, offsets are committed only for what a durable checkpoint
  * holds: kafka_create then turns librdkafka's auto-commit off (checkpoints =
