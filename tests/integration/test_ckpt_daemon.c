@@ -73,10 +73,8 @@ static int wait_learned(double want, int ms)
 static void test_sigkill_and_resume_exactly_once(void **state)
 {
     (void)state;
-    assert_int_equal(harness_stack_start(&S, &(harness_stack_opts_t){.partitions = 3,
-                                                                     .name = "test_ckpt_daemon",
-                                                                     .no_daemon = 1}),
-                     0);
+    harness_stack_opts_t opts = {.partitions = 3, .name = "test_ckpt_daemon", .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
     snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);

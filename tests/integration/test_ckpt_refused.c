@@ -133,10 +133,8 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(dir, sizeof(dir), "/tmp/fr-ckr-XXXXXX");
-    if (!mkdtemp(dir) ||
-        harness_stack_start(&S, &(harness_stack_opts_t){.partitions = PARTS,
-                                                        .name = "test_ckpt_refused",
-                                                        .no_daemon = 1}) < 0)
+    harness_stack_opts_t opts = {.partitions = PARTS, .name = "test_ckpt_refused", .no_daemon = 1};
+    if (!mkdtemp(dir) || harness_stack_start(&S, &opts) < 0)
         return -1;
     return 0;
 }

@@ -40,10 +40,8 @@ static void test_dcn_from_impressions_and_clicks(void **state)
                                   "redis.publish_interval_ms=50",
                                   NULL};
     harness_stack_t st;
-    assert_int_equal(harness_stack_start(&st, &(harness_stack_opts_t){.partitions = 2,
-                                                                      .extra = extra,
-                                                                      .name = "test_ctr_daemon"}),
-                     0);
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_ctr_daemon"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
     harness_kafka_t *k = &st.kafka;
     int rport = st.redis_port, sport = st.stats_port;
 

@@ -73,9 +73,8 @@ static int setup(void **state)
 {
     ctx_t *c = &C;
     c->text = malloc(1 << 20);
-    if (harness_stack_start(&c->s, &(harness_stack_opts_t){.partitions = NPART,
-                                                           .name = "test_daemon",
-                                                           .no_daemon = 1}) < 0)
+    harness_stack_opts_t opts = {.partitions = NPART, .name = "test_daemon", .no_daemon = 1};
+    if (harness_stack_start(&c->s, &opts) < 0)
         return -1;
     if (start_daemon(c) < 0) {
         fprintf(stderr, "freshrecd did not become healthy; its log is %s\n", c->s.log);

@@ -124,10 +124,8 @@ static void test_dssm_with_features(void **state)
                                   "redis.publish_interval_ms=50",
                                   NULL};
     harness_stack_t st;
-    assert_int_equal(harness_stack_start(&st, &(harness_stack_opts_t){.partitions = 2,
-                                                                      .extra = extra,
-                                                                      .name = "test_dssm_daemon"}),
-                     0);
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_dssm_daemon"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
     harness_kafka_t *k = &st.kafka;
     int rport = st.redis_port, sport = st.stats_port;
 

@@ -56,10 +56,8 @@ static void test_evicted_users_leave_redis(void **state)
     static const char *extra[] = {"model.max_users=1000", "model.ring_capacity=400",
                                   "redis.publish_interval_ms=50", NULL};
     harness_stack_t st;
-    assert_int_equal(harness_stack_start(&st, &(harness_stack_opts_t){.partitions = 2,
-                                                                      .extra = extra,
-                                                                      .name = "test_evict_daemon"}),
-                     0);
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_evict_daemon"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
     harness_kafka_t *k = &st.kafka;
     int rport = st.redis_port, sport = st.stats_port;
 
@@ -137,10 +135,9 @@ static void test_evicted_items_leave_the_index(void **state)
                                   "redis.publish_interval_ms=50",
                                   "redis.item_publish_interval_ms=0", NULL};
     harness_stack_t st;
-    assert_int_equal(harness_stack_start(&st, &(harness_stack_opts_t){.partitions = 1,
-                                                                      .extra = extra,
-                                                                      .name = "test_evict_daemon_items"}),
-                     0);
+    harness_stack_opts_t opts = {.partitions = 1, .extra = extra,
+                                 .name = "test_evict_daemon_items"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
     harness_kafka_t *k = &st.kafka;
     int rport = st.redis_port, sport = st.stats_port;
 

@@ -76,9 +76,8 @@ static int setup(void **state)
     rng_seed(&c->rng, 3);
     static const char *extra[] = {"redis.publish_interval_ms=50", "redis.reconnect_max_ms=200",
                                   "kafka.properties=socket.timeout.ms=5000", NULL};
-    if (harness_stack_start(&c->s, &(harness_stack_opts_t){.partitions = 2,
-                                                           .extra = extra,
-                                                           .name = "test_faults"}) < 0)
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_faults"};
+    if (harness_stack_start(&c->s, &opts) < 0)
         return -1;
     *state = c;
     return 0;

@@ -148,10 +148,8 @@ static int log_has(const char *s)
 static void test_far_future_event(void **state)
 {
     (void)state;
-    assert_int_equal(harness_stack_start(&S, &(harness_stack_opts_t){.partitions = 1,
-                                                                     .name = "test_future_daemon",
-                                                                     .no_daemon = 1}),
-                     0);
+    harness_stack_opts_t opts = {.partitions = 1, .name = "test_future_daemon", .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
     snprintf(dir, sizeof(dir), "/tmp/fr-fut-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);

@@ -79,9 +79,8 @@ static int setup(void **state)
     /* the defaults but for a faster reconnect, as in test_faults */
     static const char *extra[] = {"redis.publish_interval_ms=50", "redis.reconnect_max_ms=200",
                                   NULL};
-    if (harness_stack_start(&c->s, &(harness_stack_opts_t){.partitions = 1,
-                                                           .extra = extra,
-                                                           .name = "test_health"}) < 0)
+    harness_stack_opts_t opts = {.partitions = 1, .extra = extra, .name = "test_health"};
+    if (harness_stack_start(&c->s, &opts) < 0)
         return -1;
     produce_clicks("warm", 200);
     if (!settle())
