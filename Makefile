@@ -1,6 +1,10 @@
 # freshrec — build, test, bench, demo.
 #   make                   build/freshrec (and the tests' binaries on `make test`)
-#   make test              unit tests (cmocka) and the alert rules' tests; installs missing Debian packages first
+#   make test              check-layers, then every test: tests/unit/ and tests/integration/ (cmocka, and
+#                          the alert rules' tests); installs missing Debian packages first
+#   make test-unit         tests/unit/ alone: no servers, seconds
+#   make check-layers      each #include against the layering (base, learner, proto, store, data, cli,
+#                          daemon: README.md's layout) named by file and line
 #   make test-rules        the alert rules alone: promtool check rules, promtool test rules
 #   make bench             throughput and checkpoint-stall figures, each with a reference in the same run
 #                          (BENCH_ONLY=ckpt: the checkpoint stall alone)
@@ -31,8 +35,21 @@ BUILD   := build
 SANFLAGS :=
 endif
 OPT     ?= -O3 -fno-math-errno -march=x86-64-v3 -mtune=generic
-CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) -MMD -MP \
-           -Ilearner -Iproto -Idaemon -Istore
+CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(SANFLAGS) -MMD -MP
+# Per-folder include paths: a source sees only the folders it may include
+# (README.md's layout), so an include against the layering fails to build;
+# `make check-layers` names it. The folder is the first part of the path.
+INC_base    := -Ibase
+INC_learner := -Ibase -Ilearner
+INC_proto   := -Ibase -Iproto
+INC_store   := -Ibase -Iproto -Istore
+INC_data    := -Ibase -Ilearner -Idata
+INC_cli     := -Ibase -Ilearner -Iproto -Istore -Idata -Icli
+INC_daemon  := -Ibase -Ilearner -Iproto -Istore -Idaemon
+INC_ALL     := -Ibase -Ilearner -Iproto -Istore -Idata -Icli -Idaemon
+INC_bench   := $(INC_ALL)
+INC_tests   := $(INC_ALL) -Itests
+incs = $(INC_$(firstword $(subst /, ,$(1))))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKG) 2>/dev/null)
@@ -40,13 +57,22 @@ TEST_LIBS   = $(shell pkg-config --libs $(TESTPKG) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lpthread -lm
 LDFLAGS := $(SANFLAGS)
 
-MAINS       := daemon/freshrec.c daemon/freshrecd.c
-LIB_SRC     := $(filter-out $(MAINS),$(wildcard learner/*.c proto/*.c store/*.c daemon/*.c))
+MAINS       := daemon/freshrecd.c
+LIB_SRC     := $(filter-out $(MAINS),$(wildcard base/*.c learner/*.c proto/*.c store/*.c data/*.c daemon/*.c))
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+CLI_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 LIB         := $(BUILD)/libfreshrec.a
 BINS        := $(BUILD)/freshrec $(if $(wildcard daemon/freshrecd.c),$(BUILD)/freshrecd)
-TEST_SRC    := $(wildcard tests/test_*.c)
-HARNESS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
+# tests/unit/: no servers, seconds in all (make test-unit); tests/integration/:
+# real redis-server, mock Kafka, freshrecd, Chromium, promtool. The other
+# tests/*.c are the harness both link. A tests/test_*.c (a branch from before
+# the split) still builds and runs in make test, with a note to move it.
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+INTEG_SRC   := $(wildcard tests/integration/test_*.c)
+STRAY_SRC   := $(wildcard tests/test_*.c)
+TEST_SRC    := $(UNIT_SRC) $(INTEG_SRC) $(STRAY_SRC)
+HARNESS_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(STRAY_SRC),$(wildcard tests/*.c)))
+UNIT_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c, built with FUZZ_SRC_NAME into
@@ -55,15 +81,14 @@ TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 FUZZCC       ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
-                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -MMD -MP \
-                -Ilearner -Iproto -Idaemon -Istore
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -MMD -MP
 FUZZ_SRC_event := proto/event.c
 FUZZ_SRC_ckpt  := store/ckpt.c learner/table.c learner/optim.c learner/ring.c learner/join.c learner/feat.c \
                   learner/ctrlayers.c
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test test-rules bench demo clean deps check-deps format fuzz install
+.PHONY: all test test-unit check-layers test-rules bench demo clean deps check-deps format fuzz install
 
 PREFIX  ?= /usr/local
 SYSCONF ?= /etc
@@ -73,7 +98,7 @@ all: check-deps $(BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(call incs,$<) $(PKG_CFLAGS) -c $< -o $@
 
 # The dashboard (daemon/dashboard.c) is daemon/dashboard.html with Debian's
 # dygraphs inlined: read from the package at build time, never copied into the
@@ -105,7 +130,7 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/freshrec: $(BUILD)/daemon/freshrec.o $(LIB)
+$(BUILD)/freshrec: $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/freshrecd: $(BUILD)/daemon/freshrecd.o $(LIB)
@@ -121,14 +146,14 @@ $(BUILD)/fr-ckpt-bench: $(BUILD)/bench/ckpt_stall.o $(LIB)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(INC_tests) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZCC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(FUZZCC) $(FUZZ_CFLAGS) $(call incs,$<) $(PKG_CFLAGS) -c $< -o $@
 
 .PRECIOUS: build/fuzz/%.o
 .SECONDEXPANSION:
@@ -156,13 +181,23 @@ check-deps:
 	@{ pkg-config --exists $(PKGS) && [ -r $(DYGRAPHS_JS) ]; } 2>/dev/null || \
 	    $(MAKE) --no-print-directory deps
 
-# tests/test_rules.sh (promtool on systemd/freshrec-alerts*.yml) counts as one test
-test: deps
+# tests/integration/test_rules.sh (promtool on systemd/freshrec-alerts*.yml) counts as one test
+test: deps check-layers
+	@for f in $(STRAY_SRC); do echo "note: $$f belongs in tests/unit/ or tests/integration/" >&2; done
 	@$(MAKE) --no-print-directory $(BINS) $(TEST_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/test_rules.sh
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) tests/integration/test_rules.sh
+
+# The unit tests alone: no servers, no binaries, seconds.
+test-unit: check-deps
+	@$(MAKE) --no-print-directory $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+
+# Each #include against the layering (README.md, Layout), named by file and line.
+check-layers:
+	@sh tests/check_layers.sh
 
 test-rules: deps
-	@sh tests/test_rules.sh
+	@sh tests/integration/test_rules.sh
 
 bench:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
@@ -205,7 +240,7 @@ install: all
 	install -m 0644 proto/README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/contracts.md
 
 format:
-	clang-format -i $(wildcard learner/*.[ch] proto/*.[ch] store/*.[ch] daemon/*.[ch] tests/*.[ch] tests/fuzz/*.c)
+	clang-format -i $(wildcard base/*.[ch] learner/*.[ch] proto/*.[ch] store/*.[ch] data/*.[ch] cli/*.[ch] daemon/*.[ch] tests/*.[ch] tests/unit/*.c tests/integration/*.c tests/fuzz/*.c)
 
 clean:
 	rm -rf build

@@ -15,7 +15,7 @@
  * Last, the newest file is read back into a fresh learner (ckpt_read).
  *
  * Not for: the daemon's own payload (the join, offsets and counters, a few
- * bytes beside the tables), or correctness (tests/test_ckpt.c). */
+ * bytes beside the tables), or correctness (tests/unit/test_ckpt.c). */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
 #include "clock.h"

@@ -14,7 +14,7 @@ layers by Adam.
 usage: torch_neumf.py --data u.data [--epochs N] [--threads T] [--seed S]
 Prints one JSON line: pairs_per_s, events_per_s, hr10, ndcg10, ...
 Reads the file in place; nothing is written. The file is read as
-`freshrec train --format movielens` reads it (daemon/dataset.c): a file it
+`freshrec train --format movielens` reads it (data/dataset.c): a file it
 refuses, or one with no interaction, is refused here too, with the line and
 a non-zero exit, rather than trained on as nothing (ML-1M's `::` lines were
 once read as empty and reported as HR@10 0.0 with exit 0)."""
@@ -32,7 +32,7 @@ class DataError(Exception):
 
 
 def split_fields(s):
-    """The fields of a line as daemon/dataset.c's split() makes them, step for
+    """The fields of a line as data/dataset.c's split() makes them, step for
     step: on "::" when the line has one (ML-1M's ratings.dat), else on runs
     of tabs and spaces (ML-100k's u.data, `freshrec gen`); at most 4; a CR or
     LF ends the last one."""

@@ -23,7 +23,7 @@ typedef struct {
                                  * the default (or a value written in code) */
 } config_src_t;
 
-typedef struct {
+typedef struct fr_config {
     /* [kafka] */
     char brokers[CONFIG_STR];           /* "" = none: --embedded starts a mock cluster */
     char topics[CONFIG_STR];            /* comma-separated, default "events" */

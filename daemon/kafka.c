@@ -5,7 +5,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "kafka.h"
 
+#include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <librdkafka/rdkafka_mock.h>
 
@@ -880,11 +882,6 @@ const char *kafka_bootstrap(const kafka_t *k)
     return k->bootstrap;
 }
 
-rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k)
-{
-    return k->mock;
-}
-
 int kafka_assigned(const kafka_t *k)
 {
     return k->closed ? 0 : k->assigned;
@@ -926,14 +923,6 @@ int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max)
     }
     rd_kafka_topic_partition_list_destroy(a);
     return n;
-}
-
-int kafka_commit(kafka_t *k)
-{
-    if (k->closed)
-        return 0;
-    rd_kafka_resp_err_t err = rd_kafka_commit(k->rk, NULL, 0);
-    return err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET ? 0 : -1;
 }
 
 int kafka_learned_offsets(const kafka_t *k, kafka_offset_t *out, int max)

@@ -9,14 +9,15 @@
 #ifndef FR_KAFKA_H
 #define FR_KAFKA_H
 
-#include "config.h"
-#include "metrics.h"
-
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stddef.h>
 
 struct event_base;
+/* Only pointers to these cross this API, so kafka.h includes neither
+ * config.h (config.c includes kafka.h) nor metrics.h (which is the learner's
+ * whole API). */
+typedef struct fr_config fr_config_t;
+typedef struct metrics_partition metrics_partition_t;
 
 /* Receives each batch of messages drained from the queue, in order. The
  * messages are destroyed after the call returns. */
@@ -82,15 +83,12 @@ size_t kafka_dead_letter_flush(kafka_t *k, int timeout_ms);
 void kafka_hold(kafka_t *k, int on);
 
 const char *kafka_bootstrap(const kafka_t *k); /* the brokers in use (the mock's if embedded) */
-rd_kafka_mock_cluster_t *kafka_mock(kafka_t *k); /* NULL unless embedded */
 int kafka_assigned(const kafka_t *k);            /* partitions assigned now */
 int kafka_fatal(const kafka_t *k);               /* a fatal consumer error happened */
 uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed attempts (each retried) */
 uint64_t kafka_catchup_turns(const kafka_t *k);      /* turns that took more than one batch */
 /* Fills lag and stored offsets of the assigned partitions; returns how many. */
 int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max);
-/* Synchronously commits the stored offsets (at shutdown). 0 or -1. */
-int kafka_commit(kafka_t *k);
 
 /* With checkpoints, offsets are committed only for what a durable checkpoint
  * holds: kafka_create then turns librdkafka's auto-commit off (checkpoints =

@@ -15,7 +15,7 @@
 /* upper bounds (seconds) of the publish-latency histogram buckets */
 extern const double metrics_lat_bounds[METRICS_LAT_BUCKETS - 1];
 
-typedef struct {
+typedef struct metrics_partition {
     char topic[128];
     int32_t partition;
     int64_t lag;    /* high watermark − next offset to consume; -1 unknown */

@@ -21,7 +21,7 @@
  * writes it with ckpt_write and exits, and the caller's loop goes on at once;
  * it stalls only for the fork (copying the page tables), as Redis's BGSAVE.
  * Not for: what is in a payload (the learner serialises itself,
- * learner/serial.h), nor watching the child (the caller polls ckpt_bg_t.fd,
+ * base/serial.h), nor watching the child (the caller polls ckpt_bg_t.fd,
  * e.g. with libevent, and calls ckpt_bg_finish whenever it is readable). */
 #ifndef FR_CKPT_H
 #define FR_CKPT_H

@@ -428,3 +428,58 @@ int harness_mem_read(void *ctx, void *b, size_t n)
     m->pos += n;
     return 0;
 }
+
+int harness_stack_start(harness_stack_t *s, const harness_stack_opts_t *opts)
+{
+    memset(s, 0, sizeof(*s));
+    s->redis = s->daemon = -1;
+    harness_log_path(s->log, sizeof(s->log), opts->name);
+    s->redis_port = harness_free_port();
+    s->stats_port = harness_free_port();
+    if ((s->redis = harness_redis_start(s->redis_port)) < 0)
+        goto err;
+    if (harness_kafka_start(&s->kafka, opts->partitions > 0 ? opts->partitions : 1) < 0)
+        goto err;
+    if (!opts->no_daemon && harness_stack_daemon_start(s, opts->extra) < 0)
+        goto err;
+    return 0;
+err:
+    harness_stack_stop(s);
+    return -1;
+}
+
+int harness_stack_daemon_start(harness_stack_t *s, const char *const *extra)
+{
+    s->daemon = harness_daemon_start(s->kafka.brokers, s->redis_port, s->stats_port, extra, s->log);
+    if (s->daemon < 0)
+        return -1;
+    if (!harness_daemon_healthy(s->stats_port, 30000)) {
+        harness_stop(s->daemon);
+        s->daemon = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int harness_stack_daemon_stop(harness_stack_t *s)
+{
+    if (s->daemon <= 0)
+        return 0;
+    kill(s->daemon, SIGTERM);
+    int st = harness_wait(s->daemon, 20000);
+    if (st < 0)
+        harness_stop(s->daemon); /* SIGKILL after 3 more seconds */
+    s->daemon = -1;
+    return st;
+}
+
+int harness_stack_stop(harness_stack_t *s)
+{
+    if (s->redis > 0)
+        harness_signal(s->redis, SIGCONT); /* a failed test may leave it stopped */
+    int st = harness_stack_daemon_stop(s);
+    harness_kafka_stop(&s->kafka);
+    harness_stop(s->redis);
+    s->redis = -1;
+    return st;
+}

@@ -78,6 +78,38 @@ int harness_daemon_healthy(int stats_port, int timeout_ms);
 /* One sample of the daemon's /metrics (NaN when unreachable or absent). */
 double harness_daemon_metric(int stats_port, const char *sample);
 
+/* The stack an integration test runs against: a redis-server and a mock
+ * Kafka cluster (topics events and events.dead) on free loopback ports, and a
+ * freshrecd on them with its stats port, its output appended to log. */
+typedef struct {
+    int partitions;           /* of "events"; 0 means 1 */
+    const char *const *extra; /* the daemon's --set assignments, NULL-terminated; may be NULL */
+    const char *name;         /* the log: "<build>/tests/<name>.log" */
+    int no_daemon;            /* start Redis and Kafka only (harness_stack_daemon_start later) */
+} harness_stack_opts_t;
+
+typedef struct {
+    pid_t redis, daemon; /* -1 when not running */
+    int redis_port, stats_port;
+    harness_kafka_t kafka;
+    char log[256];
+} harness_stack_t;
+
+/* Starts Redis, the cluster and (unless opts->no_daemon) the daemon, and waits
+ * up to 30 s for its /healthz. 0, or -1 with whatever had started stopped. */
+int harness_stack_start(harness_stack_t *s, const harness_stack_opts_t *opts);
+/* (Re)starts the daemon on the stack's servers and ports with these --set
+ * assignments and waits up to 30 s for its /healthz. 0 or -1 (it is stopped
+ * then). */
+int harness_stack_daemon_start(harness_stack_t *s, const char *const *extra);
+/* SIGTERM to the daemon and up to 20 s for it to exit: its exit status
+ * (0..255, 128+signal), or -1 on timeout (it is killed then); 0 if none ran. */
+int harness_stack_daemon_stop(harness_stack_t *s);
+/* Stops the daemon as harness_stack_daemon_stop does, then the cluster and
+ * Redis, whatever state they are in (a SIGSTOPped Redis gets a SIGCONT
+ * first). Returns the daemon's exit status. */
+int harness_stack_stop(harness_stack_t *s);
+
 /* A growable in-memory byte stream for serialisation tests: write appends,
  * read consumes from pos. */
 typedef struct {

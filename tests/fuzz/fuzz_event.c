@@ -4,7 +4,7 @@
  * a sane detail; an event without features must survive event_encode and a
  * second decode unchanged. A broken promise is an abort(), which libFuzzer
  * reports as a crash with the input saved. Built and run by `make fuzz`.
- * Not for: the meaning of particular messages (tests/test_event.c has those). */
+ * Not for: the meaning of particular messages (tests/unit/test_event.c has those). */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #include <math.h>
 #include <stddef.h>

@@ -33,10 +33,7 @@
 #define UP_WITHIN_S 2.0   /* SIGCONT to 200 and the gauge 1 */
 
 typedef struct {
-    pid_t redis, daemon;
-    int redis_port, stats_port;
-    harness_kafka_t kafka;
-    char log[256];
+    harness_stack_t s; /* Redis, the cluster, the daemon */
     long produced;
 } ctx_t;
 
@@ -44,7 +41,7 @@ static ctx_t C;
 
 static double metric(const char *s)
 {
-    return harness_daemon_metric(C.stats_port, s);
+    return harness_daemon_metric(C.s.stats_port, s);
 }
 
 /* n valid clicks from users prefix-<k % 20> */
@@ -55,7 +52,7 @@ static void produce_clicks(const char *prefix, int n)
         snprintf(u, sizeof(u), "%s-%d", prefix, k % 20);
         snprintf(it, sizeof(it), "i%ld", (C.produced + k) % 97);
         size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
-        harness_kafka_produce(&C.kafka, u, buf, len);
+        harness_kafka_produce(&C.s.kafka, u, buf, len);
     }
     C.produced += n;
 }
@@ -63,7 +60,7 @@ static void produce_clicks(const char *prefix, int n)
 /* every event produced learned, every vector written, the last round landed */
 static int settle(void)
 {
-    harness_kafka_flush(&C.kafka, 10000);
+    harness_kafka_flush(&C.s.kafka, 10000);
     double t0 = harness_now_ms();
     while (harness_now_ms() - t0 < 20000) {
         if (metric("freshrec_events_learned_total") >= C.produced &&
@@ -79,16 +76,11 @@ static int settle(void)
 static int setup(void **state)
 {
     ctx_t *c = &C;
-    harness_log_path(c->log, sizeof(c->log), "test_health");
-    c->redis_port = harness_free_port();
-    c->stats_port = harness_free_port();
-    if ((c->redis = harness_redis_start(c->redis_port)) < 0 || harness_kafka_start(&c->kafka, 1))
-        return -1;
     /* the defaults but for a faster reconnect, as in test_faults */
     static const char *extra[] = {"redis.publish_interval_ms=50", "redis.reconnect_max_ms=200",
                                   NULL};
-    c->daemon = harness_daemon_start(c->kafka.brokers, c->redis_port, c->stats_port, extra, c->log);
-    if (c->daemon < 0 || !harness_daemon_healthy(c->stats_port, 30000))
+    harness_stack_opts_t opts = {.partitions = 1, .extra = extra, .name = "test_health"};
+    if (harness_stack_start(&c->s, &opts) < 0)
         return -1;
     produce_clicks("warm", 200);
     if (!settle())
@@ -100,22 +92,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (C.daemon > 0) {
-        kill(C.daemon, SIGKILL);
-        harness_wait(C.daemon, 5000);
-    }
-    harness_kafka_stop(&C.kafka);
-    if (C.redis > 0) {
-        harness_signal(C.redis, SIGCONT); /* a failed assertion may leave it stopped */
-        harness_stop(C.redis);
-    }
+    harness_stack_stop(&C.s); /* Redis gets a SIGCONT first, should a failed
+                               * assertion have left it stopped */
     return 0;
 }
 
 /* HGET of the meta hash as an integer; -1 when absent or Redis does not answer */
 static long long meta_field(const char *field)
 {
-    redisContext *r = redisConnect("127.0.0.1", C.redis_port);
+    redisContext *r = redisConnect("127.0.0.1", C.s.redis_port);
     long long v = -1;
     if (r && !r->err) {
         redisReply *rep = redisCommand(r, "HGET fr:neumf:meta %s", field);
@@ -141,8 +126,8 @@ static sample_t take_sample(double t0)
     static char text[1 << 18];
     char body[256];
     sample_t s;
-    s.code = harness_http_get(C.stats_port, "/healthz", body, sizeof(body));
-    int mc = harness_http_get(C.stats_port, "/metrics", text, sizeof(text));
+    s.code = harness_http_get(C.s.stats_port, "/healthz", body, sizeof(body));
+    int mc = harness_http_get(C.s.stats_port, "/metrics", text, sizeof(text));
     s.gauge = mc == 200 ? harness_metric(text, "freshrec_redis_connected") : NAN;
     s.age = mc == 200 ? harness_metric(text, "freshrec_redis_last_ack_age_seconds") : NAN;
     s.t = (harness_now_ms() - t0) / 1000.0;
@@ -196,10 +181,10 @@ static void redis_hang(int traffic)
         }
 
     double t0 = harness_now_ms();
-    harness_signal(C.redis, SIGSTOP);
+    harness_signal(C.s.redis, SIGSTOP);
     int nd = sample_for(during, CAP, t0, HANG_MS, traffic);
     double t1 = harness_now_ms();
-    harness_signal(C.redis, SIGCONT);
+    harness_signal(C.s.redis, SIGCONT);
     int na = sample_for(after, CAP, t1, 4000, traffic);
     print_samples("Redis stopped", during, nd);
     print_samples("Redis continued", after, na);

@@ -19,7 +19,6 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +29,6 @@
 static void test_dcn_from_impressions_and_clicks(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 2), 0);
-    char log[256];
-    harness_log_path(log, sizeof(log), "test_ctr_daemon");
     static const char *extra[] = {"model.kind=dcn",
                                   "model.dim=8",
                                   "model.cat_fields=device,cat3",
@@ -47,8 +39,11 @@ static void test_dcn_from_impressions_and_clicks(void **state)
                                   "events.label_window_ms=1000",
                                   "redis.publish_interval_ms=50",
                                   NULL};
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_t st;
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_ctr_daemon"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
+    harness_kafka_t *k = &st.kafka;
+    int rport = st.redis_port, sport = st.stats_port;
 
     ctrgen_config_t g;
     ctrgen_config_default(&g);
@@ -78,7 +73,7 @@ static void test_dcn_from_impressions_and_clicks(void **state)
                                    "type", click ? "click" : "impression", "ts",
                                    (json_int_t)(e->ts_ms + click), "cat", cat, "num", num);
             char *s = json_dumps(ev, JSON_COMPACT);
-            harness_kafka_produce(&k, user, s, strlen(s));
+            harness_kafka_produce(k, user, s, strlen(s));
             free(s);
             json_decref(ev);
             clicks += click;
@@ -86,7 +81,7 @@ static void test_dcn_from_impressions_and_clicks(void **state)
         json_decref(cat);
         json_decref(num);
     }
-    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(k, 30000), 0);
 
     /* every impression is learned once its label is known: a clicked one as the
      * click's positive, an unclicked one as a negative once the window passed */
@@ -138,11 +133,8 @@ static void test_dcn_from_impressions_and_clicks(void **state)
     freeReplyObject(rep);
     redisFree(r);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
     ctrdata_free(&cd);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
 }
 
 int main(void)

@@ -4,7 +4,7 @@
 # (systemd/freshrec-alerts.test.yml: which alerts fire, and which must not,
 # for given series). Run by `make test` among the test binaries, and by
 # `make test-rules`. Exits 1, naming what failed, when either step fails.
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 rules=systemd/freshrec-alerts.yml
 tests=systemd/freshrec-alerts.test.yml
 if ! command -v promtool >/dev/null 2>&1; then

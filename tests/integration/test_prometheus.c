@@ -28,15 +28,11 @@ static void test_rules_check(void **state)
 static void test_scraped_by_prometheus(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port(), pport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 1), 0);
-    char log[256], dir[256], conf[300], cwd[1024];
-    harness_log_path(log, sizeof(log), "test_prometheus");
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, NULL, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_t st;
+    harness_stack_opts_t opts = {.partitions = 1, .name = "test_prometheus"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
+    int sport = st.stats_port, pport = harness_free_port();
+    char dir[256], conf[300], cwd[1024];
 
     assert_non_null(getcwd(cwd, sizeof(cwd)));
     snprintf(dir, sizeof(dir), "/tmp/fr-prom-XXXXXX");
@@ -56,7 +52,7 @@ static void test_scraped_by_prometheus(void **state)
     snprintf(a_tsdb, sizeof(a_tsdb), "--storage.tsdb.path=%s/data", dir);
     snprintf(a_listen, sizeof(a_listen), "--web.listen-address=127.0.0.1:%d", pport);
     char *argv[] = {"/usr/bin/prometheus", a_conf, a_tsdb, a_listen, NULL};
-    pid_t prom = harness_spawn(argv, log);
+    pid_t prom = harness_spawn(argv, st.log);
     assert_true(prom > 0);
 
     /* the query API answers with the daemon's own figure */
@@ -84,10 +80,7 @@ static void test_scraped_by_prometheus(void **state)
     assert_non_null(strstr(body, "FreshrecRedisUnreachable"));
 
     harness_stop(prom);
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
     assert_int_equal(harness_rmtree(dir), 0);
 }
 

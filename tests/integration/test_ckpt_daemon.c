@@ -25,12 +25,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int rport, sport;
-static harness_kafka_t K;
-static char dir[64], log_path[256], ckpt_arg[128];
+static harness_stack_t S; /* Redis, the cluster, and the daemon while it runs */
+static char dir[64], ckpt_arg[128];
 static long produced;
 
-static pid_t start(void)
+static void start(void)
 {
     /* batches of 100: a restart's backlog is more than 8 of them, so the
      * daemon catches up in longer turns (kafka.c) while exactly-once holds */
@@ -40,10 +39,7 @@ static pid_t start(void)
                            "redis.publish_interval_ms=50",
                            "kafka.batch_max=100",
                            NULL};
-    pid_t d = harness_daemon_start(K.brokers, rport, sport, extra, log_path);
-    assert_true(d > 0);
-    assert_true(harness_daemon_healthy(sport, 30000));
-    return d;
+    assert_int_equal(harness_stack_daemon_start(&S, extra), 0); /* started and healthy */
 }
 
 static void produce(int n)
@@ -53,14 +49,14 @@ static void produce(int n)
         snprintf(u, sizeof(u), "u%ld", produced % 500);
         snprintf(it, sizeof(it), "i%ld", (produced * 7) % 900);
         size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
-        harness_kafka_produce(&K, u, buf, len);
+        harness_kafka_produce(&S.kafka, u, buf, len);
     }
-    assert_int_equal(harness_kafka_flush(&K, 30000), 0);
+    assert_int_equal(harness_kafka_flush(&S.kafka, 30000), 0);
 }
 
 static double learned(void)
 {
-    return harness_daemon_metric(sport, "freshrec_events_learned_total");
+    return harness_daemon_metric(S.stats_port, "freshrec_events_learned_total");
 }
 
 static int wait_learned(double want, int ms)
@@ -77,26 +73,23 @@ static int wait_learned(double want, int ms)
 static void test_sigkill_and_resume_exactly_once(void **state)
 {
     (void)state;
-    rport = harness_free_port();
-    sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    assert_int_equal(harness_kafka_start(&K, 3), 0);
-    harness_log_path(log_path, sizeof(log_path), "test_ckpt_daemon");
+    harness_stack_opts_t opts = {.partitions = 3, .name = "test_ckpt_daemon", .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
     snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
 
-    pid_t d = start();
+    start();
     for (int round = 0; round < 3; round++) {
         produce(8000);
         /* kill it part way through learning what was just produced */
         double target = produced - 8000 + 3000 + round * 1500;
         assert_true(wait_learned(target, 30000));
         usleep(300000 * (round + 1)); /* a checkpoint may or may not have come */
-        kill(d, SIGKILL);
-        assert_int_equal(harness_wait(d, 10000), 128 + SIGKILL);
-        d = start();
+        kill(S.daemon, SIGKILL);
+        assert_int_equal(harness_wait(S.daemon, 10000), 128 + SIGKILL);
+        S.daemon = -1;
+        start();
     }
     /* the last restart catches up: every event learned exactly once */
     assert_true(wait_learned(produced, 60000));
@@ -105,20 +98,19 @@ static void test_sigkill_and_resume_exactly_once(void **state)
                   learned());
     assert_int_equal((long)learned(), produced);
     /* checkpoints are written by a forked child: the loop stalls only for the fork */
-    double ck = harness_daemon_metric(sport, "freshrec_checkpoint_total");
-    double stall = harness_daemon_metric(sport, "freshrec_checkpoint_stall_seconds");
-    double stall_max = harness_daemon_metric(sport, "freshrec_checkpoint_stall_max_seconds");
-    double whole = harness_daemon_metric(sport, "freshrec_checkpoint_seconds");
+    double ck = harness_daemon_metric(S.stats_port, "freshrec_checkpoint_total");
+    double stall = harness_daemon_metric(S.stats_port, "freshrec_checkpoint_stall_seconds");
+    double stall_max = harness_daemon_metric(S.stats_port, "freshrec_checkpoint_stall_max_seconds");
+    double whole = harness_daemon_metric(S.stats_port, "freshrec_checkpoint_seconds");
     print_message("checkpoints %.0f, last stall %.2f ms (max %.2f ms), last write %.2f ms\n", ck,
                   stall * 1e3, stall_max * 1e3, whole * 1e3);
     assert_true(ck >= 1);
     assert_true(stall > 0 && stall <= stall_max && stall_max < 1.0);
     assert_true(whole > 0);
-    assert_true(harness_daemon_metric(sport, "freshrec_checkpoint_errors_total") == 0);
+    assert_true(harness_daemon_metric(S.stats_port, "freshrec_checkpoint_errors_total") == 0);
 
     /* a corrupt newest checkpoint is skipped for the previous one */
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
+    assert_int_equal(harness_stack_daemon_stop(&S), 0); /* SIGTERM: exit 0 */
     char path[128];
     snprintf(path, sizeof(path), "%s/freshrec.ckpt", dir);
     FILE *f = fopen(path, "r+b");
@@ -127,18 +119,17 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     fputc(0x5a, f);
     fclose(f);
     produce(2000);
-    d = start();
+    start();
     assert_true(wait_learned(produced, 60000));
     usleep(1000000);
     assert_int_equal((long)learned(), produced);
     /* 2,000 events and more waited for it, 20 batches: its first fetches
      * brought more than 8 batches at once, and it took longer turns */
-    double turns = harness_daemon_metric(sport, "freshrec_catchup_turns_total");
+    double turns = harness_daemon_metric(S.stats_port, "freshrec_catchup_turns_total");
     print_message("catch-up turns of the last daemon: %.0f\n", turns);
     assert_true(turns >= 1);
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    FILE *lg = fopen(log_path, "r");
+    assert_int_equal(harness_stack_daemon_stop(&S), 0); /* SIGTERM: exit 0 */
+    FILE *lg = fopen(S.log, "r");
     char line[1024];
     int skipped = 0, restored_prev = 0, on_loop = 0;
     while (fgets(line, sizeof(line), lg)) {
@@ -162,7 +153,7 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     /* committed offsets: the end, after the clean stop */
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", K.brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "bootstrap.servers", S.kafka.brokers, err, sizeof(err));
     rd_kafka_conf_set(conf, "group.id", "freshrec", err, sizeof(err));
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
@@ -176,8 +167,7 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(c);
 
-    harness_kafka_stop(&K);
-    harness_stop(redis);
+    harness_stack_stop(&S);
     assert_int_equal(harness_rmtree(dir), 0);
 }
 

@@ -24,7 +24,6 @@
 
 #include <hiredis/hiredis.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,13 +110,6 @@ static double redis_auc(float (*uv)[OUT], float (*iv)[OUT], int first, int n)
 static void test_dssm_with_features(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 2), 0);
-    char log[256];
-    harness_log_path(log, sizeof(log), "test_dssm_daemon");
     static const char *extra[] = {"model.kind=dssm",
                                   "model.dim=16",
                                   "model.tower=32,16",
@@ -131,8 +123,11 @@ static void test_dssm_with_features(void **state)
                                   "events.label_window_ms=1000",
                                   "redis.publish_interval_ms=50",
                                   NULL};
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_t st;
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_dssm_daemon"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
+    harness_kafka_t *k = &st.kafka;
+    int rport = st.redis_port, sport = st.stats_port;
 
     /* clicks on warm items, two passes over the same distribution; then the
      * cold items shown once each; then clicks that move event time past the
@@ -143,20 +138,20 @@ static void test_dssm_with_features(void **state)
         do
             g = (int)below(NCAT);
         while (!likes(u, g));
-        produce(&k, u, (int)below(WARM) * NCAT + g, "click", ts);
+        produce(k, u, (int)below(WARM) * NCAT + g, "click", ts);
     }
     for (int i = NCAT * WARM; i < NITEMS; i++, ts += 2)
-        produce(&k, (int)below(NU), i, "impression", ts);
+        produce(k, (int)below(NU), i, "impression", ts);
     ts += 2000;
     for (int c = 0; c < 1000; c++, ts += 2) {
         int u = c % NU, g;
         do
             g = (int)below(NCAT);
         while (!likes(u, g));
-        produce(&k, u, (int)below(WARM) * NCAT + g, "click", ts);
+        produce(k, u, (int)below(WARM) * NCAT + g, "click", ts);
     }
     const long clicks = NCLICK + 1000, shown = NCAT * COLD;
-    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(k, 30000), 0);
 
     /* every event is learned, but for a click that finds no negative at all
      * (the first micro-batch, when no other item is known yet: the softmax
@@ -217,10 +212,7 @@ static void test_dssm_with_features(void **state)
     assert_true(warm >= 0.8);
     assert_true(cold >= 0.75);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
 }
 
 int main(void)

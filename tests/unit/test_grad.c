@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "gradcheck.h"
 #include "kern.h"
 #include "layers.h"
 #include "loss.h"
@@ -22,10 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Central differences in double over float functions. A relative error of 1%
- * leaves room for float32 rounding of the objective (~1e-4 absolute on the
- * gradients here) yet fails a sign error, a factor of two or a missing term.
- * The losses return their mean as a float: half an ulp of a loss near 5 over a
+/* Central differences (gradcheck.h: 1% with a 1e-2 floor; the float32
+ * rounding of the objective is ~1e-4 absolute on the gradients here). The
+ * losses return their mean as a float: half an ulp of a loss near 5 over a
  * 2e-3 step is ~2e-4, as large as the tolerance's floor, so they take a 1e-2
  * step; they are smooth, and its truncation error stays below 1e-5. */
 #define FD_EPS 1e-3
@@ -34,8 +34,6 @@
  * and in each factor of a Hadamard product: no truncation error at any step,
  * so a long one keeps the rounding of the outputs out of the difference. */
 #define FD_EPS_LINEAR 1e-1
-#define FD_REL 1e-2
-#define FD_FLOOR 1e-2
 
 /* BLAS and naive kernels sum in different orders: allow 1e-5 of Σ|terms|. */
 #define SUM_REL 1e-5
@@ -58,55 +56,10 @@ static float *xmalloc_floats(size_t n)
     return p;
 }
 
-static int grad_close(double analytic, double numeric)
-{
-    return fabs(analytic - numeric) <= FD_REL * fmax(FD_FLOOR, fabs(analytic) + fabs(numeric));
-}
 
-typedef double (*objective_fn)(void *ctx);
-
-/* Compares grad[k] with the central difference of f with respect to x[k], for
- * every k; prints the first few mismatches and returns how many there were.
- * The step actually taken in float is used, not the nominal one.
- *
- * With kinks non-NULL, f is taken to be piecewise linear in each x[k] (a ReLU
- * network): where the two one-sided slopes disagree, the step straddles a
- * kink, the central difference means nothing, and x[k] is skipped and counted
- * in *kinks. A wrong gradient does not make the slopes disagree, so it cannot
- * hide there. */
-static int fd_check_eps(const char *what, objective_fn f, void *ctx, float *x, const float *grad,
-                        int n, double eps, int *kinks)
+static int fd_check(const char *what, gradcheck_fn f, void *ctx, float *x, const float *grad, int n)
 {
-    int bad = 0;
-    for (int k = 0; k < n; k++) {
-        float x0 = x[k];
-        float xp = (float)(x0 + eps), xm = (float)(x0 - eps);
-        x[k] = xp;
-        double fp = f(ctx);
-        x[k] = xm;
-        double fm = f(ctx);
-        x[k] = x0;
-        double num = (fp - fm) / ((double)xp - (double)xm);
-        if (kinks) {
-            double f0 = f(ctx);
-            double sp = (fp - f0) / ((double)xp - x0), sm = (f0 - fm) / ((double)x0 - xm);
-            if (!grad_close(sp, sm)) {
-                (*kinks)++;
-                continue;
-            }
-        }
-        if (!grad_close(grad[k], num)) {
-            if (bad < 5)
-                print_error("%s[%d]: analytic %.8g, numeric %.8g\n", what, k, (double)grad[k], num);
-            bad++;
-        }
-    }
-    return bad;
-}
-
-static int fd_check(const char *what, objective_fn f, void *ctx, float *x, const float *grad, int n)
-{
-    return fd_check_eps(what, f, ctx, x, grad, n, FD_EPS, NULL);
+    return gradcheck(what, f, ctx, x, grad, n, FD_EPS, NULL);
 }
 
 /* |got - ref| within SUM_REL of the sum of absolute terms that made ref. */
@@ -464,11 +417,11 @@ static void test_linear_backward_fd(void **state)
             char what[64];
             int bad = 0;
             snprintf(what, sizeof(what), "%s %dx%dx%d din", kernels[kk].name, B, IN, OUT);
-            bad += fd_check_eps(what, linear_objective, &c, c.in, din, B * IN, FD_EPS_LINEAR, NULL);
+            bad += gradcheck(what, linear_objective, &c, c.in, din, B * IN, FD_EPS_LINEAR, NULL);
             snprintf(what, sizeof(what), "%s %dx%dx%d dw", kernels[kk].name, B, IN, OUT);
-            bad += fd_check_eps(what, linear_objective, &c, c.w, dw, OUT * IN, FD_EPS_LINEAR, NULL);
+            bad += gradcheck(what, linear_objective, &c, c.w, dw, OUT * IN, FD_EPS_LINEAR, NULL);
             snprintf(what, sizeof(what), "%s %dx%dx%d db", kernels[kk].name, B, IN, OUT);
-            bad += fd_check_eps(what, linear_objective, &c, c.b, db, OUT, FD_EPS_LINEAR, NULL);
+            bad += gradcheck(what, linear_objective, &c, c.b, db, OUT, FD_EPS_LINEAR, NULL);
             assert_int_equal(bad, 0);
             free(c.in), free(c.w), free(c.b), free(c.R), free(c.out);
             free(din), free(dw), free(db), free(pre_in), free(pre_w), free(pre_b);
@@ -561,8 +514,8 @@ static void test_hadamard_backward_fd(void **state)
     }
     elem_ctx_t c = {.a = a, .b = b, .R = R, .out = out, .n = ELEM_N};
     int bad =
-        fd_check_eps("hadamard da", hadamard_objective, &c, a, da, ELEM_N, FD_EPS_LINEAR, NULL);
-    bad += fd_check_eps("hadamard db", hadamard_objective, &c, b, db, ELEM_N, FD_EPS_LINEAR, NULL);
+        gradcheck("hadamard da", hadamard_objective, &c, a, da, ELEM_N, FD_EPS_LINEAR, NULL);
+    bad += gradcheck("hadamard db", hadamard_objective, &c, b, db, ELEM_N, FD_EPS_LINEAR, NULL);
     assert_int_equal(bad, 0);
 }
 
@@ -648,7 +601,7 @@ static void test_loss_fd(void **state)
         assert_true(isfinite(L) && L > 0.0);
         char what[64];
         snprintf(what, sizeof(what), "%s dz", cases[i].name);
-        assert_int_equal(fd_check_eps(what, loss_objective, &c, c.z, c.dz, LN, FD_EPS_LOSS, NULL),
+        assert_int_equal(gradcheck(what, loss_objective, &c, c.z, c.dz, LN, FD_EPS_LOSS, NULL),
                          0);
     }
 }
@@ -848,7 +801,7 @@ static void test_neumf_fd(void **state)
     memcpy(g, d->grads, sizeof(float) * d->n);
     int kinks = 0;
     int bad =
-        fd_check_eps("neumf dense", neumf_objective, &c, d->params, g, (int)d->n, FD_EPS, &kinks);
+        gradcheck("neumf dense", neumf_objective, &c, d->params, g, (int)d->n, FD_EPS, &kinks);
     free(g);
 
     /* a row shared by several pairs gets the sum of their row gradients */
@@ -861,9 +814,9 @@ static void test_neumf_fd(void **state)
             gi[pair_i[b]][k] += di[b * ROW + k];
         }
     }
-    bad += fd_check_eps("neumf user rows", neumf_objective, &c, &c.users[0][0], &gu[0][0], NU * ROW,
+    bad += gradcheck("neumf user rows", neumf_objective, &c, &c.users[0][0], &gu[0][0], NU * ROW,
                         FD_EPS, &kinks);
-    bad += fd_check_eps("neumf item rows", neumf_objective, &c, &c.items[0][0], &gi[0][0], NI * ROW,
+    bad += gradcheck("neumf item rows", neumf_objective, &c, &c.items[0][0], &gi[0][0], NI * ROW,
                         FD_EPS, &kinks);
     assert_int_equal(bad, 0);
     /* One pre-activation within a step of 0 kinks every input of its unit (~20

@@ -1,4 +1,4 @@
-/* test_mlfeat.c — MovieLens user and item features (daemon/mlfeat.c) from
+/* test_mlfeat.c — MovieLens user and item features (data/mlfeat.c) from
  * small files written here (the real data set is not needed), in ML-100k's
  * form (u.user, u.item) and ML-1M's (users.dat, movies.dat): the values of
  * every field for ids of the data set, the same item described in either

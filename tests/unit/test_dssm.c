@@ -42,6 +42,7 @@
 #include <cmocka.h>
 
 #include "dssm.h"
+#include "gradcheck.h"
 #include "loss.h"
 #include "optim.h"
 #include "rng.h"
@@ -51,12 +52,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Central differences in double over the float model; 1% relative with a
- * 1e-2 floor leaves room for float rounding of the objective yet fails a sign
- * error, a factor of two or a missing term (as in test_grad.c). */
+/* Central differences in double over the float model (gradcheck.h); where
+ * the two one-sided slopes disagree the step straddles a ReLU kink and the
+ * element is skipped. (The normalisation and softmax are smooth, so their
+ * curvature over a 1e-3 step stays well inside the tolerance.) */
 #define FD_EPS 1e-3
-#define FD_REL 1e-2
-#define FD_FLOOR 1e-2
 #define BLAS_REL 1e-5
 
 #define DIM 6
@@ -84,11 +84,6 @@ static float uniform(rng_t *r, float lo, float hi)
     return lo + (hi - lo) * (float)rng_double(r);
 }
 
-static int grad_close(double analytic, double numeric)
-{
-    return fabs(analytic - numeric) <= FD_REL * fmax(FD_FLOOR, fabs(analytic) + fabs(numeric));
-}
-
 /* BLAS and plain loops sum in different orders. An entry that is a nearly
  * cancelling sum (a row gradient of 1e-3 made of terms near 1) carries the
  * rounding of its terms, so the relative tolerance is taken of the entry or of
@@ -106,40 +101,6 @@ static double max_abs(const float *x, size_t n)
     return m;
 }
 
-typedef double (*objective_fn)(void *ctx);
-
-/* Compares grad[k] with the central difference of f in x[k] for every k, with
- * the step actually taken in float; returns the mismatches. Where the two
- * one-sided slopes disagree the step straddles a ReLU kink: x[k] is skipped
- * and counted in *kinks. (The normalisation and softmax are smooth, so their
- * curvature over a 1e-3 step stays well inside the tolerance.) */
-static int fd_check(const char *what, objective_fn f, void *ctx, float *x, const float *grad, int n,
-                    double eps, int *kinks)
-{
-    int bad = 0;
-    for (int k = 0; k < n; k++) {
-        float x0 = x[k];
-        float xp = (float)(x0 + eps), xm = (float)(x0 - eps);
-        x[k] = xp;
-        double fp = f(ctx);
-        x[k] = xm;
-        double fm = f(ctx);
-        x[k] = x0;
-        double f0 = f(ctx);
-        double sp = (fp - f0) / ((double)xp - x0), sm = (f0 - fm) / ((double)x0 - xm);
-        if (!grad_close(sp, sm)) {
-            (*kinks)++;
-            continue;
-        }
-        double num = (fp - fm) / ((double)xp - (double)xm);
-        if (!grad_close(grad[k], num)) {
-            if (bad < 5)
-                print_error("%s[%d]: analytic %.8g, numeric %.8g\n", what, k, (double)grad[k], num);
-            bad++;
-        }
-    }
-    return bad;
-}
 
 static void small_config(dssm_config_t *cfg, int naive)
 {
@@ -304,7 +265,7 @@ static void fd_case(int softmax, int feats)
     const char *name = softmax ? "softmax" : feats ? "features" : "linear";
     char what[64];
     snprintf(what, sizeof(what), "%s dense", name);
-    int bad = fd_check(what, ctx_objective, &c, d->params, g, (int)d->n, FD_EPS, &kinks);
+    int bad = gradcheck(what, ctx_objective, &c, d->params, g, (int)d->n, FD_EPS, &kinks);
 
     /* a row shared by several pairs gets the sum of their row gradients */
     float gu[NU][DIM], gi[NI][DIM];
@@ -317,9 +278,9 @@ static void fd_case(int softmax, int feats)
         }
     }
     snprintf(what, sizeof(what), "%s user rows", name);
-    bad += fd_check(what, ctx_objective, &c, &c.users[0][0], &gu[0][0], NU * DIM, FD_EPS, &kinks);
+    bad += gradcheck(what, ctx_objective, &c, &c.users[0][0], &gu[0][0], NU * DIM, FD_EPS, &kinks);
     snprintf(what, sizeof(what), "%s item rows", name);
-    bad += fd_check(what, ctx_objective, &c, &c.items[0][0], &gi[0][0], NI * DIM, FD_EPS, &kinks);
+    bad += gradcheck(what, ctx_objective, &c, &c.items[0][0], &gi[0][0], NI * DIM, FD_EPS, &kinks);
     if (feats) { /* the feature vectors, each the sum over the pairs that share it */
         float gfu[NU][FUW], gfi[NI][FIW];
         memset(gfu, 0, sizeof(gfu));
@@ -338,9 +299,9 @@ static void fd_case(int softmax, int feats)
         for (int k = 0; k < NU * FUW; k++)
             nonzero += (&gfu[0][0])[k] != 0.0f;
         assert_true(nonzero > NU * FUW / 2);
-        bad += fd_check("user features", ctx_objective, &c, &c.ufeat[0][0], &gfu[0][0], NU * FUW,
+        bad += gradcheck("user features", ctx_objective, &c, &c.ufeat[0][0], &gfu[0][0], NU * FUW,
                         FD_EPS, &kinks);
-        bad += fd_check("item features", ctx_objective, &c, &c.ifeat[0][0], &gfi[0][0], NI * FIW,
+        bad += gradcheck("item features", ctx_objective, &c, &c.ifeat[0][0], &gfi[0][0], NI * FIW,
                         FD_EPS, &kinks);
     }
     assert_int_equal(bad, 0);

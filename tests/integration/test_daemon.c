@@ -22,7 +22,6 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +36,7 @@ static const char *bad_reason[NBADKINDS] = {"bad_json", "missing_field", "wrong_
                                             "too_large", "unknown_type"};
 
 typedef struct {
-    pid_t redis, daemon;
-    int redis_port, stats_port;
-    harness_kafka_t kafka;
-    const char *brokers;
-    char log[256];
+    harness_stack_t s; /* Redis, the cluster, the daemon */
     uint64_t clicks, purchases, bad[NBADKINDS];
     char some_user[64];
     char *text;
@@ -49,46 +44,40 @@ typedef struct {
 
 static ctx_t C;
 
-static pid_t start_daemon(ctx_t *c)
+static int start_daemon(ctx_t *c)
 {
     /* a short session: the restarted daemon rejoins the group quickly; two
      * learner threads, and messages (the malformed ones too) decoded by the
      * helper thread while the loop learns (the default) */
     static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
                                   "model.threads=2", NULL};
-    return harness_daemon_start(c->brokers, c->redis_port, c->stats_port, extra, c->log);
+    return harness_stack_daemon_start(&c->s, extra); /* started and healthy: 0 */
 }
 
 static int healthy(ctx_t *c)
 {
-    return harness_daemon_healthy(c->stats_port, 0);
+    return harness_daemon_healthy(c->s.stats_port, 0);
 }
 
 static double metric(ctx_t *c, const char *sample)
 {
-    return harness_daemon_metric(c->stats_port, sample);
+    return harness_daemon_metric(c->s.stats_port, sample);
 }
 
 static void produce(ctx_t *c, const char *key, const char *val, size_t len)
 {
-    harness_kafka_produce(&c->kafka, key, val, len);
+    harness_kafka_produce(&c->s.kafka, key, val, len);
 }
 
 static int setup(void **state)
 {
     ctx_t *c = &C;
-    harness_log_path(c->log, sizeof(c->log), "test_daemon");
     c->text = malloc(1 << 20);
-    c->redis_port = harness_free_port();
-    c->stats_port = harness_free_port();
-    if ((c->redis = harness_redis_start(c->redis_port)) < 0)
+    harness_stack_opts_t opts = {.partitions = NPART, .name = "test_daemon", .no_daemon = 1};
+    if (harness_stack_start(&c->s, &opts) < 0)
         return -1;
-    if (harness_kafka_start(&c->kafka, NPART))
-        return -1;
-    c->brokers = c->kafka.brokers;
-    c->daemon = start_daemon(c);
-    if (c->daemon < 0 || !harness_daemon_healthy(c->stats_port, 30000)) {
-        fprintf(stderr, "freshrecd did not become healthy; its log is %s\n", c->log);
+    if (start_daemon(c) < 0) {
+        fprintf(stderr, "freshrecd did not become healthy; its log is %s\n", c->s.log);
         return -1;
     }
     *state = c;
@@ -99,12 +88,7 @@ static int teardown(void **state)
 {
     (void)state;
     ctx_t *c = &C;
-    if (c->daemon > 0) {
-        kill(c->daemon, SIGKILL);
-        harness_wait(c->daemon, 5000);
-    }
-    harness_kafka_stop(&c->kafka);
-    harness_stop(c->redis);
+    harness_stack_stop(&c->s);
     free(c->text);
     return 0;
 }
@@ -155,7 +139,7 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
         produce(c, u->id, buf, n);
     }
     free(big);
-    assert_int_equal(harness_kafka_flush(&c->kafka, 30000), 0);
+    assert_int_equal(harness_kafka_flush(&c->s.kafka, 30000), 0);
     dataset_free(&d);
 
     /* learned, and healthy all along */
@@ -197,7 +181,7 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
 
     /* the dead-letter topic holds each malformed payload with its reason */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->s.kafka.brokers, err, sizeof(err));
     rd_kafka_conf_set(conf, "group.id", "dlq-reader", err, sizeof(err));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
     rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -235,7 +219,7 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
         assert_int_equal(seen[k], c->bad[k]);
 
     /* /metrics is Prometheus text: name{labels} value lines */
-    assert_int_equal(harness_http_get(c->stats_port, "/metrics", c->text, 1 << 20), 200);
+    assert_int_equal(harness_http_get(c->s.stats_port, "/metrics", c->text, 1 << 20), 200);
     int samples = 0;
     for (char *line = strtok(c->text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#')
@@ -253,7 +237,7 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
 
 static int fetch_vector(ctx_t *c, char side, const char *id, float *v, int dim)
 {
-    redisContext *r = redisConnect("127.0.0.1", c->redis_port);
+    redisContext *r = redisConnect("127.0.0.1", c->s.redis_port);
     char key[300];
     keys_vector(key, sizeof(key), "fr", "neumf", side, id, strlen(id));
     redisReply *rep = redisCommand(r, "GET %s", key);
@@ -273,7 +257,7 @@ static void test_vectors_follow_events(void **state)
     double t0 = harness_now_ms();
     while (metric(c, "freshrec_dirty_keys") != 0 && harness_now_ms() - t0 < 10000)
         usleep(50000);
-    redisContext *r = redisConnect("127.0.0.1", c->redis_port);
+    redisContext *r = redisConnect("127.0.0.1", c->s.redis_port);
     redisReply *rep = redisCommand(r, "HGETALL fr:neumf:meta");
     assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
     int ok = 0;
@@ -304,7 +288,7 @@ static void test_vectors_follow_events(void **state)
                                 strlen(item), "click", -1);
         produce(c, c->some_user, buf, n);
     }
-    assert_int_equal(harness_kafka_flush(&c->kafka, 10000), 0);
+    assert_int_equal(harness_kafka_flush(&c->s.kafka, 10000), 0);
     t0 = harness_now_ms();
     while (metric(c, "freshrec_events_learned_total") < learned0 + 20 &&
            harness_now_ms() - t0 < 10000)
@@ -323,14 +307,11 @@ static void test_vectors_follow_events(void **state)
 static void test_sigterm_commits_and_restart_learns_nothing_twice(void **state)
 {
     ctx_t *c = *state;
-    kill(c->daemon, SIGTERM);
-    int st = harness_wait(c->daemon, 20000);
-    c->daemon = -1;
-    assert_int_equal(st, 0);
+    assert_int_equal(harness_stack_daemon_stop(&c->s), 0); /* SIGTERM: exit 0 */
 
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->s.kafka.brokers, err, sizeof(err));
     rd_kafka_conf_set(conf, "group.id", "freshrec", err, sizeof(err));
     rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     assert_non_null(cons);
@@ -351,14 +332,11 @@ static void test_sigterm_commits_and_restart_learns_nothing_twice(void **state)
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(cons);
 
-    c->daemon = start_daemon(c);
-    assert_true(harness_daemon_healthy(c->stats_port, 30000));
+    assert_int_equal(start_daemon(c), 0);
     usleep(1500000); /* time to fetch anything it would (wrongly) re-read */
     assert_int_equal((long)metric(c, "freshrec_events_learned_total"), 0);
     assert_int_equal((long)metric(c, "freshrec_events_invalid_total{reason=\"bad_json\"}"), 0);
-    kill(c->daemon, SIGTERM);
-    assert_int_equal(harness_wait(c->daemon, 20000), 0);
-    c->daemon = -1;
+    assert_int_equal(harness_stack_daemon_stop(&c->s), 0);
 }
 
 /* [redis] item_publish_interval_ms: a new user's vector is written in the
@@ -369,13 +347,12 @@ static void test_items_wait_for_their_cadence(void **state)
     ctx_t *c = *state;
     static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
                                   "redis.item_publish_interval_ms=600000", NULL};
-    c->daemon = harness_daemon_start(c->brokers, c->redis_port, c->stats_port, extra, c->log);
-    assert_true(c->daemon > 0 && harness_daemon_healthy(c->stats_port, 30000));
+    assert_int_equal(harness_stack_daemon_start(&c->s, extra), 0);
     usleep(300000); /* past the first round, which writes items too */
     char buf[256];
     size_t n = event_encode(buf, sizeof(buf), "cadence-u", 9, "cadence-i", 9, "click", -1);
     produce(c, "cadence-u", buf, n);
-    assert_int_equal(harness_kafka_flush(&c->kafka, 10000), 0);
+    assert_int_equal(harness_kafka_flush(&c->s.kafka, 10000), 0);
     float v[64];
     double t0 = harness_now_ms();
     while (!fetch_vector(c, 'u', "cadence-u", v, 64) && harness_now_ms() - t0 < 10000)
@@ -384,9 +361,7 @@ static void test_items_wait_for_their_cadence(void **state)
     usleep(200000); /* a few more rounds */
     assert_false(fetch_vector(c, 'i', "cadence-i", v, 64));
     assert_true(metric(c, "freshrec_dirty_keys") >= 1);
-    kill(c->daemon, SIGTERM);
-    assert_int_equal(harness_wait(c->daemon, 20000), 0);
-    c->daemon = -1;
+    assert_int_equal(harness_stack_daemon_stop(&c->s), 0);
     assert_true(fetch_vector(c, 'i', "cadence-i", v, 64));
     for (int k = 0; k < 64; k++)
         assert_true(isfinite(v[k]));

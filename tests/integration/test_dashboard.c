@@ -100,15 +100,11 @@ static void test_dashboard_charts(void **state)
 {
     (void)state;
     const char *build = harness_build();
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 2), 0);
-    char log[256];
-    harness_log_path(log, sizeof(log), "test_dashboard");
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, NULL, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_t st;
+    harness_stack_opts_t opts = {.partitions = 2, .name = "test_dashboard"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
+    harness_kafka_t *k = &st.kafka;
+    int sport = st.stats_port;
 
     /* the page itself: HTML with dygraphs inside, and nothing it would fetch
      * from elsewhere */
@@ -136,9 +132,9 @@ static void test_dashboard_charts(void **state)
         snprintf(u, sizeof(u), "u%d", n % 300);
         snprintf(it, sizeof(it), "i%d", (n * 7) % 500);
         size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
-        harness_kafka_produce(&k, u, buf, len);
+        harness_kafka_produce(k, u, buf, len);
     }
-    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(k, 30000), 0);
     /* the backlog learned first: from here on the daemon learns at the
      * producer's steady pace, the rate the page must show */
     double learned = 0, uptime, t0 = harness_now_ms();
@@ -154,15 +150,12 @@ static void test_dashboard_charts(void **state)
     if (system("command -v chromium > /dev/null 2>&1") != 0) {
         print_message("SKIP: no chromium on PATH (make deps installs Debian's); the page's "
                       "text was checked, its rendering was not\n");
-        kill(d, SIGTERM);
-        assert_int_equal(harness_wait(d, 20000), 0);
-        harness_kafka_stop(&k);
-        harness_stop(redis);
+        assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
         skip();
     }
     producing = 1;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, produce_slowly, &k), 0);
+    assert_int_equal(pthread_create(&th, NULL, produce_slowly, k), 0);
     char cmd[1024], shot[300];
     snprintf(shot, sizeof(shot), "%s/dashboard.png", build);
     unlink(shot);
@@ -211,10 +204,7 @@ static void test_dashboard_charts(void **state)
     producing = 0;
     pthread_join(th, NULL);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
 }
 
 int main(void)

@@ -1,5 +1,5 @@
 /* test_ctrdata.c — unit tests of the CLI's click-through data
- * (daemon/ctrdata.c): reading the Criteo forms (original TSV, Kaggle CSV with
+ * (data/ctrdata.c): reading the Criteo forms (original TSV, Kaggle CSV with
  * an Id column, DeepCTR's CSV), the generic form with its '# freshrec ctr'
  * line, interning, errors naming path:line, the synthetic stream (determinism,
  * sizes, click rate, the planted interaction) and write → load round trips.

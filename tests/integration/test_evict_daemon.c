@@ -19,7 +19,6 @@
 #include "harness.h"
 
 #include <hiredis/hiredis.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,17 +53,13 @@ static int exists(redisContext *r, const char *user)
 static void test_evicted_users_leave_redis(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 2), 0);
-    char log[256];
-    harness_log_path(log, sizeof(log), "test_evict_daemon");
     static const char *extra[] = {"model.max_users=1000", "model.ring_capacity=400",
                                   "redis.publish_interval_ms=50", NULL};
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_t st;
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_evict_daemon"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
+    harness_kafka_t *k = &st.kafka;
+    int rport = st.redis_port, sport = st.stats_port;
 
     char buf[256], u[32], it[32];
     long produced = 0;
@@ -75,9 +70,9 @@ static void test_evicted_users_leave_redis(void **state)
             size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click",
                                       1700000000000LL + produced);
             /* one key for all: one partition, so the users come in turn */
-            harness_kafka_produce(&k, "all", buf, len);
+            harness_kafka_produce(k, "all", buf, len);
         }
-    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(k, 30000), 0);
 
     double t0 = harness_now_ms(), learned = 0;
     while (harness_now_ms() - t0 < 60000 &&
@@ -109,10 +104,7 @@ static void test_evicted_users_leave_redis(void **state)
     assert_true(exists(r, "u5999"));
     redisFree(r);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
 }
 
 
@@ -139,18 +131,15 @@ static int indexed(redisContext *r, const char *item)
 static void test_evicted_items_leave_the_index(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 1), 0);
-    char log[256];
-    harness_log_path(log, sizeof(log), "test_evict_daemon_items");
     static const char *extra[] = {"model.max_items=500", "model.ring_capacity=200",
                                   "redis.publish_interval_ms=50",
                                   "redis.item_publish_interval_ms=0", NULL};
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_t st;
+    harness_stack_opts_t opts = {.partitions = 1, .extra = extra,
+                                 .name = "test_evict_daemon_items"};
+    assert_int_equal(harness_stack_start(&st, &opts), 0);
+    harness_kafka_t *k = &st.kafka;
+    int rport = st.redis_port, sport = st.stats_port;
 
     char buf[256], u[32], it[32];
     long produced = 0;
@@ -160,9 +149,9 @@ static void test_evicted_items_leave_the_index(void **state)
             snprintf(it, sizeof(it), "i%d", n);
             size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click",
                                       1700000000000LL + produced);
-            harness_kafka_produce(&k, "all", buf, len);
+            harness_kafka_produce(k, "all", buf, len);
         }
-    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(k, 30000), 0);
     double t0 = harness_now_ms(), learned = 0;
     while (harness_now_ms() - t0 < 60000 &&
            (learned = harness_daemon_metric(sport, "freshrec_events_learned_total")) < produced)
@@ -190,10 +179,7 @@ static void test_evicted_items_leave_the_index(void **state)
     assert_int_equal(zcard(r, "fr:neumf:users"), 0); /* items only */
     redisFree(r);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
 }
 
 int main(void)

@@ -26,7 +26,6 @@
 #include "harness.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +36,10 @@
 #define WINDOW_MS 1000       /* [events] label_window_ms, of event time */
 #define BASE 1000000000000LL /* 2001-09-09: a replay of the past */
 
-static int rport, sport;
-static harness_kafka_t K;
-static char dir[64], log_path[256], ckpt_arg[128];
+static harness_stack_t S; /* Redis, the cluster, and the daemon while it runs */
+static char dir[64], ckpt_arg[128];
 
-static pid_t start(const char *skew)
+static void start(const char *skew)
 {
     const char *extra[] = {ckpt_arg,
                            "events.label_window_ms=1000",
@@ -49,16 +47,12 @@ static pid_t start(const char *skew)
                            "daemon.checkpoint_interval_s=3600", /* only the one at shutdown */
                            skew,                                /* NULL: the default */
                            NULL};
-    pid_t d = harness_daemon_start(K.brokers, rport, sport, extra, log_path);
-    assert_true(d > 0);
-    assert_true(harness_daemon_healthy(sport, 30000));
-    return d;
+    assert_int_equal(harness_stack_daemon_start(&S, extra), 0); /* started and healthy */
 }
 
-static void stop(pid_t d)
+static void stop(void)
 {
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
+    assert_int_equal(harness_stack_daemon_stop(&S), 0); /* SIGTERM: exit 0 */
 }
 
 static void send(const char *user, const char *item, const char *type, int64_t ts)
@@ -66,13 +60,13 @@ static void send(const char *user, const char *item, const char *type, int64_t t
     char buf[256];
     size_t len = event_encode(buf, sizeof(buf), user, strlen(user), item, strlen(item), type, ts);
     assert_true(len > 0);
-    harness_kafka_produce(&K, user, buf, len);
-    assert_int_equal(harness_kafka_flush(&K, 30000), 0);
+    harness_kafka_produce(&S.kafka, user, buf, len);
+    assert_int_equal(harness_kafka_flush(&S.kafka, 30000), 0);
 }
 
 static double metric(const char *sample)
 {
-    double v = harness_daemon_metric(sport, sample);
+    double v = harness_daemon_metric(S.stats_port, sample);
     return isnan(v) ? 0 : v; /* absent (an older daemon): none */
 }
 
@@ -141,7 +135,7 @@ static void round_at(int r, int64_t t0, int64_t outlier_ts, int refused)
 
 static int log_has(const char *s)
 {
-    FILE *f = fopen(log_path, "r");
+    FILE *f = fopen(S.log, "r");
     char line[1024];
     int n = 0;
     while (f && fgets(line, sizeof(line), f))
@@ -154,18 +148,14 @@ static int log_has(const char *s)
 static void test_far_future_event(void **state)
 {
     (void)state;
-    rport = harness_free_port();
-    sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    assert_int_equal(harness_kafka_start(&K, 1), 0);
-    harness_log_path(log_path, sizeof(log_path), "test_future_daemon");
+    harness_stack_opts_t opts = {.partitions = 1, .name = "test_future_daemon", .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
     snprintf(dir, sizeof(dir), "/tmp/fr-fut-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
     const char *dflt = NULL; /* max_future_skew_ms by default */
 
-    pid_t d = start(dflt);
+    start(dflt);
     round_at(1, BASE, EVENT_MAX_TS, 1);
     assert_int_equal((long)metric(PENDING), 0);
     /* refused like any invalid event: a dead letter (counted once acknowledged) */
@@ -174,31 +164,30 @@ static void test_far_future_event(void **state)
     assert_true(log_has("future_ts: \"ts\": 4102444800000 is") >= 1);
 
     /* a restart from the checkpoint: the join goes on as it was */
-    stop(d);
-    d = start(dflt);
+    stop();
+    start(dflt);
     round_at(2, BASE + 100000, EVENT_MAX_TS, 1);
     assert_int_equal((long)metric(PENDING), 0);
-    stop(d);
+    stop();
 
     /* a checkpoint with event time 12 h ahead of the clock, as one written
      * when nothing bounded it; restored, event time comes back to the clock
      * and the replay joins as before */
-    d = start("events.max_future_skew_ms=86400000");
+    start("events.max_future_skew_ms=86400000");
     int64_t ahead = clock_wall_ms() + 12 * 3600 * 1000LL;
     send("poison", "poison", "impression", ahead);
     n_impr++;
     assert_true(wait_sum(IMPRESSIONS, NULL, n_impr));
-    stop(d);
-    d = start(dflt);
+    stop();
+    start(dflt);
     round_at(3, BASE + 200000, -1, 0);
     assert_true(log_has("restored event time") >= 1);
     assert_int_equal((long)metric(PENDING), 1); /* the poison impression waits */
     /* and a later outlier is refused again */
     round_at(4, BASE + 300000, EVENT_MAX_TS, 1);
-    stop(d);
+    stop();
 
-    harness_kafka_stop(&K);
-    harness_stop(redis);
+    harness_stack_stop(&S);
     assert_int_equal(harness_rmtree(dir), 0);
 }
 

@@ -1,4 +1,4 @@
-/* test_dataset.c — unit tests of the CLI's interaction files (daemon/dataset.c):
+/* test_dataset.c — unit tests of the CLI's interaction files (data/dataset.c):
  * loading MovieLens-style files (tab, space and "::" forms, comments, seconds
  * to ms, errors naming the line), the stable sort by time, the leave-one-out
  * split, the synthetic generator, and write → load round trips.

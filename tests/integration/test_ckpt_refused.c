@@ -26,7 +26,6 @@
 
 #include <dirent.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +35,13 @@
 
 #define PARTS 2
 
-static int rport, sport;
-static pid_t redis = -1, daemon_pid = -1;
-static harness_kafka_t K;
-static char dir[64], log_path[256];
+static harness_stack_t S; /* Redis, the cluster, and the daemon while it runs */
+static char dir[64];
 static long produced;
 
 static double metric(const char *s)
 {
-    return harness_daemon_metric(sport, s);
+    return harness_daemon_metric(S.stats_port, s);
 }
 
 static int wait_metric(const char *s, double at_least, int ms)
@@ -72,7 +69,7 @@ static int wait_metric_below(const char *s, double below, int ms)
 static long long committed_sum(long long *per)
 {
     long long c[PARTS], sum = 0;
-    if (harness_kafka_committed(&K, "freshrec", PARTS, c))
+    if (harness_kafka_committed(&S.kafka, "freshrec", PARTS, c))
         return -1;
     for (int p = 0; p < PARTS; p++) {
         sum += c[p] > 0 ? c[p] : 0;
@@ -102,14 +99,14 @@ static void produce(int n, int users)
         snprintf(u, sizeof(u), "u%ld", produced % users);
         snprintf(it, sizeof(it), "i%ld", (produced * 7) % 900);
         size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
-        harness_kafka_produce(&K, u, buf, len);
+        harness_kafka_produce(&S.kafka, u, buf, len);
     }
-    assert_int_equal(harness_kafka_flush(&K, 30000), 0);
+    assert_int_equal(harness_kafka_flush(&S.kafka, 30000), 0);
 }
 
 static int log_has(const char *what)
 {
-    FILE *f = fopen(log_path, "r");
+    FILE *f = fopen(S.log, "r");
     char line[2048];
     int n = 0;
     while (f && fgets(line, sizeof(line), f))
@@ -135,11 +132,9 @@ static int leftovers(void)
 static int setup(void **state)
 {
     (void)state;
-    rport = harness_free_port();
-    sport = harness_free_port();
-    harness_log_path(log_path, sizeof(log_path), "test_ckpt_refused");
     snprintf(dir, sizeof(dir), "/tmp/fr-ckr-XXXXXX");
-    if (!mkdtemp(dir) || (redis = harness_redis_start(rport)) < 0 || harness_kafka_start(&K, PARTS))
+    harness_stack_opts_t opts = {.partitions = PARTS, .name = "test_ckpt_refused", .no_daemon = 1};
+    if (!mkdtemp(dir) || harness_stack_start(&S, &opts) < 0)
         return -1;
     return 0;
 }
@@ -147,12 +142,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (daemon_pid > 0) {
-        kill(daemon_pid, SIGKILL);
-        harness_wait(daemon_pid, 5000);
-    }
-    harness_kafka_stop(&K);
-    harness_stop(redis);
+    harness_stack_stop(&S);
     return harness_rmtree(dir);
 }
 
@@ -163,9 +153,7 @@ static void test_disk_refuses_checkpoint(void **state)
     snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
     const char *extra[] = {ckpt_arg, "daemon.checkpoint_interval_s=1",
                            "redis.publish_interval_ms=50", NULL};
-    daemon_pid = harness_daemon_start(K.brokers, rport, sport, extra, log_path);
-    assert_true(daemon_pid > 0);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    assert_int_equal(harness_stack_daemon_start(&S, extra), 0); /* started and healthy */
 
     /* a disk that takes writes: learned, checkpointed, committed */
     produce(4000, 2000);
@@ -173,7 +161,7 @@ static void test_disk_refuses_checkpoint(void **state)
     assert_true(wait_committed(produced, 20000));
     double bytes = metric("freshrec_checkpoint_bytes");
     struct stat st;
-    assert_int_equal(stat(log_path, &st), 0);
+    assert_int_equal(stat(S.log, &st), 0);
     rlim_t limit = (rlim_t)(bytes / 2);
     if ((double)st.st_size + 65536 > (double)limit)
         fail_msg("checkpoint %.0f bytes, log %lld: too close for the limit", bytes,
@@ -181,10 +169,10 @@ static void test_disk_refuses_checkpoint(void **state)
 
     /* the disk fills up */
     struct rlimit old, lim;
-    assert_int_equal(prlimit(daemon_pid, RLIMIT_FSIZE, NULL, &old), 0);
+    assert_int_equal(prlimit(S.daemon, RLIMIT_FSIZE, NULL, &old), 0);
     lim.rlim_cur = limit;
     lim.rlim_max = old.rlim_max; /* only the soft limit: it can be raised back */
-    assert_int_equal(prlimit(daemon_pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    assert_int_equal(prlimit(S.daemon, RLIMIT_FSIZE, &lim, NULL), 0);
     double t_refused = harness_now_ms();
     assert_true(wait_metric("freshrec_checkpoint_failing", 1, 10000));
     double errors0 = metric("freshrec_checkpoint_errors_total");
@@ -206,7 +194,7 @@ static void test_disk_refuses_checkpoint(void **state)
     assert_true(metric("freshrec_checkpoint_total") == written0);
     assert_true(metric("freshrec_checkpoint_failing") == 1);
     char body[512];
-    assert_int_equal(harness_http_get(sport, "/healthz", body, sizeof(body)), 200);
+    assert_int_equal(harness_http_get(S.stats_port, "/healthz", body, sizeof(body)), 200);
     assert_non_null(strstr(body, "degraded: checkpoints failing"));
     assert_true(log_has("offsets stay uncommitted") >= 1);
     assert_true(log_has("File too large") >= 1);
@@ -225,7 +213,7 @@ static void test_disk_refuses_checkpoint(void **state)
     print_message("/healthz while refusing: 200 %s", body);
 
     /* the disk is freed: the next checkpoint is written and commits */
-    assert_int_equal(prlimit(daemon_pid, RLIMIT_FSIZE, &old, NULL), 0);
+    assert_int_equal(prlimit(S.daemon, RLIMIT_FSIZE, &old, NULL), 0);
     double t_freed = harness_now_ms();
     assert_true(wait_metric_below("freshrec_checkpoint_failing", 1, 10000));
     assert_true(metric("freshrec_checkpoint_total") > written0);
@@ -233,19 +221,17 @@ static void test_disk_refuses_checkpoint(void **state)
     double recovered_s = (harness_now_ms() - t_freed) / 1000;
     long long after[PARTS] = {0}, ends[PARTS] = {0};
     assert_int_equal(committed_sum(after), produced);
-    assert_int_equal(harness_kafka_ends(&K, PARTS, ends), 0);
+    assert_int_equal(harness_kafka_ends(&S.kafka, PARTS, ends), 0);
     for (int p = 0; p < PARTS; p++)
         assert_int_equal(after[p], ends[p]);
-    assert_int_equal(harness_http_get(sport, "/healthz", body, sizeof(body)), 200);
+    assert_int_equal(harness_http_get(S.stats_port, "/healthz", body, sizeof(body)), 200);
     assert_string_equal(body, "ok\n");
     assert_int_equal(log_has("written again; committing its offsets"), 1);
     print_message("disk writable again: checkpoint written and offsets committed up to %lld "
                   "(%lld + %lld = every event learned) within %.1f s\n",
                   after[0] + after[1], after[0], after[1], recovered_s);
 
-    kill(daemon_pid, SIGTERM);
-    assert_int_equal(harness_wait(daemon_pid, 20000), 0);
-    daemon_pid = -1;
+    assert_int_equal(harness_stack_daemon_stop(&S), 0); /* SIGTERM: exit 0 */
 }
 
 int main(void)

@@ -1,6 +1,6 @@
 /* clock.h — the two clocks of the daemon and the CLI: monotonic seconds for
  * durations and rates, wall-clock milliseconds since the epoch for event
- * times. (store/ keeps its own monotonic clock: it may not include daemon/.) */
+ * times. */
 #ifndef FR_CLOCK_H
 #define FR_CLOCK_H
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ctrlayers.h"
+#include "gradcheck.h"
 #include "rng.h"
 
 #include <math.h>
@@ -19,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Central differences in double over the float forward. Σ out ⊙ R is linear
- * in each x0, xl, w and b element and, with x0 and xl one buffer, quadratic:
+/* Central differences in double over the float forward (gradcheck.h).
+ * Σ out ⊙ R is linear in each x0, xl, w and b element and, with x0 and xl one buffer, quadratic:
  * the central difference has no truncation error at any step, only the float
  * rounding of the outputs divided by the step. The two-layer stack is cubic in
  * x0, with truncation error eps²·f'''/6 < 1e-5 here. A 1e-3 step left the
@@ -28,8 +29,6 @@
  * 1e-2 step leaves the worst case at ~0.2 of the tolerance, while a sign
  * error, a factor of two or a missing term still fails by far. */
 #define FD_EPS 1e-2
-#define FD_REL 1e-2
-#define FD_FLOOR 1e-2
 
 static float *xmalloc_floats(size_t n)
 {
@@ -44,35 +43,11 @@ static void fill_uniform(rng_t *r, float *x, size_t n, float lo, float hi)
         x[i] = lo + (hi - lo) * (float)rng_double(r);
 }
 
-static int grad_close(double analytic, double numeric)
-{
-    return fabs(analytic - numeric) <= FD_REL * fmax(FD_FLOOR, fabs(analytic) + fabs(numeric));
-}
 
-typedef double (*objective_fn)(void *ctx);
 
-/* Compares grad[k] with the central difference of f in x[k] for every k;
- * prints the first few mismatches and returns how many there were. The step
- * actually taken in float is used, not the nominal one. */
-static int fd_check(const char *what, objective_fn f, void *ctx, float *x, const float *grad, int n)
+static int fd_check(const char *what, gradcheck_fn f, void *ctx, float *x, const float *grad, int n)
 {
-    int bad = 0;
-    for (int k = 0; k < n; k++) {
-        float x_k = x[k];
-        float xp = (float)(x_k + FD_EPS), xm = (float)(x_k - FD_EPS);
-        x[k] = xp;
-        double fp = f(ctx);
-        x[k] = xm;
-        double fm = f(ctx);
-        x[k] = x_k;
-        double num = (fp - fm) / ((double)xp - (double)xm);
-        if (!grad_close(grad[k], num)) {
-            if (bad < 5)
-                print_error("%s[%d]: analytic %.8g, numeric %.8g\n", what, k, (double)grad[k], num);
-            bad++;
-        }
-    }
-    return bad;
+    return gradcheck(what, f, ctx, x, grad, n, FD_EPS, NULL);
 }
 
 /* ---------------------------------------------------------------- cross */

@@ -29,10 +29,7 @@
 #include <unistd.h>
 
 typedef struct {
-    pid_t redis, daemon;
-    int redis_port, stats_port;
-    harness_kafka_t kafka;
-    char log[256];
+    harness_stack_t s; /* Redis, the cluster, the daemon */
     long produced; /* valid events so far */
     rng_t rng;
 } ctx_t;
@@ -41,7 +38,7 @@ static ctx_t C;
 
 static double metric(const char *s)
 {
-    return harness_daemon_metric(C.stats_port, s);
+    return harness_daemon_metric(C.s.stats_port, s);
 }
 
 static int wait_metric_at_least(const char *s, double v, int ms)
@@ -57,7 +54,7 @@ static int wait_metric_at_least(const char *s, double v, int ms)
 
 static int health(char *body, size_t cap)
 {
-    return harness_http_get(C.stats_port, "/healthz", body, cap);
+    return harness_http_get(C.s.stats_port, "/healthz", body, cap);
 }
 
 /* n valid clicks; users are prefix-<k % users> */
@@ -68,7 +65,7 @@ static void produce_clicks(const char *prefix, int users, int n)
         snprintf(u, sizeof(u), "%s-%d", prefix, k % users);
         snprintf(it, sizeof(it), "i%u", rng_below(&C.rng, 300));
         size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
-        harness_kafka_produce(&C.kafka, u, buf, len);
+        harness_kafka_produce(&C.s.kafka, u, buf, len);
     }
     C.produced += n;
 }
@@ -76,19 +73,13 @@ static void produce_clicks(const char *prefix, int users, int n)
 static int setup(void **state)
 {
     ctx_t *c = &C;
-    harness_log_path(c->log, sizeof(c->log), "test_faults");
     rng_seed(&c->rng, 3);
-    c->redis_port = harness_free_port();
-    c->stats_port = harness_free_port();
-    if ((c->redis = harness_redis_start(c->redis_port)) < 0 || harness_kafka_start(&c->kafka, 2))
-        return -1;
     static const char *extra[] = {"redis.publish_interval_ms=50", "redis.reconnect_max_ms=200",
                                   "kafka.properties=socket.timeout.ms=5000",
                                   /* a stuck copy is produced again after 5 s, not 30 */
                                   "kafka.dead_letter_timeout_ms=5000", NULL};
-    c->daemon =
-        harness_daemon_start(c->kafka.brokers, c->redis_port, c->stats_port, extra, c->log);
-    if (c->daemon < 0 || !harness_daemon_healthy(c->stats_port, 30000))
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_faults"};
+    if (harness_stack_start(&c->s, &opts) < 0)
         return -1;
     *state = c;
     return 0;
@@ -97,18 +88,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (C.daemon > 0) {
-        kill(C.daemon, SIGKILL);
-        harness_wait(C.daemon, 5000);
-    }
-    harness_kafka_stop(&C.kafka);
-    harness_stop(C.redis);
+    harness_stack_stop(&C.s);
     return 0;
 }
 
 static int redis_has(const char *key)
 {
-    redisContext *r = redisConnect("127.0.0.1", C.redis_port);
+    redisContext *r = redisConnect("127.0.0.1", C.s.redis_port);
     if (!r || r->err) {
         if (r)
             redisFree(r);
@@ -126,7 +112,7 @@ static int redis_has(const char *key)
  * when the key is missing or Redis does not answer. */
 static int redis_get(const char *key, unsigned char *out, size_t cap)
 {
-    redisContext *r = redisConnect("127.0.0.1", C.redis_port);
+    redisContext *r = redisConnect("127.0.0.1", C.s.redis_port);
     int n = -1;
     if (r && !r->err) {
         redisReply *rep = redisCommand(r, "GET %s", key);
@@ -149,7 +135,7 @@ static int model_vector(char side, const char *id, unsigned char *out, size_t ca
     static char body[65536];
     char path[256];
     snprintf(path, sizeof(path), "/vector?%s=%s", side == 'u' ? "user" : "item", id);
-    int code = harness_http_get(C.stats_port, path, body, sizeof(body));
+    int code = harness_http_get(C.s.stats_port, path, body, sizeof(body));
     if (code == 404)
         return 0;
     if (code != 200)
@@ -190,10 +176,10 @@ static void test_redis_stopped(void **state)
 {
     (void)state;
     produce_clicks("before", 50, 2000);
-    harness_kafka_flush(&C.kafka, 10000);
+    harness_kafka_flush(&C.s.kafka, 10000);
     assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 20000));
-    harness_stop(C.redis);
-    C.redis = -1;
+    harness_stop(C.s.redis);
+    C.s.redis = -1;
     char body[256];
     double t0 = harness_now_ms();
     while (health(body, sizeof(body)) != 503 && harness_now_ms() - t0 < 5000)
@@ -201,13 +187,13 @@ static void test_redis_stopped(void **state)
     assert_int_equal(health(body, sizeof(body)), 503);
     assert_non_null(strstr(body, "redis"));
     produce_clicks("during", 40, 2000);
-    harness_kafka_flush(&C.kafka, 10000);
+    harness_kafka_flush(&C.s.kafka, 10000);
     assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 20000));
     assert_true(metric("freshrec_dirty_keys") > 0); /* waiting for Redis, not dropped */
     assert_int_equal(metric("freshrec_redis_connected"), 0);
-    C.redis = harness_redis_start(C.redis_port); /* empty: it kept nothing */
-    assert_true(C.redis > 0);
-    assert_true(harness_daemon_healthy(C.stats_port, 10000));
+    C.s.redis = harness_redis_start(C.s.redis_port); /* empty: it kept nothing */
+    assert_true(C.s.redis > 0);
+    assert_true(harness_daemon_healthy(C.s.stats_port, 10000));
     t0 = harness_now_ms();
     while (metric("freshrec_dirty_keys") != 0 && harness_now_ms() - t0 < 10000)
         usleep(50000);
@@ -258,19 +244,19 @@ static void test_redis_stopped(void **state)
 static void test_redis_hangs(void **state)
 {
     (void)state;
-    harness_signal(C.redis, SIGSTOP);
+    harness_signal(C.s.redis, SIGSTOP);
     produce_clicks("hung", 30, 1000);
-    harness_kafka_flush(&C.kafka, 10000);
+    harness_kafka_flush(&C.s.kafka, 10000);
     assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 20000));
     /* past the 5 s round timeout; Redis answers again whatever the outcome,
      * so that a failure here does not leave the later tests a hung Redis */
     int timed_out = wait_metric_at_least("freshrec_publish_errors_total", 1, 15000);
-    harness_signal(C.redis, SIGCONT);
+    harness_signal(C.s.redis, SIGCONT);
     assert_true(timed_out);
     double t0 = harness_now_ms();
     while (metric("freshrec_dirty_keys") != 0 && harness_now_ms() - t0 < 15000)
         usleep(50000);
-    assert_true(harness_daemon_healthy(C.stats_port, 10000));
+    assert_true(harness_daemon_healthy(C.s.stats_port, 10000));
     for (int u = 0; u < 30; u++) {
         char key[64];
         snprintf(key, sizeof(key), "fr:neumf:u:hung-%d", u);
@@ -285,17 +271,17 @@ static void test_broker_down(void **state)
     (void)state;
     double before = metric("freshrec_events_learned_total");
     assert_int_equal(before, C.produced);
-    assert_int_equal(rd_kafka_mock_broker_set_down(C.kafka.mock, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_down(C.s.kafka.mock, 1), 0);
     produce_clicks("brokerdown", 20, 1000); /* queued in the producer meanwhile */
     sleep(3);
     char body[256];
     assert_true(health(body, sizeof(body)) > 0); /* still answering */
-    assert_int_equal(rd_kafka_mock_broker_set_up(C.kafka.mock, 1), 0);
-    assert_int_equal(harness_kafka_flush(&C.kafka, 30000), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(C.s.kafka.mock, 1), 0);
+    assert_int_equal(harness_kafka_flush(&C.s.kafka, 30000), 0);
     assert_true(wait_metric_at_least("freshrec_events_learned_total", C.produced, 30000));
     sleep(1); /* anything learned twice would show now */
     assert_int_equal(metric("freshrec_events_learned_total"), C.produced);
-    assert_true(harness_daemon_healthy(C.stats_port, 20000));
+    assert_true(harness_daemon_healthy(C.s.stats_port, 20000));
 }
 
 /* 50,000 malformed messages in 10 bursts: all counted and dead-lettered, none
@@ -315,9 +301,9 @@ static void test_malformed_flood(void **state)
                 buf[i] = (char)rng_below(&C.rng, 256);
             buf[0] = '['; /* never a JSON object */
             snprintf(key, sizeof(key), "flood%d", k % 7);
-            harness_kafka_produce(&C.kafka, key, buf, n);
+            harness_kafka_produce(&C.s.kafka, key, buf, n);
         }
-        assert_int_equal(harness_kafka_flush(&C.kafka, 30000), 0);
+        assert_int_equal(harness_kafka_flush(&C.s.kafka, 30000), 0);
         assert_true(wait_metric_at_least("freshrec_events_invalid_total{reason=\"bad_json\"}",
                                          invalid0 + 5000 * (burst + 1), 30000));
     }
@@ -325,7 +311,7 @@ static void test_malformed_flood(void **state)
                                     invalid0 + 50000, 60000);
     assert_true(done);
     assert_int_equal(metric("freshrec_events_learned_total"), learned);
-    assert_true(harness_daemon_healthy(C.stats_port, 5000));
+    assert_true(harness_daemon_healthy(C.s.stats_port, 5000));
     /* counted once the broker acknowledges each copy. After the broker's
      * bounce (test_broker_down) librdkafka's dead-letter producer has been
      * seen to sit on half the copies until their message.timeout.ms
