@@ -9,9 +9,11 @@
 #include "ctr.h"
 #include "ctrdata.h"
 #include "kern.h"
+#include "model.h"
 #include "widths.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -50,7 +52,7 @@ static int field_index(char **names, int n, const char *name)
 
 int train_ctr_main(int argc, char **argv)
 {
-    const char *data = NULL, *model = "dcn", *format = "criteo";
+    const char *data = NULL, *model = NULL, *format = "criteo";
     ctr_config_t cfg;
     ctr_config_default(&cfg);
     long epochs = 1;
@@ -116,12 +118,17 @@ int train_ctr_main(int argc, char **argv)
             return 2;
         }
     }
-    int kind = ctr_kind_parse(model);
-    if (kind < 0) {
-        fprintf(stderr, "freshrec train: --model '%s': with --format criteo: lr, widedeep or "
-                        "dcn\n", model);
+    const model_ops_t *mo = model ? model_find(model) : model_default(MODEL_FIELDS);
+    if (!mo || !(mo->flags & MODEL_FIELDS) || !mo->head) {
+        char names[256];
+        model_names_with(MODEL_FIELDS, names, sizeof(names));
+        const char *last = strrchr(names, ','); /* "a, b, c" said "a, b or c" */
+        fprintf(stderr, "freshrec train: --model '%s': with --format criteo: %.*s%s%s\n", model,
+                (int)(last ? last - names : (ptrdiff_t)strlen(names)), names, last ? " or" : "",
+                last ? last + 1 : "");
         return 2;
     }
+    model = mo->name;
     if (strcmp(format, "criteo")) {
         fprintf(stderr, "freshrec train: --model %s reads --format criteo\n", model);
         return 2;
@@ -130,7 +137,7 @@ int train_ctr_main(int argc, char **argv)
         fprintf(stderr, "freshrec train: --data PATH is required (and --epochs ≥ 1)\n");
         return 2;
     }
-    cfg.kind = (ctr_kind_t)kind;
+    cfg.head = mo->head;
     kern_set_threads(1);
     char err[512];
     ctrdata_t d;
@@ -167,7 +174,7 @@ int train_ctr_main(int argc, char **argv)
     }
     if (!quiet)
         fprintf(stderr, "freshrec train: %zu examples, %d categorical and %d dense fields; %s\n",
-                d.n, d.ncat, d.nnum, ctr_kind_name(cfg.kind));
+                d.n, d.ncat, d.nnum, mo->name);
     double t0 = clock_mono_s();
     ctr_stats_t st;
     for (long ep = 1; ep <= epochs; ep++) {
@@ -185,13 +192,13 @@ int train_ctr_main(int argc, char **argv)
     if (!quiet || !json)
         fprintf(o, "%s: %llu examples (%.1f%% clicked) in %.2f s (%.0f/s): progressive AUC "
                    "%.4f over the last %zu, logloss %.4f (all) %.4f (last %zu)\n",
-                ctr_kind_name(cfg.kind), (unsigned long long)st.examples,
+                mo->name, (unsigned long long)st.examples,
                 st.examples ? 100.0 * st.positives / st.examples : 0.0, secs, rate, st.auc,
                 cfg.auc_window < st.examples ? cfg.auc_window : st.examples, st.logloss,
                 st.window_logloss, cfg.auc_window);
     if (json) {
         json_t *j = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:i, s:I}", "model",
-                              ctr_kind_name(cfg.kind), "examples", (json_int_t)st.examples,
+                              mo->name, "examples", (json_int_t)st.examples,
                               "positives", (json_int_t)st.positives, "auc", st.auc, "logloss",
                               st.logloss, "window_logloss", st.window_logloss, "auc_window",
                               (json_int_t)cfg.auc_window, "train_seconds", secs,

@@ -1,19 +1,20 @@
-/* ctr.c — logistic regression, Wide & Deep and Deep & Cross learned online
- * from labelled examples (see ctr.h).
+/* ctr.c — the shared core of the click-through models (see ctr.h): field
+ * tables, gathering, the normaliser, the wide part's hashing, the deep MLP,
+ * the micro-batch learn loop, progressive AUC/logloss, save and load. What
+ * a model adds is its head (lr.c, widedeep.c, dcn.c), called through
+ * ctr_head_t; nothing here asks which model runs.
  *
  * Per micro-batch: look up (or admit) every categorical value's embedding
  * row; normalise the dense features; x0 = [field embeddings ; dense]; forward
- * (deep MLP with one sgemm per layer, cross layers, wide sums); progressive
+ * (deep MLP with one sgemm per layer, wide sums, the head); progressive
  * predictions go to AUC/logloss before anything is learned; BCE; backward;
  * Adam on the dense block, Adagrad on touched rows (once per row, summed) and
  * on the wide weights.
  *
  * Dense block layout, in order:
- *   deep:  W_l (mlp[l], in_l), b_l (mlp[l])       in_0 = X = ncat·E + nnum
- *   cross: w_l (X), b_l (X)                        dcn only
- *   out:   wdeep (H)                               widedeep
- *          wout (X + H)                            dcn
- *   wnum (nnum)                                    lr, widedeep
+ *   deep:  W_l (mlp[l], in_l), b_l (mlp[l])       CTR_DEEP; in_0 = X = ncat·E + nnum
+ *   head:  its own size floats                     (dcn: cross layers, wout)
+ *   wnum (nnum)                                    CTR_WIDE
  *   bias (1) */
 #include "ctr.h"
 
@@ -42,8 +43,9 @@ struct ctr {
 
     dense_block_t dense;
     size_t w_off[CTR_MAX_LAYERS], b_off[CTR_MAX_LAYERS];
-    size_t cw_off[CTR_MAX_LAYERS], cb_off[CTR_MAX_LAYERS];
-    size_t wdeep_off, wout_off, wnum_off, bias_off;
+    size_t head_off, wnum_off, bias_off;
+    const ctr_head_t *head;
+    void *head_ws; /* the head's workspace */
 
     /* micro-batch workspace */
     int maxb;
@@ -53,8 +55,6 @@ struct ctr {
     float *xnum, *xraw;    /* (B, nnum) normalised, raw */
     unsigned char *pres;   /* (B, nnum) */
     float *h[CTR_MAX_LAYERS + 1], *dh[CTR_MAX_LAYERS + 1]; /* h[0] = x0 (B, X) */
-    float *xc[CTR_MAX_LAYERS + 1], *dxc[CTR_MAX_LAYERS + 1], *s[CTR_MAX_LAYERS];
-    float *feat, *dfeat;   /* dcn: (B, X + H) */
     float *logits, *dz, *labels, *weights, *p;
     /* row updates, once per (field, row), by the shared module (rows.h) */
     rows_stamps_t stamps[CTR_MAX_FIELDS];
@@ -66,25 +66,9 @@ struct ctr {
     ewma_t loss; /* of the batches' mean BCE (rank.h) */
 };
 
-static const char *kind_names[] = {"lr", "widedeep", "dcn"};
-
-int ctr_kind_parse(const char *name)
-{
-    for (int i = 0; i < 3; i++)
-        if (strcmp(name, kind_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-const char *ctr_kind_name(ctr_kind_t k)
-{
-    return (unsigned)k < 3 ? kind_names[k] : "?";
-}
-
 void ctr_config_default(ctr_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->kind = CTR_DCN;
     cfg->emb_dim = 8;
     cfg->admit_after = 1;
     cfg->mlp[0] = 64;
@@ -103,18 +87,18 @@ void ctr_config_default(ctr_config_t *cfg)
 
 static int has_deep(const ctr_t *c)
 {
-    return c->cfg.kind != CTR_LR;
+    return (c->head->parts & CTR_DEEP) != 0;
 }
 
 static int has_wide(const ctr_t *c)
 {
-    return c->cfg.kind != CTR_DCN;
+    return (c->head->parts & CTR_WIDE) != 0;
 }
 
 int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
 {
-    if ((unsigned)cfg->kind > CTR_DCN) {
-        snprintf(errstr, len, "ctr: unknown model kind %d", (int)cfg->kind);
+    if (!cfg->head) {
+        snprintf(errstr, len, "ctr: no model (its head) given");
         return -1;
     }
     if (cfg->ncat < 0 || cfg->nnum < 0 || cfg->ncat > CTR_MAX_FIELDS ||
@@ -129,7 +113,7 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
                               "1..65536, auc_window ≥ 1, admit_after ≥ 1, clip > 0 needed");
         return -1;
     }
-    if (cfg->kind != CTR_LR && (cfg->nmlp < 1 || cfg->nmlp > CTR_MAX_LAYERS)) {
+    if ((cfg->head->parts & CTR_DEEP) && (cfg->nmlp < 1 || cfg->nmlp > CTR_MAX_LAYERS)) {
         snprintf(errstr, len, "ctr: the deep part needs 1..%d layers", CTR_MAX_LAYERS);
         return -1;
     }
@@ -139,10 +123,6 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
                      cfg->mlp[l]);
             return -1;
         }
-    if (cfg->kind == CTR_DCN && (cfg->cross_layers < 1 || cfg->cross_layers > CTR_MAX_LAYERS)) {
-        snprintf(errstr, len, "ctr: dcn needs 1..%d cross layers", CTR_MAX_LAYERS);
-        return -1;
-    }
     if (cfg->ncross < 0 || cfg->ncross > CTR_MAX_CROSSES) {
         snprintf(errstr, len, "ctr: at most %d crosses", CTR_MAX_CROSSES);
         return -1;
@@ -155,7 +135,7 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
                      k, cfg->cross[k][0], cfg->cross[k][1]);
             return -1;
         }
-    return 0;
+    return cfg->head->check ? cfg->head->check(cfg, errstr, len) : 0;
 }
 
 ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
@@ -167,6 +147,7 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     if (!c)
         goto oom;
     c->cfg = *cfg;
+    c->head = cfg->head;
     c->E = cfg->emb_dim;
     c->X = cfg->ncat * c->E + cfg->nnum;
     c->L = has_deep(c) ? cfg->nmlp : 0;
@@ -207,18 +188,9 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
         off += cfg->mlp[l];
         in = cfg->mlp[l];
     }
-    if (cfg->kind == CTR_DCN)
-        for (int l = 0; l < cfg->cross_layers; l++) {
-            c->cw_off[l] = off;
-            off += c->X;
-            c->cb_off[l] = off;
-            off += c->X;
-        }
-    c->wdeep_off = c->wout_off = off;
-    if (cfg->kind == CTR_WIDEDEEP)
-        off += c->H;
-    else if (cfg->kind == CTR_DCN)
-        off += c->X + c->H;
+    c->head_off = off;
+    if (c->head->size)
+        off += c->head->size(cfg, c->X, c->H);
     c->wnum_off = off;
     if (has_wide(c))
         off += cfg->nnum;
@@ -236,16 +208,8 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
             w[i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
         in = cfg->mlp[l];
     }
-    if (cfg->kind == CTR_DCN) {
-        float a = sqrtf(1.0f / (float)c->X);
-        for (int l = 0; l < cfg->cross_layers; l++)
-            for (int i = 0; i < c->X; i++)
-                c->dense.params[c->cw_off[l] + i] = (float)(2.0 * rng_double(&r) - 1.0) * a;
-    }
-    int nout = cfg->kind == CTR_WIDEDEEP ? c->H : cfg->kind == CTR_DCN ? c->X + c->H : 0;
-    for (int i = 0; i < nout; i++)
-        c->dense.params[c->wout_off + i] =
-            (float)(2.0 * rng_double(&r) - 1.0) * sqrtf(3.0f / (float)nout);
+    if (c->head->init)
+        c->head->init(c->dense.params + c->head_off, cfg, c->X, c->H, &r);
 
     /* workspace */
     size_t B = (size_t)c->maxb;
@@ -264,20 +228,8 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
         if (!c->h[l + 1] || !c->dh[l + 1])
             goto oom;
     }
-    if (cfg->kind == CTR_DCN) {
-        c->xc[0] = c->h[0];
-        for (int l = 0; l < cfg->cross_layers; l++) {
-            c->xc[l + 1] = malloc(sizeof(float) * B * c->X);
-            c->dxc[l + 1] = malloc(sizeof(float) * B * c->X);
-            c->s[l] = malloc(sizeof(float) * B);
-            if (!c->xc[l + 1] || !c->dxc[l + 1] || !c->s[l])
-                goto oom;
-        }
-        c->feat = malloc(sizeof(float) * B * (c->X + c->H));
-        c->dfeat = malloc(sizeof(float) * B * (c->X + c->H));
-        if (!c->feat || !c->dfeat)
-            goto oom;
-    }
+    if (c->head->create && !(c->head_ws = c->head->create(cfg, c->X, c->H, c->maxb)))
+        goto oom;
     c->logits = malloc(sizeof(float) * B);
     c->dz = malloc(sizeof(float) * B);
     c->labels = malloc(sizeof(float) * B);
@@ -319,15 +271,9 @@ void ctr_free(ctr_t *c)
     for (int l = 0; l <= CTR_MAX_LAYERS; l++) {
         free(c->h[l]);
         free(c->dh[l]);
-        if (l > 0) {
-            free(c->xc[l]);
-            free(c->dxc[l]);
-        }
-        if (l < CTR_MAX_LAYERS)
-            free(c->s[l]);
     }
-    free(c->feat);
-    free(c->dfeat);
+    if (c->head && c->head->free)
+        c->head->free(c->head_ws);
     free(c->logits);
     free(c->dz);
     free(c->labels);
@@ -408,6 +354,26 @@ static void gather(ctr_t *c, const ctr_example_t *ex, int B, int touch, int upda
     }
 }
 
+/* What the head sees of the last gather (ctr.h) */
+static void head_pass(ctr_t *c, int B, ctr_pass_t *p)
+{
+    *p = (ctr_pass_t){.cfg = &c->cfg,
+                      .B = B,
+                      .X = c->X,
+                      .H = c->H,
+                      .x0 = c->h[0],
+                      .dx0 = c->dh[0],
+                      .deep = c->L ? c->h[c->L] : NULL,
+                      .ddeep = c->L ? c->dh[c->L] : NULL,
+                      .w = c->dense.params + c->head_off,
+                      .dw = c->dense.grads + c->head_off,
+                      .bias = c->dense.params + c->bias_off,
+                      .dbias = c->dense.grads + c->bias_off,
+                      .logits = c->logits,
+                      .dz = c->dz,
+                      .ws = c->head_ws};
+}
+
 static void forward(ctr_t *c, int B)
 {
     const ctr_config_t *cfg = &c->cfg;
@@ -420,34 +386,21 @@ static void forward(ctr_t *c, int B)
         relu_forward(c->h[l + 1], c->h[l + 1], B * cfg->mlp[l]);
         in = cfg->mlp[l];
     }
-    if (cfg->kind == CTR_DCN) {
-        for (int l = 0; l < cfg->cross_layers; l++)
-            cross_forward(c->xc[l + 1], c->s[l], c->h[0], c->xc[l], P + c->cw_off[l],
-                          P + c->cb_off[l], B, c->X);
-        const int F = c->X + c->H;
+    if (has_wide(c))
         for (int b = 0; b < B; b++) {
-            memcpy(c->feat + (size_t)b * F, c->xc[cfg->cross_layers] + (size_t)b * c->X,
-                   sizeof(float) * c->X);
-            memcpy(c->feat + (size_t)b * F + c->X, c->h[c->L] + (size_t)b * c->H,
-                   sizeof(float) * c->H);
+            float z = P[c->bias_off];
+            const uint64_t *wi = c->widx + (size_t)b * c->nwide;
+            for (int k = 0; k < c->nwide; k++)
+                z += c->wide_w[wi[k]];
+            const float *xn = c->xnum + (size_t)b * cfg->nnum;
+            for (int j = 0; j < cfg->nnum; j++)
+                z += P[c->wnum_off + j] * xn[j];
+            c->logits[b] = z;
         }
-        linear(c->logits, c->feat, P + c->wout_off, P + c->bias_off, B, F, 1);
-        return;
-    }
-    for (int b = 0; b < B; b++) {
-        float z = P[c->bias_off];
-        const uint64_t *wi = c->widx + (size_t)b * c->nwide;
-        for (int k = 0; k < c->nwide; k++)
-            z += c->wide_w[wi[k]];
-        const float *xn = c->xnum + (size_t)b * cfg->nnum;
-        for (int j = 0; j < cfg->nnum; j++)
-            z += P[c->wnum_off + j] * xn[j];
-        if (cfg->kind == CTR_WIDEDEEP) {
-            const float *hl = c->h[c->L] + (size_t)b * c->H;
-            for (int j = 0; j < c->H; j++)
-                z += P[c->wdeep_off + j] * hl[j];
-        }
-        c->logits[b] = z;
+    if (c->head->forward) {
+        ctr_pass_t p;
+        head_pass(c, B, &p);
+        c->head->forward(&p);
     }
 }
 
@@ -464,41 +417,18 @@ static void backward(ctr_t *c, int B, int update_wide)
     memset(c->dh[0], 0, sizeof(float) * B * c->X);
     for (int l = 1; l <= c->L; l++)
         memset(c->dh[l], 0, sizeof(float) * B * cfg->mlp[l - 1]);
-    if (cfg->kind == CTR_DCN) {
-        const int F = c->X + c->H;
-        memset(c->dfeat, 0, sizeof(float) * B * F);
-        linear_bw(c->dfeat, G + c->wout_off, G + c->bias_off, c->dz, c->feat,
-                             P + c->wout_off, B, F, 1);
-        int Lc = cfg->cross_layers;
-        for (int l = 1; l <= Lc; l++)
-            memset(c->dxc[l], 0, sizeof(float) * B * c->X);
-        for (int b = 0; b < B; b++) {
-            memcpy(c->dxc[Lc] + (size_t)b * c->X, c->dfeat + (size_t)b * F, sizeof(float) * c->X);
-            memcpy(c->dh[c->L] + (size_t)b * c->H, c->dfeat + (size_t)b * F + c->X,
-                   sizeof(float) * c->H);
-        }
-        for (int l = Lc - 1; l >= 0; l--) {
-            /* x_{l+1} = cross(x0, x_l): x0's gradient goes to dh[0], x_l's to dxc[l]
-             * (for l = 0, x_l is x0 itself: both land in dh[0]) */
-            float *dxl = l == 0 ? c->dh[0] : c->dxc[l];
-            cross_backward(c->dh[0], dxl, G + c->cw_off[l], G + c->cb_off[l], c->dxc[l + 1],
-                           c->h[0], c->xc[l], c->s[l], P + c->cw_off[l], B, c->X);
-        }
-    } else {
+    if (c->head->backward) {
+        ctr_pass_t p;
+        head_pass(c, B, &p);
+        c->head->backward(&p);
+    }
+    if (has_wide(c))
         for (int b = 0; b < B; b++) {
             float d = c->dz[b];
             G[c->bias_off] += d;
             const float *xn = c->xnum + (size_t)b * cfg->nnum;
             for (int j = 0; j < cfg->nnum; j++)
                 G[c->wnum_off + j] += d * xn[j];
-            if (cfg->kind == CTR_WIDEDEEP) {
-                const float *hl = c->h[c->L] + (size_t)b * c->H;
-                float *dhl = c->dh[c->L] + (size_t)b * c->H;
-                for (int j = 0; j < c->H; j++) {
-                    G[c->wdeep_off + j] += d * hl[j];
-                    dhl[j] += d * P[c->wdeep_off + j];
-                }
-            }
             if (update_wide) {
                 const uint64_t *wi = c->widx + (size_t)b * c->nwide;
                 for (int k = 0; k < c->nwide; k++)
@@ -506,7 +436,6 @@ static void backward(ctr_t *c, int B, int update_wide)
                                   cfg->l2_sparse, 1e-8f);
             }
         }
-    }
     int in;
     for (int l = c->L - 1; l >= 0; l--) {
         in = l == 0 ? c->X : cfg->mlp[l - 1];
@@ -683,26 +612,25 @@ int ctr_dense_layout(const ctr_t *c, char *buf, size_t len)
         PUT("W%d:%dx%d,b%d:%d,", l + 1, c->cfg.mlp[l], in, l + 1, c->cfg.mlp[l]);
         in = c->cfg.mlp[l];
     }
-    if (c->cfg.kind == CTR_DCN)
-        for (int l = 0; l < c->cfg.cross_layers; l++)
-            PUT("cw%d:%d,cb%d:%d,", l + 1, c->X, l + 1, c->X);
-    if (c->cfg.kind == CTR_WIDEDEEP)
-        PUT("wdeep:%d,", c->H);
-    else if (c->cfg.kind == CTR_DCN)
-        PUT("wout:%d,", c->X + c->H);
-    if (c->cfg.kind != CTR_DCN)
+    if (c->head->layout) {
+        if (c->head->layout(buf + off, len - off, &c->cfg, c->X, c->H))
+            return -1;
+        off += strlen(buf + off);
+    }
+    if (has_wide(c))
         PUT("wnum:%d,", c->cfg.nnum);
     PUT("bias:1");
 #undef PUT
     return 0;
 }
 
-#define CTR_MAGIC 0x32525443u /* "CTR2": with the loss EWMA */
+#define CTR_MAGIC 0x33525443u /* "CTR3": the head's parts where CTR2 had the model kind (the
+                               * model's name is the engine's, saved before) */
 
 int ctr_save(const ctr_t *c, ser_writer_t *w)
 {
     ser_u32(w, CTR_MAGIC);
-    ser_u32(w, (uint32_t)c->cfg.kind);
+    ser_u32(w, c->head->parts);
     ser_u32(w, (uint32_t)c->cfg.ncat);
     ser_u32(w, (uint32_t)c->cfg.nnum);
     ser_u32(w, (uint32_t)c->E);
@@ -729,7 +657,7 @@ int ctr_save(const ctr_t *c, ser_writer_t *w)
 
 int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
 {
-    uint32_t magic = ser_get_u32(r), kind = ser_get_u32(r), ncat = ser_get_u32(r),
+    uint32_t magic = ser_get_u32(r), parts = ser_get_u32(r), ncat = ser_get_u32(r),
              nnum = ser_get_u32(r), E = ser_get_u32(r), wide_bits = ser_get_u32(r);
     uint64_t examples = ser_get_u64(r), positives = ser_get_u64(r), nonfinite = ser_get_u64(r);
     double loss_ewma = 0.0;
@@ -739,13 +667,12 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
         snprintf(errstr, len, "ctr: not a saved click-through model");
         return -1;
     }
-    if (kind != (uint32_t)c->cfg.kind || ncat != (uint32_t)c->cfg.ncat ||
+    if (parts != c->head->parts || ncat != (uint32_t)c->cfg.ncat ||
         nnum != (uint32_t)c->cfg.nnum || E != (uint32_t)c->E ||
         wide_bits != (uint32_t)(has_wide(c) ? c->cfg.wide_bits : 0)) {
-        snprintf(errstr, len, "ctr: saved %s with %u+%u fields of width %u, this model is %s "
-                              "with %d+%d of %d",
-                 ctr_kind_name((ctr_kind_t)kind), ncat, nnum, E, ctr_kind_name(c->cfg.kind),
-                 c->cfg.ncat, c->cfg.nnum, c->E);
+        snprintf(errstr, len, "ctr: saved with parts %u, %u+%u fields of width %u; this model "
+                              "has parts %u, %d+%d of %d",
+                 parts, ncat, nnum, E, c->head->parts, c->cfg.ncat, c->cfg.nnum, c->E);
         return -1;
     }
     for (int f = 0; f < c->cfg.ncat; f++)

@@ -1,6 +1,9 @@
-/* ctr.h — click-through models learned online from labelled examples:
- * logistic regression (the baseline), Wide & Deep (Cheng et al. 2016) and
- * Deep & Cross (Wang et al. 2017).
+/* ctr.h — the shared core of the click-through models learned online from
+ * labelled examples: logistic regression (the baseline, lr.c), Wide & Deep
+ * (Cheng et al. 2016, widedeep.c) and Deep & Cross (Wang et al. 2017,
+ * dcn.c). The core (ctr.c) never asks which of them runs: a model is its
+ * head (ctr_head_t below), which says which shared parts it uses (the wide
+ * part, the deep MLP) and adds its own forward, backward and parameters.
  *
  * An example has categorical features (field → value id) and dense features
  * (field → number), and a label (clicked or not). Fields are numbered by the
@@ -17,11 +20,12 @@
  *   dcn       σ(w · [cross_L(x0) ; MLP(x0)] + b), x0 as deep's input
  *
  * Not for: wire formats, files (daemon/), pairwise retrieval models
- * (learner.c). */
+ * (learner.c), what one model adds (its own file). */
 #ifndef FR_CTR_H
 #define FR_CTR_H
 
 #include "learner.h"
+#include "rng.h"
 #include "table.h"
 
 #include <stddef.h>
@@ -51,17 +55,17 @@ typedef struct {
     int64_t ts_ms;
 } ctr_example_t;
 
-typedef enum { CTR_LR = 0, CTR_WIDEDEEP, CTR_DCN } ctr_kind_t;
+struct ctr_head;
 
 typedef struct {
-    ctr_kind_t kind;
+    const struct ctr_head *head; /* the model (its file; model_ops_t.head); no default */
     int ncat, nnum;     /* fields */
     int emb_dim;        /* per categorical field (default 8) */
     int hash_bits;      /* 0: exact ids with admission; else ids hashed to 2^bits rows */
     uint32_t admit_after;
     int mlp[CTR_MAX_LAYERS]; /* hidden widths of the deep part (default 64, 32) */
     int nmlp;
-    int cross_layers;   /* dcn (default 3) */
+    int cross_layers;   /* cross layers of a head that has them (default 3) */
     int wide_bits;      /* wide weights: 2^bits (default 20) */
     int cross[CTR_MAX_CROSSES][2]; /* pairs of categorical fields crossed in the wide part */
     int ncross;
@@ -89,9 +93,55 @@ typedef struct {
 
 typedef struct ctr ctr_t;
 
+/* The shared parts a head may use (ctr_head_t.parts). */
+#define CTR_WIDE 1u /* wide: the hashed weights of every (field, value) and configured cross,
+                     * and wnum (nnum) on the normalised dense features, summed into the
+                     * logit with the bias; Adagrad on the hashed weights */
+#define CTR_DEEP 2u /* deep: the MLP (cfg.mlp, ReLU) over x0; its output h (B, H) */
+
+/* One forward or backward of a micro-batch, as a head sees it. */
+typedef struct {
+    const ctr_config_t *cfg;
+    int B, X, H;          /* examples; x0 width; deep output width (0 without CTR_DEEP) */
+    const float *x0;      /* (B, X) [field embeddings in field order ; normalised dense] */
+    float *dx0;           /* (B, X) backward: zeroed before the head, which adds */
+    const float *deep;    /* (B, H) the deep part's output; NULL without CTR_DEEP */
+    float *ddeep;         /* (B, H) backward: zeroed before the head, which adds */
+    const float *w;       /* the head's own dense parameters (ctr_head_t.size floats) */
+    float *dw;            /* and their gradients (added into) */
+    const float *bias;    /* (1) the model's bias, the dense block's last float */
+    float *dbias;
+    float *logits;        /* (B) forward: see ctr_head_t.forward */
+    const float *dz;      /* (B) backward: ∂loss/∂logit */
+    void *ws;             /* what the head's create returned */
+} ctr_pass_t;
+
+/* A click-through model's own part, ggml-style: the shared core calls it and
+ * never asks which model it is. Every function may be NULL (none: the head
+ * adds nothing; lr is CTR_WIDE alone). The dense block is, in order: the
+ * deep part's W_l (mlp[l], in_l), b_l (mlp[l]) (with CTR_DEEP), the head's
+ * own size floats, wnum (nnum) (with CTR_WIDE), bias (1). */
+typedef struct ctr_head {
+    unsigned parts; /* CTR_WIDE | CTR_DEEP */
+    /* the checks of the head's own keys, after the shared ones: 0 or -1 */
+    int (*check)(const ctr_config_t *cfg, char *errstr, size_t len);
+    /* floats of its own dense parameters, their initial values (drawn from r
+     * after the deep part's), and their description ("wout:59,": each
+     * ending in a comma) appended to buf; 0 or -1 when it does not fit */
+    size_t (*size)(const ctr_config_t *cfg, int X, int H);
+    void (*init)(float *w, const ctr_config_t *cfg, int X, int H, rng_t *r);
+    int (*layout)(char *buf, size_t len, const ctr_config_t *cfg, int X, int H);
+    /* its workspace for batches of at most maxb; NULL when out of memory */
+    void *(*create)(const ctr_config_t *cfg, int X, int H, int maxb);
+    void (*free)(void *ws);
+    /* logits: with CTR_WIDE they hold bias + the wide part's sum and the
+     * head adds its own; without, the head writes them (the bias is its). */
+    void (*forward)(ctr_pass_t *p);
+    /* adds into dw, dbias (without CTR_WIDE), dx0, ddeep */
+    void (*backward)(ctr_pass_t *p);
+} ctr_head_t;
+
 void ctr_config_default(ctr_config_t *cfg);
-int ctr_kind_parse(const char *name); /* "lr", "widedeep", "dcn"; -1 unknown */
-const char *ctr_kind_name(ctr_kind_t k);
 
 /* The checks ctr_create makes on cfg before it allocates: 0, or -1 and a message. */
 int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len);
@@ -135,7 +185,7 @@ float *ctr_row(ctr_t *c, int field, const lrn_id_t *value);
  * whose first ncat·emb_dim floats are the gradients of its embedding rows. */
 float ctr_loss_grad(ctr_t *c, const ctr_example_t *ex, int n, float *dx0);
 /* The wide weight of the k-th wide feature (k < ncat + ncross) of example b of
- * the last ctr_loss_grad, or NULL for dcn. */
+ * the last ctr_loss_grad, or NULL without CTR_WIDE. */
 float *ctr_wide_weight(ctr_t *c, int b, int k);
 /* ∂loss/∂logit of example b of the last ctr_loss_grad. */
 float ctr_last_dlogit(const ctr_t *c, int b);

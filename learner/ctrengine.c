@@ -1,6 +1,7 @@
-/* ctrengine.c — the click-through models (lr, widedeep, dcn; ctr.c) behind
- * the daemon's one seam (engine.h), and their entries for the table of
- * models. They still learn through ctr.c's own loop, not learner.c's: this
+/* ctrengine.c — the click-through models (ctr.c's core with a model's head:
+ * lr.c, widedeep.c, dcn.c) behind the daemon's one seam (engine.h): the
+ * engine their entries in the table of models name. They still learn
+ * through ctr.c's own loop, not learner.c's: this
  * file turns the one example type (lrn_event_t: user, item, a positive or an
  * explicit negative, the example's fields as lrn_feat_t) into ctr_example_t,
  * holds a batch's examples until flush and learns them shuffled, so that no
@@ -8,7 +9,7 @@
  * bias back and forth), and gives the tables expiry, eviction and the gone
  * callback the learner's tables have.
  *
- * Not for: the models' math (ctr.c). */
+ * Not for: the models' math (ctr.c and each model's file). */
 #include "engine.h"
 
 #include "rng.h"
@@ -50,22 +51,24 @@ typedef struct {
     ctr_cat_t *ccat;    /* (capcat) */
 } ctre_t;
 
-static int ctr_kind_of(const engine_config_t *cfg, ctr_config_t *cc, char *errstr, size_t len)
+/* the core's config with the model's head (its table entry's) */
+static int ctr_config_of(const engine_config_t *cfg, ctr_config_t *cc, char *errstr, size_t len)
 {
+    const model_ops_t *m = model_find(cfg->kind);
     *cc = cfg->ctr;
-    int k = ctr_kind_parse(cfg->kind);
-    if (k < 0) {
-        snprintf(errstr, len, "ctr: %s is not a click-through model", cfg->kind);
+    if (!m || !m->head) {
+        snprintf(errstr, len, "ctr: %.*s is not a click-through model", MODEL_NAME_MAX,
+                 cfg->kind);
         return -1;
     }
-    cc->kind = (ctr_kind_t)k;
+    cc->head = m->head;
     return 0;
 }
 
 static int ce_check(const engine_config_t *cfg, char *errstr, size_t len)
 {
     ctr_config_t cc;
-    return ctr_kind_of(cfg, &cc, errstr, len) ? -1 : ctr_config_check(&cc, errstr, len);
+    return ctr_config_of(cfg, &cc, errstr, len) ? -1 : ctr_config_check(&cc, errstr, len);
 }
 
 static void ce_free(void *p)
@@ -86,7 +89,7 @@ static void ce_free(void *p)
 static void *ce_create(const engine_config_t *cfg, char *errstr, size_t len)
 {
     ctr_config_t cc;
-    if (ctr_kind_of(cfg, &cc, errstr, len))
+    if (ctr_config_of(cfg, &cc, errstr, len))
         return NULL;
     ctre_t *e = calloc(1, sizeof(*e));
     if (!e) {
@@ -353,7 +356,7 @@ static int ce_load(void *p, ser_reader_t *r, char *errstr, size_t len)
     return 0;
 }
 
-static const engine_ops_t ctr_engine = {
+const engine_ops_t ctr_engine = {
     .check = ce_check,
     .create = ce_create,
     .free = ce_free,
@@ -372,9 +375,3 @@ static const engine_ops_t ctr_engine = {
     .save = ce_save,
     .load = ce_load,
 };
-
-/* the table's entries: no forward/backward of their own in the model
- * interface yet (ctr.c's loop learns them) */
-const model_ops_t lr_ops = {.name = "lr", .flags = MODEL_FIELDS, .engine = &ctr_engine};
-const model_ops_t widedeep_ops = {.name = "widedeep", .flags = MODEL_FIELDS, .engine = &ctr_engine};
-const model_ops_t dcn_ops = {.name = "dcn", .flags = MODEL_FIELDS, .engine = &ctr_engine};

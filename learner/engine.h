@@ -27,7 +27,7 @@
 typedef struct {
     char kind[MODEL_NAME_MAX];
     learner_config_t learner; /* learner.c's engine (its kind is set from kind) */
-    ctr_config_t ctr;         /* ctr.c's (its kind is set from kind) */
+    ctr_config_t ctr;         /* ctr.c's (its head is set from kind's table entry) */
 } engine_config_t;
 
 typedef struct {
@@ -60,6 +60,8 @@ typedef struct engine_ops {
 
 /* the learner's engine (learner.c): a model's ops.engine NULL means this one */
 extern const engine_ops_t learner_engine;
+/* the click-through engine (ctrengine.c): ctr.c's core with the model's head */
+extern const engine_ops_t ctr_engine;
 
 typedef struct engine engine_t;
 

@@ -21,6 +21,7 @@
 
 struct learner_config;
 struct engine_ops;
+struct ctr_head;
 
 /* flags of a model */
 #define MODEL_FEATURES 1u /* the towers take the side's features (ucat, unum, icat, inum) */
@@ -34,6 +35,9 @@ typedef struct model_ops {
     /* the engine that learns it (engine.h); NULL: the learner's (learner.c),
      * which needs every op below */
     const struct engine_ops *engine;
+    /* what a click-through model adds to ctr_engine's shared core (ctr.h);
+     * NULL for the others */
+    const struct ctr_head *head;
 
     /* A model of the config's shape for forwards of at most max_batch pairs;
      * ufeat/ifeat: the feature floats the learner gathers for each side (0
@@ -78,7 +82,12 @@ typedef struct model_ops {
 /* The table of models (models.c). */
 const model_ops_t *model_find(const char *name); /* NULL when unknown */
 const model_ops_t *model_at(int i);              /* i-th model, NULL past the last */
-/* "neumf, dssm, …" into buf: the names, for messages. */
+/* The default model among those with every one of flags (0: the default of
+ * all); NULL when none has them. */
+const model_ops_t *model_default(unsigned flags);
+/* "neumf, dssm, …" into buf: the names, for messages; _with: of the models
+ * with every one of flags. */
 void model_names(char *buf, size_t len);
+void model_names_with(unsigned flags, char *buf, size_t len);
 
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 
 extern const model_ops_t neumf_ops, dssm_ops, mf_ops;
-extern const model_ops_t lr_ops, widedeep_ops, dcn_ops; /* ctrengine.c */
+extern const model_ops_t lr_ops, widedeep_ops, dcn_ops;
 
 static const model_ops_t *const models[] = {
     &neumf_ops,
@@ -18,6 +18,13 @@ static const model_ops_t *const models[] = {
 };
 
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
+
+/* The defaults, the first of them with the flags asked for: a retrieval
+ * model, and a click-through one for `freshrec train --format criteo`. */
+static const model_ops_t *const defaults[] = {
+    &neumf_ops,
+    &dcn_ops,
+};
 
 const model_ops_t *model_find(const char *name)
 {
@@ -32,11 +39,26 @@ const model_ops_t *model_at(int i)
     return i >= 0 && i < NMODELS ? models[i] : NULL;
 }
 
-void model_names(char *buf, size_t len)
+const model_ops_t *model_default(unsigned flags)
+{
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if ((defaults[i]->flags & flags) == flags)
+            return defaults[i];
+    return NULL;
+}
+
+void model_names_with(unsigned flags, char *buf, size_t len)
 {
     size_t off = 0;
     if (len)
         buf[0] = '\0';
     for (int i = 0; i < NMODELS && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", models[i]->name);
+        if ((models[i]->flags & flags) == flags)
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+                                    models[i]->name);
+}
+
+void model_names(char *buf, size_t len)
+{
+    model_names_with(0, buf, len);
 }

@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "id.h"
 #include "kern.h"
+#include "model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -56,16 +57,26 @@ static void make_batch(batch_t *bt)
     }
 }
 
+/* the model's head, from the table of models */
+static const ctr_head_t *head_of(const char *name)
+{
+    const model_ops_t *m = model_find(name);
+    assert_non_null(m);
+    assert_non_null(m->head);
+    return m->head;
+}
+
 static int close_enough(double a, double n)
 {
     return fabs(a - n) <= 1e-2 * fmax(1e-2, fabs(a) + fabs(n));
 }
 
-static void check_model(ctr_kind_t kind)
+static void check_model(const char *kind)
 {
+    const ctr_head_t *head = head_of(kind);
     ctr_config_t cfg;
     ctr_config_default(&cfg);
-    cfg.kind = kind;
+    cfg.head = head;
     cfg.ncat = 3;
     cfg.nnum = 2;
     cfg.emb_dim = 3;
@@ -76,7 +87,7 @@ static void check_model(ctr_kind_t kind)
     cfg.wide_bits = 12;
     cfg.cross[0][0] = 0;
     cfg.cross[0][1] = 1;
-    cfg.ncross = kind == CTR_DCN ? 0 : 1;
+    cfg.ncross = head->parts & CTR_WIDE ? 1 : 0;
     cfg.batch = 8;
     char err[256];
     ctr_t *c = ctr_create(&cfg, err, sizeof(err));
@@ -125,7 +136,7 @@ static void check_model(ctr_kind_t kind)
             continue;
         }
         if (!close_enough(g[i], num))
-            fail_msg("%s dense[%zu]: analytic %.6g, numeric %.6g", ctr_kind_name(kind), i, g[i],
+            fail_msg("%s dense[%zu]: analytic %.6g, numeric %.6g", kind, i, g[i],
                      num);
         nonzero += fabs(g[i]) > 1e-6;
         checked++;
@@ -134,7 +145,7 @@ static void check_model(ctr_kind_t kind)
     assert_true(nonzero * 2 >= checked);
 
     /* embedding rows: a row's gradient is the sum over the examples using it */
-    if (kind != CTR_LR) {
+    if (head->parts & CTR_DEEP) {
         for (int f = 0; f < 3; f++)
             for (int v = 0; v < 3; v++) {
                 lrn_id_t id = mk(vals[f][v]);
@@ -155,13 +166,13 @@ static void check_model(ctr_kind_t kind)
                     double num = (lp - lm) / (2 * eps);
                     if (!close_enough(an, num))
                         fail_msg("%s row %d/%s[%d]: analytic %.6g, numeric %.6g",
-                                 ctr_kind_name(kind), f, vals[f][v], k, an, num);
+                                 kind, f, vals[f][v], k, an, num);
                 }
             }
     }
     /* wide weights: the gradient of a weight is the sum of ∂loss/∂logit over
      * the examples whose feature it is */
-    if (kind != CTR_DCN) {
+    if (head->parts & CTR_WIDE) {
         for (int b = 0; b < NEX; b++)
             for (int k = 0; k < cfg.ncat + cfg.ncross; k++) {
                 ctr_loss_grad(c, bt.ex, NEX, NULL);
@@ -181,7 +192,7 @@ static void check_model(ctr_kind_t kind)
                 double num = (lp - lm) / (2 * eps);
                 if (!close_enough(an, num))
                     fail_msg("%s wide (%d,%d): analytic %.6g, numeric %.6g",
-                             ctr_kind_name(kind), b, k, an, num);
+                             kind, b, k, an, num);
             }
     }
     free(g);
@@ -191,26 +202,26 @@ static void check_model(ctr_kind_t kind)
 static void test_fd_lr(void **state)
 {
     (void)state;
-    check_model(CTR_LR);
+    check_model("lr");
 }
 
 static void test_fd_widedeep(void **state)
 {
     (void)state;
-    check_model(CTR_WIDEDEEP);
+    check_model("widedeep");
 }
 
 static void test_fd_dcn(void **state)
 {
     (void)state;
-    check_model(CTR_DCN);
+    check_model("dcn");
 }
 
-static double progressive_auc(const ctrdata_t *d, ctr_kind_t kind, int cross)
+static double progressive_auc(const ctrdata_t *d, const char *kind, int cross)
 {
     ctr_config_t cfg;
     ctr_config_default(&cfg);
-    cfg.kind = kind;
+    cfg.head = head_of(kind);
     cfg.ncat = d->ncat;
     cfg.nnum = d->nnum;
     cfg.auc_window = 20000;
@@ -226,7 +237,7 @@ static double progressive_auc(const ctrdata_t *d, ctr_kind_t kind, int cross)
     ctr_stats_t st;
     ctr_stats(c, &st);
     print_message("%-9s%s progressive AUC %.4f (last %zu), logloss %.4f, %llu examples\n",
-                  ctr_kind_name(kind), cross ? "+cross" : "      ", st.auc, cfg.auc_window,
+                  kind, cross ? "+cross" : "      ", st.auc, cfg.auc_window,
                   st.logloss, (unsigned long long)st.examples);
     assert_true(isfinite(st.logloss));
     assert_int_equal(st.nonfinite, 0);
@@ -245,9 +256,9 @@ static void test_planted_interaction(void **state)
     ctrdata_init(&d);
     char err[256];
     assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
-    double lr = progressive_auc(&d, CTR_LR, 0);
-    double wd = progressive_auc(&d, CTR_WIDEDEEP, 1);
-    double dcn = progressive_auc(&d, CTR_DCN, 0);
+    double lr = progressive_auc(&d, "lr", 0);
+    double wd = progressive_auc(&d, "widedeep", 1);
+    double dcn = progressive_auc(&d, "dcn", 0);
     assert_true(lr > 0.55); /* the baseline learns the per-field terms */
     assert_true(wd >= lr + 0.05);
     assert_true(dcn >= lr + 0.05);
@@ -266,12 +277,13 @@ static void test_naive_kernels_learn_alike(void **state)
     ctrdata_init(&d);
     char err[256];
     assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
-    for (int kind = CTR_WIDEDEEP; kind <= CTR_DCN; kind++) {
+    static const char *const kinds[] = {"widedeep", "dcn"};
+    for (int k = 0; k < 2; k++) {
         ctr_stats_t st[2];
         for (int naive = 0; naive < 2; naive++) {
             ctr_config_t cfg;
             ctr_config_default(&cfg);
-            cfg.kind = (ctr_kind_t)kind;
+            cfg.head = head_of(kinds[k]);
             cfg.ncat = d.ncat;
             cfg.nnum = d.nnum;
             cfg.naive = naive;
@@ -282,7 +294,7 @@ static void test_naive_kernels_learn_alike(void **state)
             ctr_free(c);
         }
         print_message("%s: BLAS AUC %.5f loss %.5f, naive AUC %.5f loss %.5f\n",
-                      ctr_kind_name((ctr_kind_t)kind), st[0].auc, st[0].loss_ewma, st[1].auc,
+                      kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc,
                       st[1].loss_ewma);
         assert_true(fabs(st[0].auc - st[1].auc) < 5e-3);
         assert_true(fabs(st[0].loss_ewma - st[1].loss_ewma) < 5e-3);
@@ -302,10 +314,11 @@ static void test_save_load(void **state)
     ctrdata_init(&d);
     char err[256];
     assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
-    for (int kind = CTR_LR; kind <= CTR_DCN; kind++) {
+    static const char *const kinds[] = {"lr", "widedeep", "dcn"};
+    for (int k = 0; k < 3; k++) {
         ctr_config_t cfg;
         ctr_config_default(&cfg);
-        cfg.kind = (ctr_kind_t)kind;
+        cfg.head = head_of(kinds[k]);
         cfg.ncat = d.ncat;
         cfg.nnum = d.nnum;
         cfg.wide_bits = 12;
@@ -348,6 +361,11 @@ static void test_config_errors(void **state)
     ctr_config_t cfg;
     char err[256];
     ctr_config_default(&cfg);
+    cfg.ncat = 2;
+    assert_null(ctr_create(&cfg, err, sizeof(err))); /* no model */
+    assert_non_null(strstr(err, "no model"));
+    cfg.ncat = 0;
+    cfg.head = head_of("dcn");
     assert_null(ctr_create(&cfg, err, sizeof(err))); /* no fields */
     cfg.ncat = 2;
     cfg.cross[0][0] = 0;
@@ -355,10 +373,16 @@ static void test_config_errors(void **state)
     cfg.ncross = 1;
     assert_null(ctr_create(&cfg, err, sizeof(err)));
     assert_non_null(strstr(err, "cross"));
+    cfg.ncross = 0;
+    cfg.cross_layers = 0; /* dcn's own key */
+    assert_null(ctr_create(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "cross layers"));
+    cfg.head = head_of("widedeep"); /* which does not read it */
+    ctr_t *c = ctr_create(&cfg, err, sizeof(err));
+    assert_non_null(c);
+    ctr_free(c);
     ctr_free(NULL);
-    assert_int_equal(ctr_kind_parse("dcn"), CTR_DCN);
-    assert_int_equal(ctr_kind_parse("widedeep"), CTR_WIDEDEEP);
-    assert_int_equal(ctr_kind_parse("nope"), -1);
+    assert_null(model_find("nope"));
 }
 
 int main(void)
