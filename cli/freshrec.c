@@ -222,7 +222,7 @@ static int cmd_train(int argc, char **argv)
 {
     learner_config_t cfg;
     learner_config_default(&cfg);
-    const char *data = NULL, *format = "movielens", *model = "neumf", *eval = "loo";
+    const char *data = NULL, *format = "movielens", *model = model_default(0)->name, *eval = "loo";
     long epochs = 1, threads = 1, v;
     double x;
     int json = 0, quiet = 0, features = 0;
@@ -264,7 +264,7 @@ static int cmd_train(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 10:
-            if (widths_parse(optarg, 1, DSSM_MAX_LAYERS, cfg.dssm.tower, &cfg.dssm.ntower, err,
+            if (widths_parse(optarg, 1, DSSM_MAX_LAYERS, cfg.towers.tower, &cfg.towers.ntower, err,
                              sizeof(err))) {
                 fprintf(stderr, "freshrec: --tower '%s': %s\n", optarg, err);
                 return 2;
@@ -276,7 +276,7 @@ static int cmd_train(int argc, char **argv)
         case 11:
             if (parse_double("--gamma", optarg, 0.001, 1000, &x))
                 return 2;
-            cfg.dssm.gamma = (float)x;
+            cfg.towers.gamma = (float)x;
             break;
         case 'd':
             data = optarg;
@@ -436,7 +436,7 @@ static int cmd_train(int argc, char **argv)
         return 2;
     }
     snprintf(cfg.kind, sizeof(cfg.kind), "%s", mo->name);
-    cfg.dssm.dim = cfg.model.dim;
+    cfg.towers.dim = cfg.model.dim;
     if (features && (!(mo->flags & MODEL_FEATURES) || strcmp(format, "movielens"))) {
         fprintf(stderr, "freshrec train: --features is for --model dssm on --format movielens "
                         "(u.user and u.item, or users.dat and movies.dat, beside --data)\n");

@@ -20,6 +20,7 @@
 #include "dataset.h"
 #include "keys.h"
 #include "kern.h"
+#include "model.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -154,7 +155,8 @@ static int by_score(const void *x, const void *y)
 
 int recommend_main(int argc, char **argv)
 {
-    const char *redis = NULL, *user = NULL, *prefix = KEYS_DEFAULT_PREFIX, *model = "neumf";
+    const char *redis = NULL, *user = NULL, *prefix = KEYS_DEFAULT_PREFIX;
+    const char *model = model_default(0)->name;
     const char *password = getenv("REDISCLI_AUTH");
     long k = 10;
     static const struct option opts[] = {{"redis", 1, 0, 'r'},    {"user", 1, 0, 'u'},

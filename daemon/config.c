@@ -48,7 +48,7 @@ typedef struct {
     const char *section, *key;
     ctype_t type;
     size_t off;      /* of the field in fr_config_t */
-    const char *def; /* default, as the INI text */
+    const char *def; /* default, as the INI text; NULL: key_default says */
     double min, max; /* numbers: bounds of the value; strings: of the length */
     int flags;
     const char *choices; /* CT_ENUM: "a|b|c" */
@@ -118,7 +118,7 @@ static const ckey_t keys[] = {
      "Redis counts as unreachable (freshrec_redis_connected 0, /healthz 503) once writes have "
      "waited this long unconfirmed"},
 
-    {"model", "kind", CT_STR, F(model), "neumf", 1, 15, CF_NAME, NULL,
+    {"model", "kind", CT_STR, F(model), NULL, 1, 15, CF_NAME, NULL,
      "Model, by name in the table of models (learner/models.c): retrieval (neumf, dssm, …) or "
      "click-through with features (lr, widedeep, dcn); validation names the unknown"},
     {"model", "dim", CT_INT, F(dim), "32", 1, 1024, 0, NULL,
@@ -481,13 +481,19 @@ static int value_equal(const fr_config_t *a, const fr_config_t *b, const ckey_t 
 
 /* ---- defaults ---- */
 
+/* k's default: the table's, or for [model] kind the table of models' */
+static const char *key_default(const ckey_t *k)
+{
+    return k->def ? k->def : model_default(0)->name;
+}
+
 void config_defaults(fr_config_t *c)
 {
     char why[128];
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < NKEYS; i++) {
         /* The table's defaults pass its own checks (tests hold it to that). */
-        if (set_value(c, &keys[i], keys[i].def, why, sizeof(why)) < 0)
+        if (set_value(c, &keys[i], key_default(&keys[i]), why, sizeof(why)) < 0)
             abort();
     }
 }
@@ -767,31 +773,17 @@ static int vfail(const fr_config_t *c, char *errstr, size_t len, const char *sec
     return -1;
 }
 
-/* The [model] keys each model reads: those every model reads ("*"), then
- * each model's own. A [model] key given (in the file or by --set) that the
- * chosen model does not read is named in a warning (config_warnings), with
- * the models that do read it. A new model is a row here. */
-#define PAIR_KEYS                                                                                  \
-    "negatives,sampler,alpha,pool,loss,threads,optimizer,init_std,ring_capacity,max_users,"      \
-    "max_items,preq_rate"
-static const struct {
-    const char *model, *keys;
-} model_keys[] = {
-    {"*", "kind,dim,batch_events,lr_sparse,lr_dense,l2_sparse,l2_dense,admit_after,expire_s,seed"},
-    {"neumf", PAIR_KEYS ",mlp"},
-    {"dssm", PAIR_KEYS ",tower,gamma,cat_fields,num_fields,item_fields,feature_dim,hash_bits"},
-    {"lr", "cat_fields,num_fields,hash_bits,wide_bits,crosses"},
-    {"widedeep", "cat_fields,num_fields,hash_bits,wide_bits,crosses,deep"},
-    {"dcn", "cat_fields,num_fields,hash_bits,deep,cross_layers"},
-};
+/* The [model] keys each model reads: those every model reads (below), then
+ * its engine's and its own, which the table of models says (engine_reads).
+ * A [model] key given (in the file or by --set) that the chosen model does
+ * not read is named in a warning (config_warnings), with the models that do
+ * read it. */
+#define EVERY_MODEL_KEYS                                                                           \
+    "kind,dim,batch_events,lr_sparse,lr_dense,l2_sparse,l2_dense,admit_after,expire_s,seed"
 
-static int model_reads(const char *model, const char *key)
+static int model_reads(const model_ops_t *m, const char *key)
 {
-    for (size_t i = 0; i < sizeof(model_keys) / sizeof(model_keys[0]); i++)
-        if ((strcmp(model_keys[i].model, "*") == 0 || strcmp(model_keys[i].model, model) == 0) &&
-            list_has(model_keys[i].keys, key))
-            return 1;
-    return 0;
+    return list_has(EVERY_MODEL_KEYS, key) || (m && engine_reads(m, key));
 }
 
 int config_warnings(const fr_config_t *c, char *buf, size_t len)
@@ -803,15 +795,16 @@ int config_warnings(const fr_config_t *c, char *buf, size_t len)
     for (size_t i = 0; i < NKEYS; i++) {
         const ckey_t *k = &keys[i];
         if (strcmp(k->section, "model") != 0 || c->src.line[i] == 0 ||
-            model_reads(c->model, k->key))
+            model_reads(model_find(c->model), k->key))
             continue;
         char where[CONFIG_STR + 32], by[128] = "";
         size_t bl = 0;
         where_from(c, k, where, sizeof(where));
-        for (size_t m = 1; m < sizeof(model_keys) / sizeof(model_keys[0]); m++)
-            if (list_has(model_keys[m].keys, k->key) && bl < sizeof(by))
+        const model_ops_t *mo;
+        for (int m = 0; (mo = model_at(m)) != NULL; m++)
+            if (engine_reads(mo, k->key) && bl < sizeof(by))
                 bl += (size_t)snprintf(by + bl, sizeof(by) - bl, "%s%s", bl ? ", " : "",
-                                       model_keys[m].model);
+                                       mo->name);
         if (at < len)
             at += (size_t)snprintf(buf + at, len - at,
                                    "%s%s[model] %s does not apply to model %s (read by %s): "
@@ -969,7 +962,7 @@ void config_write(const fr_config_t *c, FILE *f)
             section = k->section;
             fprintf(f, "\n[%s]\n", section);
         }
-        fprintf(f, "# %s (default: %s)\n", k->doc, k->def[0] ? k->def : "\"\"");
+        fprintf(f, "# %s (default: %s)\n", k->doc, key_default(k)[0] ? key_default(k) : "\"\"");
         format_value(c, k, value, sizeof(value));
         if (value[0])
             fprintf(f, "%s = %s\n", k->key, value);

@@ -53,7 +53,7 @@ typedef struct fr_config {
     int redis_ack_timeout_ms;        /* writes unconfirmed this long: unreachable, default 3000 */
 
     /* [model] */
-    char model[CONFIG_STR];     /* a model of the table (learner/models.c), "neumf" by default */
+    char model[CONFIG_STR];     /* a model of the table (learner/models.c); its default by default */
     int dim;                    /* default 32 */
     char tower[CONFIG_STR];         /* dssm tower widths, default "128,64" */
     char cat_fields[CONFIG_STR];    /* ctr, dssm: event cat features used as fields, default "" */

@@ -164,9 +164,9 @@ static int model_sample(const metric_def_t *d, const metrics_t *m, int i, metric
     return 1;
 }
 
-static int is_ctr(const metrics_t *m)
+static int has_progressive(const metrics_t *m)
 {
-    return m->ctr != 0;
+    return m->progressive != 0;
 }
 
 #define OFF(f) offsetof(metrics_t, f)
@@ -269,10 +269,10 @@ const metric_def_t metrics_table[] = {
       METRIC_F64, checkpoint_stall_max_seconds, NULL),
     {"freshrec_auc", METRIC_GAUGE,
      "Click-through models: progressive AUC (predicted before learned), over the last examples.",
-     {NULL}, METRIC_F64, OFF(auc), NULL, NULL, is_ctr, "learning.auc"},
+     {NULL}, METRIC_F64, OFF(auc), NULL, NULL, has_progressive, "learning.auc"},
     {"freshrec_logloss", METRIC_GAUGE,
      "Click-through models: progressive logloss over every example learned.", {NULL}, METRIC_F64,
-     OFF(logloss), NULL, NULL, is_ctr, "learning.logloss"},
+     OFF(logloss), NULL, NULL, has_progressive, "learning.logloss"},
     G("freshrec_impressions_pending", "Impressions waiting for a click within the label window.",
       METRIC_U64, impressions_pending, "events.impressions.pending"),
     G("freshrec_dirty_keys", "Vectors waiting to be written to Redis.", METRIC_U64, dirty_keys,

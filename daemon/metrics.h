@@ -69,7 +69,10 @@ typedef struct {
     double checkpoint_stall_seconds;     /* how long the last one held the loop (the fork) */
     double checkpoint_stall_max_seconds; /* the longest such stall since start */
     uint64_t checkpoint_bytes;
-    int ctr;        /* a click-through model: the two figures below are its */
+    union {             /* the model's figures include the two below (engine_stats_t) */
+        int progressive;
+        int ctr; /* its former name, for freshrecd.c until it says progressive */
+    };
     double auc;     /* progressive AUC over the window */
     double logloss; /* progressive logloss over everything learned */
     char model[32];

@@ -138,11 +138,14 @@ static int pair_features(modelcfg_t *m, const fr_config_t *c, const char **key, 
     if (split_names(c->item_fields, items, 0, CTR_MAX_FIELDS, &nitems, "item_fields", err, len))
         return -1;
     if (m->ncat + m->nnum > 0 && !(model_find(m->ec.kind)->flags & MODEL_FEATURES)) {
+        char feat[128], fields[128];
+        model_names_with(MODEL_FEATURES, feat, sizeof(feat));
+        model_names_with(MODEL_FIELDS, fields, sizeof(fields));
         *key = m->ncat ? "cat_fields" : "num_fields";
         snprintf(err, len,
                  "[model] cat_fields/num_fields: %s learns from ids only; features are for "
-                 "dssm, lr, widedeep and dcn",
-                 c->model);
+                 "%s%s%s",
+                 c->model, feat, feat[0] && fields[0] ? ", " : "", fields);
         return -1;
     }
     for (int k = 0; k < nitems; k++) {
@@ -185,10 +188,10 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
         snprintf(err, len, "[model] mlp = %s: %s", c->mlp, why);
         return -1;
     }
-    lc->dssm.dim = c->dim;
-    lc->dssm.gamma = (float)c->gamma;
+    lc->towers.dim = c->dim;
+    lc->towers.gamma = (float)c->gamma;
     *key = "tower";
-    if (widths_parse(c->tower, 1, DSSM_MAX_LAYERS, lc->dssm.tower, &lc->dssm.ntower, why,
+    if (widths_parse(c->tower, 1, DSSM_MAX_LAYERS, lc->towers.tower, &lc->towers.ntower, why,
                      sizeof(why))) {
         snprintf(err, len, "[model] tower = %s: %s", c->tower, why);
         return -1;

@@ -177,6 +177,7 @@ static const ctr_head_t dcn_head = {
 const model_ops_t dcn_ops = {
     .name = "dcn",
     .flags = MODEL_FIELDS,
+    .keys = "deep,cross_layers",
     .engine = &ctr_engine,
     .head = &dcn_head,
 };

@@ -426,7 +426,7 @@ int dssm_feat_width(const dssm_t *m, char side)
 static void *ops_create(const struct learner_config *lc, int max_batch, int ufeat, int ifeat,
                         char *errstr, size_t len)
 {
-    dssm_config_t c = lc->dssm;
+    dssm_config_t c = lc->towers;
     c.max_batch = max_batch;
     c.seed = lc->seed;
     c.ufeat = ufeat;
@@ -497,6 +497,7 @@ static int ops_dense_layout(const void *m, char *buf, size_t len)
 const model_ops_t dssm_ops = {
     .name = "dssm",
     .flags = MODEL_FEATURES | MODEL_RANKS,
+    .keys = "tower,gamma,cat_fields,num_fields,item_fields,feature_dim,hash_bits",
     .create = ops_create,
     .free = ops_free,
     .row_width = ops_row_width,

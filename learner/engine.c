@@ -61,6 +61,25 @@ const model_ops_t *engine_model(const engine_t *e)
     return e->model;
 }
 
+/* key is one of the comma-separated list's */
+static int list_has(const char *list, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, key, n) == 0)
+            return 1;
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+int engine_reads(const model_ops_t *m, const char *key)
+{
+    return list_has(engine_of(m)->keys, key) || list_has(m->keys, key);
+}
+
 size_t engine_learn(engine_t *e, const lrn_event_t *ev, size_t n)
 {
     return e->ops->learn(e->impl, ev, n);

@@ -37,6 +37,9 @@ typedef struct {
 } engine_stats_t;
 
 typedef struct engine_ops {
+    /* the [model] keys every model it learns reads, beyond those every model
+     * reads (daemon/config.c): "negatives,sampler" */
+    const char *keys;
     int (*check)(const engine_config_t *cfg, char *errstr, size_t len);
     void *(*create)(const engine_config_t *cfg, char *errstr, size_t len);
     void (*free)(void *e);
@@ -71,6 +74,9 @@ int engine_config_check(const engine_config_t *cfg, char *errstr, size_t len);
 engine_t *engine_create(const engine_config_t *cfg, char *errstr, size_t len);
 void engine_free(engine_t *e);
 const model_ops_t *engine_model(const engine_t *e);
+/* 1 when model m or its engine reads [model] key (engine_ops_t.keys,
+ * model_ops_t.keys), else 0. */
+int engine_reads(const model_ops_t *m, const char *key);
 
 size_t engine_learn(engine_t *e, const lrn_event_t *ev, size_t n);
 void engine_flush(engine_t *e);

@@ -102,9 +102,9 @@ const char *loss_kind_name(loss_kind_t k)
 void learner_config_default(learner_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->kind, sizeof(cfg->kind), "neumf");
+    snprintf(cfg->kind, sizeof(cfg->kind), "%s", model_default(0)->name);
     neumf_config_default(&cfg->model);
-    dssm_config_default(&cfg->dssm);
+    dssm_config_default(&cfg->towers);
     samp_config_default(&cfg->sampler);
     cfg->negatives = 4;
     cfg->loss = LOSS_BCE;
@@ -1180,6 +1180,8 @@ static int le_load(void *l, ser_reader_t *r, char *errstr, size_t len)
 }
 
 const engine_ops_t learner_engine = {
+    .keys = "negatives,sampler,alpha,pool,loss,threads,optimizer,init_std,ring_capacity,"
+            "max_users,max_items,preq_rate",
     .check = le_check,
     .create = le_create,
     .free = le_free,

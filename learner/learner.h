@@ -47,9 +47,9 @@ typedef struct {
 } lrn_event_t;
 
 typedef struct learner_config {
-    char kind[MODEL_NAME_MAX]; /* a model of the table (model.h): "neumf" (default), "dssm", … */
+    char kind[MODEL_NAME_MAX]; /* a model of the table (model.h); default: model_default(0) */
     neumf_config_t model; /* NeuMF's shape */
-    dssm_config_t dssm;   /* DSSM's shape (its ufeat/ifeat follow from the fields below) */
+    dssm_config_t towers; /* the towers' shape (dssm.c; ufeat/ifeat follow from the fields below) */
     /* DSSM tower features (feat.h): categorical and dense fields of the user
      * tower (ucat, unum) and of the item tower (icat, inum); all 0 (default):
      * the towers see the id rows only. Values are admitted like ids

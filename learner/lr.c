@@ -12,6 +12,7 @@ static const ctr_head_t lr_head = {.parts = CTR_WIDE};
 const model_ops_t lr_ops = {
     .name = "lr",
     .flags = MODEL_FIELDS,
+    .keys = "wide_bits,crosses",
     .engine = &ctr_engine,
     .head = &lr_head,
 };

@@ -30,8 +30,11 @@ struct ctr_head;
                            * example's fields; labelled examples, progressive AUC/logloss */
 
 typedef struct model_ops {
-    const char *name; /* as the config and the CLI spell it: "neumf" */
+    const char *name; /* as the config and the CLI spell it (neumf) */
     unsigned flags;   /* MODEL_* */
+    /* the [model] keys it reads beyond those of its engine (engine_ops_t)
+     * and those every model reads (daemon/config.c): "mlp" (NULL: none) */
+    const char *keys;
     /* the engine that learns it (engine.h); NULL: the learner's (learner.c),
      * which needs every op below */
     const struct engine_ops *engine;

@@ -401,6 +401,7 @@ static int ops_dense_layout(const void *m, char *buf, size_t len)
 const model_ops_t neumf_ops = {
     .name = "neumf",
     .flags = MODEL_RANKS,
+    .keys = "mlp",
     .create = ops_create,
     .free = ops_free,
     .row_width = ops_row_width,

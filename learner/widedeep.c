@@ -66,6 +66,7 @@ static const ctr_head_t widedeep_head = {
 const model_ops_t widedeep_ops = {
     .name = "widedeep",
     .flags = MODEL_FIELDS,
+    .keys = "wide_bits,crosses,deep",
     .engine = &ctr_engine,
     .head = &widedeep_head,
 };

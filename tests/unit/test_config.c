@@ -924,7 +924,13 @@ static void test_model_key_warnings(void **state)
          "%s:3: [model] deep does not apply to model lr (read by widedeep, dcn): ignored; "
          "%s:4: [model] cross_layers does not apply to model lr (read by dcn): ignored"},
         {"[model]\nkind = dcn\nnegatives = 8\n", NULL, 1,
-         "%s:3: [model] negatives does not apply to model dcn (read by neumf, dssm): ignored"},
+         "%s:3: [model] negatives does not apply to model dcn (read by neumf, dssm, mf): ignored"},
+        /* the learner's keys apply to every model it learns, mf too; the
+         * click-through engine's (max_users) to lr, widedeep and dcn */
+        {"[model]\nkind = mf\nnegatives = 8\nsampler = popularity\n", NULL, 0, NULL},
+        {"[model]\nkind = dcn\nmax_users = 1000\ncross_layers = 2\n", NULL, 0, NULL},
+        {"[model]\nkind = mf\nmlp = 32,16\n", NULL, 1,
+         "%s:3: [model] mlp does not apply to model mf (read by neumf): ignored"},
         {"[model]\nkind = widedeep\ndeep = 32\ncrosses = item:user\nwide_bits = 10\n", NULL, 0,
          NULL},
         /* every model reads these */

@@ -90,9 +90,9 @@ static learner_t *make(int with_features)
     learner_config_t cfg;
     learner_config_default(&cfg);
     snprintf(cfg.kind, sizeof(cfg.kind), "dssm");
-    cfg.dssm.dim = 16;
-    cfg.dssm.tower[0] = 32, cfg.dssm.tower[1] = 16;
-    cfg.dssm.ntower = 2;
+    cfg.towers.dim = 16;
+    cfg.towers.tower[0] = 32, cfg.towers.tower[1] = 16;
+    cfg.towers.ntower = 2;
     cfg.loss = LOSS_SOFTMAX;
     cfg.negatives = 8;
     cfg.batch_events = 128;

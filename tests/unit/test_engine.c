@@ -70,8 +70,8 @@ static void config_of(engine_config_t *c, const model_ops_t *m)
     snprintf(c->kind, sizeof(c->kind), "%s", m->name);
     learner_config_default(&c->learner);
     c->learner.model.dim = 8;
-    c->learner.dssm.dim = 8;
-    c->learner.dssm.tower[0] = 16, c->learner.dssm.tower[1] = 8, c->learner.dssm.ntower = 2;
+    c->learner.towers.dim = 8;
+    c->learner.towers.tower[0] = 16, c->learner.towers.tower[1] = 8, c->learner.towers.ntower = 2;
     c->learner.batch_events = 64;
     c->learner.ring_capacity = 2000;
     ctr_config_default(&c->ctr);

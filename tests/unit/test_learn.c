@@ -135,8 +135,8 @@ static void test_threads_learn_alike(void **state)
         if (kind) {
             snprintf(cfg.kind, sizeof(cfg.kind), "dssm");
             cfg.loss = LOSS_SOFTMAX;
-            cfg.dssm.dim = 32;
-            cfg.dssm.tower[0] = 64, cfg.dssm.tower[1] = 32;
+            cfg.towers.dim = 32;
+            cfg.towers.tower[0] = 64, cfg.towers.tower[1] = 32;
         }
         loo_result_t r1, r2, r3, r2b;
         learner_stats_t s1, s2, s3, s2b;
@@ -370,7 +370,7 @@ static void test_save_load_resumes_exactly(void **state)
                       samp_kind_name(cfg.sampler.kind), loss_kind_name(cfg.loss), m.len);
         /* another shape refuses it */
         cfg.model.dim = 16;
-        cfg.dssm.dim = 16;
+        cfg.towers.dim = 16;
         learner_t *x = learner_create(&cfg, err, sizeof(err));
         m.pos = 0;
         ser_reader_t r2 = {harness_mem_read, &m, 0, NULL};
