@@ -21,7 +21,6 @@
 #include "rng.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,43 +78,6 @@ void dssm_config_default(dssm_config_t *cfg)
     cfg->gamma = 10.0f;
     cfg->max_batch = 2048;
     cfg->seed = 42;
-}
-
-int dssm_parse_layers(dssm_config_t *cfg, const char *s, char *errstr, size_t len)
-{
-    /* parsed into a copy: cfg is left alone on error */
-    int tower[DSSM_MAX_LAYERS], n = 0;
-    const char *p = s;
-    for (;;) {
-        char *end = NULL;
-        long v = 0;
-        if (*p >= '0' && *p <= '9') { /* no sign, space or empty width */
-            errno = 0;
-            v = strtol(p, &end, 10);
-            if (errno)
-                v = 0;
-        }
-        if (v < 1 || v > 4096) {
-            snprintf(errstr, len, "tower layers '%s': expected widths in [1, 4096] like 128,64", s);
-            return -1;
-        }
-        if (n == DSSM_MAX_LAYERS) {
-            snprintf(errstr, len, "tower layers '%s': at most %d widths", s, DSSM_MAX_LAYERS);
-            return -1;
-        }
-        tower[n++] = (int)v;
-        p = end;
-        if (*p == ',')
-            p++; /* a width must follow: "128," is rejected on the next turn */
-        else if (*p) {
-            snprintf(errstr, len, "tower layers '%s': unexpected '%c'", s, *p);
-            return -1;
-        } else
-            break;
-    }
-    memcpy(cfg->tower, tower, sizeof(int) * n);
-    cfg->ntower = n;
-    return 0;
 }
 
 dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
@@ -416,11 +378,6 @@ void dssm_item_vector(dssm_t *m, float *out, const float *row, const float *feat
     tower_vector(m, ITEM, out, row, feat);
 }
 
-int dssm_feat_width(const dssm_t *m, char side)
-{
-    return m->tw[side == 'u' ? USER : ITEM].F;
-}
-
 /* ---- the model interface (model.h) ---- */
 
 static void *ops_create(const struct learner_config *lc, int max_batch, int ufeat, int ifeat,
@@ -463,11 +420,6 @@ static void ops_backward(void *m, float *du, float *di, float *dfu, float *dfi,
     dssm_backward(m, du, di, dfu, dfi, dlogits, B);
 }
 
-static void ops_share_params(void *worker, void *master)
-{
-    dense_block_share_params(dssm_dense(worker), dssm_dense(master));
-}
-
 /* the normalised tower output is published: a dot product of a user's and
  * an item's vectors is their cosine */
 static int ops_vector_dim(const void *m)
@@ -504,7 +456,6 @@ const model_ops_t dssm_ops = {
     .dense = ops_dense,
     .forward = ops_forward,
     .backward = ops_backward,
-    .share_params = ops_share_params,
     .vector_dim = ops_vector_dim,
     .vector = ops_vector,
     .vector_layout = ops_vector_layout,

@@ -36,9 +36,6 @@ typedef struct {
 typedef struct dssm dssm_t;
 
 void dssm_config_default(dssm_config_t *cfg);
-/* "128,64" into cfg->tower and cfg->ntower (1..DSSM_MAX_LAYERS widths, each
- * in [1, 4096]); -1 and errstr on a bad list, cfg left unchanged. */
-int dssm_parse_layers(dssm_config_t *cfg, const char *s, char *errstr, size_t len);
 
 dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len);
 void dssm_free(dssm_t *m);
@@ -71,6 +68,5 @@ void dssm_backward(dssm_t *m, float *du, float *di, float *dfu, float *dfi, cons
  * (but the calls are not thread-safe on one model). */
 void dssm_user_vector(dssm_t *m, float *out, const float *row, const float *feat);
 void dssm_item_vector(dssm_t *m, float *out, const float *row, const float *feat);
-int dssm_feat_width(const dssm_t *m, char side); /* ufeat ('u') or ifeat ('i') */
 
 #endif

@@ -352,14 +352,3 @@ int feat_load(feat_t *f, ser_reader_t *r, uint32_t max_cap, char *errstr, size_t
     return 0;
 }
 
-size_t feat_bytes(const feat_t *f)
-{
-    size_t b = sizeof(*f) + (size_t)f->cap * (sizeof(uint32_t) * f->cfg.ncat +
-                                              sizeof(float) * f->cfg.nnum);
-    if (f->tab) {
-        emb_stats_t st;
-        emb_stats(f->tab, &st);
-        b += st.bytes;
-    }
-    return b;
-}

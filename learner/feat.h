@@ -84,6 +84,4 @@ void feat_grad_apply(feat_t *f, float lr, float l2, float eps);
 int feat_save(const feat_t *f, uint32_t cap, ser_writer_t *w);
 int feat_load(feat_t *f, ser_reader_t *r, uint32_t max_cap, char *errstr, size_t len);
 
-size_t feat_bytes(const feat_t *f); /* memory held */
-
 #endif

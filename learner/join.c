@@ -326,12 +326,6 @@ uint64_t join_negative_total(const join_t *j)
     return j->negatives;
 }
 
-void join_set_window(join_t *j, int64_t window_ms)
-{
-    if (window_ms >= 0)
-        j->window = window_ms;
-}
-
 #define JOIN_MAGIC 0x314e4a4au /* "JJN1" */
 #define JOIN_MAX_PAYLOAD (16u << 20)
 

@@ -47,7 +47,6 @@ size_t join_take(join_t *j, lrn_event_t *out, size_t max);
 size_t join_pending(const join_t *j);
 uint64_t join_clicked_total(const join_t *j);  /* impressions claimed by a click */
 uint64_t join_negative_total(const join_t *j); /* impressions that became negatives */
-void join_set_window(join_t *j, int64_t window_ms);
 
 /* Everything pending (ids, payloads, times, claims) and the counters; load
  * into a fresh join. -1 and a message on a short or corrupt stream (the join

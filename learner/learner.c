@@ -173,7 +173,9 @@ static void score_entries(void *arg, uint32_t ue, const uint32_t *items, int n, 
     score_with(l, l->model, 0, l->maxb, ue, items, n, out);
 }
 
-int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len)
+/* The checks learner_create makes on cfg before it allocates: 0, or -1 and a
+ * message. */
+static int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len)
 {
     if (cfg->negatives < 1 || cfg->negatives > 1024) {
         snprintf(errstr, len, "negatives must be in [1, 1024], not %d", cfg->negatives);
@@ -274,7 +276,7 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
         for (int t = 1; t < l->nt; t++) {
             if (!(l->wm[t] = l->ops->create(cfg, slice, l->Fu, l->Fi, errstr, len)))
                 goto err;
-            l->ops->share_params(l->wm[t], l->model);
+            model_share_params(l->ops, l->wm[t], l->model);
         }
         if (!(l->pool = pool_create(l->nt))) {
             snprintf(errstr, len, "learner: cannot start %d threads", l->nt);
@@ -885,7 +887,7 @@ void learner_vector(learner_t *l, char side, uint32_t entry, float *out)
     feat_t *f = side == 'u' ? l->fu : l->fi;
     if (f)
         feat_gather(f, entry, l->fvec);
-    l->ops->vector(l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
+    model_vector(l->ops, l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
 }
 
 static int user_in_ring(void *arg, uint32_t e)
@@ -955,7 +957,8 @@ void learner_stats(const learner_t *l, learner_stats_t *out)
     emb_stats(l->items, &out->items);
 }
 
-void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
+/* ≤ 0 leaves one as it is */
+static void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
 {
     if (lr_sparse > 0.0f)
         l->cfg.lr_sparse = lr_sparse;
@@ -965,22 +968,17 @@ void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense)
 
 int learner_vector_dim(const learner_t *l)
 {
-    return l->ops->vector_dim(l->model);
+    return model_vector_dim(l->ops, l->model);
 }
 
 int learner_vector_layout(const learner_t *l, char *buf, size_t len)
 {
-    return l->ops->vector_layout(l->model, buf, len);
+    return model_vector_layout(l->ops, l->model, buf, len);
 }
 
-int learner_dense_layout(const learner_t *l, char *buf, size_t len)
+static int learner_dense_layout(const learner_t *l, char *buf, size_t len)
 {
-    return l->ops->dense_layout(l->model, buf, len);
-}
-
-const model_ops_t *learner_ops(const learner_t *l)
-{
-    return l->ops;
+    return model_dense_layout(l->ops, l->model, buf, len);
 }
 
 dense_block_t *learner_dense(learner_t *l)

@@ -108,9 +108,8 @@ typedef struct {
 typedef struct learner learner_t;
 
 void learner_config_default(learner_config_t *cfg);
-/* The checks learner_create makes on cfg before it allocates: 0, or -1 and a
- * message. */
-int learner_config_check(const learner_config_t *cfg, char *errstr, size_t len);
+/* learner_create checks cfg before it allocates (as engine_config_check
+ * does, engine.h): NULL and a message on a bad one. */
 learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len);
 void learner_free(learner_t *l);
 
@@ -148,16 +147,12 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len);
 /* The vector published for a user ('u') or item ('i') entry of the tables:
  * the model's vector of its row and, with tower features, the features it
  * last came with. out has learner_vector_dim floats, laid out as
- * learner_vector_layout says; learner_dense_layout describes the dense block. */
+ * learner_vector_layout says. (The dense block's description and the
+ * hot-reloadable learning rates are the engine's: engine.h.) */
 void learner_vector(learner_t *l, char side, uint32_t entry, float *out);
 int learner_vector_dim(const learner_t *l);
 int learner_vector_layout(const learner_t *l, char *buf, size_t len);
-int learner_dense_layout(const learner_t *l, char *buf, size_t len);
 
-/* Hot-reloadable learning rates (≤ 0 leaves one as it is). */
-void learner_set_lr(learner_t *l, float lr_sparse, float lr_dense);
-
-const model_ops_t *learner_ops(const learner_t *l);
 /* the model's dense block (parameters, gradients, Adam state) */
 dense_block_t *learner_dense(learner_t *l);
 emb_table_t *learner_users(learner_t *l);

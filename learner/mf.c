@@ -106,37 +106,8 @@ static void mf_backward(void *p, float *du, float *di, float *dfu, float *dfi,
     }
 }
 
-static void mf_share_params(void *worker, void *master)
-{
-    (void)worker, (void)master; /* no dense parameters to share */
-}
-
-static int mf_vector_dim(const void *p)
-{
-    return ((const mf_t *)p)->D;
-}
-
-static void mf_vector(void *p, char side, const float *row, const float *feat, float *out)
-{
-    (void)side, (void)feat;
-    memcpy(out, row, sizeof(float) * (size_t)((mf_t *)p)->D);
-}
-
-static int mf_vector_layout(const void *p, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "mf:0:%d", ((const mf_t *)p)->D);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-/* no dense block: an empty description */
-static int mf_dense_layout(const void *p, char *buf, size_t len)
-{
-    (void)p;
-    if (len < 1)
-        return -1;
-    buf[0] = '\0';
-    return 0;
-}
+/* The rest is the defaults (model.h): the row itself is published, as
+ * "mf:0:<dim>"; an empty dense block, shared by nothing and described by "". */
 
 const model_ops_t mf_ops = {
     .name = "mf",
@@ -147,9 +118,4 @@ const model_ops_t mf_ops = {
     .dense = mf_dense,
     .forward = mf_forward,
     .backward = mf_backward,
-    .share_params = mf_share_params,
-    .vector_dim = mf_vector_dim,
-    .vector = mf_vector,
-    .vector_layout = mf_vector_layout,
-    .dense_layout = mf_dense_layout,
 };

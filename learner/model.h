@@ -65,12 +65,16 @@ typedef struct model_ops {
     void (*backward)(void *m, float *du, float *di, float *dfu, float *dfi, const float *dlogits,
                      int B);
     /* worker learns master's weights (same model and shape): its own
-     * activations and gradients, the master's parameters. */
+     * activations and gradients, the master's parameters. NULL: the dense
+     * blocks share their parameters (model_share_params). */
     void (*share_params)(void *worker, void *master);
 
     /* What is published for a row of side 'u' or 'i' (with the features it
      * last came with, or NULL): vector_dim floats, laid out as vector_layout
-     * says ("gmf:0:32,mlp:32:64"); the dense block as dense_layout says. */
+     * says ("gmf:0:32,mlp:32:64"); the dense block as dense_layout says.
+     * Each may be NULL for its default (the model_* functions below): the
+     * row itself is published, laid out as "<name>:0:<dim>"; no dense
+     * block to describe (""). */
     int (*vector_dim)(const void *m);
     void (*vector)(void *m, char side, const float *row, const float *feat, float *out);
     int (*vector_layout)(const void *m, char *buf, size_t len);
@@ -81,6 +85,15 @@ typedef struct model_ops {
     int (*save)(const void *m, ser_writer_t *w);
     int (*load)(void *m, ser_reader_t *r, char *errstr, size_t len);
 } model_ops_t;
+
+/* The ops that may be NULL, with their defaults (models.c): what the
+ * learner calls. */
+void model_share_params(const model_ops_t *o, void *worker, void *master);
+int model_vector_dim(const model_ops_t *o, const void *m);
+void model_vector(const model_ops_t *o, void *m, char side, const float *row, const float *feat,
+                  float *out);
+int model_vector_layout(const model_ops_t *o, const void *m, char *buf, size_t len);
+int model_dense_layout(const model_ops_t *o, const void *m, char *buf, size_t len);
 
 /* The table of models (models.c). */
 const model_ops_t *model_find(const char *name); /* NULL when unknown */

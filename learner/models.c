@@ -1,5 +1,6 @@
-/* models.c — the table of models, by name (see model.h). A new model is its
- * own file and one line here. */
+/* models.c — the table of models, by name (see model.h), and the defaults
+ * of the ops a model may leave NULL. A new model is its own file and one
+ * line here. */
 #include "model.h"
 
 #include <stdio.h>
@@ -25,6 +26,46 @@ static const model_ops_t *const defaults[] = {
     &neumf_ops,
     &dcn_ops,
 };
+
+void model_share_params(const model_ops_t *o, void *worker, void *master)
+{
+    if (o->share_params)
+        o->share_params(worker, master);
+    else
+        dense_block_share_params(o->dense(worker), o->dense(master));
+}
+
+int model_vector_dim(const model_ops_t *o, const void *m)
+{
+    return o->vector_dim ? o->vector_dim(m) : o->row_width(m, 'u');
+}
+
+void model_vector(const model_ops_t *o, void *m, char side, const float *row, const float *feat,
+                  float *out)
+{
+    if (o->vector)
+        o->vector(m, side, row, feat, out);
+    else
+        memcpy(out, row, sizeof(float) * (size_t)o->row_width(m, side));
+}
+
+int model_vector_layout(const model_ops_t *o, const void *m, char *buf, size_t len)
+{
+    if (o->vector_layout)
+        return o->vector_layout(m, buf, len);
+    int n = snprintf(buf, len, "%s:0:%d", o->name, model_vector_dim(o, m));
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int model_dense_layout(const model_ops_t *o, const void *m, char *buf, size_t len)
+{
+    if (o->dense_layout)
+        return o->dense_layout(m, buf, len);
+    if (len < 1)
+        return -1;
+    buf[0] = '\0';
+    return 0;
+}
 
 const model_ops_t *model_find(const char *name)
 {

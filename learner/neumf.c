@@ -18,7 +18,6 @@
 #include "learner.h"
 #include "rng.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,12 +302,8 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
     }
 }
 
-int neumf_dim(const neumf_t *m)
-{
-    return m->D;
-}
-
-int neumf_dense_layout(const neumf_t *m, char *buf, size_t len)
+/* see neumf.h */
+static int neumf_dense_layout(const neumf_t *m, char *buf, size_t len)
 {
     size_t off = 0;
     for (int l = 1; l < m->L; l++) {
@@ -322,7 +317,7 @@ int neumf_dense_layout(const neumf_t *m, char *buf, size_t len)
     return n < 0 || (size_t)n >= len - off ? -1 : 0;
 }
 
-int neumf_row_layout(const neumf_t *m, char *buf, size_t len)
+static int neumf_row_layout(const neumf_t *m, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "gmf:0:%d,mlp:%d:%d", m->D, m->D, m->D + m->E);
     return n < 0 || (size_t)n >= len ? -1 : 0;
@@ -371,23 +366,7 @@ static void ops_backward(void *m, float *du, float *di, float *dfu, float *dfi,
     neumf_backward(m, du, di, dlogits, B);
 }
 
-static void ops_share_params(void *worker, void *master)
-{
-    dense_block_share_params(neumf_dense(worker), neumf_dense(master));
-}
-
-/* the row itself is published: [gmf | mlp] */
-static int ops_vector_dim(const void *m)
-{
-    return neumf_row_width(m);
-}
-
-static void ops_vector(void *m, char side, const float *row, const float *feat, float *out)
-{
-    (void)side, (void)feat;
-    memcpy(out, row, sizeof(float) * (size_t)neumf_row_width(m));
-}
-
+/* the row itself is published (the default vector): [gmf | mlp] */
 static int ops_vector_layout(const void *m, char *buf, size_t len)
 {
     return neumf_row_layout(m, buf, len);
@@ -408,9 +387,6 @@ const model_ops_t neumf_ops = {
     .dense = ops_dense,
     .forward = ops_forward,
     .backward = ops_backward,
-    .share_params = ops_share_params,
-    .vector_dim = ops_vector_dim,
-    .vector = ops_vector,
     .vector_layout = ops_vector_layout,
     .dense_layout = ops_dense_layout,
 };

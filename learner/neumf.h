@@ -34,15 +34,11 @@ void neumf_free(neumf_t *m);
 
 int neumf_row_width(const neumf_t *m);  /* floats per user or item row */
 dense_block_t *neumf_dense(neumf_t *m); /* the dense block, for the optimizer */
-int neumf_dim(const neumf_t *m);        /* GMF factors */
 
-/* Describes the dense block for readers, in order, e.g.
- * "W1:32x64,b1:32,W2:16x32,b2:16,W3:8x16,b3:8,wout:40,bout:1" (W is (out, in),
- * row-major; wout weighs [GMF ; last MLP layer]). Returns 0 or -1 if len is
- * too small. */
-int neumf_dense_layout(const neumf_t *m, char *buf, size_t len);
-/* Describes a row: "gmf:0:32,mlp:32:64" (half-open float ranges). */
-int neumf_row_layout(const neumf_t *m, char *buf, size_t len);
+/* The dense block and a row are described by the model's ops (model.h):
+ * "W1:32x64,b1:32,W2:16x32,b2:16,W3:8x16,b3:8,wout:40,bout:1" (W is (out,
+ * in), row-major; wout weighs [GMF ; last MLP layer]) and
+ * "gmf:0:32,mlp:32:64" (half-open float ranges). */
 
 /* Initialises one embedding row (N(0, std) for every float). */
 void neumf_init_row(const neumf_t *m, float *row, uint64_t seed, float std);

@@ -30,7 +30,6 @@
  *    between the towers.
  *  - dssm_config_errors: every bad field of the config is refused with a
  *    message naming it; a tiny or NULL errstr is safe; dssm_free(NULL).
- *  - dssm_parse_layers: good and bad lists; on error cfg is unchanged.
  *  - dssm_layout: dssm_dense_layout names U/ub then I/ib layers, its sizes add
  *    up to dense->n for several shapes, and a short buffer gives -1; row
  *    width and output width. */
@@ -46,6 +45,7 @@
 #include "loss.h"
 #include "optim.h"
 #include "rng.h"
+#include "widths.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -686,52 +686,6 @@ static void test_dssm_config_errors(void **state)
     dssm_free(NULL);
 }
 
-static void test_dssm_parse_layers(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *s;
-        int n; /* widths, or 0 for an error */
-        int w[DSSM_MAX_LAYERS];
-    } cases[] = {
-        {"128,64", 2, {128, 64}},
-        {"7", 1, {7}},
-        {"1,2,3,4,5,6,7,8", 8, {1, 2, 3, 4, 5, 6, 7, 8}},
-        {"4096,1", 2, {4096, 1}},
-        {"", 0, {0}},
-        {"0", 0, {0}},
-        {"4097", 0, {0}},
-        {"1,2,3,4,5,6,7,8,9", 0, {0}},
-        {"64,,32", 0, {0}},
-        {"64,", 0, {0}},
-        {",64", 0, {0}},
-        {"a", 0, {0}},
-        {"64;32", 0, {0}},
-        {"64 ,32", 0, {0}},
-        {" 64", 0, {0}},
-        {"-5", 0, {0}},
-        {"+5", 0, {0}},
-        {"99999999999999999999", 0, {0}},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        dssm_config_t cfg, before;
-        dssm_config_default(&cfg);
-        before = cfg;
-        char err[160] = "";
-        int rc = dssm_parse_layers(&cfg, cases[i].s, err, sizeof(err));
-        if (cases[i].n) {
-            if (rc != 0)
-                fail_msg("'%s': %s", cases[i].s, err);
-            assert_int_equal(cfg.ntower, cases[i].n);
-            assert_memory_equal(cfg.tower, cases[i].w, sizeof(int) * cases[i].n);
-        } else {
-            if (rc != -1 || !err[0])
-                fail_msg("'%s' accepted (rc %d)", cases[i].s, rc);
-            assert_memory_equal(&cfg, &before, sizeof(cfg));
-        }
-    }
-}
-
 /* --------------------------------------------------------------- layout */
 
 /* Σ of the sizes in "name:AxB,name:A,..." */
@@ -781,7 +735,9 @@ static void test_dssm_layout(void **state)
         small_config(&cfg, 0);
         cfg.dim = 11;
         char err[160];
-        assert_int_equal(dssm_parse_layers(&cfg, shapes[s], err, sizeof(err)), 0);
+        assert_int_equal(widths_parse(shapes[s], 1, DSSM_MAX_LAYERS, cfg.tower, &cfg.ntower, err,
+                                      sizeof(err)),
+                         0);
         m = make(&cfg);
         assert_int_equal(dssm_dense_layout(m, buf, sizeof(buf)), 0);
         assert_int_equal(layout_total(buf), dssm_dense(m)->n);
@@ -798,7 +754,7 @@ int main(void)
         cmocka_unit_test(test_dssm_fd_features),   cmocka_unit_test(test_dssm_fd_softmax_features),
         cmocka_unit_test(test_dssm_naive_vs_blas), cmocka_unit_test(test_dssm_logit_bounded),
         cmocka_unit_test(test_dssm_vectors),       cmocka_unit_test(test_dssm_init),
-        cmocka_unit_test(test_dssm_config_errors), cmocka_unit_test(test_dssm_parse_layers),
+        cmocka_unit_test(test_dssm_config_errors),
         cmocka_unit_test(test_dssm_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,11 +118,13 @@ static void test_grad(void **state)
     assert_int_equal(bad, 0);
 
     float out[D];
-    o->vector(m, 'u', rows[0], NULL, out);
+    model_vector(o, m, 'u', rows[0], NULL, out);
     assert_memory_equal(out, rows[0], sizeof(out));
     char lay[64];
-    assert_int_equal(o->vector_layout(m, lay, sizeof(lay)), 0);
+    assert_int_equal(model_vector_layout(o, m, lay, sizeof(lay)), 0);
     assert_string_equal(lay, "mf:0:8");
+    assert_int_equal(model_dense_layout(o, m, lay, sizeof(lay)), 0);
+    assert_string_equal(lay, "");
     o->free(m);
     o->free(NULL);
 }
