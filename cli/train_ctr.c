@@ -39,6 +39,8 @@ static void usage(FILE *f)
             "  --batch N         examples per micro-batch                      [64]\n"
             "  --window N        progressive AUC over the last N examples      [10000]\n"
             "  --epochs N        passes                                        [1]\n"
+            "  --threads T       threads a micro-batch is split among          [1]\n"
+            "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
             "  --seed S --json --quiet\n");
 }
 
@@ -66,7 +68,8 @@ int train_ctr_main(int argc, char **argv)
         {"lr-sparse", 1, 0, 7},   {"lr-dense", 1, 0, 8},    {"batch", 1, 0, 9},
         {"window", 1, 0, 10},     {"epochs", 1, 0, 'e'},    {"seed", 1, 0, 's'},
         {"json", 0, 0, 'j'},      {"quiet", 0, 0, 'q'},     {"eval", 1, 0, 11},
-        {"threads", 1, 0, 12},    {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+        {"threads", 1, 0, 12},    {"naive", 0, 0, 13},      {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     char *end;
     optind = 1;
@@ -105,9 +108,10 @@ int train_ctr_main(int argc, char **argv)
         case 'e': epochs = strtol(optarg, &end, 10); break;
         case 's': cfg.seed = strtoull(optarg, &end, 10); break;
         case 11: /* progressive validation is the evaluation of a stream */
-        case 12: /* one thread */
             end = optarg + strlen(optarg);
             break;
+        case 12: cfg.threads = (int)strtol(optarg, &end, 10); break;
+        case 13: cfg.naive = 1; break;
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
@@ -138,7 +142,7 @@ int train_ctr_main(int argc, char **argv)
         return 2;
     }
     cfg.head = mo->head;
-    kern_set_threads(1);
+    kern_set_threads(1); /* each thread calls BLAS on its own slice */
     char err[512];
     ctrdata_t d;
     ctrdata_init(&d);

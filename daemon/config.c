@@ -158,7 +158,7 @@ static const ckey_t keys[] = {
     {"model", "loss", CT_ENUM, F(loss), "bce", 0, 0, 0, "bce|bpr|softmax",
      "Loss: bce (pointwise), bpr (pairwise) or softmax (sampled softmax, listwise)"},
     {"model", "threads", CT_INT, F(threads), "1", 1, 64, 0, NULL,
-     "neumf/dssm: threads that share each micro-batch's work (the loop thread is one)"},
+     "Threads that share each micro-batch's work (the loop thread is one)"},
     {"model", "batch_events", CT_INT, F(batch_events), "256", 1, 65536, 0, NULL,
      "Events per micro-batch"},
     {"model", "optimizer", CT_ENUM, F(optimizer), "adagrad", 0, 0, 0, "adagrad|sgd",

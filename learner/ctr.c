@@ -8,8 +8,11 @@
  * row; normalise the dense features; x0 = [field embeddings ; dense]; forward
  * (deep MLP with one sgemm per layer, wide sums, the head); progressive
  * predictions go to AUC/logloss before anything is learned; BCE; backward;
- * Adam on the dense block, Adagrad on touched rows (once per row, summed) and
- * on the wide weights.
+ * Adagrad on the wide weights; Adam on the dense block (the engines' one
+ * step: NaN guard, clipping), Adagrad on touched rows (once per row, summed).
+ * With cfg.threads > 1, forward and backward are split by examples among a
+ * pool's threads (each with its own head workspace and dense gradients,
+ * summed after); gathering and every update stay on the caller's thread.
  *
  * Dense block layout, in order:
  *   deep:  W_l (mlp[l], in_l), b_l (mlp[l])       CTR_DEEP; in_0 = X = ncat·E + nnum
@@ -22,6 +25,7 @@
 #include "kern.h"
 #include "layers.h"
 #include "loss.h"
+#include "pool.h"
 #include "rank.h"
 #include "rng.h"
 #include "rows.h"
@@ -45,7 +49,14 @@ struct ctr {
     size_t w_off[CTR_MAX_LAYERS], b_off[CTR_MAX_LAYERS];
     size_t head_off, wnum_off, bias_off;
     const ctr_head_t *head;
-    void *head_ws; /* the head's workspace */
+
+    /* threads: each forwards and backwards a slice of the batch */
+    int nt, slice;                         /* threads; most examples of a slice */
+    pool_t *pool;                          /* NULL with one thread */
+    dense_block_t wdense[CTR_MAX_THREADS]; /* [t ≥ 1] thread t's gradients (its params:
+                                            * the model's) */
+    void *head_ws[CTR_MAX_THREADS];        /* each thread's head workspace */
+    int pass_B;                            /* the batch the phases split */
 
     /* micro-batch workspace */
     int maxb;
@@ -82,6 +93,7 @@ void ctr_config_default(ctr_config_t *cfg)
     cfg->batch = 64;
     cfg->auc_window = 10000;
     cfg->clip_norm = 10.0f;
+    cfg->threads = 1;
     cfg->seed = 1;
 }
 
@@ -111,6 +123,10 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
         cfg->auc_window < 1 || cfg->admit_after < 1 || !(cfg->clip > 0)) {
         snprintf(errstr, len, "ctr: emb_dim 1..256, hash_bits 0..30, wide_bits 1..30, batch "
                               "1..65536, auc_window ≥ 1, admit_after ≥ 1, clip > 0 needed");
+        return -1;
+    }
+    if (cfg->threads < 0 || cfg->threads > CTR_MAX_THREADS) {
+        snprintf(errstr, len, "ctr: threads %d, not in [1, %d]", cfg->threads, CTR_MAX_THREADS);
         return -1;
     }
     if ((cfg->head->parts & CTR_DEEP) && (cfg->nmlp < 1 || cfg->nmlp > CTR_MAX_LAYERS)) {
@@ -154,6 +170,8 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     c->H = c->L ? cfg->mlp[c->L - 1] : 0;
     c->nwide = cfg->ncat + cfg->ncross;
     c->maxb = cfg->batch;
+    c->nt = cfg->threads > 1 ? cfg->threads : 1; /* 0 counts as 1 */
+    c->slice = (c->maxb + c->nt - 1) / c->nt;
 
     for (int f = 0; f < cfg->ncat; f++) {
         emb_config_t ec = {.width = c->E,
@@ -210,6 +228,15 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
     }
     if (c->head->init)
         c->head->init(c->dense.params + c->head_off, cfg, c->X, c->H, &r);
+    for (int t = 1; t < c->nt; t++) {
+        if (dense_block_init(&c->wdense[t], off))
+            goto oom;
+        dense_block_share_params(&c->wdense[t], &c->dense);
+    }
+    if (c->nt > 1 && !(c->pool = pool_create(c->nt))) {
+        snprintf(errstr, len, "ctr: cannot start %d threads", c->nt);
+        goto err;
+    }
 
     /* workspace */
     size_t B = (size_t)c->maxb;
@@ -228,8 +255,9 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
         if (!c->h[l + 1] || !c->dh[l + 1])
             goto oom;
     }
-    if (c->head->create && !(c->head_ws = c->head->create(cfg, c->X, c->H, c->maxb)))
-        goto oom;
+    for (int t = 0; t < c->nt; t++)
+        if (c->head->create && !(c->head_ws[t] = c->head->create(cfg, c->X, c->H, c->slice)))
+            goto oom;
     c->logits = malloc(sizeof(float) * B);
     c->dz = malloc(sizeof(float) * B);
     c->labels = malloc(sizeof(float) * B);
@@ -272,8 +300,12 @@ void ctr_free(ctr_t *c)
         free(c->h[l]);
         free(c->dh[l]);
     }
-    if (c->head && c->head->free)
-        c->head->free(c->head_ws);
+    for (int t = 0; t < CTR_MAX_THREADS; t++) {
+        if (c->head && c->head->free)
+            c->head->free(c->head_ws[t]);
+        dense_block_free(&c->wdense[t]);
+    }
+    pool_free(c->pool);
     free(c->logits);
     free(c->dz);
     free(c->labels);
@@ -354,27 +386,30 @@ static void gather(ctr_t *c, const ctr_example_t *ex, int B, int touch, int upda
     }
 }
 
-/* What the head sees of the last gather (ctr.h) */
-static void head_pass(ctr_t *c, int B, ctr_pass_t *p)
+/* What the head sees of examples [b0, b0 + B) of the last gather (ctr.h),
+ * with thread t's workspace and gradients */
+static void head_pass(ctr_t *c, int t, int b0, int B, ctr_pass_t *p)
 {
+    dense_block_t *d = t ? &c->wdense[t] : &c->dense;
     *p = (ctr_pass_t){.cfg = &c->cfg,
                       .B = B,
                       .X = c->X,
                       .H = c->H,
-                      .x0 = c->h[0],
-                      .dx0 = c->dh[0],
-                      .deep = c->L ? c->h[c->L] : NULL,
-                      .ddeep = c->L ? c->dh[c->L] : NULL,
+                      .x0 = c->h[0] + (size_t)b0 * c->X,
+                      .dx0 = c->dh[0] + (size_t)b0 * c->X,
+                      .deep = c->L ? c->h[c->L] + (size_t)b0 * c->H : NULL,
+                      .ddeep = c->L ? c->dh[c->L] + (size_t)b0 * c->H : NULL,
                       .w = c->dense.params + c->head_off,
-                      .dw = c->dense.grads + c->head_off,
+                      .dw = d->grads + c->head_off,
                       .bias = c->dense.params + c->bias_off,
-                      .dbias = c->dense.grads + c->bias_off,
-                      .logits = c->logits,
-                      .dz = c->dz,
-                      .ws = c->head_ws};
+                      .dbias = d->grads + c->bias_off,
+                      .logits = c->logits + b0,
+                      .dz = c->dz + b0,
+                      .ws = c->head_ws[t]};
 }
 
-static void forward(ctr_t *c, int B)
+/* Logits of examples [b0, b0 + B) (thread t's slice). */
+static void forward_rows(ctr_t *c, int t, int b0, int B)
 {
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
@@ -382,12 +417,14 @@ static void forward(ctr_t *c, int B)
         cfg->naive ? kern_linear_forward_naive : kern_linear_forward;
     int in = c->X;
     for (int l = 0; l < c->L; l++) {
-        linear(c->h[l + 1], c->h[l], P + c->w_off[l], P + c->b_off[l], B, in, cfg->mlp[l]);
-        relu_forward(c->h[l + 1], c->h[l + 1], B * cfg->mlp[l]);
+        float *out = c->h[l + 1] + (size_t)b0 * cfg->mlp[l];
+        linear(out, c->h[l] + (size_t)b0 * in, P + c->w_off[l], P + c->b_off[l], B, in,
+               cfg->mlp[l]);
+        relu_forward(out, out, B * cfg->mlp[l]);
         in = cfg->mlp[l];
     }
     if (has_wide(c))
-        for (int b = 0; b < B; b++) {
+        for (int b = b0; b < b0 + B; b++) {
             float z = P[c->bias_off];
             const uint64_t *wi = c->widx + (size_t)b * c->nwide;
             for (int k = 0; k < c->nwide; k++)
@@ -399,51 +436,114 @@ static void forward(ctr_t *c, int B)
         }
     if (c->head->forward) {
         ctr_pass_t p;
-        head_pass(c, B, &p);
+        head_pass(c, t, b0, B, &p);
         c->head->forward(&p);
     }
 }
 
-/* Backward of the last forward: dense gradients (added), dx0 in dh[0]
- * (written). Wide weights are updated here, by Adagrad on dz. */
-static void backward(ctr_t *c, int B, int update_wide)
+/* Backward of examples [b0, b0 + B): thread t's dense gradients (added), dx0
+ * in dh[0] (written). */
+static void backward_rows(ctr_t *c, int t, int b0, int B)
 {
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
-    float *G = c->dense.grads;
+    float *G = t ? c->wdense[t].grads : c->dense.grads;
     void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *,
                       int, int, int) =
         cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
-    memset(c->dh[0], 0, sizeof(float) * B * c->X);
+    memset(c->dh[0] + (size_t)b0 * c->X, 0, sizeof(float) * B * c->X);
     for (int l = 1; l <= c->L; l++)
-        memset(c->dh[l], 0, sizeof(float) * B * cfg->mlp[l - 1]);
+        memset(c->dh[l] + (size_t)b0 * cfg->mlp[l - 1], 0, sizeof(float) * B * cfg->mlp[l - 1]);
     if (c->head->backward) {
         ctr_pass_t p;
-        head_pass(c, B, &p);
+        head_pass(c, t, b0, B, &p);
         c->head->backward(&p);
     }
     if (has_wide(c))
-        for (int b = 0; b < B; b++) {
+        for (int b = b0; b < b0 + B; b++) {
             float d = c->dz[b];
             G[c->bias_off] += d;
             const float *xn = c->xnum + (size_t)b * cfg->nnum;
             for (int j = 0; j < cfg->nnum; j++)
                 G[c->wnum_off + j] += d * xn[j];
-            if (update_wide) {
-                const uint64_t *wi = c->widx + (size_t)b * c->nwide;
-                for (int k = 0; k < c->nwide; k++)
-                    optim_adagrad(&c->wide_w[wi[k]], &c->wide_g2[wi[k]], &d, 1, cfg->lr_sparse,
-                                  cfg->l2_sparse, 1e-8f);
-            }
         }
-    int in;
     for (int l = c->L - 1; l >= 0; l--) {
-        in = l == 0 ? c->X : cfg->mlp[l - 1];
-        float *d = c->dh[l + 1];
-        const float *h = c->h[l + 1];
-        relu_mask(d, h, B * cfg->mlp[l]);
-        linear_bw(c->dh[l], G + c->w_off[l], G + c->b_off[l], d, c->h[l],
-                             P + c->w_off[l], B, in, cfg->mlp[l]);
+        int in = l == 0 ? c->X : cfg->mlp[l - 1];
+        float *d = c->dh[l + 1] + (size_t)b0 * cfg->mlp[l];
+        relu_mask(d, c->h[l + 1] + (size_t)b0 * cfg->mlp[l], B * cfg->mlp[l]);
+        linear_bw(c->dh[l] + (size_t)b0 * in, G + c->w_off[l], G + c->b_off[l], d,
+                  c->h[l] + (size_t)b0 * in, P + c->w_off[l], B, in, cfg->mlp[l]);
+    }
+}
+
+/* thread t's slice of the pass_B examples: [*b0, *b0 + *B) */
+static void slice_of(const ctr_t *c, int t, int *b0, int *B)
+{
+    int per = (c->pass_B + c->nt - 1) / c->nt;
+    *b0 = t * per;
+    *B = *b0 >= c->pass_B ? 0 : c->pass_B - *b0 < per ? c->pass_B - *b0 : per;
+}
+
+static void phase_forward(void *arg, int t, int n)
+{
+    ctr_t *c = arg;
+    int b0, B;
+    (void)n;
+    slice_of(c, t, &b0, &B);
+    if (B > 0)
+        forward_rows(c, t, b0, B);
+}
+
+static void phase_backward(void *arg, int t, int n)
+{
+    ctr_t *c = arg;
+    int b0, B;
+    (void)n;
+    slice_of(c, t, &b0, &B);
+    if (B > 0)
+        backward_rows(c, t, b0, B);
+}
+
+static void run_phase(ctr_t *c, pool_fn fn, int B)
+{
+    c->pass_B = B;
+    if (c->pool)
+        pool_run(c->pool, fn, c);
+    else
+        fn(c, 0, 1);
+}
+
+static void forward(ctr_t *c, int B)
+{
+    run_phase(c, phase_forward, B);
+}
+
+/* Backward of the last forward: dense gradients (added: the threads' summed
+ * into the model's), dx0 in dh[0] (written). */
+static void backward(ctr_t *c, int B)
+{
+    for (int t = 1; t < c->nt; t++)
+        dense_block_zero_grad(&c->wdense[t]);
+    run_phase(c, phase_backward, B);
+    for (int t = 1; t < c->nt; t++) {
+        const float *g = c->wdense[t].grads;
+        for (size_t i = 0; i < c->dense.n; i++)
+            c->dense.grads[i] += g[i];
+    }
+}
+
+/* Adagrad on the wide weights of every example, by its dz, in order (two
+ * examples may share a weight) */
+static void update_wide(ctr_t *c, int B)
+{
+    if (!has_wide(c))
+        return;
+    for (int b = 0; b < B; b++) {
+        float d = c->dz[b];
+        const uint64_t *wi = c->widx + (size_t)b * c->nwide;
+        for (int k = 0; k < c->nwide; k++)
+            optim_adagrad(&c->wide_w[wi[k]], &c->wide_g2[wi[k]], &d, 1, c->cfg.lr_sparse,
+                          c->cfg.l2_sparse, 1e-8f);
     }
 }
 
@@ -490,7 +590,8 @@ static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
         return;
     }
     dense_block_zero_grad(&c->dense);
-    backward(c, B, 1);
+    backward(c, B);
+    update_wide(c, B);
     /* the engines' one dense step: NaN guard, clipping, Adam */
     if (dense_block_step(&c->dense, c->cfg.clip_norm, c->cfg.lr_dense, c->cfg.l2_dense) < 0) {
         c->nonfinite++;
@@ -576,7 +677,7 @@ float ctr_loss_grad(ctr_t *c, const ctr_example_t *ex, int n, float *dx0)
     }
     float loss = loss_bce_labels(c->dz, c->logits, c->labels, c->weights, n);
     dense_block_zero_grad(&c->dense);
-    backward(c, n, 0);
+    backward(c, n);
     if (dx0)
         memcpy(dx0, c->dh[0], sizeof(float) * n * c->X);
     return loss;

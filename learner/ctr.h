@@ -34,6 +34,7 @@
 #define CTR_MAX_FIELDS 64
 #define CTR_MAX_CROSSES 32
 #define CTR_MAX_LAYERS 8
+#define CTR_MAX_THREADS 64
 
 typedef struct {
     int field;
@@ -78,6 +79,10 @@ typedef struct {
     int64_t expire_ms;  /* rows unseen this long go at the next expiry (emb_expire); 0: never */
     float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
     int naive;          /* 1: plain-loop kernels (the reference) */
+    int threads;        /* threads of a micro-batch (default 1): each forwards and backwards
+                         * a slice of the examples, the dense gradients are summed; the
+                         * result differs from one thread's only in the order of float
+                         * sums. Gathering and row updates stay on the caller's thread. */
     uint64_t seed;
 } ctr_config_t;
 
@@ -113,7 +118,7 @@ typedef struct {
     float *dbias;
     float *logits;        /* (B) forward: see ctr_head_t.forward */
     const float *dz;      /* (B) backward: ∂loss/∂logit */
-    void *ws;             /* what the head's create returned */
+    void *ws;             /* what the head's create returned (one per thread) */
 } ctr_pass_t;
 
 /* A click-through model's own part, ggml-style: the shared core calls it and
@@ -131,7 +136,8 @@ typedef struct ctr_head {
     size_t (*size)(const ctr_config_t *cfg, int X, int H);
     void (*init)(float *w, const ctr_config_t *cfg, int X, int H, rng_t *r);
     int (*layout)(char *buf, size_t len, const ctr_config_t *cfg, int X, int H);
-    /* its workspace for batches of at most maxb; NULL when out of memory */
+    /* its workspace for slices of at most maxb examples (one per thread);
+     * NULL when out of memory */
     void *(*create)(const ctr_config_t *cfg, int X, int H, int maxb);
     void (*free)(void *ws);
     /* logits: with CTR_WIDE they hold bias + the wide part's sum and the

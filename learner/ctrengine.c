@@ -357,7 +357,7 @@ static int ce_load(void *p, ser_reader_t *r, char *errstr, size_t len)
 }
 
 const engine_ops_t ctr_engine = {
-    .keys = "cat_fields,num_fields,hash_bits,max_users,max_items",
+    .keys = "cat_fields,num_fields,hash_bits,max_users,max_items,threads",
     .check = ce_check,
     .create = ce_create,
     .free = ce_free,

@@ -928,7 +928,7 @@ static void test_model_key_warnings(void **state)
         /* the learner's keys apply to every model it learns, mf too; the
          * click-through engine's (max_users) to lr, widedeep and dcn */
         {"[model]\nkind = mf\nnegatives = 8\nsampler = popularity\n", NULL, 0, NULL},
-        {"[model]\nkind = dcn\nmax_users = 1000\ncross_layers = 2\n", NULL, 0, NULL},
+        {"[model]\nkind = dcn\nmax_users = 1000\ncross_layers = 2\nthreads = 2\n", NULL, 0, NULL},
         {"[model]\nkind = mf\nmlp = 32,16\n", NULL, 1,
          "%s:3: [model] mlp does not apply to model mf (read by neumf): ignored"},
         {"[model]\nkind = widedeep\ndeep = 32\ncrosses = item:user\nwide_bits = 10\n", NULL, 0,

@@ -1,5 +1,7 @@
 /* test_ctr.c — the click-through models: finite-difference checks of Wide &
- * Deep (wide part, deep part, crosses) and Deep & Cross end to end, and, on
+ * Deep (wide part, deep part, crosses) and Deep & Cross end to end, on one
+ * thread and with the batch split among threads (their gradients summed);
+ * several threads learn what one does, up to the order of float sums; on
  * the generated stream with a planted item × device interaction, DCN and
  * Wide & Deep with that cross reach a progressive AUC at least 0.05 above
  * logistic regression over the same features. */
@@ -71,7 +73,7 @@ static int close_enough(double a, double n)
     return fabs(a - n) <= 1e-2 * fmax(1e-2, fabs(a) + fabs(n));
 }
 
-static void check_model(const char *kind)
+static void check_model(const char *kind, int threads)
 {
     const ctr_head_t *head = head_of(kind);
     ctr_config_t cfg;
@@ -89,6 +91,7 @@ static void check_model(const char *kind)
     cfg.cross[0][1] = 1;
     cfg.ncross = head->parts & CTR_WIDE ? 1 : 0;
     cfg.batch = 8;
+    cfg.threads = threads;
     char err[256];
     ctr_t *c = ctr_create(&cfg, err, sizeof(err));
     assert_non_null(c);
@@ -202,19 +205,22 @@ static void check_model(const char *kind)
 static void test_fd_lr(void **state)
 {
     (void)state;
-    check_model("lr");
+    check_model("lr", 1);
+    check_model("lr", 3);
 }
 
 static void test_fd_widedeep(void **state)
 {
     (void)state;
-    check_model("widedeep");
+    check_model("widedeep", 1);
+    check_model("widedeep", 3);
 }
 
 static void test_fd_dcn(void **state)
 {
     (void)state;
-    check_model("dcn");
+    check_model("dcn", 1);
+    check_model("dcn", 3);
 }
 
 static double progressive_auc(const ctrdata_t *d, const char *kind, int cross)
@@ -296,6 +302,45 @@ static void test_naive_kernels_learn_alike(void **state)
         print_message("%s: BLAS AUC %.5f loss %.5f, naive AUC %.5f loss %.5f\n",
                       kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc,
                       st[1].loss_ewma);
+        assert_true(fabs(st[0].auc - st[1].auc) < 5e-3);
+        assert_true(fabs(st[0].loss_ewma - st[1].loss_ewma) < 5e-3);
+    }
+    ctrdata_free(&d);
+}
+
+/* Threads split each micro-batch; they learn what one thread does, up to the
+ * order of float sums (the dense gradients are summed per thread first). */
+static void test_threads_learn_alike(void **state)
+{
+    (void)state;
+    kern_set_threads(1);
+    ctrgen_config_t g;
+    ctrgen_config_default(&g);
+    g.examples = 20000;
+    ctrdata_t d;
+    ctrdata_init(&d);
+    char err[256];
+    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
+    static const char *const kinds[] = {"lr", "widedeep", "dcn"};
+    for (int k = 0; k < 3; k++) {
+        ctr_stats_t st[2];
+        for (int i = 0; i < 2; i++) {
+            ctr_config_t cfg;
+            ctr_config_default(&cfg);
+            cfg.head = head_of(kinds[k]);
+            cfg.ncat = d.ncat;
+            cfg.nnum = d.nnum;
+            cfg.threads = i ? 3 : 1; /* 64 examples in slices of 22, 22, 20 */
+            ctr_t *c = ctr_create(&cfg, err, sizeof(err));
+            assert_non_null(c);
+            ctr_learn(c, d.ex, d.n);
+            ctr_stats(c, &st[i]);
+            ctr_free(c);
+        }
+        print_message("%s: 1 thread AUC %.5f loss %.5f, 3 threads AUC %.5f loss %.5f\n",
+                      kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc, st[1].loss_ewma);
+        assert_int_equal(st[0].examples, st[1].examples);
+        assert_int_equal(st[1].nonfinite, 0);
         assert_true(fabs(st[0].auc - st[1].auc) < 5e-3);
         assert_true(fabs(st[0].loss_ewma - st[1].loss_ewma) < 5e-3);
     }
@@ -394,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_naive_kernels_learn_alike),
+        cmocka_unit_test(test_threads_learn_alike),
         cmocka_unit_test(test_planted_interaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
