@@ -73,7 +73,7 @@ typedef struct fr_config {
     int pool;                   /* default 32 */
     char loss[CONFIG_STR];      /* bce (default) | bpr | softmax */
     int batch_events;           /* default 256 */
-    int threads;                /* neumf, dssm: learner threads, default 1 */
+    int threads;                /* threads of a micro-batch (every model), default 1 */
     char optimizer[CONFIG_STR]; /* adagrad (default) | sgd */
     double lr_sparse;           /* hot; default 0.03 */
     double lr_dense;            /* hot; default 0.001 */
@@ -82,7 +82,7 @@ typedef struct fr_config {
     int ring_capacity;          /* default 100000 */
     int admit_after;            /* default 1 */
     int expire_s;               /* default 0 = never */
-    int max_users, max_items;   /* neumf, dssm: most ids a table keeps, default 0 = no limit */
+    int max_users, max_items;   /* most ids a table keeps (every model), default 0 = no limit */
     double preq_rate;           /* default 0.01 */
     int seed;                   /* default 1 */
 
