@@ -12,6 +12,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define MAX_CHILDREN 64
 static pid_t children[MAX_CHILDREN];
@@ -399,6 +401,19 @@ double harness_daemon_metric(int stats_port, const char *sample)
     if (harness_http_get(stats_port, "/metrics", text, sizeof(text)) != 200)
         return NAN;
     return harness_metric(text, sample);
+}
+
+int harness_ckpt_v1_write(const char *path, const void *payload, size_t len)
+{
+    static const char magic[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};
+    uint32_t version = 1;
+    uint64_t trailer[2] = {len, XXH3_64bits(payload, len)};
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(magic, 1, 8, f) == 8 && fwrite(&version, 4, 1, f) == 1 &&
+             fwrite(payload, 1, len, f) == len && fwrite(trailer, 8, 2, f) == 2;
+    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 int harness_mem_write(void *ctx, const void *b, size_t n)

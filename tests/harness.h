@@ -110,6 +110,12 @@ int harness_stack_daemon_stop(harness_stack_t *s);
  * first). Returns the daemon's exit status. */
 int harness_stack_stop(harness_stack_t *s);
 
+/* Writes path as the checkpoint format before sections (format version 1,
+ * which this build refuses) wrote it, byte for byte: magic, version 1, one
+ * payload, then its length u64 and XXH3-64 u64, a file valid in its own
+ * format. 0 or -1. */
+int harness_ckpt_v1_write(const char *path, const void *payload, size_t len);
+
 /* A growable in-memory byte stream for serialisation tests: write appends,
  * read consumes from pos. */
 typedef struct {

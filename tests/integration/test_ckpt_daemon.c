@@ -5,7 +5,10 @@
  * the events it has learned (a counter kept in the checkpoint) equal the
  * events produced, exactly; a corrupt checkpoint is skipped for the previous
  * one; offsets are committed only for what a checkpoint holds. Checkpoints
- * are written by a forked child (the stats port shows the loop's stall). */
+ * are written by a forked child (the stats port shows the loop's stall).
+ * Checkpoints of the format before sections (format version 1), the newest
+ * and its .prev, are refused with a message naming the version, and the
+ * daemon starts afresh from Kafka's committed offsets (proto/README.md). */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -171,10 +174,77 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     assert_int_equal(harness_rmtree(dir), 0);
 }
 
+/* how many lines of the stack's log hold s */
+static int log_lines(const char *s)
+{
+    FILE *lg = fopen(S.log, "r");
+    assert_non_null(lg);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof(line), lg))
+        n += strstr(line, s) != NULL;
+    fclose(lg);
+    return n;
+}
+
+static void test_old_format_refused_starts_from_committed(void **state)
+{
+    (void)state;
+    harness_stack_opts_t opts = {.partitions = 2, .name = "test_ckpt_daemon_v1", .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
+    snprintf(dir, sizeof(dir), "/tmp/fr-ckv1-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
+    produced = 0;
+
+    /* a first daemon learns 3,000 events and commits them at its clean stop */
+    start();
+    produce(3000);
+    assert_true(wait_learned(3000, 30000));
+    assert_int_equal(harness_stack_daemon_stop(&S), 0);
+    long long off[2];
+    assert_int_equal(harness_kafka_committed(&S.kafka, "freshrec", 2, off), 0);
+    assert_int_equal(off[0] + off[1], 3000);
+
+    /* both of its checkpoints are replaced by ones of the previous format */
+    char path[128], prev[140];
+    snprintf(path, sizeof(path), "%s/freshrec.ckpt", dir);
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    const char payload[] = "a learner's state of the unsectioned format";
+    assert_int_equal(harness_ckpt_v1_write(path, payload, sizeof(payload)), 0);
+    assert_int_equal(harness_ckpt_v1_write(prev, payload, sizeof(payload)), 0);
+
+    /* the next daemon refuses both and learns only what came after the
+     * committed offsets: 1,000 events, not 4,000 */
+    produce(1000);
+    start();
+    assert_true(wait_learned(1000, 30000));
+    usleep(1500000); /* anything learned again would show now */
+    assert_int_equal((long)learned(), 1000);
+    assert_int_equal(harness_stack_daemon_stop(&S), 0);
+    assert_int_equal(harness_kafka_committed(&S.kafka, "freshrec", 2, off), 0);
+    assert_int_equal(off[0] + off[1], produced);
+
+    char want[512];
+    snprintf(want, sizeof(want),
+             "checkpoint %s: format version 1 unsupported (this build reads 2; version 1 is "
+             "the unsectioned format of before: start without it, from Kafka's committed "
+             "offsets): skipped",
+             path);
+    assert_int_equal(log_lines(want), 1);
+    snprintf(want, sizeof(want), "checkpoint %s: format version 1 unsupported", prev);
+    assert_int_equal(log_lines(want), 1);
+    assert_int_equal(log_lines("restored"), 0);
+
+    harness_stack_stop(&S);
+    assert_int_equal(harness_rmtree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_and_resume_exactly_once),
+        cmocka_unit_test(test_old_format_refused_starts_from_committed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
