@@ -365,22 +365,38 @@ int harness_rmtree(const char *dir)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
-                           const char *const *extra, const char *logpath)
+/* freshrecd on these servers, reading conf (-c) first when it is not NULL */
+static pid_t daemon_spawn(const char *conf, const char *brokers, int redis_port, int stats_port,
+                          const char *const *extra, const char *logpath)
 {
     char bin[256], b[300], r[64], s[64];
     snprintf(bin, sizeof(bin), "%s/freshrecd", harness_build());
     snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
     snprintf(r, sizeof(r), "redis.port=%d", redis_port);
     snprintf(s, sizeof(s), "stats.port=%d", stats_port);
-    char *argv[64] = {bin, "--set", b, "--set", r, "--set", s};
-    int n = 7;
+    char *argv[64] = {bin};
+    int n = 1;
+    if (conf) {
+        argv[n++] = "-c";
+        argv[n++] = (char *)conf;
+    }
+    const char *sets[3] = {b, r, s};
+    for (int i = 0; i < 3; i++) {
+        argv[n++] = "--set";
+        argv[n++] = (char *)sets[i];
+    }
     for (int i = 0; extra && extra[i] && n < 60; i++) {
         argv[n++] = "--set";
         argv[n++] = (char *)extra[i];
     }
     argv[n] = NULL;
     return harness_spawn(argv, logpath);
+}
+
+pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
+                           const char *const *extra, const char *logpath)
+{
+    return daemon_spawn(NULL, brokers, redis_port, stats_port, extra, logpath);
 }
 
 int harness_daemon_healthy(int stats_port, int timeout_ms)
@@ -449,6 +465,8 @@ int harness_stack_start(harness_stack_t *s, const harness_stack_opts_t *opts)
     memset(s, 0, sizeof(*s));
     s->redis = s->daemon = -1;
     harness_log_path(s->log, sizeof(s->log), opts->name);
+    if (opts->conf)
+        snprintf(s->conf, sizeof(s->conf), "%s", opts->conf);
     s->redis_port = harness_free_port();
     s->stats_port = harness_free_port();
     if ((s->redis = harness_redis_start(s->redis_port)) < 0)
@@ -465,7 +483,8 @@ err:
 
 int harness_stack_daemon_start(harness_stack_t *s, const char *const *extra)
 {
-    s->daemon = harness_daemon_start(s->kafka.brokers, s->redis_port, s->stats_port, extra, s->log);
+    s->daemon = daemon_spawn(s->conf[0] ? s->conf : NULL, s->kafka.brokers, s->redis_port,
+                             s->stats_port, extra, s->log);
     if (s->daemon < 0)
         return -1;
     if (!harness_daemon_healthy(s->stats_port, 30000)) {

@@ -86,6 +86,9 @@ typedef struct {
     const char *const *extra; /* the daemon's --set assignments, NULL-terminated; may be NULL */
     const char *name;         /* the log: "<build>/tests/<name>.log" */
     int no_daemon;            /* start Redis and Kafka only (harness_stack_daemon_start later) */
+    const char *conf;         /* a config file the daemon reads (-c; it rereads it on SIGHUP)
+                               * under the --set assignments; NULL: none. It must exist when
+                               * the daemon starts: with no_daemon, write it between */
 } harness_stack_opts_t;
 
 typedef struct {
@@ -93,6 +96,7 @@ typedef struct {
     int redis_port, stats_port;
     harness_kafka_t kafka;
     char log[256];
+    char conf[256]; /* opts->conf, or "" */
 } harness_stack_t;
 
 /* Starts Redis, the cluster and (unless opts->no_daemon) the daemon, and waits
