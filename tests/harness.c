@@ -419,6 +419,32 @@ double harness_daemon_metric(int stats_port, const char *sample)
     return harness_metric(text, sample);
 }
 
+int harness_log_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) != -1)
+        n += strstr(line, needle) != NULL;
+    free(line);
+    fclose(f);
+    return n;
+}
+
+int harness_log_wait(const char *path, const char *needle, int timeout_ms)
+{
+    double t0 = harness_now_ms();
+    do {
+        if (harness_log_count(path, needle))
+            return 1;
+        usleep(50000);
+    } while (harness_now_ms() - t0 < timeout_ms);
+    return 0;
+}
+
 int harness_ckpt_v1_write(const char *path, const void *payload, size_t len)
 {
     static const char magic[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};

@@ -65,6 +65,12 @@ int harness_kafka_ends(harness_kafka_t *k, int n, long long *out);
 const char *harness_build(void);
 /* A test's daemon log: "<build>/tests/<name>.log" into buf, any old one removed. */
 void harness_log_path(char *buf, size_t len, const char *name);
+/* How many lines of the file at path (a daemon's log) hold needle (a
+ * needle may end in "\n"); 0 when there is no such file. */
+int harness_log_count(const char *path, const char *needle);
+/* Polls the file at path until a line holds needle (1) or timeout_ms
+ * passes (0). */
+int harness_log_wait(const char *path, const char *needle, int timeout_ms);
 /* Removes a directory a test made and all below it (rm -rf). 0 or -1. */
 int harness_rmtree(const char *dir);
 

@@ -32,6 +32,18 @@ static harness_stack_t S; /* Redis, the cluster, and the daemon while it runs */
 static char dir[64], ckpt_arg[128];
 static long produced;
 
+/* Redis and the cluster (events of partitions), a checkpoint directory of
+ * its own, nothing produced yet; no daemon (start() starts it) */
+static void stack_start(const char *name, int partitions)
+{
+    harness_stack_opts_t opts = {.partitions = partitions, .name = name, .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
+    snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
+    produced = 0;
+}
+
 static void start(void)
 {
     /* batches of 100: a restart's backlog is more than 8 of them, so the
@@ -76,11 +88,7 @@ static int wait_learned(double want, int ms)
 static void test_sigkill_and_resume_exactly_once(void **state)
 {
     (void)state;
-    harness_stack_opts_t opts = {.partitions = 3, .name = "test_ckpt_daemon", .no_daemon = 1};
-    assert_int_equal(harness_stack_start(&S, &opts), 0);
-    snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
+    stack_start("test_ckpt_daemon", 3);
 
     start();
     for (int round = 0; round < 3; round++) {
@@ -132,18 +140,12 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     print_message("catch-up turns of the last daemon: %.0f\n", turns);
     assert_true(turns >= 1);
     assert_int_equal(harness_stack_daemon_stop(&S), 0); /* SIGTERM: exit 0 */
-    FILE *lg = fopen(S.log, "r");
-    char line[1024];
-    int skipped = 0, restored_prev = 0, on_loop = 0;
-    while (fgets(line, sizeof(line), lg)) {
-        skipped += strstr(line, "checksum mismatch") != NULL;
-        restored_prev += strstr(line, "restored") && strstr(line, ".prev");
-        on_loop += strstr(line, "writing it on the loop instead") != NULL;
-    }
-    fclose(lg);
-    assert_true(skipped >= 1);
-    assert_true(restored_prev >= 1);
-    assert_int_equal(on_loop, 0); /* every fork succeeded */
+    assert_true(harness_log_count(S.log, "checksum mismatch") >= 1);
+    char restored_prev[160];
+    snprintf(restored_prev, sizeof(restored_prev), "restored %s.prev: ", path);
+    assert_true(harness_log_count(S.log, restored_prev) >= 1);
+    /* every fork succeeded */
+    assert_int_equal(harness_log_count(S.log, "writing it on the loop instead"), 0);
     /* writers killed with their daemon left no temporary file behind a start */
     char cmd2[160];
     snprintf(cmd2, sizeof(cmd2), "ls '%s' | grep -c tmp", dir);
@@ -174,28 +176,10 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     assert_int_equal(harness_rmtree(dir), 0);
 }
 
-/* how many lines of the stack's log hold s */
-static int log_lines(const char *s)
-{
-    FILE *lg = fopen(S.log, "r");
-    assert_non_null(lg);
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof(line), lg))
-        n += strstr(line, s) != NULL;
-    fclose(lg);
-    return n;
-}
-
 static void test_old_format_refused_starts_from_committed(void **state)
 {
     (void)state;
-    harness_stack_opts_t opts = {.partitions = 2, .name = "test_ckpt_daemon_v1", .no_daemon = 1};
-    assert_int_equal(harness_stack_start(&S, &opts), 0);
-    snprintf(dir, sizeof(dir), "/tmp/fr-ckv1-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
-    produced = 0;
+    stack_start("test_ckpt_daemon_v1", 2);
 
     /* a first daemon learns 3,000 events and commits them at its clean stop */
     start();
@@ -231,10 +215,10 @@ static void test_old_format_refused_starts_from_committed(void **state)
              "the unsectioned format of before: start without it, from Kafka's committed "
              "offsets): skipped",
              path);
-    assert_int_equal(log_lines(want), 1);
+    assert_int_equal(harness_log_count(S.log, want), 1);
     snprintf(want, sizeof(want), "checkpoint %s: format version 1 unsupported", prev);
-    assert_int_equal(log_lines(want), 1);
-    assert_int_equal(log_lines("restored"), 0);
+    assert_int_equal(harness_log_count(S.log, want), 1);
+    assert_int_equal(harness_log_count(S.log, "restored"), 0);
 
     harness_stack_stop(&S);
     assert_int_equal(harness_rmtree(dir), 0);

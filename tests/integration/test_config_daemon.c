@@ -120,18 +120,6 @@ static void test_print_config_refuses(void **state)
     unlink(conf);
 }
 
-/* Polls the log for needle; 1 when found within timeout_ms. */
-static int log_has(const char *log, const char *needle, int timeout_ms)
-{
-    double t0 = harness_now_ms();
-    do {
-        if (strstr(slurp(log), needle))
-            return 1;
-        usleep(50000);
-    } while (harness_now_ms() - t0 < timeout_ms);
-    return 0;
-}
-
 static void test_sighup_lists_what_it_counts(void **state)
 {
     (void)state;
@@ -146,17 +134,17 @@ static void test_sighup_lists_what_it_counts(void **state)
     /* one hot key and one cold key change */
     write_file(conf, "[model]\nlr_sparse = 0.05\ndim = 16\n[daemon]\nlog_level = info\n");
     kill(S.daemon, SIGHUP);
-    int ok = log_has(S.log, "SIGHUP: 1 hot key(s) changed: lr_sparse 0.03 -> 0.05\n", 10000);
+    int ok = harness_log_wait(S.log, "SIGHUP: 1 hot key(s) changed: lr_sparse 0.03 -> 0.05\n", 10000);
     /* nothing changes: 0, and no list */
     kill(S.daemon, SIGHUP);
-    int ok0 = log_has(S.log, "SIGHUP: 0 hot key(s) changed\n", 10000);
+    int ok0 = harness_log_wait(S.log, "SIGHUP: 0 hot key(s) changed\n", 10000);
     /* a value start-up would refuse: refused, the file and line named */
     write_file(conf, "[model]\nlr_sparse = 0.05\ndim = 16\n[stats]\nlisten = localhost\n");
     kill(S.daemon, SIGHUP);
     char want[512];
     snprintf(want, sizeof(want), "reload refused, nothing changed: %s:5: [stats] listen = localhost",
              conf);
-    int refused = log_has(S.log, want, 10000);
+    int refused = harness_log_wait(S.log, want, 10000);
     if (!ok || !ok0 || !refused)
         print_message("log:\n%s\n", slurp(S.log));
     assert_true(ok);

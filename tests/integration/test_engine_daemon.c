@@ -52,17 +52,6 @@ static void write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-static int log_has(const char *log, const char *needle, int timeout_ms)
-{
-    double t0 = harness_now_ms();
-    do {
-        if (strstr(slurp(log), needle))
-            return 1;
-        usleep(50000);
-    } while (harness_now_ms() - t0 < timeout_ms);
-    return 0;
-}
-
 static long long wall_ms(void)
 {
     struct timeval tv;
@@ -205,7 +194,7 @@ static void sighup_lr(const char *model)
 
     write_conf(&g, "lr_sparse = 1e-9\nlr_dense = 1e-9\n");
     kill(g.s.daemon, SIGHUP);
-    int ok = log_has(g.s.log, "SIGHUP: 2 hot key(s) changed", 10000);
+    int ok = harness_log_wait(g.s.log, "SIGHUP: 2 hot key(s) changed", 10000);
     if (!ok)
         print_message("log:\n%s\n", slurp(g.s.log));
     assert_true(ok);
@@ -284,7 +273,7 @@ static void expire(const char *model)
         snprintf(key, sizeof(key), "fr:%s:i:newi%d", model, i);
         kept &= redis_exists(&g, key) == 1;
     }
-    int logged = log_has(g.s.log, "ids unseen for 60 s", 1000);
+    int logged = harness_log_wait(g.s.log, "ids unseen for 60 s", 1000);
     size_t expired = 0; /* the sum of the log's "expired N ids" */
     for (const char *p = slurp(g.s.log); (p = strstr(p, "expired ")) != NULL; p += 8)
         expired += strtoul(p + 8, NULL, 10);
