@@ -51,6 +51,121 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
     return 0;
 }
 
+/* One option of a subcommand: its name, what it takes and where its value
+ * goes, with the bounds a number must keep. One loop (opts_next) parses them
+ * all; an option the table cannot store (a list of widths, a keyword) is
+ * ARG_OTHER: opts_next returns its key, its value in optarg, to the
+ * caller's switch. */
+typedef enum {
+    ARG_INT,    /* int, an integer in [lo, hi] */
+    ARG_U32,    /* uint32_t, likewise */
+    ARG_U64,    /* uint64_t, likewise */
+    ARG_SIZE,   /* size_t, likewise */
+    ARG_LONG,   /* long, likewise */
+    ARG_FLOAT,  /* float, a number in [lo, hi] */
+    ARG_DOUBLE, /* double, likewise */
+    ARG_STR,    /* const char *, the argument itself */
+    ARG_FLAG,   /* int, set to 1; takes no argument */
+    ARG_OTHER,  /* the caller's: opts_next returns key */
+} arg_kind_t;
+
+typedef struct {
+    const char *name; /* without the leading "--" */
+    arg_kind_t kind;
+    void *target; /* NULL for ARG_OTHER */
+    double lo, hi;
+    int key; /* ARG_OTHER: what opts_next returns (not -1, -2, 'h' or '?') */
+} opt_t;
+
+#define OPTS_MAX 48      /* options of one subcommand, --help included */
+#define OPTS_INDEX 0x100 /* getopt_long's value of the table's option i: OPTS_INDEX + i */
+
+/* Stores option o's argument in its target: 0, or -1 after a message. */
+static int opt_store(const opt_t *o, const char *arg)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "--%s", o->name);
+    long v = 0;
+    double x = 0;
+    switch (o->kind) {
+    case ARG_INT:
+    case ARG_U32:
+    case ARG_U64:
+    case ARG_SIZE:
+    case ARG_LONG:
+        if (parse_long(name, arg, (long)o->lo, (long)o->hi, &v))
+            return -1;
+        break;
+    case ARG_FLOAT:
+    case ARG_DOUBLE:
+        if (parse_double(name, arg, o->lo, o->hi, &x))
+            return -1;
+        break;
+    default:
+        break;
+    }
+    switch (o->kind) {
+    case ARG_INT:
+        *(int *)o->target = (int)v;
+        break;
+    case ARG_U32:
+        *(uint32_t *)o->target = (uint32_t)v;
+        break;
+    case ARG_U64:
+        *(uint64_t *)o->target = (uint64_t)v;
+        break;
+    case ARG_SIZE:
+        *(size_t *)o->target = (size_t)v;
+        break;
+    case ARG_LONG:
+        *(long *)o->target = v;
+        break;
+    case ARG_FLOAT:
+        *(float *)o->target = (float)x;
+        break;
+    case ARG_DOUBLE:
+        *(double *)o->target = x;
+        break;
+    case ARG_STR:
+        *(const char **)o->target = arg;
+        break;
+    case ARG_FLAG:
+        *(int *)o->target = 1;
+        break;
+    case ARG_OTHER:
+        break;
+    }
+    return 0;
+}
+
+/* The next option of argv (set optind = 1 before the first call): a table
+ * option is stored and the next one read. Returns -1 at the end of the
+ * options, 'h' for --help, '?' for an unknown option or a missing argument
+ * (getopt_long has said which), -2 for a value out of its bounds (said), or
+ * an ARG_OTHER option's key with its argument in optarg. */
+static int opts_next(int argc, char **argv, const opt_t *t, int n)
+{
+    struct option lo[OPTS_MAX + 2];
+    int k = 0;
+    for (int i = 0; i < n && k < OPTS_MAX; i++)
+        lo[k++] = (struct option){t[i].name, t[i].kind != ARG_FLAG, NULL, OPTS_INDEX + i};
+    lo[k++] = (struct option){"help", 0, NULL, 'h'};
+    lo[k] = (struct option){0, 0, 0, 0};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c < OPTS_INDEX || c >= OPTS_INDEX + n)
+            return c;
+        const opt_t *o = &t[c - OPTS_INDEX];
+        if (o->kind == ARG_OTHER)
+            return o->key;
+        if (opt_store(o, optarg))
+            return -2;
+    }
+    return -1;
+}
+
+#define NOPTS(t) ((int)(sizeof(t) / sizeof((t)[0])))
+
 /* ------------------------------------------------------------------ gen */
 
 static void gen_usage(FILE *f)
@@ -68,54 +183,22 @@ static int cmd_gen(int argc, char **argv)
     gen_config_t cfg;
     gen_config_default(&cfg);
     const char *out = NULL;
-    static const struct option opts[] = {
-        {"users", 1, 0, 'u'},  {"items", 1, 0, 'i'}, {"events", 1, 0, 'e'}, {"seed", 1, 0, 's'},
-        {"topics", 1, 0, 't'}, {"zipf", 1, 0, 'z'},  {"focus", 1, 0, 'f'},  {"out", 1, 0, 'o'},
-        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    const opt_t opts[] = {
+        {"users", ARG_U32, &cfg.users, 1, 100000000, 0},
+        {"items", ARG_U32, &cfg.items, 1, 100000000, 0},
+        {"events", ARG_U64, &cfg.events, 1, 2000000000L, 0},
+        {"seed", ARG_U64, &cfg.seed, 0, 0x7fffffffL, 0},
+        {"topics", ARG_U32, &cfg.topics, 1, 100000, 0},
+        {"zipf", ARG_DOUBLE, &cfg.zipf, 0, 5, 0},
+        {"focus", ARG_DOUBLE, &cfg.focus, 0, 1, 0},
+        {"out", ARG_STR, &out, 0, 0, 0},
+    };
     int c;
-    long v;
-    double x;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = opts_next(argc, argv, opts, NOPTS(opts))) != -1) {
         switch (c) {
-        case 'u':
-            if (parse_long("--users", optarg, 1, 100000000, &v))
-                return 2;
-            cfg.users = (uint32_t)v;
-            break;
-        case 'i':
-            if (parse_long("--items", optarg, 1, 100000000, &v))
-                return 2;
-            cfg.items = (uint32_t)v;
-            break;
-        case 'e':
-            if (parse_long("--events", optarg, 1, 2000000000L, &v))
-                return 2;
-            cfg.events = (uint64_t)v;
-            break;
-        case 's':
-            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &v))
-                return 2;
-            cfg.seed = (uint64_t)v;
-            break;
-        case 't':
-            if (parse_long("--topics", optarg, 1, 100000, &v))
-                return 2;
-            cfg.topics = (uint32_t)v;
-            break;
-        case 'z':
-            if (parse_double("--zipf", optarg, 0, 5, &x))
-                return 2;
-            cfg.zipf = x;
-            break;
-        case 'f':
-            if (parse_double("--focus", optarg, 0, 1, &x))
-                return 2;
-            cfg.focus = x;
-            break;
-        case 'o':
-            out = optarg;
-            break;
+        case -2:
+            return 2;
         case 'h':
             gen_usage(stdout);
             return 0;
@@ -224,87 +307,62 @@ static int cmd_train(int argc, char **argv)
     learner_config_default(&cfg);
     const char *data = NULL, *format = "movielens", *model = model_default(0)->name, *eval = "loo";
     long epochs = 1, threads = 1, v;
-    double x;
     int json = 0, quiet = 0, features = 0;
     char err[256];
-    static const struct option opts[] = {{"data", 1, 0, 'd'},
-                                         {"format", 1, 0, 'f'},
-                                         {"model", 1, 0, 'm'},
-                                         {"dim", 1, 0, 'D'},
-                                         {"mlp", 1, 0, 'M'},
-                                         {"negatives", 1, 0, 'k'},
-                                         {"sampler", 1, 0, 'S'},
-                                         {"alpha", 1, 0, 'a'},
-                                         {"pool", 1, 0, 'P'},
-                                         {"loss", 1, 0, 'L'},
-                                         {"batch", 1, 0, 'b'},
-                                         {"optimizer", 1, 0, 'O'},
-                                         {"lr-sparse", 1, 0, 1},
-                                         {"lr-dense", 1, 0, 2},
-                                         {"l2-sparse", 1, 0, 3},
-                                         {"l2-dense", 1, 0, 4},
-                                         {"init-std", 1, 0, 5},
-                                         {"ring", 1, 0, 6},
-                                         {"admit-after", 1, 0, 7},
-                                         {"epochs", 1, 0, 'e'},
-                                         {"eval", 1, 0, 'E'},
-                                         {"preq-rate", 1, 0, 8},
-                                         {"threads", 1, 0, 'T'},
-                                         {"naive", 0, 0, 9},
-                                         {"seed", 1, 0, 's'},
-                                         {"json", 0, 0, 'j'},
-                                         {"quiet", 0, 0, 'q'},
-                                         {"tower", 1, 0, 10},
-                                         {"gamma", 1, 0, 11},
-                                         {"features", 0, 0, 12},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    enum { MLP = 1, TOWER, SAMPLER, LOSS, OPTIMIZER }; /* the switch's options */
+    const opt_t opts[] = {
+        {"data", ARG_STR, &data, 0, 0, 0},
+        {"format", ARG_STR, &format, 0, 0, 0},
+        {"model", ARG_STR, &model, 0, 0, 0},
+        {"dim", ARG_INT, &cfg.model.dim, 1, 1024, 0},
+        {"mlp", ARG_OTHER, NULL, 0, 0, MLP},
+        {"negatives", ARG_INT, &cfg.negatives, 1, 1024, 0},
+        {"sampler", ARG_OTHER, NULL, 0, 0, SAMPLER},
+        {"alpha", ARG_FLOAT, &cfg.sampler.alpha, 0, 2, 0},
+        {"pool", ARG_INT, &cfg.sampler.pool, 1, 4096, 0},
+        {"loss", ARG_OTHER, NULL, 0, 0, LOSS},
+        {"batch", ARG_INT, &cfg.batch_events, 1, 65536, 0},
+        {"optimizer", ARG_OTHER, NULL, 0, 0, OPTIMIZER},
+        {"lr-sparse", ARG_FLOAT, &cfg.lr_sparse, 1e-9, 100, 0},
+        {"lr-dense", ARG_FLOAT, &cfg.lr_dense, 1e-9, 100, 0},
+        {"l2-sparse", ARG_FLOAT, &cfg.l2_sparse, 0, 100, 0},
+        {"l2-dense", ARG_FLOAT, &cfg.l2_dense, 0, 100, 0},
+        {"init-std", ARG_FLOAT, &cfg.init_std, 0, 10, 0},
+        {"ring", ARG_SIZE, &cfg.ring_capacity, 1, 1000000000L, 0},
+        {"admit-after", ARG_U32, &cfg.admit_after, 1, 1000000, 0},
+        {"epochs", ARG_LONG, &epochs, 1, 10000, 0},
+        {"eval", ARG_STR, &eval, 0, 0, 0},
+        {"preq-rate", ARG_DOUBLE, &cfg.preq_rate, 0, 1, 0},
+        {"threads", ARG_LONG, &threads, 1, LEARNER_MAX_THREADS, 0},
+        {"naive", ARG_FLAG, &cfg.model.naive, 0, 0, 0},
+        {"seed", ARG_U64, &cfg.seed, 0, 0x7fffffffL, 0},
+        {"json", ARG_FLAG, &json, 0, 0, 0},
+        {"quiet", ARG_FLAG, &quiet, 0, 0, 0},
+        {"tower", ARG_OTHER, NULL, 0, 0, TOWER},
+        {"gamma", ARG_FLOAT, &cfg.towers.gamma, 0.001, 1000, 0},
+        {"features", ARG_FLAG, &features, 0, 0, 0},
+    };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = opts_next(argc, argv, opts, NOPTS(opts))) != -1) {
         switch (c) {
-        case 10:
+        case -2:
+            return 2;
+        case TOWER:
             if (widths_parse(optarg, 1, DSSM_MAX_LAYERS, cfg.towers.tower, &cfg.towers.ntower, err,
                              sizeof(err))) {
                 fprintf(stderr, "freshrec: --tower '%s': %s\n", optarg, err);
                 return 2;
             }
             break;
-        case 12:
-            features = 1;
-            break;
-        case 11:
-            if (parse_double("--gamma", optarg, 0.001, 1000, &x))
-                return 2;
-            cfg.towers.gamma = (float)x;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case 'f':
-            format = optarg;
-            break;
-        case 'm':
-            model = optarg;
-            break;
-        case 'D':
-            if (parse_long("--dim", optarg, 1, 1024, &v))
-                return 2;
-            cfg.model.dim = (int)v;
-            break;
-        case 'M':
+        case MLP:
             if (widths_parse(optarg, 2, NEUMF_MAX_LAYERS, cfg.model.mlp, &cfg.model.nmlp, err,
                              sizeof(err))) {
                 fprintf(stderr, "freshrec: --mlp '%s': %s\n", optarg, err);
                 return 2;
             }
             break;
-        case 'k':
-            if (parse_long("--negatives", optarg, 1, 1024, &v))
-                return 2;
-            cfg.negatives = (int)v;
-            break;
-        case 'S':
+        case SAMPLER:
             if ((v = samp_kind_parse(optarg)) < 0) {
                 fprintf(stderr,
                         "freshrec: --sampler '%s': expected uniform, popularity, "
@@ -314,29 +372,14 @@ static int cmd_train(int argc, char **argv)
             }
             cfg.sampler.kind = (samp_kind_t)v;
             break;
-        case 'a':
-            if (parse_double("--alpha", optarg, 0, 2, &x))
-                return 2;
-            cfg.sampler.alpha = (float)x;
-            break;
-        case 'P':
-            if (parse_long("--pool", optarg, 1, 4096, &v))
-                return 2;
-            cfg.sampler.pool = (int)v;
-            break;
-        case 'L':
+        case LOSS:
             if ((v = loss_kind_parse(optarg)) < 0) {
                 fprintf(stderr, "freshrec: --loss '%s': expected bce, bpr or softmax\n", optarg);
                 return 2;
             }
             cfg.loss = (loss_kind_t)v;
             break;
-        case 'b':
-            if (parse_long("--batch", optarg, 1, 65536, &v))
-                return 2;
-            cfg.batch_events = (int)v;
-            break;
-        case 'O':
+        case OPTIMIZER:
             if (strcmp(optarg, "adagrad") == 0)
                 cfg.sparse_opt = OPT_ADAGRAD;
             else if (strcmp(optarg, "sgd") == 0)
@@ -345,71 +388,6 @@ static int cmd_train(int argc, char **argv)
                 fprintf(stderr, "freshrec: --optimizer '%s': expected adagrad or sgd\n", optarg);
                 return 2;
             }
-            break;
-        case 1:
-            if (parse_double("--lr-sparse", optarg, 1e-9, 100, &x))
-                return 2;
-            cfg.lr_sparse = (float)x;
-            break;
-        case 2:
-            if (parse_double("--lr-dense", optarg, 1e-9, 100, &x))
-                return 2;
-            cfg.lr_dense = (float)x;
-            break;
-        case 3:
-            if (parse_double("--l2-sparse", optarg, 0, 100, &x))
-                return 2;
-            cfg.l2_sparse = (float)x;
-            break;
-        case 4:
-            if (parse_double("--l2-dense", optarg, 0, 100, &x))
-                return 2;
-            cfg.l2_dense = (float)x;
-            break;
-        case 5:
-            if (parse_double("--init-std", optarg, 0, 10, &x))
-                return 2;
-            cfg.init_std = (float)x;
-            break;
-        case 6:
-            if (parse_long("--ring", optarg, 1, 1000000000L, &v))
-                return 2;
-            cfg.ring_capacity = (size_t)v;
-            break;
-        case 7:
-            if (parse_long("--admit-after", optarg, 1, 1000000, &v))
-                return 2;
-            cfg.admit_after = (uint32_t)v;
-            break;
-        case 'e':
-            if (parse_long("--epochs", optarg, 1, 10000, &epochs))
-                return 2;
-            break;
-        case 'E':
-            eval = optarg;
-            break;
-        case 8:
-            if (parse_double("--preq-rate", optarg, 0, 1, &x))
-                return 2;
-            cfg.preq_rate = x;
-            break;
-        case 'T':
-            if (parse_long("--threads", optarg, 1, LEARNER_MAX_THREADS, &threads))
-                return 2;
-            break;
-        case 9:
-            cfg.model.naive = 1;
-            break;
-        case 's':
-            if (parse_long("--seed", optarg, 0, 0x7fffffffL, &v))
-                return 2;
-            cfg.seed = (uint64_t)v;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'q':
-            quiet = 1;
             break;
         case 'h':
             train_usage(stdout);

@@ -16,22 +16,6 @@
 #define ISTR 24 /* an item's genre combination */
 #define MAXID 100000
 
-/* "|"-separated fields of line into f (at most max); returns how many. */
-static int split_bar(char *line, char **f, int max)
-{
-    int n = 0;
-    line[strcspn(line, "\r\n")] = '\0';
-    for (char *p = line; n < max;) {
-        f[n++] = p;
-        char *bar = strchr(p, '|');
-        if (!bar)
-            break;
-        *bar = '\0';
-        p = bar + 1;
-    }
-    return n;
-}
-
 /* index of every dataset id that is an integer in [1, MAXID), else -1 */
 static int *index_by_int(const lrn_id_t *ids, size_t n)
 {
@@ -112,133 +96,89 @@ static void set_item(mlfeat_t *f, int i, const char flags[NGENRE], float year)
     f->items_found++;
 }
 
-/* "::"-separated fields of line (ML-1M's .dat files) into f, at most max;
- * the line end is cut off. Returns how many. */
-static int split_colons(char *line, char **f, int max)
+/* sep-separated fields of line into f, at most max (the last holds the
+ * rest); the line end is cut off. Returns how many. u.user and u.item
+ * separate with "|", ML-1M's .dat files with "::". */
+static int split_fields(char *line, const char *sep, char **f, int max)
 {
     int n = 0;
+    size_t sl = strlen(sep);
     line[strcspn(line, "\r\n")] = '\0';
     for (char *p = line; n < max;) {
         f[n++] = p;
-        char *sep = strstr(p, "::");
-        if (!sep)
+        char *at = strstr(p, sep);
+        if (!at)
             break;
-        *sep = '\0';
-        p = sep + 2;
+        *at = '\0';
+        p = at + sl;
     }
     return n;
 }
 
-static int read_users(mlfeat_t *f, const dataset_t *d, const char *path, char *errstr, size_t len)
+/* the data set's index of the id in s, or -1 (not an id it has) */
+static int row_of(const int *ix, const char *s)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(errstr, len, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    int *ix = index_by_int(d->users, d->nusers);
-    char line[512];
-    long lineno = 0;
-    int rc = ix ? 0 : -1;
-    while (rc == 0 && fgets(line, sizeof(line), fp)) {
-        lineno++;
-        char *fl[5];
-        if (split_bar(line, fl, 5) != 5) {
-            snprintf(errstr, len, "%s:%ld: expected id|age|gender|occupation|zip", path, lineno);
-            rc = -1;
-            break;
-        }
-        long id = strtol(fl[0], NULL, 10), age = strtol(fl[1], NULL, 10);
-        if (id <= 0 || id >= MAXID || ix[id] < 0)
-            continue; /* a user without interactions */
-        char decade[24];
-        snprintf(decade, sizeof(decade), "%ld", age / 10);
-        set_user(f, ix[id], fl[2], fl[3], decade, fl[4]);
-    }
-    free(ix);
-    fclose(fp);
-    if (!ix)
-        snprintf(errstr, len, "out of memory");
-    return rc;
+    long id = strtol(s, NULL, 10);
+    return id > 0 && id < MAXID ? ix[id] : -1;
 }
 
-static int read_items(mlfeat_t *f, const dataset_t *d, const char *path, char *errstr, size_t len)
+/* One line of a features file: sets what it says of ix's users or items
+ * (a line of an id the data set lacks is skipped); 0, or -1 with what is
+ * wrong with it in why. */
+typedef int (*line_fn)(mlfeat_t *f, const int *ix, char *line, char *why, size_t len);
+
+/* u.user: id|age|gender|occupation|zip; the age goes in decades */
+static int user_100k(mlfeat_t *f, const int *ix, char *line, char *why, size_t len)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(errstr, len, "%s: %s", path, strerror(errno));
+    char *fl[5];
+    if (split_fields(line, "|", fl, 5) != 5) {
+        snprintf(why, len, "expected id|age|gender|occupation|zip");
         return -1;
     }
-    int *ix = index_by_int(d->items, d->nitems);
-    char line[1024];
-    long lineno = 0;
-    int rc = ix ? 0 : -1;
-    while (rc == 0 && fgets(line, sizeof(line), fp)) {
-        lineno++;
-        char *fl[24];
-        if (split_bar(line, fl, 24) != 24) {
-            snprintf(errstr, len, "%s:%ld: expected 24 |-separated fields", path, lineno);
-            rc = -1;
-            break;
-        }
-        long id = strtol(fl[0], NULL, 10);
-        if (id <= 0 || id >= MAXID || ix[id] < 0)
-            continue;
-        char flags[NGENRE];
-        for (int g = 0; g < NGENRE; g++)
-            flags[g] = fl[5 + g][0] == '1';
-        /* "01-Jan-1995": the year; missing: the field stays missing */
-        size_t dl = strlen(fl[2]);
-        set_item(f, ix[id], flags, dl >= 4 ? (float)strtol(fl[2] + dl - 4, NULL, 10) : NAN);
+    int u = row_of(ix, fl[0]);
+    if (u < 0)
+        return 0; /* a user without interactions */
+    char decade[24];
+    snprintf(decade, sizeof(decade), "%ld", strtol(fl[1], NULL, 10) / 10);
+    set_user(f, u, fl[2], fl[3], decade, fl[4]);
+    return 0;
+}
+
+/* u.item: id|title|release date|video date|url|19 genre flags */
+static int item_100k(mlfeat_t *f, const int *ix, char *line, char *why, size_t len)
+{
+    char *fl[24];
+    if (split_fields(line, "|", fl, 24) != 24) {
+        snprintf(why, len, "expected 24 |-separated fields");
+        return -1;
     }
-    free(ix);
-    fclose(fp);
-    if (!ix)
-        snprintf(errstr, len, "out of memory");
-    return rc;
+    int i = row_of(ix, fl[0]);
+    if (i < 0)
+        return 0;
+    char flags[NGENRE];
+    for (int g = 0; g < NGENRE; g++)
+        flags[g] = fl[5 + g][0] == '1';
+    /* "01-Jan-1995": the year; missing: the field stays missing */
+    size_t dl = strlen(fl[2]);
+    set_item(f, i, flags, dl >= 4 ? (float)strtol(fl[2] + dl - 4, NULL, 10) : NAN);
+    return 0;
 }
 
 /* ML-1M's users.dat: UserID::Gender::Age::Occupation::Zip-code. Age is
  * already a bucket (1: under 18, 18, 25, 35, 45, 50, 56: and over) and the
  * occupation a code (0-20): both are kept as they are, as the values of the
  * same fields as u.user's age decade and occupation name. */
-static int read_users_1m(mlfeat_t *f, const dataset_t *d, const char *path, char *errstr,
-                         size_t len)
+static int user_1m(mlfeat_t *f, const int *ix, char *line, char *why, size_t len)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(errstr, len, "%s: %s", path, strerror(errno));
+    char *fl[6];
+    if (split_fields(line, "::", fl, 6) != 5 || !fl[1][0] || !fl[2][0] || !fl[3][0]) {
+        snprintf(why, len, "expected UserID::Gender::Age::Occupation::Zip-code");
         return -1;
     }
-    int *ix = index_by_int(d->users, d->nusers);
-    char *line = NULL;
-    size_t cap = 0;
-    long lineno = 0;
-    int rc = ix ? 0 : -1;
-    if (!ix)
-        snprintf(errstr, len, "out of memory");
-    while (rc == 0 && getline(&line, &cap, fp) != -1) {
-        lineno++;
-        char *fl[6];
-        if (split_colons(line, fl, 6) != 5 || !fl[1][0] || !fl[2][0] || !fl[3][0]) {
-            snprintf(errstr, len, "%s:%ld: expected UserID::Gender::Age::Occupation::Zip-code",
-                     path, lineno);
-            rc = -1;
-            break;
-        }
-        long id = strtol(fl[0], NULL, 10);
-        if (id <= 0 || id >= MAXID || ix[id] < 0)
-            continue; /* a user without interactions */
-        set_user(f, ix[id], fl[1], fl[3], fl[2], fl[4]);
-    }
-    if (rc == 0 && ferror(fp)) {
-        snprintf(errstr, len, "%s: read error", path);
-        rc = -1;
-    }
-    free(line);
-    free(ix);
-    fclose(fp);
-    return rc;
+    int u = row_of(ix, fl[0]);
+    if (u >= 0) /* else a user without interactions */
+        set_user(f, u, fl[1], fl[3], fl[2], fl[4]);
+    return 0;
 }
 
 /* ML-1M's movies.dat: MovieID::Title::Genres, the genres |-separated names
@@ -246,16 +186,63 @@ static int read_users_1m(mlfeat_t *f, const dataset_t *d, const char *path, char
  * title, "Toy Story (1995)" (none: the field stays missing). A genre not
  * among the 19 is refused rather than dropped: it would be a different
  * file than the one these fields describe. */
-static int read_items_1m(mlfeat_t *f, const dataset_t *d, const char *path, char *errstr,
-                         size_t len)
+static int item_1m(mlfeat_t *f, const int *ix, char *line, char *why, size_t len)
+{
+    char *fl[4];
+    if (split_fields(line, "::", fl, 4) != 3) {
+        snprintf(why, len, "expected MovieID::Title::Genres");
+        return -1;
+    }
+    char flags[NGENRE] = {0};
+    int any = 0;
+    for (char *g = fl[2]; *g;) {
+        size_t gl = strcspn(g, "|");
+        int k = 0;
+        while (k < NGENRE && (strlen(genre_names[k]) != gl || memcmp(genre_names[k], g, gl)))
+            k++;
+        if (k == NGENRE) {
+            snprintf(why, len, "unknown genre '%.*s'", (int)(gl < 40 ? gl : 40), g);
+            return -1;
+        }
+        flags[k] = any = 1;
+        g += gl + (g[gl] == '|');
+    }
+    if (!any)
+        flags[0] = 1; /* u.item's "unknown" */
+    int i = row_of(ix, fl[0]);
+    if (i < 0)
+        return 0;
+    /* the title's last "(YYYY)" */
+    float year = NAN;
+    size_t tl = strlen(fl[1]);
+    while (tl && fl[1][tl - 1] == ' ')
+        tl--;
+    if (tl >= 6 && fl[1][tl - 1] == ')' && fl[1][tl - 6] == '(') {
+        const char *y = fl[1] + tl - 5;
+        int digits = 1;
+        for (int k = 0; k < 4; k++)
+            digits &= y[k] >= '0' && y[k] <= '9';
+        if (digits)
+            year = (float)((y[0] - '0') * 1000 + (y[1] - '0') * 100 + (y[2] - '0') * 10 +
+                           (y[3] - '0'));
+    }
+    set_item(f, i, flags, year);
+    return 0;
+}
+
+/* Every line of the file at path through fn, against the data set's ids
+ * (its users or its items): 0, or -1 with a message naming the file and,
+ * for a line fn refuses, the line. */
+static int read_file(mlfeat_t *f, const lrn_id_t *ids, size_t n, const char *path, line_fn fn,
+                     char *errstr, size_t len)
 {
     FILE *fp = fopen(path, "r");
     if (!fp) {
         snprintf(errstr, len, "%s: %s", path, strerror(errno));
         return -1;
     }
-    int *ix = index_by_int(d->items, d->nitems);
-    char *line = NULL;
+    int *ix = index_by_int(ids, n);
+    char *line = NULL, why[128];
     size_t cap = 0;
     long lineno = 0;
     int rc = ix ? 0 : -1;
@@ -263,50 +250,10 @@ static int read_items_1m(mlfeat_t *f, const dataset_t *d, const char *path, char
         snprintf(errstr, len, "out of memory");
     while (rc == 0 && getline(&line, &cap, fp) != -1) {
         lineno++;
-        char *fl[4];
-        if (split_colons(line, fl, 4) != 3) {
-            snprintf(errstr, len, "%s:%ld: expected MovieID::Title::Genres", path, lineno);
+        if (fn(f, ix, line, why, sizeof(why))) {
+            snprintf(errstr, len, "%s:%ld: %s", path, lineno, why);
             rc = -1;
-            break;
         }
-        char flags[NGENRE] = {0};
-        int any = 0;
-        for (char *g = fl[2]; *g && rc == 0;) {
-            size_t gl = strcspn(g, "|");
-            int k = 0;
-            while (k < NGENRE && (strlen(genre_names[k]) != gl || memcmp(genre_names[k], g, gl)))
-                k++;
-            if (k == NGENRE) {
-                snprintf(errstr, len, "%s:%ld: unknown genre '%.*s'", path, lineno,
-                         (int)(gl < 40 ? gl : 40), g);
-                rc = -1;
-                break;
-            }
-            flags[k] = any = 1;
-            g += gl + (g[gl] == '|');
-        }
-        if (rc)
-            break;
-        if (!any)
-            flags[0] = 1; /* u.item's "unknown" */
-        long id = strtol(fl[0], NULL, 10);
-        if (id <= 0 || id >= MAXID || ix[id] < 0)
-            continue;
-        /* the title's last "(YYYY)" */
-        float year = NAN;
-        size_t tl = strlen(fl[1]);
-        while (tl && fl[1][tl - 1] == ' ')
-            tl--;
-        if (tl >= 6 && fl[1][tl - 1] == ')' && fl[1][tl - 6] == '(') {
-            const char *y = fl[1] + tl - 5;
-            int digits = 1;
-            for (int k = 0; k < 4; k++)
-                digits &= y[k] >= '0' && y[k] <= '9';
-            if (digits)
-                year = (float)((y[0] - '0') * 1000 + (y[1] - '0') * 100 + (y[2] - '0') * 10 +
-                               (y[3] - '0'));
-        }
-        set_item(f, ix[id], flags, year);
     }
     if (rc == 0 && ferror(fp)) {
         snprintf(errstr, len, "%s: read error", path);
@@ -353,10 +300,10 @@ int mlfeat_load(mlfeat_t *f, const dataset_t *d, const char *dir, char *errstr, 
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, ml1m ? "users.dat" : "u.user");
-    if ((ml1m ? read_users_1m : read_users)(f, d, path, errstr, len))
+    if (read_file(f, d->users, d->nusers, path, ml1m ? user_1m : user_100k, errstr, len))
         goto err;
     snprintf(path, sizeof(path), "%s/%s", dir, ml1m ? "movies.dat" : "u.item");
-    if ((ml1m ? read_items_1m : read_items)(f, d, path, errstr, len))
+    if (read_file(f, d->items, d->nitems, path, ml1m ? item_1m : item_100k, errstr, len))
         goto err;
     f->format = ml1m ? "MovieLens-1M users.dat, movies.dat" : "MovieLens-100k u.user, u.item";
     return 0;

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define MAX_CHILDREN 64
 static pid_t children[MAX_CHILDREN];
@@ -363,22 +365,38 @@ int harness_rmtree(const char *dir)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
-                           const char *const *extra, const char *logpath)
+/* freshrecd on these servers, reading conf (-c) first when it is not NULL */
+static pid_t daemon_spawn(const char *conf, const char *brokers, int redis_port, int stats_port,
+                          const char *const *extra, const char *logpath)
 {
     char bin[256], b[300], r[64], s[64];
     snprintf(bin, sizeof(bin), "%s/freshrecd", harness_build());
     snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
     snprintf(r, sizeof(r), "redis.port=%d", redis_port);
     snprintf(s, sizeof(s), "stats.port=%d", stats_port);
-    char *argv[64] = {bin, "--set", b, "--set", r, "--set", s};
-    int n = 7;
+    char *argv[64] = {bin};
+    int n = 1;
+    if (conf) {
+        argv[n++] = "-c";
+        argv[n++] = (char *)conf;
+    }
+    const char *sets[3] = {b, r, s};
+    for (int i = 0; i < 3; i++) {
+        argv[n++] = "--set";
+        argv[n++] = (char *)sets[i];
+    }
     for (int i = 0; extra && extra[i] && n < 60; i++) {
         argv[n++] = "--set";
         argv[n++] = (char *)extra[i];
     }
     argv[n] = NULL;
     return harness_spawn(argv, logpath);
+}
+
+pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
+                           const char *const *extra, const char *logpath)
+{
+    return daemon_spawn(NULL, brokers, redis_port, stats_port, extra, logpath);
 }
 
 int harness_daemon_healthy(int stats_port, int timeout_ms)
@@ -399,6 +417,45 @@ double harness_daemon_metric(int stats_port, const char *sample)
     if (harness_http_get(stats_port, "/metrics", text, sizeof(text)) != 200)
         return NAN;
     return harness_metric(text, sample);
+}
+
+int harness_log_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) != -1)
+        n += strstr(line, needle) != NULL;
+    free(line);
+    fclose(f);
+    return n;
+}
+
+int harness_log_wait(const char *path, const char *needle, int timeout_ms)
+{
+    double t0 = harness_now_ms();
+    do {
+        if (harness_log_count(path, needle))
+            return 1;
+        usleep(50000);
+    } while (harness_now_ms() - t0 < timeout_ms);
+    return 0;
+}
+
+int harness_ckpt_v1_write(const char *path, const void *payload, size_t len)
+{
+    static const char magic[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};
+    uint32_t version = 1;
+    uint64_t trailer[2] = {len, XXH3_64bits(payload, len)};
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(magic, 1, 8, f) == 8 && fwrite(&version, 4, 1, f) == 1 &&
+             fwrite(payload, 1, len, f) == len && fwrite(trailer, 8, 2, f) == 2;
+    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 int harness_mem_write(void *ctx, const void *b, size_t n)
@@ -434,6 +491,8 @@ int harness_stack_start(harness_stack_t *s, const harness_stack_opts_t *opts)
     memset(s, 0, sizeof(*s));
     s->redis = s->daemon = -1;
     harness_log_path(s->log, sizeof(s->log), opts->name);
+    if (opts->conf)
+        snprintf(s->conf, sizeof(s->conf), "%s", opts->conf);
     s->redis_port = harness_free_port();
     s->stats_port = harness_free_port();
     if ((s->redis = harness_redis_start(s->redis_port)) < 0)
@@ -450,7 +509,8 @@ err:
 
 int harness_stack_daemon_start(harness_stack_t *s, const char *const *extra)
 {
-    s->daemon = harness_daemon_start(s->kafka.brokers, s->redis_port, s->stats_port, extra, s->log);
+    s->daemon = daemon_spawn(s->conf[0] ? s->conf : NULL, s->kafka.brokers, s->redis_port,
+                             s->stats_port, extra, s->log);
     if (s->daemon < 0)
         return -1;
     if (!harness_daemon_healthy(s->stats_port, 30000)) {

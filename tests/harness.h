@@ -65,6 +65,12 @@ int harness_kafka_ends(harness_kafka_t *k, int n, long long *out);
 const char *harness_build(void);
 /* A test's daemon log: "<build>/tests/<name>.log" into buf, any old one removed. */
 void harness_log_path(char *buf, size_t len, const char *name);
+/* How many lines of the file at path (a daemon's log) hold needle (a
+ * needle may end in "\n"); 0 when there is no such file. */
+int harness_log_count(const char *path, const char *needle);
+/* Polls the file at path until a line holds needle (1) or timeout_ms
+ * passes (0). */
+int harness_log_wait(const char *path, const char *needle, int timeout_ms);
 /* Removes a directory a test made and all below it (rm -rf). 0 or -1. */
 int harness_rmtree(const char *dir);
 
@@ -86,6 +92,9 @@ typedef struct {
     const char *const *extra; /* the daemon's --set assignments, NULL-terminated; may be NULL */
     const char *name;         /* the log: "<build>/tests/<name>.log" */
     int no_daemon;            /* start Redis and Kafka only (harness_stack_daemon_start later) */
+    const char *conf;         /* a config file the daemon reads (-c; it rereads it on SIGHUP)
+                               * under the --set assignments; NULL: none. It must exist when
+                               * the daemon starts: with no_daemon, write it between */
 } harness_stack_opts_t;
 
 typedef struct {
@@ -93,6 +102,7 @@ typedef struct {
     int redis_port, stats_port;
     harness_kafka_t kafka;
     char log[256];
+    char conf[256]; /* opts->conf, or "" */
 } harness_stack_t;
 
 /* Starts Redis, the cluster and (unless opts->no_daemon) the daemon, and waits
@@ -109,6 +119,12 @@ int harness_stack_daemon_stop(harness_stack_t *s);
  * Redis, whatever state they are in (a SIGSTOPped Redis gets a SIGCONT
  * first). Returns the daemon's exit status. */
 int harness_stack_stop(harness_stack_t *s);
+
+/* Writes path as the checkpoint format before sections (format version 1,
+ * which this build refuses) wrote it, byte for byte: magic, version 1, one
+ * payload, then its length u64 and XXH3-64 u64, a file valid in its own
+ * format. 0 or -1. */
+int harness_ckpt_v1_write(const char *path, const void *payload, size_t len);
 
 /* A growable in-memory byte stream for serialisation tests: write appends,
  * read consumes from pos. */

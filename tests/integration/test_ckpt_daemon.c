@@ -5,7 +5,10 @@
  * the events it has learned (a counter kept in the checkpoint) equal the
  * events produced, exactly; a corrupt checkpoint is skipped for the previous
  * one; offsets are committed only for what a checkpoint holds. Checkpoints
- * are written by a forked child (the stats port shows the loop's stall). */
+ * are written by a forked child (the stats port shows the loop's stall).
+ * Checkpoints of the format before sections (format version 1), the newest
+ * and its .prev, are refused with a message naming the version, and the
+ * daemon starts afresh from Kafka's committed offsets (proto/README.md). */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +31,18 @@
 static harness_stack_t S; /* Redis, the cluster, and the daemon while it runs */
 static char dir[64], ckpt_arg[128];
 static long produced;
+
+/* Redis and the cluster (events of partitions), a checkpoint directory of
+ * its own, nothing produced yet; no daemon (start() starts it) */
+static void stack_start(const char *name, int partitions)
+{
+    harness_stack_opts_t opts = {.partitions = partitions, .name = name, .no_daemon = 1};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
+    snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
+    produced = 0;
+}
 
 static void start(void)
 {
@@ -73,11 +88,7 @@ static int wait_learned(double want, int ms)
 static void test_sigkill_and_resume_exactly_once(void **state)
 {
     (void)state;
-    harness_stack_opts_t opts = {.partitions = 3, .name = "test_ckpt_daemon", .no_daemon = 1};
-    assert_int_equal(harness_stack_start(&S, &opts), 0);
-    snprintf(dir, sizeof(dir), "/tmp/fr-ckd-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(ckpt_arg, sizeof(ckpt_arg), "daemon.checkpoint_dir=%s", dir);
+    stack_start("test_ckpt_daemon", 3);
 
     start();
     for (int round = 0; round < 3; round++) {
@@ -129,18 +140,12 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     print_message("catch-up turns of the last daemon: %.0f\n", turns);
     assert_true(turns >= 1);
     assert_int_equal(harness_stack_daemon_stop(&S), 0); /* SIGTERM: exit 0 */
-    FILE *lg = fopen(S.log, "r");
-    char line[1024];
-    int skipped = 0, restored_prev = 0, on_loop = 0;
-    while (fgets(line, sizeof(line), lg)) {
-        skipped += strstr(line, "checksum mismatch") != NULL;
-        restored_prev += strstr(line, "restored") && strstr(line, ".prev");
-        on_loop += strstr(line, "writing it on the loop instead") != NULL;
-    }
-    fclose(lg);
-    assert_true(skipped >= 1);
-    assert_true(restored_prev >= 1);
-    assert_int_equal(on_loop, 0); /* every fork succeeded */
+    assert_true(harness_log_count(S.log, "checksum mismatch") >= 1);
+    char restored_prev[160];
+    snprintf(restored_prev, sizeof(restored_prev), "restored %s.prev: ", path);
+    assert_true(harness_log_count(S.log, restored_prev) >= 1);
+    /* every fork succeeded */
+    assert_int_equal(harness_log_count(S.log, "writing it on the loop instead"), 0);
     /* writers killed with their daemon left no temporary file behind a start */
     char cmd2[160];
     snprintf(cmd2, sizeof(cmd2), "ls '%s' | grep -c tmp", dir);
@@ -171,10 +176,59 @@ static void test_sigkill_and_resume_exactly_once(void **state)
     assert_int_equal(harness_rmtree(dir), 0);
 }
 
+static void test_old_format_refused_starts_from_committed(void **state)
+{
+    (void)state;
+    stack_start("test_ckpt_daemon_v1", 2);
+
+    /* a first daemon learns 3,000 events and commits them at its clean stop */
+    start();
+    produce(3000);
+    assert_true(wait_learned(3000, 30000));
+    assert_int_equal(harness_stack_daemon_stop(&S), 0);
+    long long off[2];
+    assert_int_equal(harness_kafka_committed(&S.kafka, "freshrec", 2, off), 0);
+    assert_int_equal(off[0] + off[1], 3000);
+
+    /* both of its checkpoints are replaced by ones of the previous format */
+    char path[128], prev[140];
+    snprintf(path, sizeof(path), "%s/freshrec.ckpt", dir);
+    snprintf(prev, sizeof(prev), "%s.prev", path);
+    const char payload[] = "a learner's state of the unsectioned format";
+    assert_int_equal(harness_ckpt_v1_write(path, payload, sizeof(payload)), 0);
+    assert_int_equal(harness_ckpt_v1_write(prev, payload, sizeof(payload)), 0);
+
+    /* the next daemon refuses both and learns only what came after the
+     * committed offsets: 1,000 events, not 4,000 */
+    produce(1000);
+    start();
+    assert_true(wait_learned(1000, 30000));
+    usleep(1500000); /* anything learned again would show now */
+    assert_int_equal((long)learned(), 1000);
+    assert_int_equal(harness_stack_daemon_stop(&S), 0);
+    assert_int_equal(harness_kafka_committed(&S.kafka, "freshrec", 2, off), 0);
+    assert_int_equal(off[0] + off[1], produced);
+
+    char want[512];
+    snprintf(want, sizeof(want),
+             "checkpoint %s: format version 1 unsupported (this build reads 2; version 1 is "
+             "the unsectioned format of before: start without it, from Kafka's committed "
+             "offsets): skipped",
+             path);
+    assert_int_equal(harness_log_count(S.log, want), 1);
+    snprintf(want, sizeof(want), "checkpoint %s: format version 1 unsupported", prev);
+    assert_int_equal(harness_log_count(S.log, want), 1);
+    assert_int_equal(harness_log_count(S.log, "restored"), 0);
+
+    harness_stack_stop(&S);
+    assert_int_equal(harness_rmtree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_and_resume_exactly_once),
+        cmocka_unit_test(test_old_format_refused_starts_from_committed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

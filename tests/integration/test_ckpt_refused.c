@@ -104,18 +104,6 @@ static void produce(int n, int users)
     assert_int_equal(harness_kafka_flush(&S.kafka, 30000), 0);
 }
 
-static int log_has(const char *what)
-{
-    FILE *f = fopen(S.log, "r");
-    char line[2048];
-    int n = 0;
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, what) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* temporary checkpoint files left behind in dir */
 static int leftovers(void)
 {
@@ -196,8 +184,8 @@ static void test_disk_refuses_checkpoint(void **state)
     char body[512];
     assert_int_equal(harness_http_get(S.stats_port, "/healthz", body, sizeof(body)), 200);
     assert_non_null(strstr(body, "degraded: checkpoints failing"));
-    assert_true(log_has("offsets stay uncommitted") >= 1);
-    assert_true(log_has("File too large") >= 1);
+    assert_true(harness_log_count(S.log, "offsets stay uncommitted") >= 1);
+    assert_true(harness_log_count(S.log, "File too large") >= 1);
     assert_int_equal(leftovers(), 0); /* the refused temporary file is removed */
     char prev[128];
     snprintf(prev, sizeof(prev), "%s/freshrec.ckpt.prev", dir);
@@ -226,7 +214,7 @@ static void test_disk_refuses_checkpoint(void **state)
         assert_int_equal(after[p], ends[p]);
     assert_int_equal(harness_http_get(S.stats_port, "/healthz", body, sizeof(body)), 200);
     assert_string_equal(body, "ok\n");
-    assert_int_equal(log_has("written again; committing its offsets"), 1);
+    assert_int_equal(harness_log_count(S.log, "written again; committing its offsets"), 1);
     print_message("disk writable again: checkpoint written and offsets committed up to %lld "
                   "(%lld + %lld = every event learned) within %.1f s\n",
                   after[0] + after[1], after[0], after[1], recovered_s);

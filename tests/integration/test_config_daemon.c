@@ -3,7 +3,7 @@
  * message naming the file and line, or --set; a key given twice in the file
  * is refused; and the SIGHUP log line lists exactly the hot keys it counts.
  * The last case runs the daemon against a real redis-server and librdkafka's
- * mock cluster on free loopback ports. Not for: the table's single-key
+ * mock cluster on free loopback ports (harness_stack_start). Not for: the table's single-key
  * checks (test_config). */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
@@ -120,73 +120,39 @@ static void test_print_config_refuses(void **state)
     unlink(conf);
 }
 
-/* Polls the log for needle; 1 when found within timeout_ms. */
-static int log_has(const char *log, const char *needle, int timeout_ms)
-{
-    double t0 = harness_now_ms();
-    do {
-        if (strstr(slurp(log), needle))
-            return 1;
-        usleep(50000);
-    } while (harness_now_ms() - t0 < timeout_ms);
-    return 0;
-}
-
 static void test_sighup_lists_what_it_counts(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 1), 0);
-    char log[256], conf[256], text[1024];
-    harness_log_path(log, sizeof(log), "test_config_daemon_hup");
+    char conf[256];
     snprintf(conf, sizeof(conf), "%s/tests/test_config_daemon_hup.conf", harness_build());
-    snprintf(text, sizeof(text),
-             "[kafka]\nbrokers = %s\n[redis]\nport = %d\n[stats]\nport = %d\n"
-             "[daemon]\nlog_level = info\n",
-             k.brokers, rport, sport);
-    write_file(conf, text);
-    char bin[256];
-    snprintf(bin, sizeof(bin), "%s/freshrecd", harness_build());
-    char *argv[] = {bin, "-c", conf, NULL};
-    pid_t d = harness_spawn(argv, log);
-    assert_true(d > 0);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    /* the servers and ports come as --set, which a reload applies again */
+    write_file(conf, "[daemon]\nlog_level = info\n");
+    harness_stack_t S;
+    harness_stack_opts_t opts = {.name = "test_config_daemon_hup", .conf = conf};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
 
     /* one hot key and one cold key change */
-    snprintf(text, sizeof(text),
-             "[kafka]\nbrokers = %s\n[redis]\nport = %d\n[stats]\nport = %d\n"
-             "[model]\nlr_sparse = 0.05\ndim = 16\n[daemon]\nlog_level = info\n",
-             k.brokers, rport, sport);
-    write_file(conf, text);
-    kill(d, SIGHUP);
-    int ok = log_has(log, "SIGHUP: 1 hot key(s) changed: lr_sparse 0.03 -> 0.05\n", 10000);
+    write_file(conf, "[model]\nlr_sparse = 0.05\ndim = 16\n[daemon]\nlog_level = info\n");
+    kill(S.daemon, SIGHUP);
+    int ok = harness_log_wait(S.log, "SIGHUP: 1 hot key(s) changed: lr_sparse 0.03 -> 0.05\n", 10000);
     /* nothing changes: 0, and no list */
-    kill(d, SIGHUP);
-    int ok0 = log_has(log, "SIGHUP: 0 hot key(s) changed\n", 10000);
+    kill(S.daemon, SIGHUP);
+    int ok0 = harness_log_wait(S.log, "SIGHUP: 0 hot key(s) changed\n", 10000);
     /* a value start-up would refuse: refused, the file and line named */
-    snprintf(text, sizeof(text),
-             "[kafka]\nbrokers = %s\n[redis]\nport = %d\n[stats]\nport = %d\nlisten = localhost\n",
-             k.brokers, rport, sport);
-    write_file(conf, text);
-    kill(d, SIGHUP);
+    write_file(conf, "[model]\nlr_sparse = 0.05\ndim = 16\n[stats]\nlisten = localhost\n");
+    kill(S.daemon, SIGHUP);
     char want[512];
-    snprintf(want, sizeof(want), "reload refused, nothing changed: %s:7: [stats] listen = localhost",
+    snprintf(want, sizeof(want), "reload refused, nothing changed: %s:5: [stats] listen = localhost",
              conf);
-    int refused = log_has(log, want, 10000);
+    int refused = harness_log_wait(S.log, want, 10000);
     if (!ok || !ok0 || !refused)
-        print_message("log:\n%s\n", slurp(log));
+        print_message("log:\n%s\n", slurp(S.log));
     assert_true(ok);
     assert_true(ok0);
     assert_true(refused);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
+    assert_int_equal(harness_stack_stop(&S), 0); /* the daemon's exit status */
     unlink(conf);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
 }
 
 int main(void)

@@ -52,17 +52,6 @@ static void write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-static int log_has(const char *log, const char *needle, int timeout_ms)
-{
-    double t0 = harness_now_ms();
-    do {
-        if (strstr(slurp(log), needle))
-            return 1;
-        usleep(50000);
-    } while (harness_now_ms() - t0 < timeout_ms);
-    return 0;
-}
-
 static long long wall_ms(void)
 {
     struct timeval tv;
@@ -72,22 +61,20 @@ static long long wall_ms(void)
 
 typedef struct {
     const char *model;
-    int rport, sport;
-    harness_kafka_t k;
-    pid_t redis, d;
-    char conf[256], log[256];
+    harness_stack_t s; /* Redis, the cluster, and the daemon on the config conf */
+    char conf[256];
     long produced;
 } rig_t;
 
-/* the config of the rig's daemon, with extra [model] lines */
+/* the config of the rig's daemon, with extra [model] lines (the servers and
+ * ports come as --set, which a reload applies again) */
 static void write_conf(rig_t *g, const char *model_lines)
 {
     char text[2048];
     snprintf(text, sizeof(text),
-             "[kafka]\nbrokers = %s\n[redis]\nport = %d\npublish_interval_ms = 50\n"
-             "[stats]\nport = %d\n[daemon]\nlog_level = info\n"
+             "[redis]\npublish_interval_ms = 50\n[daemon]\nlog_level = info\n"
              "[model]\nkind = %s\ndim = %d\nbatch_events = 64\nseed = 3\n%s",
-             g->k.brokers, g->rport, g->sport, g->model, DIM, model_lines);
+             g->model, DIM, model_lines);
     write_file(g->conf, text);
 }
 
@@ -95,28 +82,15 @@ static void rig_start(rig_t *g, const char *model, const char *name, const char 
 {
     memset(g, 0, sizeof(*g));
     g->model = model;
-    g->rport = harness_free_port();
-    g->sport = harness_free_port();
-    g->redis = harness_redis_start(g->rport);
-    assert_true(g->redis > 0);
-    assert_int_equal(harness_kafka_start(&g->k, 1), 0);
-    harness_log_path(g->log, sizeof(g->log), name);
     snprintf(g->conf, sizeof(g->conf), "%s/tests/%s.conf", harness_build(), name);
     write_conf(g, model_lines);
-    char bin[256];
-    snprintf(bin, sizeof(bin), "%s/freshrecd", harness_build());
-    char *argv[] = {bin, "-c", g->conf, NULL};
-    g->d = harness_spawn(argv, g->log);
-    assert_true(g->d > 0);
-    assert_true(harness_daemon_healthy(g->sport, 30000));
+    harness_stack_opts_t opts = {.name = name, .conf = g->conf};
+    assert_int_equal(harness_stack_start(&g->s, &opts), 0);
 }
 
 static void rig_stop(rig_t *g)
 {
-    kill(g->d, SIGTERM);
-    assert_int_equal(harness_wait(g->d, 20000), 0);
-    harness_kafka_stop(&g->k);
-    harness_stop(g->redis);
+    assert_int_equal(harness_stack_stop(&g->s), 0); /* the daemon's exit status */
     unlink(g->conf);
 }
 
@@ -132,11 +106,11 @@ static void produce(rig_t *g, const char *prefix, int n, long long ts, unsigned 
             int len = snprintf(buf, sizeof(buf),
                                "{\"user\":\"%s\",\"item\":\"%si%d\",\"type\":\"%s\",\"ts\":%lld}",
                                user, prefix, i, t ? "click" : "impression", ts + c);
-            harness_kafka_produce(&g->k, user, buf, (size_t)len);
+            harness_kafka_produce(&g->s.kafka, user, buf, (size_t)len);
         }
     }
     g->produced += n;
-    assert_int_equal(harness_kafka_flush(&g->k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(&g->s.kafka, 30000), 0);
 }
 
 /* waits until every click is consumed, learned and published */
@@ -144,11 +118,11 @@ static void settle(rig_t *g)
 {
     double t0 = harness_now_ms();
     while (harness_now_ms() - t0 < 30000 &&
-           harness_daemon_metric(g->sport, "freshrec_events_consumed_total{type=\"click\"}") <
+           harness_daemon_metric(g->s.stats_port, "freshrec_events_consumed_total{type=\"click\"}") <
                (double)g->produced)
         usleep(50000);
     t0 = harness_now_ms();
-    while (harness_daemon_metric(g->sport, "freshrec_dirty_keys") != 0 &&
+    while (harness_daemon_metric(g->s.stats_port, "freshrec_dirty_keys") != 0 &&
            harness_now_ms() - t0 < 10000)
         usleep(50000);
     usleep(400000); /* a publish round or two */
@@ -159,7 +133,7 @@ static void settle(rig_t *g)
  * floats; returns the count */
 static size_t read_model(rig_t *g, const char *prefix, float *v, size_t cap)
 {
-    redisContext *r = redisConnect("127.0.0.1", g->rport);
+    redisContext *r = redisConnect("127.0.0.1", g->s.redis_port);
     assert_non_null(r);
     char mkey[64];
     snprintf(mkey, sizeof(mkey), "fr:%s:meta", g->model);
@@ -219,10 +193,10 @@ static void sighup_lr(const char *model)
     double moved = max_diff(a0, a1, n);
 
     write_conf(&g, "lr_sparse = 1e-9\nlr_dense = 1e-9\n");
-    kill(g.d, SIGHUP);
-    int ok = log_has(g.log, "SIGHUP: 2 hot key(s) changed", 10000);
+    kill(g.s.daemon, SIGHUP);
+    int ok = harness_log_wait(g.s.log, "SIGHUP: 2 hot key(s) changed", 10000);
     if (!ok)
-        print_message("log:\n%s\n", slurp(g.log));
+        print_message("log:\n%s\n", slurp(g.s.log));
     assert_true(ok);
     produce(&g, "", 1000, ts + 20000, 9);
     settle(&g);
@@ -250,7 +224,7 @@ static void test_sighup_lr_widedeep(void **state)
 
 static int redis_exists(rig_t *g, const char *key)
 {
-    redisContext *r = redisConnect("127.0.0.1", g->rport);
+    redisContext *r = redisConnect("127.0.0.1", g->s.redis_port);
     assert_non_null(r);
     redisReply *rep = redisCommand(r, "EXISTS %s", key);
     int e = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
@@ -299,11 +273,11 @@ static void expire(const char *model)
         snprintf(key, sizeof(key), "fr:%s:i:newi%d", model, i);
         kept &= redis_exists(&g, key) == 1;
     }
-    int logged = log_has(g.log, "ids unseen for 60 s", 1000);
+    int logged = harness_log_wait(g.s.log, "ids unseen for 60 s", 1000);
     size_t expired = 0; /* the sum of the log's "expired N ids" */
-    for (const char *p = slurp(g.log); (p = strstr(p, "expired ")) != NULL; p += 8)
+    for (const char *p = slurp(g.s.log); (p = strstr(p, "expired ")) != NULL; p += 8)
         expired += strtoul(p + 8, NULL, 10);
-    double users = harness_daemon_metric(g.sport, "freshrec_table_rows{table=\"users\"}");
+    double users = harness_daemon_metric(g.s.stats_port, "freshrec_table_rows{table=\"users\"}");
     print_message("%s: old ids published before the new events %d, all gone from Redis %d, new "
                   "ones kept %d, %zu ids expired (logged %d), user rows %.0f\n",
                   model, before, gone, kept, expired, logged, users);

@@ -6,7 +6,8 @@
  * users the table holds, the first users' keys are gone, the last ones'
  * are there, and the counters agree. Likewise for items with max_items, and
  * the item index fr:neumf:items (ZADD on publish, ZREM on eviction) lists
- * exactly the item vectors Redis holds. */
+ * exactly the item vectors Redis holds. One function, evict(), runs either
+ * side. */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,9 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NUSERS 6000
-#define MAXU 1000
-
 static long count_keys(redisContext *r, const char *pattern)
 {
     long n = 0;
@@ -42,71 +40,15 @@ static long count_keys(redisContext *r, const char *pattern)
     return n;
 }
 
-static int exists(redisContext *r, const char *user)
+static int exists(redisContext *r, char side, const char *id)
 {
-    redisReply *rep = redisCommand(r, "EXISTS fr:neumf:u:%s", user);
+    char key[64]; /* (hiredis's format has no %c) */
+    snprintf(key, sizeof(key), "fr:neumf:%c:%s", side, id);
+    redisReply *rep = redisCommand(r, "EXISTS %s", key);
     int e = rep && rep->integer == 1;
     freeReplyObject(rep);
     return e;
 }
-
-static void test_evicted_users_leave_redis(void **state)
-{
-    (void)state;
-    static const char *extra[] = {"model.max_users=1000", "model.ring_capacity=400",
-                                  "redis.publish_interval_ms=50", NULL};
-    harness_stack_t st;
-    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_evict_daemon"};
-    assert_int_equal(harness_stack_start(&st, &opts), 0);
-    harness_kafka_t *k = &st.kafka;
-    int rport = st.redis_port, sport = st.stats_port;
-
-    char buf[256], u[32], it[32];
-    long produced = 0;
-    for (int n = 0; n < NUSERS; n++)
-        for (int c = 0; c < 2; c++, produced++) {
-            snprintf(u, sizeof(u), "u%d", n);
-            snprintf(it, sizeof(it), "i%d", (n * 7 + c) % 50);
-            size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click",
-                                      1700000000000LL + produced);
-            /* one key for all: one partition, so the users come in turn */
-            harness_kafka_produce(k, "all", buf, len);
-        }
-    assert_int_equal(harness_kafka_flush(k, 30000), 0);
-
-    double t0 = harness_now_ms(), learned = 0;
-    while (harness_now_ms() - t0 < 60000 &&
-           (learned = harness_daemon_metric(sport, "freshrec_events_learned_total")) < produced)
-        usleep(100000);
-    assert_int_equal((long)learned, produced);
-    t0 = harness_now_ms();
-    while (harness_now_ms() - t0 < 10000 &&
-           (harness_daemon_metric(sport, "freshrec_dirty_keys") != 0 ||
-            harness_daemon_metric(sport, "freshrec_deletes_pending") != 0))
-        usleep(50000);
-    usleep(300000); /* the last round's replies */
-
-    /* every user has a row of its own (admit_after 1); the fallback row is one more */
-    double users = harness_daemon_metric(sport, "freshrec_table_rows{table=\"users\"}") - 1;
-    double evicted = harness_daemon_metric(sport, "freshrec_table_evicted_total{table=\"users\"}");
-    double dels = harness_daemon_metric(sport, "freshrec_deletes_total");
-    redisContext *r = redisConnect("127.0.0.1", rport);
-    assert_non_null(r);
-    long keys = count_keys(r, "fr:neumf:u:*");
-    print_message("users held %.0f (max %d), evicted %.0f, DELs %.0f; user keys in Redis %ld\n",
-                  users, MAXU, evicted, dels, keys);
-    assert_true(users <= MAXU + 256); /* past max by at most one micro-batch */
-    assert_int_equal((long)(users + evicted), NUSERS);
-    assert_true(dels >= evicted);
-    assert_int_equal(keys, (long)users); /* no stale vector: Redis holds what the table holds */
-    assert_false(exists(r, "u0"));
-    assert_false(exists(r, "u1000"));
-    assert_true(exists(r, "u5999"));
-    redisFree(r);
-
-    assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
-}
-
 
 static long zcard(redisContext *r, const char *key)
 {
@@ -125,33 +67,41 @@ static int indexed(redisContext *r, const char *item)
     return e;
 }
 
-#define NITEMS 3000
-#define MAXI 500
+/* One side's eviction: n ids of that side come and go, two clicks each, in
+ * turn (one message key: one partition's order), each with one of `others`
+ * ids of the other side; the daemon keeps at most max of them. */
+typedef struct {
+    char side;          /* 'u' users (max_users), 'i' items (max_items) */
+    const char *table;  /* its freshrec_table_rows label */
+    const char *const *extra;
+    int partitions;
+    const char *name;
+    int n, max;
+    int others, stride; /* the other side's id of click c of id k: (k * stride + c) % others */
+} evict_case_t;
 
-static void test_evicted_items_leave_the_index(void **state)
+static void evict(const evict_case_t *ec)
 {
-    (void)state;
-    static const char *extra[] = {"model.max_items=500", "model.ring_capacity=200",
-                                  "redis.publish_interval_ms=50",
-                                  "redis.item_publish_interval_ms=0", NULL};
     harness_stack_t st;
-    harness_stack_opts_t opts = {.partitions = 1, .extra = extra,
-                                 .name = "test_evict_daemon_items"};
+    harness_stack_opts_t opts = {.partitions = ec->partitions, .extra = ec->extra,
+                                 .name = ec->name};
     assert_int_equal(harness_stack_start(&st, &opts), 0);
-    harness_kafka_t *k = &st.kafka;
     int rport = st.redis_port, sport = st.stats_port;
 
-    char buf[256], u[32], it[32];
+    char buf[256], id[32], other[32], sample[96];
     long produced = 0;
-    for (int n = 0; n < NITEMS; n++)
+    for (int k = 0; k < ec->n; k++)
         for (int c = 0; c < 2; c++, produced++) {
-            snprintf(u, sizeof(u), "u%d", (n + c) % 40);
-            snprintf(it, sizeof(it), "i%d", n);
+            snprintf(id, sizeof(id), "%c%d", ec->side, k);
+            snprintf(other, sizeof(other), "%c%d", ec->side == 'u' ? 'i' : 'u',
+                     (k * ec->stride + c) % ec->others);
+            const char *u = ec->side == 'u' ? id : other, *it = ec->side == 'u' ? other : id;
             size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click",
                                       1700000000000LL + produced);
-            harness_kafka_produce(k, "all", buf, len);
+            harness_kafka_produce(&st.kafka, "all", buf, len);
         }
-    assert_int_equal(harness_kafka_flush(k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(&st.kafka, 30000), 0);
+
     double t0 = harness_now_ms(), learned = 0;
     while (harness_now_ms() - t0 < 60000 &&
            (learned = harness_daemon_metric(sport, "freshrec_events_learned_total")) < produced)
@@ -164,22 +114,60 @@ static void test_evicted_items_leave_the_index(void **state)
         usleep(50000);
     usleep(300000); /* the last round's replies */
 
-    double items = harness_daemon_metric(sport, "freshrec_table_rows{table=\"items\"}") - 1;
-    double evicted = harness_daemon_metric(sport, "freshrec_table_evicted_total{table=\"items\"}");
+    /* every id has a row of its own (admit_after 1); the fallback row is one more */
+    snprintf(sample, sizeof(sample), "freshrec_table_rows{table=\"%s\"}", ec->table);
+    double held = harness_daemon_metric(sport, sample) - 1;
+    snprintf(sample, sizeof(sample), "freshrec_table_evicted_total{table=\"%s\"}", ec->table);
+    double evicted = harness_daemon_metric(sport, sample);
+    double dels = harness_daemon_metric(sport, "freshrec_deletes_total");
     redisContext *r = redisConnect("127.0.0.1", rport);
     assert_non_null(r);
-    long keys = count_keys(r, "fr:neumf:i:*"), card = zcard(r, "fr:neumf:items");
-    print_message("items held %.0f (max %d), evicted %.0f; item keys %ld, index members %ld\n",
-                  items, MAXI, evicted, keys, card);
+    char pattern[32];
+    snprintf(pattern, sizeof(pattern), "fr:neumf:%c:*", ec->side);
+    long keys = count_keys(r, pattern);
+    print_message("%s held %.0f (max %d), evicted %.0f, DELs %.0f; their keys in Redis %ld\n",
+                  ec->table, held, ec->max, evicted, dels, keys);
     assert_true(evicted > 0);
-    assert_int_equal(keys, (long)items);
-    assert_int_equal(card, keys); /* the index lists exactly the item vectors */
-    assert_false(indexed(r, "i0"));
-    assert_true(indexed(r, "i2999"));
-    assert_int_equal(zcard(r, "fr:neumf:users"), 0); /* items only */
+    assert_true(held <= ec->max + 256); /* past max by at most one micro-batch */
+    assert_int_equal((long)(held + evicted), ec->n);
+    assert_true(dels >= evicted);
+    assert_int_equal(keys, (long)held); /* no stale vector: Redis holds what the table holds */
+    char first[32], last[32];
+    snprintf(first, sizeof(first), "%c0", ec->side);
+    snprintf(last, sizeof(last), "%c%d", ec->side, ec->n - 1);
+    assert_false(exists(r, ec->side, first));
+    assert_true(exists(r, ec->side, last));
+    if (ec->side == 'u') {
+        assert_false(exists(r, 'u', "u1000"));
+    } else {
+        /* the index lists exactly the item vectors */
+        assert_int_equal(zcard(r, "fr:neumf:items"), keys);
+        assert_false(indexed(r, first));
+        assert_true(indexed(r, last));
+        assert_int_equal(zcard(r, "fr:neumf:users"), 0); /* items only */
+    }
     redisFree(r);
 
     assert_int_equal(harness_stack_stop(&st), 0); /* SIGTERM: exit 0 */
+}
+
+static void test_evicted_users_leave_redis(void **state)
+{
+    (void)state;
+    static const char *extra[] = {"model.max_users=1000", "model.ring_capacity=400",
+                                  "redis.publish_interval_ms=50", NULL};
+    const evict_case_t ec = {'u', "users", extra, 2, "test_evict_daemon", 6000, 1000, 50, 7};
+    evict(&ec);
+}
+
+static void test_evicted_items_leave_the_index(void **state)
+{
+    (void)state;
+    static const char *extra[] = {"model.max_items=500", "model.ring_capacity=200",
+                                  "redis.publish_interval_ms=50",
+                                  "redis.item_publish_interval_ms=0", NULL};
+    const evict_case_t ec = {'i', "items", extra, 1, "test_evict_daemon_items", 3000, 500, 40, 1};
+    evict(&ec);
 }
 
 int main(void)

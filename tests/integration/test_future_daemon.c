@@ -133,18 +133,6 @@ static void round_at(int r, int64_t t0, int64_t outlier_ts, int refused)
     assert_int_equal((long)metric(IMPRESSIONS), (long)n_impr);
 }
 
-static int log_has(const char *s)
-{
-    FILE *f = fopen(S.log, "r");
-    char line[1024];
-    int n = 0;
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, s) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 static void test_far_future_event(void **state)
 {
     (void)state;
@@ -161,7 +149,7 @@ static void test_far_future_event(void **state)
     /* refused like any invalid event: a dead letter (counted once acknowledged) */
     wait_sum("freshrec_events_dead_letter_total", NULL, 1);
     assert_int_equal((long)metric("freshrec_events_dead_letter_total"), 1);
-    assert_true(log_has("future_ts: \"ts\": 4102444800000 is") >= 1);
+    assert_true(harness_log_count(S.log, "future_ts: \"ts\": 4102444800000 is") >= 1);
 
     /* a restart from the checkpoint: the join goes on as it was */
     stop();
@@ -181,7 +169,7 @@ static void test_far_future_event(void **state)
     stop();
     start(dflt);
     round_at(3, BASE + 200000, -1, 0);
-    assert_true(log_has("restored event time") >= 1);
+    assert_true(harness_log_count(S.log, "restored event time") >= 1);
     assert_int_equal((long)metric(PENDING), 1); /* the poison impression waits */
     /* and a later outlier is refused again */
     round_at(4, BASE + 300000, EVENT_MAX_TS, 1);

@@ -19,7 +19,6 @@
 
 #include <hiredis/hiredis.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +37,7 @@ static int likes(int u, int c)
     return c == a || c == b;
 }
 
+static harness_stack_t S; /* Redis, the cluster and the daemon */
 static uint64_t rs = 88172645463325252ULL;
 
 static uint32_t below(uint32_t n)
@@ -65,19 +65,13 @@ static int get_vec(redisContext *r, char side, int id, float *v)
 static void test_mf_learns_and_publishes(void **state)
 {
     (void)state;
-    int rport = harness_free_port(), sport = harness_free_port();
-    pid_t redis = harness_redis_start(rport);
-    assert_true(redis > 0);
-    harness_kafka_t k;
-    assert_int_equal(harness_kafka_start(&k, 2), 0);
-    char log[256];
-    harness_log_path(log, sizeof(log), "test_mf_daemon");
     static const char *extra[] = {"model.kind=mf",         "model.dim=16",
                                   "model.loss=bpr",        "model.negatives=4",
                                   "model.batch_events=128", "redis.publish_interval_ms=50",
                                   NULL};
-    pid_t d = harness_daemon_start(k.brokers, rport, sport, extra, log);
-    assert_true(harness_daemon_healthy(sport, 30000));
+    harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_mf_daemon"};
+    assert_int_equal(harness_stack_start(&S, &opts), 0);
+    const int rport = S.redis_port, sport = S.stats_port;
 
     long long ts = 1700000000000LL;
     for (int c = 0; c < NCLICK; c++, ts += 2) {
@@ -91,9 +85,9 @@ static void test_mf_learns_and_publishes(void **state)
         int n = snprintf(buf, sizeof(buf),
                          "{\"user\":\"%s\",\"item\":\"i%d\",\"type\":\"click\",\"ts\":%lld}", user,
                          i, ts);
-        harness_kafka_produce(&k, user, buf, (size_t)n);
+        harness_kafka_produce(&S.kafka, user, buf, (size_t)n);
     }
-    assert_int_equal(harness_kafka_flush(&k, 30000), 0);
+    assert_int_equal(harness_kafka_flush(&S.kafka, 30000), 0);
 
     double t0 = harness_now_ms(), learned = 0, skipped = 0;
     while (harness_now_ms() - t0 < 60000) {
@@ -159,10 +153,7 @@ static void test_mf_learns_and_publishes(void **state)
     print_message("ranking by Redis vectors, per-user AUC of liked categories: %.4f\n", auc);
     assert_true(auc >= 0.9);
 
-    kill(d, SIGTERM);
-    assert_int_equal(harness_wait(d, 20000), 0);
-    harness_kafka_stop(&k);
-    harness_stop(redis);
+    assert_int_equal(harness_stack_stop(&S), 0); /* the daemon's exit status */
 }
 
 int main(void)

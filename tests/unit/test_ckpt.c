@@ -727,23 +727,14 @@ static void test_sections_refused(void **state)
 }
 
 /* A checkpoint of the format before sections (format version 1: magic,
- * version, one payload, its length and XXH3-64), built here byte for byte as
- * the old ckpt_write wrote it, is refused with a message naming its version
- * and the one this build reads, however valid it is in its own format. */
+ * version, one payload, its length and XXH3-64), built byte for byte as the
+ * old ckpt_write wrote it, is refused with a message naming its version and
+ * the one this build reads, however valid it is in its own format. */
 static void test_old_format_refused(void **state)
 {
     (void)state;
-    static const char magic[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};
     const char payload[] = "an old learner's state";
-    uint32_t version = 1;
-    uint64_t trailer[2] = {sizeof(payload), XXH3_64bits(payload, sizeof(payload))};
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(magic, 1, 8, f), 8);
-    assert_int_equal(fwrite(&version, 4, 1, f), 1);
-    assert_int_equal(fwrite(payload, 1, sizeof(payload), f), sizeof(payload));
-    assert_int_equal(fwrite(trailer, 8, 2, f), 2);
-    assert_int_equal(fclose(f), 0);
+    assert_int_equal(harness_ckpt_v1_write(path, payload, sizeof(payload)), 0);
     sec_t out;
     memset(&out, 0, sizeof(out));
     const ckpt_section_t r[] = {{"AAAA", 1, 1, save_a, load_a}};
