@@ -57,7 +57,9 @@ TEST_LIBS   = $(shell pkg-config --libs $(TESTPKG) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lpthread -lm
 LDFLAGS := $(SANFLAGS)
 
-MAINS       := daemon/freshrecd.c
+# freshrecd's own files (daemon/freshrecd.h): linked into it alone, not the library
+FRESHRECD_SRC := daemon/freshrecd.c daemon/ingest.c daemon/sync.c daemon/checkpoint.c
+MAINS       := $(FRESHRECD_SRC)
 LIB_SRC     := $(filter-out $(MAINS),$(wildcard base/*.c learner/*.c proto/*.c store/*.c data/*.c daemon/*.c))
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 CLI_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
@@ -133,7 +135,7 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/freshrec: $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/freshrecd: $(BUILD)/daemon/freshrecd.o $(LIB)
+$(BUILD)/freshrecd: $(patsubst %.c,$(BUILD)/%.o,$(FRESHRECD_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # fr-bench: load and freshness against a running freshrecd (bench/e2e.sh)

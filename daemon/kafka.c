@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 /* Batches per wake-up before yielding to other events (Redis replies, the
- * publish timer): one; CATCHUP_ROUNDS while more than that many batches wait
+ * cron's publish round): one; CATCHUP_ROUNDS while more than that many batches wait
  * in the queue (see drain). */
 #define CATCHUP_ROUNDS 8
 
@@ -62,7 +62,7 @@ struct kafka {
     rd_kafka_mock_cluster_t *mock;
     rd_kafka_queue_t *q;
     int pipefd[2];
-    struct event *pipe_ev, *poll_ev;
+    struct event *pipe_ev;
     struct event *again_ev; /* a drain that left messages waiting comes back here */
     rd_kafka_message_t **batch;
     kafka_batch_fn on_batch;
@@ -433,13 +433,9 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg)
     drain(arg);
 }
 
-/* Housekeeping a few times a second: dead-letter delivery reports, and a
- * drain in case a wake-up byte was coalesced away. */
-static void on_poll(evutil_socket_t fd, short what, void *arg)
+/* housekeeping (kafka.h): the daemon's cron calls it every 200 ms */
+void kafka_cron(kafka_t *k)
 {
-    (void)fd;
-    (void)what;
-    kafka_t *k = arg;
     if (k->dlq) {
         rd_kafka_poll(k->dlq, 0);
         dlq_retry(k);
@@ -458,7 +454,9 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
     return 0;
 }
 
-int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len)
+/* Applies "name=value,name=value" librdkafka properties to conf. -1 and a
+ * message naming the property (never echoing a password or secret value). */
+static int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len)
 {
     char buf[CONFIG_STR];
     snprintf(buf, sizeof(buf), "%s", props ? props : "");
@@ -650,10 +648,8 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
     }
     rd_kafka_queue_io_event_enable(k->q, k->pipefd[1], "1", 1);
     k->pipe_ev = event_new(base, k->pipefd[0], EV_READ | EV_PERSIST, on_pipe, k);
-    k->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, k);
     k->again_ev = evtimer_new(base, on_again, k);
-    struct timeval tv = {0, 200000};
-    if (!k->pipe_ev || !k->poll_ev || !k->again_ev || event_add(k->pipe_ev, NULL) || event_add(k->poll_ev, &tv)) {
+    if (!k->pipe_ev || !k->again_ev || event_add(k->pipe_ev, NULL)) {
         snprintf(errstr, len, "kafka: cannot watch the queue pipe");
         goto err;
     }
@@ -736,8 +732,6 @@ void kafka_free(kafka_t *k)
     kafka_close(k);
     if (k->pipe_ev)
         event_free(k->pipe_ev);
-    if (k->poll_ev)
-        event_free(k->poll_ev);
     if (k->again_ev)
         event_free(k->again_ev);
     if (k->q)

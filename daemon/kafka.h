@@ -34,9 +34,6 @@ typedef struct {
 
 #define KAFKA_MAX_OFFSETS 256
 
-/* Applies "name=value,name=value" librdkafka properties to conf. -1 and a
- * message naming the property (never echoing a password or secret value). */
-int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len);
 /* Builds the consumer's and the dead-letter producer's properties from cfg,
  * as kafka_create does, on scratch confs: for config_validate. -1 with a
  * message, and in *key the [kafka] key whose value was refused. */
@@ -49,6 +46,11 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
  * shutdown timeout. Idempotent. */
 void kafka_close(kafka_t *k);
 void kafka_free(kafka_t *k); /* NULL is fine; closes first */
+
+/* Housekeeping, from the daemon's cron every 200 ms: dead-letter delivery
+ * reports and retries, and a drain in case a wake-up byte was coalesced
+ * away. */
+void kafka_cron(kafka_t *k);
 
 /* Stops taking messages from the queue (they stay unconsumed). */
 void kafka_pause_loop(kafka_t *k);

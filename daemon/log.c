@@ -24,7 +24,7 @@ void log_set_level(int level)
         cur = level;
 }
 
-int log_enabled(int level)
+static int log_enabled(int level)
 {
     return level <= cur;
 }

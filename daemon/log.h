@@ -10,7 +10,6 @@ enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 int log_level_parse(const char *name); /* -1 when unknown */
 void log_set_level(int level);
-int log_enabled(int level);
 void log_msg(int level, const char *sub, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -38,6 +38,7 @@ struct stats {
     stats_vector_fn vector_fn; /* NULL: /vector is not served */
     void *vector_arg;
     metrics_t snap; /* one request at a time: the loop is single-threaded */
+    float vec[STATS_VECTOR_MAX]; /* /vector's answer, likewise */
 };
 
 /* ---- formatting helpers ------------------------------------------------ */
@@ -461,7 +462,7 @@ static void reply_vector(stats_t *s, struct evhttp_request *req, const char *que
         reply(req, HTTP_BADREQUEST, "Bad Request", text, body);
         return;
     }
-    static float v[STATS_VECTOR_MAX]; /* one request at a time: the loop is single-threaded */
+    float *v = s->vec;
     int dim = s->vector_fn(s->vector_arg, side, id, len, v, STATS_VECTOR_MAX);
     if (dim > STATS_VECTOR_MAX) {
         evbuffer_add_printf(body, "vector of %d floats: more than %d\n", dim, STATS_VECTOR_MAX);
