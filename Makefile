@@ -13,6 +13,8 @@
 #   make deps              install (as root) or name the missing Debian packages
 #   make install           PREFIX=/usr/local DESTDIR=: binaries, unit, config, docs
 #   make fuzz              each libFuzzer target (tests/fuzz/fuzz_*.c) for FUZZ_SECONDS (60)
+#   make format            rewrite every C file as clang-format (.clang-format) writes it
+#   make format-check      name each C file clang-format would change (CI runs it)
 
 CC      ?= cc
 PKGS    := openblas libxxhash jansson rdkafka hiredis libevent inih libsystemd
@@ -25,6 +27,8 @@ DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 # What `make bench` needs on top: PyTorch, for the reference (bench/torch_neumf.py).
 BENCH_DEBS := python3-torch
+# What `make format` and `make format-check` need: clang-format (14 on Debian 12).
+FORMAT_DEBS := clang-format
 
 comma := ,
 ifneq ($(SANITIZE),)
@@ -90,7 +94,7 @@ FUZZ_SRC_ckpt  := store/ckpt.c learner/table.c learner/optim.c learner/ring.c le
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test test-unit check-layers test-rules bench demo clean deps check-deps format fuzz install
+.PHONY: all test test-unit check-layers test-rules bench demo clean deps check-deps format format-check fuzz install
 
 PREFIX  ?= /usr/local
 SYSCONF ?= /etc
@@ -241,8 +245,23 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/README.md
 	install -m 0644 proto/README.md $(DESTDIR)$(PREFIX)/share/doc/freshrec/contracts.md
 
+# Every C file is as clang-format (.clang-format) writes it: `make format`
+# rewrites them, `make format-check` (in CI) names each file it would change.
+FORMAT_SRC := $(wildcard base/*.[ch] learner/*.[ch] proto/*.[ch] store/*.[ch] data/*.[ch] \
+              cli/*.[ch] daemon/*.[ch] bench/*.[ch] tests/*.[ch] tests/unit/*.c \
+              tests/integration/*.c tests/fuzz/*.c)
 format:
-	clang-format -i $(wildcard base/*.[ch] learner/*.[ch] proto/*.[ch] store/*.[ch] data/*.[ch] cli/*.[ch] daemon/*.[ch] tests/*.[ch] tests/unit/*.c tests/integration/*.c tests/fuzz/*.c)
+	@$(MAKE) --no-print-directory deps DEBS="$(FORMAT_DEBS)"
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@$(MAKE) --no-print-directory deps DEBS="$(FORMAT_DEBS)"
+	@bad=""; for f in $(FORMAT_SRC); do \
+	  clang-format --dry-run -Werror $$f >/dev/null 2>&1 || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then \
+	  echo "format-check: not as clang-format writes them (run make format):$$bad" >&2; exit 1; \
+	fi; echo "format-check: $(words $(FORMAT_SRC)) files as clang-format writes them"
 
 clean:
 	rm -rf build

@@ -153,287 +153,377 @@ static int by_score(const void *x, const void *y)
     return (a->score < b->score) - (a->score > b->score);
 }
 
-int recommend_main(int argc, char **argv)
+/* The command line. */
+typedef struct {
+    const char *redis, *user, *prefix, *model, *password;
+    long k;
+    const char *seen_files[16];
+    int nseen_files;
+    seen_t seen; /* --exclude ids, then the --exclude-seen files' */
+} rec_args_t;
+
+/* -1: go on; else the exit status. */
+static int parse_args(rec_args_t *a, int argc, char **argv)
 {
-    const char *redis = NULL, *user = NULL, *prefix = KEYS_DEFAULT_PREFIX;
-    const char *model = model_default(0)->name;
-    const char *password = getenv("REDISCLI_AUTH");
-    long k = 10;
     static const struct option opts[] = {{"redis", 1, 0, 'r'},    {"user", 1, 0, 'u'},
                                          {"prefix", 1, 0, 'p'},   {"model", 1, 0, 'm'},
                                          {"password", 1, 0, 'a'}, {"help", 0, 0, 'h'},
                                          {"exclude-seen", 1, 0, 'x'}, {"exclude", 1, 0, 'X'},
                                          {0, 0, 0, 0}};
-    const char *seen_files[16];
-    int nseen_files = 0;
-    seen_t seen = {0};
     int c;
     char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            redis = optarg;
+            a->redis = optarg;
             break;
         case 'u':
-            user = optarg;
+            a->user = optarg;
             break;
         case 'p':
-            prefix = optarg;
+            a->prefix = optarg;
             break;
         case 'm':
-            model = optarg;
+            a->model = optarg;
             break;
         case 'a':
-            password = optarg;
+            a->password = optarg;
             break;
         case 'k':
             errno = 0;
-            k = strtol(optarg, &end, 10);
-            if (errno || *end || k < 1 || k > 100000) {
+            a->k = strtol(optarg, &end, 10);
+            if (errno || *end || a->k < 1 || a->k > 100000) {
                 fprintf(stderr, "freshrec recommend: -k '%s': expected 1..100000\n", optarg);
                 return 2;
             }
             break;
         case 'x':
-            if (nseen_files == (int)(sizeof(seen_files) / sizeof(seen_files[0]))) {
+            if (a->nseen_files == (int)(sizeof(a->seen_files) / sizeof(a->seen_files[0]))) {
                 fprintf(stderr, "freshrec recommend: at most 16 --exclude-seen files\n");
-                seen_free(&seen);
                 return 2;
             }
-            seen_files[nseen_files++] = optarg;
+            a->seen_files[a->nseen_files++] = optarg;
             break;
         case 'X':
-            if (seen_list(&seen, optarg) < 0) {
+            if (seen_list(&a->seen, optarg) < 0) {
                 fprintf(stderr, "freshrec recommend: out of memory\n");
-                seen_free(&seen);
                 return 1;
             }
             break;
         case 'h':
-            seen_free(&seen);
             usage(stdout);
             return 0;
         default:
-            seen_free(&seen);
             usage(stderr);
             return 2;
         }
     }
-    if (!redis || !user) {
-        seen_free(&seen);
+    if (!a->redis || !a->user) {
         fprintf(stderr, "freshrec recommend: --redis and --user are required\n");
         usage(stderr);
         return 2;
     }
-    char host[256];
-    int port = 6379;
-    const char *colon = strrchr(redis, ':');
-    if (colon) {
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - redis), redis);
-        port = atoi(colon + 1);
-    } else {
-        snprintf(host, sizeof(host), "%s", redis);
-    }
     /* before Redis: a file that cannot be read is a usage error */
-    for (int i = 0; i < nseen_files; i++) {
+    for (int i = 0; i < a->nseen_files; i++) {
         char err[512];
-        if (seen_file(&seen, seen_files[i], user, err, sizeof(err)) < 0) {
+        if (seen_file(&a->seen, a->seen_files[i], a->user, err, sizeof(err)) < 0) {
             fprintf(stderr, "freshrec recommend: --exclude-seen: %s\n", err);
-            seen_free(&seen);
             return 2;
         }
     }
-    if (seen.n)
-        qsort(seen.ids, seen.n, sizeof(char *), by_str);
-    kern_set_threads(1);
-    int rc = 1;
-    size_t excluded = 0;
-    float *P = NULL, *Q = NULL, *x = NULL, *dense = NULL, *scores = NULL;
-    hit_t *hits = NULL;
-    size_t nitems = 0, cap = 0;
-    redisReply *r = NULL;
+    if (a->seen.n)
+        qsort(a->seen.ids, a->seen.n, sizeof(char *), by_str);
+    return -1;
+}
+
+/* HOST[:PORT], authenticated when a password is given; NULL after a message. */
+static redisContext *connect_redis(const char *addr, const char *password)
+{
+    char host[256];
+    int port = 6379;
+    const char *colon = strrchr(addr, ':');
+    if (colon) {
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+        port = atoi(colon + 1);
+    } else {
+        snprintf(host, sizeof(host), "%s", addr);
+    }
     struct timeval tv = {2, 0};
-    redisContext *rc_ = redisConnectWithTimeout(host, port, tv);
-    if (!rc_ || rc_->err) {
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (!c || c->err) {
         fprintf(stderr, "freshrec recommend: cannot connect to %s:%d: %s\n", host, port,
-                rc_ ? rc_->errstr : "out of memory");
-        goto out;
+                c ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        return NULL;
     }
     if (password && *password) {
-        r = redisCommand(rc_, "AUTH %s", password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
+        redisReply *r = redisCommand(c, "AUTH %s", password);
+        int refused = !r || r->type == REDIS_REPLY_ERROR;
+        if (r)
+            freeReplyObject(r);
+        if (refused) {
             fprintf(stderr, "freshrec recommend: AUTH refused\n");
-            goto out;
+            redisFree(c);
+            return NULL;
         }
-        freeReplyObject(r);
     }
-    char key[600];
-    keys_meta(key, sizeof(key), prefix, model);
-    r = redisCommand(rc_, "HGETALL %s", key);
+    return c;
+}
+
+/* What the model's meta hash says of its retrieval score. */
+typedef struct {
+    int dim;
+    int dssm;      /* normalised towers: score = u · q */
+    int glo, ghi;  /* NeuMF: the GMF range of a vector */
+    long wout;     /* NeuMF: where the output weights of the GMF range start in dense */
+    float *dense;  /* the dense block */
+    size_t ndense;
+} meta_t;
+
+static int read_meta(redisContext *c, const char *key, meta_t *m)
+{
+    int tlo = -1, thi = -1;
+    *m = (meta_t){.glo = -1, .ghi = -1, .wout = -1};
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         fprintf(stderr, "freshrec recommend: no model metadata at %s (is freshrecd publishing?)\n",
                 key);
-        goto out;
+        if (r)
+            freeReplyObject(r);
+        return -1;
     }
-    int dim = 0, glo = -1, ghi = -1, tlo = -1, thi = -1;
-    long wout = -1;
-    size_t ndense = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *f = r->element[i]->str;
         redisReply *v = r->element[i + 1];
         if (!strcmp(f, "dim"))
-            dim = atoi(v->str);
+            m->dim = atoi(v->str);
         else if (!strcmp(f, "layout")) {
-            layout_range(v->str, "gmf", &glo, &ghi);
+            layout_range(v->str, "gmf", &m->glo, &m->ghi);
             layout_range(v->str, "tower", &tlo, &thi);
-        }
-        else if (!strcmp(f, "dense_layout"))
-            wout = dense_offset(v->str, "wout");
-        else if (!strcmp(f, "dense") && v->len % 4 == 0 && v->len) {
-            ndense = v->len / 4;
-            dense = malloc(v->len);
-            if (dense)
-                keys_f32le_decode(dense, (const unsigned char *)v->str, ndense);
+        } else if (!strcmp(f, "dense_layout"))
+            m->wout = dense_offset(v->str, "wout");
+        else if (!strcmp(f, "dense") && v->len % 4 == 0 && v->len && !m->dense) {
+            m->ndense = v->len / 4;
+            m->dense = malloc(v->len);
+            if (m->dense)
+                keys_f32le_decode(m->dense, (const unsigned char *)v->str, m->ndense);
         }
     }
     freeReplyObject(r);
-    r = NULL;
-    int dssm = tlo == 0 && thi == dim && dim > 0; /* normalised towers: score = u · q */
-    if (!dssm && (dim < 1 || glo < 0 || ghi > dim || glo >= ghi || !dense || wout < 0 ||
-                  (size_t)(wout + (ghi - glo)) > ndense)) {
+    m->dssm = tlo == 0 && thi == m->dim && m->dim > 0;
+    if (!m->dssm && (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi ||
+                     !m->dense || m->wout < 0 ||
+                     (size_t)(m->wout + (m->ghi - m->glo)) > m->ndense)) {
         fprintf(stderr, "freshrec recommend: the metadata at %s does not describe a NeuMF or "
                         "DSSM model this tool can score\n", key);
-        goto out;
+        return -1;
     }
-    /* x = wout[gmf] ⊙ p_u[gmf], zero elsewhere: score = Q · x */
-    keys_vector(key, sizeof(key), prefix, model, 'u', user, strlen(user));
-    r = redisCommand(rc_, "GET %s", key);
-    if (!r || r->type != REDIS_REPLY_STRING || r->len != 4 * (size_t)dim) {
-        fprintf(stderr, "freshrec recommend: no vector for user '%s' at %s\n", user, key);
-        goto out;
-    }
-    P = malloc(sizeof(float) * dim);
-    x = calloc((size_t)dim, sizeof(float));
-    if (!P || !x)
-        goto oom;
-    keys_f32le_decode(P, (const unsigned char *)r->str, (size_t)dim);
-    freeReplyObject(r);
-    r = NULL;
-    if (dssm)
-        memcpy(x, P, sizeof(float) * dim);
-    else
-        for (int f = glo; f < ghi; f++)
-            x[f] = dense[wout + (f - glo)] * P[f];
+    return 0;
+}
 
-    /* every item vector: SCAN for the keys, MGET them a page at a time */
-    char pattern[600];
-    keys_pattern(pattern, sizeof(pattern), prefix, model, 'i');
+/* The user's query x (dim floats): score = Q · x. For NeuMF, x = wout[gmf] ⊙
+ * p_u[gmf], zero elsewhere; for DSSM, the user's tower. */
+static int user_query(redisContext *c, const meta_t *m, const rec_args_t *a, float *x)
+{
+    char key[600];
+    keys_vector(key, sizeof(key), a->prefix, a->model, 'u', a->user, strlen(a->user));
+    redisReply *r = redisCommand(c, "GET %s", key);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 4 * (size_t)m->dim) {
+        fprintf(stderr, "freshrec recommend: no vector for user '%s' at %s\n", a->user, key);
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    keys_f32le_decode(x, (const unsigned char *)r->str, (size_t)m->dim);
+    freeReplyObject(r);
+    if (!m->dssm)
+        for (int f = 0; f < m->dim; f++)
+            x[f] = f >= m->glo && f < m->ghi ? m->dense[m->wout + (f - m->glo)] * x[f] : 0;
+    return 0;
+}
+
+/* The item vectors read: Q (n, dim) and their ids. */
+typedef struct {
+    int dim;
+    float *Q;
+    hit_t *hits;
+    size_t n, cap;
+    size_t excluded; /* left out as seen */
+} items_t;
+
+static void items_free(items_t *it)
+{
+    for (size_t i = 0; i < it->n; i++)
+        free(it->hits[i].id);
+    free(it->hits);
+    free(it->Q);
+}
+
+/* One vector (its 4·dim bytes) of item id: 0, or -1 out of memory. */
+static int items_add(items_t *it, const char *id, const char *vec)
+{
+    if (it->n == it->cap) {
+        size_t nc = it->cap ? it->cap * 2 : 1024;
+        float *q = realloc(it->Q, nc * it->dim * sizeof(float));
+        if (q)
+            it->Q = q;
+        hit_t *h = realloc(it->hits, nc * sizeof(hit_t));
+        if (h)
+            it->hits = h;
+        if (!q || !h)
+            return -1;
+        it->cap = nc;
+    }
+    keys_f32le_decode(it->Q + it->n * it->dim, (const unsigned char *)vec, (size_t)it->dim);
+    it->hits[it->n].id = strdup(id);
+    it->n++;
+    return 0;
+}
+
+/* MGET of one SCAN page of keys (ids after plen bytes of prefix); vectors of
+ * seen items are left out. 0, or -1 after a message. */
+static int items_page(redisContext *c, items_t *it, const redisReply *keys, size_t plen,
+                      const seen_t *seen)
+{
+    const char **argv = malloc(sizeof(char *) * (keys->elements + 1));
+    size_t *argl = malloc(sizeof(size_t) * (keys->elements + 1));
+    if (!argv || !argl) {
+        free(argv);
+        free(argl);
+        fprintf(stderr, "freshrec recommend: out of memory\n");
+        return -1;
+    }
+    argv[0] = "MGET";
+    argl[0] = 4;
+    for (size_t i = 0; i < keys->elements; i++) {
+        argv[i + 1] = keys->element[i]->str;
+        argl[i + 1] = keys->element[i]->len;
+    }
+    redisReply *vals = redisCommandArgv(c, (int)keys->elements + 1, argv, argl);
+    free(argv);
+    free(argl);
+    if (!vals || vals->type != REDIS_REPLY_ARRAY) {
+        if (vals)
+            freeReplyObject(vals);
+        fprintf(stderr, "freshrec recommend: MGET failed\n");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < vals->elements; i++) {
+        redisReply *v = vals->element[i];
+        const char *id = keys->element[i]->str + plen;
+        if (v->type != REDIS_REPLY_STRING || v->len != 4 * (size_t)it->dim)
+            continue; /* expired between SCAN and MGET, or not a vector */
+        if (seen_has(seen, id)) {
+            it->excluded++;
+            continue;
+        }
+        if (items_add(it, id, v->str) < 0) {
+            fprintf(stderr, "freshrec recommend: out of memory\n");
+            rc = -1;
+        }
+    }
+    freeReplyObject(vals);
+    return rc;
+}
+
+/* Every item vector under pattern: SCAN for the keys, MGET them a page at a
+ * time. 0, or -1 after a message. */
+static int read_items(redisContext *c, items_t *it, const char *pattern, const seen_t *seen)
+{
     size_t plen = strlen(pattern) - 1; /* the id follows the pattern without its '*' */
     char cursor[32] = "0";
     do {
-        r = redisCommand(rc_, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
             fprintf(stderr, "freshrec recommend: SCAN failed\n");
-            goto out;
+            if (r)
+                freeReplyObject(r);
+            return -1;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        if (keys->elements) {
-            const char **argv_ = malloc(sizeof(char *) * (keys->elements + 1));
-            size_t *argl = malloc(sizeof(size_t) * (keys->elements + 1));
-            if (!argv_ || !argl) {
-                free(argv_);
-                free(argl);
-                goto oom;
-            }
-            argv_[0] = "MGET";
-            argl[0] = 4;
-            for (size_t i = 0; i < keys->elements; i++) {
-                argv_[i + 1] = keys->element[i]->str;
-                argl[i + 1] = keys->element[i]->len;
-            }
-            redisReply *vals =
-                redisCommandArgv(rc_, (int)keys->elements + 1, argv_, argl);
-            free(argv_);
-            free(argl);
-            if (!vals || vals->type != REDIS_REPLY_ARRAY) {
-                if (vals)
-                    freeReplyObject(vals);
-                fprintf(stderr, "freshrec recommend: MGET failed\n");
-                goto out;
-            }
-            for (size_t i = 0; i < vals->elements; i++) {
-                redisReply *v = vals->element[i];
-                if (v->type != REDIS_REPLY_STRING || v->len != 4 * (size_t)dim)
-                    continue; /* expired between SCAN and MGET, or not a vector */
-                if (seen_has(&seen, keys->element[i]->str + plen)) {
-                    excluded++;
-                    continue;
-                }
-                if (nitems == cap) {
-                    size_t nc = cap ? cap * 2 : 1024;
-                    float *q = realloc(Q, nc * dim * sizeof(float));
-                    hit_t *h = realloc(hits, nc * sizeof(hit_t));
-                    if (q)
-                        Q = q;
-                    if (h)
-                        hits = h;
-                    if (!q || !h) {
-                        freeReplyObject(vals);
-                        goto oom;
-                    }
-                    cap = nc;
-                }
-                keys_f32le_decode(Q + nitems * dim, (const unsigned char *)v->str, (size_t)dim);
-                hits[nitems].id = strdup(keys->element[i]->str + plen);
-                nitems++;
-            }
-            freeReplyObject(vals);
-        }
+        int rc = r->element[1]->elements ? items_page(c, it, r->element[1], plen, seen) : 0;
         freeReplyObject(r);
-        r = NULL;
+        if (rc < 0)
+            return -1;
     } while (strcmp(cursor, "0") != 0);
-    if (nitems == 0) {
-        if (excluded)
+    if (it->n == 0) {
+        if (it->excluded)
             fprintf(stderr, "freshrec recommend: every one of the %zu item vectors under %s "
-                            "is excluded as seen\n", excluded, pattern);
+                            "is excluded as seen\n", it->excluded, pattern);
         else
             fprintf(stderr, "freshrec recommend: no item vectors under %s\n", pattern);
+        return -1;
+    }
+    return 0;
+}
+
+/* Scores every item (one gemv) and prints the top k. */
+static int print_top(items_t *it, const float *x, const meta_t *m, const rec_args_t *a)
+{
+    float *scores = malloc(sizeof(float) * it->n);
+    if (!scores) {
+        fprintf(stderr, "freshrec recommend: out of memory\n");
+        return -1;
+    }
+    kern_gemv(scores, it->Q, x, (int)it->n, m->dim);
+    for (size_t i = 0; i < it->n; i++)
+        it->hits[i].score = scores[i];
+    free(scores);
+    qsort(it->hits, it->n, sizeof(hit_t), by_score);
+    long k = a->k;
+    printf("top %ld of %zu items for user %s (retrieval score: %s",
+           k < (long)it->n ? k : (long)it->n, it->n, a->user,
+           m->dssm ? "cosine of DSSM towers" : "GMF term of NeuMF");
+    if (a->nseen_files || a->seen.n)
+        printf("; %zu seen excluded", it->excluded);
+    printf(")\n");
+    for (long i = 0; i < k && (size_t)i < it->n; i++)
+        printf("%3ld  %-24s %.5f\n", i + 1, it->hits[i].id ? it->hits[i].id : "?",
+               it->hits[i].score);
+    return 0;
+}
+
+int recommend_main(int argc, char **argv)
+{
+    rec_args_t a = {.prefix = KEYS_DEFAULT_PREFIX, .model = model_default(0)->name,
+                    .password = getenv("REDISCLI_AUTH"), .k = 10};
+    int rc = parse_args(&a, argc, argv);
+    if (rc >= 0) {
+        seen_free(&a.seen);
+        return rc;
+    }
+    kern_set_threads(1);
+    rc = 1;
+    meta_t m = {0};
+    items_t it = {0};
+    float *x = NULL;
+    char key[600];
+    redisContext *c = connect_redis(a.redis, a.password);
+    if (!c)
+        goto out;
+    keys_meta(key, sizeof(key), a.prefix, a.model);
+    if (read_meta(c, key, &m) < 0)
+        goto out;
+    it.dim = m.dim;
+    if (!(x = calloc((size_t)m.dim, sizeof(float)))) {
+        fprintf(stderr, "freshrec recommend: out of memory\n");
         goto out;
     }
-    scores = malloc(sizeof(float) * nitems);
-    if (!scores)
-        goto oom;
-    kern_gemv(scores, Q, x, (int)nitems, dim);
-    for (size_t i = 0; i < nitems; i++)
-        hits[i].score = scores[i];
-    qsort(hits, nitems, sizeof(hit_t), by_score);
-    printf("top %ld of %zu items for user %s (retrieval score: %s",
-           k < (long)nitems ? k : (long)nitems, nitems, user,
-           dssm ? "cosine of DSSM towers" : "GMF term of NeuMF");
-    if (nseen_files || seen.n)
-        printf("; %zu seen excluded", excluded);
-    printf(")\n");
-    for (long i = 0; i < k && (size_t)i < nitems; i++)
-        printf("%3ld  %-24s %.5f\n", i + 1, hits[i].id ? hits[i].id : "?", hits[i].score);
+    if (user_query(c, &m, &a, x) < 0)
+        goto out;
+    keys_pattern(key, sizeof(key), a.prefix, a.model, 'i');
+    if (read_items(c, &it, key, &a.seen) < 0 || print_top(&it, x, &m, &a) < 0)
+        goto out;
     rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "freshrec recommend: out of memory\n");
 out:
-    if (r)
-        freeReplyObject(r);
-    if (rc_)
-        redisFree(rc_);
-    for (size_t i = 0; i < nitems; i++)
-        free(hits[i].id);
-    free(hits);
-    free(P);
-    free(Q);
+    if (c)
+        redisFree(c);
+    items_free(&it);
+    free(m.dense);
     free(x);
-    free(dense);
-    free(scores);
-    seen_free(&seen);
+    seen_free(&a.seen);
     return rc;
 }
