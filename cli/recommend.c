@@ -275,7 +275,7 @@ static redisContext *connect_redis(const char *addr, const char *password)
 /* What the model's meta hash says of its retrieval score. */
 typedef struct {
     int dim;
-    int dssm;      /* normalised towers: score = u · q */
+    int cosine;    /* normalised towers (DSSM): score = u · q, the cosine */
     int glo, ghi;  /* NeuMF: the GMF range of a vector */
     long wout;     /* NeuMF: where the output weights of the GMF range start in dense */
     float *dense;  /* the dense block */
@@ -312,8 +312,8 @@ static int read_meta(redisContext *c, const char *key, meta_t *m)
         }
     }
     freeReplyObject(r);
-    m->dssm = tlo == 0 && thi == m->dim && m->dim > 0;
-    if (!m->dssm && (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi ||
+    m->cosine = tlo == 0 && thi == m->dim && m->dim > 0;
+    if (!m->cosine && (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi ||
                      !m->dense || m->wout < 0 ||
                      (size_t)(m->wout + (m->ghi - m->glo)) > m->ndense)) {
         fprintf(stderr, "freshrec recommend: the metadata at %s does not describe a NeuMF or "
@@ -338,7 +338,7 @@ static int user_query(redisContext *c, const meta_t *m, const rec_args_t *a, flo
     }
     keys_f32le_decode(x, (const unsigned char *)r->str, (size_t)m->dim);
     freeReplyObject(r);
-    if (!m->dssm)
+    if (!m->cosine)
         for (int f = 0; f < m->dim; f++)
             x[f] = f >= m->glo && f < m->ghi ? m->dense[m->wout + (f - m->glo)] * x[f] : 0;
     return 0;
@@ -476,7 +476,7 @@ static int print_top(items_t *it, const float *x, const meta_t *m, const rec_arg
     long k = a->k;
     printf("top %ld of %zu items for user %s (retrieval score: %s",
            k < (long)it->n ? k : (long)it->n, it->n, a->user,
-           m->dssm ? "cosine of DSSM towers" : "GMF term of NeuMF");
+           m->cosine ? "cosine of DSSM towers" : "GMF term of NeuMF");
     if (a->nseen_files || a->seen.n)
         printf("; %zu seen excluded", it->excluded);
     printf(")\n");
