@@ -271,34 +271,48 @@ static void test_planted_interaction(void **state)
     ctrdata_free(&d);
 }
 
+/* The stats of kind after learning d once, with the plain-loop kernels or
+ * not and on this many threads. */
+static void learn_once(const ctrdata_t *d, const char *kind, int naive, int threads,
+                       ctr_stats_t *st)
+{
+    char err[256];
+    ctr_config_t cfg;
+    ctr_config_default(&cfg);
+    cfg.head = head_of(kind);
+    cfg.ncat = d->ncat;
+    cfg.nnum = d->nnum;
+    cfg.naive = naive;
+    cfg.threads = threads;
+    ctr_t *c = ctr_create(&cfg, err, sizeof(err));
+    assert_non_null(c);
+    ctr_learn(c, d->ex, d->n);
+    ctr_stats(c, st);
+    ctr_free(c);
+}
+
+static void generate_20k(ctrdata_t *d)
+{
+    ctrgen_config_t g;
+    ctrgen_config_default(&g);
+    g.examples = 20000;
+    ctrdata_init(d);
+    char err[256];
+    assert_int_equal(ctrdata_generate(d, &g, err, sizeof(err)), 0);
+}
+
 /* The plain-loop kernels (naive) learn what the BLAS ones do, up to the
  * order of float sums, for the models with dense layers. */
 static void test_naive_kernels_learn_alike(void **state)
 {
     (void)state;
-    ctrgen_config_t g;
-    ctrgen_config_default(&g);
-    g.examples = 20000;
     ctrdata_t d;
-    ctrdata_init(&d);
-    char err[256];
-    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
+    generate_20k(&d);
     static const char *const kinds[] = {"widedeep", "dcn"};
     for (int k = 0; k < 2; k++) {
         ctr_stats_t st[2];
-        for (int naive = 0; naive < 2; naive++) {
-            ctr_config_t cfg;
-            ctr_config_default(&cfg);
-            cfg.head = head_of(kinds[k]);
-            cfg.ncat = d.ncat;
-            cfg.nnum = d.nnum;
-            cfg.naive = naive;
-            ctr_t *c = ctr_create(&cfg, err, sizeof(err));
-            assert_non_null(c);
-            ctr_learn(c, d.ex, d.n);
-            ctr_stats(c, &st[naive]);
-            ctr_free(c);
-        }
+        for (int naive = 0; naive < 2; naive++)
+            learn_once(&d, kinds[k], naive, 1, &st[naive]);
         print_message("%s: BLAS AUC %.5f loss %.5f, naive AUC %.5f loss %.5f\n",
                       kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc,
                       st[1].loss_ewma);
@@ -314,29 +328,13 @@ static void test_threads_learn_alike(void **state)
 {
     (void)state;
     kern_set_threads(1);
-    ctrgen_config_t g;
-    ctrgen_config_default(&g);
-    g.examples = 20000;
     ctrdata_t d;
-    ctrdata_init(&d);
-    char err[256];
-    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
+    generate_20k(&d);
     static const char *const kinds[] = {"lr", "widedeep", "dcn"};
     for (int k = 0; k < 3; k++) {
         ctr_stats_t st[2];
-        for (int i = 0; i < 2; i++) {
-            ctr_config_t cfg;
-            ctr_config_default(&cfg);
-            cfg.head = head_of(kinds[k]);
-            cfg.ncat = d.ncat;
-            cfg.nnum = d.nnum;
-            cfg.threads = i ? 3 : 1; /* 64 examples in slices of 22, 22, 20 */
-            ctr_t *c = ctr_create(&cfg, err, sizeof(err));
-            assert_non_null(c);
-            ctr_learn(c, d.ex, d.n);
-            ctr_stats(c, &st[i]);
-            ctr_free(c);
-        }
+        for (int i = 0; i < 2; i++)
+            learn_once(&d, kinds[k], 0, i ? 3 : 1, &st[i]); /* 64 examples: 22, 22, 20 */
         print_message("%s: 1 thread AUC %.5f loss %.5f, 3 threads AUC %.5f loss %.5f\n",
                       kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc, st[1].loss_ewma);
         assert_int_equal(st[0].examples, st[1].examples);
@@ -352,13 +350,9 @@ static void test_threads_learn_alike(void **state)
 static void test_save_load(void **state)
 {
     (void)state;
-    ctrgen_config_t g;
-    ctrgen_config_default(&g);
-    g.examples = 20000;
     ctrdata_t d;
-    ctrdata_init(&d);
+    generate_20k(&d);
     char err[256];
-    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
     static const char *const kinds[] = {"lr", "widedeep", "dcn"};
     for (int k = 0; k < 3; k++) {
         ctr_config_t cfg;
