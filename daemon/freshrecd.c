@@ -34,7 +34,7 @@ static void snapshot(void *arg, metrics_t *out)
     engine_stats_t es;
     engine_stats(a->eng, &es);
     out->learner = es.lrn;
-    out->ctr = es.progressive;
+    out->progressive = es.progressive;
     out->auc = es.auc;
     out->logloss = es.logloss;
     out->impressions_pending = join_pending(a->join);

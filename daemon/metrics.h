@@ -69,10 +69,7 @@ typedef struct {
     double checkpoint_stall_seconds;     /* how long the last one held the loop (the fork) */
     double checkpoint_stall_max_seconds; /* the longest such stall since start */
     uint64_t checkpoint_bytes;
-    union {             /* the model's figures include the two below (engine_stats_t) */
-        int progressive;
-        int ctr; /* its former name, for freshrecd.c until it says progressive */
-    };
+    int progressive; /* the model's figures include the two below (engine_stats_t) */
     double auc;     /* progressive AUC over the window */
     double logloss; /* progressive logloss over everything learned */
     char model[32];
