@@ -434,6 +434,28 @@ int harness_log_count(const char *path, const char *needle)
     return n;
 }
 
+void harness_log_tail(const char *path, int n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "(no log at %s)\n", path);
+        return;
+    }
+    long total = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) != -1)
+        total++;
+    rewind(f);
+    fprintf(stderr, "--- last %d of %ld lines of %s\n", n, total, path);
+    for (long i = 0; getline(&line, &cap, f) != -1; i++)
+        if (i >= total - n)
+            fputs(line, stderr);
+    fprintf(stderr, "--- end of %s\n", path);
+    free(line);
+    fclose(f);
+}
+
 int harness_log_wait(const char *path, const char *needle, int timeout_ms)
 {
     double t0 = harness_now_ms();

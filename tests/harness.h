@@ -71,6 +71,10 @@ int harness_log_count(const char *path, const char *needle);
 /* Polls the file at path until a line holds needle (1) or timeout_ms
  * passes (0). */
 int harness_log_wait(const char *path, const char *needle, int timeout_ms);
+
+/* The last n lines of a log to stderr, framed by its path: what a failing
+ * test shows of the daemon, where CI keeps nothing else. */
+void harness_log_tail(const char *path, int n);
 /* Removes a directory a test made and all below it (rm -rf). 0 or -1. */
 int harness_rmtree(const char *dir);
 

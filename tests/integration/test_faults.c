@@ -41,12 +41,19 @@ static double metric(const char *s)
     return harness_daemon_metric(C.s.stats_port, s);
 }
 
+/* Polls until the sample reaches v (1) or ms pass (0); a scrape that fails
+ * (no answer within 5 s) is reported, as the daemon's loop was stuck. */
 static int wait_metric_at_least(const char *s, double v, int ms)
 {
     double t0 = harness_now_ms();
+    int failed = 0;
     while (harness_now_ms() - t0 < ms) {
-        if (metric(s) >= v)
+        double x = metric(s);
+        if (x >= v)
             return 1;
+        if (isnan(x) && failed++ < 3)
+            print_message("scrape for %s failed %.1f s into the wait\n", s,
+                          (harness_now_ms() - t0) / 1000.0);
         usleep(50000);
     }
     return 0;
@@ -318,11 +325,16 @@ static void test_malformed_flood(void **state)
      * (dead_letter_timeout_ms, 5 s here): the daemon produces those again,
      * and consuming stops meanwhile; under the full suite's load the
      * producer took up to a minute to recover */
+    double t0 = harness_now_ms();
     int copied = wait_metric_at_least("freshrec_events_dead_letter_total", 50000, 120000);
-    print_message("refused %.0f of 50000 (dead-lettered %.0f, failed attempts %.0f)\n",
-                  metric("freshrec_events_invalid_total{reason=\"bad_json\"}") - invalid0,
-                  metric("freshrec_events_dead_letter_total"),
-                  metric("freshrec_dead_letter_errors_total"));
+    double refused = metric("freshrec_events_invalid_total{reason=\"bad_json\"}") - invalid0;
+    double lettered = metric("freshrec_events_dead_letter_total");
+    double attempts = metric("freshrec_dead_letter_errors_total");
+    print_message("refused %.0f of 50000 (dead-lettered %.0f %.1f s after the last refusal, "
+                  "failed attempts %.0f)\n",
+                  refused, lettered, (harness_now_ms() - t0) / 1000.0, attempts);
+    if (!copied)
+        harness_log_tail(C.s.log, 40);
     assert_true(copied);
     print_message("resident memory after the flood: %.1f MiB\n",
                   metric("freshrec_process_resident_memory_bytes") / 1048576.0);
