@@ -619,18 +619,15 @@ int main(int argc, char **argv)
                 .seed = 1};
     int want_free_port = 0, get_port = 0;
     const char *get_path = NULL;
-    static const struct option lo[] = {{"brokers", 1, 0, 'b'},      {"topic", 1, 0, 't'},
-                                       {"redis", 1, 0, 'r'},        {"stats", 1, 0, 's'},
-                                       {"rate", 1, 0, 'R'},         {"seconds", 1, 0, 'S'},
-                                       {"events", 1, 0, 'n'},       {"users", 1, 0, 'u'},
-                                       {"items", 1, 0, 'i'},        {"probe-every", 1, 0, 'k'},
-                                       {"prefix", 1, 0, 'p'},       {"model", 1, 0, 'm'},
-                                       {"linger-ms", 1, 0, 'L'},    {"drain", 1, 0, 'd'},
-                                       {"timeout", 1, 0, 'T'},      {"seed", 1, 0, 'x'},
-                                       {"produce-only", 0, 0, 'P'}, {"free-port", 0, 0, 'F'},
-                                       {"get", 1, 0, 'G'},          {"kafka-leg", 1, 0, 'K'},
-                                       {"ready-file", 1, 0, 'Y'},   {"mock-cluster", 1, 0, 'M'},
-                                       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"brokers", 1, 0, 'b'},      {"topic", 1, 0, 't'},        {"redis", 1, 0, 'r'},
+        {"stats", 1, 0, 's'},        {"rate", 1, 0, 'R'},         {"seconds", 1, 0, 'S'},
+        {"events", 1, 0, 'n'},       {"users", 1, 0, 'u'},        {"items", 1, 0, 'i'},
+        {"probe-every", 1, 0, 'k'},  {"prefix", 1, 0, 'p'},       {"model", 1, 0, 'm'},
+        {"linger-ms", 1, 0, 'L'},    {"drain", 1, 0, 'd'},        {"timeout", 1, 0, 'T'},
+        {"seed", 1, 0, 'x'},         {"produce-only", 0, 0, 'P'}, {"free-port", 0, 0, 'F'},
+        {"get", 1, 0, 'G'},          {"kafka-leg", 1, 0, 'K'},    {"ready-file", 1, 0, 'Y'},
+        {"mock-cluster", 1, 0, 'M'}, {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     double v;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -1254,8 +1251,7 @@ int main(int argc, char **argv)
            "\"events\":%lld,\"markers\":%lld,",
            o.produce_only ? "produce_only"
                           : (preload ? "sustained" : (e2e ? "end_to_end" : "freshness")),
-           o.topic, nparts,
-           o.rate, produced, markers);
+           o.topic, nparts, o.rate, produced, markers);
     json_num(stdout, "produce_seconds", produce_s, 0);
     json_num(stdout, "produce_events_per_s", produce_rate, 0);
     json_num(stdout, "acked_seconds", acked_s, 0);

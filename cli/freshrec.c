@@ -262,43 +262,45 @@ static void train_usage(FILE *f)
 {
     char names[256];
     model_names(names, sizeof(names));
-    fprintf(f, "usage: freshrec train --data PATH [options]\n"
-               "Replays PATH as a chronological stream through the learner, then evaluates.\n"
-               "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
-               "  --model M         %s [neumf]\n"
-               "                    (the click-through ones take --format criteo)\n"
-        "  --tower L         dssm: tower widths, output last                [128,64]\n"
-        "  --gamma G         dssm: logit = G x cosine                       [10]\n"
-        "  --features        dssm on movielens: user and item features from u.user\n"
-        "                    and u.item beside --data, or ML-1M's users.dat and\n"
-        "                    movies.dat (gender, occupation, age, zip region;\n"
-        "                    genres, year)\n"
-               "  --dim N           GMF factors                                    [32]\n"
-               "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
-               "  --negatives K     sampled negatives per positive                 [4]\n"
-               "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
-               "  --alpha A         popularity exponent                            [0.75]\n"
-               "  --pool C          hard: candidates scored per event              [32]\n"
-               "  --loss L          bce | bpr | softmax                            [bce]\n"
-               "  --batch N         events per micro-batch                         [256]\n"
-               "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
-               "  --lr-sparse X     row learning rate                              [0.03]\n"
-               "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
-               "  --l2-sparse X     L2 on rows                                     [0]\n"
-               "  --l2-dense X      L2 on the dense block                          [0]\n"
-               "  --init-std X      new rows: N(0, X)                              [0.01]\n"
-               "  --ring N          rolling-buffer events                          [100000]\n"
-               "  --admit-after N   occurrences before an id gets its own row      [1]\n"
-               "  --epochs N        passes over the stream                         [1]\n"
-               "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
-               "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
-               "                    (preq_hr10: the first pass's; later passes rank\n"
-               "                    events already learned: train_hr10_last_epoch)\n"
-               "  --threads T       learner threads (a micro-batch split among them) [1]\n"
-               "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
-               "  --seed S          random seed                                    [1]\n"
-               "  --json            last line of stdout: the figures as one JSON object\n"
-               "  --quiet           no progress on stderr\n", names);
+    fprintf(f,
+            "usage: freshrec train --data PATH [options]\n"
+            "Replays PATH as a chronological stream through the learner, then evaluates.\n"
+            "  --format F        movielens | synthetic (a `freshrec gen` file)   [movielens]\n"
+            "  --model M         %s [neumf]\n"
+            "                    (the click-through ones take --format criteo)\n"
+            "  --tower L         dssm: tower widths, output last                [128,64]\n"
+            "  --gamma G         dssm: logit = G x cosine                       [10]\n"
+            "  --features        dssm on movielens: user and item features from u.user\n"
+            "                    and u.item beside --data, or ML-1M's users.dat and\n"
+            "                    movies.dat (gender, occupation, age, zip region;\n"
+            "                    genres, year)\n"
+            "  --dim N           GMF factors                                    [32]\n"
+            "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
+            "  --negatives K     sampled negatives per positive                 [4]\n"
+            "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
+            "  --alpha A         popularity exponent                            [0.75]\n"
+            "  --pool C          hard: candidates scored per event              [32]\n"
+            "  --loss L          bce | bpr | softmax                            [bce]\n"
+            "  --batch N         events per micro-batch                         [256]\n"
+            "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
+            "  --lr-sparse X     row learning rate                              [0.03]\n"
+            "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
+            "  --l2-sparse X     L2 on rows                                     [0]\n"
+            "  --l2-dense X      L2 on the dense block                          [0]\n"
+            "  --init-std X      new rows: N(0, X)                              [0.01]\n"
+            "  --ring N          rolling-buffer events                          [100000]\n"
+            "  --admit-after N   occurrences before an id gets its own row      [1]\n"
+            "  --epochs N        passes over the stream                         [1]\n"
+            "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
+            "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
+            "                    (preq_hr10: the first pass's; later passes rank\n"
+            "                    events already learned: train_hr10_last_epoch)\n"
+            "  --threads T       learner threads (a micro-batch split among them) [1]\n"
+            "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
+            "  --seed S          random seed                                    [1]\n"
+            "  --json            last line of stdout: the figures as one JSON object\n"
+            "  --quiet           no progress on stderr\n",
+            names);
 }
 
 static int cmd_train(int argc, char **argv)
@@ -484,7 +486,8 @@ static int cmd_train(int argc, char **argv)
     size_t nevf = 0;
     for (size_t t = 0; t < ntrain; t++) {
         const ds_event_t *e = &d.ev[train[t]];
-        ev[t] = (lrn_event_t){.user = d.users[e->user], .item = d.items[e->item], .ts_ms = e->ts_ms, .weight = 1.0f};
+        ev[t] = (lrn_event_t){
+            .user = d.users[e->user], .item = d.items[e->item], .ts_ms = e->ts_ms, .weight = 1.0f};
         /* an id keeps its features: its first event carries them */
         if (features && useen && iseen && (!useen[e->user] || !iseen[e->item])) {
             lrn_feat_t *f = evf + nevf;
@@ -511,8 +514,8 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
                 "%ld epoch(s), %s dim %d, %s loss, %s sampler, %d negatives\n",
-                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.kind, cfg.model.dim, loss_kind_name(cfg.loss),
-                samp_kind_name(cfg.sampler.kind), cfg.negatives);
+                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.kind, cfg.model.dim,
+                loss_kind_name(cfg.loss), samp_kind_name(cfg.sampler.kind), cfg.negatives);
 
     int tty = isatty(STDERR_FILENO);
     double t0 = clock_mono_s(), last = t0;

@@ -137,8 +137,7 @@ static int seen_file(seen_t *s, const char *path, const char *user, char *err, s
     size_t ulen = strlen(user);
     for (size_t i = 0; rc == 0 && i < d.n; i++) {
         const lrn_id_t *u = &d.users[d.ev[i].user], *it = &d.items[d.ev[i].item];
-        if (u->len == ulen && memcmp(u->id, user, ulen) == 0 &&
-            seen_add(s, it->id, it->len) < 0) {
+        if (u->len == ulen && memcmp(u->id, user, ulen) == 0 && seen_add(s, it->id, it->len) < 0) {
             snprintf(err, len, "out of memory");
             rc = -1;
         }
@@ -165,11 +164,10 @@ typedef struct {
 /* -1: go on; else the exit status. */
 static int parse_args(rec_args_t *a, int argc, char **argv)
 {
-    static const struct option opts[] = {{"redis", 1, 0, 'r'},    {"user", 1, 0, 'u'},
-                                         {"prefix", 1, 0, 'p'},   {"model", 1, 0, 'm'},
-                                         {"password", 1, 0, 'a'}, {"help", 0, 0, 'h'},
-                                         {"exclude-seen", 1, 0, 'x'}, {"exclude", 1, 0, 'X'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"redis", 1, 0, 'r'},        {"user", 1, 0, 'u'},     {"prefix", 1, 0, 'p'},
+        {"model", 1, 0, 'm'},        {"password", 1, 0, 'a'}, {"help", 0, 0, 'h'},
+        {"exclude-seen", 1, 0, 'x'}, {"exclude", 1, 0, 'X'},  {0, 0, 0, 0}};
     int c;
     char *end;
     optind = 1;
@@ -275,10 +273,10 @@ static redisContext *connect_redis(const char *addr, const char *password)
 /* What the model's meta hash says of its retrieval score. */
 typedef struct {
     int dim;
-    int cosine;    /* normalised towers (DSSM): score = u · q, the cosine */
-    int glo, ghi;  /* NeuMF: the GMF range of a vector */
-    long wout;     /* NeuMF: where the output weights of the GMF range start in dense */
-    float *dense;  /* the dense block */
+    int cosine;   /* normalised towers (DSSM): score = u · q, the cosine */
+    int glo, ghi; /* NeuMF: the GMF range of a vector */
+    long wout;    /* NeuMF: where the output weights of the GMF range start in dense */
+    float *dense; /* the dense block */
     size_t ndense;
 } meta_t;
 
@@ -313,11 +311,13 @@ static int read_meta(redisContext *c, const char *key, meta_t *m)
     }
     freeReplyObject(r);
     m->cosine = tlo == 0 && thi == m->dim && m->dim > 0;
-    if (!m->cosine && (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi ||
-                     !m->dense || m->wout < 0 ||
-                     (size_t)(m->wout + (m->ghi - m->glo)) > m->ndense)) {
-        fprintf(stderr, "freshrec recommend: the metadata at %s does not describe a NeuMF or "
-                        "DSSM model this tool can score\n", key);
+    if (!m->cosine &&
+        (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi || !m->dense ||
+         m->wout < 0 || (size_t)(m->wout + (m->ghi - m->glo)) > m->ndense)) {
+        fprintf(stderr,
+                "freshrec recommend: the metadata at %s does not describe a NeuMF or "
+                "DSSM model this tool can score\n",
+                key);
         return -1;
     }
     return 0;
@@ -451,8 +451,10 @@ static int read_items(redisContext *c, items_t *it, const char *pattern, const s
     } while (strcmp(cursor, "0") != 0);
     if (it->n == 0) {
         if (it->excluded)
-            fprintf(stderr, "freshrec recommend: every one of the %zu item vectors under %s "
-                            "is excluded as seen\n", it->excluded, pattern);
+            fprintf(stderr,
+                    "freshrec recommend: every one of the %zu item vectors under %s "
+                    "is excluded as seen\n",
+                    it->excluded, pattern);
         else
             fprintf(stderr, "freshrec recommend: no item vectors under %s\n", pattern);
         return -1;
@@ -488,8 +490,10 @@ static int print_top(items_t *it, const float *x, const meta_t *m, const rec_arg
 
 int recommend_main(int argc, char **argv)
 {
-    rec_args_t a = {.prefix = KEYS_DEFAULT_PREFIX, .model = model_default(0)->name,
-                    .password = getenv("REDISCLI_AUTH"), .k = 10};
+    rec_args_t a = {.prefix = KEYS_DEFAULT_PREFIX,
+                    .model = model_default(0)->name,
+                    .password = getenv("REDISCLI_AUTH"),
+                    .k = 10};
     int rc = parse_args(&a, argc, argv);
     if (rc >= 0) {
         seen_free(&a.seen);

@@ -184,7 +184,8 @@ int replay_main(int argc, char **argv)
         if (rate > 0) {
             double due = t0 + (double)(i + 1) / rate;
             if (due > t) {
-                struct timespec sl = {(time_t)(due - t), (long)((due - t - (time_t)(due - t)) * 1e9)};
+                struct timespec sl = {(time_t)(due - t),
+                                      (long)((due - t - (time_t)(due - t)) * 1e9)};
                 nanosleep(&sl, NULL);
             }
         }
@@ -192,8 +193,8 @@ int replay_main(int argc, char **argv)
             double r = (i + 1) / (t - t0 + 1e-9), eta = (total - i - 1) / (r > 0 ? r : 1);
             int w = 30, fill = (int)(w * (double)(i + 1) / total);
             fprintf(stderr, "\r[%.*s%*s] %5.1f%% %zu/%zu  %.0f events/s  ETA %.0f s ", fill,
-                    "##############################", w - fill, "", 100.0 * (i + 1) / total,
-                    i + 1, total, r, eta);
+                    "##############################", w - fill, "", 100.0 * (i + 1) / total, i + 1,
+                    total, r, eta);
             last = t;
         }
     }
@@ -203,7 +204,9 @@ done:
     rd_kafka_flush(rk, 30000);
     double secs = clock_mono_s() - t0;
     uint64_t unsent = (uint64_t)rd_kafka_outq_len(rk);
-    fprintf(stderr, "freshrec replay: %llu delivered, %llu failed, %llu undelivered in %.2f s (%.0f events/s)\n",
+    fprintf(stderr,
+            "freshrec replay: %llu delivered, %llu failed, %llu undelivered in %.2f s (%.0f "
+            "events/s)\n",
             (unsigned long long)dr.ok, (unsigned long long)dr.failed, (unsigned long long)unsent,
             secs, dr.ok / (secs > 0 ? secs : 1));
     if (dr.failed || unsent)

@@ -61,15 +61,17 @@ int train_ctr_main(int argc, char **argv)
     int json = 0, quiet = 0;
     char *crosses[CTR_MAX_CROSSES];
     int ncross = 0;
-    static const struct option opts[] = {
-        {"data", 1, 0, 'd'},      {"format", 1, 0, 'f'},    {"model", 1, 0, 'm'},
-        {"emb-dim", 1, 0, 1},     {"hash-bits", 1, 0, 2},   {"deep", 1, 0, 3},
-        {"cross-layers", 1, 0, 4}, {"cross", 1, 0, 5},      {"wide-bits", 1, 0, 6},
-        {"lr-sparse", 1, 0, 7},   {"lr-dense", 1, 0, 8},    {"batch", 1, 0, 9},
-        {"window", 1, 0, 10},     {"epochs", 1, 0, 'e'},    {"seed", 1, 0, 's'},
-        {"json", 0, 0, 'j'},      {"quiet", 0, 0, 'q'},     {"eval", 1, 0, 11},
-        {"threads", 1, 0, 12},    {"naive", 0, 0, 13},      {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", 1, 0, 'd'},       {"format", 1, 0, 'f'},
+                                         {"model", 1, 0, 'm'},      {"emb-dim", 1, 0, 1},
+                                         {"hash-bits", 1, 0, 2},    {"deep", 1, 0, 3},
+                                         {"cross-layers", 1, 0, 4}, {"cross", 1, 0, 5},
+                                         {"wide-bits", 1, 0, 6},    {"lr-sparse", 1, 0, 7},
+                                         {"lr-dense", 1, 0, 8},     {"batch", 1, 0, 9},
+                                         {"window", 1, 0, 10},      {"epochs", 1, 0, 'e'},
+                                         {"seed", 1, 0, 's'},       {"json", 0, 0, 'j'},
+                                         {"quiet", 0, 0, 'q'},      {"eval", 1, 0, 11},
+                                         {"threads", 1, 0, 12},     {"naive", 0, 0, 13},
+                                         {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int c;
     char *end;
     optind = 1;
@@ -77,11 +79,21 @@ int train_ctr_main(int argc, char **argv)
         errno = 0;
         end = NULL;
         switch (c) {
-        case 'd': data = optarg; break;
-        case 'f': format = optarg; break;
-        case 'm': model = optarg; break;
-        case 1: cfg.emb_dim = (int)strtol(optarg, &end, 10); break;
-        case 2: cfg.hash_bits = (int)strtol(optarg, &end, 10); break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 1:
+            cfg.emb_dim = (int)strtol(optarg, &end, 10);
+            break;
+        case 2:
+            cfg.hash_bits = (int)strtol(optarg, &end, 10);
+            break;
         case 3: {
             char why[256];
             if (widths_parse(optarg, 0, CTR_MAX_LAYERS, cfg.mlp, &cfg.nmlp, why, sizeof(why))) {
@@ -91,7 +103,9 @@ int train_ctr_main(int argc, char **argv)
             end = optarg + strlen(optarg);
             break;
         }
-        case 4: cfg.cross_layers = (int)strtol(optarg, &end, 10); break;
+        case 4:
+            cfg.cross_layers = (int)strtol(optarg, &end, 10);
+            break;
         case 5:
             if (ncross == CTR_MAX_CROSSES) {
                 fprintf(stderr, "freshrec train: at most %d --cross\n", CTR_MAX_CROSSES);
@@ -100,22 +114,48 @@ int train_ctr_main(int argc, char **argv)
             crosses[ncross++] = optarg;
             end = optarg + strlen(optarg);
             break;
-        case 6: cfg.wide_bits = (int)strtol(optarg, &end, 10); break;
-        case 7: cfg.lr_sparse = strtof(optarg, &end); break;
-        case 8: cfg.lr_dense = strtof(optarg, &end); break;
-        case 9: cfg.batch = (int)strtol(optarg, &end, 10); break;
-        case 10: cfg.auc_window = (size_t)strtoul(optarg, &end, 10); break;
-        case 'e': epochs = strtol(optarg, &end, 10); break;
-        case 's': cfg.seed = strtoull(optarg, &end, 10); break;
+        case 6:
+            cfg.wide_bits = (int)strtol(optarg, &end, 10);
+            break;
+        case 7:
+            cfg.lr_sparse = strtof(optarg, &end);
+            break;
+        case 8:
+            cfg.lr_dense = strtof(optarg, &end);
+            break;
+        case 9:
+            cfg.batch = (int)strtol(optarg, &end, 10);
+            break;
+        case 10:
+            cfg.auc_window = (size_t)strtoul(optarg, &end, 10);
+            break;
+        case 'e':
+            epochs = strtol(optarg, &end, 10);
+            break;
+        case 's':
+            cfg.seed = strtoull(optarg, &end, 10);
+            break;
         case 11: /* progressive validation is the evaluation of a stream */
             end = optarg + strlen(optarg);
             break;
-        case 12: cfg.threads = (int)strtol(optarg, &end, 10); break;
-        case 13: cfg.naive = 1; break;
-        case 'j': json = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 12:
+            cfg.threads = (int)strtol(optarg, &end, 10);
+            break;
+        case 13:
+            cfg.naive = 1;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
         if (errno || (end && *end)) {
             fprintf(stderr, "freshrec train: bad value '%s'\n", optarg ? optarg : "");
@@ -194,20 +234,20 @@ int train_ctr_main(int argc, char **argv)
     double rate = secs > 0 ? st.examples / secs : 0;
     FILE *o = json ? stderr : stdout;
     if (!quiet || !json)
-        fprintf(o, "%s: %llu examples (%.1f%% clicked) in %.2f s (%.0f/s): progressive AUC "
-                   "%.4f over the last %zu, logloss %.4f (all) %.4f (last %zu)\n",
+        fprintf(o,
+                "%s: %llu examples (%.1f%% clicked) in %.2f s (%.0f/s): progressive AUC "
+                "%.4f over the last %zu, logloss %.4f (all) %.4f (last %zu)\n",
                 mo->name, (unsigned long long)st.examples,
                 st.examples ? 100.0 * st.positives / st.examples : 0.0, secs, rate, st.auc,
                 cfg.auc_window < st.examples ? cfg.auc_window : st.examples, st.logloss,
                 st.window_logloss, cfg.auc_window);
     if (json) {
         json_t *j = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:i, s:I}", "model",
-                              mo->name, "examples", (json_int_t)st.examples,
-                              "positives", (json_int_t)st.positives, "auc", st.auc, "logloss",
-                              st.logloss, "window_logloss", st.window_logloss, "auc_window",
-                              (json_int_t)cfg.auc_window, "train_seconds", secs,
-                              "examples_per_s", rate, "epochs", (int)epochs, "nonfinite",
-                              (json_int_t)st.nonfinite);
+                              mo->name, "examples", (json_int_t)st.examples, "positives",
+                              (json_int_t)st.positives, "auc", st.auc, "logloss", st.logloss,
+                              "window_logloss", st.window_logloss, "auc_window",
+                              (json_int_t)cfg.auc_window, "train_seconds", secs, "examples_per_s",
+                              rate, "epochs", (int)epochs, "nonfinite", (json_int_t)st.nonfinite);
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
         if (s)
             printf("%s\n", s);
@@ -224,11 +264,11 @@ int gen_ctr_main(int argc, char **argv)
     ctrgen_config_t g;
     ctrgen_config_default(&g);
     const char *out = NULL;
-    static const struct option opts[] = {
-        {"ctr", 0, 0, 'c'},      {"examples", 1, 0, 'n'}, {"users", 1, 0, 'u'},
-        {"items", 1, 0, 'i'},    {"devices", 1, 0, 'v'},  {"interaction", 1, 0, 'x'},
-        {"seed", 1, 0, 's'},     {"out", 1, 0, 'o'},      {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"ctr", 0, 0, 'c'},     {"examples", 1, 0, 'n'},
+                                         {"users", 1, 0, 'u'},   {"items", 1, 0, 'i'},
+                                         {"devices", 1, 0, 'v'}, {"interaction", 1, 0, 'x'},
+                                         {"seed", 1, 0, 's'},    {"out", 1, 0, 'o'},
+                                         {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     int c;
     char *end = NULL;
     optind = 1;
@@ -236,14 +276,29 @@ int gen_ctr_main(int argc, char **argv)
         errno = 0;
         end = NULL;
         switch (c) {
-        case 'c': break;
-        case 'n': g.examples = strtoull(optarg, &end, 10); break;
-        case 'u': g.users = (uint32_t)strtoul(optarg, &end, 10); break;
-        case 'i': g.items = (uint32_t)strtoul(optarg, &end, 10); break;
-        case 'v': g.devices = (uint32_t)strtoul(optarg, &end, 10); break;
-        case 'x': g.interaction = strtod(optarg, &end); break;
-        case 's': g.seed = strtoull(optarg, &end, 10); break;
-        case 'o': out = optarg; break;
+        case 'c':
+            break;
+        case 'n':
+            g.examples = strtoull(optarg, &end, 10);
+            break;
+        case 'u':
+            g.users = (uint32_t)strtoul(optarg, &end, 10);
+            break;
+        case 'i':
+            g.items = (uint32_t)strtoul(optarg, &end, 10);
+            break;
+        case 'v':
+            g.devices = (uint32_t)strtoul(optarg, &end, 10);
+            break;
+        case 'x':
+            g.interaction = strtod(optarg, &end);
+            break;
+        case 's':
+            g.seed = strtoull(optarg, &end, 10);
+            break;
+        case 'o':
+            out = optarg;
+            break;
         case 'h':
             printf("usage: freshrec gen --ctr [--examples N] [--users U] [--items I] "
                    "[--devices D] [--interaction X] [--seed S] [--out PATH]\n"

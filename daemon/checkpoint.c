@@ -32,8 +32,7 @@ static int save_learner_section(void *arg, ser_writer_t *w)
         return -1;
     return w->err ? -1 : 0;
 }
-static int load_learner_section(void *arg, ser_reader_t *r, uint32_t version, char *err,
-                                size_t len)
+static int load_learner_section(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
 {
     (void)version;
     app_t *a = arg;
@@ -66,8 +65,7 @@ static int save_offsets_section(void *arg, ser_writer_t *w)
     }
     return w->err ? -1 : 0;
 }
-static int load_offsets_section(void *arg, ser_reader_t *r, uint32_t version, char *err,
-                                size_t len)
+static int load_offsets_section(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
 {
     (void)version;
     app_t *a = arg;
@@ -286,13 +284,13 @@ static int checkpoint_start(app_t *a)
     char err[512];
     collapse_stop(a->ck.coll); /* a collapse while the child shares the pages only copies them */
     checkpoint_offsets(a);
-    if (ckpt_bg_start(&a->ck.bg, a->ck.path, a->ck.prev, daemon_sections, N_DAEMON_SECTIONS, a,
-                      err, sizeof(err))) {
+    if (ckpt_bg_start(&a->ck.bg, a->ck.path, a->ck.prev, daemon_sections, N_DAEMON_SECTIONS, a, err,
+                      sizeof(err))) {
         log_msg(LOG_WARN, "checkpoint", "%s; writing it on the loop instead", err);
         return checkpoint_sync(a);
     }
-    if (!(a->ck.bg_ev = event_new(a->base, a->ck.bg.fd, EV_READ | EV_PERSIST, on_checkpoint_written,
-                               a)) ||
+    if (!(a->ck.bg_ev =
+              event_new(a->base, a->ck.bg.fd, EV_READ | EV_PERSIST, on_checkpoint_written, a)) ||
         event_add(a->ck.bg_ev, NULL)) {
         log_msg(LOG_WARN, "checkpoint", "cannot watch the writer; waiting for it");
         note_stall(a, clock_mono_s() - t0);
@@ -354,7 +352,6 @@ int checkpoint_final(app_t *a)
     }
     return checkpoint_sync(a);
 }
-
 
 /* events learned: the counter that checkpoints keep */
 static uint64_t learned_total(app_t *a)

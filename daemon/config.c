@@ -72,8 +72,8 @@ static const ckey_t keys[] = {
      0, NULL,
      "Most bytes of a refused message's value and key copied to the dead-letter topic; a longer "
      "one is cut, its original size in a header"},
-    {"kafka", "dead_letter_timeout_ms", CT_INT, F(dead_letter_timeout_ms), "30000", 1000, 300000,
-     0, NULL,
+    {"kafka", "dead_letter_timeout_ms", CT_INT, F(dead_letter_timeout_ms), "30000", 1000, 300000, 0,
+     NULL,
      "How long librdkafka tries to deliver one dead-letter copy before reporting it failed (the "
      "daemon then produces it again)"},
     {"kafka", "assignor", CT_ENUM, F(assignor), "cooperative-sticky", 0, 0, 0,
@@ -509,7 +509,7 @@ typedef struct {
     fr_config_t *c;
     char *errstr;
     size_t len;
-    int errline; /* line of the first error; 0: none yet */
+    int errline;               /* line of the first error; 0: none yet */
     int seen[CONFIG_MAX_KEYS]; /* by table row: the line that set it in this file; 0: none */
 } load_t;
 
@@ -803,8 +803,7 @@ int config_warnings(const fr_config_t *c, char *buf, size_t len)
         const model_ops_t *mo;
         for (int m = 0; (mo = model_at(m)) != NULL; m++)
             if (engine_reads(mo, k->key) && bl < sizeof(by))
-                bl += (size_t)snprintf(by + bl, sizeof(by) - bl, "%s%s", bl ? ", " : "",
-                                       mo->name);
+                bl += (size_t)snprintf(by + bl, sizeof(by) - bl, "%s%s", bl ? ", " : "", mo->name);
         if (at < len)
             at += (size_t)snprintf(buf + at, len - at,
                                    "%s%s[model] %s does not apply to model %s (read by %s): "
@@ -874,8 +873,8 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
 
     /* start-up listens only with a port */
     if (c->stats_port > 0 && stats_check_listen(c->stats_listen, why, sizeof(why)) < 0)
-        return vfail(c, errstr, len, "stats", "listen", "[stats] listen = %s: not a listen address %s",
-                     c->stats_listen, why);
+        return vfail(c, errstr, len, "stats", "listen",
+                     "[stats] listen = %s: not a listen address %s", c->stats_listen, why);
 
     modelcfg_t *m = malloc(sizeof(*m)); /* some 10 KB of field names */
     if (!m) {
@@ -926,8 +925,7 @@ int config_reload(fr_config_t *live, const char *path, char *const *overrides, i
     return changed;
 }
 
-int config_hot_changes(const fr_config_t *before, const fr_config_t *after, char *buf,
-                       size_t len)
+int config_hot_changes(const fr_config_t *before, const fr_config_t *after, char *buf, size_t len)
 {
     char from[CONFIG_STR], to[CONFIG_STR];
     int n = 0;

@@ -13,14 +13,14 @@
 #include <stdio.h>
 
 #define CONFIG_STR 256
-#define CONFIG_MAX_KEYS 96 /* rows of the key table, at most */
+#define CONFIG_MAX_KEYS 96   /* rows of the key table, at most */
 #define CONFIG_FROM_SET (-1) /* config_src_t line of a key set by --set */
 
 /* Where each key's value came from, so that config_validate can name it. */
 typedef struct {
-    char path[CONFIG_STR];      /* the file config_load read last; "" none */
-    int line[CONFIG_MAX_KEYS];  /* by table row: > 0 a line of path, CONFIG_FROM_SET, or 0 for
-                                 * the default (or a value written in code) */
+    char path[CONFIG_STR];     /* the file config_load read last; "" none */
+    int line[CONFIG_MAX_KEYS]; /* by table row: > 0 a line of path, CONFIG_FROM_SET, or 0 for
+                                * the default (or a value written in code) */
 } config_src_t;
 
 typedef struct fr_config {
@@ -34,9 +34,9 @@ typedef struct fr_config {
     char assignor[CONFIG_STR];          /* "cooperative-sticky" (default) or "range" */
     int decode_thread;                  /* 1: a helper decodes ahead of the loop, default 1 */
     int batch_max;                      /* messages taken from the queue per batch, default 1000 */
-    int embedded_partitions; /* partitions of each topic in the mock cluster, default 4 */
-    int session_timeout_ms;  /* consumer group session timeout, default 10000 */
-    int fetch_wait_max_ms;   /* longest a fetch waits at the broker, default 10 */
+    int embedded_partitions;           /* partitions of each topic in the mock cluster, default 4 */
+    int session_timeout_ms;            /* consumer group session timeout, default 10000 */
+    int fetch_wait_max_ms;             /* longest a fetch waits at the broker, default 10 */
     char kafka_properties[CONFIG_STR]; /* librdkafka "name=value,..." for consumer and producer */
 
     /* [redis] */
@@ -53,38 +53,38 @@ typedef struct fr_config {
     int redis_ack_timeout_ms;        /* writes unconfirmed this long: unreachable, default 3000 */
 
     /* [model] */
-    char model[CONFIG_STR];     /* a model of the table (learner/models.c); its default by default */
-    int dim;                    /* default 32 */
-    char tower[CONFIG_STR];         /* dssm tower widths, default "128,64" */
-    char cat_fields[CONFIG_STR];    /* ctr, dssm: event cat features used as fields, default "" */
-    char num_fields[CONFIG_STR];    /* ctr, dssm: event num features used as fields, default "" */
-    char item_fields[CONFIG_STR];   /* dssm: those of the item tower, default "" */
-    int feature_dim;                /* dssm: width of a categorical feature value, default 8 */
-    char crosses[CONFIG_STR];       /* ctr: wide crosses "a:b,...", default "" */
-    char deep[CONFIG_STR];          /* ctr: deep widths, default "64,32" */
-    int cross_layers;               /* dcn, default 3 */
-    int hash_bits;                  /* ctr, default 0 */
-    int wide_bits;                  /* ctr, default 20 */
-    double gamma;                   /* dssm cosine scale, default 10 */
-    char mlp[CONFIG_STR];       /* default "64,32,16,8" */
-    int negatives;              /* default 4 */
-    char sampler[CONFIG_STR];   /* uniform (default) | popularity | inbatch | hard */
-    double alpha;               /* default 0.75 */
-    int pool;                   /* default 32 */
-    char loss[CONFIG_STR];      /* bce (default) | bpr | softmax */
-    int batch_events;           /* default 256 */
-    int threads;                /* threads of a micro-batch (every model), default 1 */
-    char optimizer[CONFIG_STR]; /* adagrad (default) | sgd */
-    double lr_sparse;           /* hot; default 0.03 */
-    double lr_dense;            /* hot; default 0.001 */
-    double l2_sparse, l2_dense; /* default 0 */
-    double init_std;            /* default 0.01 */
-    int ring_capacity;          /* default 100000 */
-    int admit_after;            /* default 1 */
-    int expire_s;               /* default 0 = never */
-    int max_users, max_items;   /* most ids a table keeps (every model), default 0 = no limit */
-    double preq_rate;           /* default 0.01 */
-    int seed;                   /* default 1 */
+    char model[CONFIG_STR]; /* a model of the table (learner/models.c); its default by default */
+    int dim;                /* default 32 */
+    char tower[CONFIG_STR]; /* dssm tower widths, default "128,64" */
+    char cat_fields[CONFIG_STR];  /* ctr, dssm: event cat features used as fields, default "" */
+    char num_fields[CONFIG_STR];  /* ctr, dssm: event num features used as fields, default "" */
+    char item_fields[CONFIG_STR]; /* dssm: those of the item tower, default "" */
+    int feature_dim;              /* dssm: width of a categorical feature value, default 8 */
+    char crosses[CONFIG_STR];     /* ctr: wide crosses "a:b,...", default "" */
+    char deep[CONFIG_STR];        /* ctr: deep widths, default "64,32" */
+    int cross_layers;             /* dcn, default 3 */
+    int hash_bits;                /* ctr, default 0 */
+    int wide_bits;                /* ctr, default 20 */
+    double gamma;                 /* dssm cosine scale, default 10 */
+    char mlp[CONFIG_STR];         /* default "64,32,16,8" */
+    int negatives;                /* default 4 */
+    char sampler[CONFIG_STR];     /* uniform (default) | popularity | inbatch | hard */
+    double alpha;                 /* default 0.75 */
+    int pool;                     /* default 32 */
+    char loss[CONFIG_STR];        /* bce (default) | bpr | softmax */
+    int batch_events;             /* default 256 */
+    int threads;                  /* threads of a micro-batch (every model), default 1 */
+    char optimizer[CONFIG_STR];   /* adagrad (default) | sgd */
+    double lr_sparse;             /* hot; default 0.03 */
+    double lr_dense;              /* hot; default 0.001 */
+    double l2_sparse, l2_dense;   /* default 0 */
+    double init_std;              /* default 0.01 */
+    int ring_capacity;            /* default 100000 */
+    int admit_after;              /* default 1 */
+    int expire_s;                 /* default 0 = never */
+    int max_users, max_items;     /* most ids a table keeps (every model), default 0 = no limit */
+    double preq_rate;             /* default 0.01 */
+    int seed;                     /* default 1 */
 
     /* [events] */
     char kinds[CONFIG_STR]; /* weighted kinds, default "purchase:5" */
@@ -97,8 +97,8 @@ typedef struct fr_config {
     int stats_port;                /* default 9464; 0 = off */
 
     /* [daemon] */
-    char log_level[CONFIG_STR]; /* hot; error | warn | info (default) | debug */
-    int shutdown_timeout_ms;    /* default 10000 */
+    char log_level[CONFIG_STR];      /* hot; error | warn | info (default) | debug */
+    int shutdown_timeout_ms;         /* default 10000 */
     char checkpoint_dir[CONFIG_STR]; /* default "": no checkpoints */
     int checkpoint_interval_s;       /* default 60 */
 
@@ -147,8 +147,7 @@ int config_reload(fr_config_t *live, const char *path, char *const *overrides, i
 
 /* The hot keys whose values differ between before and after, as
  * "key old -> new, ..." in table order: how many (the number of entries). */
-int config_hot_changes(const fr_config_t *before, const fr_config_t *after, char *buf,
-                       size_t len);
+int config_hot_changes(const fr_config_t *before, const fr_config_t *after, char *buf, size_t len);
 
 /* Writes every key as an INI file, in table order grouped by section: a
  * `# doc (default: X)` line above `key = value`. config_load reads it back to

@@ -53,8 +53,8 @@ static void snapshot(void *arg, metrics_t *out)
     out->uptime_s = clock_mono_s() - a->t_start;
     out->time_ms = clock_wall_ms();
     out->rss_bytes = metrics_rss_bytes();
-    out->consuming = a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 &&
-                     !kafka_fatal(a->kafka);
+    out->consuming =
+        a->kafka && !a->stopping && kafka_assigned(a->kafka) > 0 && !kafka_fatal(a->kafka);
     /* the link alone says little: a stopped Redis's kernel still completes
      * TCP connects; connected means writes are confirmed too */
     out->redis_link = a->pub && pub_connected(a->pub);
@@ -213,8 +213,7 @@ static void cron(evutil_socket_t fd, short what, void *arg)
         if (a->cfg.expire_s > 0) {
             size_t n = engine_expire(a->eng, clock_wall_ms());
             if (n)
-                log_msg(LOG_INFO, "learner", "expired %zu ids unseen for %d s", n,
-                        a->cfg.expire_s);
+                log_msg(LOG_INFO, "learner", "expired %zu ids unseen for %d s", n, a->cfg.expire_s);
         }
     }
     if (a->ck.path[0])
@@ -230,8 +229,8 @@ static void cron(evutil_socket_t fd, short what, void *arg)
 static int cron_arm(app_t *a)
 {
     cron_t *c = &a->cron;
-    c->tick_ms = a->cfg.publish_interval_ms < CRON_TICK_MS ? a->cfg.publish_interval_ms
-                                                           : CRON_TICK_MS;
+    c->tick_ms =
+        a->cfg.publish_interval_ms < CRON_TICK_MS ? a->cfg.publish_interval_ms : CRON_TICK_MS;
     struct timeval tv = {c->tick_ms / 1000, (c->tick_ms % 1000) * 1000};
     cron_after(a, CRON_PUBLISH, a->cfg.publish_interval_ms);
     return event_add(c->ev, &tv);
@@ -281,10 +280,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int signals_start(app_t *a)
 {
     return !(a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a)) ||
-           !(a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a)) ||
-           !(a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a)) ||
-           event_add(a->sig_term, NULL) || event_add(a->sig_int, NULL) ||
-           event_add(a->sig_hup, NULL)
+                   !(a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a)) ||
+                   !(a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a)) ||
+                   event_add(a->sig_term, NULL) || event_add(a->sig_int, NULL) ||
+                   event_add(a->sig_hup, NULL)
                ? -1
                : 0;
 }
@@ -428,7 +427,8 @@ static int app_start(app_t *a)
         log_msg(LOG_ERROR, "learner", "%s", err);
         return -1;
     }
-    engine_on_gone(a->eng, sync_on_gone, a); /* evicted and expired ids: their vectors are deleted */
+    engine_on_gone(a->eng, sync_on_gone,
+                   a); /* evicted and expired ids: their vectors are deleted */
     ingest_start_ahead(a);
     if (sync_init(a, err, sizeof(err))) {
         log_msg(LOG_ERROR, "redis", "%s", err);

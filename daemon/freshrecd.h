@@ -45,8 +45,8 @@ typedef struct {
     lrn_feat_t *pfeat; /* (batch_max + NEG_CHUNK, ncat + nnum) their features; NULL: none */
     char *arena;       /* (arena_cap) ids and feature values of the batch */
     size_t arena_cap;
-    lrn_event_t *negs; /* (NEG_CHUNK) impressions taken from the join as negatives */
-    event_t *kept;     /* an impression's event decoded again (kept_event) */
+    lrn_event_t *negs;   /* (NEG_CHUNK) impressions taken from the join as negatives */
+    event_t *kept;       /* an impression's event decoded again (kept_event) */
     struct decoded *one; /* the message being decoded on the loop thread */
     /* [kafka] decode_thread: a batch's messages are decoded into dec
      * (batch_max) by a helper, DECODE_CHUNK at a time, while the loop learns;
@@ -77,11 +77,11 @@ typedef struct {
 /* checkpoint.c: the checkpoints on disk and the one being written */
 typedef struct {
     char path[CONFIG_STR + 32], prev[CONFIG_STR + 40]; /* path[0] 0: no checkpoints */
-    int waiting;        /* consuming held until the dead-letter copies in flight are delivered */
-    ckpt_bg_t bg;       /* the checkpoint being written by a forked child */
+    int waiting;         /* consuming held until the dead-letter copies in flight are delivered */
+    ckpt_bg_t bg;        /* the checkpoint being written by a forked child */
     struct event *bg_ev; /* its report pipe */
-    collapse_t *coll;   /* huge pages back after a child (NULL: none) */
-    int coll_told;      /* that they cannot come back was logged */
+    collapse_t *coll;    /* huge pages back after a child (NULL: none) */
+    int coll_told;       /* that they cannot come back was logged */
     kafka_offset_t ck_off[KAFKA_MAX_OFFSETS]; /* what the checkpoint being written holds */
     int n_ck;
     kafka_offset_t resume[KAFKA_MAX_OFFSETS]; /* what a restored checkpoint held */
@@ -108,7 +108,7 @@ typedef struct {
     metrics_t *snap;          /* the systemd STATUS line's snapshot (40 KB) */
     uint64_t status_events;   /* events learned at the last STATUS */
     double status_t;
-    int ready_sent;           /* sd_notify READY=1 was sent */
+    int ready_sent; /* sd_notify READY=1 was sent */
 } cron_t;
 
 typedef struct app {
@@ -163,7 +163,7 @@ void ingest_negatives(app_t *a);
 int sync_init(app_t *a, char *err, size_t len);
 void sync_free(app_t *a);
 void sync_on_gone(void *arg, char side, const char *id, size_t len); /* engine_on_gone */
-void sync_publish(app_t *a);     /* the cron's publish duty */
+void sync_publish(app_t *a);                                         /* the cron's publish duty */
 int sync_round(app_t *a);        /* a round now, if one is due (see sync_due) */
 int sync_pending(app_t *a);      /* vectors left to publish, or a round in flight */
 void sync_watch_redis(app_t *a); /* logs when writes go unconfirmed, and come back */

@@ -103,18 +103,22 @@ static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_
 {
     int n = 0;
     for (int j = 0; j < ev->ncat; j++) {
-        int f = modelcfg_field_index(a->mc.cat_names, a->mc.cat_from, a->mc.ncat,
-                                     ev->cat[j].name);
+        int f = modelcfg_field_index(a->mc.cat_names, a->mc.cat_from, a->mc.ncat, ev->cat[j].name);
         size_t vl = f < 0 ? 0 : strlen(ev->cat[j].value);
         const char *v = f < 0 ? NULL : arena_put(a, used, ev->cat[j].value, vl);
         if (v)
-            fs[n++] = (lrn_feat_t){.side = a->mc.cat_side[f], .field = a->mc.cat_field[f],
-                                   .h = id_hash(v, vl), .id = v, .len = vl};
+            fs[n++] = (lrn_feat_t){.side = a->mc.cat_side[f],
+                                   .field = a->mc.cat_field[f],
+                                   .h = id_hash(v, vl),
+                                   .id = v,
+                                   .len = vl};
     }
     for (int j = 0; j < ev->nnum; j++) {
         int f = modelcfg_field_index(a->mc.num_names, 0, a->mc.nnum, ev->num[j].name);
         if (f >= 0)
-            fs[n++] = (lrn_feat_t){.side = a->mc.num_side[f], .dense = 1, .field = a->mc.num_field[f],
+            fs[n++] = (lrn_feat_t){.side = a->mc.num_side[f],
+                                   .dense = 1,
+                                   .field = a->mc.num_field[f],
                                    .num = (float)ev->num[j].value};
     }
     return n;
@@ -125,9 +129,9 @@ static int pair_features_from(app_t *a, const event_t *ev, lrn_feat_t *fs, size_
 static const event_t *kept_event(app_t *a, const lrn_event_t *ng)
 {
     char detail[64];
-    if (!ng->payload || event_decode(a->in.kept, ng->payload, ng->payload_len, &a->kinds,
-                                     (size_t)a->cfg.max_event_bytes, detail,
-                                     sizeof(detail)) != EVR_OK)
+    if (!ng->payload ||
+        event_decode(a->in.kept, ng->payload, ng->payload_len, &a->kinds,
+                     (size_t)a->cfg.max_event_bytes, detail, sizeof(detail)) != EVR_OK)
         return NULL;
     return a->in.kept;
 }
@@ -163,7 +167,8 @@ static void decode_chunk(void *arg, size_t c)
 {
     app_t *a = arg;
     ingest_t *in = &a->in;
-    size_t i0 = c * DECODE_CHUNK, i1 = i0 + DECODE_CHUNK < in->dec_n ? i0 + DECODE_CHUNK : in->dec_n;
+    size_t i0 = c * DECODE_CHUNK,
+           i1 = i0 + DECODE_CHUNK < in->dec_n ? i0 + DECODE_CHUNK : in->dec_n;
     for (size_t i = i0; i < i1; i++) {
         const rd_kafka_message_t *msg = in->dec_msgs[i];
         struct decoded *d = &in->dec[i];
@@ -213,8 +218,8 @@ static void refuse(app_t *a, const rd_kafka_message_t *msg, event_reason_t r, co
 
 /* What one batch has gathered so far. */
 typedef struct {
-    size_t npos, used, learned; /* positives, arena bytes, positives learned */
-    int64_t wall;               /* what event times are checked against */
+    size_t npos, used, learned;               /* positives, arena bytes, positives learned */
+    int64_t wall;                             /* what event times are checked against */
     const rd_kafka_message_t *last[LAST_MAX]; /* the last message of each partition */
     int nlast;
 } batch_t;
@@ -257,8 +262,7 @@ static void take_event(app_t *a, batch_t *b, const rd_kafka_message_t *msg, cons
     if (ev->kind == EVENT_IMPRESSION) {
         /* an impression learned later (a negative) with its own features */
         int keep = a->mc.ncat + a->mc.nnum > 0;
-        if (join_impression(a->join, &u, &it, ts, keep ? msg->payload : NULL,
-                            keep ? msg->len : 0))
+        if (join_impression(a->join, &u, &it, ts, keep ? msg->payload : NULL, keep ? msg->len : 0))
             log_limited(&a->bad_log, LOG_ERROR, "join", "out of memory: impression dropped");
         return;
     }
@@ -290,8 +294,7 @@ static void ingest_one(app_t *a, batch_t *b, rd_kafka_message_t *msg, size_t i)
 {
     struct decoded *d = decoded_at(a, msg, i);
     if (msg->err) {
-        log_limited(&a->kafka_log, LOG_WARN, "kafka", "consume: %s",
-                    rd_kafka_message_errstr(msg));
+        log_limited(&a->kafka_log, LOG_WARN, "kafka", "consume: %s", rd_kafka_message_errstr(msg));
         return;
     }
     remember_last(a, b, msg);

@@ -56,9 +56,9 @@ typedef struct dlq_copy {
 struct kafka {
     struct event_base *base;
     fr_config_t cfg;
-    rd_kafka_t *rk;       /* consumer */
-    rd_kafka_t *dlq;      /* dead-letter producer */
-    rd_kafka_t *mock_rk;  /* owns the mock cluster (embedded) */
+    rd_kafka_t *rk;      /* consumer */
+    rd_kafka_t *dlq;     /* dead-letter producer */
+    rd_kafka_t *mock_rk; /* owns the mock cluster (embedded) */
     rd_kafka_mock_cluster_t *mock;
     rd_kafka_queue_t *q;
     int pipefd[2];
@@ -79,8 +79,8 @@ struct kafka {
     int nlearned;
     dlq_copy_t *dlq_head, *dlq_tail; /* pending copies, in the order refused */
     size_t dlq_pending, dlq_pending_bytes;
-    int dlq_failing;                 /* pending copies whose last attempt failed */
-    size_t dlq_max;                  /* bytes of value (and of key) a copy carries */
+    int dlq_failing; /* pending copies whose last attempt failed */
+    size_t dlq_max;  /* bytes of value (and of key) a copy carries */
     uint64_t dlq_delivered, dlq_truncated;
     log_limit_t dlq_log;
 };
@@ -284,8 +284,8 @@ static void dlq_failed(kafka_t *k, dlq_copy_t *c, rd_kafka_resp_err_t err)
     log_limited(&k->dlq_log, LOG_WARN, "kafka",
                 "dead-letter copy of %s [%d] offset %lld (%s, %zu bytes) failed (attempt %d): "
                 "%s; produced again in %.2f s",
-                c->source, (int)c->partition, (long long)c->offset, c->reason, c->vlen,
-                c->failures, rd_kafka_err2str(err), c->retry_at - mono_s());
+                c->source, (int)c->partition, (long long)c->offset, c->reason, c->vlen, c->failures,
+                rd_kafka_err2str(err), c->retry_at - mono_s());
 }
 
 static void dlq_delivered(kafka_t *k, dlq_copy_t *c)
@@ -367,8 +367,8 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
         log_limited(&k->dlq_log, LOG_WARN, "kafka",
                     "dead-letter copy of %s [%d] offset %lld too large for the broker: %s; "
                     "cut to %zu bytes and produced again",
-                    c->source, (int)c->partition, (long long)c->offset,
-                    rd_kafka_err2str(m->err), c->vlen);
+                    c->source, (int)c->partition, (long long)c->offset, rd_kafka_err2str(m->err),
+                    c->vlen);
         c->retry_at = 0;
         return;
     }
@@ -443,8 +443,7 @@ void kafka_cron(kafka_t *k)
     drain(k);
 }
 
-static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-               size_t len)
+static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t len)
 {
     char e[256];
     if (rd_kafka_conf_set(conf, name, value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
@@ -588,8 +587,7 @@ static int start_mock(kafka_t *k, char *errstr, size_t len)
 }
 
 kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embedded,
-                      int checkpoints, kafka_batch_fn on_batch, void *arg, char *errstr,
-                      size_t len)
+                      int checkpoints, kafka_batch_fn on_batch, void *arg, char *errstr, size_t len)
 {
     kafka_t *k = calloc(1, sizeof(*k));
     rd_kafka_conf_t *conf = NULL;
@@ -612,8 +610,9 @@ kafka_t *kafka_create(struct event_base *base, const fr_config_t *cfg, int embed
         if (start_mock(k, errstr, len))
             goto err;
     } else {
-        snprintf(errstr, len, "kafka: no brokers configured ([kafka] brokers); use --embedded "
-                              "to run against an in-process mock cluster");
+        snprintf(errstr, len,
+                 "kafka: no brokers configured ([kafka] brokers); use --embedded "
+                 "to run against an in-process mock cluster");
         goto err;
     }
     k->batch = malloc(sizeof(*k->batch) * (size_t)cfg->batch_max);
@@ -911,8 +910,7 @@ int kafka_partitions(kafka_t *k, metrics_partition_t *out, int max)
         o->partition = p->partition;
         o->stored = p->offset >= 0 ? p->offset : -1;
         o->lag = -1;
-        if (rd_kafka_get_watermark_offsets(k->rk, p->topic, p->partition, &lo, &hi) == 0 &&
-            hi >= 0)
+        if (rd_kafka_get_watermark_offsets(k->rk, p->topic, p->partition, &lo, &hi) == 0 && hi >= 0)
             o->lag = p->offset >= 0 ? hi - p->offset : hi - (lo >= 0 ? lo : 0);
     }
     rd_kafka_topic_partition_list_destroy(a);
@@ -938,8 +936,7 @@ int kafka_commit_offsets(kafka_t *k, const kafka_offset_t *o, int n)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)
         if (rd_kafka_topic_partition_list_find(a, o[i].topic, o[i].partition))
-            rd_kafka_topic_partition_list_add(l, o[i].topic, o[i].partition)->offset =
-                o[i].offset;
+            rd_kafka_topic_partition_list_add(l, o[i].topic, o[i].partition)->offset = o[i].offset;
     rd_kafka_topic_partition_list_destroy(a);
     rd_kafka_resp_err_t err = l->cnt ? rd_kafka_commit(k->rk, l, 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(l);

@@ -85,8 +85,8 @@ size_t kafka_dead_letter_flush(kafka_t *k, int timeout_ms);
 void kafka_hold(kafka_t *k, int on);
 
 const char *kafka_bootstrap(const kafka_t *k); /* the brokers in use (the mock's if embedded) */
-int kafka_assigned(const kafka_t *k);            /* partitions assigned now */
-int kafka_fatal(const kafka_t *k);               /* a fatal consumer error happened */
+int kafka_assigned(const kafka_t *k);          /* partitions assigned now */
+int kafka_fatal(const kafka_t *k);             /* a fatal consumer error happened */
 uint64_t kafka_dead_letter_errors(const kafka_t *k); /* failed attempts (each retried) */
 uint64_t kafka_catchup_turns(const kafka_t *k);      /* turns that took more than one batch */
 /* Fills lag and stored offsets of the assigned partitions; returns how many. */

@@ -23,14 +23,14 @@ typedef struct metrics_partition {
 } metrics_partition_t;
 
 typedef struct {
-    event_kinds_t kinds;                 /* names of consumed[] */
-    uint64_t consumed[EVENT_MAX_KINDS];  /* valid events by kind */
-    uint64_t invalid[EVR_COUNT];         /* refused events by reason */
-    uint64_t dead_letter_total;          /* refused events whose copy the broker acknowledged */
-    uint64_t dead_letter_errors_total;   /* failed attempts to produce a copy (each retried) */
-    uint64_t dead_letter_pending;        /* copies not acknowledged yet */
+    event_kinds_t kinds;                  /* names of consumed[] */
+    uint64_t consumed[EVENT_MAX_KINDS];   /* valid events by kind */
+    uint64_t invalid[EVR_COUNT];          /* refused events by reason */
+    uint64_t dead_letter_total;           /* refused events whose copy the broker acknowledged */
+    uint64_t dead_letter_errors_total;    /* failed attempts to produce a copy (each retried) */
+    uint64_t dead_letter_pending;         /* copies not acknowledged yet */
     uint64_t dead_letter_truncated_total; /* copies cut to [kafka] dead_letter_max_bytes */
-    int dead_letter_blocked; /* a copy keeps failing: consuming stopped, offsets held */
+    int dead_letter_blocked;             /* a copy keeps failing: consuming stopped, offsets held */
     uint64_t catchup_turns_total;        /* turns of the loop that took more than one batch */
     uint64_t impressions_pending;        /* waiting for a click in the label window */
     uint64_t impressions_negative_total; /* expired unclicked: learned as negatives */
@@ -58,7 +58,7 @@ typedef struct {
     double uptime_s; /* monotonic, since start: what rates divide by */
     int64_t time_ms; /* wall clock at the snapshot, ms since the epoch */
     uint64_t rss_bytes;
-    int consuming; /* has an assignment and no fatal consumer error */
+    int consuming;               /* has an assignment and no fatal consumer error */
     int redis_link;              /* the TCP link to Redis is up */
     int redis_connected;         /* ... and writes are confirmed ([redis] ack_timeout_ms) */
     double redis_last_ack_age_s; /* since Redis last confirmed a write */
@@ -70,8 +70,8 @@ typedef struct {
     double checkpoint_stall_max_seconds; /* the longest such stall since start */
     uint64_t checkpoint_bytes;
     int progressive; /* the model's figures include the two below (engine_stats_t) */
-    double auc;     /* progressive AUC over the window */
-    double logloss; /* progressive logloss over everything learned */
+    double auc;      /* progressive AUC over the window */
+    double logloss;  /* progressive logloss over everything learned */
     char model[32];
 } metrics_t;
 

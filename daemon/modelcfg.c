@@ -1,8 +1,8 @@
 /* modelcfg.c — the [model] keys turned into an engine_config_t (both the
  * learner's and the click-through part, each engine reads its own), with the
- * feature fields named by cat_fields, num_fields and item_fields. config_validate and freshrecd's start-up both call
- * modelcfg_from, so what start-up would refuse, validation refuses first.
- * Not for: the single-key checks of the table (config.c). */
+ * feature fields named by cat_fields, num_fields and item_fields. config_validate and freshrecd's
+ * start-up both call modelcfg_from, so what start-up would refuse, validation refuses first. Not
+ * for: the single-key checks of the table (config.c). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "modelcfg.h"
@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int modelcfg_field_index(const char names[][EVENT_MAX_NAME + 1], int from, int n,
-                         const char *name)
+int modelcfg_field_index(const char names[][EVENT_MAX_NAME + 1], int from, int n, const char *name)
 {
     for (int f = from; f < n; f++)
         if (strcmp(name, names[f]) == 0)
@@ -101,8 +100,10 @@ static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char 
             f2 = modelcfg_field_index(m->cat_names, 0, m->ncat, colon + 1);
         }
         if (f1 < 0 || f2 < 0 || f1 == f2 || cc->ncross == CTR_MAX_CROSSES) {
-            snprintf(err, len, "[model] crosses = %s: pairs a:b of two different fields among "
-                               "user, item and cat_fields", c->crosses);
+            snprintf(err, len,
+                     "[model] crosses = %s: pairs a:b of two different fields among "
+                     "user, item and cat_fields",
+                     c->crosses);
             return -1;
         }
         cc->cross[cc->ncross][0] = f1;
@@ -152,7 +153,8 @@ static int pair_features(modelcfg_t *m, const fr_config_t *c, const char **key, 
     for (int k = 0; k < nitems; k++) {
         if (modelcfg_field_index(m->cat_names, 0, m->ncat, items[k]) < 0 &&
             modelcfg_field_index(m->num_names, 0, m->nnum, items[k]) < 0) {
-            snprintf(err, len, "[model] item_fields: '%.64s' is in neither cat_fields nor num_fields",
+            snprintf(err, len,
+                     "[model] item_fields: '%.64s' is in neither cat_fields nor num_fields",
                      items[k]);
             return -1;
         }
@@ -228,8 +230,7 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     return 0;
 }
 
-int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *errstr,
-                  size_t len)
+int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *errstr, size_t len)
 {
     memset(m, 0, sizeof(*m));
     learner_config_default(&m->ec.learner);

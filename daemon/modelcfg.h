@@ -34,11 +34,9 @@ typedef struct {
 /* Fills m from c's [model] keys and runs the checks that engine_create
  * would make. -1 with a message and, in *key, the [model] key at
  * fault (a static string). */
-int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *errstr,
-                  size_t len);
+int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *errstr, size_t len);
 
 /* The index of a feature name among names[from..n), or -1. */
-int modelcfg_field_index(const char names[][EVENT_MAX_NAME + 1], int from, int n,
-                         const char *name);
+int modelcfg_field_index(const char names[][EVENT_MAX_NAME + 1], int from, int n, const char *name);
 
 #endif

@@ -37,7 +37,7 @@ struct stats {
     void *arg;
     stats_vector_fn vector_fn; /* NULL: /vector is not served */
     void *vector_arg;
-    metrics_t snap; /* one request at a time: the loop is single-threaded */
+    metrics_t snap;              /* one request at a time: the loop is single-threaded */
     float vec[STATS_VECTOR_MAX]; /* /vector's answer, likewise */
 };
 
@@ -291,8 +291,8 @@ static int dump_to_evbuffer(const char *buf, size_t size, void *data)
 void stats_render_json(const metrics_t *m, struct evbuffer *out)
 {
     /* the top-level keys in the order /stats has always had them */
-    static const char *const order[] = {"events",  "learning", "publish", "consumer",
-                                        "tables",  "process",  "redis",   "model",
+    static const char *const order[] = {"events",  "learning",      "publish", "consumer",
+                                        "tables",  "process",       "redis",   "model",
                                         "healthy", "health_reason", "time_ms", "checkpoint"};
     json_t *all = json_object(), *root = json_object();
     if (!all || !root) {
@@ -336,8 +336,7 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
     const char *key;
     json_t *v;
     json_object_foreach(all, key, v) /* any the list above does not name yet */
-        if (!json_object_get(root, key))
-            json_object_set(root, key, v);
+        if (!json_object_get(root, key)) json_object_set(root, key, v);
     json_decref(all);
     json_dump_callback(root, dump_to_evbuffer, out, JSON_INDENT(2));
     evbuffer_add(out, "\n", 1);

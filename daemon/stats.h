@@ -44,7 +44,7 @@ typedef int (*stats_vector_fn)(void *arg, char side, const char *id, size_t len,
 #define STATS_VECTOR_MAX 4096 /* floats: the largest vector the config allows */
 /* Serves GET /vector through fn; until then /vector answers 404. */
 void stats_set_vector_fn(stats_t *s, stats_vector_fn fn, void *arg);
-void stats_stop(stats_t *s);      /* NULL is fine */
+void stats_stop(stats_t *s); /* NULL is fine */
 
 /* The renderers, public for tests. Append to out. */
 void stats_render_prometheus(const metrics_t *m, struct evbuffer *out);
@@ -53,10 +53,10 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out);
  * dead-letter copies delivered), else 0: /healthz's 200 or 503. reason is
  * "ok" when nothing is wrong, else what is: "not consuming (no partitions
  * assigned)", "redis disconnected", "dead-letter topic refusing copies
- * (consuming stopped, offsets held)", "checkpoints failing (offsets stay uncommitted)", joined by "; ". Failing
- * checkpoints alone leave it at 1: the daemon still learns and publishes
- * fresh vectors, and a restart (what a 503 invites) would not make the disk
- * writable; only a crash meanwhile costs more, in events learned again. */
+ * (consuming stopped, offsets held)", "checkpoints failing (offsets stay uncommitted)", joined by
+ * "; ". Failing checkpoints alone leave it at 1: the daemon still learns and publishes fresh
+ * vectors, and a restart (what a 503 invites) would not make the disk writable; only a crash
+ * meanwhile costs more, in events learned again. */
 int stats_healthy(const metrics_t *m, char *reason, size_t len);
 /* The /vector answer for dim floats of v: {"side", "id", "dim", "f32le"
  * (hex of the bytes Redis holds), "vector" (floats, 9 significant digits:

@@ -60,11 +60,11 @@ struct ctr {
 
     /* micro-batch workspace */
     int maxb;
-    uint32_t *rows;        /* (B, ncat) row of each categorical field */
-    uint64_t *widx;        /* (B, nwide) wide weight indices */
-    int nwide;             /* ncat + ncross */
-    float *xnum, *xraw;    /* (B, nnum) normalised, raw */
-    unsigned char *pres;   /* (B, nnum) */
+    uint32_t *rows;      /* (B, ncat) row of each categorical field */
+    uint64_t *widx;      /* (B, nwide) wide weight indices */
+    int nwide;           /* ncat + ncross */
+    float *xnum, *xraw;  /* (B, nnum) normalised, raw */
+    unsigned char *pres; /* (B, nnum) */
     float *h[CTR_MAX_LAYERS + 1], *dh[CTR_MAX_LAYERS + 1]; /* h[0] = x0 (B, X) */
     float *logits, *dz, *labels, *weights, *p;
     /* row updates, once per (field, row), by the shared module (rows.h) */
@@ -121,8 +121,9 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
     if (cfg->emb_dim < 1 || cfg->emb_dim > 256 || cfg->hash_bits < 0 || cfg->hash_bits > 30 ||
         cfg->wide_bits < 1 || cfg->wide_bits > 30 || cfg->batch < 1 || cfg->batch > 65536 ||
         cfg->auc_window < 1 || cfg->admit_after < 1 || !(cfg->clip > 0)) {
-        snprintf(errstr, len, "ctr: emb_dim 1..256, hash_bits 0..30, wide_bits 1..30, batch "
-                              "1..65536, auc_window ≥ 1, admit_after ≥ 1, clip > 0 needed");
+        snprintf(errstr, len,
+                 "ctr: emb_dim 1..256, hash_bits 0..30, wide_bits 1..30, batch "
+                 "1..65536, auc_window ≥ 1, admit_after ≥ 1, clip > 0 needed");
         return -1;
     }
     if (cfg->threads < 0 || cfg->threads > CTR_MAX_THREADS) {
@@ -146,8 +147,9 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
     for (int k = 0; k < cfg->ncross; k++)
         if (cfg->cross[k][0] < 0 || cfg->cross[k][0] >= cfg->ncat || cfg->cross[k][1] < 0 ||
             cfg->cross[k][1] >= cfg->ncat || cfg->cross[k][0] == cfg->cross[k][1]) {
-            snprintf(errstr, len, "ctr: cross %d names fields %d×%d; need two different "
-                                  "categorical fields",
+            snprintf(errstr, len,
+                     "ctr: cross %d names fields %d×%d; need two different "
+                     "categorical fields",
                      k, cfg->cross[k][0], cfg->cross[k][1]);
             return -1;
         }
@@ -448,9 +450,8 @@ static void backward_rows(ctr_t *c, int t, int b0, int B)
     const ctr_config_t *cfg = &c->cfg;
     const float *P = c->dense.params;
     float *G = t ? c->wdense[t].grads : c->dense.grads;
-    void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *,
-                      int, int, int) =
-        cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
+    void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *, int,
+                      int, int) = cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
     memset(c->dh[0] + (size_t)b0 * c->X, 0, sizeof(float) * B * c->X);
     for (int l = 1; l <= c->L; l++)
         memset(c->dh[l] + (size_t)b0 * cfg->mlp[l - 1], 0, sizeof(float) * B * cfg->mlp[l - 1]);
@@ -725,8 +726,9 @@ int ctr_dense_layout(const ctr_t *c, char *buf, size_t len)
     return 0;
 }
 
-#define CTR_MAGIC 0x33525443u /* "CTR3": the head's parts where CTR2 had the model kind (the
-                               * model's name is the engine's, saved before) */
+#define CTR_MAGIC                                                                                  \
+    0x33525443u /* "CTR3": the head's parts where CTR2 had the model kind (the                     \
+                 * model's name is the engine's, saved before) */
 
 int ctr_save(const ctr_t *c, ser_writer_t *w)
 {
@@ -768,11 +770,11 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
         snprintf(errstr, len, "ctr: not a saved click-through model");
         return -1;
     }
-    if (parts != c->head->parts || ncat != (uint32_t)c->cfg.ncat ||
-        nnum != (uint32_t)c->cfg.nnum || E != (uint32_t)c->E ||
-        wide_bits != (uint32_t)(has_wide(c) ? c->cfg.wide_bits : 0)) {
-        snprintf(errstr, len, "ctr: saved with parts %u, %u+%u fields of width %u; this model "
-                              "has parts %u, %d+%d of %d",
+    if (parts != c->head->parts || ncat != (uint32_t)c->cfg.ncat || nnum != (uint32_t)c->cfg.nnum ||
+        E != (uint32_t)c->E || wide_bits != (uint32_t)(has_wide(c) ? c->cfg.wide_bits : 0)) {
+        snprintf(errstr, len,
+                 "ctr: saved with parts %u, %u+%u fields of width %u; this model "
+                 "has parts %u, %d+%d of %d",
                  parts, ncat, nnum, E, c->head->parts, c->cfg.ncat, c->cfg.nnum, c->E);
         return -1;
     }

@@ -60,65 +60,66 @@ struct ctr_head;
 
 typedef struct {
     const struct ctr_head *head; /* the model (its file; model_ops_t.head); no default */
-    int ncat, nnum;     /* fields */
-    int emb_dim;        /* per categorical field (default 8) */
-    int hash_bits;      /* 0: exact ids with admission; else ids hashed to 2^bits rows */
+    int ncat, nnum;              /* fields */
+    int emb_dim;                 /* per categorical field (default 8) */
+    int hash_bits;               /* 0: exact ids with admission; else ids hashed to 2^bits rows */
     uint32_t admit_after;
     int mlp[CTR_MAX_LAYERS]; /* hidden widths of the deep part (default 64, 32) */
     int nmlp;
-    int cross_layers;   /* cross layers of a head that has them (default 3) */
-    int wide_bits;      /* wide weights: 2^bits (default 20) */
+    int cross_layers;              /* cross layers of a head that has them (default 3) */
+    int wide_bits;                 /* wide weights: 2^bits (default 20) */
     int cross[CTR_MAX_CROSSES][2]; /* pairs of categorical fields crossed in the wide part */
     int ncross;
-    float lr_sparse;    /* Adagrad: embedding rows and wide weights (default 0.1) */
-    float lr_dense;     /* Adam (default 0.003) */
+    float lr_sparse; /* Adagrad: embedding rows and wide weights (default 0.1) */
+    float lr_dense;  /* Adam (default 0.003) */
     float l2_sparse, l2_dense;
-    float clip;         /* normalised dense features are clipped to ±clip (default 5) */
-    int batch;          /* examples per micro-batch (default 64) */
-    size_t auc_window;  /* progressive AUC over this many (default 10000) */
-    int64_t expire_ms;  /* rows unseen this long go at the next expiry (emb_expire); 0: never */
-    float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
-    int naive;          /* 1: plain-loop kernels (the reference) */
-    int threads;        /* threads of a micro-batch (default 1): each forwards and backwards
-                         * a slice of the examples, the dense gradients are summed; the
-                         * result differs from one thread's only in the order of float
-                         * sums. Gathering and row updates stay on the caller's thread. */
+    float clip;        /* normalised dense features are clipped to ±clip (default 5) */
+    int batch;         /* examples per micro-batch (default 64) */
+    size_t auc_window; /* progressive AUC over this many (default 10000) */
+    int64_t expire_ms; /* rows unseen this long go at the next expiry (emb_expire); 0: never */
+    float clip_norm;   /* dense gradient L2 norm clipped to this (default 10; 0: off) */
+    int naive;         /* 1: plain-loop kernels (the reference) */
+    int threads;       /* threads of a micro-batch (default 1): each forwards and backwards
+                        * a slice of the examples, the dense gradients are summed; the
+                        * result differs from one thread's only in the order of float
+                        * sums. Gathering and row updates stay on the caller's thread. */
     uint64_t seed;
 } ctr_config_t;
 
 typedef struct {
     uint64_t examples, positives;
-    double auc;             /* progressive, over the window */
-    double logloss;         /* progressive, over everything */
-    double window_logloss;  /* progressive, over the window */
+    double auc;            /* progressive, over the window */
+    double logloss;        /* progressive, over everything */
+    double window_logloss; /* progressive, over the window */
     double loss_ewma;
-    uint64_t nonfinite;     /* batches skipped for a non-finite loss */
-    emb_stats_t tables;     /* all field tables together */
+    uint64_t nonfinite; /* batches skipped for a non-finite loss */
+    emb_stats_t tables; /* all field tables together */
 } ctr_stats_t;
 
 typedef struct ctr ctr_t;
 
 /* The shared parts a head may use (ctr_head_t.parts). */
-#define CTR_WIDE 1u /* wide: the hashed weights of every (field, value) and configured cross,
-                     * and wnum (nnum) on the normalised dense features, summed into the
+#define CTR_WIDE                                                                                   \
+    1u              /* wide: the hashed weights of every (field, value) and configured cross,      \
+                     * and wnum (nnum) on the normalised dense features, summed into the           \
                      * logit with the bias; Adagrad on the hashed weights */
 #define CTR_DEEP 2u /* deep: the MLP (cfg.mlp, ReLU) over x0; its output h (B, H) */
 
 /* One forward or backward of a micro-batch, as a head sees it. */
 typedef struct {
     const ctr_config_t *cfg;
-    int B, X, H;          /* examples; x0 width; deep output width (0 without CTR_DEEP) */
-    const float *x0;      /* (B, X) [field embeddings in field order ; normalised dense] */
-    float *dx0;           /* (B, X) backward: zeroed before the head, which adds */
-    const float *deep;    /* (B, H) the deep part's output; NULL without CTR_DEEP */
-    float *ddeep;         /* (B, H) backward: zeroed before the head, which adds */
-    const float *w;       /* the head's own dense parameters (ctr_head_t.size floats) */
-    float *dw;            /* and their gradients (added into) */
-    const float *bias;    /* (1) the model's bias, the dense block's last float */
+    int B, X, H;       /* examples; x0 width; deep output width (0 without CTR_DEEP) */
+    const float *x0;   /* (B, X) [field embeddings in field order ; normalised dense] */
+    float *dx0;        /* (B, X) backward: zeroed before the head, which adds */
+    const float *deep; /* (B, H) the deep part's output; NULL without CTR_DEEP */
+    float *ddeep;      /* (B, H) backward: zeroed before the head, which adds */
+    const float *w;    /* the head's own dense parameters (ctr_head_t.size floats) */
+    float *dw;         /* and their gradients (added into) */
+    const float *bias; /* (1) the model's bias, the dense block's last float */
     float *dbias;
-    float *logits;        /* (B) forward: see ctr_head_t.forward */
-    const float *dz;      /* (B) backward: ∂loss/∂logit */
-    void *ws;             /* what the head's create returned (one per thread) */
+    float *logits;   /* (B) forward: see ctr_head_t.forward */
+    const float *dz; /* (B) backward: ∂loss/∂logit */
+    void *ws;        /* what the head's create returned (one per thread) */
 } ctr_pass_t;
 
 /* A click-through model's own part, ggml-style: the shared core calls it and

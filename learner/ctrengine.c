@@ -57,8 +57,7 @@ static int ctr_config_of(const engine_config_t *cfg, ctr_config_t *cc, char *err
     const model_ops_t *m = model_find(cfg->kind);
     *cc = cfg->ctr;
     if (!m || !m->head) {
-        snprintf(errstr, len, "ctr: %.*s is not a click-through model", MODEL_NAME_MAX,
-                 cfg->kind);
+        snprintf(errstr, len, "ctr: %.*s is not a click-through model", MODEL_NAME_MAX, cfg->kind);
         return -1;
     }
     cc->head = m->head;

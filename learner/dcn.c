@@ -141,9 +141,8 @@ static void dcn_backward(ctr_pass_t *p)
 {
     dcn_ws_t *ws = p->ws;
     const int B = p->B, X = p->X, H = p->H, Lc = p->cfg->cross_layers, F = X + H;
-    void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *,
-                      int, int, int) =
-        p->cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
+    void (*linear_bw)(float *, float *, float *, const float *, const float *, const float *, int,
+                      int, int) = p->cfg->naive ? kern_linear_backward_naive : kern_linear_backward;
     memset(ws->dfeat, 0, sizeof(float) * B * F);
     linear_bw(ws->dfeat, p->dw + wout_off(p->cfg, X), p->dbias, p->dz, ws->feat,
               p->w + wout_off(p->cfg, X), B, F, 1);

@@ -154,10 +154,10 @@ dssm_t *dssm_create(const dssm_config_t *cfg, char *errstr, size_t len)
         per += 2 * (size_t)cfg->tower[l];
     size_t fmax = (size_t)(cfg->ufeat > cfg->ifeat ? cfg->ufeat : cfg->ifeat);
     size_t in_all = 2 * (size_t)m->D + cfg->ufeat + cfg->ifeat; /* both towers' x */
-    size_t dx_all = (cfg->ufeat ? m->D + (size_t)cfg->ufeat : 0) +
-                    (cfg->ifeat ? m->D + (size_t)cfg->ifeat : 0);
-    float *mem = malloc(sizeof(float) * ((2 * per + in_all + dx_all) * B + 2 * (size_t)maxw +
-                                         (size_t)m->D + fmax));
+    size_t dx_all =
+        (cfg->ufeat ? m->D + (size_t)cfg->ufeat : 0) + (cfg->ifeat ? m->D + (size_t)cfg->ifeat : 0);
+    float *mem = malloc(sizeof(float) *
+                        ((2 * per + in_all + dx_all) * B + 2 * (size_t)maxw + (size_t)m->D + fmax));
     if (!mem)
         goto oom;
     m->mem = mem;

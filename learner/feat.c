@@ -341,7 +341,8 @@ int feat_load(feat_t *f, ser_reader_t *r, uint32_t max_cap, char *errstr, size_t
         ser_get(r, f->num, sizeof(float) * (size_t)cap * nn);
     uint32_t vcap = nc ? emb_entry_cap(f->tab) : 0;
     for (size_t i = 0; nc && i < (size_t)cap * nc; i++)
-        if (f->cent[i] != EMB_NONE && (f->cent[i] >= vcap || !emb_entry_alive(f->tab, f->cent[i]))) {
+        if (f->cent[i] != EMB_NONE &&
+            (f->cent[i] >= vcap || !emb_entry_alive(f->tab, f->cent[i]))) {
             snprintf(errstr, len, "features: a value entry out of range");
             return -1;
         }
@@ -351,4 +352,3 @@ int feat_load(feat_t *f, ser_reader_t *r, uint32_t max_cap, char *errstr, size_t
     }
     return 0;
 }
-

@@ -32,10 +32,10 @@
 
 /* One feature of an event, for the user's ('u') or the item's ('i') tower. */
 typedef struct {
-    char side;   /* 'u' or 'i' */
-    int dense;   /* 0: categorical (h, id, len); 1: dense (num) */
-    int field;   /* index among the side's categorical, or dense, fields */
-    uint64_t h;  /* 64-bit hash of the value bytes (proto/id.h) */
+    char side;  /* 'u' or 'i' */
+    int dense;  /* 0: categorical (h, id, len); 1: dense (num) */
+    int field;  /* index among the side's categorical, or dense, fields */
+    uint64_t h; /* 64-bit hash of the value bytes (proto/id.h) */
     const char *id;
     size_t len;
     float num;
@@ -46,9 +46,9 @@ typedef struct {
     int dim;        /* floats per categorical value (default 8) */
     int hash_bits;  /* 0: exact values with admission; else 2^bits rows per field */
     uint32_t admit_after;
-    float clip;     /* normalised dense values clipped to ±clip (default 5) */
+    float clip; /* normalised dense values clipped to ±clip (default 5) */
     float init_std;
-    int adagrad;    /* 1: rows carry Adagrad state */
+    int adagrad; /* 1: rows carry Adagrad state */
     uint64_t seed;
 } feat_config_t;
 
@@ -57,7 +57,7 @@ typedef struct feat feat_t;
 /* max_pairs: most pairs of a gradient step (feat_grad_add calls between two
  * feat_grad_begin). NULL and errstr on a bad config or out of memory. */
 feat_t *feat_create(const feat_config_t *cfg, int max_pairs, char *errstr, size_t len);
-void feat_free(feat_t *f); /* accepts NULL */
+void feat_free(feat_t *f);       /* accepts NULL */
 int feat_width(const feat_t *f); /* F */
 
 /* Makes room for entry indices below cap (the id table's emb_entry_cap). */

@@ -40,8 +40,8 @@ void kern_linear_forward_ld(float *out, const float *in, const float *w, int ldw
     if (OUT == 1) /* one output unit: a matrix-vector product, no packing */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, B, IN, 1.0f, in, IN, w, 1, beta, out, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, in, IN, w, ldw,
-                    beta, out, OUT);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, in, IN, w, ldw, beta,
+                    out, OUT);
 }
 
 void kern_linear_forward_ld_naive(float *out, const float *in, const float *w, int ldw,

@@ -18,21 +18,21 @@ struct learner {
     emb_table_t *users, *items;
     ring_t *ring;
     sampler_t *samp;
-    const model_ops_t *ops;       /* the model's (model.h) */
+    const model_ops_t *ops; /* the model's (model.h) */
     void *model;
-    pool_t *pool;                 /* threads > 1: the team of a micro-batch's parallel phases */
-    void *wm[LEARNER_MAX_THREADS]; /* thread t's copy of the model (wm[0] = model) */
-    int nt;                       /* threads */
-    int P;                        /* pairs of the batch being learned */
-    int NB;                       /* positives of the batch being sampled for */
-    int E, NN;                    /* its groups (G pairs each) and explicit pairs */
+    pool_t *pool;                     /* threads > 1: the team of a micro-batch's parallel phases */
+    void *wm[LEARNER_MAX_THREADS];    /* thread t's copy of the model (wm[0] = model) */
+    int nt;                           /* threads */
+    int P;                            /* pairs of the batch being learned */
+    int NB;                           /* positives of the batch being sampled for */
+    int E, NN;                        /* its groups (G pairs each) and explicit pairs */
     float closs[LEARNER_MAX_THREADS]; /* each chunk's share of the batch's loss */
-    int Q;                        /* prequential rankings of the batch */
-    uint32_t *pq_ue;              /* (batch_events) their users */
-    uint32_t *pq_cand;            /* (batch_events, preq_negatives + 1) item first */
-    float *pq_scores;             /* (batch_events, preq_negatives + 1) */
-    uint64_t sample_seed;         /* threads > 1: this batch's sampling streams */
-    feat_t *fu, *fi; /* tower features (DSSM), NULL for a side without */
+    int Q;                            /* prequential rankings of the batch */
+    uint32_t *pq_ue;                  /* (batch_events) their users */
+    uint32_t *pq_cand;                /* (batch_events, preq_negatives + 1) item first */
+    float *pq_scores;                 /* (batch_events, preq_negatives + 1) */
+    uint64_t sample_seed;             /* threads > 1: this batch's sampling streams */
+    feat_t *fu, *fi;                  /* tower features (DSSM), NULL for a side without */
     int Fu, Fi;
     rng_t rng;
     int R;    /* floats per row */
@@ -42,8 +42,8 @@ struct learner {
     /* micro-batch */
     uint32_t *ev_ue, *ev_ie; /* (batch_events) entries */
     int64_t *ev_ts;
-    unsigned char *ev_neg;   /* (batch_events) 1 = explicit negative */
-    float *labels;           /* (batch_events) zeros, for explicit negatives */
+    unsigned char *ev_neg;     /* (batch_events) 1 = explicit negative */
+    float *labels;             /* (batch_events) zeros, for explicit negatives */
     uint32_t *neg_ue, *neg_ie; /* (batch_events) explicit negatives of a batch */
     float *neg_w;
     float *gw;                    /* (batch_events) event weights */
@@ -65,9 +65,9 @@ struct learner {
     uint32_t gen;
     /* rows touched by the batch, once each, per side and thread: thread t
      * of n takes the rows row_owner gives it */
-    uint32_t *uniq[2][LEARNER_MAX_THREADS]; /* (P) */
+    uint32_t *uniq[2][LEARNER_MAX_THREADS];                                  /* (P) */
     uint32_t *ufirst[2][LEARNER_MAX_THREADS], *ucnt[2][LEARNER_MAX_THREADS]; /* (P) */
-    float *gacc[2][LEARNER_MAX_THREADS];    /* (P, R) their summed gradients */
+    float *gacc[2][LEARNER_MAX_THREADS]; /* (P, R) their summed gradients */
     int nuniq[2][LEARNER_MAX_THREADS];
     /* threads > 1: the pairs whose row thread o owns, per side, listed by
      * the chunk that backwarded them (pair slice s, in pair order) from
@@ -149,8 +149,8 @@ static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie
 /* Logits of user entry ue (EMB_NONE: unknown) against n item entries, by
  * model m, in forwards of at most room pairs through the batch buffers
  * [at, at + room). */
-static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue,
-                       const uint32_t *items, int n, float *out)
+static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue, const uint32_t *items,
+                       int n, float *out)
 {
     const float *u = emb_row(l->users, entry_row(l->users, ue));
     for (int s = 0; s < n; s += room) {
@@ -162,7 +162,7 @@ static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue,
         }
         gather_features(l, l->pair_ue + at, items + s, at, c);
         l->ops->forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
-                          l->fi ? l->ifp + at : NULL, c);
+                        l->fi ? l->ifp + at : NULL, c);
     }
 }
 
@@ -354,10 +354,12 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
             uniq_ok &= l->uniq[side][t] && l->gacc[side][t] && l->ufirst[side][t] &&
                        l->ucnt[side][t] && l->plist[side][t];
         }
-    if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue || !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur ||
-        !l->pair_ir || !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs ||
-        !l->nfound || !l->cand || !l->negq || !l->pq_ue || !l->pq_cand || !l->pq_scores || !uniq_ok || !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp ||
-        !l->ifp || !l->dfu || !l->dfi || !l->fvec)
+    if (!l->ev_ue || !l->ev_ie || !l->gw || !l->ev_ts || !l->ev_neg || !l->labels || !l->neg_ue ||
+        !l->neg_ie || !l->neg_w || !l->urows || !l->irows || !l->pair_ur || !l->pair_ir ||
+        !l->logits || !l->dz || !l->logq || !l->du || !l->di || !l->negs || !l->nfound ||
+        !l->cand || !l->negq || !l->pq_ue || !l->pq_cand || !l->pq_scores || !uniq_ok ||
+        !l->pair_ue || !l->pair_ie || !l->ufb || !l->ifb || !l->ufp || !l->ifp || !l->dfu ||
+        !l->dfi || !l->fvec)
         goto oom;
     ewma_init(&l->loss_e, cfg->ewma_alpha);
     ewma_init(&l->hr_e, cfg->ewma_alpha);
@@ -393,11 +395,11 @@ void learner_free(learner_t *l)
         l->ops->free(l->model);
     feat_free(l->fu);
     feat_free(l->fi);
-    void *p[] = {l->pair_ue, l->pair_ie, l->ufb, l->ifb, l->ufp, l->ifp, l->dfu, l->dfi, l->fvec,
-                 l->ev_ue,   l->ev_ie,  l->gw,     l->ev_ts,  l->urows,  l->irows, l->pair_ur,
-                 l->pair_ir, l->logits, l->dz,     l->logq,   l->du,     l->di,    l->negs,
-                 l->nfound,  l->cand,   l->negq,   l->ev_neg, l->labels,
-                 l->neg_ue,  l->neg_ie, l->neg_w,  l->pq_ue,  l->pq_cand, l->pq_scores};
+    void *p[] = {l->pair_ue, l->pair_ie, l->ufb,     l->ifb,    l->ufp,     l->ifp,      l->dfu,
+                 l->dfi,     l->fvec,    l->ev_ue,   l->ev_ie,  l->gw,      l->ev_ts,    l->urows,
+                 l->irows,   l->pair_ur, l->pair_ir, l->logits, l->dz,      l->logq,     l->du,
+                 l->di,      l->negs,    l->nfound,  l->cand,   l->negq,    l->ev_neg,   l->labels,
+                 l->neg_ue,  l->neg_ie,  l->neg_w,   l->pq_ue,  l->pq_cand, l->pq_scores};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
         free(p[i]);
     rows_stamps_free(&l->stamps[0]);
@@ -576,15 +578,15 @@ static void phase_pass(void *arg, int t, int n)
     }
     gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
     l->ops->forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
-                      l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
+                    l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
     chunk_loss(l, t, n);
     if (!isfinite(l->closs[t]))
         return;
 
     dense_block_zero_grad(l->ops->dense(l->wm[t]));
     l->ops->backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
-                       l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
-                       l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
+                     l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
+                     l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
     if (n == 1)
         return;
     for (int side = 0; side < 2; side++) {
@@ -827,8 +829,7 @@ static int flush(learner_t *l, int B)
 
 /* Entry e of table t was just touched by event ev: a new id starts with no
  * features, then takes those the event carries for this side. */
-static int side_features(feat_t *f, emb_table_t *t, uint32_t e, char side,
-                         const lrn_event_t *ev)
+static int side_features(feat_t *f, emb_table_t *t, uint32_t e, char side, const lrn_event_t *ev)
 {
     if (feat_reserve(f, emb_entry_cap(t)))
         return -1;

@@ -38,17 +38,17 @@ typedef struct {
 typedef struct {
     lrn_id_t user, item;
     int64_t ts_ms;
-    float weight; /* 1 for a plain positive; more for a weightier kind */
-    int negative; /* 1: an explicit negative (e.g. an impression never clicked) */
-    const void *payload; /* the caller's bytes kept with a joined impression, or NULL */
-    size_t payload_len;  /* (the learner ignores both) */
+    float weight;           /* 1 for a plain positive; more for a weightier kind */
+    int negative;           /* 1: an explicit negative (e.g. an impression never clicked) */
+    const void *payload;    /* the caller's bytes kept with a joined impression, or NULL */
+    size_t payload_len;     /* (the learner ignores both) */
     const lrn_feat_t *feat; /* the user's and the item's features (DSSM), or NULL */
     int nfeat;
 } lrn_event_t;
 
 typedef struct learner_config {
     char kind[MODEL_NAME_MAX]; /* a model of the table (model.h); default: model_default(0) */
-    neumf_config_t model; /* NeuMF's shape */
+    neumf_config_t model;      /* NeuMF's shape */
     dssm_config_t towers; /* the towers' shape (dssm.c; ufeat/ifeat follow from the fields below) */
     /* DSSM tower features (feat.h): categorical and dense fields of the user
      * tower (ucat, unum) and of the item tower (icat, inum); all 0 (default):
@@ -58,7 +58,7 @@ typedef struct learner_config {
     int feat_dim;       /* floats per categorical value (default 8) */
     int feat_hash_bits; /* 0 (default): exact values; else 2^bits rows per field */
     float feat_clip;    /* normalised dense values clipped to ±clip (default 5) */
-    int negatives; /* k sampled negatives per positive (default 4) */
+    int negatives;      /* k sampled negatives per positive (default 4) */
     samp_config_t sampler;
     loss_kind_t loss;
     int batch_events; /* events per micro-batch (default 256) */
@@ -71,9 +71,9 @@ typedef struct learner_config {
     float l2_dense; /* default 0 */
     float init_std; /* new rows: N(0, init_std), default 0.01 */
 
-    size_t ring_capacity; /* rolling buffer events (default 100000) */
-    uint32_t admit_after; /* occurrences before an id gets its own row (default 1) */
-    int64_t expire_ms;    /* 0: rows never expire */
+    size_t ring_capacity;        /* rolling buffer events (default 100000) */
+    uint32_t admit_after;        /* occurrences before an id gets its own row (default 1) */
+    int64_t expire_ms;           /* 0: rows never expire */
     size_t max_users, max_items; /* most ids a table keeps (0: no limit); past it the
                                   * least recently seen are evicted, down to 15/16 of it,
                                   * but for those the rolling buffer still refers to */
@@ -93,11 +93,11 @@ typedef struct learner_config {
 typedef struct {
     uint64_t events;    /* events learned, positives and explicit negatives */
     uint64_t negatives; /* explicit negatives learned (pointwise BCE, label 0) */
-    uint64_t pairs;   /* (user, item) pairs trained on */
-    uint64_t skipped; /* events with no valid negative */
-    uint64_t bad;     /* events refused (id too long, out of memory) */
+    uint64_t pairs;     /* (user, item) pairs trained on */
+    uint64_t skipped;   /* events with no valid negative */
+    uint64_t bad;       /* events refused (id too long, out of memory) */
     uint64_t batches;
-    uint64_t nonfinite;    /* micro-batches skipped: a non-finite loss or gradient */
+    uint64_t nonfinite; /* micro-batches skipped: a non-finite loss or gradient */
     double loss_ewma;
     uint64_t preq_n;                         /* events ranked prequentially */
     double preq_hr10, preq_ndcg10;           /* cumulative means */

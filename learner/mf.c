@@ -70,9 +70,8 @@ static dense_block_t *mf_dense(void *p)
     return &((mf_t *)p)->dense;
 }
 
-static void mf_forward(void *p, float *logits, const float *const *urows,
-                       const float *const *irows, const float *const *ufeat,
-                       const float *const *ifeat, int B)
+static void mf_forward(void *p, float *logits, const float *const *urows, const float *const *irows,
+                       const float *const *ufeat, const float *const *ifeat, int B)
 {
     (void)ufeat, (void)ifeat;
     mf_t *m = p;
@@ -90,8 +89,8 @@ static void mf_forward(void *p, float *logits, const float *const *urows,
 }
 
 /* ∂logit/∂p_u = q_i and ∂logit/∂q_i = p_u, each pair on its own */
-static void mf_backward(void *p, float *du, float *di, float *dfu, float *dfi,
-                        const float *dlogits, int B)
+static void mf_backward(void *p, float *du, float *di, float *dfu, float *dfi, const float *dlogits,
+                        int B)
 {
     (void)dfu, (void)dfi;
     mf_t *m = p;

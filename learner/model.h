@@ -26,8 +26,9 @@ struct ctr_head;
 /* flags of a model */
 #define MODEL_FEATURES 1u /* the towers take the side's features (ucat, unum, icat, inum) */
 #define MODEL_RANKS 2u    /* prequential HR@10/NDCG@10 of the event's item among sampled ones */
-#define MODEL_FIELDS 4u   /* click-through: user, item and the configured features are the
-                           * example's fields; labelled examples, progressive AUC/logloss */
+#define MODEL_FIELDS                                                                               \
+    4u /* click-through: user, item and the configured features are the                            \
+        * example's fields; labelled examples, progressive AUC/logloss */
 
 typedef struct model_ops {
     const char *name; /* as the config and the CLI spell it (neumf) */

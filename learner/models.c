@@ -10,12 +10,7 @@ extern const model_ops_t neumf_ops, dssm_ops, mf_ops;
 extern const model_ops_t lr_ops, widedeep_ops, dcn_ops;
 
 static const model_ops_t *const models[] = {
-    &neumf_ops,
-    &dssm_ops,
-    &mf_ops,
-    &lr_ops,
-    &widedeep_ops,
-    &dcn_ops,
+    &neumf_ops, &dssm_ops, &mf_ops, &lr_ops, &widedeep_ops, &dcn_ops,
 };
 
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
@@ -95,8 +90,7 @@ void model_names_with(unsigned flags, char *buf, size_t len)
         buf[0] = '\0';
     for (int i = 0; i < NMODELS && off < len; i++)
         if ((models[i]->flags & flags) == flags)
-            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
-                                    models[i]->name);
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", models[i]->name);
 }
 
 void model_names(char *buf, size_t len)

@@ -249,8 +249,8 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
                       const float *, int, int, int, int) =
         m->cfg.naive ? kern_linear_backward_ld_naive : kern_linear_backward_ld;
 
-    linear_bw(m->dfeat, F, 0.0f, G + m->wout_off, G + m->bout_off, dlogits, m->feat, P + m->wout_off,
-              F, B, F, 1);
+    linear_bw(m->dfeat, F, 0.0f, G + m->wout_off, G + m->bout_off, dlogits, m->feat,
+              P + m->wout_off, F, B, F, 1);
 
     const int H = mlp[L - 1];
     for (int b = 0; b < B; b++) {
@@ -269,8 +269,8 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
         const float *h = m->h[l];
         relu_mask(d, h, B * mlp[l]);
         if (l > 1)
-            linear_bw(m->dh[l - 1], mlp[l - 1], 0.0f, G + m->w_off[l], G + m->b_off[l], d, m->h[l - 1],
-                      P + m->w_off[l], mlp[l - 1], B, mlp[l - 1], mlp[l]);
+            linear_bw(m->dh[l - 1], mlp[l - 1], 0.0f, G + m->w_off[l], G + m->b_off[l], d,
+                      m->h[l - 1], P + m->w_off[l], mlp[l - 1], B, mlp[l - 1], mlp[l]);
     }
 
     /* layer 1: the item half per pair; the user half per run, from the
@@ -278,8 +278,7 @@ void neumf_backward(neumf_t *m, float *du, float *di, const float *dlogits, int 
     const float *W1 = P + m->w_off[1];
     float *GW1 = G + m->w_off[1];
     /* the item half's input gradient straight into di's MLP part */
-    linear_bw(di + D, R, 0.0f, GW1 + E, G + m->b_off[1], m->dh[1], m->xi, W1 + E, 2 * E, B, E,
-              H1);
+    linear_bw(di + D, R, 0.0f, GW1 + E, G + m->b_off[1], m->dh[1], m->xi, W1 + E, 2 * E, B, E, H1);
     const int nu = m->nu;
     memset(m->dhu, 0, sizeof(float) * (size_t)nu * H1);
     for (int b = 0; b < B; b++) {

@@ -31,9 +31,9 @@ struct pool {
     int n;
     helper_arg_t args[POOL_MAX];
     pthread_t th[POOL_MAX];
-    _Atomic uint64_t work;  /* gen << 32 | next chunk */
-    _Atomic int finished;   /* chunks of the current phase done */
-    _Atomic int sleepers;   /* helpers waiting on cv */
+    _Atomic uint64_t work; /* gen << 32 | next chunk */
+    _Atomic int finished;  /* chunks of the current phase done */
+    _Atomic int sleepers;  /* helpers waiting on cv */
     _Atomic int caller_sleeping;
     _Atomic int stop;
     _Atomic(pool_fn) fn;

@@ -47,8 +47,8 @@ void rows_stamps_free(rows_stamps_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-int rows_gather(const uint32_t *pr, int ps, const uint32_t *idx, int m, int nu,
-                rows_stamps_t *s, uint32_t gen, uint32_t *uniq, uint32_t *first, uint32_t *cnt)
+int rows_gather(const uint32_t *pr, int ps, const uint32_t *idx, int m, int nu, rows_stamps_t *s,
+                uint32_t gen, uint32_t *uniq, uint32_t *first, uint32_t *cnt)
 {
     uint32_t *stamp = s->stamp, *slot = s->slot;
     for (int i = 0; i < m; i++) {
@@ -67,9 +67,8 @@ int rows_gather(const uint32_t *pr, int ps, const uint32_t *idx, int m, int nu,
     return nu;
 }
 
-void rows_sum(const uint32_t *pr, int ps, const uint32_t *idx, int m, const float *d, int ld,
-              int R, const rows_stamps_t *s, const uint32_t *first, const uint32_t *cnt,
-              float *acc)
+void rows_sum(const uint32_t *pr, int ps, const uint32_t *idx, int m, const float *d, int ld, int R,
+              const rows_stamps_t *s, const uint32_t *first, const uint32_t *cnt, float *acc)
 {
     const uint32_t *slot = s->slot;
     for (int i = 0; i < m; i++) {

@@ -34,13 +34,12 @@ void rows_stamps_free(rows_stamps_t *s); /* accepts a zeroed struct */
  * pair p's row is pr[p * ps] — each once, appended after the nu found before:
  * uniq[k] its row, first[k] its first pair, cnt[k] its pairs. Returns the
  * new nu. */
-int rows_gather(const uint32_t *pr, int ps, const uint32_t *idx, int m, int nu,
-                rows_stamps_t *s, uint32_t gen, uint32_t *uniq, uint32_t *first, uint32_t *cnt);
+int rows_gather(const uint32_t *pr, int ps, const uint32_t *idx, int m, int nu, rows_stamps_t *s,
+                uint32_t gen, uint32_t *uniq, uint32_t *first, uint32_t *cnt);
 /* The summed gradients of the rows of several pairs into acc (nu, R): pair
  * p's gradient is d + p * ld (R floats). Same pr, ps, idx and m as gather. */
-void rows_sum(const uint32_t *pr, int ps, const uint32_t *idx, int m, const float *d, int ld,
-              int R, const rows_stamps_t *s, const uint32_t *first, const uint32_t *cnt,
-              float *acc);
+void rows_sum(const uint32_t *pr, int ps, const uint32_t *idx, int m, const float *d, int ld, int R,
+              const rows_stamps_t *s, const uint32_t *first, const uint32_t *cnt, float *acc);
 /* One update of each of the n rows of table t (R floats, and R of Adagrad
  * state when opt is OPT_ADAGRAD) with its gradient: acc's when it has
  * several pairs, else its pair's (d + first * ld). */

@@ -32,8 +32,8 @@
 typedef struct {
     uint64_t h;
     union {
-        char *p;             /* idlen >= ID_INLINE */
-        char in[ID_INLINE];  /* idlen < ID_INLINE */
+        char *p;            /* idlen >= ID_INLINE */
+        char in[ID_INLINE]; /* idlen < ID_INLINE */
     } id;
     int64_t last_seen;
     uint32_t idlen;
@@ -689,9 +689,8 @@ int emb_load(emb_table_t *t, ser_reader_t *r, char *errstr, size_t len)
         }
     }
     for (uint32_t e = 0; e < hi; e++) /* the holes are free for new ids */
-        if (!(t->ent[e].flags & F_ALIVE) &&
-            grow_array((void **)&t->ent_free, &t->ent_free_cap, t->nent_free + 1,
-                       sizeof(uint32_t)) == 0)
+        if (!(t->ent[e].flags & F_ALIVE) && grow_array((void **)&t->ent_free, &t->ent_free_cap,
+                                                       t->nent_free + 1, sizeof(uint32_t)) == 0)
             t->ent_free[t->nent_free++] = e;
     t->admitted = admitted;
     t->expired = expired;

@@ -26,8 +26,8 @@
 static const char MAGIC[8] = {'F', 'R', 'C', 'K', 'P', 'T', 0, 1};
 static const char END_TAG[4] = {'E', 'N', 'D', ' '};
 
-#define HDR_BYTES (8 + 4)          /* magic, format version */
-#define SEC_HEAD (4 + 4 + 8)       /* tag, version, payload length */
+#define HDR_BYTES (8 + 4)                     /* magic, format version */
+#define SEC_HEAD (4 + 4 + 8)                  /* tag, version, payload length */
 #define SEC_BYTES(len) (SEC_HEAD + (len) + 8) /* ... and its checksum */
 
 #define CKPT_BG_NICE 10 /* the writer child's nice value above the caller's */
@@ -211,9 +211,8 @@ static void tag_list(char *out, size_t n, const ckpt_section_t *s, int ns)
 
 /* The first pass: every section's head, place and checksum, before any
  * payload is believed. 0 with found[] in file order, or -1 and a message. */
-static int check_sections(FILE *f, uint64_t size, const char *path, const ckpt_section_t *s,
-                          int ns, found_t *found, int *nfound, XXH3_state_t *h, char *errstr,
-                          size_t len)
+static int check_sections(FILE *f, uint64_t size, const char *path, const ckpt_section_t *s, int ns,
+                          found_t *found, int *nfound, XXH3_state_t *h, char *errstr, size_t len)
 {
     char t[16];
     uint64_t at = HDR_BYTES;
@@ -255,8 +254,9 @@ static int check_sections(FILE *f, uint64_t size, const char *path, const ckpt_s
         XXH3_64bits_update(h, &plen, 8);
         uint64_t sum;
         if (fread(&sum, 8, 1, f) != 1 || sum != XXH3_64bits_digest(h)) {
-            snprintf(errstr, len, "checkpoint %s: section %s at byte %llu: checksum mismatch (corrupt)",
-                     path, tag_text(t, tag), (unsigned long long)at);
+            snprintf(errstr, len,
+                     "checkpoint %s: section %s at byte %llu: checksum mismatch (corrupt)", path,
+                     tag_text(t, tag), (unsigned long long)at);
             return -1;
         }
         uint64_t next = at + SEC_BYTES(plen);
@@ -341,8 +341,7 @@ int ckpt_read(const char *path, const ckpt_section_t *sections, int n, void *arg
     }
     found_t found[CKPT_MAX_SECTIONS];
     int nfound;
-    if (check_sections(f, (uint64_t)st.st_size, path, sections, n, found, &nfound, h, errstr,
-                       len))
+    if (check_sections(f, (uint64_t)st.st_size, path, sections, n, found, &nfound, h, errstr, len))
         goto out;
     for (int i = 0; i < nfound; i++) {
         const ckpt_section_t *s = &sections[found[i].kind];

@@ -32,15 +32,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CKPT_VERSION 2    /* the file format: sections (1 was one unsectioned payload) */
+#define CKPT_VERSION 2 /* the file format: sections (1 was one unsectioned payload) */
 #define CKPT_MAX_SECTIONS 16
 
 /* Writes one section's payload: 0, or -1 (or w->err set) to abandon the file. */
 typedef int (*ckpt_save_fn)(void *arg, ser_writer_t *w);
 /* Reads one section's payload, written at `version` (within the table's
  * min_version..version); r holds exactly the payload: 0, or -1 with a message. */
-typedef int (*ckpt_load_fn)(void *arg, ser_reader_t *r, uint32_t version, char *errstr,
-                            size_t len);
+typedef int (*ckpt_load_fn)(void *arg, ser_reader_t *r, uint32_t version, char *errstr, size_t len);
 
 /* One kind of section: the caller's table lists every section a file holds,
  * in the order they are written (and loaded). */

@@ -31,9 +31,9 @@ typedef struct {
 
 struct round {
     keyref_t *keys;
-    keyref_t meta; /* the meta hash's reply */
+    keyref_t meta;     /* the meta hash's reply */
     keyref_t index[3]; /* the item index's ZADD, ZREM and pruning replies */
-    char *ids;     /* every key's id, one buffer */
+    char *ids;         /* every key's id, one buffer */
     size_t ids_len, ids_cap;
     size_t n, cap, outstanding, bytes;
     size_t confirmed; /* writes Redis took: one is an acknowledgement */
@@ -459,7 +459,7 @@ static void cmd_failed(pub_t *p, round_t *r, keyref_t *k)
 
 /* queues one command */
 static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
-                 const size_t *argl)
+                      const size_t *argl)
 {
     if (!p->ac || redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) != REDIS_OK)
         cmd_failed(p, r, k);

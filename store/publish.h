@@ -44,10 +44,10 @@ typedef void (*pub_fail_fn)(void *arg, char side, const char *id, size_t len);
 typedef void (*pub_done_fn)(void *arg, int ok, size_t keys, size_t bytes, double seconds);
 
 typedef struct {
-    const char *kind;    /* "neumf" */
-    int dim;             /* floats per vector */
-    const char *layout;  /* e.g. "gmf:0:32,mlp:32:64" */
-    const float *dense;  /* the dense weights a ranker needs, or NULL */
+    const char *kind;   /* "neumf" */
+    int dim;            /* floats per vector */
+    const char *layout; /* e.g. "gmf:0:32,mlp:32:64" */
+    const float *dense; /* the dense weights a ranker needs, or NULL */
     size_t ndense;
     const char *dense_layout; /* e.g. "W1:32x64,b1:32,..." */
 } pub_meta_t;
@@ -63,7 +63,7 @@ void pub_set_on_empty(pub_t *p, pub_empty_fn on_empty);
 void pub_free(pub_t *p);
 
 int pub_connected(const pub_t *p);
-int pub_busy(const pub_t *p); /* a round is in flight */
+int pub_busy(const pub_t *p);         /* a round is in flight */
 uint64_t pub_version(const pub_t *p); /* rounds started, the meta "version" */
 /* Seconds since Redis last confirmed a write of a round or a heartbeat
  * (since pub_create when it never has). */

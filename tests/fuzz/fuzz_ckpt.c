@@ -114,10 +114,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ser_reader_t r = {mem_read, &m, 0, mem_left};
     char err[256];
     emb_config_t ec = {.width = 4, .state = 4, .admit_after = 1, .init_std = 0.1f, .seed = 1};
-    feat_config_t fc = {.ncat = 2, .nnum = 1, .dim = 4, .admit_after = 1, .clip = 5.0f,
-                        .init_std = 0.1f, .adagrad = 1, .seed = 2};
-    state_t s = {emb_create(&ec, err, sizeof(err)), {0}, ring_create(64, err, sizeof(err)),
-                 join_create(1000, 1000, err, sizeof(err)), NULL};
+    feat_config_t fc = {.ncat = 2,
+                        .nnum = 1,
+                        .dim = 4,
+                        .admit_after = 1,
+                        .clip = 5.0f,
+                        .init_std = 0.1f,
+                        .adagrad = 1,
+                        .seed = 2};
+    state_t s = {emb_create(&ec, err, sizeof(err)),
+                 {0},
+                 ring_create(64, err, sizeof(err)),
+                 join_create(1000, 1000, err, sizeof(err)),
+                 NULL};
     s.f = feat_create(&fc, 8, err, sizeof(err));
     if (!s.t || !s.ring || !s.j || !s.f || dense_block_init(&s.d, 16))
         abort();
@@ -158,10 +167,19 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++) {
         char err[256], path[512];
         emb_config_t ec = {.width = 4, .state = 4, .admit_after = 1, .init_std = 0.1f, .seed = 1};
-        feat_config_t fc = {.ncat = 2, .nnum = 1, .dim = 4, .admit_after = 1, .clip = 5.0f,
-                            .init_std = 0.1f, .adagrad = 1, .seed = 2};
-        state_t s = {emb_create(&ec, err, sizeof(err)), {0}, ring_create(64, err, sizeof(err)),
-                     join_create(1000, 1000, err, sizeof(err)), NULL};
+        feat_config_t fc = {.ncat = 2,
+                            .nnum = 1,
+                            .dim = 4,
+                            .admit_after = 1,
+                            .clip = 5.0f,
+                            .init_std = 0.1f,
+                            .adagrad = 1,
+                            .seed = 2};
+        state_t s = {emb_create(&ec, err, sizeof(err)),
+                     {0},
+                     ring_create(64, err, sizeof(err)),
+                     join_create(1000, 1000, err, sizeof(err)),
+                     NULL};
         s.f = feat_create(&fc, 8, err, sizeof(err));
         if (!s.t || !s.ring || !s.j || !s.f || dense_block_init(&s.d, 16))
             return 1;

@@ -134,7 +134,8 @@ static void test_sighup_lists_what_it_counts(void **state)
     /* one hot key and one cold key change */
     write_file(conf, "[model]\nlr_sparse = 0.05\ndim = 16\n[daemon]\nlog_level = info\n");
     kill(S.daemon, SIGHUP);
-    int ok = harness_log_wait(S.log, "SIGHUP: 1 hot key(s) changed: lr_sparse 0.03 -> 0.05\n", 10000);
+    int ok =
+        harness_log_wait(S.log, "SIGHUP: 1 hot key(s) changed: lr_sparse 0.03 -> 0.05\n", 10000);
     /* nothing changes: 0, and no list */
     kill(S.daemon, SIGHUP);
     int ok0 = harness_log_wait(S.log, "SIGHUP: 0 hot key(s) changed\n", 10000);
@@ -142,8 +143,8 @@ static void test_sighup_lists_what_it_counts(void **state)
     write_file(conf, "[model]\nlr_sparse = 0.05\ndim = 16\n[stats]\nlisten = localhost\n");
     kill(S.daemon, SIGHUP);
     char want[512];
-    snprintf(want, sizeof(want), "reload refused, nothing changed: %s:5: [stats] listen = localhost",
-             conf);
+    snprintf(want, sizeof(want),
+             "reload refused, nothing changed: %s:5: [stats] listen = localhost", conf);
     int refused = harness_log_wait(S.log, want, 10000);
     if (!ok || !ok0 || !refused)
         print_message("log:\n%s\n", slurp(S.log));

@@ -87,8 +87,7 @@ static void test_dcn_from_impressions_and_clicks(void **state)
 
     /* every impression is learned once its label is known: a clicked one as the
      * click's positive, an unclicked one as a negative once the window passed */
-    double t0 = harness_now_ms(), imps = 0, clk = 0, learned = 0, pending = 0, neg = 0,
-           claimed = 0;
+    double t0 = harness_now_ms(), imps = 0, clk = 0, learned = 0, pending = 0, neg = 0, claimed = 0;
     while (harness_now_ms() - t0 < 60000) {
         imps = harness_daemon_metric(sport, "freshrec_events_consumed_total{type=\"impression\"}");
         clk = harness_daemon_metric(sport, "freshrec_events_consumed_total{type=\"click\"}");

@@ -32,8 +32,8 @@
 #define NPART 4
 
 enum { BAD_JSON, BAD_MISSING, BAD_TYPE, BAD_LARGE, BAD_KIND, NBADKINDS };
-static const char *bad_reason[NBADKINDS] = {"bad_json", "missing_field", "wrong_type",
-                                            "too_large", "unknown_type"};
+static const char *bad_reason[NBADKINDS] = {"bad_json", "missing_field", "wrong_type", "too_large",
+                                            "unknown_type"};
 
 typedef struct {
     harness_stack_t s; /* Redis, the cluster, the daemon */
@@ -118,11 +118,12 @@ static void test_learns_valid_and_dead_letters_bad(void **state)
         if (k % 100 == 50) { /* 1%: malformed, of each kind in turn */
             int kind = (int)((k / 100) % NBADKINDS);
             c->bad[kind]++;
-            const char *msg = kind == BAD_JSON      ? "{\"user\":\"u1\",\"item\":"
-                              : kind == BAD_MISSING ? "{\"item\":\"i1\",\"type\":\"click\"}"
-                              : kind == BAD_TYPE    ? "{\"user\":[1],\"item\":\"i1\",\"type\":\"click\"}"
-                              : kind == BAD_KIND    ? "{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"teleport\"}"
-                                                    : NULL;
+            const char *msg =
+                kind == BAD_JSON      ? "{\"user\":\"u1\",\"item\":"
+                : kind == BAD_MISSING ? "{\"item\":\"i1\",\"type\":\"click\"}"
+                : kind == BAD_TYPE    ? "{\"user\":[1],\"item\":\"i1\",\"type\":\"click\"}"
+                : kind == BAD_KIND    ? "{\"user\":\"u1\",\"item\":\"i1\",\"type\":\"teleport\"}"
+                                      : NULL;
             if (kind == BAD_LARGE)
                 produce(c, "u1", big, 70000);
             else
@@ -323,8 +324,8 @@ static void test_sigterm_commits_and_restart_learns_nothing_twice(void **state)
     for (int p = 0; p < NPART; p++) {
         int64_t lo, hi;
         assert_int_equal(rd_kafka_query_watermark_offsets(cons, "events", p, &lo, &hi, 5000), 0);
-        print_message("partition %d: committed %lld, end %lld\n", p,
-                      (long long)l->elems[p].offset, (long long)hi);
+        print_message("partition %d: committed %lld, end %lld\n", p, (long long)l->elems[p].offset,
+                      (long long)hi);
         assert_int_equal(l->elems[p].offset, hi);
         total += hi;
     }

@@ -71,8 +71,7 @@ static int get_vec(redisContext *r, char side, int id, float *v)
     redisReply *rep = redisCommand(r, "GET %s", key);
     int ok = rep && rep->type == REDIS_REPLY_STRING && rep->len == OUT * 4;
     if (!ok)
-        print_error("GET %s: type %d, %zu bytes\n", key, rep ? rep->type : -1,
-                    rep ? rep->len : 0);
+        print_error("GET %s: type %d, %zu bytes\n", key, rep ? rep->type : -1, rep ? rep->len : 0);
     if (ok)
         memcpy(v, rep->str, OUT * 4); /* x86-64 and aarch64 are little-endian */
     freeReplyObject(rep);

@@ -117,9 +117,10 @@ static void produce(rig_t *g, const char *prefix, int n, long long ts, unsigned 
 static void settle(rig_t *g)
 {
     double t0 = harness_now_ms();
-    while (harness_now_ms() - t0 < 30000 &&
-           harness_daemon_metric(g->s.stats_port, "freshrec_events_consumed_total{type=\"click\"}") <
-               (double)g->produced)
+    while (
+        harness_now_ms() - t0 < 30000 &&
+        harness_daemon_metric(g->s.stats_port, "freshrec_events_consumed_total{type=\"click\"}") <
+            (double)g->produced)
         usleep(50000);
     t0 = harness_now_ms();
     while (harness_daemon_metric(g->s.stats_port, "freshrec_dirty_keys") != 0 &&

@@ -71,8 +71,8 @@ static int indexed(redisContext *r, const char *item)
  * turn (one message key: one partition's order), each with one of `others`
  * ids of the other side; the daemon keeps at most max of them. */
 typedef struct {
-    char side;          /* 'u' users (max_users), 'i' items (max_items) */
-    const char *table;  /* its freshrec_table_rows label */
+    char side;         /* 'u' users (max_users), 'i' items (max_items) */
+    const char *table; /* its freshrec_table_rows label */
     const char *const *extra;
     int partitions;
     const char *name;
@@ -83,8 +83,8 @@ typedef struct {
 static void evict(const evict_case_t *ec)
 {
     harness_stack_t st;
-    harness_stack_opts_t opts = {.partitions = ec->partitions, .extra = ec->extra,
-                                 .name = ec->name};
+    harness_stack_opts_t opts = {
+        .partitions = ec->partitions, .extra = ec->extra, .name = ec->name};
     assert_int_equal(harness_stack_start(&st, &opts), 0);
     int rport = st.redis_port, sport = st.stats_port;
 

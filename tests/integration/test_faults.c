@@ -30,7 +30,7 @@
 
 typedef struct {
     harness_stack_t s; /* Redis, the cluster, the daemon */
-    long produced; /* valid events so far */
+    long produced;     /* valid events so far */
     rng_t rng;
 } ctx_t;
 

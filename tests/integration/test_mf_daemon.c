@@ -56,8 +56,7 @@ static int get_vec(redisContext *r, char side, int id, float *v)
     if (ok)
         memcpy(v, rep->str, DIM * 4); /* x86-64 and aarch64 are little-endian */
     else
-        print_error("GET %s: type %d, %zu bytes\n", key, rep ? rep->type : -1,
-                    rep ? rep->len : 0);
+        print_error("GET %s: type %d, %zu bytes\n", key, rep ? rep->type : -1, rep ? rep->len : 0);
     freeReplyObject(rep);
     return ok ? 0 : -1;
 }
@@ -65,9 +64,12 @@ static int get_vec(redisContext *r, char side, int id, float *v)
 static void test_mf_learns_and_publishes(void **state)
 {
     (void)state;
-    static const char *extra[] = {"model.kind=mf",         "model.dim=16",
-                                  "model.loss=bpr",        "model.negatives=4",
-                                  "model.batch_events=128", "redis.publish_interval_ms=50",
+    static const char *extra[] = {"model.kind=mf",
+                                  "model.dim=16",
+                                  "model.loss=bpr",
+                                  "model.negatives=4",
+                                  "model.batch_events=128",
+                                  "redis.publish_interval_ms=50",
                                   NULL};
     harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_mf_daemon"};
     assert_int_equal(harness_stack_start(&S, &opts), 0);

@@ -56,8 +56,8 @@ static void test_scraped_by_prometheus(void **state)
     double value = -1;
     while (harness_now_ms() - t0 < 30000 && value < 0) {
         usleep(250000);
-        if (harness_http_get(pport, "/api/v1/query?query=freshrec_consuming", body,
-                             sizeof(body)) != 200)
+        if (harness_http_get(pport, "/api/v1/query?query=freshrec_consuming", body, sizeof(body)) !=
+            200)
             continue;
         json_t *j = json_loads(body, 0, NULL);
         json_t *res = json_object_get(json_object_get(j, "data"), "result");

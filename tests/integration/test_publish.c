@@ -496,7 +496,6 @@ static void test_no_ttl(void **state)
     assert_int_equal(redis_int(c->port, "TTL %s", "fr:neumf:u:u0"), -1);
 }
 
-
 static double zscore(int port, const char *member)
 {
     redisContext *r = sync_conn(port);

@@ -89,8 +89,11 @@ static void test_exclude_seen(void **state)
         const char *absent;
     } cases[] = {
         {{NULL}, 0, "1  i1 ", NULL},
-        {{"--exclude-seen", data}, 0, "(retrieval score: GMF term of NeuMF; 2 seen excluded)\n"
-                                      "  1  i2 ", " i1 "},
+        {{"--exclude-seen", data},
+         0,
+         "(retrieval score: GMF term of NeuMF; 2 seen excluded)\n"
+         "  1  i2 ",
+         " i1 "},
         {{"--exclude-seen", data}, 0, "  2  i4 ", " i3 "},
         {{"--exclude-seen", data, "--exclude", "i2,i4"}, 0, "  1  i5 ", " i2 "},
         {{"--exclude", "i1,,i2"}, 0, "top 2 of 3 items for user u1", " i1 "},

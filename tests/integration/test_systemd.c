@@ -28,8 +28,9 @@ static void unit_for_test(char *path, size_t len)
     char cwd[1024], cmd[2048];
     assert_non_null(getcwd(cwd, sizeof(cwd)));
     snprintf(path, len, "%s/tests/freshrec.service", harness_build());
-    snprintf(cmd, sizeof(cmd), "sed 's|/usr/bin/freshrecd|%s/%s/freshrecd|' systemd/freshrec.service > %s",
-             cwd, harness_build(), path);
+    snprintf(cmd, sizeof(cmd),
+             "sed 's|/usr/bin/freshrecd|%s/%s/freshrecd|' systemd/freshrec.service > %s", cwd,
+             harness_build(), path);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -66,8 +67,8 @@ static int wait_for(int fd, const char *what, int timeout_ms, char *last, size_t
         for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
             if (strncmp(l, "STATUS=", 7) == 0 && last)
                 snprintf(last, len, "%s", l);
-            if (strcmp(l, what) == 0 || (what[strlen(what) - 1] == '=' &&
-                                          strncmp(l, what, strlen(what)) == 0))
+            if (strcmp(l, what) == 0 ||
+                (what[strlen(what) - 1] == '=' && strncmp(l, what, strlen(what)) == 0))
                 return 1;
         }
     }

@@ -53,8 +53,12 @@ static int teardown(void **state)
 
 static emb_table_t *make_table(int width, int n, uint64_t seed)
 {
-    emb_config_t cfg = {.width = width, .state = width, .admit_after = 2, .expire_ms = 1000,
-                        .init_std = 0.1f, .seed = seed};
+    emb_config_t cfg = {.width = width,
+                        .state = width,
+                        .admit_after = 2,
+                        .expire_ms = 1000,
+                        .init_std = 0.1f,
+                        .seed = seed};
     char err[128];
     emb_table_t *t = emb_create(&cfg, err, sizeof(err));
     assert_non_null(t);
@@ -170,13 +174,13 @@ static void test_corruption_is_refused(void **state)
         {100, SEEK_SET, "section TEST at byte 12: checksum mismatch"}, /* a payload byte */
         {2, SEEK_SET, "not a freshrec checkpoint"},
         {9, SEEK_SET, "format version 16386 unsupported (this build reads 2)"},
-        {13, SEEK_SET, "checksum mismatch"}, /* the tag: corrupt, not "unknown" */
-        {17, SEEK_SET, "checksum mismatch"}, /* the section's version */
+        {13, SEEK_SET, "checksum mismatch"},        /* the tag: corrupt, not "unknown" */
+        {17, SEEK_SET, "checksum mismatch"},        /* the section's version */
         {26, SEEK_SET, "past the end of the file"}, /* its length */
         {21, SEEK_SET, "checksum mismatch"},        /* its length, still within the file */
         {-30, SEEK_END, "section TEST at byte 12: checksum mismatch"}, /* its checksum */
-        {-20, SEEK_END, "checksum mismatch"}, /* the END section */
-        {-3, SEEK_END, "checksum mismatch"},  /* END's checksum */
+        {-20, SEEK_END, "checksum mismatch"},                          /* the END section */
+        {-3, SEEK_END, "checksum mismatch"},                           /* END's checksum */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(write1(path, save_table, a, err, sizeof(err)), 0);
@@ -265,8 +269,7 @@ typedef struct {
 static int save_state(void *arg, ser_writer_t *w)
 {
     state_t *st = arg;
-    return dense_block_save(st->d, w) || ring_save(st->ring, w) || join_save(st->join, w) ? -1
-                                                                                        : 0;
+    return dense_block_save(st->d, w) || ring_save(st->ring, w) || join_save(st->join, w) ? -1 : 0;
 }
 
 static int load_state(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
@@ -304,8 +307,8 @@ static void test_learner_parts_round_trip(void **state)
     ring_t *r1 = ring_create(100, err, sizeof(err)), *r2 = ring_create(100, err, sizeof(err));
     for (int k = 0; k < 250; k++)
         ring_push(r1, (uint32_t)(k % 7), (uint32_t)(k % 13), k);
-    join_t *j1 = join_create(1000, 100, err, sizeof(err)), *j2 = join_create(1000, 100, err,
-                                                                             sizeof(err));
+    join_t *j1 = join_create(1000, 100, err, sizeof(err)),
+           *j2 = join_create(1000, 100, err, sizeof(err));
     static char ub[40][8], ib[40][8];
     for (int k = 0; k < 40; k++) {
         snprintf(ub[k], 8, "u%d", k % 5);
@@ -607,12 +610,12 @@ static void test_remove_stale(void **state)
 /* ---- sections ----------------------------------------------------------- */
 
 typedef struct {
-    uint32_t a[3];        /* section AAAA's payload */
-    char b[16];           /* section BBBB's payload */
-    uint32_t version_a;   /* the versions the loads were given */
+    uint32_t a[3];      /* section AAAA's payload */
+    char b[16];         /* section BBBB's payload */
+    uint32_t version_a; /* the versions the loads were given */
     uint32_t version_b;
-    int loads;            /* how many loads ran */
-    int short_read;       /* BBBB's load reads one byte less */
+    int loads;      /* how many loads ran */
+    int short_read; /* BBBB's load reads one byte less */
 } sec_t;
 
 static int save_a(void *arg, ser_writer_t *w)
@@ -682,8 +685,7 @@ static void test_sections_refused(void **state)
     const ckpt_section_t w[] = {{"AAAA", 1, 1, save_a, load_a}, {"CNTR", 3, 3, save_b, load_b}};
     assert_int_equal(ckpt_write(path, w, 2, &in, err, sizeof(err)), 0);
 
-    const ckpt_section_t older[] = {{"AAAA", 1, 1, save_a, load_a},
-                                    {"CNTR", 2, 1, save_b, load_b}};
+    const ckpt_section_t older[] = {{"AAAA", 1, 1, save_a, load_a}, {"CNTR", 2, 1, save_b, load_b}};
     memset(&out, 0, sizeof(out));
     assert_int_equal(ckpt_read(path, older, 2, &out, err, sizeof(err)), -1);
     snprintf(want, sizeof(want),
@@ -706,8 +708,7 @@ static void test_sections_refused(void **state)
     assert_string_equal(err, want);
     assert_int_equal(out.loads, 0);
 
-    const ckpt_section_t same[] = {{"AAAA", 1, 1, save_a, load_a},
-                                   {"CNTR", 3, 3, save_b, load_b}};
+    const ckpt_section_t same[] = {{"AAAA", 1, 1, save_a, load_a}, {"CNTR", 3, 3, save_b, load_b}};
     out.short_read = 1;
     assert_int_equal(ckpt_read(path, same, 2, &out, err, sizeof(err)), -1);
     snprintf(want, sizeof(want), "checkpoint %s: section CNTR: 1 bytes left unread", path);

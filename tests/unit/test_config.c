@@ -771,7 +771,6 @@ static void test_kafka_properties(void **state)
     }
 }
 
-
 /* Every check start-up makes runs in config_validate, and its message names
  * where the value came from: "<file>:<line>: [section] key", or "--set: "
  * for an override. A table of a file (may be NULL), overrides, and what the
@@ -784,30 +783,40 @@ static void test_validate_where(void **state)
         const char *set[2];
         const char *want; /* after "<path>" or at the start; NULL: valid */
     } cases[] = {
-        {"[kafka]\ntopics = a\n\ndead_letter_topic = a,b\n", {NULL},
+        {"[kafka]\ntopics = a\n\ndead_letter_topic = a,b\n",
+         {NULL},
          ":4: [kafka] dead_letter_topic = a,b: one topic name expected"},
-        {"[kafka]\ntopics = a,b\ndead_letter_topic = b\n", {NULL},
+        {"[kafka]\ntopics = a,b\ndead_letter_topic = b\n",
+         {NULL},
          ":3: [kafka] dead_letter_topic = b: also in [kafka] topics"},
         {"[kafka]\ntopics = a,,b\n", {NULL}, ":2: [kafka] topics = a,,b: empty entry"},
         {"[events]\n# weights\nkinds = purchase:0\n", {NULL}, ":3: [events] kinds = purchase:0: "},
         {"[events]\nkinds = like:2,like:3\n", {NULL}, ":2: [events] kinds = like:2,like:3: "},
-        {"[kafka]\nbrokers = k:9092\nproperties = acks=maybe\n", {NULL},
+        {"[kafka]\nbrokers = k:9092\nproperties = acks=maybe\n",
+         {NULL},
          ":3: [kafka] properties: acks"},
-        {"[kafka]\nproperties = no.such.property=1\n", {NULL},
+        {"[kafka]\nproperties = no.such.property=1\n",
+         {NULL},
          ":2: [kafka] properties: no.such.property"},
-        {"[stats]\nport = 9464\nlisten = localhost\n", {NULL},
+        {"[stats]\nport = 9464\nlisten = localhost\n",
+         {NULL},
          ":3: [stats] listen = localhost: not a listen address"},
         {"[stats]\nlisten = 127.0.0.256\n", {NULL}, ":2: [stats] listen = 127.0.0.256"},
         {"[stats]\nlisten = ::1\n", {NULL}, NULL},
         {"[stats]\nlisten = localhost\nport = 0\n", {NULL}, NULL}, /* off: never listened on */
         {"[model]\nmlp = 63,32\n", {NULL}, ":2: [model] mlp = 63,32: the first width"},
-        {"[model]\ntower = 128,0\n", {NULL}, ":2: [model] tower = 128,0: element 2 ('0') is not a width"},
+        {"[model]\ntower = 128,0\n",
+         {NULL},
+         ":2: [model] tower = 128,0: element 2 ('0') is not a width"},
         {"[model]\nkind = lr\ndim = 512\n", {NULL}, ":3: [model] dim = 512: lr embeds"},
         {"[model]\nkind = widedeep\ncrosses = item:device\n", {NULL}, ":3: [model] crosses = "},
         {"[model]\nkind = widedeep\ncat_fields = device\ncrosses = item:device\n", {NULL}, NULL},
-        {"[model]\ndeep = 64,x\nkind = dcn\n", {NULL}, ":2: [model] deep = 64,x: element 2 ('x') is not a width"},
+        {"[model]\ndeep = 64,x\nkind = dcn\n",
+         {NULL},
+         ":2: [model] deep = 64,x: element 2 ('x') is not a width"},
         {"[model]\ncat_fields = device\n", {NULL}, ":2: [model] cat_fields/num_fields: neumf"},
-        {"[model]\nkind = dssm\nnum_fields = age\nitem_fields = price\n", {NULL},
+        {"[model]\nkind = dssm\nnum_fields = age\nitem_fields = price\n",
+         {NULL},
          ":4: [model] item_fields: 'price'"},
         {"[model]\nkind = lr\ncat_fields = a,a\n", {NULL}, ":3: [model] cat_fields: 'a' twice"},
         /* overrides: "--set: " instead of a file and line */
@@ -819,7 +828,8 @@ static void test_validate_where(void **state)
         /* the last to set a key is the one named */
         {"[stats]\nlisten = 127.0.0.1\n", {"stats.listen=localhost"}, "--set: [stats] listen"},
         {"[stats]\nlisten = localhost\n", {"stats.listen=0.0.0.0"}, NULL},
-        {"[kafka]\ntopics = x\n", {"kafka.dead_letter_topic=x"},
+        {"[kafka]\ntopics = x\n",
+         {"kafka.dead_letter_topic=x"},
          "--set: [kafka] dead_letter_topic = x: also in"},
         /* a value written in code (no file, no --set): the key alone */
         {NULL, {NULL}, NULL},
@@ -878,8 +888,9 @@ static void test_hot_changes(void **state)
          "lr_sparse 0.03 -> 0.05, log_level info -> debug"},
         {"[redis]\npublish_interval_ms = 30\nitem_publish_interval_ms = 500\n[model]\n"
          "lr_sparse = 0.05\n",
-         3, "publish_interval_ms 50 -> 30, item_publish_interval_ms 200 -> 500, lr_sparse 0.03 -> "
-            "0.05"},
+         3,
+         "publish_interval_ms 50 -> 30, item_publish_interval_ms 200 -> 500, lr_sparse 0.03 -> "
+         "0.05"},
         {"[model]\ndim = 64\n", 0, ""},
         {"[model]\nlr_sparse = 0.03\n", 0, ""}, /* set, but to what it was */
     };

@@ -139,8 +139,7 @@ static void check_model(const char *kind, int threads)
             continue;
         }
         if (!close_enough(g[i], num))
-            fail_msg("%s dense[%zu]: analytic %.6g, numeric %.6g", kind, i, g[i],
-                     num);
+            fail_msg("%s dense[%zu]: analytic %.6g, numeric %.6g", kind, i, g[i], num);
         nonzero += fabs(g[i]) > 1e-6;
         checked++;
     }
@@ -157,8 +156,7 @@ static void check_model(const char *kind, int threads)
                     double an = 0;
                     for (int b = 0; b < NEX; b++)
                         for (int j = 0; j < bt.ex[b].ncat; j++)
-                            if (bt.ex[b].cat[j].field == f &&
-                                bt.ex[b].cat[j].value.h == id.h)
+                            if (bt.ex[b].cat[j].field == f && bt.ex[b].cat[j].value.h == id.h)
                                 an += dx0[b * X + f * 3 + k];
                     float keep = row[k];
                     row[k] = keep + (float)eps;
@@ -168,8 +166,8 @@ static void check_model(const char *kind, int threads)
                     row[k] = keep;
                     double num = (lp - lm) / (2 * eps);
                     if (!close_enough(an, num))
-                        fail_msg("%s row %d/%s[%d]: analytic %.6g, numeric %.6g",
-                                 kind, f, vals[f][v], k, an, num);
+                        fail_msg("%s row %d/%s[%d]: analytic %.6g, numeric %.6g", kind, f,
+                                 vals[f][v], k, an, num);
                 }
             }
     }
@@ -194,8 +192,7 @@ static void check_model(const char *kind, int threads)
                 *w = keep;
                 double num = (lp - lm) / (2 * eps);
                 if (!close_enough(an, num))
-                    fail_msg("%s wide (%d,%d): analytic %.6g, numeric %.6g",
-                             kind, b, k, an, num);
+                    fail_msg("%s wide (%d,%d): analytic %.6g, numeric %.6g", kind, b, k, an, num);
             }
     }
     free(g);
@@ -242,9 +239,9 @@ static double progressive_auc(const ctrdata_t *d, const char *kind, int cross)
     assert_int_equal(ctr_learn(c, d->ex, d->n), d->n);
     ctr_stats_t st;
     ctr_stats(c, &st);
-    print_message("%-9s%s progressive AUC %.4f (last %zu), logloss %.4f, %llu examples\n",
-                  kind, cross ? "+cross" : "      ", st.auc, cfg.auc_window,
-                  st.logloss, (unsigned long long)st.examples);
+    print_message("%-9s%s progressive AUC %.4f (last %zu), logloss %.4f, %llu examples\n", kind,
+                  cross ? "+cross" : "      ", st.auc, cfg.auc_window, st.logloss,
+                  (unsigned long long)st.examples);
     assert_true(isfinite(st.logloss));
     assert_int_equal(st.nonfinite, 0);
     ctr_free(c);
@@ -313,9 +310,8 @@ static void test_naive_kernels_learn_alike(void **state)
         ctr_stats_t st[2];
         for (int naive = 0; naive < 2; naive++)
             learn_once(&d, kinds[k], naive, 1, &st[naive]);
-        print_message("%s: BLAS AUC %.5f loss %.5f, naive AUC %.5f loss %.5f\n",
-                      kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc,
-                      st[1].loss_ewma);
+        print_message("%s: BLAS AUC %.5f loss %.5f, naive AUC %.5f loss %.5f\n", kinds[k],
+                      st[0].auc, st[0].loss_ewma, st[1].auc, st[1].loss_ewma);
         assert_true(fabs(st[0].auc - st[1].auc) < 5e-3);
         assert_true(fabs(st[0].loss_ewma - st[1].loss_ewma) < 5e-3);
     }
@@ -335,8 +331,8 @@ static void test_threads_learn_alike(void **state)
         ctr_stats_t st[2];
         for (int i = 0; i < 2; i++)
             learn_once(&d, kinds[k], 0, i ? 3 : 1, &st[i]); /* 64 examples: 22, 22, 20 */
-        print_message("%s: 1 thread AUC %.5f loss %.5f, 3 threads AUC %.5f loss %.5f\n",
-                      kinds[k], st[0].auc, st[0].loss_ewma, st[1].auc, st[1].loss_ewma);
+        print_message("%s: 1 thread AUC %.5f loss %.5f, 3 threads AUC %.5f loss %.5f\n", kinds[k],
+                      st[0].auc, st[0].loss_ewma, st[1].auc, st[1].loss_ewma);
         assert_int_equal(st[0].examples, st[1].examples);
         assert_int_equal(st[1].nonfinite, 0);
         assert_true(fabs(st[0].auc - st[1].auc) < 5e-3);

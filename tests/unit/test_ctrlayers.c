@@ -43,8 +43,6 @@ static void fill_uniform(rng_t *r, float *x, size_t n, float lo, float hi)
         x[i] = lo + (hi - lo) * (float)rng_double(r);
 }
 
-
-
 static int fd_check(const char *what, gradcheck_fn f, void *ctx, float *x, const float *grad, int n)
 {
     return gradcheck(what, f, ctx, x, grad, n, FD_EPS, NULL);

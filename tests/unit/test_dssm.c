@@ -101,7 +101,6 @@ static double max_abs(const float *x, size_t n)
     return m;
 }
 
-
 static void small_config(dssm_config_t *cfg, int naive)
 {
     dssm_config_default(cfg);
@@ -198,8 +197,8 @@ static double softmax_double(const float *z, const float *logq)
 /* Forward and the loss; dz (NB) gets ∂loss/∂logits. */
 static double ctx_loss(ctx_t *c, float *dz)
 {
-    dssm_forward(c->m, c->logits, c->up, c->ip, c->feats ? c->ufp : NULL,
-                 c->feats ? c->ifp : NULL, NB);
+    dssm_forward(c->m, c->logits, c->up, c->ip, c->feats ? c->ufp : NULL, c->feats ? c->ifp : NULL,
+                 NB);
     if (c->softmax) {
         float l = loss_softmax(dz, c->logits, c->logq, NULL, SB, SG);
         double ld = softmax_double(c->logits, c->logq);
@@ -300,9 +299,9 @@ static void fd_case(int softmax, int feats)
             nonzero += (&gfu[0][0])[k] != 0.0f;
         assert_true(nonzero > NU * FUW / 2);
         bad += gradcheck("user features", ctx_objective, &c, &c.ufeat[0][0], &gfu[0][0], NU * FUW,
-                        FD_EPS, &kinks);
+                         FD_EPS, &kinks);
         bad += gradcheck("item features", ctx_objective, &c, &c.ifeat[0][0], &gfi[0][0], NI * FIW,
-                        FD_EPS, &kinks);
+                         FD_EPS, &kinks);
     }
     assert_int_equal(bad, 0);
     /* skipping most coordinates would prove nothing */
@@ -735,9 +734,9 @@ static void test_dssm_layout(void **state)
         small_config(&cfg, 0);
         cfg.dim = 11;
         char err[160];
-        assert_int_equal(widths_parse(shapes[s], 1, DSSM_MAX_LAYERS, cfg.tower, &cfg.ntower, err,
-                                      sizeof(err)),
-                         0);
+        assert_int_equal(
+            widths_parse(shapes[s], 1, DSSM_MAX_LAYERS, cfg.tower, &cfg.ntower, err, sizeof(err)),
+            0);
         m = make(&cfg);
         assert_int_equal(dssm_dense_layout(m, buf, sizeof(buf)), 0);
         assert_int_equal(layout_total(buf), dssm_dense(m)->n);
@@ -754,8 +753,7 @@ int main(void)
         cmocka_unit_test(test_dssm_fd_features),   cmocka_unit_test(test_dssm_fd_softmax_features),
         cmocka_unit_test(test_dssm_naive_vs_blas), cmocka_unit_test(test_dssm_logit_bounded),
         cmocka_unit_test(test_dssm_vectors),       cmocka_unit_test(test_dssm_init),
-        cmocka_unit_test(test_dssm_config_errors),
-        cmocka_unit_test(test_dssm_layout),
+        cmocka_unit_test(test_dssm_config_errors), cmocka_unit_test(test_dssm_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,8 +79,8 @@ static int likes(int u, int c)
 static int item_feats(lrn_feat_t *f, int i, float num)
 {
     const char *c = N.cat[item_cat(i)];
-    f[0] = (lrn_feat_t){.side = 'i', .field = 0, .h = id_hash(c, strlen(c)), .id = c,
-                        .len = strlen(c)};
+    f[0] = (lrn_feat_t){
+        .side = 'i', .field = 0, .h = id_hash(c, strlen(c)), .id = c, .len = strlen(c)};
     f[1] = (lrn_feat_t){.side = 'i', .dense = 1, .field = 0, .num = num};
     return 2;
 }
@@ -121,8 +121,11 @@ static double cold_auc(learner_t *l)
             c = (int)rng_below(&r, NCAT);
         while (!likes(u, c));
         int i = (int)rng_below(&r, WARM) * NCAT + c;
-        ev[k] = (lrn_event_t){.user = mkid(N.uid[u]), .item = mkid(N.iid[i]), .ts_ms = k,
-                              .weight = 1.0f, .feat = fs[k],
+        ev[k] = (lrn_event_t){.user = mkid(N.uid[u]),
+                              .item = mkid(N.iid[i]),
+                              .ts_ms = k,
+                              .weight = 1.0f,
+                              .feat = fs[k],
                               .nfeat = item_feats(fs[k], i, (float)rng_normal(&r))};
     }
     for (int pass = 0; pass < 2; pass++)
@@ -130,8 +133,12 @@ static double cold_auc(learner_t *l)
     const int ncold = NCAT * COLD;
     for (int k = 0; k < ncold; k++) {
         int i = NCAT * WARM + k;
-        ev[k] = (lrn_event_t){.user = mkid(N.uid[rng_below(&r, NU)]), .item = mkid(N.iid[i]),
-                              .ts_ms = NEV + k, .weight = 1.0f, .negative = 1, .feat = fs[k],
+        ev[k] = (lrn_event_t){.user = mkid(N.uid[rng_below(&r, NU)]),
+                              .item = mkid(N.iid[i]),
+                              .ts_ms = NEV + k,
+                              .weight = 1.0f,
+                              .negative = 1,
+                              .feat = fs[k],
                               .nfeat = item_feats(fs[k], i, (float)rng_normal(&r))};
     }
     assert_int_equal(learner_learn(l, ev, ncold), ncold);
@@ -187,8 +194,12 @@ static void test_features_kept_per_id(void **state)
     static lrn_feat_t bg[64][2];
     for (int k = 0; k < 64; k++) {
         int i = k % 40;
-        ev[k] = (lrn_event_t){.user = mkid(N.uid[k % 7]), .item = mkid(N.iid[i]), .ts_ms = k,
-                              .weight = 1.0f, .feat = bg[k], .nfeat = item_feats(bg[k], i, 2.0f)};
+        ev[k] = (lrn_event_t){.user = mkid(N.uid[k % 7]),
+                              .item = mkid(N.iid[i]),
+                              .ts_ms = k,
+                              .weight = 1.0f,
+                              .feat = bg[k],
+                              .nfeat = item_feats(bg[k], i, 2.0f)};
     }
     assert_int_equal(learner_learn(l, ev, 64), 64);
 
@@ -211,8 +222,13 @@ static void test_features_kept_per_id(void **state)
 
     /* the category changes: the vector follows it at once */
     item_feats(f, 6, 2.0f); /* item 6's category, for item 5 */
-    lrn_event_t one = {.user = mkid(N.uid[0]), .item = it, .ts_ms = 100, .weight = 1.0f,
-                       .negative = 1, .feat = f, .nfeat = 1};
+    lrn_event_t one = {.user = mkid(N.uid[0]),
+                       .item = it,
+                       .ts_ms = 100,
+                       .weight = 1.0f,
+                       .negative = 1,
+                       .feat = f,
+                       .nfeat = 1};
     assert_int_equal(learner_learn(l, &one, 1), 1);
     learner_vector(l, 'i', e, v3);
     int moved = 0;
@@ -232,8 +248,11 @@ static void test_save_load_with_features(void **state)
     rng_seed(&r, 5);
     for (int k = 0; k < 2000; k++) {
         int i = (int)rng_below(&r, 300);
-        ev[k] = (lrn_event_t){.user = mkid(N.uid[rng_below(&r, NU)]), .item = mkid(N.iid[i]),
-                              .ts_ms = k, .weight = 1.0f, .feat = fs[k],
+        ev[k] = (lrn_event_t){.user = mkid(N.uid[rng_below(&r, NU)]),
+                              .item = mkid(N.iid[i]),
+                              .ts_ms = k,
+                              .weight = 1.0f,
+                              .feat = fs[k],
                               .nfeat = item_feats(fs[k], i, (float)rng_normal(&r))};
     }
     assert_int_equal(learner_learn(a, ev, 1000), 1000);

@@ -54,8 +54,8 @@ static int setup(void **state)
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
         int u = (int)(r % NU), i = (int)((r >> 20) % NI), d = (int)((r >> 40) % 2);
         int like = (u + i) % 3 == 0;
-        fe[n][0] = (lrn_feat_t){.side = 'x', .field = 2, .h = id_of(dev[d], 7).h, .id = dev[d],
-                                .len = strlen(dev[d])};
+        fe[n][0] = (lrn_feat_t){
+            .side = 'x', .field = 2, .h = id_of(dev[d], 7).h, .id = dev[d], .len = strlen(dev[d])};
         fe[n][1] = (lrn_feat_t){.side = 'x', .dense = 1, .field = 0, .num = (float)(i % 7)};
         ev[n] = (lrn_event_t){.user = id_of(uid[u], 1),
                               .item = id_of(iid[i], 2),
@@ -185,8 +185,8 @@ static void test_every_model_round_trips(void **state)
         assert_int_equal(engine_vector_layout(a, lay, sizeof(lay)), 0);
         print_message("%-8s %lld bytes of checkpoint, resumed exactly; layout %s, %llu events, "
                       "loss %.4f%s\n",
-                      m->name, (long long)st.st_size, lay, (unsigned long long)sa.lrn.events, sa.lrn.loss_ewma,
-                      sa.progressive ? " (progressive AUC/logloss)" : "");
+                      m->name, (long long)st.st_size, lay, (unsigned long long)sa.lrn.events,
+                      sa.lrn.loss_ewma, sa.progressive ? " (progressive AUC/logloss)" : "");
 
         /* the next model of the table refuses this state */
         const model_ops_t *o = model_at(i + 1) ? model_at(i + 1) : model_at(0);

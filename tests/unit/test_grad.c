@@ -56,7 +56,6 @@ static float *xmalloc_floats(size_t n)
     return p;
 }
 
-
 static int fd_check(const char *what, gradcheck_fn f, void *ctx, float *x, const float *grad, int n)
 {
     return gradcheck(what, f, ctx, x, grad, n, FD_EPS, NULL);
@@ -151,8 +150,11 @@ static void test_linear_ld_block(void **state)
 {
     (void)state;
     static const int shapes[][4] = {/* B, IN, OUT, C0 (LDW = 2·IN) */
-                                    {7, 5, 3, 5}, {64, 32, 32, 0}, {64, 32, 32, 32},
-                                    {17, 20, 1, 20}, {1, 4, 6, 2}};
+                                    {7, 5, 3, 5},
+                                    {64, 32, 32, 0},
+                                    {64, 32, 32, 32},
+                                    {17, 20, 1, 20},
+                                    {1, 4, 6, 2}};
     rng_t r;
     rng_seed(&r, 3);
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
@@ -164,7 +166,8 @@ static void test_linear_ld_block(void **state)
         float *out = xmalloc_floats((size_t)B * OUT), *want = xmalloc_floats((size_t)B * OUT);
         float *dW = xmalloc_floats((size_t)OUT * LDW), *dW0 = xmalloc_floats((size_t)OUT * LDW);
         float *dw = xmalloc_floats((size_t)OUT * IN);
-        float *din = xmalloc_floats((size_t)B * (IN + 3)), *din_want = xmalloc_floats((size_t)B * IN);
+        float *din = xmalloc_floats((size_t)B * (IN + 3)),
+              *din_want = xmalloc_floats((size_t)B * IN);
         float *db = xmalloc_floats(OUT), *db_want = xmalloc_floats(OUT);
         fill_uniform(&r, W, OUT * LDW, -1, 1);
         fill_uniform(&r, in, B * IN, -1, 1);
@@ -179,7 +182,7 @@ static void test_linear_ld_block(void **state)
             for (int k = 0; k < B * OUT; k++)
                 out[k] = NAN;
             (naive ? kern_linear_forward_ld_naive : kern_linear_forward_ld)(out, in, W + C0, LDW, b,
-                                                                           B, IN, OUT);
+                                                                            B, IN, OUT);
             for (int k = 0; k < B * OUT; k++)
                 assert_float_equal(out[k], want[k], 1e-5);
             /* backward: din written over NaN into a wider array (rows LDD apart,
@@ -513,8 +516,7 @@ static void test_hadamard_backward_fd(void **state)
         db[k] -= pre_b[k];
     }
     elem_ctx_t c = {.a = a, .b = b, .R = R, .out = out, .n = ELEM_N};
-    int bad =
-        gradcheck("hadamard da", hadamard_objective, &c, a, da, ELEM_N, FD_EPS_LINEAR, NULL);
+    int bad = gradcheck("hadamard da", hadamard_objective, &c, a, da, ELEM_N, FD_EPS_LINEAR, NULL);
     bad += gradcheck("hadamard db", hadamard_objective, &c, b, db, ELEM_N, FD_EPS_LINEAR, NULL);
     assert_int_equal(bad, 0);
 }
@@ -601,8 +603,7 @@ static void test_loss_fd(void **state)
         assert_true(isfinite(L) && L > 0.0);
         char what[64];
         snprintf(what, sizeof(what), "%s dz", cases[i].name);
-        assert_int_equal(gradcheck(what, loss_objective, &c, c.z, c.dz, LN, FD_EPS_LOSS, NULL),
-                         0);
+        assert_int_equal(gradcheck(what, loss_objective, &c, c.z, c.dz, LN, FD_EPS_LOSS, NULL), 0);
     }
 }
 
@@ -815,9 +816,9 @@ static void test_neumf_fd(void **state)
         }
     }
     bad += gradcheck("neumf user rows", neumf_objective, &c, &c.users[0][0], &gu[0][0], NU * ROW,
-                        FD_EPS, &kinks);
+                     FD_EPS, &kinks);
     bad += gradcheck("neumf item rows", neumf_objective, &c, &c.items[0][0], &gi[0][0], NI * ROW,
-                        FD_EPS, &kinks);
+                     FD_EPS, &kinks);
     assert_int_equal(bad, 0);
     /* One pre-activation within a step of 0 kinks every input of its unit (~20
      * coordinates); most seeds have none. Skipping most would prove nothing. */

@@ -142,7 +142,8 @@ static void test_learner_explicit_negatives(void **state)
     learner_score(l, &u, &bad, 1, &before);
     lrn_event_t neg[32];
     for (int k = 0; k < 32; k++)
-        neg[k] = (lrn_event_t){.user = u, .item = bad, .ts_ms = 100 + k, .weight = 1, .negative = 1};
+        neg[k] =
+            (lrn_event_t){.user = u, .item = bad, .ts_ms = 100 + k, .weight = 1, .negative = 1};
     assert_int_equal(learner_learn(l, neg, 32), 32);
     learner_score(l, &u, &bad, 1, &after);
     learner_stats_t st;

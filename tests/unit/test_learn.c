@@ -44,7 +44,10 @@ static int stream_setup(void **state)
     assert_non_null(s->ev);
     for (size_t t = 0; t < s->ntrain; t++) {
         const ds_event_t *e = &s->d.ev[s->train[t]];
-        s->ev[t] = (lrn_event_t){.user = s->d.users[e->user], .item = s->d.items[e->item], .ts_ms = e->ts_ms, .weight = 1.0f};
+        s->ev[t] = (lrn_event_t){.user = s->d.users[e->user],
+                                 .item = s->d.items[e->item],
+                                 .ts_ms = e->ts_ms,
+                                 .weight = 1.0f};
     }
     kern_set_threads(1);
     *state = s;
@@ -146,8 +149,8 @@ static void test_threads_learn_alike(void **state)
         train_and_eval(s, &cfg, 3, &r2b, &s2b);
         cfg.threads = 3;
         train_and_eval(s, &cfg, 3, &r3, &s3);
-        print_message("%s: HR@10 with 1, 2, 3 threads: %.4f %.4f %.4f\n",
-                      cfg.kind, r1.hr, r2.hr, r3.hr);
+        print_message("%s: HR@10 with 1, 2, 3 threads: %.4f %.4f %.4f\n", cfg.kind, r1.hr, r2.hr,
+                      r3.hr);
         assert_int_equal(s2.pairs, s1.pairs);
         assert_int_equal(s3.events, s1.events);
         assert_true(fabs(r2.hr - r1.hr) <= 0.02);
@@ -205,8 +208,10 @@ static void test_eviction_bounds_tables(void **state)
     assert_int_equal(g.users, (int)st.users.evicted);
     assert_int_equal(g.items, (int)st.items.evicted);
     const lrn_event_t *last = &s->ev[s->ntrain - 1];
-    assert_true(emb_find(learner_users(l), last->user.h, last->user.id, last->user.len) != EMB_NONE);
-    assert_true(emb_find(learner_items(l), last->item.h, last->item.id, last->item.len) != EMB_NONE);
+    assert_true(emb_find(learner_users(l), last->user.h, last->user.id, last->user.len) !=
+                EMB_NONE);
+    assert_true(emb_find(learner_items(l), last->item.h, last->item.id, last->item.len) !=
+                EMB_NONE);
     assert_true(isfinite(st.loss_ewma));
     learner_free(l);
 }
@@ -325,8 +330,8 @@ static void test_save_load_resumes_exactly(void **state)
         loss_kind_t loss;
     } rt_case_t;
     rt_case_t cases[32] = {{"neumf", SAMP_POPULARITY, LOSS_BCE},
-                   {"dssm", SAMP_INBATCH, LOSS_SOFTMAX},
-                   {"neumf", SAMP_HARD, LOSS_BPR}};
+                           {"dssm", SAMP_INBATCH, LOSS_SOFTMAX},
+                           {"neumf", SAMP_HARD, LOSS_BPR}};
     size_t ncases = 3;
     for (int i = 0; model_at(i) && ncases < 32; i++) /* and every model the learner learns */
         if (!model_at(i)->engine)

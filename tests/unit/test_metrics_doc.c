@@ -140,8 +140,8 @@ static int check(const metric_def_t *table, int nt, const doc_metric_t *doc, int
             if (!want[0])
                 break;
         }
-        if (m->type == METRIC_COUNTER && (strlen(m->name) < 6 ||
-                                          strcmp(m->name + strlen(m->name) - 6, "_total") != 0))
+        if (m->type == METRIC_COUNTER &&
+            (strlen(m->name) < 6 || strcmp(m->name + strlen(m->name) - 6, "_total") != 0))
             SAY("%s: a counter whose name does not end in _total\n", m->name);
         if (!m->help || !m->help[0])
             SAY("%s: no help\n", m->name);
@@ -235,7 +235,8 @@ static void test_checker_catches_mismatches(void **state)
     memcpy(t, metrics_table, sizeof(metric_def_t) * (size_t)n);
     t[victim].labels[0] = "table";
     assert_int_equal(check(t, n, doc, ndoc, msg, sizeof(msg)), 1);
-    assert_string_equal(msg, "freshrec_deletes_pending: label 1 is \"table\", documented as \"\"\n");
+    assert_string_equal(msg,
+                        "freshrec_deletes_pending: label 1 is \"table\", documented as \"\"\n");
     free(d);
     free(t);
 }

@@ -157,12 +157,11 @@ static int setup(void **state)
         do
             i = (int)(rng_double(&r) * NI);
         while (!likes(u, i));
-        ev[n] = (lrn_event_t){.user = {(uint64_t)u * 0x9e3779b97f4a7c15ULL + 1, uid[u],
-                                       strlen(uid[u])},
-                              .item = {(uint64_t)i * 0xc2b2ae3d27d4eb4fULL + 2, iid[i],
-                                       strlen(iid[i])},
-                              .ts_ms = 1000 + n,
-                              .weight = 1.0f};
+        ev[n] =
+            (lrn_event_t){.user = {(uint64_t)u * 0x9e3779b97f4a7c15ULL + 1, uid[u], strlen(uid[u])},
+                          .item = {(uint64_t)i * 0xc2b2ae3d27d4eb4fULL + 2, iid[i], strlen(iid[i])},
+                          .ts_ms = 1000 + n,
+                          .weight = 1.0f};
     }
     return 0;
 }
@@ -236,7 +235,8 @@ static void test_save_load_resumes_exactly(void **state)
     cfg.loss = LOSS_BPR;
     cfg.ring_capacity = 5000;
     char err[256];
-    learner_t *a = learner_create(&cfg, err, sizeof(err)), *b = learner_create(&cfg, err, sizeof(err));
+    learner_t *a = learner_create(&cfg, err, sizeof(err)),
+              *b = learner_create(&cfg, err, sizeof(err));
     assert_true(a && b);
     learner_learn(a, ev, NEV / 2);
     harness_membuf_t m = {0};

@@ -888,7 +888,8 @@ static void test_healthy(void **state)
         /* failing checkpoints are said, but leave it serving */
         {1, 2, 1, 0, 1, "checkpoints failing (offsets stay uncommitted)"},
         {1, 0, 1, 0, 0, "redis disconnected; checkpoints failing (offsets stay uncommitted)"},
-        {1, 1, 1, 0, 0, "redis not confirming writes; checkpoints failing (offsets stay uncommitted)"},
+        {1, 1, 1, 0, 0,
+         "redis not confirming writes; checkpoints failing (offsets stay uncommitted)"},
         {0, 0, 1, 0, 0,
          "not consuming (no partitions assigned); redis disconnected; checkpoints failing "
          "(offsets stay uncommitted)"},

@@ -814,8 +814,8 @@ static int keep_but_two(void *arg, uint32_t e)
 static void test_short_and_long_ids(void **state)
 {
     (void)state;
-    const char *ids[] = {"", "a", "1234567", "12345678", "123456789", "u999999", "u1000000",
-                         "a-much-longer-id-than-eight-bytes"};
+    const char *ids[] = {"",          "a",       "1234567",  "12345678",
+                         "123456789", "u999999", "u1000000", "a-much-longer-id-than-eight-bytes"};
     const int n = (int)(sizeof(ids) / sizeof(ids[0]));
     emb_table_t *t = make_table(1, 0);
     emb_stats_t st0, st1;
