@@ -40,8 +40,9 @@
  * broker acknowledges it: its partition's offsets are not stored past it
  * meanwhile, and a failed one is produced again from here. */
 typedef struct dlq_copy {
-    struct dlq_copy *prev, *next;
-    int slot; /* its partition's index in learned[]; -1: not tracked */
+    struct dlq_copy *prev, *next;   /* all pending copies, in the order refused */
+    struct dlq_copy *sprev, *snext; /* its slot's, by offset (slot >= 0) */
+    int slot;                       /* its partition's index in learned[]; -1: not tracked */
     int32_t partition;
     int64_t offset;    /* of the refused message */
     char *val, *key;   /* prefixes of the message's value and key (owned) */
@@ -78,6 +79,10 @@ struct kafka {
     int64_t stored[KAFKA_MAX_OFFSETS];
     int nlearned;
     dlq_copy_t *dlq_head, *dlq_tail; /* pending copies, in the order refused */
+    /* per slot of learned[], its pending copies by offset: the oldest one
+     * holds the slot's stored offset back, found without a scan (a flood of
+     * refused messages leaves tens of thousands pending) */
+    dlq_copy_t *slot_head[KAFKA_MAX_OFFSETS], *slot_tail[KAFKA_MAX_OFFSETS];
     size_t dlq_pending, dlq_pending_bytes;
     int dlq_failing; /* pending copies whose last attempt failed */
     size_t dlq_max;  /* bytes of value (and of key) a copy carries */
@@ -124,9 +129,8 @@ static int slot_of(kafka_t *k, const char *topic, int32_t part, int create, int6
 static void store_slot(kafka_t *k, int slot)
 {
     int64_t pos = k->learned[slot].offset;
-    for (const dlq_copy_t *c = k->dlq_head; c; c = c->next)
-        if (c->slot == slot && c->offset < pos)
-            pos = c->offset;
+    if (k->slot_head[slot] && k->slot_head[slot]->offset < pos)
+        pos = k->slot_head[slot]->offset;
     if (pos <= k->stored[slot])
         return;
     k->stored[slot] = pos;
@@ -232,8 +236,40 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void drain_soon(kafka_t *k);
 
+/* Into its slot's list, kept by offset: from the tail, where a copy
+ * usually goes (a partition is consumed in order; a replay after a
+ * rebalance may refuse an older message again). */
+static void dlq_slot_link(kafka_t *k, dlq_copy_t *c)
+{
+    if (c->slot < 0)
+        return;
+    dlq_copy_t *after = k->slot_tail[c->slot];
+    while (after && after->offset > c->offset)
+        after = after->sprev;
+    c->sprev = after;
+    c->snext = after ? after->snext : k->slot_head[c->slot];
+    if (c->snext)
+        c->snext->sprev = c;
+    else
+        k->slot_tail[c->slot] = c;
+    if (after)
+        after->snext = c;
+    else
+        k->slot_head[c->slot] = c;
+}
+
 static void dlq_unlink(kafka_t *k, dlq_copy_t *c)
 {
+    if (c->slot >= 0) {
+        if (c->sprev)
+            c->sprev->snext = c->snext;
+        else
+            k->slot_head[c->slot] = c->snext;
+        if (c->snext)
+            c->snext->sprev = c->sprev;
+        else
+            k->slot_tail[c->slot] = c->sprev;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -817,6 +853,7 @@ int kafka_dead_letter(kafka_t *k, const rd_kafka_message_t *m, const char *reaso
     else
         k->dlq_head = c;
     k->dlq_tail = c;
+    dlq_slot_link(k, c);
     k->dlq_pending++;
     k->dlq_pending_bytes += c->vlen + c->klen;
     dlq_send(k, c);
