@@ -172,10 +172,18 @@ static void gen_usage(FILE *f)
 {
     fprintf(f, "usage: freshrec gen [--users U] [--items I] [--events E] [--seed S]\n"
                "                    [--topics K] [--zipf A] [--focus F] [--out PATH]\n"
+               "                    [--shift-at X] [--new-items N] [--new-share P]\n"
                "Writes a synthetic stream (user item 1 ts, tab separated, time ordered):\n"
                "users with planted topic preferences, items with Zipf popularity.\n"
                "Defaults: 1000 users, 2000 items, 100000 events, seed 1, 24 topics,\n"
-               "zipf 0.6, focus 0.8 (share of a user's events in their main topic).\n");
+               "zipf 0.6, focus 0.8 (share of a user's events in their main topic).\n"
+               "Planted change (off by default; what was planted is written as\n"
+               "'# plant' lines before the events, data/dataset.h):\n"
+               "  --shift-at X     from event X (an index ≥ 1) or the share X in (0, 1) of\n"
+               "                   the events on, every user's main topic moves to another\n"
+               "  --new-items N    N items (ids I+1..I+N) born evenly from the middle to 90%%\n"
+               "                   of the stream, the j-th popular in topic j mod K after it\n"
+               "  --new-share P    share of its topic's draws a live new item takes  [0.1]\n");
 }
 
 static int cmd_gen(int argc, char **argv)
@@ -191,6 +199,9 @@ static int cmd_gen(int argc, char **argv)
         {"topics", ARG_U32, &cfg.topics, 1, 100000, 0},
         {"zipf", ARG_DOUBLE, &cfg.zipf, 0, 5, 0},
         {"focus", ARG_DOUBLE, &cfg.focus, 0, 1, 0},
+        {"shift-at", ARG_DOUBLE, &cfg.shift_at, 0, 2000000000.0, 0},
+        {"new-items", ARG_U32, &cfg.new_items, 0, 100000000, 0},
+        {"new-share", ARG_DOUBLE, &cfg.new_share, 0, 1, 0},
         {"out", ARG_STR, &out, 0, 0, 0},
     };
     int c;
@@ -223,9 +234,14 @@ static int cmd_gen(int argc, char **argv)
     }
     fprintf(f,
             "# freshrec gen --users %u --items %u --events %llu --seed %llu --topics %u "
-            "--zipf %g --focus %g\n",
+            "--zipf %g --focus %g",
             cfg.users, cfg.items, (unsigned long long)cfg.events, (unsigned long long)cfg.seed,
             cfg.topics, cfg.zipf, cfg.focus);
+    if (cfg.shift_at > 0) /* a share or an index, in full */
+        fprintf(f, " --shift-at %.15g", cfg.shift_at);
+    if (cfg.new_items)
+        fprintf(f, " --new-items %u --new-share %g", cfg.new_items, cfg.new_share);
+    fputc('\n', f);
     int rc = dataset_write(&d, f);
     if (out && fclose(f))
         rc = -1;

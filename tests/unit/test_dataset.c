@@ -1,8 +1,9 @@
 /* test_dataset.c — unit tests of the CLI's interaction files (data/dataset.c):
- * loading MovieLens-style files (tab, space and "::" forms, comments, seconds
- * to ms, errors naming the line), the stable sort by time, the leave-one-out
- * split, the synthetic generator, and write → load round trips.
- * Not for: the daemon's wire format (proto/). */
+ * loading MovieLens-style files (tab, space, "::" and comma forms, a header
+ * detected, CRLF, comments, seconds to ms, errors naming the line), the
+ * stable sort by time, the leave-one-out split, the synthetic generator, and
+ * write → load round trips. The planted change of generated streams is in
+ * test_dataset_plant.c. Not for: the daemon's wire format (proto/). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,6 +96,18 @@ static void test_load_forms(void **state)
                              "196::377::1::878887116\n"},
         {"extra fields ignored", "196\t242\t3\t881250949\tx\n186\t302\t3\t891717742\ty\n"
                                  "196\t377\t1\t878887116\n"},
+        {"comma with a header (ratings.csv)",
+         "userId,movieId,rating,timestamp\n196,242,3.0,881250949\n"
+         "186,302,3.0,891717742\n196,377,1.0,878887116\n"},
+        {"comma, header, CRLF", "userId,movieId,rating,timestamp\r\n196,242,3.0,881250949\r\n"
+                                "186,302,3.0,891717742\r\n196,377,1.0,878887116\r\n"},
+        {"comma without a header", "196,242,3.0,881250949\n186,302,3.0,891717742\n"
+                                   "196,377,1.0,878887116\n"},
+        {"comma: comments, blanks, byte order mark",
+         "\xEF\xBB\xBF# ratings\nuser , item,rating , ts\n\n196 , 242,3 ,881250949 \n"
+         "# 1,2,3,4\n186,302,3,891717742,extra\n  \r\n196,377,1,878887116"},
+        {"header of another tab file", "user\titem\trating\tts\n196\t242\t3\t881250949\n"
+                                       "186\t302\t3\t891717742\n196\t377\t1\t878887116\n"},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         char path[64], err[512] = "";
@@ -174,6 +187,15 @@ static void test_load_errors(void **state)
         {"1\t2\t5\t12x\n", ":1:"},                          /* trailing junk */
         {"1::2::5\n", ":1:"},                               /* :: form, three fields */
         {"1\t2\t5\t100\n\n\n# c\nonly-one-field\n", ":5:"}, /* counted past blanks */
+        /* comma-separated */
+        {"userId,movieId,rating,timestamp\r\n1,2,4.0,100\r\n1,2,4.0\r\n", ":3:"}, /* 3 fields */
+        {"1,2,4.0,100\nuserId,movieId,rating,timestamp\n", ":2:"}, /* a header, not first */
+        {"1,2,4.0,abc\n", ":1:"},                                  /* numbers around: no header */
+        {"u,i,r,t\nu,i,r,t\n", ":2:"},                             /* a second header */
+        {"1,2,4.0,100\n1\t2\t4.0\t101\n", ":2:"},                  /* a tab line in a CSV */
+        {"1,,4.0,100\n", ":1:"},                                   /* an empty item */
+        {"1,2,4.0,\r\n", ":1:"},                                   /* an empty timestamp */
+        {"1,2,4.0,1e9\n", ":1:"},                                  /* not an integer */
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         char path[64], err[512] = "";
@@ -201,6 +223,41 @@ static void test_load_errors(void **state)
     assert_int_equal(load_temp(&d, path, err, sizeof(err)), -1);
     assert_true(strlen(err) > 0);
     dataset_free(&d);
+}
+
+/* A comma-separated file's errors say what is wrong with the line; a header
+ * alone is a file without interactions. */
+static void test_load_csv_messages(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *says;
+    } cases[] = {
+        {"userId,movieId,rating,timestamp\n1,2,4.0,100\n1,2\n",
+         ":3: expected 4 non-empty comma-separated fields (user,item,rating,ts), got 2"},
+        {"1,2,4.0,100\n1,2,4.0,1.5e9\n", ":2: timestamp '1.5e9' is not a non-negative integer"},
+        {"1,2,4.0,100\nuserId,movieId,rating,timestamp\n",
+         ":2: timestamp 'timestamp' is not a non-negative integer"},
+        {"1\t2\t4\t100\n1,2,4,101\n",
+         ":2: expected 4 non-empty fields (user item rating ts), got 1"},
+        {"1,2,4.0,100\n1, ,4.0,101\n",
+         ":2: the item field is empty (expected 4 non-empty comma-separated fields "
+         "(user,item,rating,ts))"},
+        {"userId,movieId,rating,timestamp\r\n", ": no interactions"},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char path[64], err[512] = "";
+        write_temp(path, cases[c].text);
+        dataset_t d;
+        dataset_init(&d);
+        assert_int_equal(load_temp(&d, path, err, sizeof(err)), -1);
+        char want[256];
+        snprintf(want, sizeof(want), "%s%s", path, cases[c].says);
+        if (strcmp(err, want) != 0)
+            print_message("case %zu: error '%s', want '%s'\n", c, err, want);
+        assert_string_equal(err, want);
+        dataset_free(&d);
+    }
 }
 
 /* ---- sort and leave-one-out ------------------------------------------- */
@@ -472,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_load_ratings_dat),
         cmocka_unit_test(test_load_timestamp_units),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_load_csv_messages),
         cmocka_unit_test(test_sort_by_time_is_stable),
         cmocka_unit_test(test_loo_table),
         cmocka_unit_test(test_loo_random_vs_brute),
