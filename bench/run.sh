@@ -123,12 +123,15 @@ done
 # the reference: PyTorch NeuMF of the same shape, negatives and batch, on the
 # same data, with one thread and with every core (bench/torch_neumf.py).
 # freshrec's and PyTorch's runs alternate, run by run: this VM's speed drifts.
+# PyTorch streams in time order (--no-shuffle), as freshrec does here: the
+# rows compare the work of the same passes (bench/torch_neumf.py without it
+# shuffles every pass, the quality reference of README.md).
 NP=$(nproc)
 PY=/usr/bin/python3
 torch=0
 "$PY" -c 'import torch' 2>/dev/null && torch=1
 fcmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
-tcmd() { echo "$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $1"; }
+tcmd() { echo "$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $1 --no-shuffle"; }
 for k in $(seq "$REPEAT"); do
     once neumf-all "$k" $fcmd
     if [ $torch -eq 1 ]; then

@@ -307,6 +307,9 @@ static void train_usage(FILE *f)
             "  --ring N          rolling-buffer events                          [100000]\n"
             "  --admit-after N   occurrences before an id gets its own row      [1]\n"
             "  --epochs N        passes over the stream                         [1]\n"
+            "  --shuffle         passes after the first in a new random order each\n"
+            "                    (from --seed); the first stays in time order, so\n"
+            "                    preq_hr10 stays prequential                    [off]\n"
             "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
             "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
             "                    (preq_hr10: the first pass's; later passes rank\n"
@@ -319,13 +322,26 @@ static void train_usage(FILE *f)
             names);
 }
 
+/* --shuffle: the events of a pass in a new uniformly random order
+ * (Fisher-Yates; the modulo's bias is below 2^-32 for any file that fits
+ * in memory). */
+static void shuffle_events(lrn_event_t *ev, size_t n, rng_t *r)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(rng_next(r) % i);
+        lrn_event_t t = ev[i - 1];
+        ev[i - 1] = ev[j];
+        ev[j] = t;
+    }
+}
+
 static int cmd_train(int argc, char **argv)
 {
     learner_config_t cfg;
     learner_config_default(&cfg);
     const char *data = NULL, *format = "movielens", *model = model_default(0)->name, *eval = "loo";
     long epochs = 1, threads = 1, v;
-    int json = 0, quiet = 0, features = 0;
+    int json = 0, quiet = 0, features = 0, shuffle = 0;
     char err[256];
     enum { MLP = 1, TOWER, SAMPLER, LOSS, OPTIMIZER }; /* the switch's options */
     const opt_t opts[] = {
@@ -349,6 +365,7 @@ static int cmd_train(int argc, char **argv)
         {"ring", ARG_SIZE, &cfg.ring_capacity, 1, 1000000000L, 0},
         {"admit-after", ARG_U32, &cfg.admit_after, 1, 1000000, 0},
         {"epochs", ARG_LONG, &epochs, 1, 10000, 0},
+        {"shuffle", ARG_FLAG, &shuffle, 0, 0, 0},
         {"eval", ARG_STR, &eval, 0, 0, 0},
         {"preq-rate", ARG_DOUBLE, &cfg.preq_rate, 0, 1, 0},
         {"threads", ARG_LONG, &threads, 1, LEARNER_MAX_THREADS, 0},
@@ -529,9 +546,11 @@ static int cmd_train(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "freshrec train: %zu events (%zu users, %zu items), %zu to learn, "
-                "%ld epoch(s), %s dim %d, %s loss, %s sampler, %d negatives\n",
-                d.n, d.nusers, d.nitems, ntrain, epochs, cfg.kind, cfg.model.dim,
-                loss_kind_name(cfg.loss), samp_kind_name(cfg.sampler.kind), cfg.negatives);
+                "%ld epoch(s)%s, %s dim %d, %s loss, %s sampler, %d negatives\n",
+                d.n, d.nusers, d.nitems, ntrain, epochs,
+                shuffle && epochs > 1 ? " (after the first, shuffled)" : "", cfg.kind,
+                cfg.model.dim, loss_kind_name(cfg.loss), samp_kind_name(cfg.sampler.kind),
+                cfg.negatives);
 
     int tty = isatty(STDERR_FILENO);
     double t0 = clock_mono_s(), last = t0;
@@ -543,7 +562,13 @@ static int cmd_train(int argc, char **argv)
     memset(&st0, 0, sizeof(st0));
     memset(&st1, 0, sizeof(st1));
     const size_t chunk = 4096;
+    /* --shuffle: its own generator, so the learner's draws (negatives,
+     * prequential picks) are those of the same seed without it */
+    rng_t order;
+    rng_seed(&order, cfg.seed ^ 0x5b0f1e5ULL);
     for (long ep = 1; ep <= epochs; ep++) {
+        if (shuffle && ep > 1) /* the first pass is the stream, in time order */
+            shuffle_events(ev, ntrain, &order);
         learner_stats(l, &st0);
         for (size_t s = 0; s < ntrain; s += chunk) {
             size_t n = ntrain - s < chunk ? ntrain - s : chunk;
@@ -625,6 +650,7 @@ static int cmd_train(int argc, char **argv)
             fprintf(stderr, "freshrec train: could not build the JSON result\n");
             goto out;
         }
+        json_object_set_new(j, "shuffle", json_boolean(shuffle));
         if (epochs > 1) {
             json_object_set_new(j, "train_hr10_last_epoch", json_real(last_ep.hr));
             json_object_set_new(j, "train_ndcg10_last_epoch", json_real(last_ep.ndcg));

@@ -3,7 +3,8 @@
  * --json result read back. Checks what the JSON reports rather than how well
  * the models learn (test_learn.c does that): events skipped for want of a
  * negative are counted for every loss and sampler, and preq_hr10 comes from
- * the first pass only (later passes rank events already learned).
+ * the first pass only (later passes rank events already learned), and
+ * --shuffle reorders the later passes alone.
  * Not for: the learner's internals; the click-through models (test_ctr.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -165,11 +166,61 @@ static void test_preq_is_first_pass(void **state)
     json_decref(two);
 }
 
+/* --shuffle: the passes after the first learn the same events in another
+ * order. The first pass is the stream as without it (the same prequential
+ * figures: the order has a generator of its own, so the learner's draws are
+ * those of the same seed); the model at the end is another (leave-one-out
+ * and the last pass differ from the time-ordered run's); the same seed gives
+ * the same run, and every event of every pass is learned. */
+static void test_shuffle(void **state)
+{
+    (void)state;
+    char data[128], cmd[512];
+    snprintf(data, sizeof(data), "%s/gen-shuffle.tsv", dir);
+    snprintf(cmd, sizeof(cmd),
+             "%s/freshrec gen --users 200 --items 400 --events 20000 --seed 3 --out %s",
+             harness_build(), data);
+    assert_int_equal(system(cmd), 0);
+    char args[512];
+    snprintf(args, sizeof(args), "--data %s --format synthetic --preq-rate 0.2 --seed 5 --epochs 3",
+             data);
+    json_t *plain = train_json(args);
+    strcat(args, " --shuffle");
+    json_t *a = train_json(args), *b = train_json(args);
+    assert_true(json_is_false(json_object_get(plain, "shuffle")));
+    assert_true(json_is_true(json_object_get(a, "shuffle")));
+
+    /* the first pass: the stream in time order either way */
+    assert_float_equal(real_field(a, "preq_hr10"), real_field(plain, "preq_hr10"), 0.0);
+    assert_float_equal(real_field(a, "preq_ndcg10"), real_field(plain, "preq_ndcg10"), 0.0);
+    assert_int_equal(int_field(a, "preq_ranked"), int_field(plain, "preq_ranked"));
+    /* the same events learned, all of them */
+    long long events = int_field(plain, "events");
+    assert_int_equal(int_field(a, "events"), events);
+    assert_int_equal(int_field(a, "skipped"), 0);
+    assert_int_equal(events % 3, 0);
+    /* in another order: another model */
+    static const char *const figures[] = {"hr10", "ndcg10", "train_hr10_last_epoch", "final_loss"};
+    for (size_t k = 0; k < sizeof(figures) / sizeof(figures[0]); k++) {
+        double x = real_field(plain, figures[k]), y = real_field(a, figures[k]);
+        print_message("%s: %.6f in time order, %.6f shuffled\n", figures[k], x, y);
+    }
+    assert_true(real_field(plain, "final_loss") != real_field(a, "final_loss"));
+    assert_true(real_field(plain, "ndcg10") != real_field(a, "ndcg10"));
+    /* the same seed, the same run */
+    for (size_t k = 0; k < sizeof(figures) / sizeof(figures[0]); k++)
+        assert_float_equal(real_field(a, figures[k]), real_field(b, figures[k]), 0.0);
+    json_decref(plain);
+    json_decref(a);
+    json_decref(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_counts_skipped),
         cmocka_unit_test(test_preq_is_first_pass),
+        cmocka_unit_test(test_shuffle),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
