@@ -36,6 +36,10 @@ data() {
     path="$DATA_DIR/$2"
     if [ -r "$path" ]; then
         run "$name" --data "$path"
+        case "$failed" in *"$name"*)
+            echo "### $name: refused; a comma-separated file with a header (ratings.csv) needs"
+            echo "    dataset_load's CSV reading (issue #17, in flight on another branch)";;
+        esac
     else
         echo "### $name: $path is not there: skipped"
         echo

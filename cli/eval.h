@@ -63,6 +63,8 @@ void eval_config_default(eval_config_t *c);
  * message. r is filled for eval_result_free either way. */
 int eval_run(const dataset_t *d, const eval_config_t *c, eval_result_t *r, char *err, size_t len);
 void eval_result_free(eval_result_t *r);
+/* "hour", "day", "week", … : the name of a bucket_ms */
+const char *eval_period_name(int64_t ms);
 
 /* The full-catalogue rank (1 = best) of candidate t among n scores: one
  * plus the candidates other than t, not excluded (excl[k] != 0), scoring at

@@ -265,18 +265,10 @@ static void print_table(FILE *f, const eval_result_t *r)
     }
 }
 
-static const char *period_name(int64_t ms)
-{
-    return ms == DAY_MS        ? "day"
-           : ms == 7 * DAY_MS  ? "week"
-           : ms == 28 * DAY_MS ? "4 weeks"
-                               : "52 weeks";
-}
-
 static void print_periods(FILE *f, const eval_result_t *r)
 {
-    fprintf(f, "recall@20 per %s of stream time (periods with scored events):\n%-7s %8s",
-            period_name(r->bucket_ms), "day", "scored");
+    fprintf(f, "recall@20 per %s of stream time (start: days after the first event):\n%-7s %8s",
+            eval_period_name(r->bucket_ms), "start", "scored");
     for (int i = 0; i < r->narms; i++)
         fprintf(f, " %15s", r->arm[i].name);
     fputc('\n', f);
@@ -284,7 +276,7 @@ static void print_periods(FILE *f, const eval_result_t *r)
         uint64_t n = r->arm[0].bucket[b].n;
         if (!n)
             continue;
-        fprintf(f, "%-7.0f %8llu", (double)b * (double)r->bucket_ms / DAY_MS,
+        fprintf(f, "%-7.2f %8llu", (double)b * (double)r->bucket_ms / DAY_MS,
                 (unsigned long long)n);
         for (int i = 0; i < r->narms; i++)
             fprintf(f, " %15.4f", r->arm[i].bucket[b].recall20 / (double)n);
@@ -412,7 +404,7 @@ static int write_tsv(const char *path, const eval_result_t *r)
         uint64_t n = r->arm[0].bucket[b].n;
         if (!n)
             continue;
-        fprintf(f, "%.1f", (double)b * (double)r->bucket_ms / DAY_MS);
+        fprintf(f, "%.3f", (double)b * (double)r->bucket_ms / DAY_MS);
         for (int i = 0; i < r->narms; i++)
             fprintf(f, "\t%.5f", r->arm[i].bucket[b].recall20 / (double)n);
         fputc('\n', f);
@@ -447,7 +439,7 @@ static int plot(const char *dir, const char *name, const eval_result_t *r)
             "set title 'freshrec eval %s: recall@20 per %s (prequential, full catalogue)'\n"
             "set xlabel 'days of stream time'\nset ylabel 'recall@20'\nset grid\n"
             "plot for [c=2:%d] '%s' using 1:c with linespoints pointsize 0.5\n",
-            png, name, period_name(r->bucket_ms), r->narms + 1, tsv);
+            png, name, eval_period_name(r->bucket_ms), r->narms + 1, tsv);
     int rc = pclose(g);
     fprintf(stderr,
             rc ? "freshrec eval: wrote %s; gnuplot failed on %s\n"
