@@ -224,6 +224,38 @@ static void test_arms_same_events(void **state)
     dataset_free(&d);
 }
 
+/* Retraining from scratch only pays with enough new events: every 30 min
+ * of an 11 h stream of steady rate, at least 10% more events than the last
+ * training is met early on and not late (when half an hour adds under 5%),
+ * so later retrains are skipped, and counted. */
+static void test_retrain_skips(void **state)
+{
+    (void)state;
+    dataset_t d;
+    generated(&d);
+    eval_config_t c = cheap_config(1u << ARM_RETRAIN);
+    c.retrain_hours = 0.5;
+    c.retrain_epochs = 1;
+    c.eval_rate = 0.05;
+    int made[2], skipped[2];
+    for (int k = 0; k < 2; k++) {
+        c.retrain_growth = k ? 0.1 : 0.0;
+        eval_result_t r;
+        char err[256];
+        assert_int_equal(eval_run(&d, &c, &r, err, sizeof(err)), 0);
+        const char *note = r.arm[r.index[ARM_RETRAIN]].note;
+        if (sscanf(note,
+                   "%d trainings of %*d shuffled epochs every %*g h of stream time, %d skipped",
+                   &made[k], &skipped[k]) != 2)
+            fail_msg("note '%s'", note);
+        eval_result_free(&r);
+    }
+    assert_int_equal(skipped[0], 0);
+    assert_true(made[0] >= 20);
+    assert_true(skipped[1] > 5 && made[1] + skipped[1] == made[0]);
+    dataset_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_excludes_earlier_items),
         cmocka_unit_test(test_prequential),
         cmocka_unit_test(test_arms_same_events),
+        cmocka_unit_test(test_retrain_skips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
