@@ -9,6 +9,7 @@
 #   make bench             throughput and checkpoint-stall figures, each with a reference in the same run
 #                          (BENCH_ONLY=ckpt: the checkpoint stall alone)
 #   make demo              a generated stream learned end to end, with figures
+#   make eval              freshrec eval (prequential, every arm) on the real and generated streams
 #   make SANITIZE=address  (or undefined, or address,undefined): sanitized build in build/san-*
 #   make deps              install (as root) or name the missing Debian packages
 #   make install           PREFIX=/usr/local DESTDIR=: binaries, unit, config, docs
@@ -27,6 +28,8 @@ DEBS    := pkg-config libopenblas-dev libxxhash-dev libjansson-dev \
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 # What `make bench` needs on top: PyTorch, for the reference (bench/torch_neumf.py).
 BENCH_DEBS := python3-torch
+# What `make eval` needs on top: gnuplot, for the pictures (without it: the .tsv series only).
+EVAL_DEBS := gnuplot-nox
 # What `make format` and `make format-check` need: clang-format (14 on Debian 12).
 FORMAT_DEBS := clang-format
 
@@ -94,7 +97,7 @@ FUZZ_SRC_ckpt  := store/ckpt.c learner/table.c learner/optim.c learner/ring.c le
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test test-unit check-layers test-rules bench demo clean deps check-deps format format-check fuzz install
+.PHONY: all test test-unit check-layers test-rules bench demo eval clean deps check-deps format format-check fuzz install
 
 PREFIX  ?= /usr/local
 SYSCONF ?= /etc
@@ -157,6 +160,11 @@ $(BUILD)/tests/%.o: tests/%.c
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
 
+# test_eval drives the evaluation's replay and arms, which live in cli/ (not in the library)
+$(BUILD)/tests/unit/test_eval: $(BUILD)/tests/unit/test_eval.o $(BUILD)/cli/eval.o $(BUILD)/cli/evalarms.o \
+                              $(HARNESS_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
+
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZCC) $(FUZZ_CFLAGS) $(call incs,$<) $(PKG_CFLAGS) -c $< -o $@
@@ -213,6 +221,14 @@ bench:
 demo: deps
 	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench
 	@BUILD=$(BUILD) sh bench/demo.sh
+
+# freshrec eval on ML-100k and movielens-latest-small (when ../shared/data has them) and on two
+# generated streams with planted drift: tables on stdout, series and pictures in build/eval/.
+eval:
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(EVAL_DEBS)" || \
+	    echo "eval: gnuplot missing: the series only, no pictures" >&2
+	@$(MAKE) --no-print-directory $(BUILD)/freshrec
+	@BUILD=$(BUILD) sh bench/eval.sh
 
 # Each target runs over build/fuzz/corpus/NAME, the committed seeds copied in
 # (what it finds accumulates there, never in tests/); a crash, leak, timeout

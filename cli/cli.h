@@ -13,4 +13,7 @@ int train_ctr_main(int argc, char **argv);
 /* freshrec gen --ctr: a click-through stream with a planted interaction. */
 int gen_ctr_main(int argc, char **argv);
 
+/* freshrec eval: prequential streaming evaluation of several arms (evalcli.c). */
+int eval_main(int argc, char **argv);
+
 #endif

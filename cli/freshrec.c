@@ -716,6 +716,8 @@ int main(int argc, char **argv)
                 return gen_ctr_main(argc - 1, argv + 1);
         return cmd_gen(argc - 1, argv + 1);
     }
+    if (strcmp(argv[1], "eval") == 0)
+        return eval_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0)
         return replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "recommend") == 0)
