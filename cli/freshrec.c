@@ -1,6 +1,7 @@
 /* freshrec.c — the command-line tool: `train` replays an interaction file as
- * a chronological stream through the learner and evaluates it; `gen` writes
- * the synthetic stream. The daemon is freshrecd; this tool never talks to
+ * a chronological stream through the learner and evaluates it; `eval` scores
+ * a stream prequentially against its arms (eval.c); `gen` writes the
+ * synthetic stream. The daemon is freshrecd; this tool never talks to
  * Kafka or Redis. */
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
@@ -688,6 +689,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: freshrec <command> [options]\n"
                "commands:\n"
                "  train   learn from an interaction file as a stream, then evaluate\n"
+               "  eval    replay a timestamped stream, scoring each event before it is learned\n"
+               "          (online, retrain, popularity, item-kNN arms)\n"
                "  gen     write a synthetic interaction stream\n"
                "  replay  produce an interaction file to Kafka as JSON events\n"
                "  recommend  a user's top k items by retrieval score, read from Redis\n"
