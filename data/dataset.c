@@ -118,7 +118,8 @@ int dataset_add(dataset_t *d, const char *user, size_t ulen, const char *item, s
     return 0;
 }
 
-/* How a file separates its fields: decided by its first data line. */
+/* How a line separates its fields: decided line by line, so a file may mix
+ * them (an id with a comma needs tabs or "::" on its line). */
 typedef enum {
     SEP_BLANKS, /* runs of tabs and spaces (u.data) */
     SEP_COLONS, /* "::" (ratings.dat) */
@@ -391,8 +392,7 @@ int dataset_load(dataset_t *d, const char *path, char *errstr, size_t len)
     size_t cap = 0;
     long lineno = 0;
     int rc = 0;
-    int first = 1; /* the first data line: it sets the separator, and may be a header */
-    sep_t sep = SEP_BLANKS;
+    int first = 1; /* the first data line may be a header */
     while (getline(&line, &cap, f) != -1) {
         lineno++;
         char *s = line;
@@ -410,8 +410,7 @@ int dataset_load(dataset_t *d, const char *path, char *errstr, size_t len)
         }
         if (s[0] == '#' || s[strspn(s, " \t\r\n")] == '\0')
             continue; /* a comment, an empty line or one of blanks */
-        if (first)
-            sep = sep_detect(s);
+        sep_t sep = sep_detect(s);
         char *fld[4];
         size_t fl[4];
         int n = split(s, sep, fld, fl, 4);
