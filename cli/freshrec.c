@@ -293,6 +293,7 @@ static void train_usage(FILE *f)
             "                    genres, year)\n"
             "  --dim N           GMF factors                                    [32]\n"
             "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
+            "  --history N       hmf: a user's last items whose rows join theirs [5]\n"
             "  --negatives K     sampled negatives per positive                 [4]\n"
             "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
             "  --alpha A         popularity exponent                            [0.75]\n"
@@ -350,6 +351,7 @@ static int cmd_train(int argc, char **argv)
         {"format", ARG_STR, &format, 0, 0, 0},
         {"model", ARG_STR, &model, 0, 0, 0},
         {"dim", ARG_INT, &cfg.model.dim, 1, 1024, 0},
+        {"history", ARG_INT, &cfg.history, 1, 256, 0},
         {"mlp", ARG_OTHER, NULL, 0, 0, MLP},
         {"negatives", ARG_INT, &cfg.negatives, 1, 1024, 0},
         {"sampler", ARG_OTHER, NULL, 0, 0, SAMPLER},

@@ -145,6 +145,8 @@ static const ckey_t keys[] = {
      "dssm: widths of each tower's layers; the last is the published vector's"},
     {"model", "gamma", CT_DOUBLE, F(gamma), "10", 0.001, 1000, 0, NULL,
      "dssm: logit = gamma * cosine (the softmax smoothing factor)"},
+    {"model", "history", CT_INT, F(history), "5", 1, 256, 0, NULL,
+     "hmf: a user is their row plus the mean of the rows of their last N items"},
     {"model", "mlp", CT_STR, F(mlp), "64,32,16,8", 1, SMAX, 0, NULL,
      "MLP widths: the (even) input width of [user ; item], then 1..7 hidden layers"},
     {"model", "negatives", CT_INT, F(negatives), "4", 1, 1024, 0, NULL,

@@ -66,6 +66,7 @@ typedef struct fr_config {
     int hash_bits;                /* ctr, default 0 */
     int wide_bits;                /* ctr, default 20 */
     double gamma;                 /* dssm cosine scale, default 10 */
+    int history;                  /* hmf: a user's last items it reads, default 5 */
     char mlp[CONFIG_STR];         /* default "64,32,16,8" */
     int negatives;                /* default 4 */
     char sampler[CONFIG_STR];     /* uniform (default) | popularity | inbatch | hard */

@@ -200,6 +200,7 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
         return -1;
     }
     lc->model.dim = c->dim;
+    lc->history = c->history;
     lc->negatives = c->negatives;
     int k = samp_kind_parse(c->sampler);
     int lo = loss_kind_parse(c->loss);

@@ -1,6 +1,8 @@
 /* learner.c — the online training step (see learner.h). */
 #include "learner.h"
 
+#include "hist.h"
+
 #include "engine.h"
 #include "loss.h"
 #include "pool.h"
@@ -33,7 +35,10 @@ struct learner {
     float *pq_scores;                 /* (batch_events, preq_negatives + 1) */
     uint64_t sample_seed;             /* threads > 1: this batch's sampling streams */
     feat_t *fu, *fi;                  /* tower features (DSSM), NULL for a side without */
-    int Fu, Fi;
+    hist_t *hist;                     /* MODEL_HISTORY: users' last items, else NULL */
+    uint32_t *hitems;                 /* (history) hist_items' */
+    float *hgrad;                     /* (R) a context's gradient */
+    int Fu, Fi;                       /* feature floats a pair's user and item carry */
     rng_t rng;
     int R;    /* floats per row */
     int G;    /* logits per event: positive + negatives */
@@ -59,6 +64,7 @@ struct learner {
     uint32_t *negs, *cand;        /* negs (batch_events, k); cand (maxb) */
     float *negq;
     int *nfound; /* (batch_events) */
+    int npos;    /* positives of the batch just learned, first in ev_ue/ev_ie */
 
     /* de-duplication of touched rows (rows.h), users' and items' */
     rows_stamps_t stamps[2];
@@ -123,6 +129,7 @@ void learner_config_default(learner_config_t *cfg)
     cfg->feat_dim = 8;
     cfg->feat_clip = 5.0f;
     cfg->threads = 1;
+    cfg->history = 5;
     cfg->seed = 1;
 }
 
@@ -131,9 +138,41 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
     return e == EMB_NONE ? 0 : emb_entry_row(t, e);
 }
 
-/* The features of n pairs (entries ue[j], ie[j]) into ufp/ifp [at, at + n). */
+/* The mean of the rows of user entry ue's last items (its history) into
+ * out (R floats); zeros for a user with none. */
+static void history_context(learner_t *l, uint32_t ue, float *out)
+{
+    const int R = l->R;
+    memset(out, 0, sizeof(float) * (size_t)R);
+    int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems), m = 0;
+    for (int j = 0; j < n; j++) {
+        uint32_t row = emb_entry_row(l->items, l->hitems[j]);
+        if (row == 0) /* not admitted yet: no row of its own */
+            continue;
+        const float *v = emb_row(l->items, row);
+        for (int k = 0; k < R; k++)
+            out[k] += v[k];
+        m++;
+    }
+    if (m > 1)
+        for (int k = 0; k < R; k++)
+            out[k] /= (float)m;
+}
+
+/* The features of n pairs (entries ue[j], ie[j]) into ufp/ifp [at, at + n):
+ * the towers' (feat.h), or a history model's context of the user, worked out
+ * once for a run of pairs of one user. */
 static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int at, int n)
 {
+    for (int j = 0; l->hist && j < n; j++) {
+        if (j > 0 && ue[j] == ue[j - 1]) {
+            l->ufp[at + j] = l->ufp[at + j - 1];
+            continue;
+        }
+        float *f = l->ufb + (size_t)(at + j) * l->Fu;
+        history_context(l, ue[j], f);
+        l->ufp[at + j] = f;
+    }
     for (int j = 0; l->fu && j < n; j++) {
         float *f = l->ufb + (size_t)(at + j) * l->Fu;
         feat_gather(l->fu, ue[j], f);
@@ -161,7 +200,7 @@ static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue, con
             l->pair_ue[at + b] = ue;
         }
         gather_features(l, l->pair_ue + at, items + s, at, c);
-        l->ops->forward(m, out + s, l->urows + at, l->irows + at, l->fu ? l->ufp + at : NULL,
+        l->ops->forward(m, out + s, l->urows + at, l->irows + at, l->Fu ? l->ufp + at : NULL,
                         l->fi ? l->ifp + at : NULL, c);
     }
 }
@@ -219,6 +258,10 @@ static int learner_config_check(const learner_config_t *cfg, char *errstr, size_
     if (nfeat && !(ops->flags & MODEL_FEATURES)) {
         snprintf(errstr, len, "tower features need a model that takes them (dssm), not %s",
                  ops->name);
+        return -1;
+    }
+    if ((ops->flags & MODEL_HISTORY) && (cfg->history < 1 || cfg->history > HIST_MAX)) {
+        snprintf(errstr, len, "history must be in [1, %d] items, not %d", HIST_MAX, cfg->history);
         return -1;
     }
     return 0;
@@ -287,6 +330,14 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (l->ops->row_width(l->model, 'i') != l->R) { /* the engine's rows are one width */
         snprintf(errstr, len, "learner: %s's user and item rows differ in width", l->ops->name);
         goto err;
+    }
+    if (l->ops->flags & MODEL_HISTORY) { /* a user's features: the mean of its items' rows */
+        if (!(l->hist = hist_create(cfg->history, errstr, len)))
+            goto err;
+        if (!(l->hitems = malloc(sizeof(uint32_t) * (size_t)cfg->history)) ||
+            !(l->hgrad = malloc(sizeof(float) * (size_t)l->R)))
+            goto oom;
+        l->Fu = l->R;
     }
 
     emb_config_t ec = {.width = l->R,
@@ -376,6 +427,9 @@ void learner_free(learner_t *l)
 {
     if (!l)
         return;
+    hist_free(l->hist);
+    free(l->hitems);
+    free(l->hgrad);
     pool_free(l->pool);
     for (int t = 1; t < LEARNER_MAX_THREADS && l->ops; t++)
         l->ops->free(l->wm[t]);
@@ -578,14 +632,14 @@ static void phase_pass(void *arg, int t, int n)
     }
     gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
     l->ops->forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
-                    l->fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
+                    l->Fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
     chunk_loss(l, t, n);
     if (!isfinite(l->closs[t]))
         return;
 
     dense_block_zero_grad(l->ops->dense(l->wm[t]));
     l->ops->backward(l->wm[t], l->du + (size_t)p0 * l->R, l->di + (size_t)p0 * l->R,
-                     l->fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
+                     l->Fu ? l->dfu + (size_t)p0 * l->Fu : NULL,
                      l->fi ? l->dfi + (size_t)p0 * l->Fi : NULL, l->dz + p0, p1 - p0);
     if (n == 1)
         return;
@@ -662,6 +716,44 @@ static void phase_sparse(void *arg, int t, int n)
     }
 }
 
+/* A history model's context is the mean of the rows of the user's last
+ * items: its gradient, summed over the pairs of a run of one user's pairs
+ * (they share the context), goes to each of those rows, a 1/n share each,
+ * by the rows' optimizer; they are then dirty. One thread, after the
+ * batch's own rows: a row may take several such steps in one batch. */
+static void history_step(learner_t *l)
+{
+    const int P = l->P, R = l->R;
+    float *g = l->hgrad;
+    for (int p = 0; p < P;) {
+        uint32_t ue = l->pair_ue[p];
+        memset(g, 0, sizeof(float) * (size_t)R);
+        for (; p < P && l->pair_ue[p] == ue; p++) {
+            const float *d = l->dfu + (size_t)p * R;
+            for (int k = 0; k < R; k++)
+                g[k] += d[k];
+        }
+        int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems), m = 0;
+        for (int j = 0; j < n; j++)
+            m += emb_entry_row(l->items, l->hitems[j]) != 0;
+        if (m == 0)
+            continue;
+        for (int k = 0; k < R; k++)
+            g[k] /= (float)m;
+        for (int j = 0; j < n; j++) {
+            uint32_t row = emb_entry_row(l->items, l->hitems[j]);
+            if (row == 0)
+                continue;
+            if (l->cfg.sparse_opt == OPT_ADAGRAD)
+                optim_adagrad(emb_row(l->items, row), emb_row_state(l->items, row), g, R,
+                              l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
+            else
+                optim_sgd(emb_row(l->items, row), g, R, l->cfg.lr_sparse, l->cfg.l2_sparse);
+            emb_mark_dirty(l->items, l->hitems[j]);
+        }
+    }
+}
+
 static void learn_batch(learner_t *l, int B)
 {
     const int k = l->cfg.negatives, G = l->G;
@@ -684,6 +776,7 @@ static void learn_batch(learner_t *l, int B)
         }
     }
     B = NP;
+    l->npos = NP;
 
     l->Q = 0;
     if (l->cfg.preq_rate > 0.0 && (l->ops->flags & MODEL_RANKS))
@@ -798,6 +891,8 @@ static void learn_batch(learner_t *l, int B)
     /* rows once each (each chunk its rows of both sides), feature value rows
      * too (their stamps were made room for in flush) */
     pool_run(l->pool, phase_sparse, l);
+    if (l->hist)
+        history_step(l);
     for (int t = 0; t < l->nt; t++) {
         rows_mark_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
         rows_mark_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
@@ -823,6 +918,10 @@ static int flush(learner_t *l, int B)
         return B;
     }
     learn_batch(l, B);
+    /* the batch's positives join their users' histories after it is learned:
+     * a positive is never in its own context */
+    for (int b = 0; l->hist && b < l->npos; b++)
+        hist_push(l->hist, l->ev_ue[b], l->ev_ie[b]);
     evict(l); /* between batches: no entry of a batch is held anywhere but the buffer */
     return 0;
 }
@@ -840,6 +939,19 @@ static int side_features(feat_t *f, emb_table_t *t, uint32_t e, char side, const
     return 0;
 }
 
+/* user entry ue and item entry ie were just touched: a new id's history
+ * starts empty, a new item is born. -1 when out of memory. */
+static int history_ids(learner_t *l, uint32_t ue, uint32_t ie)
+{
+    if (hist_reserve(l->hist, emb_entry_cap(l->users), emb_entry_cap(l->items)))
+        return -1;
+    if (emb_entry_count(l->users, ue) == 1)
+        hist_new_user(l->hist, ue);
+    if (emb_entry_count(l->items, ie) == 1)
+        hist_new_item(l->hist, ie);
+    return 0;
+}
+
 size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
 {
     size_t accepted = 0;
@@ -851,7 +963,8 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
                           ? EMB_NONE
                           : emb_touch(l->items, e->item.h, e->item.id, e->item.len, e->ts_ms);
         if (ie == EMB_NONE || (l->fu && side_features(l->fu, l->users, ue, 'u', e)) ||
-            (l->fi && side_features(l->fi, l->items, ie, 'i', e))) {
+            (l->fi && side_features(l->fi, l->items, ie, 'i', e)) ||
+            (l->hist && history_ids(l, ue, ie))) {
             l->st.bad++;
             continue;
         }
@@ -888,7 +1001,10 @@ void learner_vector(learner_t *l, char side, uint32_t entry, float *out)
     feat_t *f = side == 'u' ? l->fu : l->fi;
     if (f)
         feat_gather(f, entry, l->fvec);
-    model_vector(l->ops, l->model, side, emb_row(t, entry_row(t, entry)), f ? l->fvec : NULL, out);
+    else if (l->hist && side == 'u')
+        history_context(l, entry, l->fvec);
+    model_vector(l->ops, l->model, side, emb_row(t, entry_row(t, entry)),
+                 f || (l->hist && side == 'u') ? l->fvec : NULL, out);
 }
 
 static int user_in_ring(void *arg, uint32_t e)
@@ -917,6 +1033,9 @@ static void user_gone(void *arg, uint32_t e)
 
 static void item_gone(void *arg, uint32_t e)
 {
+    learner_t *l = arg;
+    if (l->hist)
+        hist_item_gone(l->hist, e);
     tell_gone(arg, ((learner_t *)arg)->items, 'i', e);
 }
 
@@ -1024,11 +1143,14 @@ int learner_save(const learner_t *l, ser_writer_t *w)
     if (l->ops->save && l->ops->save(l->model, w))
         return -1;
     ring_save(l->ring, w);
-    ser_u32(w, (uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1);
+    ser_u32(w, (uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1 |
+                   (uint32_t)(l->hist != NULL) << 2);
     if (l->fu)
         feat_save(l->fu, emb_entry_cap(l->users), w);
     if (l->fi)
         feat_save(l->fi, emb_entry_cap(l->items), w);
+    if (l->hist && hist_save(l->hist, emb_entry_cap(l->users), emb_entry_cap(l->items), w))
+        return -1;
     ser_put(w, l->rng.s, sizeof(l->rng.s));
     ser_put(w, &l->st, sizeof(l->st)); /* plain counters: one record */
     save_ewma(w, &l->loss_e);
@@ -1061,12 +1183,14 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
         ring_load(l->ring, r, emb_entry_cap(l->users), emb_entry_cap(l->items), errstr, len))
         return -1;
     uint32_t sides = ser_get_u32(r);
-    if (r->err || sides != ((uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1)) {
-        snprintf(errstr, len, "learner: saved with other tower features");
+    if (r->err || sides != ((uint32_t)(l->fu != NULL) | (uint32_t)(l->fi != NULL) << 1 |
+                            (uint32_t)(l->hist != NULL) << 2)) {
+        snprintf(errstr, len, "learner: saved with other tower features or history");
         return -1;
     }
     if ((l->fu && feat_load(l->fu, r, emb_entry_cap(l->users), errstr, len)) ||
-        (l->fi && feat_load(l->fi, r, emb_entry_cap(l->items), errstr, len)))
+        (l->fi && feat_load(l->fi, r, emb_entry_cap(l->items), errstr, len)) ||
+        (l->hist && hist_load(l->hist, r, errstr, len)))
         return -1;
     learner_stats_t st;
     if (ser_get(r, l->rng.s, sizeof(l->rng.s)) || ser_get(r, &st, sizeof(st))) {

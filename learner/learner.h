@@ -82,6 +82,9 @@ typedef struct learner_config {
     int preq_negatives; /* items they are ranked against (default 100) */
     double ewma_alpha;  /* loss and prequential EWMA weight (default 0.01) */
     float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
+    int history;        /* a history model's (MODEL_HISTORY) items per user: its
+                         * representation reads the user's last `history` items
+                         * (hist.h; default 5) */
     int threads;        /* threads of a micro-batch (default 1): each forwards and
                          * backwards a slice of the pairs with its own copy of the
                          * model (one set of weights), gradients are summed, users'

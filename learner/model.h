@@ -30,6 +30,12 @@ struct ctr_head;
     4u /* click-through: user, item and the configured features are the                            \
         * example's fields; labelled examples, progressive AUC/logloss */
 
+/* the user side's features (ufeat; learner_vector's feat) are the mean of the
+ * rows of the user's last learner_config_t.history items (hist.h), a row's
+ * width of floats, zeros for a user with none; not with MODEL_FEATURES. The
+ * learner treats the mean as an input: its gradient (dfu) is not applied. */
+#define MODEL_HISTORY 8u
+
 typedef struct model_ops {
     const char *name; /* as the config and the CLI spell it (neumf) */
     unsigned flags;   /* MODEL_* */

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const model_ops_t neumf_ops, dssm_ops, mf_ops;
+extern const model_ops_t neumf_ops, dssm_ops, mf_ops, hmf_ops;
 extern const model_ops_t lr_ops, widedeep_ops, dcn_ops;
 
 static const model_ops_t *const models[] = {
-    &neumf_ops, &dssm_ops, &mf_ops, &lr_ops, &widedeep_ops, &dcn_ops,
+    &neumf_ops, &dssm_ops, &mf_ops, &hmf_ops, &lr_ops, &widedeep_ops, &dcn_ops,
 };
 
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))

@@ -180,7 +180,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 68); /* the fields of fr_config_t */
+    assert_int_equal(n, 69); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -935,7 +935,8 @@ static void test_model_key_warnings(void **state)
          "%s:3: [model] deep does not apply to model lr (read by widedeep, dcn): ignored; "
          "%s:4: [model] cross_layers does not apply to model lr (read by dcn): ignored"},
         {"[model]\nkind = dcn\nnegatives = 8\n", NULL, 1,
-         "%s:3: [model] negatives does not apply to model dcn (read by neumf, dssm, mf): ignored"},
+         "%s:3: [model] negatives does not apply to model dcn (read by neumf, dssm, mf, hmf): "
+         "ignored"},
         /* the learner's keys apply to every model it learns, mf too; the
          * click-through engine's (max_users) to lr, widedeep and dcn */
         {"[model]\nkind = mf\nnegatives = 8\nsampler = popularity\n", NULL, 0, NULL},

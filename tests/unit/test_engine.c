@@ -121,10 +121,31 @@ static size_t vectors(engine_t *e, float *out)
     return n;
 }
 
-/* the vectors, then the dense weights (lr learns no vector: its weights) */
+/* the rows of the known ids, hmf's width */
+static size_t rows_of(engine_t *e, float *out)
+{
+    size_t n = 0;
+    const int R = engine_vector_dim(e) - 1; /* hmf: a row is dim + 1, a vector dim + 2 */
+    for (int side = 0; side < 2; side++) {
+        emb_table_t *t = engine_table(e, side);
+        for (int k = 0; k < (side ? NI : NU); k++) {
+            lrn_id_t id = side ? id_of(iid[k], 2) : id_of(uid[k], 1);
+            uint32_t en = emb_find(t, id.h, id.id, id.len);
+            if (en == EMB_NONE)
+                continue;
+            memcpy(out + n, emb_row(t, emb_entry_row(t, en)), sizeof(float) * (size_t)R);
+            n += (size_t)R;
+        }
+    }
+    return n;
+}
+
+/* the vectors, then the dense weights (lr learns no vector: its weights);
+ * for a history model the rows, since its user vectors move with each
+ * click (the mean of the last items' rows) whatever the learning rate */
 static size_t params(engine_t *e, float *out)
 {
-    size_t n = vectors(e, out);
+    size_t n = engine_model(e)->flags & MODEL_HISTORY ? rows_of(e, out) : vectors(e, out);
     dense_block_t *d = engine_dense(e);
     assert_true(d->n <= 65536);
     if (d->n)
