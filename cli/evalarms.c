@@ -371,10 +371,16 @@ static void retrain_score(arm_t *a, const eval_query_t *q, float *out)
     learner_arm_score(r->l, &r->s->d->users[e->user], q, out);
 }
 
+/* Frozen between trainings; a history model's users' last items move on
+ * (learner_observe), as a batch-trained model is served with fresh
+ * features. */
 static int retrain_observe(arm_t *a, size_t from, size_t to, char *err, size_t len)
 {
-    (void)a, (void)from, (void)to, (void)err, (void)len;
-    return 0; /* frozen between trainings */
+    retrain_arm_t *r = (retrain_arm_t *)a;
+    (void)err, (void)len;
+    if (r->l)
+        learner_observe(r->l, r->s->lev + from, to - from);
+    return 0;
 }
 
 static void shuffle(lrn_event_t *ev, size_t n, rng_t *g)
@@ -408,6 +414,9 @@ static int retrain_now(retrain_arm_t *r, size_t n, char *err, size_t len)
         shuffle(r->buf, n, &g);
         learner_learn(r->l, r->buf, n);
     }
+    /* the shuffled passes left the users' last items out of order: the
+     * stream so far, in time order, sets them */
+    learner_observe(r->l, r->s->lev, n);
     r->last_n = n;
     r->trained++;
     r->trained_events += n * (size_t)r->rc.epochs;

@@ -984,6 +984,28 @@ size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n)
     return accepted;
 }
 
+size_t learner_observe(learner_t *l, const lrn_event_t *ev, size_t n)
+{
+    size_t done = 0;
+    for (size_t k = 0; l->hist && k < n; k++) {
+        const lrn_event_t *e = &ev[k];
+        if (e->negative)
+            continue;
+        uint32_t ie = emb_find(l->items, e->item.h, e->item.id, e->item.len);
+        if (ie == EMB_NONE)
+            continue;
+        uint32_t ue = emb_touch(l->users, e->user.h, e->user.id, e->user.len, e->ts_ms);
+        if (ue == EMB_NONE ||
+            hist_reserve(l->hist, emb_entry_cap(l->users), emb_entry_cap(l->items)))
+            continue;
+        if (emb_entry_count(l->users, ue) == 1)
+            hist_new_user(l->hist, ue);
+        hist_push(l->hist, ue, ie);
+        done++;
+    }
+    return done;
+}
+
 void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out)
 {
     uint32_t ue = emb_find(l->users, user->h, user->id, user->len);

@@ -122,6 +122,14 @@ void learner_free(learner_t *l);
  * the number of events accepted; refused ones are counted in stats.bad. */
 size_t learner_learn(learner_t *l, const lrn_event_t *ev, size_t n);
 
+/* Records that the events' users clicked their items, learning nothing: a
+ * history model's (MODEL_HISTORY) users' last items move on, as a model
+ * frozen between trainings is served with fresh features. A user new to
+ * the learner gets an entry (its row as initialised); an item it does not
+ * know, or an explicit negative, is not recorded. Other models: nothing.
+ * Returns the events recorded. */
+size_t learner_observe(learner_t *l, const lrn_event_t *ev, size_t n);
+
 /* Scores (logits; higher is more relevant) of n items for one user, without
  * changing anything. Unknown ids score with the fallback rows. */
 void learner_score(learner_t *l, const lrn_id_t *user, const lrn_id_t *items, int n, float *out);

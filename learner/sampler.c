@@ -265,6 +265,11 @@ float samp_prob(const sampler_t *s, uint32_t item)
     return n ? 1.0f / (float)n : 0.0f;
 }
 
+int samp_hard_skip(int c)
+{
+    return c >= 8 ? c / 16 + (c >= 16) : 0;
+}
+
 static int valid_negative(const sampler_t *s, uint32_t user, uint32_t item)
 {
     return item != EMB_NONE && !ring_has_pair(s->ring, user, item);
@@ -287,9 +292,13 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
         if (c == 0)
             return 0;
         s->score(s->score_arg, user, s->cand, c, s->cand_score);
-        int n = k < c ? k : c;
-        /* partial selection sort: the n best to the front */
-        for (int i = 0; i < n; i++) {
+        /* a rank band, mixed: past the pool's top `skip` (the items scored
+         * highest are the likeliest to be the user's future positives), the
+         * next nh by score, then the rest drawn at random from below them */
+        int skip = samp_hard_skip(c), n = k < c - skip ? k : c - skip;
+        int nh = n - n / 2, m = skip + nh;
+        /* partial selection sort: the m best to the front */
+        for (int i = 0; i < m; i++) {
             int best = i;
             for (int j = i + 1; j < c; j++)
                 if (s->cand_score[j] > s->cand_score[best])
@@ -300,9 +309,18 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
             s->cand_score[i] = s->cand_score[best];
             s->cand[best] = ti;
             s->cand_score[best] = ts;
-            items[i] = s->cand[i];
-            q[i] = samp_prob(s, items[i]);
         }
+        for (int i = 0; i < nh; i++)
+            items[i] = s->cand[skip + i];
+        for (int i = nh; i < n; i++) { /* distinct: a partial shuffle of the rest */
+            int j = m + (int)rng_below(r, (uint32_t)(c - m));
+            uint32_t t = s->cand[m];
+            s->cand[m] = s->cand[j];
+            s->cand[j] = t;
+            items[i] = s->cand[m++];
+        }
+        for (int i = 0; i < n; i++)
+            q[i] = samp_prob(s, items[i]);
         return n;
     }
     int n = 0;

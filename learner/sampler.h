@@ -9,8 +9,13 @@
  *               marginal probability that a position of a batch holds it (the
  *               share of one batch is not: see samp_prob in sampler.c)
  *   hard        a pool of C candidates drawn from the buffer, scored by the
- *               current model; the k highest-scored are kept; q = the pool's
- *               inclusion probability, min(1, C·count/size)
+ *               current model; the top samp_hard_skip(C) are passed over
+ *               (the highest-scored are the likeliest to be the user's
+ *               future positives: a rank band, as embedding-based retrieval
+ *               mines its hard negatives below the top), the next ⌈k/2⌉ by
+ *               score are kept, and the other ⌊k/2⌋ drawn at random from the
+ *               rest of the pool; q = the pool's inclusion probability,
+ *               min(1, C·count/size)
  *
  * No sampler returns an item that the user has among the buffer's events.
  * Items are table entry indices (table.h). Not for: scoring (the learner
@@ -26,6 +31,10 @@
 #include <stdint.h>
 
 typedef enum { SAMP_UNIFORM = 0, SAMP_POPULARITY, SAMP_INBATCH, SAMP_HARD } samp_kind_t;
+
+/* hard: how many of a pool of c scored candidates are passed over, the
+ * highest-scored: none below 8, 1 from 8, then c/16 + 1 (3 of the default 32) */
+int samp_hard_skip(int c);
 
 /* Scores items for a user (higher is more relevant). */
 typedef void (*samp_score_fn)(void *arg, uint32_t user, const uint32_t *items, int n,

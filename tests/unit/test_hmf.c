@@ -330,6 +330,64 @@ static void test_learns_the_chain(void **state)
     }
 }
 
+/* A frozen model served with fresh histories (learner_observe): new users'
+ * clicks move their context, nothing is learned; plain MF records nothing. */
+static void test_observe_without_learning(void **state)
+{
+    (void)state;
+    for (int mf = 0; mf < 2; mf++) {
+        learner_config_t cfg;
+        learner_config_default(&cfg);
+        snprintf(cfg.kind, sizeof(cfg.kind), "%s", mf ? "mf" : "hmf");
+        cfg.model.dim = 16;
+        cfg.loss = LOSS_SOFTMAX;
+        cfg.negatives = 8;
+        cfg.lr_sparse = 0.1f;
+        cfg.history = 3;
+        char err[256];
+        learner_t *l = learner_create(&cfg, err, sizeof(err));
+        assert_non_null(l);
+        assert_int_equal(learner_learn(l, ev, NEV), NEV);
+        learner_stats_t before, after;
+        learner_stats(l, &before);
+        lrn_id_t items[NI];
+        for (int i = 0; i < NI; i++)
+            items[i] = item_id(i);
+        float v0[NI];
+        lrn_id_t probe = user_id(0);
+        learner_score(l, &probe, items, NI, v0);
+        int wins = 0;
+        for (int t = 0; t < 100; t++) {
+            int u = NS + t, k = (t * 7) % NI;
+            lrn_event_t e[6];
+            for (int j = 0; j < 6; j++)
+                e[j] = (lrn_event_t){.user = user_id(u),
+                                     .item = item_id((k + j) % NI),
+                                     .ts_ms = 1000 + NEV + t * 6 + j,
+                                     .weight = 1.0f};
+            assert_int_equal(learner_observe(l, e, 6), mf ? 0 : 6);
+            float s[NI];
+            lrn_id_t me = user_id(u);
+            learner_score(l, &me, items, NI, s);
+            wins += s[(k + 6) % NI] > s[(k + NI - 1) % NI];
+        }
+        /* an unknown item is not recorded */
+        lrn_event_t odd = {.user = user_id(0), .item = {77, "nope", 4}, .ts_ms = 1, .weight = 1};
+        assert_int_equal(learner_observe(l, &odd, 1), 0);
+        learner_stats(l, &after);
+        assert_int_equal(after.events, before.events);
+        assert_int_equal(after.batches, before.batches);
+        float v1[NI];
+        learner_score(l, &probe, items, NI, v1);
+        assert_memory_equal(v0, v1, sizeof(v0)); /* user 0's history and the rows as they were */
+        print_message("%s, frozen, fresh histories: next above previous for %d of 100 new users\n",
+                      cfg.kind, wins);
+        if (!mf)
+            assert_true(wins > 70); /* chance: 50 */
+        learner_free(l);
+    }
+}
+
 /* What learner_vector publishes for a user is the row and its context, so
  * its dot product with an item's vector is learner_score's logit. */
 static void test_published_dot_is_the_score(void **state)
@@ -427,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_in_table),
         cmocka_unit_test(test_grad),
         cmocka_unit_test(test_learns_the_chain),
+        cmocka_unit_test(test_observe_without_learning),
         cmocka_unit_test(test_published_dot_is_the_score),
         cmocka_unit_test(test_save_load_resumes_exactly),
     };
