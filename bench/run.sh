@@ -78,7 +78,7 @@ medrows() {
 }
 
 # freshrec and the plain-loop reference, their runs alternating
-cmd1="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads 1 --json --quiet"
+cmd1="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --no-shuffle --eval loo --threads 1 --json --quiet"
 for k in $(seq "$REPEAT"); do
     once freshrec "$k" $cmd1
     once reference-naive "$k" $cmd1 --naive
@@ -108,7 +108,7 @@ model_row() { # name, json, quality field, command[, examples field]
         "$3=$(printf '%.4f' "$(field "$3" "$2")")" "$4"
 }
 model_row neumf "$tmp/freshrec.json" hr10 "(the freshrec median above)"
-cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads 1 --json --quiet"
+cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --no-shuffle --eval loo --threads 1 --json --quiet"
 $cmd > "$tmp/dssm.json"
 model_row dssm "$tmp/dssm.json" hr10 "$cmd"
 for m in lr widedeep dcn; do
@@ -130,7 +130,7 @@ NP=$(nproc)
 PY=/usr/bin/python3
 torch=0
 "$PY" -c 'import torch' 2>/dev/null && torch=1
-fcmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
+fcmd="$FR train --data $data --format $fmt --model neumf --dim 32 --negatives 4 --sampler uniform --loss bce --epochs $EPOCHS --no-shuffle --eval loo --threads $NP --json --quiet"
 tcmd() { echo "$PY bench/torch_neumf.py --data $data --epochs $EPOCHS --threads $1 --no-shuffle"; }
 for k in $(seq "$REPEAT"); do
     once neumf-all "$k" $fcmd
@@ -147,7 +147,7 @@ printf '%-28s %14s %12s %8s   %s\n' "run" "pairs/s" "events/s" "HR@10" "command"
 line "freshrec neumf 1" "$tmp/freshrec.json" "(the freshrec median above)"
 medrows "freshrec neumf $NP" neumf-all "$fcmd"
 line "freshrec dssm 1" "$tmp/dssm.json" "(the dssm run above)"
-cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --eval loo --threads $NP --json --quiet"
+cmd="$FR train --data $data --format $fmt --model dssm --loss softmax --sampler inbatch --negatives 4 --epochs $EPOCHS --no-shuffle --eval loo --threads $NP --json --quiet"
 $cmd > "$tmp/dssm-all.json"
 line "freshrec dssm $NP" "$tmp/dssm-all.json" "$cmd"
 if [ $torch -eq 1 ]; then

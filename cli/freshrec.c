@@ -311,7 +311,8 @@ static void train_usage(FILE *f)
             "  --epochs N        passes over the stream                         [1]\n"
             "  --shuffle         passes after the first in a new random order each\n"
             "                    (from --seed); the first stays in time order, so\n"
-            "                    preq_hr10 stays prequential                    [off]\n"
+            "                    preq_hr10 stays prequential                    [on]\n"
+            "  --no-shuffle      every pass in time order\n"
             "  --eval E          loo (hold out each user's latest) | none       [loo]\n"
             "  --preq-rate X     share of events ranked before being learned    [0.01]\n"
             "                    (preq_hr10: the first pass's; later passes rank\n"
@@ -343,7 +344,7 @@ static int cmd_train(int argc, char **argv)
     learner_config_default(&cfg);
     const char *data = NULL, *format = "movielens", *model = model_default(0)->name, *eval = "loo";
     long epochs = 1, threads = 1, v;
-    int json = 0, quiet = 0, features = 0, shuffle = 0;
+    int json = 0, quiet = 0, features = 0, shuffle = 1, no_shuffle = 0;
     char err[256];
     enum { MLP = 1, TOWER, SAMPLER, LOSS, OPTIMIZER }; /* the switch's options */
     const opt_t opts[] = {
@@ -369,6 +370,7 @@ static int cmd_train(int argc, char **argv)
         {"admit-after", ARG_U32, &cfg.admit_after, 1, 1000000, 0},
         {"epochs", ARG_LONG, &epochs, 1, 10000, 0},
         {"shuffle", ARG_FLAG, &shuffle, 0, 0, 0},
+        {"no-shuffle", ARG_FLAG, &no_shuffle, 0, 0, 0},
         {"eval", ARG_STR, &eval, 0, 0, 0},
         {"preq-rate", ARG_DOUBLE, &cfg.preq_rate, 0, 1, 0},
         {"threads", ARG_LONG, &threads, 1, LEARNER_MAX_THREADS, 0},
@@ -481,6 +483,8 @@ static int cmd_train(int argc, char **argv)
         dataset_free(&d);
         return 1;
     }
+    if (no_shuffle)
+        shuffle = 0;
     int do_loo = strcmp(eval, "loo") == 0;
     if (!do_loo) { /* learn everything */
         ntrain = d.n;

@@ -94,7 +94,8 @@ static void write_one_item_batches(char *path, size_t len)
 
 /* Every loss and sampler reports "skipped" (and the other ways an event
  * goes unlearned); learned + skipped = every event of every pass. In-batch
- * with BPR or softmax skips exactly the one-item batches, each epoch; BCE
+ * with BPR or softmax skips exactly the one-item batches, each epoch (in
+ * time order: --no-shuffle keeps those batches whole); BCE
  * learns those positives on their own, so skips none. */
 static void test_json_counts_skipped(void **state)
 {
@@ -115,7 +116,7 @@ static void test_json_counts_skipped(void **state)
         char args[512];
         snprintf(args, sizeof(args),
                  "--data %s --model %s --loss %s --sampler %s --epochs %d --batch 8 "
-                 "--eval none --negatives 2 --tower 16,8 --dim 8",
+                 "--eval none --negatives 2 --tower 16,8 --dim 8 --no-shuffle",
                  data, cases[c].model, cases[c].loss, cases[c].sampler, cases[c].epochs);
         json_t *j = train_json(args);
         long long skipped = int_field(j, "skipped"), events = int_field(j, "events");
@@ -166,7 +167,8 @@ static void test_preq_is_first_pass(void **state)
     json_decref(two);
 }
 
-/* --shuffle: the passes after the first learn the same events in another
+/* --shuffle (the default; --no-shuffle keeps time order): the passes after
+ * the first learn the same events in another
  * order. The first pass is the stream as without it (the same prequential
  * figures: the order has a generator of its own, so the learner's draws are
  * those of the same seed); the model at the end is another (leave-one-out
@@ -184,7 +186,12 @@ static void test_shuffle(void **state)
     char args[512];
     snprintf(args, sizeof(args), "--data %s --format synthetic --preq-rate 0.2 --seed 5 --epochs 3",
              data);
-    json_t *plain = train_json(args);
+    char plain_args[600];
+    snprintf(plain_args, sizeof(plain_args), "%s --no-shuffle", args);
+    json_t *plain = train_json(plain_args);
+    json_t *dflt = train_json(args); /* shuffled by default */
+    assert_true(json_is_true(json_object_get(dflt, "shuffle")));
+    json_decref(dflt);
     strcat(args, " --shuffle");
     json_t *a = train_json(args), *b = train_json(args);
     assert_true(json_is_false(json_object_get(plain, "shuffle")));
