@@ -207,14 +207,8 @@ static uint32_t draw_one(const sampler_t *s, rng_t *r)
         if (s->nbatch > 0)
             return s->batch[rng_below(r, (uint32_t)s->nbatch)];
         return EMB_NONE;
-    case SAMP_HARD: {
-        size_t n = ring_size(s->ring);
-        if (!n)
-            return draw_uniform(s, r);
-        uint32_t item;
-        ring_get(s->ring, rng_below(r, (uint32_t)n), NULL, &item, NULL);
-        return item;
-    }
+    case SAMP_HARD: /* a pool drawn by popularity makes its random half popularity
+                     * negatives, which lost 0.1 of leave-one-out HR@10 */
     case SAMP_UNIFORM:
     default:
         return draw_uniform(s, r);
@@ -252,10 +246,10 @@ float samp_prob(const sampler_t *s, uint32_t item)
         return (float)m / (float)s->nbatch;
     }
     case SAMP_HARD: {
-        size_t n = ring_size(s->ring);
+        size_t n = emb_admitted_rows(s->items);
         if (!n)
-            break;
-        float p = (float)s->cfg.pool * (float)ring_item_count(s->ring, item) / (float)n;
+            return 0.0f;
+        float p = (float)s->cfg.pool / (float)n;
         return p < 1.0f ? p : 1.0f;
     }
     default:
@@ -267,7 +261,7 @@ float samp_prob(const sampler_t *s, uint32_t item)
 
 int samp_hard_skip(int c)
 {
-    return c >= 8 ? c / 16 + (c >= 16) : 0;
+    return c >= 8;
 }
 
 static int valid_negative(const sampler_t *s, uint32_t user, uint32_t item)
@@ -292,11 +286,11 @@ int samp_draw(sampler_t *s, rng_t *r, uint32_t user, uint32_t *items, float *q, 
         if (c == 0)
             return 0;
         s->score(s->score_arg, user, s->cand, c, s->cand_score);
-        /* a rank band, mixed: past the pool's top `skip` (the items scored
-         * highest are the likeliest to be the user's future positives), the
-         * next nh by score, then the rest drawn at random from below them */
+        /* past the top samp_hard_skip, the nh next by score, then the rest
+         * drawn at random from below them (uniform negatives: the pool is a
+         * uniform draw) */
         int skip = samp_hard_skip(c), n = k < c - skip ? k : c - skip;
-        int nh = n - n / 2, m = skip + nh;
+        int nh = (n + 3) / 4, m = skip + nh;
         /* partial selection sort: the m best to the front */
         for (int i = 0; i < m; i++) {
             int best = i;
