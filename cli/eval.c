@@ -102,6 +102,8 @@ typedef struct {
     uint32_t sample[SAMPLED];
     int nsample;
     float *scores;     /* (nitems) */
+    uint32_t *icount;  /* (nitems) each item's events so far */
+    size_t *first_k;   /* (nitems) the event that first showed each item */
     size_t max_scored; /* room of each arm's hit20 */
     double t_start, t_said;
 } run_t;
@@ -149,8 +151,15 @@ static int run_alloc(run_t *x, char *err, size_t len)
     x->excl = calloc(I, 1);
     x->mark = calloc(I, 1);
     x->scores = malloc(sizeof(float) * I);
+    x->icount = calloc(I, sizeof(uint32_t));
+    x->first_k = calloc(I, sizeof(size_t));
+    size_t sn = n ? n : 1;
+    x->r->ev_of = malloc(sizeof(size_t) * sn);
+    x->r->clicks = malloc(sizeof(uint32_t) * sn);
+    x->r->late = malloc(sn);
     if (!x->lev || !x->cat_item || !x->cat_id || !x->pos || !x->first_ms || !x->hist ||
-        !x->hist_at || !x->hist_n || !x->excl || !x->mark || !x->scores) {
+        !x->hist_at || !x->hist_n || !x->excl || !x->mark || !x->scores || !x->icount ||
+        !x->first_k || !x->r->ev_of || !x->r->clicks || !x->r->late) {
         snprintf(err, len, "out of memory");
         return -1;
     }
@@ -208,7 +217,8 @@ static int run_arms(run_t *x, size_t scored_max, char *err, size_t len)
             return -1;
         ar->bucket = calloc(r->nbucket, sizeof(eval_sums_t));
         ar->hit20 = malloc(sizeof(float) * (scored_max ? scored_max : 1));
-        if (!ar->bucket || !ar->hit20) {
+        ar->hit10 = malloc(sizeof(float) * (scored_max ? scored_max : 1));
+        if (!ar->bucket || !ar->hit20 || !ar->hit10) {
             snprintf(err, len, "out of memory");
             return -1;
         }
@@ -279,6 +289,7 @@ static void judge(run_t *x, int i, uint32_t t, int new_item, int new_user, size_
     if (new_user)
         tally(&ar->new_user, rec, ndcg, hr, mrr);
     ar->hit20[x->r->scored] = (float)rec;
+    ar->hit10[x->r->scored] = (float)hr;
 }
 
 static void score_event(run_t *x, size_t k)
@@ -302,6 +313,9 @@ static void score_event(run_t *x, size_t k)
         x->r->arm[i].seconds += clock_mono_s() - t0;
         judge(x, i, t, new_item, new_user, b);
     }
+    x->r->ev_of[x->r->scored] = k;
+    x->r->clicks[x->r->scored] = x->icount[e->item];
+    x->r->late[x->r->scored] = x->c->drift_at && x->first_k[e->item] >= x->c->drift_at;
     x->r->scored++;
     for (uint32_t j = 0; j < nh; j++)
         x->excl[x->pos[h[j]]] = 0;
@@ -316,7 +330,9 @@ static void state_add(run_t *x, size_t k)
         x->cat_item[x->ncat] = e->item;
         x->cat_id[x->ncat++] = x->d->items[e->item];
         x->first_ms[e->item] = e->ts_ms;
+        x->first_k[e->item] = k;
     }
+    x->icount[e->item]++;
     x->hist[x->hist_at[e->user] + x->hist_n[e->user]++] = e->item;
 }
 
@@ -401,6 +417,8 @@ static void run_free(run_t *x)
     free(x->excl);
     free(x->mark);
     free(x->scores);
+    free(x->icount);
+    free(x->first_k);
 }
 
 int eval_run(const dataset_t *d, const eval_config_t *c, eval_result_t *r, char *err, size_t len)
@@ -434,6 +452,68 @@ void eval_result_free(eval_result_t *r)
     for (int i = 0; i < ARM_COUNT; i++) {
         free(r->arm[i].bucket);
         free(r->arm[i].hit20);
+        free(r->arm[i].hit10);
     }
+    free(r->ev_of);
+    free(r->clicks);
+    free(r->late);
     memset(r, 0, sizeof(*r));
+}
+
+/* the first scored event at or after event k */
+static size_t scored_from(const eval_result_t *r, size_t k)
+{
+    size_t lo = 0, hi = r->scored;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->ev_of[mid] < k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, double frac,
+                   double *level)
+{
+    *level = 0.0;
+    size_t s0 = scored_from(r, drift_at);
+    if (!drift_at || W == 0 || s0 < W || s0 >= r->scored)
+        return -1;
+    const float *h = r->arm[i].hit10;
+    double pre = 0.0, win = 0.0;
+    for (size_t j = s0 - W; j < s0; j++)
+        pre += h[j];
+    *level = pre / (double)W;
+    for (size_t j = s0; j < r->scored; j++) {
+        win += h[j];
+        if (j >= s0 + W)
+            win -= h[j - W];
+        if (j + 1 >= s0 + W && win / (double)W >= frac * *level && *level > 0.0)
+            return (long)(r->ev_of[j] + 1 - drift_at);
+    }
+    return -1;
+}
+
+void eval_newitem_curve(const eval_result_t *r, int i, size_t drift_at, int maxc, double *rec,
+                        size_t *n, double *est, size_t *nest)
+{
+    for (int c = 0; c <= maxc; c++)
+        rec[c] = 0.0, n[c] = 0;
+    *est = 0.0, *nest = 0;
+    const float *h = r->arm[i].hit20;
+    for (size_t j = drift_at ? scored_from(r, drift_at) : r->scored; j < r->scored; j++) {
+        if (r->late[j]) {
+            int c = r->clicks[j] < (uint32_t)maxc ? (int)r->clicks[j] : maxc;
+            rec[c] += h[j];
+            n[c]++;
+        } else {
+            *est += h[j];
+            (*nest)++;
+        }
+    }
+    for (int c = 0; c <= maxc; c++)
+        rec[c] = n[c] ? rec[c] / (double)n[c] : 0.0;
+    *est = *nest ? *est / (double)*nest : 0.0;
 }

@@ -28,6 +28,8 @@ typedef struct {
     int resamples;         /* paired bootstrap resamples (1000) */
     uint64_t seed;         /* event sampling, sampled negatives, bootstrap (1) */
     unsigned arms;         /* bit (1u << ARM_*) per arm run (all) */
+    size_t drift_at;       /* the event where planted drift starts (a shift, items
+                            * born), for eval_recovery and eval_newitem_curve; 0: none */
     int progress;          /* a line on stderr every few seconds */
 } eval_config_t;
 
@@ -42,6 +44,7 @@ typedef struct {
     eval_sums_t all, new_item, new_user;
     eval_sums_t *bucket; /* (nbucket) */
     float *hit20;        /* (scored) recall@20 of each scored event, in order */
+    float *hit10;        /* (scored) HR@10 against the sampled items, likewise */
     double seconds;      /* wall time in the arm */
 } eval_arm_result_t;
 
@@ -54,6 +57,9 @@ typedef struct {
     size_t nbucket;
     int narms;
     int index[ARM_COUNT]; /* arm ARM_* at arm[index[]], or -1 when not run */
+    size_t *ev_of;        /* (scored) each scored event's place in the stream */
+    uint32_t *clicks;     /* (scored) its item's events before it */
+    unsigned char *late;  /* (scored) 1: its item was first seen at or after drift_at */
     eval_arm_result_t arm[ARM_COUNT];
     double seconds;
 } eval_result_t;
@@ -63,6 +69,20 @@ void eval_config_default(eval_config_t *c);
  * message. r is filled for eval_result_free either way. */
 int eval_run(const dataset_t *d, const eval_config_t *c, eval_result_t *r, char *err, size_t len);
 void eval_result_free(eval_result_t *r);
+
+/* Planted shift (drift_at): arm i's HR@10 over the W scored events before
+ * drift_at is its level; the events after drift_at until a window of W
+ * scored events first averages at least frac of that level again. -1 when
+ * it never does (or there is no drift, or too few events). */
+long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, double frac,
+                   double *level);
+
+/* Items first seen at or after drift_at (born mid-stream): arm i's
+ * recall@20 on their events by how many events the item had before, 0 …
+ * maxc (the last bucket: maxc or more), into rec[] with counts n[]; and on
+ * the other items' events after drift_at into *est (count *nest). */
+void eval_newitem_curve(const eval_result_t *r, int i, size_t drift_at, int maxc, double *rec,
+                        size_t *n, double *est, size_t *nest);
 /* "hour", "day", "week", … : the name of a bucket_ms */
 const char *eval_period_name(int64_t ms);
 

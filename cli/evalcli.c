@@ -306,6 +306,90 @@ static paired_t paired(const eval_result_t *r, const eval_config_t *c, int other
     return p;
 }
 
+#define CURVE_MAX 10 /* clicks of a new item, the last bucket: this many or more */
+
+/* the W of eval_recovery: 2% of the scored events, 200 to 2000 */
+static size_t recovery_window(const eval_result_t *r)
+{
+    size_t W = r->scored / 50;
+    return W < 200 ? 200 : W > 2000 ? 2000 : W;
+}
+
+/* With planted drift at event drift_at: the events each arm took to regain
+ * 90% of its HR@10 from before (a shift), and recall@20 of the items first
+ * seen after it by their clicks so far against the other items' (births). */
+static void print_drift(FILE *f, const eval_result_t *r, const eval_config_t *c)
+{
+    if (!c->drift_at)
+        return;
+    size_t W = recovery_window(r);
+    fprintf(f,
+            "planted drift at event %zu: events until a window of %zu scored events has 90%% "
+            "of the HR@10/100 of the %zu before it\n",
+            c->drift_at, W, W);
+    for (int i = 0; i < r->narms; i++) {
+        double level;
+        long ev = eval_recovery(r, i, c->drift_at, W, 0.9, &level);
+        if (ev >= 0)
+            fprintf(f, "  %-16s %8ld events (level %.4f)\n", r->arm[i].name, ev, level);
+        else
+            fprintf(f, "  %-16s not regained (level %.4f)\n", r->arm[i].name, level);
+    }
+    fprintf(f,
+            "recall@20 after event %zu of items first seen there or later, by their events "
+            "before (n: the online arm's count), and of the other items:\n%-8s",
+            c->drift_at, "clicks");
+    for (int i = 0; i < r->narms; i++)
+        fprintf(f, " %15s", r->arm[i].name);
+    fprintf(f, " %8s\n", "n");
+    double rec[ARM_COUNT][CURVE_MAX + 1], est[ARM_COUNT];
+    size_t n[CURVE_MAX + 1], nest = 0;
+    for (int i = 0; i < r->narms; i++)
+        eval_newitem_curve(r, i, c->drift_at, CURVE_MAX, rec[i], n, &est[i], &nest);
+    for (int k = 0; k <= CURVE_MAX; k++) {
+        if (!n[k])
+            continue;
+        char lab[16];
+        snprintf(lab, sizeof(lab), k == CURVE_MAX ? "%d+" : "%d", k);
+        fprintf(f, "%-8s", lab);
+        for (int i = 0; i < r->narms; i++)
+            fprintf(f, " %15.4f", rec[i][k]);
+        fprintf(f, " %8zu\n", n[k]);
+    }
+    fprintf(f, "%-8s", "others");
+    for (int i = 0; i < r->narms; i++)
+        fprintf(f, " %15.4f", est[i]);
+    fprintf(f, " %8zu\n", nest);
+}
+
+/* the same as JSON: {"at", "window", "recovery": {arm: events or null},
+ * "newitem": {arm: [recall@20 by clicks 0..10+]}, "established": {arm: r}} */
+static json_t *drift_json(const eval_result_t *r, const eval_config_t *c)
+{
+    if (!c->drift_at)
+        return json_null();
+    size_t W = recovery_window(r);
+    json_t *rec = json_object(), *curve = json_object(), *est = json_object(), *cnt = json_array();
+    for (int i = 0; i < r->narms; i++) {
+        double level, v[CURVE_MAX + 1], e;
+        size_t n[CURVE_MAX + 1], ne;
+        long ev = eval_recovery(r, i, c->drift_at, W, 0.9, &level);
+        json_object_set_new(rec, r->arm[i].name, ev >= 0 ? json_integer(ev) : json_null());
+        eval_newitem_curve(r, i, c->drift_at, CURVE_MAX, v, n, &e, &ne);
+        json_t *a = json_array();
+        for (int k = 0; k <= CURVE_MAX; k++) {
+            json_array_append_new(a, n[k] ? json_real(v[k]) : json_null());
+            if (i == 0)
+                json_array_append_new(cnt, json_integer((json_int_t)n[k]));
+        }
+        json_object_set_new(curve, r->arm[i].name, a);
+        json_object_set_new(est, r->arm[i].name, json_real(e));
+    }
+    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "at", (json_int_t)c->drift_at, "window",
+                     (json_int_t)W, "recovery_events", rec, "newitem_recall20_by_clicks", curve,
+                     "newitem_events_by_clicks", cnt, "established_recall20", est);
+}
+
 static void print_report(FILE *f, const char *name, const eval_result_t *r, const eval_config_t *c,
                          const paired_t *pp, int np)
 {
@@ -324,6 +408,7 @@ static void print_report(FILE *f, const char *name, const eval_result_t *r, cons
                     pp[i].mean, pp[i].lo, pp[i].hi);
     for (int i = 0; i < r->narms; i++)
         fprintf(f, "  %s: %s\n", r->arm[i].name, r->arm[i].note);
+    print_drift(f, r, c);
     print_periods(f, r);
 }
 
@@ -359,13 +444,13 @@ static void print_json(const char *name, const eval_result_t *r, const eval_conf
             json_array_append_new(boot, json_pack("{s:s, s:s, s:s, s:f, s:f, s:f}", "a", pp[i].a,
                                                   "b", pp[i].b, "metric", "recall20", "mean",
                                                   pp[i].mean, "lo95", pp[i].lo, "hi95", pp[i].hi));
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:f, s:o, s:o}",
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:f, s:o, s:o, s:o}",
                           "name", name, "model", c->lcfg.kind, "events", (json_int_t)r->events,
                           "users", (json_int_t)r->users, "items", (json_int_t)r->items, "scored",
                           (json_int_t)r->scored, "unrankable", (json_int_t)r->unrankable,
                           "eval_rate", c->eval_rate, "publish_ms", (json_int_t)c->publish_ms,
                           "period_days", (double)r->bucket_ms / DAY_MS, "seconds", r->seconds,
-                          "arms", arms, "bootstrap", boot);
+                          "arms", arms, "bootstrap", boot, "drift", drift_json(r, c));
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(8)) : NULL;
     if (s)
         printf("%s\n", s);
@@ -475,6 +560,13 @@ int eval_main(int argc, char **argv)
         dataset_free(&d);
         return rc;
     }
+    /* planted drift: --gen's at the middle, or a generated file's plan */
+    if (o.gen && (o.shift || o.births > 0))
+        o.c.drift_at = d.n / 2;
+    else if (d.plan && d.plan->shift_perm)
+        o.c.drift_at = (size_t)d.plan->shift_event;
+    else if (d.plan && d.plan->nnew)
+        o.c.drift_at = (size_t)d.plan->new_items[0].birth_event;
     eval_result_t r;
     char err[256];
     if (eval_run(&d, &o.c, &r, err, sizeof(err))) {
