@@ -490,7 +490,7 @@ long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, dou
         win += h[j];
         if (j >= s0 + W)
             win -= h[j - W];
-        if (j + 1 >= s0 + W && win / (double)W >= frac * *level && *level > 0.0)
+        if (j + 1 >= s0 + W && win / (double)W + 1e-12 >= frac * *level && *level > 0.0)
             return (long)(r->ev_of[j] + 1 - drift_at);
     }
     return -1;

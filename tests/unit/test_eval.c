@@ -5,7 +5,8 @@
  * more events), popularity on a stream one item dominates, and the
  * prequential property (an event is scored before anything learns it: with
  * one publish instant the online arm scores like a model that never
- * learned; every item's first event cannot be ranked). */
+ * learned; every item's first event cannot be ranked); the drift figures
+ * (recovery after a shift, the new-item curve by clicks). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,6 +257,72 @@ static void test_retrain_skips(void **state)
     dataset_free(&d);
 }
 
+/* The drift figures on made-up results: recovery is the first window of W
+ * scored events after the drift with frac of the level before; never, or
+ * no drift, is -1. The new-item curve buckets by clicks, the last bucket
+ * holding the rest, and the other items' events after the drift apart. */
+static void test_drift_figures(void **state)
+{
+    (void)state;
+    enum { N = 1000, W = 50 };
+    static float h10[N], h20[N];
+    static size_t ev[N];
+    static uint32_t clicks[N];
+    static unsigned char late[N];
+    eval_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.scored = N;
+    r.narms = 1;
+    r.arm[0].hit10 = h10;
+    r.arm[0].hit20 = h20;
+    r.ev_of = ev, r.clicks = clicks, r.late = late;
+    for (size_t j = 0; j < N; j++) {
+        ev[j] = 2 * j + 1; /* every other event scored: the drift at event 1000 is scored 500 */
+        /* before: 0.8 (4 of 5); after: nothing for 100 scored events, then 0.8 again */
+        h10[j] = (j < 500 || j >= 600) && j % 5 != 0 ? 1.0f : 0.0f;
+        h20[j] = 0.0f;
+    }
+    double level;
+    long need = eval_recovery(&r, 0, 1000, W, 0.9, &level);
+    assert_float_equal(level, 0.8, 1e-9);
+    /* the first window [j - W + 1, j] with mean ≥ 0.72: 36 of its 50 hits
+     * from 600 on, 4 in 5 of them: j = 600 + 45 - 1 (36 hits in 45) */
+    size_t j = 500;
+    for (double win = 0;; j++) {
+        win += h10[j];
+        if (j >= 500 + W)
+            win -= h10[j - W];
+        if (j + 1 >= 500 + W && win / W >= 0.72)
+            break;
+    }
+    assert_int_equal(need, (long)(ev[j] + 1 - 1000));
+    assert_true(j >= 600 + 40 && j <= 600 + 50);
+    assert_int_equal(eval_recovery(&r, 0, 1000, W, 1.01, &level), -1);  /* never */
+    assert_int_equal(eval_recovery(&r, 0, 0, W, 0.9, &level), -1);      /* no drift */
+    assert_int_equal(eval_recovery(&r, 0, 1000, 600, 0.9, &level), -1); /* too few before */
+
+    /* after event 1000: new items with j % 12 clicks, hit when clicks ≥ 5; others hit half */
+    for (size_t k = 500; k < N; k++) {
+        late[k] = k % 2;
+        clicks[k] = (uint32_t)(k % 12);
+        h20[k] = late[k] ? (clicks[k] >= 5 ? 1.0f : 0.0f) : (k % 4 == 0 ? 1.0f : 0.0f);
+    }
+    double rec[11], est;
+    size_t n[11], nest;
+    eval_newitem_curve(&r, 0, 1000, 10, rec, n, &est, &nest);
+    size_t total = 0;
+    for (int c = 0; c <= 10; c++) {
+        total += n[c];
+        if (n[c])
+            assert_float_equal(rec[c], c >= 5 ? 1.0 : 0.0, 1e-9);
+    }
+    assert_int_equal(total, 250);
+    assert_int_equal(n[0], 0); /* odd k: odd clicks only below 10 */
+    assert_true(n[10] > 0);    /* 11 clicks land in the last bucket */
+    assert_int_equal(nest, 250);
+    assert_float_equal(est, 0.5, 1e-9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_prequential),
         cmocka_unit_test(test_arms_same_events),
         cmocka_unit_test(test_retrain_skips),
+        cmocka_unit_test(test_drift_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
