@@ -3,12 +3,15 @@
  *
  * It produces click events (proto/event.h, keyed by user) to Kafka: users
  * from a fixed pool "u<n>" with uniform random items "i<n>", and, every K-th
- * event, a probe: an event of a user never seen before, "probe-<tag>-<n>".
- * A second Redis connection, in its own thread, listens to the keyspace
- * notifications of the probes' vector keys (notify-keyspace-events K$, set on
- * the server for the run and restored after it), so a probe's freshness is
- * the time from just before it was produced to the moment Redis announced the
- * SET of fr:<model>:u:probe-<tag>-<n> (both CLOCK_REALTIME, same process).
+ * event, a probe: a click of a user never seen before on an item never seen
+ * before, both "probe-<tag>-<n>". A second Redis connection, in its own
+ * thread, listens to the keyspace notifications of the probes' vector keys
+ * (notify-keyspace-events K$, set on the server for the run and restored
+ * after it), so a probe's freshness is the time from just before it was
+ * produced to the moment Redis announced the SET of
+ * fr:<model>:u:probe-<tag>-<n> (the new user's vector), and its item
+ * freshness that of fr:<model>:i:probe-<tag>-<n> (the new item's first
+ * vector; both CLOCK_REALTIME, same process).
  *
  * With --rate 0 and --stats, it also measures end-to-end throughput: from the
  * first produce until every event is learned and published. "Learned" is
@@ -326,6 +329,9 @@ typedef struct {
     char key_prefix[512]; /* "__keyspace@0__:fr:neumf:u:probe-<tag>-" */
     size_t key_prefix_len;
     _Atomic int64_t *probe_at; /* arrival, wall µs; 0 = not yet */
+    _Atomic int64_t *item_at;  /* the probe item's, likewise */
+    char item_prefix[512];     /* "__keyspace@0__:fr:neumf:i:probe-<tag>-" */
+    size_t item_prefix_len;
     long nprobes;
     _Atomic int64_t marker_at[MAX_PARTS];
     _Atomic int stop;
@@ -339,10 +345,18 @@ static void on_note(watch_t *w, redisReply *r, int64_t now)
         !r->element[3]->str || strcmp(r->element[3]->str, "set") != 0)
         return;
     const char *ch = r->element[2]->str;
+    char *end;
+    if (strncmp(ch, w->item_prefix, w->item_prefix_len) == 0) {
+        atomic_fetch_add(&w->notes, 1);
+        long n = strtol(ch + w->item_prefix_len, &end, 10);
+        int64_t zero = 0;
+        if (!*end && n >= 0 && n < w->nprobes)
+            atomic_compare_exchange_strong(&w->item_at[n], &zero, now);
+        return;
+    }
     if (strncmp(ch, w->key_prefix, w->key_prefix_len) != 0)
         return;
     const char *rest = ch + w->key_prefix_len;
-    char *end;
     atomic_fetch_add(&w->notes, 1);
     if (strncmp(rest, "end-", 4) == 0) {
         long p = strtol(rest + 4, &end, 10);
@@ -904,15 +918,19 @@ int main(int argc, char **argv)
         w.key_prefix_len =
             (size_t)snprintf(w.key_prefix, sizeof(w.key_prefix), "__keyspace@0__:%s:%s:u:probe-%s-",
                              o.prefix, o.model, tag);
+        w.item_prefix_len =
+            (size_t)snprintf(w.item_prefix, sizeof(w.item_prefix),
+                             "__keyspace@0__:%s:%s:i:probe-%s-", o.prefix, o.model, tag);
         w.nprobes = nprobes_max;
         w.probe_at = calloc((size_t)(nprobes_max > 0 ? nprobes_max : 1), sizeof(*w.probe_at));
+        w.item_at = calloc((size_t)(nprobes_max > 0 ? nprobes_max : 1), sizeof(*w.item_at));
         w.c = redisConnectWithTimeout(o.redis_host, o.redis_port, tv);
-        if (!w.probe_at || !w.c || w.c->err) {
+        if (!w.probe_at || !w.item_at || !w.c || w.c->err) {
             fprintf(stderr, "fr-bench: redis %s: %s\n", o.redis,
                     w.c ? w.c->errstr : "out of memory");
             goto out;
         }
-        r = redisCommand(w.c, "PSUBSCRIBE %s*", w.key_prefix);
+        r = redisCommand(w.c, "PSUBSCRIBE %s* %s*", w.key_prefix, w.item_prefix);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             fprintf(stderr, "fr-bench: PSUBSCRIBE: %s\n", r ? "unexpected reply" : w.c->errstr);
             if (r)
@@ -991,7 +1009,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fr-bench: out of memory\n");
         goto out;
     }
-    char val[2 * EVENT_MAX_ID + 128], user[96], item[32];
+    char val[2 * EVENT_MAX_ID + 128], user[96], item[96];
     long long i = 0;
     long nprobes = 0;
     const double t0 = clock_mono_s();
@@ -1021,7 +1039,8 @@ int main(int argc, char **argv)
         int probe = o.probe_every > 0 && (i + 1) % o.probe_every == 0 && nprobes < nprobes_max;
         int ul = probe ? snprintf(user, sizeof(user), "probe-%s-%ld", tag, nprobes)
                        : snprintf(user, sizeof(user), "u%u", rng_below(&rng, (uint32_t)o.users));
-        int il = snprintf(item, sizeof(item), "i%u", rng_below(&rng, (uint32_t)o.items));
+        int il = probe ? snprintf(item, sizeof(item), "probe-%s-%ld", tag, nprobes)
+                       : snprintf(item, sizeof(item), "i%u", rng_below(&rng, (uint32_t)o.items));
         int64_t sent = wall_us();
         size_t vl = event_encode(val, sizeof(val), user, (size_t)ul, item, (size_t)il, "click",
                                  sent / 1000);
@@ -1086,7 +1105,7 @@ int main(int argc, char **argv)
     double t_done = NAN, next_scrape = 0;
     const double wait_until = fmin((preload ? t_first : t_last) + o.drain_s, deadline);
     int scrape_errors = 0;
-    long first_missing = 0, leg_first_missing[MAX_LEGS] = {0};
+    long first_missing = 0, item_first_missing = 0, leg_first_missing[MAX_LEGS] = {0};
     while (!failed) {
         rd_kafka_poll(rk, 0);
         int legs_in = 1;
@@ -1101,7 +1120,9 @@ int main(int argc, char **argv)
             t_acked = t;
         while (first_missing < nprobes && atomic_load(&w.probe_at[first_missing]) != 0)
             first_missing++;
-        int probes_in = first_missing == nprobes;
+        while (item_first_missing < nprobes && atomic_load(&w.item_at[item_first_missing]) != 0)
+            item_first_missing++;
+        int probes_in = first_missing == nprobes && item_first_missing == nprobes;
         if (e2e && isnan(t_done) && t >= next_scrape) {
             int markers_in = 1;
             if (polling)
@@ -1226,6 +1247,22 @@ int main(int argc, char **argv)
             printf("\n");
         }
     }
+    long item_seen = 0;
+    double ip50 = NAN, ip99 = NAN, ipmax = NAN;
+    if (nprobes) {
+        for (long n = 0; n < nprobes; n++) {
+            int64_t at = atomic_load(&w.item_at[n]);
+            if (at)
+                fresh[item_seen++] = (double)(at - probe_sent[n]) / 1000.0;
+        }
+        qsort(fresh, (size_t)item_seen, sizeof(double), cmp_double);
+        ip50 = pct(fresh, item_seen, 50);
+        ip99 = pct(fresh, item_seen, 99);
+        ipmax = item_seen ? fresh[item_seen - 1] : NAN;
+        printf("fr-bench: new-item freshness (produce -> SET of the new item's vector notified by "
+               "Redis) over %ld/%ld probes: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+               item_seen, nprobes, ip50, ip99, ipmax);
+    }
     double leg_p50[MAX_LEGS], leg_p99[MAX_LEGS], leg_max[MAX_LEGS];
     long leg_seen[MAX_LEGS];
     for (int k = 0; k < nlegs; k++) {
@@ -1246,7 +1283,7 @@ int main(int argc, char **argv)
                wbuf, ls, nprobes, leg_p50[k], leg_p99[k], leg_max[k]);
     }
     int ok = !failed && !isnan(t_acked) && dr.failed == 0 && seen == nprobes &&
-             (!e2e || !isnan(t_done)) && !w.err[0];
+             item_seen == nprobes && (!e2e || !isnan(t_done)) && !w.err[0];
     printf("{\"mode\":\"%s\",\"topic\":\"%s\",\"partitions\":%d,\"rate_target\":%.0f,"
            "\"events\":%lld,\"markers\":%lld,",
            o.produce_only ? "produce_only"
@@ -1264,6 +1301,9 @@ int main(int argc, char **argv)
     json_num(stdout, "fresh_p99_ms", p99, 0);
     json_num(stdout, "fresh_max_ms", pmax, 0);
     json_num(stdout, "fresh_min_ms", pmin, 0);
+    json_num(stdout, "item_fresh_p50_ms", ip50, 0);
+    json_num(stdout, "item_fresh_p99_ms", ip99, 0);
+    json_num(stdout, "item_fresh_max_ms", ipmax, 0);
     printf("\"kafka_leg\":[");
     for (int k = 0; k < nlegs; k++) {
         printf("%s{\"fetch_wait_max_ms\":%d,\"seen\":%ld,", k ? "," : "", legs[k].wait_ms,
@@ -1307,6 +1347,7 @@ out:
         rd_kafka_destroy(mock_rk);
     }
     free((void *)w.probe_at);
+    free((void *)w.item_at);
     free(probe_sent);
     free(fresh);
     return rcode;

@@ -106,7 +106,8 @@ static const ckey_t keys[] = {
      "Milliseconds between two publishes of the changed vectors; SIGHUP reloads it"},
     {"redis", "item_publish_interval_ms", CT_INT, F(item_publish_interval_ms), "200", 0, 600000,
      CF_HOT, NULL,
-     "Least milliseconds between two rounds that write the changed item vectors; 0: every round"},
+     "Least milliseconds between two rounds that write the changed item vectors (a new item's "
+     "first goes in the next round); 0: every round"},
     {"redis", "publish_max_keys", CT_INT, F(publish_max_keys), "100000", 1, 10000000, 0, NULL,
      "Most vectors written per publish; the rest wait for the next one"},
     {"redis", "item_index", CT_INT, F(item_index), "1", 0, 1, 0, NULL,

@@ -81,7 +81,10 @@ static int published_vector(app_t *a, char side, uint32_t e, float v[STATS_VECTO
     return engine_vector_dim(a->eng);
 }
 
-static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
+/* up to budget of t's vectors that take() hands out (emb_take_dirty, or
+ * emb_take_new: new ids) into the round */
+static size_t add_taken(app_t *a, emb_table_t *t, char side, size_t budget,
+                        size_t (*take)(emb_table_t *, uint32_t *, size_t))
 {
     sync_t *s = &a->sync;
     if (s->dirty_cap < budget) {
@@ -91,7 +94,7 @@ static size_t add_dirty(app_t *a, emb_table_t *t, char side, size_t budget)
         s->dirty = d;
         s->dirty_cap = budget;
     }
-    size_t n = emb_take_dirty(t, s->dirty, budget);
+    size_t n = take(t, s->dirty, budget);
     float v[STATS_VECTOR_MAX];
     for (size_t i = 0; i < n; i++) {
         size_t len;
@@ -215,13 +218,16 @@ typedef enum {
  * item rows against one user row: written every round, item vectors were
  * most of Redis's work (an item sampled as a negative in every round is
  * written in every round), while a user's vector is what a product service
- * reads to answer that user now. */
+ * reads to answer that user now. A new item's first vector is the
+ * exception: without one the item cannot be retrieved at all, so it goes in
+ * the next round (emb_take_new), and again with the cadence. */
 static sync_what_t sync_due(app_t *a, double now, int *items)
 {
     const sync_t *s = &a->sync;
     *items = a->stopping || a->cfg.item_publish_interval_ms <= 0 ||
              now - s->items_at >= a->cfg.item_publish_interval_ms / 1000.0;
-    if (emb_dirty_count(users_table(a)) + (*items ? emb_dirty_count(items_table(a)) : 0) > 0 ||
+    emb_table_t *it = items_table(a);
+    if (emb_dirty_count(users_table(a)) + (*items ? emb_dirty_count(it) : emb_new_count(it)) > 0 ||
         s->gone_len > 0 || s->meta_due)
         return SYNC_ROUND;
     if (a->stopping || pub_busy(a->pub))
@@ -247,10 +253,12 @@ int sync_round(app_t *a)
     s->meta_due = 0;
     size_t budget = (size_t)a->cfg.publish_max_keys;
     size_t n = add_gone(a, budget); /* DELs first: a SET of the same key later wins */
-    n += add_dirty(a, users_table(a), 'u', budget - n);
+    n += add_taken(a, users_table(a), 'u', budget - n, emb_take_dirty);
     if (items) {
-        n += add_dirty(a, items_table(a), 'i', budget - n);
+        n += add_taken(a, items_table(a), 'i', budget - n, emb_take_dirty);
         s->items_at = now;
+    } else { /* a new item's first vector does not wait for the cadence */
+        n += add_taken(a, items_table(a), 'i', budget - n, emb_take_new);
     }
     dense_block_t *d = engine_dense(a->eng);
     pub_meta_t meta = {.kind = a->cfg.model,

@@ -22,6 +22,8 @@
 
 #define F_ALIVE 1u
 #define F_DIRTY 2u
+#define F_TAKEN 4u /* taken by emb_take_dirty or emb_take_new since the id came */
+#define F_NEW 8u   /* on the new list: dirty, never taken */
 
 /* An id of up to ID_INLINE - 1 bytes is kept in the entry itself, NUL
  * terminated; a longer one in a block of its own. Most ids are short (a
@@ -63,6 +65,8 @@ struct emb_table {
 
     uint32_t *dirty;
     size_t ndirty, dirty_cap;
+    uint32_t *fresh; /* the new list: dirty entries never taken (F_NEW), with stale ones */
+    size_t nfresh, fresh_cap;
 
     size_t id_bytes;
     uint64_t admitted, expired, evicted;
@@ -188,6 +192,7 @@ void emb_free(emb_table_t *t)
     free(t->row_ent);
     free(t->row_free);
     free(t->dirty);
+    free(t->fresh);
     free(t);
 }
 
@@ -408,6 +413,35 @@ void emb_mark_dirty(emb_table_t *t, uint32_t e)
         return; /* stays clean; the next change retries */
     en->flags |= F_DIRTY;
     t->dirty[t->ndirty++] = e;
+    if (!(en->flags & (F_TAKEN | F_NEW)) &&
+        grow_array((void **)&t->fresh, &t->fresh_cap, t->nfresh + 1, sizeof(uint32_t)) == 0) {
+        en->flags |= F_NEW;
+        t->fresh[t->nfresh++] = e;
+    }
+}
+
+size_t emb_take_new(emb_table_t *t, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    while (n < max && t->nfresh) {
+        uint32_t e = t->fresh[--t->nfresh];
+        entry_t *en = &t->ent[e];
+        if (!(en->flags & F_NEW)) /* gone, or taken by emb_take_dirty meanwhile */
+            continue;
+        en->flags = (en->flags & ~F_NEW) | F_TAKEN;
+        out[n++] = e;
+    }
+    if (t->nfresh == 0 && t->fresh_cap > 4096) { /* a burst of new ids is over */
+        free(t->fresh);
+        t->fresh = NULL;
+        t->fresh_cap = 0;
+    }
+    return n;
+}
+
+size_t emb_new_count(const emb_table_t *t)
+{
+    return t->nfresh;
 }
 
 size_t emb_take_dirty(emb_table_t *t, uint32_t *out, size_t max)
@@ -415,9 +449,11 @@ size_t emb_take_dirty(emb_table_t *t, uint32_t *out, size_t max)
     size_t n = 0;
     while (n < max && t->ndirty) {
         uint32_t e = t->dirty[--t->ndirty];
-        t->ent[e].flags &= ~F_DIRTY;
+        t->ent[e].flags = (t->ent[e].flags & ~(F_DIRTY | F_NEW)) | F_TAKEN;
         out[n++] = e;
     }
+    if (t->ndirty == 0) /* F_NEW implies dirty: what the new list holds is stale */
+        t->nfresh = 0;
     return n;
 }
 

@@ -75,6 +75,12 @@ void emb_mark_dirty(emb_table_t *t, uint32_t e);
 /* Moves up to max dirty entries into out and clears their flag; returns the count. */
 size_t emb_take_dirty(emb_table_t *t, uint32_t *out, size_t max);
 size_t emb_dirty_count(const emb_table_t *t);
+/* New entries: those marked dirty that neither take has returned since their
+ * id came (a new id's first vector), most recent first, up to max, into
+ * out; they stay dirty, so emb_take_dirty returns them again. The count is
+ * an upper bound (it may hold entries since taken or gone). */
+size_t emb_take_new(emb_table_t *t, uint32_t *out, size_t max);
+size_t emb_new_count(const emb_table_t *t);
 
 /* Removes ids unseen since now_ms - expire_ms, except those keep() vetoes;
  * gone(arg, e) is called for each just before its entry is removed (its id

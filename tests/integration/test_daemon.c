@@ -340,10 +340,11 @@ static void test_sigterm_commits_and_restart_learns_nothing_twice(void **state)
     assert_int_equal(harness_stack_daemon_stop(&c->s), 0);
 }
 
-/* [redis] item_publish_interval_ms: a new user's vector is written in the
- * next round, its item's waits for the item cadence (here 10 minutes), and
- * a stopping daemon writes it anyway. */
-static void test_items_wait_for_their_cadence(void **state)
+/* [redis] item_publish_interval_ms: a user's vector is written in the next
+ * round, and so is a new item's first vector (without it the item cannot be
+ * retrieved); a known item's later changes wait for the item cadence (here
+ * 10 minutes), and a stopping daemon writes them anyway. */
+static void test_known_items_wait_for_their_cadence(void **state)
 {
     ctx_t *c = *state;
     static const char *extra[] = {"redis.publish_interval_ms=50", "kafka.session_timeout_ms=3000",
@@ -354,16 +355,31 @@ static void test_items_wait_for_their_cadence(void **state)
     size_t n = event_encode(buf, sizeof(buf), "cadence-u", 9, "cadence-i", 9, "click", -1);
     produce(c, "cadence-u", buf, n);
     assert_int_equal(harness_kafka_flush(&c->s.kafka, 10000), 0);
-    float v[64];
+    float v[64], first[64];
     double t0 = harness_now_ms();
-    while (!fetch_vector(c, 'u', "cadence-u", v, 64) && harness_now_ms() - t0 < 10000)
+    while (
+        !(fetch_vector(c, 'u', "cadence-u", v, 64) && fetch_vector(c, 'i', "cadence-i", v, 64)) &&
+        harness_now_ms() - t0 < 10000)
         usleep(20000);
     assert_true(fetch_vector(c, 'u', "cadence-u", v, 64));
+    assert_true(fetch_vector(c, 'i', "cadence-i", first, 64)); /* new: not held for the cadence */
+    print_message("a new item's first vector: in Redis %.0f ms after the flush\n",
+                  harness_now_ms() - t0);
+    /* the item again, now known: its change waits */
+    n = event_encode(buf, sizeof(buf), "cadence-u2", 10, "cadence-i", 9, "click", -1);
+    produce(c, "cadence-u2", buf, n);
+    assert_int_equal(harness_kafka_flush(&c->s.kafka, 10000), 0);
+    t0 = harness_now_ms();
+    while (!fetch_vector(c, 'u', "cadence-u2", v, 64) && harness_now_ms() - t0 < 10000)
+        usleep(20000);
+    assert_true(fetch_vector(c, 'u', "cadence-u2", v, 64));
     usleep(200000); /* a few more rounds */
-    assert_false(fetch_vector(c, 'i', "cadence-i", v, 64));
+    assert_true(fetch_vector(c, 'i', "cadence-i", v, 64));
+    assert_memory_equal(v, first, sizeof(v));
     assert_true(metric(c, "freshrec_dirty_keys") >= 1);
     assert_int_equal(harness_stack_daemon_stop(&c->s), 0);
     assert_true(fetch_vector(c, 'i', "cadence-i", v, 64));
+    assert_memory_not_equal(v, first, sizeof(v)); /* written at the stop */
     for (int k = 0; k < 64; k++)
         assert_true(isfinite(v[k]));
 }
@@ -374,7 +390,7 @@ int main(void)
         cmocka_unit_test(test_learns_valid_and_dead_letters_bad),
         cmocka_unit_test(test_vectors_follow_events),
         cmocka_unit_test(test_sigterm_commits_and_restart_learns_nothing_twice),
-        cmocka_unit_test(test_items_wait_for_their_cadence),
+        cmocka_unit_test(test_known_items_wait_for_their_cadence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

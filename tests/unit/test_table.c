@@ -744,6 +744,50 @@ static void test_dirty(void **state)
     emb_free(t);
 }
 
+/* New entries: dirty and never taken since their id came. emb_take_new
+ * hands each out once and leaves it dirty; an entry emb_take_dirty took is
+ * no longer new; a gone entry is skipped, and its reuse by a new id is new
+ * again; the list empties when the dirty list does. */
+static void test_new_entries(void **state)
+{
+    (void)state;
+    emb_table_t *t = make_table(1, 1000);
+    uint32_t e[6], out[16];
+    for (int i = 0; i < 6; i++)
+        e[i] = touch_int(t, i, i == 5 ? 0 : 5000);
+    for (int i = 0; i < 3; i++)
+        emb_mark_dirty(t, e[i]);
+    assert_int_equal(emb_new_count(t), 3);
+    assert_int_equal(emb_take_new(t, out, 2), 2);
+    assert_int_equal(out[0], e[2]); /* most recent first */
+    assert_int_equal(out[1], e[1]);
+    assert_int_equal(emb_dirty_count(t), 3); /* still dirty */
+    emb_mark_dirty(t, e[1]);                 /* already dirty, taken once: not new again */
+    assert_int_equal(emb_take_new(t, out, 16), 1);
+    assert_int_equal(out[0], e[0]);
+    assert_int_equal(emb_take_new(t, out, 16), 0);
+    /* the dirty take returns all three; after it they are not new */
+    assert_int_equal(emb_take_dirty(t, out, 16), 3);
+    emb_mark_dirty(t, e[0]);
+    assert_int_equal(emb_take_new(t, out, 16), 0);
+    /* e[3] new, then taken by the dirty take: not new any more */
+    emb_mark_dirty(t, e[3]);
+    emb_mark_dirty(t, e[4]);
+    size_t got = emb_take_dirty(t, out, 16);
+    assert_int_equal(got, 3);              /* e[0], e[3], e[4] */
+    assert_int_equal(emb_new_count(t), 0); /* emptied with the dirty list */
+    assert_int_equal(emb_take_new(t, out, 16), 0);
+    /* a new id's entry that goes before it is taken is skipped */
+    emb_mark_dirty(t, e[5]);
+    assert_int_equal(emb_expire(t, 5500, NULL, NULL, NULL), 1); /* e[5], last seen at 0 */
+    assert_int_equal(emb_take_new(t, out, 16), 0);
+    uint32_t f = touch_int(t, 100, 6000); /* may reuse e[5]'s entry: new */
+    emb_mark_dirty(t, f);
+    assert_int_equal(emb_take_new(t, out, 16), 1);
+    assert_int_equal(out[0], f);
+    emb_free(t);
+}
+
 /* ---- limits and stats ------------------------------------------------- */
 
 static void test_max_id_len(void **state)
@@ -955,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_sample_row_admitted_live_only),
         cmocka_unit_test(test_sample_row_mostly_free),
         cmocka_unit_test(test_dirty),
+        cmocka_unit_test(test_new_entries),
         cmocka_unit_test(test_max_id_len),
         cmocka_unit_test(test_stats_bytes_grow),
         cmocka_unit_test(test_short_and_long_ids),
