@@ -7,7 +7,8 @@
  * Σ_f wout_f · p_u,f · q_i,f: the part of the model that factorises into
  * user and item vectors (the MLP tower is for the ranking stage). For DSSM
  * the vectors are the towers' normalised outputs and the score is their dot
- * product, the cosine.
+ * product, the cosine. For MF and history MF (no dense weights, no GMF
+ * range) the dot product of the vectors is the model's whole score.
  *
  * Redis holds vectors, not history, so what the user has already seen comes
  * from the caller: --exclude-seen FILE reads the user's interactions from a
@@ -274,6 +275,7 @@ static redisContext *connect_redis(const char *addr, const char *password)
 typedef struct {
     int dim;
     int cosine;   /* normalised towers (DSSM): score = u · q, the cosine */
+    int dot;      /* MF, history MF: score = u · q, the logit */
     int glo, ghi; /* NeuMF: the GMF range of a vector */
     long wout;    /* NeuMF: where the output weights of the GMF range start in dense */
     float *dense; /* the dense block */
@@ -311,12 +313,13 @@ static int read_meta(redisContext *c, const char *key, meta_t *m)
     }
     freeReplyObject(r);
     m->cosine = tlo == 0 && thi == m->dim && m->dim > 0;
-    if (!m->cosine &&
+    m->dot = !m->cosine && m->glo < 0 && m->ndense == 0 && m->dim > 0;
+    if (!m->cosine && !m->dot &&
         (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi || !m->dense ||
          m->wout < 0 || (size_t)(m->wout + (m->ghi - m->glo)) > m->ndense)) {
         fprintf(stderr,
-                "freshrec recommend: the metadata at %s does not describe a NeuMF or "
-                "DSSM model this tool can score\n",
+                "freshrec recommend: the metadata at %s does not describe a NeuMF, DSSM, "
+                "MF or history MF model this tool can score\n",
                 key);
         return -1;
     }
@@ -338,7 +341,7 @@ static int user_query(redisContext *c, const meta_t *m, const rec_args_t *a, flo
     }
     keys_f32le_decode(x, (const unsigned char *)r->str, (size_t)m->dim);
     freeReplyObject(r);
-    if (!m->cosine)
+    if (!m->cosine && !m->dot)
         for (int f = 0; f < m->dim; f++)
             x[f] = f >= m->glo && f < m->ghi ? m->dense[m->wout + (f - m->glo)] * x[f] : 0;
     return 0;
@@ -478,7 +481,9 @@ static int print_top(items_t *it, const float *x, const meta_t *m, const rec_arg
     long k = a->k;
     printf("top %ld of %zu items for user %s (retrieval score: %s",
            k < (long)it->n ? k : (long)it->n, it->n, a->user,
-           m->cosine ? "cosine of DSSM towers" : "GMF term of NeuMF");
+           m->cosine ? "cosine of DSSM towers"
+           : m->dot  ? "dot product of the vectors"
+                     : "GMF term of NeuMF");
     if (a->nseen_files || a->seen.n)
         printf("; %zu seen excluded", it->excluded);
     printf(")\n");

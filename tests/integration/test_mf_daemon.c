@@ -1,12 +1,14 @@
 /* test_mf_daemon.c — the real freshrecd learning plain matrix factorisation
- * (model kind mf), against a real redis-server and librdkafka's mock cluster
- * on free loopback ports. 200 users each like two of 8 item categories and
- * click only those.
+ * (model kind mf) and history MF (hmf), against a real redis-server and
+ * librdkafka's mock cluster on free loopback ports. 200 users each like two
+ * of 8 item categories and click only those.
  *
- * Asserts: every click learned; the meta hash names the model, its dim and
- * the layout "mf:0:16"; every user and item has a vector of 16 floats in
- * Redis; and, reading Redis only, a dot product of a user's and an item's
- * vectors (the model's own logit) ranks the user's liked categories first. */
+ * Asserts, for each: every click learned; the meta hash names the model's
+ * dim and layout ("mf:0:16"; "hmf:0:16,bias:16:18"); every user and item has
+ * a vector of that many floats in Redis; reading Redis only, a dot product
+ * of a user's and an item's vectors (the model's own logit) ranks the
+ * user's liked categories first; and `freshrec recommend`, which scores
+ * these models by that dot product, puts a liked item on top. */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,7 +31,8 @@
 #define PER 40
 #define NITEMS (NCAT * PER)
 #define NCLICK 30000
-#define DIM 16
+#define DIM 16 /* factors; hmf's vectors have 2 more */
+#define VMAX (DIM + 2)
 
 static int likes(int u, int c)
 {
@@ -46,31 +49,33 @@ static uint32_t below(uint32_t n)
     return (uint32_t)(rs % n);
 }
 
-/* A vector from Redis: DIM little-endian floats, or -1. */
-static int get_vec(redisContext *r, char side, int id, float *v)
+/* A vector of model kind from Redis: V little-endian floats, or -1. */
+static int get_vec(redisContext *r, const char *kind, int V, char side, int id, float *v)
 {
     char key[64];
-    snprintf(key, sizeof(key), "fr:mf:%c:%c%d", side, side, id);
+    snprintf(key, sizeof(key), "fr:%s:%c:%c%d", kind, side, side, id);
     redisReply *rep = redisCommand(r, "GET %s", key);
-    int ok = rep && rep->type == REDIS_REPLY_STRING && rep->len == DIM * 4;
+    int ok = rep && rep->type == REDIS_REPLY_STRING && rep->len == (size_t)V * 4;
     if (ok)
-        memcpy(v, rep->str, DIM * 4); /* x86-64 and aarch64 are little-endian */
+        memcpy(v, rep->str, (size_t)V * 4); /* x86-64 and aarch64 are little-endian */
     else
         print_error("GET %s: type %d, %zu bytes\n", key, rep ? rep->type : -1, rep ? rep->len : 0);
     freeReplyObject(rep);
     return ok ? 0 : -1;
 }
 
-static void test_mf_learns_and_publishes(void **state)
+static void learns_and_publishes(const char *kind)
 {
-    (void)state;
-    static const char *extra[] = {"model.kind=mf",
-                                  "model.dim=16",
-                                  "model.loss=bpr",
-                                  "model.negatives=4",
-                                  "model.batch_events=128",
-                                  "redis.publish_interval_ms=50",
-                                  NULL};
+    const int hmf = strcmp(kind, "hmf") == 0, V = hmf ? DIM + 2 : DIM;
+    char kind_kv[32];
+    snprintf(kind_kv, sizeof(kind_kv), "model.kind=%s", kind);
+    const char *extra[] = {kind_kv,
+                           "model.dim=16",
+                           "model.loss=bpr",
+                           "model.negatives=4",
+                           "model.batch_events=128",
+                           "redis.publish_interval_ms=50",
+                           NULL};
     harness_stack_opts_t opts = {.partitions = 2, .extra = extra, .name = "test_mf_daemon"};
     assert_int_equal(harness_stack_start(&S, &opts), 0);
     const int rport = S.redis_port, sport = S.stats_port;
@@ -113,20 +118,20 @@ static void test_mf_learns_and_publishes(void **state)
 
     redisContext *r = redisConnect("127.0.0.1", rport);
     assert_non_null(r);
-    redisReply *rep = redisCommand(r, "HGET fr:mf:meta layout");
+    redisReply *rep = redisCommand(r, "HGET fr:%s:meta layout", kind);
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
-    assert_string_equal(rep->str, "mf:0:16");
+    assert_string_equal(rep->str, hmf ? "hmf:0:16,bias:16:18" : "mf:0:16");
     freeReplyObject(rep);
-    rep = redisCommand(r, "HGET fr:mf:meta dim");
+    rep = redisCommand(r, "HGET fr:%s:meta dim", kind);
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
-    assert_string_equal(rep->str, "16");
+    assert_int_equal(atoi(rep->str), V);
     freeReplyObject(rep);
 
-    static float uv[NU][DIM], iv[NITEMS][DIM];
+    static float uv[NU][VMAX], iv[NITEMS][VMAX];
     for (int u = 0; u < NU; u++)
-        assert_int_equal(get_vec(r, 'u', u, uv[u]), 0);
+        assert_int_equal(get_vec(r, kind, V, 'u', u, uv[u]), 0);
     for (int i = 0; i < NITEMS; i++)
-        assert_int_equal(get_vec(r, 'i', i, iv[i]), 0);
+        assert_int_equal(get_vec(r, kind, V, 'i', i, iv[i]), 0);
     redisFree(r);
 
     /* per-user AUC of liked-category items over the others, by dot product */
@@ -137,13 +142,13 @@ static void test_mf_learns_and_publishes(void **state)
             if (!likes(u, a % NCAT))
                 continue;
             double sa = 0.0;
-            for (int k2 = 0; k2 < DIM; k2++)
+            for (int k2 = 0; k2 < V; k2++)
                 sa += (double)uv[u][k2] * iv[a][k2];
             for (int b = 0; b < NITEMS; b++) {
                 if (likes(u, b % NCAT))
                     continue;
                 double sb = 0.0;
-                for (int k2 = 0; k2 < DIM; k2++)
+                for (int k2 = 0; k2 < V; k2++)
                     sb += (double)uv[u][k2] * iv[b][k2];
                 wins += sa > sb ? 1.0 : sa == sb ? 0.5 : 0.0;
                 pairs += 1.0;
@@ -152,16 +157,53 @@ static void test_mf_learns_and_publishes(void **state)
         sum += wins / pairs;
     }
     double auc = sum / NU;
-    print_message("ranking by Redis vectors, per-user AUC of liked categories: %.4f\n", auc);
+    print_message("%s: ranking by Redis vectors, per-user AUC of liked categories: %.4f\n", kind,
+                  auc);
     assert_true(auc >= 0.9);
 
+    /* freshrec recommend scores by the same dot product: a liked item on top */
+    int liked_top = 0;
+    for (int u = 0; u < NU; u += 25) {
+        char cmd[512], line[256];
+        snprintf(cmd, sizeof(cmd),
+                 "%s/freshrec recommend --redis 127.0.0.1:%d --model %s "
+                 "--user u%d -k 1 2>&1",
+                 harness_build(), rport, kind, u);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        int item = -1, header = 0;
+        while (fgets(line, sizeof(line), p)) {
+            header |= strstr(line, "dot product of the vectors") != NULL;
+            sscanf(line, " 1 i%d", &item);
+        }
+        assert_int_equal(pclose(p), 0);
+        assert_true(header);
+        assert_true(item >= 0 && item < NITEMS);
+        liked_top += likes(u, item % NCAT);
+    }
+    print_message("%s: freshrec recommend's top item liked for %d of 8 users\n", kind, liked_top);
+    assert_true(liked_top >= 7);
+
     assert_int_equal(harness_stack_stop(&S), 0); /* the daemon's exit status */
+}
+
+static void test_mf_learns_and_publishes(void **state)
+{
+    (void)state;
+    learns_and_publishes("mf");
+}
+
+static void test_hmf_learns_and_publishes(void **state)
+{
+    (void)state;
+    learns_and_publishes("hmf");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mf_learns_and_publishes),
+        cmocka_unit_test(test_hmf_learns_and_publishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
