@@ -175,11 +175,11 @@ int lcfg_other(learner_config_t *cfg, int key, const char *arg, const char *prog
         fprintf(stderr, "%s: --loss '%s': expected bce, bpr or softmax\n", prog, arg);
         return -1;
     case LCFG_OPTIMIZER:
-        if (strcmp(arg, "adagrad") == 0 || strcmp(arg, "sgd") == 0) {
-            cfg->sparse_opt = strcmp(arg, "sgd") == 0 ? OPT_SGD : OPT_ADAGRAD;
+        if ((v = sparse_opt_parse(arg)) >= 0) {
+            cfg->sparse_opt = (sparse_opt_t)v;
             return 0;
         }
-        fprintf(stderr, "%s: --optimizer '%s': expected adagrad or sgd\n", prog, arg);
+        fprintf(stderr, "%s: --optimizer '%s': expected adagrad, adam or sgd\n", prog, arg);
         return -1;
     }
     return 1;
@@ -219,7 +219,7 @@ void lcfg_usage(FILE *f)
             "  --pool C          hard: candidates scored per event               [32]\n"
             "  --loss L          bce | bpr | softmax                             [bce]\n"
             "  --batch N         events per micro-batch                          [256]\n"
-            "  --optimizer O     rows: adagrad | sgd                             [adagrad]\n"
+            "  --optimizer O     rows: adagrad | adam | sgd                      [adagrad]\n"
             "  --lr-sparse X     row learning rate                               [0.03]\n"
             "  --lr-dense X      Adam learning rate of the dense block           [0.001]\n"
             "  --l2-sparse X     L2 on rows                                      [0]\n"

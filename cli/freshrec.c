@@ -300,7 +300,7 @@ static void train_usage(FILE *f)
             "  --pool C          hard: candidates scored per event              [32]\n"
             "  --loss L          bce | bpr | softmax                            [bce]\n"
             "  --batch N         events per micro-batch                         [256]\n"
-            "  --optimizer O     rows: adagrad | sgd                            [adagrad]\n"
+            "  --optimizer O     rows: adagrad | adam | sgd                     [adagrad]\n"
             "  --lr-sparse X     row learning rate                              [0.03]\n"
             "  --lr-dense X      Adam learning rate of the dense block          [0.001]\n"
             "  --l2-sparse X     L2 on rows                                     [0]\n"
@@ -420,14 +420,12 @@ static int cmd_train(int argc, char **argv)
             cfg.loss = (loss_kind_t)v;
             break;
         case OPTIMIZER:
-            if (strcmp(optarg, "adagrad") == 0)
-                cfg.sparse_opt = OPT_ADAGRAD;
-            else if (strcmp(optarg, "sgd") == 0)
-                cfg.sparse_opt = OPT_SGD;
-            else {
-                fprintf(stderr, "freshrec: --optimizer '%s': expected adagrad or sgd\n", optarg);
+            if ((v = sparse_opt_parse(optarg)) < 0) {
+                fprintf(stderr, "freshrec: --optimizer '%s': expected adagrad, adam or sgd\n",
+                        optarg);
                 return 2;
             }
+            cfg.sparse_opt = (sparse_opt_t)v;
             break;
         case 'h':
             train_usage(stdout);

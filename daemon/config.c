@@ -165,7 +165,7 @@ static const ckey_t keys[] = {
      "Threads that share each micro-batch's work (the loop thread is one)"},
     {"model", "batch_events", CT_INT, F(batch_events), "256", 1, 65536, 0, NULL,
      "Events per micro-batch"},
-    {"model", "optimizer", CT_ENUM, F(optimizer), "adagrad", 0, 0, 0, "adagrad|sgd",
+    {"model", "optimizer", CT_ENUM, F(optimizer), "adagrad", 0, 0, 0, "adagrad|adam|sgd",
      "Optimizer of the embedding rows (the dense weights use Adam)"},
     {"model", "lr_sparse", CT_DOUBLE, F(lr_sparse), "0.03", 0, 100, CF_HOT | CF_OPEN_MIN, NULL,
      "Learning rate of the embedding rows; SIGHUP reloads it"},

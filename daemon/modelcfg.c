@@ -215,7 +215,7 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     lc->loss = (loss_kind_t)lo;
     lc->batch_events = c->batch_events;
     lc->threads = c->threads;
-    lc->sparse_opt = strcmp(c->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAGRAD;
+    lc->sparse_opt = (sparse_opt_t)sparse_opt_parse(c->optimizer);
     lc->lr_sparse = (float)c->lr_sparse;
     lc->lr_dense = (float)c->lr_dense;
     lc->l2_sparse = (float)c->l2_sparse;

@@ -55,7 +55,7 @@ feat_t *feat_create(const feat_config_t *cfg, int max_pairs, char *errstr, size_
     f->max_pairs = max_pairs;
     if (cfg->ncat) {
         emb_config_t ec = {.width = cfg->dim,
-                           .state = cfg->adagrad ? cfg->dim : 0,
+                           .state = optim_state_floats(cfg->opt, cfg->dim),
                            .admit_after = cfg->admit_after ? cfg->admit_after : 1,
                            .init_std = cfg->init_std,
                            .seed = cfg->seed};
@@ -269,10 +269,7 @@ void feat_grad_apply(feat_t *f, float lr, float l2, float eps)
     for (int u = 0; u < f->nuniq; u++) {
         uint32_t row = f->uniq[u];
         const float *g = f->acc + (size_t)u * D;
-        if (f->cfg.adagrad)
-            optim_adagrad(emb_row(f->tab, row), emb_row_state(f->tab, row), g, D, lr, l2, eps);
-        else
-            optim_sgd(emb_row(f->tab, row), g, D, lr, l2);
+        optim_row(f->cfg.opt, emb_row(f->tab, row), emb_row_state(f->tab, row), g, D, lr, l2, eps);
     }
     f->nuniq = 0;
 }

@@ -48,7 +48,7 @@ typedef struct {
     uint32_t admit_after;
     float clip; /* normalised dense values clipped to ±clip (default 5) */
     float init_std;
-    int adagrad; /* 1: rows carry Adagrad state */
+    sparse_opt_t opt; /* the rows' optimizer (its state rides on each row) */
     uint64_t seed;
 } feat_config_t;
 

@@ -292,7 +292,7 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
                             .admit_after = cfg->admit_after,
                             .clip = cfg->feat_clip,
                             .init_std = cfg->init_std,
-                            .adagrad = cfg->sparse_opt == OPT_ADAGRAD};
+                            .opt = cfg->sparse_opt};
         if (cfg->ucat + cfg->unum) {
             fc.ncat = cfg->ucat, fc.nnum = cfg->unum, fc.seed = cfg->seed * 2 + 3;
             if (!(l->fu = feat_create(&fc, l->maxb, errstr, len)))
@@ -341,7 +341,7 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     }
 
     emb_config_t ec = {.width = l->R,
-                       .state = cfg->sparse_opt == OPT_ADAGRAD ? l->R : 0,
+                       .state = optim_state_floats(cfg->sparse_opt, l->R),
                        .admit_after = cfg->admit_after,
                        .expire_ms = cfg->expire_ms,
                        .init_std = cfg->init_std,
@@ -744,11 +744,8 @@ static void history_step(learner_t *l)
             uint32_t row = emb_entry_row(l->items, l->hitems[j]);
             if (row == 0)
                 continue;
-            if (l->cfg.sparse_opt == OPT_ADAGRAD)
-                optim_adagrad(emb_row(l->items, row), emb_row_state(l->items, row), g, R,
-                              l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
-            else
-                optim_sgd(emb_row(l->items, row), g, R, l->cfg.lr_sparse, l->cfg.l2_sparse);
+            optim_row(l->cfg.sparse_opt, emb_row(l->items, row), emb_row_state(l->items, row), g, R,
+                      l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
             emb_mark_dirty(l->items, l->hitems[j]);
         }
     }
@@ -1199,8 +1196,15 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
                  name, R, l->ops->name, l->R);
         return -1;
     }
-    if (emb_load(l->users, r, errstr, len) || emb_load(l->items, r, errstr, len) ||
-        dense_block_load(l->ops->dense(l->model), r, errstr, len) ||
+    if (emb_load(l->users, r, errstr, len) || emb_load(l->items, r, errstr, len)) {
+        size_t k = strlen(errstr);
+        if (strstr(errstr, "saved rows are") && k < len)
+            snprintf(errstr + k, len - k, " (%s rows keep %d floats of optimizer state)",
+                     sparse_opt_name(l->cfg.sparse_opt),
+                     optim_state_floats(l->cfg.sparse_opt, l->R));
+        return -1;
+    }
+    if (dense_block_load(l->ops->dense(l->model), r, errstr, len) ||
         (l->ops->load && l->ops->load(l->model, r, errstr, len)) ||
         ring_load(l->ring, r, emb_entry_cap(l->users), emb_entry_cap(l->items), errstr, len))
         return -1;

@@ -1,4 +1,4 @@
-/* optim.c — sparse SGD/Adagrad and dense Adam (see optim.h). */
+/* optim.c — sparse SGD/Adagrad/Adam and dense Adam (see optim.h). */
 #include "optim.h"
 
 #include <math.h>
@@ -19,6 +19,53 @@ void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float 
         acc[i] += gi * gi;
         w[i] -= lr * gi / (sqrtf(acc[i]) + eps);
     }
+}
+
+void optim_adam_row(float *w, float *st, const float *g, int n, float lr, float l2, float eps)
+{
+    /* 1 - β as its own constant: 1.0f - 0.999f is 1.3e-5 off 0.001 */
+    const float b1 = 0.9f, b2 = 0.999f, nb1 = 0.1f, nb2 = 0.001f;
+    float *m = st, *v = st + n, t = st[2 * n] + 1.0f;
+    st[2 * n] = t;
+    double c1 = 1.0 - pow(0.9, t), c2 = 1.0 - pow(0.999, t);
+    float a = (float)(lr / c1), rc2 = (float)(1.0 / c2);
+    for (int i = 0; i < n; i++) {
+        float gi = g[i] + l2 * w[i];
+        m[i] = b1 * m[i] + nb1 * gi;
+        v[i] = b2 * v[i] + nb2 * gi * gi;
+        w[i] -= a * m[i] / (sqrtf(v[i] * rc2) + eps);
+    }
+}
+
+void optim_row(sparse_opt_t opt, float *w, float *st, const float *g, int n, float lr, float l2,
+               float eps)
+{
+    if (opt == OPT_ADAGRAD)
+        optim_adagrad(w, st, g, n, lr, l2, eps);
+    else if (opt == OPT_ADAM)
+        optim_adam_row(w, st, g, n, lr, l2, eps);
+    else
+        optim_sgd(w, g, n, lr, l2);
+}
+
+int optim_state_floats(sparse_opt_t opt, int n)
+{
+    return opt == OPT_ADAGRAD ? n : opt == OPT_ADAM ? 2 * n + 1 : 0;
+}
+
+static const char *const opt_names[] = {"sgd", "adagrad", "adam"};
+
+int sparse_opt_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, opt_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *sparse_opt_name(sparse_opt_t opt)
+{
+    return (unsigned)opt < 3 ? opt_names[opt] : "?";
 }
 
 int dense_block_init(dense_block_t *d, size_t n)

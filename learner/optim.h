@@ -1,5 +1,5 @@
-/* optim.h — optimizers: SGD and Adagrad for sparse embedding rows (only the
- * rows a micro-batch touched are updated), Adam for a model's dense block.
+/* optim.h — optimizers: SGD, Adagrad and Adam for sparse embedding rows (only
+ * the rows a micro-batch touched are updated), Adam for a model's dense block.
  * L2 regularisation is added to the gradient (λ·w) of what is updated.
  * Not for: deciding which rows were touched (the learner does that). */
 #ifndef FR_OPTIM_H
@@ -9,12 +9,26 @@
 
 #include <stddef.h>
 
-typedef enum { OPT_SGD = 0, OPT_ADAGRAD = 1 } sparse_opt_t;
+typedef enum { OPT_SGD = 0, OPT_ADAGRAD = 1, OPT_ADAM = 2 } sparse_opt_t;
+
+/* "sgd", "adagrad" or "adam": the optimizer, or -1. */
+int sparse_opt_parse(const char *s);
+const char *sparse_opt_name(sparse_opt_t opt);
+/* The optimizer-state floats a row of n parameters carries: none for SGD,
+ * n for Adagrad, 2n + 1 for Adam (the moments and the row's step count). */
+int optim_state_floats(sparse_opt_t opt, int n);
 
 /* w -= lr·(g + l2·w) */
 void optim_sgd(float *w, const float *g, int n, float lr, float l2);
 /* acc += (g + l2·w)²; w -= lr·(g + l2·w) / (√acc + eps) */
 void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float l2, float eps);
+/* Adam on one row with its own step count, as if the row were a parameter of
+ * its own (β 0.9, 0.999): st is m (n), v (n), then t. A row's first step
+ * moves each element by lr against its gradient's sign, as SparseAdam's does. */
+void optim_adam_row(float *w, float *st, const float *g, int n, float lr, float l2, float eps);
+/* One step of row w (n floats, its state st) by optimizer opt. */
+void optim_row(sparse_opt_t opt, float *w, float *st, const float *g, int n, float lr, float l2,
+               float eps);
 
 /* A model's dense parameters, llm.c style: one contiguous block, and the
  * gradients and Adam moments in the same layout, so an update is one loop and

@@ -102,10 +102,7 @@ void rows_update(emb_table_t *t, const uint32_t *uniq, int n, const uint32_t *fi
         }
         float *w = emb_row(t, row);
         const float *g = cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * ld;
-        if (opt == OPT_ADAGRAD)
-            optim_adagrad(w, emb_row_state(t, row), g, R, lr, l2, eps);
-        else
-            optim_sgd(w, g, R, lr, l2);
+        optim_row(opt, w, emb_row_state(t, row), g, R, lr, l2, eps);
     }
 }
 

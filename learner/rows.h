@@ -40,8 +40,8 @@ int rows_gather(const uint32_t *pr, int ps, const uint32_t *idx, int m, int nu, 
  * p's gradient is d + p * ld (R floats). Same pr, ps, idx and m as gather. */
 void rows_sum(const uint32_t *pr, int ps, const uint32_t *idx, int m, const float *d, int ld, int R,
               const rows_stamps_t *s, const uint32_t *first, const uint32_t *cnt, float *acc);
-/* One update of each of the n rows of table t (R floats, and R of Adagrad
- * state when opt is OPT_ADAGRAD) with its gradient: acc's when it has
+/* One update of each of the n rows of table t (R floats and the state of
+ * optimizer opt) with its gradient: acc's when it has
  * several pairs, else its pair's (d + first * ld). */
 void rows_update(emb_table_t *t, const uint32_t *uniq, int n, const uint32_t *first,
                  const uint32_t *cnt, const float *d, int ld, const float *acc, int R,

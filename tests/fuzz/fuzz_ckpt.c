@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         .admit_after = 1,
                         .clip = 5.0f,
                         .init_std = 0.1f,
-                        .adagrad = 1,
+                        .opt = OPT_ADAGRAD,
                         .seed = 2};
     state_t s = {emb_create(&ec, err, sizeof(err)),
                  {0},
@@ -173,7 +173,7 @@ int main(int argc, char **argv)
                             .admit_after = 1,
                             .clip = 5.0f,
                             .init_std = 0.1f,
-                            .adagrad = 1,
+                            .opt = OPT_ADAGRAD,
                             .seed = 2};
         state_t s = {emb_create(&ec, err, sizeof(err)),
                      {0},

@@ -919,6 +919,45 @@ static void test_optim_adagrad(void **state)
     assert_float_equal(w[0], want_w[0] - 0.1 * 0.1 / (sqrt(0.5221) + 0.01), 2e-6);
 }
 
+static void test_optim_adam_row(void **state)
+{
+    (void)state;
+    /* A row's own Adam (β 0.9, 0.999), state m (3), v (3), t; w[3] is past n
+     * and st[7] past the state. The first step moves each element by lr
+     * against its gradient's sign; the second, with l2 0.01, keeps moving
+     * w[2] on momentum though its gradient is 0. Expected values: the same
+     * recurrences in double precision. */
+    float w[4] = {1.0f, -2.0f, 0.5f, 9.0f};
+    float st[8] = {0, 0, 0, 0, 0, 0, 0, 5.0f};
+    const float g1[3] = {0.1f, 0.2f, -0.3f}, g2[3] = {0.1f, -0.2f, 0.0f};
+    optim_adam_row(w, st, g1, 3, 0.1f, 0.0f, 1e-8f);
+    const double w1[3] = {0.9, -2.1, 0.6};
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(w[i], w1[i], 1e-6);
+    assert_float_equal(st[6], 1.0, 0.0);
+    optim_row(OPT_ADAM, w, st, g2, 3, 0.1f, 0.01f, 1e-8f);
+    const double w2[3] = {0.7998683281724214, -2.0897616984764658, 0.6655036881178596};
+    const double m2[3] = {0.01990000001, -0.004099999995, -0.02640000000333};
+    const double v2[3] = {2.18710000218e-05, 8.880099997790002e-05, 8.994599999959999e-05};
+    for (int i = 0; i < 3; i++) {
+        assert_float_equal(w[i], w2[i], 2e-6);
+        assert_float_equal(st[i], m2[i], 1e-7);
+        assert_float_equal(st[3 + i], v2[i], 1e-9);
+    }
+    assert_float_equal(st[6], 2.0, 0.0);
+    assert_float_equal(w[3], 9.0, 0.0);
+    assert_float_equal(st[7], 5.0, 0.0);
+    /* the state each optimizer needs, and the names */
+    assert_int_equal(optim_state_floats(OPT_SGD, 32), 0);
+    assert_int_equal(optim_state_floats(OPT_ADAGRAD, 32), 32);
+    assert_int_equal(optim_state_floats(OPT_ADAM, 32), 65);
+    assert_int_equal(sparse_opt_parse("adam"), OPT_ADAM);
+    assert_int_equal(sparse_opt_parse("adagrad"), OPT_ADAGRAD);
+    assert_int_equal(sparse_opt_parse("sgd"), OPT_SGD);
+    assert_int_equal(sparse_opt_parse("Adam"), -1);
+    assert_string_equal(sparse_opt_name(OPT_ADAM), "adam");
+}
+
 static void test_dense_block_adam(void **state)
 {
     (void)state;
@@ -978,6 +1017,7 @@ int main(void)
         cmocka_unit_test(test_neumf_naive_vs_blas),
         cmocka_unit_test(test_optim_sgd),
         cmocka_unit_test(test_optim_adagrad),
+        cmocka_unit_test(test_optim_adam_row),
         cmocka_unit_test(test_dense_block_adam),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

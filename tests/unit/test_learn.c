@@ -328,20 +328,24 @@ static void test_save_load_resumes_exactly(void **state)
         const char *kind;
         samp_kind_t samp;
         loss_kind_t loss;
+        int adam; /* rows by Adam, with its moments and step count saved */
     } rt_case_t;
-    rt_case_t cases[32] = {{"neumf", SAMP_POPULARITY, LOSS_BCE},
-                           {"dssm", SAMP_INBATCH, LOSS_SOFTMAX},
-                           {"neumf", SAMP_HARD, LOSS_BPR}};
-    size_t ncases = 3;
+    rt_case_t cases[32] = {{"neumf", SAMP_POPULARITY, LOSS_BCE, 0},
+                           {"dssm", SAMP_INBATCH, LOSS_SOFTMAX, 0},
+                           {"neumf", SAMP_HARD, LOSS_BPR, 0},
+                           {"neumf", SAMP_UNIFORM, LOSS_BCE, 1}};
+    size_t ncases = 4;
     for (int i = 0; model_at(i) && ncases < 32; i++) /* and every model the learner learns */
         if (!model_at(i)->engine)
-            cases[ncases++] = (rt_case_t){model_at(i)->name, SAMP_UNIFORM, LOSS_BCE};
+            cases[ncases++] = (rt_case_t){model_at(i)->name, SAMP_UNIFORM, LOSS_BCE, 0};
     for (size_t c = 0; c < ncases; c++) {
         learner_config_t cfg;
         learner_config_default(&cfg);
         snprintf(cfg.kind, sizeof(cfg.kind), "%s", cases[c].kind);
         cfg.sampler.kind = cases[c].samp;
         cfg.loss = cases[c].loss;
+        if (cases[c].adam)
+            cfg.sparse_opt = OPT_ADAM;
         cfg.ring_capacity = 5000; /* the buffer wraps before the save */
         cfg.preq_rate = 0.05;
         char err[256];
@@ -371,8 +375,19 @@ static void test_save_load_resumes_exactly(void **state)
         learner_score(a, &s->d.users[3], items, 50, pa);
         learner_score(b, &s->d.users[3], items, 50, pb);
         assert_memory_equal(pa, pb, sizeof(pa));
-        print_message("%s/%s/%s: %zu bytes saved; resumed exactly\n", cfg.kind,
-                      samp_kind_name(cfg.sampler.kind), loss_kind_name(cfg.loss), m.len);
+        print_message("%s/%s/%s/%s: %zu bytes saved; resumed exactly\n", cfg.kind,
+                      samp_kind_name(cfg.sampler.kind), loss_kind_name(cfg.loss),
+                      sparse_opt_name(cfg.sparse_opt), m.len);
+        /* another optimizer's rows carry other state: refused, and said why */
+        learner_config_t oc = cfg;
+        oc.sparse_opt = cfg.sparse_opt == OPT_ADAM ? OPT_ADAGRAD : OPT_ADAM;
+        learner_t *o = learner_create(&oc, err, sizeof(err));
+        assert_non_null(o);
+        m.pos = 0;
+        ser_reader_t ro = {harness_mem_read, &m, 0, NULL};
+        assert_int_equal(learner_load(o, &ro, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "optimizer"));
+        learner_free(o);
         /* another shape refuses it */
         cfg.model.dim = 16;
         cfg.towers.dim = 16;
