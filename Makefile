@@ -92,6 +92,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -MMD -MP
 FUZZ_SRC_event := proto/event.c
+FUZZ_SRC_mlog  := proto/mlog.c
 FUZZ_SRC_ckpt  := store/ckpt.c learner/table.c learner/optim.c learner/ring.c learner/join.c learner/feat.c \
                   learner/ctrlayers.c
 fuzz_objs = $(addprefix build/fuzz/,$(FUZZ_SRC_$(1):.c=.o))
