@@ -161,6 +161,11 @@ $(BUILD)/tests/%.o: tests/%.c
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
 
+# test_shared drives members.c, which lives in cli/ (not in the library)
+$(BUILD)/tests/unit/test_shared: $(BUILD)/tests/unit/test_shared.o $(BUILD)/cli/members.o \
+                                $(HARNESS_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(TEST_LIBS)
+
 # test_eval drives the evaluation's replay and arms, which live in cli/ (not in the library)
 $(BUILD)/tests/unit/test_eval: $(BUILD)/tests/unit/test_eval.o $(BUILD)/cli/eval.o $(BUILD)/cli/evalarms.o \
                               $(HARNESS_OBJ) $(LIB)

@@ -12,6 +12,7 @@
 #include "id.h"
 #include "kern.h"
 #include "learner.h"
+#include "members.h"
 #include "rank.h"
 #include "rng.h"
 #include "widths.h"
@@ -318,6 +319,13 @@ static void train_usage(FILE *f)
             "                    (preq_hr10: the first pass's; later passes rank\n"
             "                    events already learned: train_hr10_last_epoch)\n"
             "  --threads T       learner threads (a micro-batch split among them) [1]\n"
+            "  --members N       N learners sharing one model through a model log\n"
+            "                    in memory, users split among them by id hash (as\n"
+            "                    N freshrecd members would); figures are member\n"
+            "                    0's, which holds every user by the end\n"
+            "                    (default: one learner, no model log)\n"
+            "  --window N        --members: events per round, each member writing\n"
+            "                    one window of its share of them             [1024]\n"
             "  --naive           plain-loop kernels instead of OpenBLAS (reference)\n"
             "  --seed S          random seed                                    [1]\n"
             "  --json            last line of stdout: the figures as one JSON object\n"
@@ -343,7 +351,7 @@ static int cmd_train(int argc, char **argv)
     learner_config_t cfg;
     learner_config_default(&cfg);
     const char *data = NULL, *format = "movielens", *model = model_default(0)->name, *eval = "loo";
-    long epochs = 1, threads = 1, v;
+    long epochs = 1, threads = 1, nmembers = 0, window = 1024, v;
     int json = 0, quiet = 0, features = 0, shuffle = 1, no_shuffle = 0;
     char err[256];
     enum { MLP = 1, TOWER, SAMPLER, LOSS, OPTIMIZER }; /* the switch's options */
@@ -374,6 +382,8 @@ static int cmd_train(int argc, char **argv)
         {"eval", ARG_STR, &eval, 0, 0, 0},
         {"preq-rate", ARG_DOUBLE, &cfg.preq_rate, 0, 1, 0},
         {"threads", ARG_LONG, &threads, 1, LEARNER_MAX_THREADS, 0},
+        {"members", ARG_LONG, &nmembers, 1, 64, 0}, /* 0, the default: no model log */
+        {"window", ARG_LONG, &window, 1, 100000000L, 0},
         {"naive", ARG_FLAG, &cfg.model.naive, 0, 0, 0},
         {"seed", ARG_U64, &cfg.seed, 0, 0x7fffffffL, 0},
         {"json", ARG_FLAG, &json, 0, 0, 0},
@@ -490,7 +500,10 @@ static int cmd_train(int argc, char **argv)
             train[i] = i;
     }
     lrn_event_t *ev = malloc(sizeof(lrn_event_t) * (ntrain ? ntrain : 1));
-    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    members_t *group = nmembers > 0 ? members_create(&cfg, (int)nmembers, err, sizeof(err)) : NULL;
+    learner_t *l = group          ? members_learner(group, 0)
+                   : nmembers > 0 ? NULL
+                                  : learner_create(&cfg, err, sizeof(err));
     mlfeat_t mf = {0};
     lrn_feat_t *evf = NULL; /* the features of each id's first event */
     int rc = 1;
@@ -566,7 +579,8 @@ static int cmd_train(int argc, char **argv)
     learner_stats_t st, st0, st1;
     memset(&st0, 0, sizeof(st0));
     memset(&st1, 0, sizeof(st1));
-    const size_t chunk = 4096;
+    /* --members: whole rounds of --window events per chunk */
+    const size_t chunk = group ? (size_t)window * (((size_t)4096 + window - 1) / window) : 4096;
     /* --shuffle: its own generator, so the learner's draws (negatives,
      * prequential picks) are those of the same seed without it */
     rng_t order;
@@ -577,7 +591,12 @@ static int cmd_train(int argc, char **argv)
         learner_stats(l, &st0);
         for (size_t s = 0; s < ntrain; s += chunk) {
             size_t n = ntrain - s < chunk ? ntrain - s : chunk;
-            learner_learn(l, ev + s, n);
+            if (group && members_learn(group, ev + s, n, (size_t)window)) {
+                fprintf(stderr, "freshrec train: out of memory in the model log\n");
+                goto out;
+            }
+            if (!group)
+                learner_learn(l, ev + s, n);
             double t = clock_mono_s();
             if (!quiet && tty && t - last >= 0.5) {
                 learner_stats(l, &st);
@@ -638,6 +657,22 @@ static int cmd_train(int argc, char **argv)
                     "%.4f  NDCG@10 %.4f\n",
                     loo.users, loo.hr, loo.ndcg, loo.pop_hr, loo.pop_ndcg);
     }
+    members_stats_t ms = {0};
+    int same = 1; /* every member's shared state is member 0's, byte for byte */
+    if (group) {
+        members_stats(group, &ms);
+        char why[128] = "";
+        for (int m = 1; m < (int)nmembers && same; m++)
+            if (members_same(group, 0, m, why, sizeof(why)))
+                same = 0, fprintf(stderr, "freshrec train: member %d: %s\n", m, why);
+        if (!quiet || !json)
+            fprintf(json ? stderr : stdout,
+                    "%ld members: %zu model-log records, %.0f bytes per event; %llu records and "
+                    "%llu entries refused; shared state %s\n",
+                    nmembers, ms.records, ms.events ? (double)ms.bytes / (double)ms.events : 0.0,
+                    (unsigned long long)ms.refused, (unsigned long long)ms.refusals,
+                    same ? "identical on every member" : "NOT identical");
+    }
     if (json) {
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, "
@@ -656,6 +691,12 @@ static int cmd_train(int argc, char **argv)
             goto out;
         }
         json_object_set_new(j, "shuffle", json_boolean(shuffle));
+        json_object_set_new(j, "members", json_integer(nmembers));
+        if (group) {
+            json_object_set_new(j, "log_bytes_per_event",
+                                json_real(ms.events ? (double)ms.bytes / (double)ms.events : 0.0));
+            json_object_set_new(j, "shared_identical", json_boolean(same));
+        }
         if (epochs > 1) {
             json_object_set_new(j, "train_hr10_last_epoch", json_real(last_ep.hr));
             json_object_set_new(j, "train_ndcg10_last_epoch", json_real(last_ep.ndcg));
@@ -676,9 +717,12 @@ static int cmd_train(int argc, char **argv)
         free(s);
         json_decref(j);
     }
-    rc = 0;
+    rc = same ? 0 : 1;
 out:
-    learner_free(l);
+    if (group)
+        members_free(group); /* l is its member 0 */
+    else
+        learner_free(l);
     free(ev);
     free(evf);
     mlfeat_free(&mf);

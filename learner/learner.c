@@ -2,6 +2,7 @@
 #include "learner.h"
 
 #include "hist.h"
+#include "id.h"
 
 #include "engine.h"
 #include "loss.h"
@@ -14,6 +15,74 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Shared mode: rows gathered in a window, by table entry, in the order they
+ * were first touched, each with width floats (zeroed when it joins). */
+typedef struct {
+    uint32_t *slot; /* (slot_cap) by entry: 1 + its place, 0 when not in the window */
+    size_t slot_cap;
+    uint32_t *ent; /* (cap) entries; EMB_NONE for one dropped since */
+    float *val;    /* (cap, width) */
+    size_t n, cap;
+    int width;
+} wrows_t;
+
+/* entry e's floats in the window, joining it when new; NULL when out of memory */
+static float *wrows_at(wrows_t *w, uint32_t e)
+{
+    if (e >= w->slot_cap) {
+        size_t cap = w->slot_cap ? w->slot_cap : 1024;
+        while (cap <= e)
+            cap *= 2;
+        uint32_t *s = realloc(w->slot, sizeof(uint32_t) * cap);
+        if (!s)
+            return NULL;
+        memset(s + w->slot_cap, 0, sizeof(uint32_t) * (cap - w->slot_cap));
+        w->slot = s, w->slot_cap = cap;
+    }
+    if (w->slot[e])
+        return w->val + (w->slot[e] - 1) * (size_t)w->width;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 256;
+        uint32_t *ent = realloc(w->ent, sizeof(uint32_t) * cap);
+        if (!ent)
+            return NULL;
+        w->ent = ent;
+        float *val = realloc(w->val, sizeof(float) * cap * (size_t)(w->width ? w->width : 1));
+        if (!val)
+            return NULL;
+        w->val = val, w->cap = cap;
+    }
+    float *v = w->val + w->n * (size_t)w->width;
+    memset(v, 0, sizeof(float) * (size_t)w->width);
+    w->ent[w->n++] = e;
+    w->slot[e] = (uint32_t)w->n;
+    return v;
+}
+
+/* e leaves the window (its entry was freed) */
+static void wrows_drop(wrows_t *w, uint32_t e)
+{
+    if (e < w->slot_cap && w->slot[e]) {
+        w->ent[w->slot[e] - 1] = EMB_NONE;
+        w->slot[e] = 0;
+    }
+}
+
+static void wrows_clear(wrows_t *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->ent[i] != EMB_NONE)
+            w->slot[w->ent[i]] = 0;
+    w->n = 0;
+}
+
+static void wrows_free(wrows_t *w)
+{
+    free(w->slot);
+    free(w->ent);
+    free(w->val);
+}
 
 struct learner {
     learner_config_t cfg;
@@ -88,6 +157,12 @@ struct learner {
     learner_stats_t st;
     ewma_t loss_e, hr_e, ndcg_e;
     double hr_sum, ndcg_sum;
+
+    /* shared mode: the window's items (g, then gsq: 2R floats each), its
+     * users (no floats) and the dense block's summed gradient */
+    wrows_t wi, wu;
+    float *wdense;
+    size_t wbatches; /* micro-batches in the window */
 };
 
 static const char *loss_names[] = {"bce", "bpr", "softmax"};
@@ -264,6 +339,20 @@ static int learner_config_check(const learner_config_t *cfg, char *errstr, size_
         snprintf(errstr, len, "history must be in [1, %d] items, not %d", HIST_MAX, cfg->history);
         return -1;
     }
+    if (cfg->shared && (nfeat || (ops->flags & MODEL_HISTORY))) {
+        snprintf(errstr, len,
+                 "several members sharing one model need a model without tower "
+                 "features or history (%s%s)",
+                 ops->name, nfeat ? " with features" : "");
+        return -1;
+    }
+    if (cfg->shared && cfg->admit_after != 1) {
+        snprintf(errstr, len,
+                 "several members sharing one model give every id a row at once "
+                 "(admit_after 1, not %u)",
+                 cfg->admit_after);
+        return -1;
+    }
     return 0;
 }
 
@@ -349,8 +438,11 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (!(l->users = emb_create(&ec, errstr, len)))
         goto err;
     ec.seed = cfg->seed * 2 + 2;
+    if (cfg->shared) /* every member makes the same row for an item, and keeps it */
+        ec.admit_after = 1, ec.expire_ms = 0, ec.init_by_id = 1;
     if (!(l->items = emb_create(&ec, errstr, len)))
         goto err;
+    l->wi.width = 2 * l->R;
     if (!(l->ring = ring_create(cfg->ring_capacity, errstr, len)))
         goto err;
     if (!(l->samp = samp_create(&cfg->sampler, l->items, l->ring, errstr, len)))
@@ -458,6 +550,9 @@ void learner_free(learner_t *l)
         free(p[i]);
     rows_stamps_free(&l->stamps[0]);
     rows_stamps_free(&l->stamps[1]);
+    wrows_free(&l->wi);
+    wrows_free(&l->wu);
+    free(l->wdense);
     free(l);
 }
 
@@ -697,8 +792,9 @@ static void phase_sparse(void *arg, int t, int n)
                 rows_sum(pr, 1, idx, m, d, R, R, st, first, cnt, acc);
             }
         }
-        rows_update(tab, uniq, nu, first, cnt, d, R, acc, R, l->cfg.sparse_opt, l->cfg.lr_sparse,
-                    l->cfg.l2_sparse, l->cfg.adagrad_eps);
+        if (!(side && l->cfg.shared)) /* shared items: gathered in the window instead */
+            rows_update(tab, uniq, nu, first, cnt, d, R, acc, R, l->cfg.sparse_opt,
+                        l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
         l->nuniq[side][t] = nu;
     }
     for (int side = 0; side < 2; side++) {
@@ -747,6 +843,49 @@ static void history_step(learner_t *l)
             optim_row(l->cfg.sparse_opt, emb_row(l->items, row), emb_row_state(l->items, row), g, R,
                       l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
             emb_mark_dirty(l->items, l->hitems[j]);
+        }
+    }
+}
+
+/* Shared mode: the batch's dense gradient joins the window's; -1 (and
+ * nothing joins) when it is not finite. */
+static int window_dense(learner_t *l, const dense_block_t *d)
+{
+    double gn = 0.0;
+    for (size_t i = 0; i < d->n; i++)
+        gn += (double)d->grads[i] * d->grads[i];
+    if (!isfinite(gn))
+        return -1;
+    if (!l->wdense && !(l->wdense = calloc(d->n ? d->n : 1, sizeof(float))))
+        return -1;
+    for (size_t i = 0; i < d->n; i++)
+        l->wdense[i] += d->grads[i];
+    l->wbatches++;
+    return 0;
+}
+
+/* Shared mode: the batch's item gradients (each row's sum over its pairs,
+ * as rows_update would take it) and its users join the window. */
+static void window_rows(learner_t *l)
+{
+    const int R = l->R;
+    for (int t = 0; t < l->nt; t++) {
+        for (int k = 0; k < l->nuniq[1][t]; k++) {
+            uint32_t e = emb_row_entry(l->items, l->uniq[1][t][k]);
+            float *a = e == EMB_NONE ? NULL : wrows_at(&l->wi, e);
+            if (!a)
+                continue;
+            const float *g = l->ucnt[1][t][k] > 1 ? l->gacc[1][t] + (size_t)k * R
+                                                  : l->di + (size_t)l->ufirst[1][t][k] * R;
+            for (int r = 0; r < R; r++) {
+                a[r] += g[r];
+                a[R + r] += g[r] * g[r];
+            }
+        }
+        for (int k = 0; k < l->nuniq[0][t]; k++) {
+            uint32_t e = emb_row_entry(l->users, l->uniq[0][t][k]);
+            if (e != EMB_NONE)
+                wrows_at(&l->wu, e);
         }
     }
 }
@@ -876,7 +1015,9 @@ static void learn_batch(learner_t *l, int B)
     }
     /* update: dense block by Adam (clipped; nothing when a gradient is not
      * finite), touched rows by Adagrad/SGD, once per row */
-    if (dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense) < 0) {
+    if (l->cfg.shared
+            ? window_dense(l, d) < 0
+            : dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense) < 0) {
         l->st.nonfinite++;
         return;
     }
@@ -890,9 +1031,12 @@ static void learn_batch(learner_t *l, int B)
     pool_run(l->pool, phase_sparse, l);
     if (l->hist)
         history_step(l);
+    if (l->cfg.shared)
+        window_rows(l);
     for (int t = 0; t < l->nt; t++) {
         rows_mark_dirty(l->users, l->uniq[0][t], l->nuniq[0][t]);
-        rows_mark_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
+        if (!l->cfg.shared) /* shared items change when a window is applied */
+            rows_mark_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
     }
 
     l->st.events += E + NN;
@@ -1047,6 +1191,7 @@ static void tell_gone(const learner_t *l, const emb_table_t *t, char side, uint3
 
 static void user_gone(void *arg, uint32_t e)
 {
+    wrows_drop(&((learner_t *)arg)->wu, e);
     tell_gone(arg, ((learner_t *)arg)->users, 'u', e);
 }
 
@@ -1061,7 +1206,7 @@ static void item_gone(void *arg, uint32_t e)
 size_t learner_expire(learner_t *l, int64_t now_ms)
 {
     return emb_expire(l->users, now_ms, user_in_ring, user_gone, l) +
-           emb_expire(l->items, now_ms, item_in_ring, item_gone, l);
+           (l->cfg.shared ? 0 : emb_expire(l->items, now_ms, item_in_ring, item_gone, l));
 }
 
 void learner_on_gone(learner_t *l, lrn_gone_fn fn, void *arg)
@@ -1079,7 +1224,7 @@ static void evict(learner_t *l)
     if (l->cfg.max_users)
         emb_evict_lru(l->users, l->cfg.max_users, l->cfg.max_users - l->cfg.max_users / 16,
                       user_in_ring, user_gone, l);
-    if (l->cfg.max_items)
+    if (l->cfg.max_items && !l->cfg.shared)
         emb_evict_lru(l->items, l->cfg.max_items, l->cfg.max_items - l->cfg.max_items / 16,
                       item_in_ring, item_gone, l);
 }
@@ -1237,6 +1382,107 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
 }
 
 /* ---- the learner as the daemon's engine (engine.h) ---- */
+
+/* ---- shared mode: windows out, log records in (learner.h) ---- */
+
+size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void *arg)
+{
+    const int R = l->R;
+    size_t len;
+    for (size_t i = 0; i < l->wi.n; i++) {
+        uint32_t e = l->wi.ent[i];
+        if (e == EMB_NONE || !emb_entry_alive(l->items, e))
+            continue;
+        const char *id = emb_entry_id(l->items, e, &len);
+        const float *a = l->wi.val + i * (size_t)l->wi.width;
+        sink->item_grad(arg, id, len, a, a + R, R);
+    }
+    int W = learner_user_width(l);
+    for (size_t i = 0; i < l->wu.n; i++) {
+        uint32_t e = l->wu.ent[i];
+        uint32_t row =
+            e == EMB_NONE || !emb_entry_alive(l->users, e) ? 0 : emb_entry_row(l->users, e);
+        if (row == 0)
+            continue;
+        const char *id = emb_entry_id(l->users, e, &len);
+        /* the row and its state are one stretch of the table (table.h) */
+        sink->user_value(arg, id, len, emb_row(l->users, row), W);
+    }
+    dense_block_t *d = l->ops->dense(l->model);
+    if (l->wbatches && d->n)
+        sink->dense_grad(arg, l->wdense, d->n);
+    size_t nb = l->wbatches;
+    wrows_clear(&l->wi);
+    wrows_clear(&l->wu);
+    if (l->wdense)
+        memset(l->wdense, 0, sizeof(float) * (d->n ? d->n : 1));
+    l->wbatches = 0;
+    return nb;
+}
+
+int learner_user_width(const learner_t *l)
+{
+    return l->R + optim_state_floats(l->cfg.sparse_opt, l->R);
+}
+
+/* the entry of id in t, made if new (it counts as seen at ts 0: not an event) */
+static uint32_t entry_for(emb_table_t *t, const char *id, size_t len)
+{
+    if (len < 1 || len > EMB_MAX_ID_LEN)
+        return EMB_NONE;
+    uint64_t h = id_hash(id, len);
+    uint32_t e = emb_find(t, h, id, len);
+    return e != EMB_NONE ? e : emb_touch(t, h, id, len, 0);
+}
+
+int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const float *g,
+                            const float *gsq, int R)
+{
+    uint32_t e = R == l->R ? entry_for(l->items, id, len) : EMB_NONE;
+    uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(l->items, e);
+    if (row == 0)
+        return -1;
+    float *w = emb_row(l->items, row), *st = emb_row_state(l->items, row);
+    if (l->cfg.sparse_opt == OPT_ADAGRAD) { /* the window's squares, then one step */
+        const float lr = l->cfg.lr_sparse, l2 = l->cfg.l2_sparse, eps = l->cfg.adagrad_eps;
+        for (int i = 0; i < R; i++) {
+            float gi = g[i] + l2 * w[i];
+            st[i] += gsq[i];
+            w[i] -= lr * gi / (sqrtf(st[i]) + eps);
+        }
+    } else {
+        optim_row(l->cfg.sparse_opt, w, st, g, R, l->cfg.lr_sparse, l->cfg.l2_sparse,
+                  l->cfg.adagrad_eps);
+    }
+    emb_mark_dirty(l->items, e);
+    return 0;
+}
+
+int learner_apply_user_value(learner_t *l, const char *id, size_t len, const float *v, int width)
+{
+    uint32_t e = width == learner_user_width(l) ? entry_for(l->users, id, len) : EMB_NONE;
+    uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(l->users, e);
+    if (row == 0)
+        return -1;
+    memcpy(emb_row(l->users, row), v, sizeof(float) * (size_t)width);
+    emb_mark_dirty(l->users, e);
+    return 0;
+}
+
+int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t steps)
+{
+    dense_block_t *d = l->ops->dense(l->model);
+    if (n != d->n || steps < 1)
+        return -1;
+    int rc = 0;
+    for (uint32_t s = 0; s < steps && rc == 0; s++) {
+        for (size_t i = 0; i < n; i++)
+            d->grads[i] = g[i] / (float)steps;
+        rc = dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense);
+    }
+    dense_block_zero_grad(d);
+    return rc;
+}
 
 static void le_config(const engine_config_t *cfg, learner_config_t *lc)
 {

@@ -90,6 +90,16 @@ typedef struct learner_config {
                          * model (one set of weights), gradients are summed, users'
                          * and items' rows are updated in parallel. The result differs
                          * from one thread's only in the order of float sums. */
+    int shared;         /* 1: one of several members that learn one model through
+                         * an ordered log (proto/mlog.h). Item rows and the dense
+                         * block change only by learner_apply_*, in log order, so
+                         * every member's copy is the same; the gradients this
+                         * member computes for them gather in a window that
+                         * learner_window_take hands out. Users' rows are learned
+                         * here at once. Items get a row at their first event
+                         * (admit_after 1, never expired or evicted) whose values
+                         * depend on the seed and the id alone. Needs a model
+                         * without tower features or history. (default 0) */
     uint64_t seed;
 } learner_config_t;
 
@@ -168,5 +178,36 @@ int learner_vector_layout(const learner_t *l, char *buf, size_t len);
 dense_block_t *learner_dense(learner_t *l);
 emb_table_t *learner_users(learner_t *l);
 emb_table_t *learner_items(learner_t *l);
+
+/* Shared mode (learner_config_t.shared). What a window hands out:
+ *   item_grad   per item touched: g, the sum of its micro-batch gradients,
+ *               and gsq, the sum of their squares (R floats each);
+ *   user_value  per user learned: its row and optimizer state as they are
+ *               now (learner_user_width floats);
+ *   dense_grad  the dense block's gradient summed over the window's
+ *               micro-batches (once, when there was one).
+ * Then the window starts again, empty. Returns its micro-batches. */
+typedef struct {
+    void (*item_grad)(void *arg, const char *id, size_t len, const float *g, const float *gsq,
+                      int R);
+    void (*user_value)(void *arg, const char *id, size_t len, const float *v, int width);
+    void (*dense_grad)(void *arg, const float *g, size_t n);
+} learner_window_sink_t;
+size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void *arg);
+/* floats of a user_value: the row, then its optimizer state */
+int learner_user_width(const learner_t *l);
+/* Applies what a window handed out (this member's or another's), in log
+ * order. An item's row, made if new, takes one step of the rows' optimizer
+ * with g (Adagrad adds gsq to its squares; Adam and SGD ignore it); a
+ * user's row and state are set. Each changed id is marked for publishing.
+ * 0, or -1 on a bad width or an id the table cannot take. */
+int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const float *g,
+                            const float *gsq, int R);
+int learner_apply_user_value(learner_t *l, const char *id, size_t len, const float *v, int width);
+/* The dense block takes steps Adam steps (the window's micro-batches) with
+ * the mean of its summed gradient g, each clipped as a micro-batch's: as
+ * many steps as the member that learned them would have taken. -1 on a bad
+ * n or steps, or a gradient that is not finite. */
+int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t steps);
 
 #endif

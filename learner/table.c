@@ -139,7 +139,7 @@ static void init_row(emb_table_t *t, uint32_t row, uint64_t h)
 {
     float *r = t->rows + (size_t)row * t->stride;
     rng_t g;
-    rng_seed(&g, t->cfg.seed ^ (h * 0x9e3779b97f4a7c15ULL) ^ row);
+    rng_seed(&g, t->cfg.seed ^ (h * 0x9e3779b97f4a7c15ULL) ^ (t->cfg.init_by_id ? 0 : row));
     for (int i = 0; i < t->cfg.width; i++)
         r[i] = t->cfg.init_std * rng_normal(&g);
     memset(r + t->cfg.width, 0, sizeof(float) * t->cfg.state);

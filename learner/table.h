@@ -29,6 +29,8 @@ typedef struct {
     int64_t expire_ms;    /* rows unseen this long are expired by emb_expire; 0 = never */
     float init_std;       /* new rows: N(0, init_std) */
     uint64_t seed;
+    int init_by_id; /* 1: a new row's values depend on the seed and its id alone, not on
+                     * the row it lands in (tables that must agree across processes) */
 } emb_config_t;
 
 typedef struct {

@@ -9,7 +9,8 @@
 
 static const uint8_t magic[4] = {'F', 'R', 'M', 'L'};
 
-/* header: magic 4, version 1, kind 1, member_len 1, member, seq 8, ts 8, view 8 */
+/* header: magic 4, version 1, kind 1, member_len 1, member, seq 8, ts 8, view 8,
+ * steps 4 */
 #define RANGE_FIXED (2 + 4 + 8 + 8)
 #define BLOCK_FIXED (1 + 1 + 4 + 4)
 
@@ -56,7 +57,7 @@ static void patch_u32(mlog_writer_t *w, size_t at, uint32_t v)
 }
 
 void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t member_len,
-                uint64_t seq, int64_t ts_ms, int64_t view)
+                uint64_t seq, int64_t ts_ms, int64_t view, uint32_t steps)
 {
     w->len = 0, w->err = 0, w->nranges = 0, w->nblocks = 0, w->block = 0;
     if ((kind != MLOG_CLAIM && kind != MLOG_WINDOW) || member_len < 1 ||
@@ -72,9 +73,17 @@ void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t m
     put_u64(w, seq);
     put_u64(w, (uint64_t)ts_ms);
     put_u64(w, (uint64_t)view);
+    w->steps_at = w->len;
+    put_u32(w, steps);
     w->nranges_at = w->len;
     put_u32(w, 0);
     w->nblocks_at = 0; /* no block count yet: ranges may still come */
+}
+
+void mlog_set_steps(mlog_writer_t *w, uint32_t steps)
+{
+    if (w->len >= w->steps_at + 4)
+        patch_u32(w, w->steps_at, steps);
 }
 
 void mlog_add_range(mlog_writer_t *w, const char *topic, int32_t partition, int64_t first,
@@ -198,7 +207,7 @@ static int floats_finite(const uint8_t *p, uint32_t n)
 
 int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, size_t errlen)
 {
-    if (len < 4 + 3 + 1 + 24 + 4 + 4 + 8)
+    if (len < 4 + 3 + 1 + 24 + 4 + 4 + 4 + 8)
         FAIL("model log: record of %zu bytes is too short", len);
     if (memcmp(buf, magic, 4) != 0)
         FAIL("model log: not a model-log record (bad magic)");
@@ -219,11 +228,14 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
     rec->kind = (mlog_kind_t)kind;
     rec->member = (const char *)c.p, rec->member_len = mlen;
     uint64_t ts = 0, view = 0;
-    if (take(&c, NULL, mlen) || take(&c, &rec->seq, 8) || take(&c, &ts, 8) || take(&c, &view, 8))
+    if (take(&c, NULL, mlen) || take(&c, &rec->seq, 8) || take(&c, &ts, 8) || take(&c, &view, 8) ||
+        take(&c, &rec->steps, 4))
         FAIL("model log: short header");
     rec->ts_ms = (int64_t)ts, rec->view = (int64_t)view;
     if (rec->view < -1)
         FAIL("model log: view %lld", (long long)rec->view);
+    if (rec->kind == MLOG_CLAIM && rec->steps)
+        FAIL("model log: a claim with %u steps", rec->steps);
     uint32_t nr = 0;
     if (take(&c, &nr, 4) || nr > MLOG_RANGES_MAX)
         FAIL("model log: %u ranges (at most %d)", nr, MLOG_RANGES_MAX);

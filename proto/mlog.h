@@ -68,9 +68,10 @@ typedef struct {
     mlog_kind_t kind;
     const char *member;
     size_t member_len;
-    uint64_t seq;  /* the member's own count of its records */
-    int64_t ts_ms; /* when it was produced */
-    int64_t view;  /* claims: the last log position the member had read; -1 none */
+    uint64_t seq;   /* the member's own count of its records */
+    int64_t ts_ms;  /* when it was produced */
+    int64_t view;   /* claims: the last log position the member had read; -1 none */
+    uint32_t steps; /* windows: the micro-batches learned in it (optimizer steps) */
     int nranges, nblocks;
     mlog_range_t ranges[MLOG_RANGES_MAX];
     mlog_block_t blocks[MLOG_BLOCKS_MAX];
@@ -96,13 +97,15 @@ typedef struct {
     size_t len, cap;
     int err;
     int nranges, nblocks;
-    size_t nranges_at, nblocks_at, count_at; /* where the counts go */
+    size_t steps_at, nranges_at, nblocks_at, count_at; /* where the counts go */
     uint32_t width, count;
     mlog_block_kind_t block;
 } mlog_writer_t;
 
 void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t member_len,
-                uint64_t seq, int64_t ts_ms, int64_t view);
+                uint64_t seq, int64_t ts_ms, int64_t view, uint32_t steps);
+/* Sets the record's steps after mlog_begin (a window's are known at its end). */
+void mlog_set_steps(mlog_writer_t *w, uint32_t steps);
 void mlog_add_range(mlog_writer_t *w, const char *topic, int32_t partition, int64_t first,
                     int64_t last);
 void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width);

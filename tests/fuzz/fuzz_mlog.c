@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(rec.nranges >= 1 && rec.nranges <= MLOG_RANGES_MAX);
     CHECK(rec.nblocks >= 0 && rec.nblocks <= MLOG_BLOCKS_MAX);
     mlog_writer_t w = {0};
-    mlog_begin(&w, rec.kind, rec.member, rec.member_len, rec.seq, rec.ts_ms, rec.view);
+    mlog_begin(&w, rec.kind, rec.member, rec.member_len, rec.seq, rec.ts_ms, rec.view, rec.steps);
     char topic[MLOG_TOPIC_MAX + 1];
     for (int i = 0; i < rec.nranges; i++) {
         const mlog_range_t *g = &rec.ranges[i];

@@ -4,7 +4,8 @@
  * the models learn (test_learn.c does that): events skipped for want of a
  * negative are counted for every loss and sampler, and preq_hr10 comes from
  * the first pass only (later passes rank events already learned), and
- * --shuffle reorders the later passes alone.
+ * --shuffle reorders the later passes alone, and --members reports its
+ * members' shared state and model-log cost.
  * Not for: the learner's internals; the click-through models (test_ctr.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -222,12 +223,55 @@ static void test_shuffle(void **state)
     json_decref(b);
 }
 
+/* --members N: the JSON says how many, that their shared state is the same,
+ * and what the model log cost; every event of the file is learned by one
+ * member or another (member 0's share is reported); a model a member cannot
+ * share is refused with exit 1 and a reason. */
+static void test_members(void **state)
+{
+    (void)state;
+    char data[128], cmd[512];
+    snprintf(data, sizeof(data), "%s/gen-members.tsv", dir);
+    snprintf(cmd, sizeof(cmd),
+             "%s/freshrec gen --users 300 --items 400 --events 20000 --seed 4 --out %s",
+             harness_build(), data);
+    assert_int_equal(system(cmd), 0);
+    char args[512];
+    snprintf(args, sizeof(args), "--data %s --format synthetic --seed 2", data);
+    json_t *one = train_json(args);
+    assert_int_equal(int_field(one, "members"), 0);
+    assert_null(json_object_get(one, "log_bytes_per_event"));
+    strcat(args, " --members 3 --window 500");
+    json_t *three = train_json(args);
+    assert_int_equal(int_field(three, "members"), 3);
+    assert_true(json_is_true(json_object_get(three, "shared_identical")));
+    double bpe = real_field(three, "log_bytes_per_event");
+    long long all = int_field(one, "events"), mine = int_field(three, "events");
+    print_message("3 members: member 0 learned %lld of %lld events; %.0f log bytes per event; "
+                  "HR@10 %.3f against one learner's %.3f\n",
+                  mine, all, bpe, real_field(three, "hr10"), real_field(one, "hr10"));
+    assert_true(bpe > 100.0);
+    assert_true(mine > all / 5 && mine < all / 2); /* about a third */
+    assert_true(real_field(three, "hr10") >= real_field(one, "hr10") - 0.05);
+    json_decref(one);
+    json_decref(three);
+    snprintf(cmd, sizeof(cmd),
+             "%s/freshrec train --data %s --format synthetic --model hmf --members 2 --quiet "
+             ">%s/hmf.out 2>&1",
+             harness_build(), data, dir);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    snprintf(cmd, sizeof(cmd), "grep -q 'history' %s/hmf.out", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_counts_skipped),
         cmocka_unit_test(test_preq_is_first_pass),
         cmocka_unit_test(test_shuffle),
+        cmocka_unit_test(test_members),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -37,7 +37,8 @@ static void test_mlog_roundtrip(void **state)
     (void)state;
     mlog_writer_t w = {0};
     char err[256];
-    mlog_begin(&w, MLOG_WINDOW, "m1", 2, 7, 1764486000123, -1);
+    mlog_begin(&w, MLOG_WINDOW, "m1", 2, 7, 1764486000123, -1, 0);
+    mlog_set_steps(&w, 3);
     mlog_add_range(&w, "events", 3, 100, 199);
     mlog_add_range(&w, "events", 5, 0, 0);
     const float g[3][4] = {{1, 2, 3, 4}, {-1, 0.5f, 0, 1e-30f}, {9, 8, 7, 6}};
@@ -57,6 +58,7 @@ static void test_mlog_roundtrip(void **state)
     assert_int_equal(rec.seq, 7);
     assert_int_equal(rec.ts_ms, 1764486000123);
     assert_int_equal(rec.view, -1);
+    assert_int_equal(rec.steps, 3);
     assert_int_equal(rec.nranges, 2);
     assert_int_equal(rec.ranges[0].topic_len, 6);
     assert_memory_equal(rec.ranges[0].topic, "events", 6);
@@ -90,7 +92,7 @@ static void test_mlog_roundtrip(void **state)
     assert_int_equal(mlog_block_next(&rec.blocks[2], &pos, &id, &il, out), -1);
 
     /* a claim: ranges with last -1, no blocks */
-    mlog_begin(&w, MLOG_CLAIM, "member-b", 8, 1, 5, 41);
+    mlog_begin(&w, MLOG_CLAIM, "member-b", 8, 1, 5, 41, 0);
     mlog_add_range(&w, "events", 0, 17, -1);
     assert_int_equal(roundtrip(&w, err, sizeof(err)), 0);
     assert_int_equal(rec.kind, MLOG_CLAIM);
@@ -106,7 +108,7 @@ static void test_mlog_corrupt(void **state)
     (void)state;
     mlog_writer_t w = {0};
     char err[256];
-    mlog_begin(&w, MLOG_WINDOW, "m1", 2, 1, 2, -1);
+    mlog_begin(&w, MLOG_WINDOW, "m1", 2, 1, 2, -1, 0);
     mlog_add_range(&w, "t", 0, 0, 9);
     const float v[2] = {1, 2};
     mlog_add_block(&w, MLOG_ROW_GRAD, 0, 2);
@@ -141,11 +143,12 @@ static void test_mlog_malformed(void **state)
         const char *what, *want;
     } cases[] = {{"nan", "not finite"},    {"inf", "not finite"},     {"twice", "named twice"},
                  {"backwards", "offsets"}, {"claimblock", "a claim"}, {"claimlast", "offsets"},
-                 {"noranges", "no range"}};
+                 {"noranges", "no range"}, {"claimsteps", "steps"}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         const char *k = cases[c].what;
         int claim = strncmp(k, "claim", 5) == 0;
-        mlog_begin(&w, claim ? MLOG_CLAIM : MLOG_WINDOW, "m", 1, 1, 1, -1);
+        mlog_begin(&w, claim ? MLOG_CLAIM : MLOG_WINDOW, "m", 1, 1, 1, -1,
+                   strcmp(k, "claimsteps") == 0 ? 2 : 0);
         if (strcmp(k, "noranges") != 0)
             mlog_add_range(&w, "t", 0, strcmp(k, "backwards") == 0 ? 5 : 0,
                            claim                         ? (strcmp(k, "claimlast") == 0 ? 3 : -1)
@@ -166,21 +169,21 @@ static void test_mlog_malformed(void **state)
         assert_non_null(strstr(err, cases[c].want));
     }
     /* writer misuse: finish fails */
-    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1);
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 0);
     mlog_add_block(&w, MLOG_ROW_GRAD, 0, 2);
     mlog_add_range(&w, "t", 0, 0, 9); /* a range after a block */
     assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
-    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1);
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 0);
     mlog_add_range(&w, "t", 0, 0, 9);
     mlog_add_entry(&w, "a", 1, v); /* an entry with no block */
     assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
-    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1);
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 0);
     mlog_add_range(&w, "t", 0, 0, 9);
     mlog_add_block(&w, MLOG_DENSE_GRAD, 0, 2);
     mlog_add_entry(&w, NULL, 0, v);
     mlog_add_entry(&w, NULL, 0, v); /* a dense block has one entry */
     assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
-    mlog_begin(&w, MLOG_WINDOW, "", 0, 1, 1, -1); /* no member name */
+    mlog_begin(&w, MLOG_WINDOW, "", 0, 1, 1, -1, 0); /* no member name */
     assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
     mlog_writer_free(&w);
 }
@@ -193,7 +196,7 @@ static void make(mlog_kind_t kind, const char *member, int64_t view, int np, con
 {
     mlog_writer_t w = {0};
     char err[256];
-    mlog_begin(&w, kind, member, strlen(member), 1, 0, view);
+    mlog_begin(&w, kind, member, strlen(member), 1, 0, view, 0);
     for (int i = 0; i < np; i++)
         mlog_add_range(&w, "in", parts[i], first[i], kind == MLOG_CLAIM ? -1 : last[i]);
     if (kind == MLOG_WINDOW) {
