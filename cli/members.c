@@ -20,10 +20,6 @@ typedef struct {
     int64_t offset; /* its partition's next input offset */
     uint64_t seq;
     mlog_writer_t w;
-    float *buf;   /* (2R) an item's g and gsq side by side */
-    int block;    /* the block the sink writes to: 0 none, 1 items, 2 users, 3 dense */
-    float *apply; /* (the widest entry) what catch_up reads an entry into */
-    size_t apply_cap;
     uint64_t refusals;
 } member_t;
 
@@ -85,10 +81,6 @@ members_t *members_create(const learner_config_t *cfg, int n, char *errstr, size
         snprintf(x->name, sizeof(x->name), "m%d", i);
         if (!(x->l = learner_create(&c, errstr, len)))
             goto err;
-        if (!(x->buf = malloc(sizeof(float) * 2 * (size_t)learner_user_width(x->l)))) {
-            snprintf(errstr, len, "members: out of memory");
-            goto err;
-        }
         /* its claim of partition i, having read the log so far */
         mlog_begin(&x->w, MLOG_CLAIM, x->name, strlen(x->name), x->seq++, 0, (int64_t)g->nrec - 1,
                    0);
@@ -113,8 +105,6 @@ void members_free(members_t *g)
         learner_free(x->l);
         mlog_ledger_free(&x->ledger);
         mlog_writer_free(&x->w);
-        free(x->buf);
-        free(x->apply);
     }
     for (size_t i = 0; i < g->nrec; i++)
         free(g->rec[i]);
@@ -124,40 +114,25 @@ void members_free(members_t *g)
     free(g);
 }
 
-static void sink_item(void *arg, const char *id, size_t len, const float *g, const float *gsq,
-                      int R)
+/* the learner's apply functions, as mlog_apply calls them */
+static int apply_item(void *l, const char *id, size_t len, const float *g, const float *gsq, int R)
 {
-    member_t *x = arg;
-    if (x->block != 1) {
-        mlog_add_block(&x->w, MLOG_ROW_GRAD, 1, (uint32_t)(2 * R));
-        x->block = 1;
-    }
-    memcpy(x->buf, g, sizeof(float) * (size_t)R);
-    memcpy(x->buf + R, gsq, sizeof(float) * (size_t)R);
-    mlog_add_entry(&x->w, id, len, x->buf);
+    return learner_apply_item_grad(l, id, len, g, gsq, R);
+}
+static int apply_user(void *l, const char *id, size_t len, const float *v, int width)
+{
+    return learner_apply_user_value(l, id, len, v, width);
+}
+static int apply_dense(void *l, const float *g, size_t n, uint32_t steps)
+{
+    return learner_apply_dense_grad(l, g, n, steps);
 }
 
-static void sink_user(void *arg, const char *id, size_t len, const float *v, int width)
-{
-    member_t *x = arg;
-    if (x->block != 2) {
-        mlog_add_block(&x->w, MLOG_ROW_VALUE, 0, (uint32_t)width);
-        x->block = 2;
-    }
-    mlog_add_entry(&x->w, id, len, v);
-}
-
-static void sink_dense(void *arg, const float *g, size_t n)
-{
-    member_t *x = arg;
-    mlog_add_block(&x->w, MLOG_DENSE_GRAD, 2, (uint32_t)n);
-    mlog_add_entry(&x->w, NULL, 0, g);
-    x->block = 3;
-}
-
-/* Reads the log on from where x left off and applies what its ledger accepts. */
+/* Reads the log on from where x left off and applies what its ledger
+ * accepts (its own user rows excepted: they are ahead of its records). */
 static int catch_up(members_t *g, member_t *x)
 {
+    static const mlog_apply_ops_t ops = {apply_item, apply_user, apply_dense};
     static mlog_record_t rec; /* one thread */
     char err[256];
     for (; x->read < g->nrec; x->read++) {
@@ -165,36 +140,18 @@ static int catch_up(members_t *g, member_t *x)
             mlog_ledger_apply(&x->ledger, &rec, (int64_t)x->read) != MLOG_ACCEPTED)
             continue; /* counted by the ledger */
         int own = rec.member_len == strlen(x->name) && !memcmp(rec.member, x->name, rec.member_len);
-        for (int b = 0; b < rec.nblocks; b++) {
-            const mlog_block_t *k = &rec.blocks[b];
-            if (k->width > x->apply_cap) {
-                float *a = realloc(x->apply, sizeof(float) * k->width);
-                if (!a)
-                    return -1;
-                x->apply = a, x->apply_cap = k->width;
-            }
-            size_t at = 0, il;
-            const char *id;
-            int R = (int)k->width / 2, rc = 0;
-            while (mlog_block_next(k, &at, &id, &il, x->apply) == 0) {
-                if (k->kind == MLOG_ROW_GRAD && k->table == 1)
-                    rc = learner_apply_item_grad(x->l, id, il, x->apply, x->apply + R, R);
-                else if (k->kind == MLOG_ROW_VALUE && k->table == 0)
-                    rc = own ? 0 : learner_apply_user_value(x->l, id, il, x->apply, (int)k->width);
-                else if (k->kind == MLOG_DENSE_GRAD)
-                    rc = learner_apply_dense_grad(x->l, x->apply, k->width, rec.steps);
-                else
-                    rc = -1;
-                x->refusals += rc != 0;
-            }
-        }
+        long refused = mlog_apply(&rec, &ops, x->l, own);
+        if (refused < 0)
+            return -1;
+        x->refusals += (uint64_t)refused;
     }
     return 0;
 }
 
 int members_learn(members_t *g, const lrn_event_t *ev, size_t n, size_t window_events)
 {
-    static const learner_window_sink_t sink = {sink_item, sink_user, sink_dense};
+    static const learner_window_sink_t sink = {mlog_put_item_grad, mlog_put_user_value,
+                                               mlog_put_dense_grad};
     if (window_events < 1)
         window_events = 1;
     if (g->part_cap < window_events) {
@@ -219,8 +176,7 @@ int members_learn(members_t *g, const lrn_event_t *ev, size_t n, size_t window_e
             mlog_begin(&x->w, MLOG_WINDOW, x->name, strlen(x->name), x->seq++, 0, -1, 0);
             mlog_add_range(&x->w, TOPIC, i, x->offset, x->offset + (int64_t)k - 1);
             x->offset += (int64_t)k;
-            x->block = 0;
-            mlog_set_steps(&x->w, (uint32_t)learner_window_take(x->l, &sink, x));
+            mlog_set_steps(&x->w, (uint32_t)learner_window_take(x->l, &sink, &x->w));
             if (finish(g, x))
                 return -1;
             g->events += k;

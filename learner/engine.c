@@ -27,6 +27,10 @@ int engine_config_check(const engine_config_t *cfg, char *errstr, size_t len)
                  names);
         return -1;
     }
+    if (cfg->shared && !engine_of(m)->window_take) {
+        snprintf(errstr, len, "%s cannot be learned by several members sharing one model", m->name);
+        return -1;
+    }
     return engine_of(m)->check(cfg, errstr, len);
 }
 
@@ -143,6 +147,30 @@ dense_block_t *engine_dense(engine_t *e)
 }
 
 #define ENGINE_MAGIC 0x31474e45u /* "ENG1" */
+
+size_t engine_window_take(engine_t *e, const learner_window_sink_t *sink, void *arg)
+{
+    return e->ops->window_take ? e->ops->window_take(e->impl, sink, arg) : 0;
+}
+
+int engine_apply_item_grad(void *e, const char *id, size_t len, const float *g, const float *gsq,
+                           int R)
+{
+    engine_t *x = e;
+    return x->ops->apply_item_grad ? x->ops->apply_item_grad(x->impl, id, len, g, gsq, R) : -1;
+}
+
+int engine_apply_user_value(void *e, const char *id, size_t len, const float *v, int width)
+{
+    engine_t *x = e;
+    return x->ops->apply_user_value ? x->ops->apply_user_value(x->impl, id, len, v, width) : -1;
+}
+
+int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps)
+{
+    engine_t *x = e;
+    return x->ops->apply_dense_grad ? x->ops->apply_dense_grad(x->impl, g, n, steps) : -1;
+}
 
 int engine_save(const engine_t *e, ser_writer_t *w)
 {

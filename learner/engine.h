@@ -28,6 +28,8 @@ typedef struct {
     char kind[MODEL_NAME_MAX];
     learner_config_t learner; /* learner.c's engine (its kind is set from kind) */
     ctr_config_t ctr;         /* ctr.c's (its head is set from kind's table entry) */
+    int shared;               /* 1: one of several members learning one model through a model log
+                               * (learner.h, shared mode); an engine without window_take refuses it */
 } engine_config_t;
 
 typedef struct {
@@ -59,6 +61,13 @@ typedef struct engine_ops {
     dense_block_t *(*dense)(void *e);
     int (*save)(const void *e, ser_writer_t *w);
     int (*load)(void *e, ser_reader_t *r, char *errstr, size_t len);
+    /* Shared mode (learner.h: learner_window_take, learner_apply_*); NULL:
+     * the engine's models cannot be shared by several members. */
+    size_t (*window_take)(void *e, const learner_window_sink_t *sink, void *arg);
+    int (*apply_item_grad)(void *e, const char *id, size_t len, const float *g, const float *gsq,
+                           int R);
+    int (*apply_user_value)(void *e, const char *id, size_t len, const float *v, int width);
+    int (*apply_dense_grad)(void *e, const float *g, size_t n, uint32_t steps);
 } engine_ops_t;
 
 /* the learner's engine (learner.c): a model's ops.engine NULL means this one */
@@ -93,6 +102,15 @@ void engine_vector(engine_t *e, char side, uint32_t entry, float *out);
 int engine_vector_layout(const engine_t *e, char *buf, size_t len);
 int engine_dense_layout(const engine_t *e, char *buf, size_t len);
 dense_block_t *engine_dense(engine_t *e);
+
+/* Shared mode (engine_config_t.shared; learner.h says what each does). The
+ * apply functions take the engine as a void pointer, as mlog_apply
+ * (proto/mlog.h) calls them. */
+size_t engine_window_take(engine_t *e, const learner_window_sink_t *sink, void *arg);
+int engine_apply_item_grad(void *e, const char *id, size_t len, const float *g, const float *gsq,
+                           int R);
+int engine_apply_user_value(void *e, const char *id, size_t len, const float *v, int width);
+int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps);
 
 /* The model's name, then the engine's state; load refuses another model. */
 int engine_save(const engine_t *e, ser_writer_t *w);

@@ -1487,6 +1487,7 @@ int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t st
 static void le_config(const engine_config_t *cfg, learner_config_t *lc)
 {
     *lc = cfg->learner;
+    lc->shared = cfg->shared;
     snprintf(lc->kind, sizeof(lc->kind), "%s", cfg->kind);
 }
 
@@ -1574,6 +1575,27 @@ static int le_load(void *l, ser_reader_t *r, char *errstr, size_t len)
     return learner_load(l, r, errstr, len);
 }
 
+static size_t le_window_take(void *l, const learner_window_sink_t *sink, void *arg)
+{
+    return learner_window_take(l, sink, arg);
+}
+
+static int le_apply_item_grad(void *l, const char *id, size_t len, const float *g, const float *gsq,
+                              int R)
+{
+    return learner_apply_item_grad(l, id, len, g, gsq, R);
+}
+
+static int le_apply_user_value(void *l, const char *id, size_t len, const float *v, int width)
+{
+    return learner_apply_user_value(l, id, len, v, width);
+}
+
+static int le_apply_dense_grad(void *l, const float *g, size_t n, uint32_t steps)
+{
+    return learner_apply_dense_grad(l, g, n, steps);
+}
+
 const engine_ops_t learner_engine = {
     .keys = "negatives,sampler,alpha,pool,loss,threads,optimizer,init_std,ring_capacity,"
             "max_users,max_items,preq_rate",
@@ -1593,4 +1615,8 @@ const engine_ops_t learner_engine = {
     .dense = le_dense,
     .save = le_save,
     .load = le_load,
+    .window_take = le_window_take,
+    .apply_item_grad = le_apply_item_grad,
+    .apply_user_value = le_apply_user_value,
+    .apply_dense_grad = le_apply_dense_grad,
 };

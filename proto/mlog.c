@@ -129,7 +129,7 @@ void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uin
     put_u32(w, width);
     w->count_at = w->len;
     put_u32(w, 0);
-    w->block = kind, w->width = width, w->count = 0;
+    w->block = kind, w->width = width, w->count = 0, w->table = table;
     patch_u32(w, w->nblocks_at, (uint32_t)++w->nblocks);
 }
 
@@ -146,6 +146,46 @@ void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float 
     }
     put(w, v, sizeof(float) * w->width);
     w->count++;
+}
+
+/* an entry of the open block written in two parts: a (na floats), then b */
+static void add_entry2(mlog_writer_t *w, const char *id, size_t idlen, const float *a, uint32_t na,
+                       const float *b)
+{
+    if (!w->block || w->block == MLOG_DENSE_GRAD || !id || idlen < 1 || idlen > MLOG_ID_MAX ||
+        na > w->width || w->count == UINT32_MAX) {
+        w->err = 1;
+        return;
+    }
+    put_u16(w, (uint16_t)idlen);
+    put(w, id, idlen);
+    put(w, a, sizeof(float) * na);
+    put(w, b, sizeof(float) * (w->width - na));
+    w->count++;
+}
+
+void mlog_put_item_grad(void *arg, const char *id, size_t len, const float *g, const float *gsq,
+                        int R)
+{
+    mlog_writer_t *w = arg;
+    if (w->block != MLOG_ROW_GRAD || w->table != MLOG_TABLE_ITEMS || w->width != 2 * (uint32_t)R)
+        mlog_add_block(w, MLOG_ROW_GRAD, MLOG_TABLE_ITEMS, 2 * (uint32_t)R);
+    add_entry2(w, id, len, g, (uint32_t)R, gsq);
+}
+
+void mlog_put_user_value(void *arg, const char *id, size_t len, const float *v, int width)
+{
+    mlog_writer_t *w = arg;
+    if (w->block != MLOG_ROW_VALUE || w->table != MLOG_TABLE_USERS || w->width != (uint32_t)width)
+        mlog_add_block(w, MLOG_ROW_VALUE, MLOG_TABLE_USERS, (uint32_t)width);
+    mlog_add_entry(w, id, len, v);
+}
+
+void mlog_put_dense_grad(void *arg, const float *g, size_t n)
+{
+    mlog_writer_t *w = arg;
+    mlog_add_block(w, MLOG_DENSE_GRAD, MLOG_TABLE_DENSE, (uint32_t)n);
+    mlog_add_entry(w, NULL, 0, g);
 }
 
 int mlog_finish(mlog_writer_t *w, const uint8_t **out, size_t *outlen)
@@ -321,6 +361,37 @@ int mlog_block_next(const mlog_block_t *b, size_t *pos, const char **id, size_t 
     p += (size_t)b->width * 4;
     *pos = (size_t)(p - b->data);
     return 0;
+}
+
+long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg, int skip_users)
+{
+    long refused = 0;
+    for (int b = 0; b < rec->nblocks; b++) {
+        const mlog_block_t *k = &rec->blocks[b];
+        int items = k->kind == MLOG_ROW_GRAD && k->table == MLOG_TABLE_ITEMS && k->width % 2 == 0,
+            users = k->kind == MLOG_ROW_VALUE && k->table == MLOG_TABLE_USERS,
+            dense = k->kind == MLOG_DENSE_GRAD;
+        if (!items && !users && !dense) {
+            refused += k->count;
+            continue;
+        }
+        if (users && skip_users)
+            continue;
+        float *v = malloc(sizeof(float) * k->width);
+        if (!v)
+            return -1;
+        size_t at = 0, il;
+        const char *id;
+        int R = (int)(k->width / 2);
+        while (mlog_block_next(k, &at, &id, &il, v) == 0) {
+            int rc = items   ? ops->item_grad(arg, id, il, v, v + R, R)
+                     : users ? ops->user_value(arg, id, il, v, (int)k->width)
+                             : ops->dense_grad(arg, v, k->width, rec->steps);
+            refused += rc != 0;
+        }
+        free(v);
+    }
+    return refused;
 }
 
 /* ---- ledger ---- */

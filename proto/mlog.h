@@ -100,6 +100,7 @@ typedef struct {
     size_t steps_at, nranges_at, nblocks_at, count_at; /* where the counts go */
     uint32_t width, count;
     mlog_block_kind_t block;
+    uint8_t table; /* of the open block */
 } mlog_writer_t;
 
 void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t member_len,
@@ -116,6 +117,33 @@ void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float 
  * the next mlog_begin. */
 int mlog_finish(mlog_writer_t *w, const uint8_t **out, size_t *outlen);
 void mlog_writer_free(mlog_writer_t *w);
+
+/* The tables of a window's blocks: a learner's users and items, its dense block. */
+enum { MLOG_TABLE_USERS = 0, MLOG_TABLE_ITEMS = 1, MLOG_TABLE_DENSE = 2 };
+
+/* Writing a window's blocks: these take the writer as arg and have the
+ * shape of a learner's window sink (learner.h), so a member passes them
+ * as they are; each opens its block when the previous entry was of another.
+ *   item_grad   an item's g then gsq: a row-gradient entry of 2R floats
+ *   user_value  a user's row and state: a row-value entry
+ *   dense_grad  the dense block's gradient sum: a dense-gradient block */
+void mlog_put_item_grad(void *w, const char *id, size_t len, const float *g, const float *gsq,
+                        int R);
+void mlog_put_user_value(void *w, const char *id, size_t len, const float *v, int width);
+void mlog_put_dense_grad(void *w, const float *g, size_t n);
+
+/* Applying an accepted window: each entry, in order, to the function of its
+ * block (an item's g and gsq, a user's values, the dense gradient with the
+ * record's steps). skip_users: row values are not applied (a member's own
+ * users are ahead of its records). Returns the entries refused (a function's
+ * nonzero, or a block of an unknown table), or -1 when out of memory. */
+typedef struct {
+    int (*item_grad)(void *arg, const char *id, size_t len, const float *g, const float *gsq,
+                     int R);
+    int (*user_value)(void *arg, const char *id, size_t len, const float *v, int width);
+    int (*dense_grad)(void *arg, const float *g, size_t n, uint32_t steps);
+} mlog_apply_ops_t;
+long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg, int skip_users);
 
 /* What the ledger made of a record. */
 typedef enum {

@@ -5,7 +5,8 @@
  * state through a checkpoint file of the current format (store/ckpt.h, the
  * daemon's LRNR section), which then learns on exactly as the original
  * (every model of the table); another model refuses the state, naming the
- * model it holds; an unknown model is refused naming the known ones.
+ * model it holds; an unknown model is refused naming the known ones; and
+ * each model is learned by two members sharing it, or refuses to be.
  * Not for: the daemon around it (test_engine_daemon.c). */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include "ckpt.h"
 #include "engine.h"
 #include "harness.h"
+#include "mlog.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -315,6 +317,96 @@ static void test_evict_every_model(void **state)
     }
 }
 
+/* Shared mode through the seam: every model either refuses it with a reason
+ * or, in two engines that each learn half the users and exchange their
+ * windows as model-log records (proto/mlog.h), ends with the same dense block
+ * and item rows in both. */
+static void test_every_model_shared_or_refused(void **state)
+{
+    (void)state;
+    static const mlog_apply_ops_t ops = {engine_apply_item_grad, engine_apply_user_value,
+                                         engine_apply_dense_grad};
+    static const learner_window_sink_t sink = {mlog_put_item_grad, mlog_put_user_value,
+                                               mlog_put_dense_grad};
+    static mlog_record_t rec;
+    static lrn_event_t part[NEV];
+    int shared = 0;
+    for (int i = 0; model_at(i); i++) {
+        const model_ops_t *m = model_at(i);
+        engine_config_t c;
+        config_of(&c, m);
+        c.shared = 1;
+        char err[256];
+        engine_t *e[2] = {engine_create(&c, err, sizeof(err)), NULL};
+        if (!e[0]) {
+            print_message("%-8s refuses: %s\n", m->name, err);
+            assert_true(strstr(err, "several members") != NULL);
+            continue;
+        }
+        e[1] = engine_create(&c, err, sizeof(err));
+        assert_non_null(e[1]);
+        shared++;
+        mlog_writer_t w = {0};
+        int64_t next[2] = {0, 0};
+        uint64_t refused = 0;
+        for (int round = 0; round < 6; round++) {
+            uint8_t *recs[2];
+            size_t lens[2];
+            for (int k = 0; k < 2; k++) { /* each learns its users' events of the round */
+                size_t n = 0;
+                for (int j = round * (NEV / 6); j < (round + 1) * (NEV / 6); j++)
+                    if ((int)(ev[j].user.h % 2) == k)
+                        part[n++] = ev[j];
+                engine_learn(e[k], part, n);
+                engine_flush(e[k]);
+                mlog_begin(&w, MLOG_WINDOW, k ? "b" : "a", 1, (uint64_t)round, 0, -1, 0);
+                mlog_add_range(&w, "in", k, next[k], next[k] + (int64_t)n - 1);
+                next[k] += (int64_t)n;
+                mlog_set_steps(&w, (uint32_t)engine_window_take(e[k], &sink, &w));
+                const uint8_t *b;
+                assert_int_equal(mlog_finish(&w, &b, &lens[k]), 0);
+                recs[k] = malloc(lens[k]);
+                assert_non_null(recs[k]);
+                memcpy(recs[k], b, lens[k]);
+            }
+            for (int r = 0; r < 2; r++) { /* both apply both records, in log order */
+                assert_int_equal(mlog_decode(recs[r], lens[r], &rec, err, sizeof(err)), 0);
+                for (int k = 0; k < 2; k++)
+                    refused += (uint64_t)mlog_apply(&rec, &ops, e[k], k == r);
+                free(recs[r]);
+            }
+        }
+        mlog_writer_free(&w);
+        assert_int_equal(refused, 0);
+        dense_block_t *da = engine_dense(e[0]), *db = engine_dense(e[1]);
+        assert_int_equal(da->n, db->n);
+        assert_memory_equal(da->params, db->params, sizeof(float) * da->n);
+        emb_table_t *ia = engine_table(e[0], 1), *ib = engine_table(e[1], 1);
+        int n = 0;
+        for (int k = 0; k < NI; k++) {
+            lrn_id_t id = id_of(iid[k], 2);
+            uint32_t fa = emb_find(ia, id.h, id.id, id.len), fb = emb_find(ib, id.h, id.id, id.len);
+            if (fa == EMB_NONE && fb == EMB_NONE)
+                continue;
+            assert_true(fa != EMB_NONE && fb != EMB_NONE);
+            int dim = engine_vector_dim(e[0]); /* what each would publish for it */
+            float *x = malloc(sizeof(float) * 2 * (size_t)dim);
+            assert_non_null(x);
+            engine_vector(e[0], 'i', fa, x);
+            engine_vector(e[1], 'i', fb, x + dim);
+            assert_memory_equal(x, x + dim, sizeof(float) * (size_t)dim);
+            free(x);
+            n++;
+        }
+        assert_true(n > NI / 2);
+        print_message("%-8s shared: %d items and %zu dense weights the same in both\n", m->name, n,
+                      da->n);
+        engine_free(e[0]);
+        engine_free(e[1]);
+    }
+    assert_true(shared >= 3); /* neumf, dssm, mf at least */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_unknown_model_names_the_known),
         cmocka_unit_test(test_set_lr_reaches_every_model),
         cmocka_unit_test(test_evict_every_model),
+        cmocka_unit_test(test_every_model_shared_or_refused),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

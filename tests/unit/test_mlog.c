@@ -188,6 +188,80 @@ static void test_mlog_malformed(void **state)
     mlog_writer_free(&w);
 }
 
+/* what mlog_apply handed to the functions */
+typedef struct {
+    int items, users, dense;
+    float sum;
+    uint32_t steps;
+    int refuse_item; /* the item function refuses "bad" */
+} seen_t;
+
+static int seen_item(void *arg, const char *id, size_t len, const float *g, const float *gsq, int R)
+{
+    seen_t *s = arg;
+    s->items++;
+    for (int i = 0; i < R; i++)
+        s->sum += g[i] + 10.0f * gsq[i];
+    return len == 3 && !memcmp(id, "bad", 3) && s->refuse_item ? -1 : 0;
+}
+static int seen_user(void *arg, const char *id, size_t len, const float *v, int width)
+{
+    seen_t *s = arg;
+    (void)id, (void)len;
+    s->users++;
+    for (int i = 0; i < width; i++)
+        s->sum += 100.0f * v[i];
+    return 0;
+}
+static int seen_dense(void *arg, const float *g, size_t n, uint32_t steps)
+{
+    seen_t *s = arg;
+    s->dense++;
+    s->steps = steps;
+    for (size_t i = 0; i < n; i++)
+        s->sum += 1000.0f * g[i];
+    return 0;
+}
+
+/* A window written by the sink functions comes back, entry for entry, to
+ * the apply functions; users are skipped on request; a block of a table
+ * nobody knows and a refused entry are counted. */
+static void test_mlog_window_apply(void **state)
+{
+    (void)state;
+    mlog_writer_t w = {0};
+    char err[256];
+    const float g[2] = {1, 2}, q[2] = {3, 4}, u[3] = {5, 6, 7}, d[4] = {0.5f, 0.25f, 0, 1};
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 0);
+    mlog_add_range(&w, "t", 0, 0, 9);
+    mlog_put_item_grad(&w, "i1", 2, g, q, 2);
+    mlog_put_item_grad(&w, "bad", 3, g, q, 2);
+    mlog_put_user_value(&w, "u1", 2, u, 3);
+    mlog_put_item_grad(&w, "i2", 2, q, g, 2); /* a second item block */
+    mlog_put_dense_grad(&w, d, 4);
+    mlog_add_block(&w, MLOG_ROW_VALUE, 7, 1); /* table 7: unknown */
+    mlog_add_entry(&w, "x", 1, d);
+    mlog_set_steps(&w, 5);
+    assert_int_equal(roundtrip(&w, err, sizeof(err)), 0);
+    assert_int_equal(rec.nblocks, 5);
+    static const mlog_apply_ops_t ops = {seen_item, seen_user, seen_dense};
+    seen_t s = {0};
+    s.refuse_item = 1;
+    assert_int_equal(mlog_apply(&rec, &ops, &s, 0), 2); /* "bad" and table 7's entry */
+    assert_int_equal(s.items, 3);
+    assert_int_equal(s.users, 1);
+    assert_int_equal(s.dense, 1);
+    assert_int_equal(s.steps, 5);
+    /* g + 10 gsq for i1, bad, i2; 100 u; 1000 d */
+    float want = (3 + 70) * 2 + (7 + 30) + 1800 + 1750;
+    assert_float_equal(s.sum, want, 1e-3);
+    seen_t t = {0};
+    assert_int_equal(mlog_apply(&rec, &ops, &t, 1), 1);
+    assert_int_equal(t.users, 0);
+    assert_int_equal(t.items, 3);
+    mlog_writer_free(&w);
+}
+
 static uint8_t recbuf[1 << 16];
 
 /* Decodes a claim or window of one or two partitions of topic "in" into rec. */
@@ -393,9 +467,9 @@ static void test_mlog_ledger_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mlog_roundtrip),     cmocka_unit_test(test_mlog_corrupt),
-        cmocka_unit_test(test_mlog_malformed),     cmocka_unit_test(test_mlog_ledger),
-        cmocka_unit_test(test_mlog_ledger_random),
+        cmocka_unit_test(test_mlog_roundtrip), cmocka_unit_test(test_mlog_corrupt),
+        cmocka_unit_test(test_mlog_malformed), cmocka_unit_test(test_mlog_window_apply),
+        cmocka_unit_test(test_mlog_ledger),    cmocka_unit_test(test_mlog_ledger_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
