@@ -63,7 +63,41 @@ struct pub {
     size_t vcap;
     char *cmd; /* one SET in RESP, as it is formatted */
     size_t cmd_cap;
+    uint64_t position; /* versioned: the model-log position of the next rounds */
+    uint64_t refused_older;
+    int script_reload; /* a SCRIPT LOAD after NOSCRIPT is on its way */
 };
+
+/* Versioned writes (pub_config_t.versioned). The scripts are loaded on each
+ * link before any round and called by their SHA-1, which a test checks
+ * against the one Redis computes. Positions compare as numbers (Lua's are
+ * doubles: exact below 2^53). */
+static const char set_script[] =
+    "local cur = redis.call('GETRANGE', KEYS[1], -8, -1)\n"
+    "local new = ARGV[1]\n"
+    "if #cur == 8 and #new >= 8 then\n"
+    "  local a, b = 0, 0\n"
+    "  for i = 1, 8 do\n"
+    "    a = a * 256 + string.byte(cur, i)\n"
+    "    b = b * 256 + string.byte(new, #new - 8 + i)\n"
+    "  end\n"
+    "  if a > b then return 0 end\n"
+    "end\n"
+    "if ARGV[2] ~= '0' then redis.call('SET', KEYS[1], new, 'EX', ARGV[2]) else "
+    "redis.call('SET', KEYS[1], new) end\n"
+    "return 1";
+static const char set_sha[] = "f7873dd522b79c3891be2f0d051c908e8898f8af";
+static const char meta_script[] = "local cur = redis.call('HGET', KEYS[1], 'log_position')\n"
+                                  "if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end\n"
+                                  "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
+                                  "return 1";
+static const char meta_sha[] = "33e2038142ac11ba5981b8ac5a195591df4933e5";
+
+const char *pub_script_sha(int which, const char **script)
+{
+    *script = which ? meta_script : set_script;
+    return which ? meta_sha : set_sha;
+}
 
 static double mono_s(void)
 {
@@ -128,6 +162,25 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
+/* SCRIPT LOAD's answer: the SHA-1 the versioned writes call it by */
+static void on_script(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    const char *want = priv;
+    redisReply *r = reply;
+    if (r && (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, want, 40) != 0))
+        fprintf(stderr, "error redis: SCRIPT LOAD answered %.*s, not %s: versioned writes fail\n",
+                r->str ? (int)r->len : 0, r->str ? r->str : "", want);
+}
+
+static void load_scripts(pub_t *p)
+{
+    if (!p->cfg.versioned || !p->ac)
+        return;
+    redisAsyncCommand(p->ac, on_script, (void *)set_sha, "SCRIPT LOAD %s", set_script);
+    redisAsyncCommand(p->ac, on_script, (void *)meta_sha, "SCRIPT LOAD %s", meta_script);
+}
+
 /* EXISTS of the meta hash, sent on each new link (after AUTH) */
 static void on_meta_exists(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -160,6 +213,7 @@ static void connect_now(pub_t *p)
     p->ac = ac;
     if (p->password && *p->password)
         redisAsyncCommand(ac, on_auth, p, "AUTH %s", p->password);
+    load_scripts(p); /* before any round's commands */
     /* queued before any round's commands, so the answer is about Redis as
      * the link found it */
     char key[512];
@@ -279,12 +333,23 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         r->failed = 1;
+        /* the script cache was emptied (SCRIPT FLUSH): load them again;
+         * this key is written again in a later round */
+        if (rep && rep->len >= 8 && memcmp(rep->str, "NOSCRIPT", 8) == 0 && !p->script_reload) {
+            p->script_reload = 1;
+            load_scripts(p);
+        }
         if (k->side == 'z' || k->side == 'Z') /* the index: its ids are written again */
             index_failed(p, r, k->side == 'z' ? 'i' : 'I');
         else if (k->side && p->on_fail)
             p->on_fail(p->arg, k->side, k->id, k->len);
     } else {
         r->confirmed++;
+        p->script_reload = 0;
+        /* a versioned write Redis refused: it holds a newer value */
+        if (p->cfg.versioned && !r->heartbeat && rep->type == REDIS_REPLY_INTEGER &&
+            rep->integer == 0 && (k->side == 'u' || k->side == 'i' || k == &r->meta))
+            p->refused_older++;
         /* HSET counts the fields it added: alive_ms new means the hash was
          * gone (every round since the first has written it) */
         if (r->heartbeat && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 && p->on_empty &&
@@ -551,6 +616,16 @@ static void queue_index(pub_t *p, round_t *r, int64_t now_ms)
     }
 }
 
+void pub_set_position(pub_t *p, uint64_t position)
+{
+    p->position = position;
+}
+
+uint64_t pub_refused_older(const pub_t *p)
+{
+    return p->refused_older;
+}
+
 void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
 {
     round_t *r = p->cur;
@@ -578,13 +653,21 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     /* SET key vector [EX ttl], in RESP, formatted here: only the key differs
      * from one command to the next (hiredis's own formatting of argv was most
      * of the round's cost on the loop) */
-    char head[16], mid[32], tail[64];
-    const int ex = p->cfg.ttl_s > 0;
-    const int hl = snprintf(head, sizeof(head), "*%d\r\n$3\r\nSET\r\n", ex ? 5 : 3);
-    const int midl = snprintf(mid, sizeof(mid), "\r\n$%zu\r\n", vbytes);
+    char head[96], mid[32], tail[64];
+    const int ex = p->cfg.ttl_s > 0, vw = p->cfg.versioned;
+    /* versioned: EVALSHA <sha> 1 key value+position ttl (0: none) */
+    unsigned char trailer[8];
+    for (int b = 0; b < 8; b++)
+        trailer[b] = (unsigned char)(p->position >> (56 - 8 * b));
+    const size_t tb = vw ? 8 : 0;
+    const int hl = vw ? snprintf(head, sizeof(head),
+                                 "*6\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n", set_sha)
+                      : snprintf(head, sizeof(head), "*%d\r\n$3\r\nSET\r\n", ex ? 5 : 3);
+    const int midl = snprintf(mid, sizeof(mid), "\r\n$%zu\r\n", vbytes + tb);
     const int tl =
-        ex ? snprintf(tail, sizeof(tail), "\r\n$2\r\nEX\r\n$%zu\r\n%s\r\n", strlen(ttl), ttl)
-           : snprintf(tail, sizeof(tail), "\r\n");
+        vw   ? snprintf(tail, sizeof(tail), "\r\n$%zu\r\n%s\r\n", strlen(ttl), ttl)
+        : ex ? snprintf(tail, sizeof(tail), "\r\n$2\r\nEX\r\n$%zu\r\n%s\r\n", strlen(ttl), ttl)
+             : snprintf(tail, sizeof(tail), "\r\n");
     /* + 1 for the meta hash and + 3 for the item index's commands (those not
      * sent are taken off again), so that no reply can finish the round early */
     r->outstanding = r->n + 1 + (p->cfg.item_index ? 3 : 0);
@@ -599,7 +682,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
             continue;
         }
         size_t kl = keys_vector(key, sizeof(key), p->prefix, p->model, k->side, k->id, k->len);
-        size_t need = (size_t)hl + 24 + kl + (size_t)midl + vbytes + (size_t)tl;
+        size_t need = (size_t)hl + 24 + kl + (size_t)midl + vbytes + tb + (size_t)tl;
         if (need > p->cmd_cap) {
             char *c = realloc(p->cmd, need);
             if (!c) {
@@ -620,6 +703,8 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         c += midl;
         memcpy(c, p->vbuf + off, vbytes);
         c += vbytes;
+        memcpy(c, trailer, tb);
+        c += tb;
         memcpy(c, tail, (size_t)tl);
         c += tl;
         queue_formatted(p, r, k, p->cmd, (size_t)(c - p->cmd));
@@ -646,17 +731,72 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
     if (meta->dense && meta->ndense && (dense = malloc(4 * meta->ndense)))
         keys_f32le_encode(dense, meta->dense, meta->ndense);
     const char *dl = meta->dense_layout ? meta->dense_layout : "";
-    const char *argv[] = {"HSET",         key, "kind",         meta->kind,
-                          "dim",          dim, "layout",       meta->layout,
-                          "version",      ver, "updated_ms",   upd,
-                          "alive_ms",     upd, "dense_floats", nd,
-                          "dense_layout", dl,  "dense",        dense ? (const char *)dense : ""};
-    size_t argl[] = {4,  ml,          4,  strlen(meta->kind),
-                     3,  strlen(dim), 6,  strlen(meta->layout),
-                     7,  strlen(ver), 10, strlen(upd),
-                     8,  strlen(upd), 12, strlen(nd),
-                     12, strlen(dl),  5,  dense ? 4 * meta->ndense : 0};
-    queue_cmd(p, r, &r->meta, 20, argv, argl);
+    char pos[24];
+    snprintf(pos, sizeof(pos), "%llu", (unsigned long long)p->position);
+    /* versioned: EVALSHA <sha> 1 key position, then HSET's fields and values */
+    const char *argv[] = {"EVALSHA",
+                          meta_sha,
+                          "1",
+                          key,
+                          pos,
+                          "kind",
+                          meta->kind,
+                          "dim",
+                          dim,
+                          "layout",
+                          meta->layout,
+                          "version",
+                          ver,
+                          "updated_ms",
+                          upd,
+                          "alive_ms",
+                          upd,
+                          "dense_floats",
+                          nd,
+                          "dense_layout",
+                          dl,
+                          "dense",
+                          dense ? (const char *)dense : "",
+                          "log_position",
+                          pos,
+                          "version_bytes",
+                          "8"};
+    size_t argl[] = {7,
+                     40,
+                     1,
+                     ml,
+                     strlen(pos),
+                     4,
+                     strlen(meta->kind),
+                     3,
+                     strlen(dim),
+                     6,
+                     strlen(meta->layout),
+                     7,
+                     strlen(ver),
+                     10,
+                     strlen(upd),
+                     8,
+                     strlen(upd),
+                     12,
+                     strlen(nd),
+                     12,
+                     strlen(dl),
+                     5,
+                     dense ? 4 * meta->ndense : 0,
+                     12,
+                     strlen(pos),
+                     13,
+                     1};
+    if (vw) {
+        queue_cmd(p, r, &r->meta, 27, argv, argl);
+    } else { /* HSET key and the same fields, but the log's */
+        argv[3] = "HSET";
+        argl[3] = 4;
+        argv[4] = key;
+        argl[4] = ml;
+        queue_cmd(p, r, &r->meta, 20, argv + 3, argl + 3);
+    }
     free(dense);
     if (r->outstanding == 0) {
         finish_round(p, r);

@@ -35,6 +35,12 @@ typedef struct {
     int reconnect_max_ms;
     int round_timeout_ms; /* a round not done by then is failed and the link reset */
     int item_index;       /* 1: keep <prefix>:<model>:items (ZADD/ZREM per round, see pub_end) */
+    int versioned;        /* 1: versioned writes, for several writers of one model: each
+                           * vector ends in 8 bytes, the big-endian model-log position
+                           * of the state it was read from (pub_set_position); a
+                           * vector or meta hash is written only when what Redis holds
+                           * is not newer (a Lua compare-and-set per key); the meta
+                           * hash says version_bytes 8 and log_position */
 } pub_config_t;
 
 /* Called for a write the round could not confirm: side 'u' or 'i' for a
@@ -72,6 +78,15 @@ double pub_ack_age_s(const pub_t *p);
  * round sent after the last acknowledgement, through any failed rounds and
  * reconnects, until a round is confirmed; 0 when nothing waits. */
 double pub_unconfirmed_s(const pub_t *p);
+
+/* Versioned writes: the model-log position of the state the next rounds
+ * read (below 2^53); and how many writes Redis refused because it held a
+ * newer value. */
+void pub_set_position(pub_t *p, uint64_t position);
+uint64_t pub_refused_older(const pub_t *p);
+/* The Lua of versioned writes (which 0: a vector's SET, 1: the meta hash's
+ * HSET) and the SHA-1 it is called by; for tests. */
+const char *pub_script_sha(int which, const char **script);
 
 /* A round: begin, add vectors, end. pub_begin returns -1 when disconnected or
  * busy (nothing is taken then). pub_add copies the vector at once. */

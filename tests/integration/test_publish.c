@@ -579,6 +579,127 @@ static void test_item_index(void **state)
     assert_string_equal(c->failed[0], "i:item:10");
 }
 
+/* Versioned writes, two publishers of one model on one Redis (as two
+ * members would be): each vector ends in the big-endian position of the
+ * state it came from; a publisher behind the other never replaces a newer
+ * vector or meta hash (counted as refused), one ahead does; equal positions
+ * write. The scripts' SHA-1s are those Redis computes; SCRIPT FLUSH is
+ * recovered from (the keys it failed are handed back and written again). */
+static void versioned_round(pub_t *p, ctx_t *c, uint64_t pos, float x, int64_t now_ms)
+{
+    float v[4] = {x, x + 1, x + 2, x + 3};
+    pub_set_position(p, pos);
+    assert_int_equal(pub_begin(p), 0);
+    pub_add(p, 'i', "item:7", 6, v, 4);
+    pub_add(p, 'u', "u1", 2, v, 4);
+    pub_meta_t meta = {.kind = "neumf", .dim = 4, .layout = "gmf:0:2,mlp:2:4"};
+    pub_end(p, &meta, now_ms);
+    assert_true(harness_loop_until(c->base, idle, c, 3000));
+}
+
+static void held(int port, const char *key, float *first, uint64_t *pos)
+{
+    redisContext *r = sync_conn(port);
+    redisReply *rep = redisCommand(r, "GET %s", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_int_equal(rep->len, 4 * 4 + 8);
+    float v[4];
+    keys_f32le_decode(v, (const unsigned char *)rep->str, 4);
+    *first = v[0];
+    *pos = 0;
+    for (int b = 0; b < 8; b++)
+        *pos = *pos << 8 | (unsigned char)rep->str[16 + b];
+    freeReplyObject(rep);
+    redisFree(r);
+}
+
+static void test_versioned(void **state)
+{
+    ctx_t *c = *state;
+    pub_free(c->pub); /* two versioned publishers instead */
+    pub_config_t cfg = {.host = "127.0.0.1",
+                        .port = c->port,
+                        .prefix = "fr",
+                        .model = "neumf",
+                        .ttl_s = 600,
+                        .reconnect_max_ms = 200,
+                        .round_timeout_ms = 1000,
+                        .versioned = 1};
+    char err[128];
+    pub_t *a = pub_create(c->base, &cfg, on_fail, on_done, c, err, sizeof(err));
+    pub_t *b = pub_create(c->base, &cfg, on_fail, on_done, c, err, sizeof(err));
+    assert_true(a && b);
+    c->pub = a;
+    assert_true(harness_loop_until(c->base, connected, c, 3000));
+    c->pub = b;
+    assert_true(harness_loop_until(c->base, connected, c, 3000));
+    /* the SHA-1 each script is called by is the one Redis gives it */
+    redisContext *r = sync_conn(c->port);
+    for (int w = 0; w < 2; w++) {
+        const char *script, *sha = pub_script_sha(w, &script);
+        redisReply *rep = redisCommand(r, "SCRIPT LOAD %s", script);
+        assert_non_null(rep);
+        assert_int_equal(rep->type, REDIS_REPLY_STRING);
+        assert_string_equal(rep->str, sha);
+        freeReplyObject(rep);
+    }
+    float x;
+    uint64_t pos;
+    c->pub = a;
+    versioned_round(a, c, 10, 1.0f, 1000);
+    held(c->port, "fr:neumf:i:item:7", &x, &pos);
+    assert_float_equal(x, 1.0f, 0.0);
+    assert_int_equal(pos, 10);
+    assert_int_equal(meta_field(c->port, "log_position"), 10);
+    assert_int_equal(meta_field(c->port, "version_bytes"), 8);
+    /* b is behind: nothing of it lands */
+    c->pub = b;
+    versioned_round(b, c, 7, 2.0f, 2000);
+    held(c->port, "fr:neumf:i:item:7", &x, &pos);
+    assert_float_equal(x, 1.0f, 0.0);
+    assert_int_equal(pos, 10);
+    held(c->port, "fr:neumf:u:u1", &x, &pos);
+    assert_int_equal(pos, 10);
+    assert_int_equal(meta_field(c->port, "log_position"), 10);
+    assert_int_equal(meta_field(c->port, "updated_ms"), 1000);
+    assert_int_equal(pub_refused_older(b), 3); /* two vectors and the meta hash */
+    assert_int_equal(pub_refused_older(a), 0);
+    assert_int_equal(c->nfailed, 0); /* refused as older is not a failure */
+    /* b catches up and passes a; then the same position writes */
+    versioned_round(b, c, 300, 3.0f, 3000);
+    held(c->port, "fr:neumf:i:item:7", &x, &pos);
+    assert_float_equal(x, 3.0f, 0.0);
+    assert_int_equal(pos, 300);
+    assert_int_equal(meta_field(c->port, "log_position"), 300);
+    c->pub = a;
+    versioned_round(a, c, 300, 4.0f, 4000);
+    held(c->port, "fr:neumf:i:item:7", &x, &pos);
+    assert_float_equal(x, 4.0f, 0.0);
+    /* a position past 2^32 compares as a number, byte by byte */
+    versioned_round(a, c, (1ULL << 40) + 5, 5.0f, 5000);
+    c->pub = b;
+    versioned_round(b, c, (1ULL << 40) + 4, 6.0f, 6000);
+    held(c->port, "fr:neumf:i:item:7", &x, &pos);
+    assert_float_equal(x, 5.0f, 0.0);
+    assert_int_equal(pos, (1ULL << 40) + 5);
+    /* the script cache emptied: the round fails, the keys come back, and
+     * the next round writes them */
+    redisReply *rep = redisCommand(r, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    c->pub = a;
+    c->nfailed = 0;
+    versioned_round(a, c, (1ULL << 40) + 9, 7.0f, 7000);
+    assert_true(c->nfailed >= 2);
+    versioned_round(a, c, (1ULL << 40) + 9, 7.0f, 7000);
+    held(c->port, "fr:neumf:i:item:7", &x, &pos);
+    assert_float_equal(x, 7.0f, 0.0);
+    assert_int_equal(pos, (1ULL << 40) + 9);
+    redisFree(r);
+    pub_free(b);
+    c->pub = a; /* teardown frees it */
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as freshrecd: a write to a dead link fails, not the process */
@@ -593,6 +714,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unconfirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_dies_mid_round, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versioned, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
