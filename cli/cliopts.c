@@ -216,7 +216,7 @@ void lcfg_usage(FILE *f)
             "  --negatives K     sampled negatives per positive                  [4]\n"
             "  --sampler S       uniform | popularity | inbatch | hard           [uniform]\n"
             "  --alpha A         popularity exponent                             [0.75]\n"
-            "  --pool C          hard: candidates scored per event               [32]\n"
+            "  --pool C          hard: candidates scored per event               [12]\n"
             "  --loss L          bce | bpr | softmax                             [bce]\n"
             "  --batch N         events per micro-batch                          [256]\n"
             "  --optimizer O     rows: adagrad | adam | sgd                      [adagrad]\n"

@@ -156,7 +156,7 @@ static const ckey_t keys[] = {
      "Negative sampler: uniform, popularity (recent frequency^alpha), inbatch, hard"},
     {"model", "alpha", CT_DOUBLE, F(alpha), "0.75", 0, 2, 0, NULL,
      "Exponent of the popularity sampler (0: uniform, 1: proportional)"},
-    {"model", "pool", CT_INT, F(pool), "32", 1, 4096, 0, NULL,
+    {"model", "pool", CT_INT, F(pool), "12", 1, 4096, 0, NULL,
      "Hard sampler: uniform candidates scored per event; past the top, a quarter of the "
      "negatives by score, the rest at random below"},
     {"model", "loss", CT_ENUM, F(loss), "bce", 0, 0, 0, "bce|bpr|softmax",

@@ -31,7 +31,7 @@ void samp_config_default(samp_config_t *cfg)
 {
     cfg->kind = SAMP_UNIFORM;
     cfg->alpha = 0.75f;
-    cfg->pool = 32;
+    cfg->pool = 12;
     cfg->max_tries = 32;
 }
 

@@ -116,7 +116,7 @@ static void test_defaults(void **state)
         {"redis.ack_timeout_ms", c.redis_ack_timeout_ms, 3000},
         {"model.dim", c.dim, 32},
         {"model.negatives", c.negatives, 4},
-        {"model.pool", c.pool, 32},
+        {"model.pool", c.pool, 12},
         {"model.batch_events", c.batch_events, 256},
         {"model.feature_dim", c.feature_dim, 8},
         {"model.threads", c.threads, 1},
