@@ -1336,6 +1336,12 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
         return -1;
     }
     name[MODEL_NAME_MAX - 1] = '\0';
+    /* a window open before the load names entries of the old tables */
+    wrows_clear(&l->wi);
+    wrows_clear(&l->wu);
+    if (l->wdense)
+        memset(l->wdense, 0, sizeof(float) * l->ops->dense(l->model)->n);
+    l->wbatches = 0;
     if (strcmp(name, l->ops->name) != 0 || R != (uint32_t)l->R) {
         snprintf(errstr, len, "learner: saved %s with rows of %u floats, this one is %s with %d",
                  name, R, l->ops->name, l->R);

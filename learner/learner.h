@@ -198,7 +198,8 @@ size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void
 int learner_user_width(const learner_t *l);
 /* Applies what a window handed out (this member's or another's), in log
  * order. An item's row, made if new, takes one step of the rows' optimizer
- * with g (Adagrad adds gsq to its squares; Adam and SGD ignore it); a
+ * with g (Adagrad adds gsq to its squares, without the L2 term it adds to a
+ * micro-batch's; Adam and SGD ignore gsq); a
  * user's row and state are set. Each changed id is marked for publishing.
  * 0, or -1 on a bad width or an id the table cannot take. */
 int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const float *g,

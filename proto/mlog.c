@@ -59,7 +59,7 @@ static void patch_u32(mlog_writer_t *w, size_t at, uint32_t v)
 void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t member_len,
                 uint64_t seq, int64_t ts_ms, int64_t view, uint32_t steps)
 {
-    w->len = 0, w->err = 0, w->nranges = 0, w->nblocks = 0, w->block = 0;
+    w->len = 0, w->err = 0, w->nranges = 0, w->nblocks = 0, w->block = 0, w->done = 0;
     if ((kind != MLOG_CLAIM && kind != MLOG_WINDOW) || member_len < 1 ||
         member_len > MLOG_MEMBER_MAX) {
         w->err = 1;
@@ -82,14 +82,16 @@ void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t m
 
 void mlog_set_steps(mlog_writer_t *w, uint32_t steps)
 {
-    if (w->len >= w->steps_at + 4)
+    if (w->done)
+        w->err = 1;
+    else if (w->len >= w->steps_at + 4)
         patch_u32(w, w->steps_at, steps);
 }
 
 void mlog_add_range(mlog_writer_t *w, const char *topic, int32_t partition, int64_t first,
                     int64_t last)
 {
-    if (w->nblocks_at || w->nranges >= MLOG_RANGES_MAX || !topic || !*topic ||
+    if (w->done || w->nblocks_at || w->nranges >= MLOG_RANGES_MAX || !topic || !*topic ||
         strlen(topic) > MLOG_TOPIC_MAX) {
         w->err = 1;
         return;
@@ -119,8 +121,8 @@ void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uin
         w->nblocks_at = w->len;
         put_u32(w, 0);
     }
-    if (kind < MLOG_ROW_GRAD || kind > MLOG_DENSE_GRAD || width < 1 || width > MLOG_WIDTH_MAX ||
-        w->nblocks >= MLOG_BLOCKS_MAX) {
+    if (w->done || kind < MLOG_ROW_GRAD || kind > MLOG_DENSE_GRAD || width < 1 ||
+        width > MLOG_WIDTH_MAX || w->nblocks >= MLOG_BLOCKS_MAX) {
         w->err = 1;
         return;
     }
@@ -135,7 +137,7 @@ void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uin
 
 void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *v)
 {
-    if (!w->block || w->count == UINT32_MAX ||
+    if (w->done || !w->block || w->count == UINT32_MAX ||
         (w->block == MLOG_DENSE_GRAD ? id != NULL : (!id || idlen < 1 || idlen > MLOG_ID_MAX))) {
         w->err = 1;
         return;
@@ -190,17 +192,30 @@ void mlog_put_dense_grad(void *arg, const float *g, size_t n)
 
 int mlog_finish(mlog_writer_t *w, const uint8_t **out, size_t *outlen)
 {
+    if (w->done)
+        return -1;
     close_block(w);
     if (!w->nblocks_at) {
         w->nblocks_at = w->len;
         put_u32(w, 0);
     }
+    w->done = 1;
     if (w->err)
         return -1;
     uint64_t h = XXH3_64bits(w->buf, w->len);
     put_u64(w, h);
     if (w->err)
         return -1;
+    /* what a reader would refuse (no range, a float not finite, ...) is not
+     * handed out */
+    mlog_record_t *rec = malloc(sizeof(*rec));
+    char err[192];
+    int bad = !rec || mlog_decode(w->buf, w->len, rec, err, sizeof(err)) != 0;
+    free(rec);
+    if (bad) {
+        w->err = 1;
+        return -1;
+    }
     *out = w->buf, *outlen = w->len;
     return 0;
 }
@@ -265,6 +280,8 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
         FAIL("model log: unknown record kind %u", kind);
     if (mlen < 1)
         FAIL("model log: empty member name");
+    if (c.left >= mlen && memchr(c.p, 0, mlen))
+        FAIL("model log: a NUL in the member name");
     rec->kind = (mlog_kind_t)kind;
     rec->member = (const char *)c.p, rec->member_len = mlen;
     uint64_t ts = 0, view = 0;
@@ -274,6 +291,8 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
     rec->ts_ms = (int64_t)ts, rec->view = (int64_t)view;
     if (rec->view < -1)
         FAIL("model log: view %lld", (long long)rec->view);
+    if (rec->steps > MLOG_STEPS_MAX)
+        FAIL("model log: %u steps (at most %u)", rec->steps, MLOG_STEPS_MAX);
     if (rec->kind == MLOG_CLAIM && rec->steps)
         FAIL("model log: a claim with %u steps", rec->steps);
     uint32_t nr = 0;
@@ -290,13 +309,15 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
         if (take(&c, &tl, 2) || tl < 1 || tl > MLOG_TOPIC_MAX)
             FAIL("model log: range %u: bad topic length", i);
         g->topic = (const char *)c.p, g->topic_len = tl;
+        if (c.left >= tl && memchr(c.p, 0, tl))
+            FAIL("model log: range %u: a NUL in the topic name", i);
         if (take(&c, NULL, tl) || take(&c, &part, 4) || take(&c, &first, 8) || take(&c, &last, 8))
             FAIL("model log: range %u is short", i);
         g->partition = (int32_t)part, g->first = (int64_t)first, g->last = (int64_t)last;
         if (g->partition < 0)
             FAIL("model log: range %u: partition %d", i, g->partition);
         if (rec->kind == MLOG_CLAIM ? (g->first < 0 || g->last != -1)
-                                    : (g->first < 0 || g->last < g->first))
+                                    : (g->first < 0 || g->last < g->first || g->last == INT64_MAX))
             FAIL("model log: range %u: offsets %lld to %lld", i, (long long)g->first,
                  (long long)g->last);
         for (uint32_t j = 0; j < i; j++)
@@ -321,6 +342,10 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
         b->kind = (mlog_block_kind_t)k;
         if (b->width < 1 || b->width > MLOG_WIDTH_MAX)
             FAIL("model log: block %u: width %u", i, b->width);
+        if (b->kind == MLOG_DENSE_GRAD)
+            for (uint32_t j = 0; j < i; j++)
+                if (rec->blocks[j].kind == MLOG_DENSE_GRAD)
+                    FAIL("model log: a second dense block (%u)", i);
         if (b->kind == MLOG_DENSE_GRAD && b->count != 1)
             FAIL("model log: dense block %u with %u entries", i, b->count);
         b->data = c.p;

@@ -39,6 +39,7 @@
 #define MLOG_RANGES_MAX 1024
 #define MLOG_BLOCKS_MAX 32
 #define MLOG_WIDTH_MAX (1u << 24) /* floats per entry */
+#define MLOG_STEPS_MAX (1u << 20) /* micro-batches of one window */
 
 typedef enum { MLOG_CLAIM = 1, MLOG_WINDOW = 2 } mlog_kind_t;
 typedef enum {
@@ -78,8 +79,10 @@ typedef struct {
 } mlog_record_t;
 
 /* Decodes and checks one record: 0, or -1 with the reason in errstr (a bad
- * magic, version, checksum, length or count; a partition named twice; a
- * range out of order; a float that is not finite). Nothing is allocated; rec
+ * magic, version, checksum, length or count; a NUL in a member or topic
+ * name; a partition named twice; a range out of order or ending at the
+ * largest offset; more than MLOG_STEPS_MAX steps or one dense block; a float
+ * that is not finite). Nothing is allocated; rec
  * points into buf, which must outlive it. */
 int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, size_t errlen);
 
@@ -101,6 +104,7 @@ typedef struct {
     uint32_t width, count;
     mlog_block_kind_t block;
     uint8_t table; /* of the open block */
+    int done;      /* finished: only mlog_begin now */
 } mlog_writer_t;
 
 void mlog_begin(mlog_writer_t *w, mlog_kind_t kind, const char *member, size_t member_len,
@@ -113,8 +117,9 @@ void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uin
 /* An entry of the open block: id (NULL, 0 for a dense block) and width floats. */
 void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *v);
 /* The finished record (checksum appended) in *out, *outlen; 0, or -1 when a
- * call went wrong. The buffer stays the writer's until mlog_writer_free or
- * the next mlog_begin. */
+ * call went wrong or the record is one mlog_decode would refuse (so a writer
+ * never sends what its readers skip). After it, only mlog_begin. The buffer
+ * stays the writer's until mlog_writer_free or the next mlog_begin. */
 int mlog_finish(mlog_writer_t *w, const uint8_t **out, size_t *outlen);
 void mlog_writer_free(mlog_writer_t *w);
 

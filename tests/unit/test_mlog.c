@@ -22,13 +22,19 @@
 
 static mlog_record_t rec; /* ~50 KB: not on the stack */
 
-/* Builds a record into w and decodes it into rec; returns decode's result. */
+/* Builds a record into w and decodes it into rec; returns decode's result,
+ * or -2 when mlog_finish refuses the record (err then says what a reader
+ * makes of the same bytes). */
 static int roundtrip(mlog_writer_t *w, char *err, size_t len)
 {
     const uint8_t *b;
     size_t n;
-    if (mlog_finish(w, &b, &n))
+    if (mlog_finish(w, &b, &n)) {
+        err[0] = '\0';
+        /* the writer refuses only what a reader would */
+        assert_false(w->len > 8 && mlog_decode(w->buf, w->len, &rec, err, len) == 0);
         return -2;
+    }
     return mlog_decode(b, n, &rec, err, len);
 }
 
@@ -132,7 +138,8 @@ static void test_mlog_corrupt(void **state)
     mlog_writer_free(&w);
 }
 
-/* Records the writer builds with a valid checksum but that break a rule. */
+/* Records that break a rule: the writer refuses to finish them, and a
+ * reader refuses the same bytes (checksum and all) for the rule's reason. */
 static void test_mlog_malformed(void **state)
 {
     (void)state;
@@ -143,16 +150,21 @@ static void test_mlog_malformed(void **state)
         const char *what, *want;
     } cases[] = {{"nan", "not finite"},    {"inf", "not finite"},     {"twice", "named twice"},
                  {"backwards", "offsets"}, {"claimblock", "a claim"}, {"claimlast", "offsets"},
-                 {"noranges", "no range"}, {"claimsteps", "steps"}};
+                 {"noranges", "no range"}, {"claimsteps", "steps"},   {"maxoffset", "offsets"},
+                 {"nulmember", "NUL"},     {"bigsteps", "steps"},     {"twodense", "second dense"}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         const char *k = cases[c].what;
         int claim = strncmp(k, "claim", 5) == 0;
-        mlog_begin(&w, claim ? MLOG_CLAIM : MLOG_WINDOW, "m", 1, 1, 1, -1,
-                   strcmp(k, "claimsteps") == 0 ? 2 : 0);
+        mlog_begin(&w, claim ? MLOG_CLAIM : MLOG_WINDOW, "m\0x", strcmp(k, "nulmember") ? 1 : 3, 1,
+                   1, -1,
+                   strcmp(k, "claimsteps") == 0 ? 2
+                   : strcmp(k, "bigsteps") == 0 ? MLOG_STEPS_MAX + 1
+                                                : 0);
         if (strcmp(k, "noranges") != 0)
             mlog_add_range(&w, "t", 0, strcmp(k, "backwards") == 0 ? 5 : 0,
                            claim                         ? (strcmp(k, "claimlast") == 0 ? 3 : -1)
                            : strcmp(k, "backwards") == 0 ? 4
+                           : strcmp(k, "maxoffset") == 0 ? INT64_MAX
                                                          : 9);
         if (strcmp(k, "twice") == 0)
             mlog_add_range(&w, "t", 0, 10, 19);
@@ -163,9 +175,13 @@ static void test_mlog_malformed(void **state)
                            : strcmp(k, "inf") == 0 ? inf
                                                    : v);
         }
+        for (int d = 0; strcmp(k, "twodense") == 0 && d < 2; d++) {
+            mlog_add_block(&w, MLOG_DENSE_GRAD, 2, 2);
+            mlog_add_entry(&w, NULL, 0, v);
+        }
         int rc = roundtrip(&w, err, sizeof(err));
         print_message("%s: %s\n", k, err);
-        assert_int_equal(rc, -1);
+        assert_int_equal(rc, -2); /* the writer refuses it, for the reader's reason */
         assert_non_null(strstr(err, cases[c].want));
     }
     /* writer misuse: finish fails */
@@ -185,6 +201,17 @@ static void test_mlog_malformed(void **state)
     assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
     mlog_begin(&w, MLOG_WINDOW, "", 0, 1, 1, -1, 0); /* no member name */
     assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
+    /* after finish, only begin: nothing else changes the record */
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 0);
+    mlog_add_range(&w, "t", 0, 0, 9);
+    const uint8_t *b1;
+    size_t n1;
+    assert_int_equal(mlog_finish(&w, &b1, &n1), 0);
+    mlog_set_steps(&w, 7);
+    mlog_add_block(&w, MLOG_ROW_GRAD, 0, 2);
+    assert_int_equal(mlog_finish(&w, &b1, &n1), -1);
+    assert_int_equal(mlog_decode(w.buf, n1, &rec, err, sizeof(err)), 0);
+    assert_int_equal(rec.steps, 0);
     mlog_writer_free(&w);
 }
 
