@@ -140,6 +140,7 @@ static int catch_up(members_t *g, member_t *x)
             mlog_ledger_apply(&x->ledger, &rec, (int64_t)x->read) != MLOG_ACCEPTED)
             continue; /* counted by the ledger */
         int own = rec.member_len == strlen(x->name) && !memcmp(rec.member, x->name, rec.member_len);
+        learner_apply_at(x->l, rec.ts_ms);
         long refused = mlog_apply(&rec, &ops, x->l, own);
         if (refused < 0)
             return -1;
@@ -167,13 +168,16 @@ int members_learn(members_t *g, const lrn_event_t *ev, size_t n, size_t window_e
             if (catch_up(g, x))
                 return -1;
             size_t k = 0;
+            int64_t ts = 0; /* the record's time: its newest event's */
             for (size_t t = s0; t < s1; t++)
-                if ((int)(ev[t].user.h % (uint64_t)g->n) == i)
+                if ((int)(ev[t].user.h % (uint64_t)g->n) == i) {
                     g->part[k++] = ev[t];
+                    ts = ev[t].ts_ms > ts ? ev[t].ts_ms : ts;
+                }
             if (!k)
                 continue;
             learner_learn(x->l, g->part, k); /* refused events are in its stats */
-            mlog_begin(&x->w, MLOG_WINDOW, x->name, strlen(x->name), x->seq++, 0, -1, 0);
+            mlog_begin(&x->w, MLOG_WINDOW, x->name, strlen(x->name), x->seq++, ts, -1, 0);
             mlog_add_range(&x->w, TOPIC, i, x->offset, x->offset + (int64_t)k - 1);
             x->offset += (int64_t)k;
             mlog_set_steps(&x->w, (uint32_t)learner_window_take(x->l, &sink, &x->w));

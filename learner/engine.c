@@ -172,6 +172,12 @@ int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps)
     return x->ops->apply_dense_grad ? x->ops->apply_dense_grad(x->impl, g, n, steps) : -1;
 }
 
+void engine_apply_at(engine_t *e, int64_t ts_ms)
+{
+    if (e->ops->apply_at)
+        e->ops->apply_at(e->impl, ts_ms);
+}
+
 int engine_save(const engine_t *e, ser_writer_t *w)
 {
     char name[MODEL_NAME_MAX] = {0};

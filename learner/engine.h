@@ -68,6 +68,7 @@ typedef struct engine_ops {
                            int R);
     int (*apply_user_value)(void *e, const char *id, size_t len, const float *v, int width);
     int (*apply_dense_grad)(void *e, const float *g, size_t n, uint32_t steps);
+    void (*apply_at)(void *e, int64_t ts_ms);
 } engine_ops_t;
 
 /* the learner's engine (learner.c): a model's ops.engine NULL means this one */
@@ -111,6 +112,7 @@ int engine_apply_item_grad(void *e, const char *id, size_t len, const float *g, 
                            int R);
 int engine_apply_user_value(void *e, const char *id, size_t len, const float *v, int width);
 int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps);
+void engine_apply_at(engine_t *e, int64_t ts_ms); /* learner_apply_at */
 
 /* The model's name, then the engine's state; load refuses another model. */
 int engine_save(const engine_t *e, ser_writer_t *w);

@@ -162,7 +162,8 @@ struct learner {
      * users (no floats) and the dense block's summed gradient */
     wrows_t wi, wu;
     float *wdense;
-    size_t wbatches; /* micro-batches in the window */
+    size_t wbatches;  /* micro-batches in the window */
+    int64_t apply_ts; /* learner_apply_at's */
 };
 
 static const char *loss_names[] = {"bce", "bpr", "softmax"};
@@ -1431,20 +1432,25 @@ int learner_user_width(const learner_t *l)
     return l->R + optim_state_floats(l->cfg.sparse_opt, l->R);
 }
 
-/* the entry of id in t, made if new (it counts as seen at ts 0: not an event) */
-static uint32_t entry_for(emb_table_t *t, const char *id, size_t len)
+/* the entry of id in t, made if new, seen at the time of the record being
+ * applied (learner_apply_at), so that expiry and eviction treat an id
+ * another member learned as recently seen */
+static uint32_t entry_for(learner_t *l, emb_table_t *t, const char *id, size_t len)
 {
     if (len < 1 || len > EMB_MAX_ID_LEN)
         return EMB_NONE;
-    uint64_t h = id_hash(id, len);
-    uint32_t e = emb_find(t, h, id, len);
-    return e != EMB_NONE ? e : emb_touch(t, h, id, len, 0);
+    return emb_touch(t, id_hash(id, len), id, len, l->apply_ts);
+}
+
+void learner_apply_at(learner_t *l, int64_t ts_ms)
+{
+    l->apply_ts = ts_ms;
 }
 
 int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const float *g,
                             const float *gsq, int R)
 {
-    uint32_t e = R == l->R ? entry_for(l->items, id, len) : EMB_NONE;
+    uint32_t e = R == l->R ? entry_for(l, l->items, id, len) : EMB_NONE;
     uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(l->items, e);
     if (row == 0)
         return -1;
@@ -1466,7 +1472,7 @@ int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const floa
 
 int learner_apply_user_value(learner_t *l, const char *id, size_t len, const float *v, int width)
 {
-    uint32_t e = width == learner_user_width(l) ? entry_for(l->users, id, len) : EMB_NONE;
+    uint32_t e = width == learner_user_width(l) ? entry_for(l, l->users, id, len) : EMB_NONE;
     uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(l->users, e);
     if (row == 0)
         return -1;
@@ -1602,6 +1608,11 @@ static int le_apply_dense_grad(void *l, const float *g, size_t n, uint32_t steps
     return learner_apply_dense_grad(l, g, n, steps);
 }
 
+static void le_apply_at(void *l, int64_t ts_ms)
+{
+    learner_apply_at(l, ts_ms);
+}
+
 const engine_ops_t learner_engine = {
     .keys = "negatives,sampler,alpha,pool,loss,threads,optimizer,init_std,ring_capacity,"
             "max_users,max_items,preq_rate",
@@ -1625,4 +1636,5 @@ const engine_ops_t learner_engine = {
     .apply_item_grad = le_apply_item_grad,
     .apply_user_value = le_apply_user_value,
     .apply_dense_grad = le_apply_dense_grad,
+    .apply_at = le_apply_at,
 };

@@ -202,6 +202,9 @@ int learner_user_width(const learner_t *l);
  * micro-batch's; Adam and SGD ignore gsq); a
  * user's row and state are set. Each changed id is marked for publishing.
  * 0, or -1 on a bad width or an id the table cannot take. */
+/* The time (ms) the ids of the next applies count as seen at: the applied
+ * record's, so that expiry and eviction treat them as the writer saw them. */
+void learner_apply_at(learner_t *l, int64_t ts_ms);
 int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const float *g,
                             const float *gsq, int R);
 int learner_apply_user_value(learner_t *l, const char *id, size_t len, const float *v, int width);

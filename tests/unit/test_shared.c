@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "id.h"
 #include "kern.h"
 #include "learner.h"
 #include "members.h"
@@ -161,11 +162,40 @@ static void test_shared_refuses(void **state)
     learner_free(l);
 }
 
+/* An id another member learned counts as seen when its record was made:
+ * expiry keeps it while that is recent and removes it after. */
+static void test_applied_ids_seen(void **state)
+{
+    (void)state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.shared = 1;
+    cfg.expire_ms = 60000;
+    char err[256];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    float v[1024] = {0};
+    const int64_t t = 1764486000000LL;
+    learner_apply_at(l, t);
+    assert_int_equal(learner_apply_user_value(l, "u7", 2, v, learner_user_width(l)), 0);
+    emb_table_t *users = learner_users(l);
+    assert_int_equal(learner_expire(l, t + 30000), 0);
+    assert_int_not_equal(emb_find(users, id_hash("u7", 2), "u7", 2), EMB_NONE);
+    /* a later record renews it */
+    learner_apply_at(l, t + 50000);
+    assert_int_equal(learner_apply_user_value(l, "u7", 2, v, learner_user_width(l)), 0);
+    assert_int_equal(learner_expire(l, t + 90000), 0);
+    assert_int_equal(learner_expire(l, t + 200000), 1);
+    assert_int_equal(emb_find(users, id_hash("u7", 2), "u7", 2), EMB_NONE);
+    learner_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_members_learn_one_model),
         cmocka_unit_test(test_shared_refuses),
+        cmocka_unit_test(test_applied_ids_seen),
     };
     return cmocka_run_group_tests(tests, stream_setup, stream_teardown);
 }
