@@ -114,7 +114,8 @@ static void close_block(mlog_writer_t *w)
     }
 }
 
-void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width)
+static void add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width,
+                      int bf16)
 {
     close_block(w);
     if (!w->nblocks_at) {
@@ -126,13 +127,52 @@ void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uin
         w->err = 1;
         return;
     }
-    put_u8(w, (uint8_t)kind);
+    put_u8(w, (uint8_t)(kind | (bf16 ? MLOG_BF16 : 0)));
     put_u8(w, table);
     put_u32(w, width);
     w->count_at = w->len;
     put_u32(w, 0);
-    w->block = kind, w->width = width, w->count = 0, w->table = table;
+    w->block = kind, w->width = width, w->count = 0, w->table = table, w->bf16 = bf16;
     patch_u32(w, w->nblocks_at, (uint32_t)++w->nblocks);
+}
+
+void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width)
+{
+    add_block(w, kind, table, width, 0);
+}
+
+void mlog_add_block16(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width)
+{
+    add_block(w, kind, table, width, 1);
+}
+
+/* float32 → bfloat16, rounded to nearest even (a NaN stays a NaN) */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* n values of the open block */
+static void put_values(mlog_writer_t *w, const float *v, uint32_t n)
+{
+    if (!w->bf16) {
+        put(w, v, sizeof(float) * n);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        put_u16(w, to_bf16(v[i]));
 }
 
 void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *v)
@@ -146,7 +186,7 @@ void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float 
         put_u16(w, (uint16_t)idlen);
         put(w, id, idlen);
     }
-    put(w, v, sizeof(float) * w->width);
+    put_values(w, v, w->width);
     w->count++;
 }
 
@@ -161,8 +201,8 @@ static void add_entry2(mlog_writer_t *w, const char *id, size_t idlen, const flo
     }
     put_u16(w, (uint16_t)idlen);
     put(w, id, idlen);
-    put(w, a, sizeof(float) * na);
-    put(w, b, sizeof(float) * (w->width - na));
+    put_values(w, a, na);
+    put_values(w, b, w->width - na);
     w->count++;
 }
 
@@ -171,7 +211,7 @@ void mlog_put_item_grad(void *arg, const char *id, size_t len, const float *g, c
 {
     mlog_writer_t *w = arg;
     if (w->block != MLOG_ROW_GRAD || w->table != MLOG_TABLE_ITEMS || w->width != 2 * (uint32_t)R)
-        mlog_add_block(w, MLOG_ROW_GRAD, MLOG_TABLE_ITEMS, 2 * (uint32_t)R);
+        mlog_add_block16(w, MLOG_ROW_GRAD, MLOG_TABLE_ITEMS, 2 * (uint32_t)R);
     add_entry2(w, id, len, g, (uint32_t)R, gsq);
 }
 
@@ -249,6 +289,17 @@ static int floats_finite(const uint8_t *p, uint32_t n)
         float f;
         memcpy(&f, p + (size_t)i * 4, 4);
         if (!isfinite(f))
+            return 0;
+    }
+    return 1;
+}
+
+static int bf16_finite(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + (size_t)i * 2, 2);
+        if ((h & 0x7f80u) == 0x7f80u) /* exponent all ones: an infinity or a NaN */
             return 0;
     }
     return 1;
@@ -337,6 +388,8 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
         if (take(&c, &k, 1) || take(&c, &b->table, 1) || take(&c, &b->width, 4) ||
             take(&c, &b->count, 4))
             FAIL("model log: block %u is short", i);
+        b->bf16 = (k & MLOG_BF16) != 0;
+        k &= (uint8_t)~MLOG_BF16;
         if (k < MLOG_ROW_GRAD || k > MLOG_DENSE_GRAD)
             FAIL("model log: block %u of unknown kind %u", i, k);
         b->kind = (mlog_block_kind_t)k;
@@ -349,7 +402,7 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
         if (b->kind == MLOG_DENSE_GRAD && b->count != 1)
             FAIL("model log: dense block %u with %u entries", i, b->count);
         b->data = c.p;
-        size_t fb = (size_t)b->width * 4;
+        size_t fb = (size_t)b->width * (b->bf16 ? 2 : 4);
         for (uint32_t e = 0; e < b->count; e++) {
             if (b->kind != MLOG_DENSE_GRAD) {
                 uint16_t il = 0;
@@ -358,7 +411,7 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
             }
             if (c.left < fb)
                 FAIL("model log: block %u entry %u is short", i, e);
-            if (!floats_finite(c.p, b->width))
+            if (!(b->bf16 ? bf16_finite(c.p, b->width) : floats_finite(c.p, b->width)))
                 FAIL("model log: block %u entry %u: a value that is not finite", i, e);
             take(&c, NULL, fb);
         }
@@ -382,8 +435,17 @@ int mlog_block_next(const mlog_block_t *b, size_t *pos, const char **id, size_t 
         *id = (const char *)p + 2, *idlen = il;
         p += 2 + il;
     }
-    memcpy(out, p, (size_t)b->width * 4);
-    p += (size_t)b->width * 4;
+    if (b->bf16) {
+        for (uint32_t i = 0; i < b->width; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * (size_t)i, 2);
+            out[i] = from_bf16(h);
+        }
+        p += (size_t)b->width * 2;
+    } else {
+        memcpy(out, p, (size_t)b->width * 4);
+        p += (size_t)b->width * 4;
+    }
     *pos = (size_t)(p - b->data);
     return 0;
 }

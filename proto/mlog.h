@@ -55,8 +55,13 @@ typedef struct {
     int64_t first, last;
 } mlog_range_t;
 
+/* In a block's kind byte: its values are bfloat16 (the upper half of an
+ * IEEE-754 float32, rounded to nearest even), not float32. */
+#define MLOG_BF16 0x80
+
 typedef struct {
     mlog_block_kind_t kind;
+    int bf16;       /* values stored as bfloat16; mlog_block_next gives floats */
     uint8_t table;  /* which table the rows are of; the learner names them */
     uint32_t width; /* floats per entry */
     uint32_t count; /* entries */
@@ -104,6 +109,7 @@ typedef struct {
     uint32_t width, count;
     mlog_block_kind_t block;
     uint8_t table; /* of the open block */
+    int bf16;      /* the open block's values are bfloat16 */
     int done;      /* finished: only mlog_begin now */
 } mlog_writer_t;
 
@@ -114,6 +120,8 @@ void mlog_set_steps(mlog_writer_t *w, uint32_t steps);
 void mlog_add_range(mlog_writer_t *w, const char *topic, int32_t partition, int64_t first,
                     int64_t last);
 void mlog_add_block(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width);
+/* The same, its values rounded to bfloat16 (half the bytes). */
+void mlog_add_block16(mlog_writer_t *w, mlog_block_kind_t kind, uint8_t table, uint32_t width);
 /* An entry of the open block: id (NULL, 0 for a dense block) and width floats. */
 void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *v);
 /* The finished record (checksum appended) in *out, *outlen; 0, or -1 when a
@@ -129,7 +137,8 @@ enum { MLOG_TABLE_USERS = 0, MLOG_TABLE_ITEMS = 1, MLOG_TABLE_DENSE = 2 };
 /* Writing a window's blocks: these take the writer as arg and have the
  * shape of a learner's window sink (learner.h), so a member passes them
  * as they are; each opens its block when the previous entry was of another.
- *   item_grad   an item's g then gsq: a row-gradient entry of 2R floats
+ *   item_grad   an item's g then gsq: a row-gradient entry of 2R bfloat16s
+ *               (rounding them cost no measurable HR@10: see proto/README.md)
  *   user_value  a user's row and state: a row-value entry
  *   dense_grad  the dense block's gradient sum: a dense-gradient block */
 void mlog_put_item_grad(void *w, const char *id, size_t len, const float *g, const float *gsq,

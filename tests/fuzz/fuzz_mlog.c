@@ -65,7 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const mlog_block_t *k = &rec.blocks[i];
         float *v = malloc(sizeof(float) * k->width);
         CHECK(v);
-        mlog_add_block(&w, k->kind, k->table, k->width);
+        if (k->bf16)
+            mlog_add_block16(&w, k->kind, k->table, k->width);
+        else
+            mlog_add_block(&w, k->kind, k->table, k->width);
         size_t at = 0, il;
         const char *id;
         uint32_t n = 0;

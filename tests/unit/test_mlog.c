@@ -289,6 +289,54 @@ static void test_mlog_window_apply(void **state)
     mlog_writer_free(&w);
 }
 
+/* A bfloat16 block: half the bytes, values rounded to nearest even and read
+ * back as floats; a NaN or an infinity in one is refused like a float's. */
+static void test_mlog_bf16(void **state)
+{
+    (void)state;
+    mlog_writer_t w = {0};
+    char err[256];
+    const float v[6] = {1.5f, -2.0f, 0.25f, 1.00390625f, 1.01171875f, 3.0e-3f};
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 1);
+    mlog_add_range(&w, "t", 0, 0, 0);
+    mlog_add_block16(&w, MLOG_ROW_GRAD, 1, 6);
+    mlog_add_entry(&w, "i", 1, v);
+    const uint8_t *b;
+    size_t n16, n32;
+    assert_int_equal(mlog_finish(&w, &b, &n16), 0);
+    assert_int_equal(mlog_decode(b, n16, &rec, err, sizeof(err)), 0);
+    assert_true(rec.blocks[0].bf16);
+    assert_int_equal(rec.blocks[0].kind, MLOG_ROW_GRAD);
+    float out[6];
+    size_t at = 0, il;
+    const char *id;
+    assert_int_equal(mlog_block_next(&rec.blocks[0], &at, &id, &il, out), 0);
+    assert_float_equal(out[0], 1.5f, 0.0);
+    assert_float_equal(out[1], -2.0f, 0.0);
+    assert_float_equal(out[2], 0.25f, 0.0);
+    assert_float_equal(out[3], 1.0f, 0.0);      /* a tie: to the even neighbour, down */
+    assert_float_equal(out[4], 1.015625f, 0.0); /* a tie: to the even neighbour, up */
+    assert_float_equal(out[5], 3.0e-3f, 3.0e-3f / 128);
+    assert_int_equal(mlog_block_next(&rec.blocks[0], &at, &id, &il, out), -1);
+    /* the same entry as floats: 12 bytes more */
+    mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 1);
+    mlog_add_range(&w, "t", 0, 0, 0);
+    mlog_add_block(&w, MLOG_ROW_GRAD, 1, 6);
+    mlog_add_entry(&w, "i", 1, v);
+    assert_int_equal(mlog_finish(&w, &b, &n32), 0);
+    assert_int_equal(n32 - n16, 12);
+    const float bad[6] = {0, 0, NAN, 0, 0, 0}, big[6] = {3.4e38f, 0, 0, 0, 0, 0};
+    for (int k = 0; k < 2; k++) { /* a NaN, and a float that rounds to infinity */
+        mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 1);
+        mlog_add_range(&w, "t", 0, 0, 0);
+        mlog_add_block16(&w, MLOG_ROW_GRAD, 1, 6);
+        mlog_add_entry(&w, "i", 1, k ? big : bad);
+        assert_int_equal(roundtrip(&w, err, sizeof(err)), -2);
+        assert_non_null(strstr(err, "not finite"));
+    }
+    mlog_writer_free(&w);
+}
+
 static uint8_t recbuf[1 << 16];
 
 /* Decodes a claim or window of one or two partitions of topic "in" into rec. */
@@ -494,9 +542,10 @@ static void test_mlog_ledger_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mlog_roundtrip), cmocka_unit_test(test_mlog_corrupt),
-        cmocka_unit_test(test_mlog_malformed), cmocka_unit_test(test_mlog_window_apply),
-        cmocka_unit_test(test_mlog_ledger),    cmocka_unit_test(test_mlog_ledger_random),
+        cmocka_unit_test(test_mlog_roundtrip),     cmocka_unit_test(test_mlog_corrupt),
+        cmocka_unit_test(test_mlog_malformed),     cmocka_unit_test(test_mlog_window_apply),
+        cmocka_unit_test(test_mlog_bf16),          cmocka_unit_test(test_mlog_ledger),
+        cmocka_unit_test(test_mlog_ledger_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
