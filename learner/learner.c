@@ -852,10 +852,7 @@ static void history_step(learner_t *l)
  * nothing joins) when it is not finite. */
 static int window_dense(learner_t *l, const dense_block_t *d)
 {
-    double gn = 0.0;
-    for (size_t i = 0; i < d->n; i++)
-        gn += (double)d->grads[i] * d->grads[i];
-    if (!isfinite(gn))
+    if (!isfinite(dense_block_grad_sq(d)))
         return -1;
     if (!l->wdense && !(l->wdense = calloc(d->n ? d->n : 1, sizeof(float))))
         return -1;
@@ -876,8 +873,8 @@ static void window_rows(learner_t *l)
             float *a = e == EMB_NONE ? NULL : wrows_at(&l->wi, e);
             if (!a)
                 continue;
-            const float *g = l->ucnt[1][t][k] > 1 ? l->gacc[1][t] + (size_t)k * R
-                                                  : l->di + (size_t)l->ufirst[1][t][k] * R;
+            const float *g =
+                rows_grad(k, l->ufirst[1][t], l->ucnt[1][t], l->di, R, l->gacc[1][t], R);
             for (int r = 0; r < R; r++) {
                 a[r] += g[r];
                 a[R + r] += g[r] * g[r];
@@ -889,6 +886,16 @@ static void window_rows(learner_t *l)
                 wrows_at(&l->wu, e);
         }
     }
+}
+
+/* Shared mode: the window starts again, empty. */
+static void window_reset(learner_t *l)
+{
+    wrows_clear(&l->wi);
+    wrows_clear(&l->wu);
+    if (l->wdense)
+        memset(l->wdense, 0, sizeof(float) * l->ops->dense(l->model)->n);
+    l->wbatches = 0;
 }
 
 static void learn_batch(learner_t *l, int B)
@@ -1015,7 +1022,7 @@ static void learn_batch(learner_t *l, int B)
             d->grads[i] += g[i];
     }
     /* update: dense block by Adam (clipped; nothing when a gradient is not
-     * finite), touched rows by Adagrad/SGD, once per row */
+     * finite), touched rows by the rows' optimizer, once per row */
     if (l->cfg.shared
             ? window_dense(l, d) < 0
             : dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense) < 0) {
@@ -1337,12 +1344,7 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
         return -1;
     }
     name[MODEL_NAME_MAX - 1] = '\0';
-    /* a window open before the load names entries of the old tables */
-    wrows_clear(&l->wi);
-    wrows_clear(&l->wu);
-    if (l->wdense)
-        memset(l->wdense, 0, sizeof(float) * l->ops->dense(l->model)->n);
-    l->wbatches = 0;
+    window_reset(l); /* a window open before the load names entries of the old tables */
     if (strcmp(name, l->ops->name) != 0 || R != (uint32_t)l->R) {
         snprintf(errstr, len, "learner: saved %s with rows of %u floats, this one is %s with %d",
                  name, R, l->ops->name, l->R);
@@ -1388,8 +1390,6 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
     return 0;
 }
 
-/* ---- the learner as the daemon's engine (engine.h) ---- */
-
 /* ---- shared mode: windows out, log records in (learner.h) ---- */
 
 size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void *arg)
@@ -1419,11 +1419,7 @@ size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void
     if (l->wbatches && d->n)
         sink->dense_grad(arg, l->wdense, d->n);
     size_t nb = l->wbatches;
-    wrows_clear(&l->wi);
-    wrows_clear(&l->wu);
-    if (l->wdense)
-        memset(l->wdense, 0, sizeof(float) * (d->n ? d->n : 1));
-    l->wbatches = 0;
+    window_reset(l);
     return nb;
 }
 
@@ -1495,6 +1491,8 @@ int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t st
     dense_block_zero_grad(d);
     return rc;
 }
+
+/* ---- the learner as the daemon's engine (engine.h) ---- */
 
 static void le_config(const engine_config_t *cfg, learner_config_t *lc)
 {

@@ -119,11 +119,17 @@ void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, floa
     }
 }
 
-int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2)
+double dense_block_grad_sq(const dense_block_t *d)
 {
     double gn = 0.0;
     for (size_t i = 0; i < d->n; i++)
         gn += (double)d->grads[i] * d->grads[i];
+    return gn;
+}
+
+int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2)
+{
+    double gn = dense_block_grad_sq(d);
     if (!isfinite(gn))
         return -1;
     if (clip_norm > 0.0f && gn > (double)clip_norm * clip_norm) {

@@ -58,6 +58,8 @@ void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, floa
  * skips the batch), clipping of the gradient to L2 norm clip_norm (0: none),
  * then one Adam step (β 0.9, 0.999, ε 1e-8). 0 when it stepped. */
 int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2);
+/* Σ grads², in double: not finite when a gradient is not */
+double dense_block_grad_sq(const dense_block_t *d);
 
 /* Parameters, Adam moments and step count (gradients are per step: not kept).
  * Load refuses a block of another size. */

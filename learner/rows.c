@@ -101,7 +101,7 @@ void rows_update(emb_table_t *t, const uint32_t *uniq, int n, const uint32_t *fi
             }
         }
         float *w = emb_row(t, row);
-        const float *g = cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * ld;
+        const float *g = rows_grad(k, first, cnt, d, ld, acc, R);
         optim_row(opt, w, emb_row_state(t, row), g, R, lr, l2, eps);
     }
 }

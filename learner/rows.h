@@ -43,6 +43,13 @@ void rows_sum(const uint32_t *pr, int ps, const uint32_t *idx, int m, const floa
 /* One update of each of the n rows of table t (R floats and the state of
  * optimizer opt) with its gradient: acc's when it has
  * several pairs, else its pair's (d + first * ld). */
+/* Row k's gradient, as rows_update takes it: acc's when it has several
+ * pairs, else its pair's (d + first * ld). */
+static inline const float *rows_grad(int k, const uint32_t *first, const uint32_t *cnt,
+                                     const float *d, int ld, const float *acc, int R)
+{
+    return cnt[k] > 1 ? acc + (size_t)k * R : d + (size_t)first[k] * ld;
+}
 void rows_update(emb_table_t *t, const uint32_t *uniq, int n, const uint32_t *first,
                  const uint32_t *cnt, const float *d, int ld, const float *acc, int R,
                  sparse_opt_t opt, float lr, float l2, float eps);
