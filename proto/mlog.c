@@ -175,9 +175,12 @@ static void put_values(mlog_writer_t *w, const float *v, uint32_t n)
         put_u16(w, to_bf16(v[i]));
 }
 
-void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *v)
+/* An entry of the open block: its id (none in a dense block), then na
+ * values from a and the rest of the width from b. */
+static void add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *a, uint32_t na,
+                      const float *b)
 {
-    if (w->done || !w->block || w->count == UINT32_MAX ||
+    if (w->done || !w->block || w->count == UINT32_MAX || na > w->width ||
         (w->block == MLOG_DENSE_GRAD ? id != NULL : (!id || idlen < 1 || idlen > MLOG_ID_MAX))) {
         w->err = 1;
         return;
@@ -186,24 +189,14 @@ void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float 
         put_u16(w, (uint16_t)idlen);
         put(w, id, idlen);
     }
-    put_values(w, v, w->width);
-    w->count++;
-}
-
-/* an entry of the open block written in two parts: a (na floats), then b */
-static void add_entry2(mlog_writer_t *w, const char *id, size_t idlen, const float *a, uint32_t na,
-                       const float *b)
-{
-    if (!w->block || w->block == MLOG_DENSE_GRAD || !id || idlen < 1 || idlen > MLOG_ID_MAX ||
-        na > w->width || w->count == UINT32_MAX) {
-        w->err = 1;
-        return;
-    }
-    put_u16(w, (uint16_t)idlen);
-    put(w, id, idlen);
     put_values(w, a, na);
     put_values(w, b, w->width - na);
     w->count++;
+}
+
+void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float *v)
+{
+    add_entry(w, id, idlen, v, w->width, v); /* all of v: nothing from b */
 }
 
 void mlog_put_item_grad(void *arg, const char *id, size_t len, const float *g, const float *gsq,
@@ -212,7 +205,7 @@ void mlog_put_item_grad(void *arg, const char *id, size_t len, const float *g, c
     mlog_writer_t *w = arg;
     if (w->block != MLOG_ROW_GRAD || w->table != MLOG_TABLE_ITEMS || w->width != 2 * (uint32_t)R)
         mlog_add_block16(w, MLOG_ROW_GRAD, MLOG_TABLE_ITEMS, 2 * (uint32_t)R);
-    add_entry2(w, id, len, g, (uint32_t)R, gsq);
+    add_entry(w, id, len, g, (uint32_t)R, gsq);
 }
 
 void mlog_put_user_value(void *arg, const char *id, size_t len, const float *v, int width)
