@@ -132,18 +132,26 @@ static void test_json_counts_skipped(void **state)
     }
 }
 
+/* Writes dir/name with `freshrec gen` (users, 400 items, 20,000 events,
+ * seed) and its path into data. */
+static void gen_file(char *data, size_t len, const char *name, int users, int seed)
+{
+    char cmd[512];
+    snprintf(data, len, "%s/%s", dir, name);
+    snprintf(cmd, sizeof(cmd),
+             "%s/freshrec gen --users %d --items 400 --events 20000 --seed %d --out %s",
+             harness_build(), users, seed, data);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* preq_hr10 is the first pass's: with --epochs 2 it is what --epochs 1 gives
  * on the same data and seed (the first pass is the same run up to its end);
  * the second pass's rankings go to train_hr10_last_epoch, null after one. */
 static void test_preq_is_first_pass(void **state)
 {
     (void)state;
-    char data[128], cmd[512];
-    snprintf(data, sizeof(data), "%s/gen.tsv", dir);
-    snprintf(cmd, sizeof(cmd),
-             "%s/freshrec gen --users 200 --items 400 --events 20000 --seed 3 --out %s",
-             harness_build(), data);
-    assert_int_equal(system(cmd), 0);
+    char data[128];
+    gen_file(data, sizeof(data), "gen.tsv", 200, 3);
     char args[512];
     snprintf(args, sizeof(args), "--data %s --format synthetic --preq-rate 0.2 --seed 5 --epochs 1",
              data);
@@ -178,12 +186,8 @@ static void test_preq_is_first_pass(void **state)
 static void test_shuffle(void **state)
 {
     (void)state;
-    char data[128], cmd[512];
-    snprintf(data, sizeof(data), "%s/gen-shuffle.tsv", dir);
-    snprintf(cmd, sizeof(cmd),
-             "%s/freshrec gen --users 200 --items 400 --events 20000 --seed 3 --out %s",
-             harness_build(), data);
-    assert_int_equal(system(cmd), 0);
+    char data[128];
+    gen_file(data, sizeof(data), "gen-shuffle.tsv", 200, 3);
     char args[512];
     snprintf(args, sizeof(args), "--data %s --format synthetic --preq-rate 0.2 --seed 5 --epochs 3",
              data);
@@ -230,12 +234,8 @@ static void test_shuffle(void **state)
 static void test_members(void **state)
 {
     (void)state;
-    char data[128], cmd[512];
-    snprintf(data, sizeof(data), "%s/gen-members.tsv", dir);
-    snprintf(cmd, sizeof(cmd),
-             "%s/freshrec gen --users 300 --items 400 --events 20000 --seed 4 --out %s",
-             harness_build(), data);
-    assert_int_equal(system(cmd), 0);
+    char data[128];
+    gen_file(data, sizeof(data), "gen-members.tsv", 300, 4);
     char args[512];
     snprintf(args, sizeof(args), "--data %s --format synthetic --seed 2", data);
     json_t *one = train_json(args);
@@ -255,6 +255,7 @@ static void test_members(void **state)
     assert_true(real_field(three, "hr10") >= real_field(one, "hr10") - 0.05);
     json_decref(one);
     json_decref(three);
+    char cmd[512];
     snprintf(cmd, sizeof(cmd),
              "%s/freshrec train --data %s --format synthetic --model hmf --members 2 --quiet "
              ">%s/hmf.out 2>&1",

@@ -12,61 +12,15 @@
 #include "dataset.h"
 #include "harness.h"
 #include "id.h"
-#include "kern.h"
 #include "learner.h"
+#include "loostream.h"
 
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
-typedef struct {
-    dataset_t d;
-    size_t *held, *train, ntrain;
-    lrn_event_t *ev;
-} stream_t;
-
-static int stream_setup(void **state)
-{
-    stream_t *s = calloc(1, sizeof(*s));
-    assert_non_null(s);
-    gen_config_t g;
-    gen_config_default(&g);
-    g.users = 500;
-    g.items = 1000;
-    g.events = 40000;
-    g.seed = 7;
-    char err[256];
-    dataset_init(&s->d);
-    assert_int_equal(dataset_generate(&s->d, &g, err, sizeof(err)), 0);
-    dataset_sort_by_time(&s->d);
-    assert_int_equal(dataset_loo(&s->d, &s->held, &s->train, &s->ntrain), 0);
-    s->ev = malloc(sizeof(lrn_event_t) * s->ntrain);
-    assert_non_null(s->ev);
-    for (size_t t = 0; t < s->ntrain; t++) {
-        const ds_event_t *e = &s->d.ev[s->train[t]];
-        s->ev[t] = (lrn_event_t){.user = s->d.users[e->user],
-                                 .item = s->d.items[e->item],
-                                 .ts_ms = e->ts_ms,
-                                 .weight = 1.0f};
-    }
-    kern_set_threads(1);
-    *state = s;
-    return 0;
-}
-
-static int stream_teardown(void **state)
-{
-    stream_t *s = *state;
-    free(s->ev);
-    free(s->held);
-    free(s->train);
-    dataset_free(&s->d);
-    free(s);
-    return 0;
-}
-
-static void train_and_eval(stream_t *s, const learner_config_t *cfg, int epochs, loo_result_t *res,
-                           learner_stats_t *st)
+static void train_and_eval(loo_stream_t *s, const learner_config_t *cfg, int epochs,
+                           loo_result_t *res, learner_stats_t *st)
 {
     char err[256];
     learner_t *l = learner_create(cfg, err, sizeof(err));
@@ -81,7 +35,7 @@ static void train_and_eval(stream_t *s, const learner_config_t *cfg, int epochs,
 /* The bar: NeuMF with BCE and uniform negatives doubles popularity. */
 static void test_neumf_beats_popularity_twice(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     learner_config_t cfg;
     learner_config_default(&cfg);
     loo_result_t r;
@@ -101,7 +55,7 @@ static void test_neumf_beats_popularity_twice(void **state)
 /* Every loss and sampler learns: clearly above popularity ranking. */
 static void test_every_loss_and_sampler_learns(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     static const struct {
         loss_kind_t loss;
         samp_kind_t samp;
@@ -131,7 +85,7 @@ static void test_every_loss_and_sampler_learns(void **state)
  * and a run is reproducible for a given number of threads. */
 static void test_threads_learn_alike(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     for (int kind = 0; kind < 2; kind++) {
         learner_config_t cfg;
         learner_config_default(&cfg);
@@ -178,7 +132,7 @@ static void on_gone(void *arg, char side, const char *id, size_t len)
 
 static void test_eviction_bounds_tables(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     learner_config_t cfg;
     learner_config_default(&cfg);
     cfg.max_users = 100;
@@ -219,7 +173,7 @@ static void test_eviction_bounds_tables(void **state)
 /* Prequential quality rises as the stream is learned. */
 static void test_prequential_improves(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     learner_config_t cfg;
     learner_config_default(&cfg);
     cfg.preq_rate = 0.2;
@@ -323,7 +277,7 @@ static void test_expiry_spares_the_buffer(void **state)
  * half to exactly the same model as the original (every sampler and model). */
 static void test_save_load_resumes_exactly(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     typedef struct {
         const char *kind;
         samp_kind_t samp;
@@ -406,7 +360,7 @@ static void test_save_load_resumes_exactly(void **state)
  * it was (dense weights and every row); learning goes on with the next. The
  * corrupt user is in the second half of the batch only, so with 2 threads
  * one chunk's loss is finite and the other's is not. */
-static void nonfinite_batch(stream_t *s, int threads)
+static void nonfinite_batch(loo_stream_t *s, int threads)
 {
     learner_config_t cfg;
     learner_config_default(&cfg);
@@ -481,7 +435,7 @@ static void test_nonfinite_half_batch_is_skipped_2_threads(void **state)
  * counts it skipped. */
 static void test_cold_start_first_event(void **state)
 {
-    stream_t *s = *state;
+    loo_stream_t *s = *state;
     for (int loss = LOSS_BCE; loss <= LOSS_BPR; loss++) {
         learner_config_t cfg;
         learner_config_default(&cfg);
@@ -587,5 +541,5 @@ int main(void)
         cmocka_unit_test(test_inbatch_one_item_batch_skips),
         cmocka_unit_test(test_config_errors),
     };
-    return cmocka_run_group_tests(tests, stream_setup, stream_teardown);
+    return cmocka_run_group_tests(tests, loo_stream_setup, loo_stream_teardown);
 }
