@@ -658,9 +658,11 @@ static int cmd_train(int argc, char **argv)
                     loo.users, loo.hr, loo.ndcg, loo.pop_hr, loo.pop_ndcg);
     }
     members_stats_t ms = {0};
-    int same = 1; /* every member's shared state is member 0's, byte for byte */
+    int same = 1;         /* every member's shared state is member 0's, byte for byte */
+    double log_bpe = 0.0; /* model-log bytes per event */
     if (group) {
         members_stats(group, &ms);
+        log_bpe = ms.events ? (double)ms.bytes / (double)ms.events : 0.0;
         char why[128] = "";
         for (int m = 1; m < (int)nmembers && same; m++)
             if (members_same(group, 0, m, why, sizeof(why)))
@@ -669,8 +671,8 @@ static int cmd_train(int argc, char **argv)
             fprintf(json ? stderr : stdout,
                     "%ld members: %zu model-log records, %.0f bytes per event; %llu records and "
                     "%llu entries refused; shared state %s\n",
-                    nmembers, ms.records, ms.events ? (double)ms.bytes / (double)ms.events : 0.0,
-                    (unsigned long long)ms.refused, (unsigned long long)ms.refusals,
+                    nmembers, ms.records, log_bpe, (unsigned long long)ms.refused,
+                    (unsigned long long)ms.refusals,
                     same ? "identical on every member" : "NOT identical");
     }
     if (json) {
@@ -693,8 +695,7 @@ static int cmd_train(int argc, char **argv)
         json_object_set_new(j, "shuffle", json_boolean(shuffle));
         json_object_set_new(j, "members", json_integer(nmembers));
         if (group) {
-            json_object_set_new(j, "log_bytes_per_event",
-                                json_real(ms.events ? (double)ms.bytes / (double)ms.events : 0.0));
+            json_object_set_new(j, "log_bytes_per_event", json_real(log_bpe));
             json_object_set_new(j, "shared_identical", json_boolean(same));
         }
         if (epochs > 1) {
