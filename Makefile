@@ -65,7 +65,8 @@ LDLIBS   = $(PKG_LIBS) -lpthread -lm
 LDFLAGS := $(SANFLAGS)
 
 # freshrecd's own files (daemon/freshrecd.h): linked into it alone, not the library
-FRESHRECD_SRC := daemon/freshrecd.c daemon/ingest.c daemon/sync.c daemon/checkpoint.c
+FRESHRECD_SRC := daemon/freshrecd.c daemon/ingest.c daemon/sync.c daemon/checkpoint.c \
+                 daemon/cluster.c
 MAINS       := $(FRESHRECD_SRC)
 LIB_SRC     := $(filter-out $(MAINS),$(wildcard base/*.c learner/*.c proto/*.c store/*.c data/*.c daemon/*.c))
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))

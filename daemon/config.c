@@ -216,6 +216,16 @@ static const ckey_t keys[] = {
      "Least severe messages logged: error, warn, info or debug; SIGHUP reloads it"},
     {"daemon", "shutdown_timeout_ms", CT_INT, F(shutdown_timeout_ms), "10000", 100, 600000, 0, NULL,
      "On SIGTERM, time allowed to learn, checkpoint and publish before exiting anyway"},
+
+    {"cluster", "model_topic", CT_STR, F(model_topic), "", 0, SMAX, CF_NAME, NULL,
+     "Single-partition topic of the model log that several daemons in one group learn one model "
+     "through; empty: this daemon learns alone"},
+    {"cluster", "member", CT_STR, F(member), "", 0, 255, CF_NAME, NULL,
+     "This member's name in the model log; empty: host-pid-random, new at each start"},
+    {"cluster", "window_ms", CT_INT, F(window_ms), "200", 10, 60000, 0, NULL,
+     "Milliseconds between a member's window records (what it learned, for the others)"},
+    {"cluster", "window_max_events", CT_INT, F(window_max_events), "2000", 1, 1000000, 0, NULL,
+     "A window record sooner, once this many events were learned in it"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -860,6 +870,21 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
                          "[kafka] dead_letter_topic = %s: also in [kafka] topics (the daemon "
                          "would consume its own dead letters)",
                          c->dead_letter_topic);
+    }
+
+    if (c->model_topic[0]) {
+        if (list_has(c->topics, c->model_topic) || !strcmp(c->model_topic, c->dead_letter_topic))
+            return vfail(c, errstr, len, "cluster", "model_topic",
+                         "[cluster] model_topic = %s: also an input or the dead-letter topic",
+                         c->model_topic);
+        /* a member's state is the model log read from its start: a
+         * checkpoint would have to hold the log position with it */
+        if (c->checkpoint_dir[0])
+            return vfail(c, errstr, len, "cluster", "model_topic",
+                         "[cluster] model_topic = %s: members do not take checkpoints yet (the "
+                         "model log is their state, read from its start): leave [daemon] "
+                         "checkpoint_dir empty",
+                         c->model_topic);
     }
 
     /* the properties may hold a password: the value is not echoed */

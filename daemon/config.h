@@ -101,7 +101,13 @@ typedef struct fr_config {
     char log_level[CONFIG_STR];      /* hot; error | warn | info (default) | debug */
     int shutdown_timeout_ms;         /* default 10000 */
     char checkpoint_dir[CONFIG_STR]; /* default "": no checkpoints */
-    int checkpoint_interval_s;       /* default 60 */
+
+    /* [cluster] */
+    char model_topic[CONFIG_STR]; /* "" (default): one member; else the model log's topic */
+    char member[CONFIG_STR];      /* this member's name in the log; "": host-pid-random */
+    int window_ms;                /* a window record every window_ms, default 200 */
+    int window_max_events;        /* or sooner, after this many events, default 2000 */
+    int checkpoint_interval_s;    /* default 60 */
 
     config_src_t src; /* not a key: where each value came from */
 } fr_config_t;

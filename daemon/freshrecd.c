@@ -61,6 +61,7 @@ static void snapshot(void *arg, metrics_t *out)
     out->redis_last_ack_age_s = a->pub ? pub_ack_age_s(a->pub) : 0.0;
     out->redis_connected =
         out->redis_link && pub_unconfirmed_s(a->pub) * 1000.0 < a->cfg.redis_ack_timeout_ms;
+    cluster_stats(a, out);
 }
 
 /* systemd (Type=notify): READY=1 once consuming with Redis connected, a
@@ -112,6 +113,7 @@ static void stop_begin(app_t *a, const char *why)
     log_msg(LOG_INFO, "daemon", "%s: stopping: no more consuming, publishing what is dirty", why);
     kafka_pause_loop(a->kafka);
     ingest_negatives(a);
+    cluster_window(a); /* what was learned goes to the others now */
     a->stop_deadline = clock_mono_s() + a->cfg.shutdown_timeout_ms / 2000.0;
     cron_after(a, CRON_STOP, 10);
     sync_round(a);
@@ -136,12 +138,14 @@ static void app_shutdown(app_t *a, int ran)
 {
     if (ran) { /* stopped: commit what was learned and leave the group */
         kafka_close(a->kafka);
+        cluster_free(a); /* its last window, written before the others take over */
         snapshot(a, a->cron.snap);
         log_msg(LOG_INFO, "daemon", "stopped: %llu events learned, %llu vectors published",
                 (unsigned long long)a->cron.snap->learner.events,
                 (unsigned long long)a->m.publish_keys_total);
     }
     checkpoint_free(a);
+    cluster_free(a);
     stats_stop(a->stats);
     kafka_free(a->kafka);
     sync_free(a);
@@ -205,6 +209,8 @@ static void cron(evutil_socket_t fd, short what, void *arg)
     if (!a->stopping)
         run_with_period(CRON_PUBLISH, a->cfg.publish_interval_ms) sync_publish(a);
     run_with_period(CRON_KAFKA, 200) kafka_cron(a->kafka);
+    if (a->cl)
+        run_with_period(CRON_WINDOW, a->cfg.window_ms) cluster_tick(a);
     run_with_period(CRON_SECOND, 1000)
     {
         ingest_negatives(a);
@@ -241,6 +247,7 @@ static int cron_start(app_t *a)
     if (!(a->cron.ev = event_new(a->base, -1, EV_PERSIST, cron, a)))
         return -1;
     cron_after(a, CRON_KAFKA, 200);
+    cron_after(a, CRON_WINDOW, a->cfg.window_ms);
     cron_after(a, CRON_SECOND, 1000);
     cron_after(a, CRON_CHECKPOINT, a->cfg.checkpoint_interval_s * 1000.0);
     return cron_arm(a);
@@ -440,6 +447,10 @@ static int app_start(app_t *a)
         return -1;
     }
     kafka_set_resume(a->kafka, a->ck.resume, a->ck.n_resume);
+    if (cluster_init(a, err, sizeof(err))) {
+        log_msg(LOG_ERROR, "cluster", "%s", err);
+        return -1;
+    }
     if (a->cfg.stats_port > 0 && a->cfg.stats_listen[0]) {
         if (!(a->stats = stats_start(a->base, a->cfg.stats_listen, a->cfg.stats_port, snapshot, a,
                                      err, sizeof(err)))) {

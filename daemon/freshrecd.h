@@ -9,12 +9,14 @@
  *                               item cadence, the meta hash and heartbeats
  *   checkpoint.c  checkpoint_t  sections, background writes, huge pages back,
  *                               the final checkpoint, restore at start-up
+ *   cluster.c     cluster_t     [cluster] model_topic: one member of several
+ *                               learning one model through the model log
  *   freshrecd.c   cron_t        main, start-up, the one cron, signals, stats
  *                               snapshot, systemd notify, shutdown
  *
  * The daemon learns through the engine seam only (learner/engine.h). Not
- * for: a library API (nothing outside daemon/freshrecd*.c, ingest.c, sync.c
- * and checkpoint.c includes it). */
+ * for: a library API (nothing outside daemon/freshrecd*.c, ingest.c, sync.c,
+ * checkpoint.c and cluster.c includes it). */
 #ifndef FR_FRESHRECD_H
 #define FR_FRESHRECD_H
 
@@ -97,6 +99,7 @@ enum {
     CRON_CHECKPOINT, /* a checkpoint: [daemon] checkpoint_interval_s */
     CRON_CKPT_WAIT,  /* while a checkpoint waits for dead-letter copies: 20 ms */
     CRON_STOP,       /* while stopping: is everything published? 10 ms */
+    CRON_WINDOW,     /* a window record to the model log: [cluster] window_ms */
     CRON_DUTIES
 };
 
@@ -110,6 +113,8 @@ typedef struct {
     double status_t;
     int ready_sent; /* sd_notify READY=1 was sent */
 } cron_t;
+
+typedef struct cluster cluster_t; /* cluster.c */
 
 typedef struct app {
     fr_config_t cfg;
@@ -138,6 +143,7 @@ typedef struct app {
     sync_t sync;
     checkpoint_t ck;
     cron_t cron;
+    cluster_t *cl; /* NULL: no [cluster] model_topic, this daemon learns alone */
 } app_t;
 
 /* the tables whose rows are published: users and items */
@@ -175,6 +181,18 @@ void checkpoint_free(app_t *a);
 void checkpoint_tick(app_t *a);      /* the cron's checkpoint duty */
 void checkpoint_wait_tick(app_t *a); /* while it waits for dead-letter copies */
 int checkpoint_final(app_t *a);
+
+/* cluster.c: all of it does nothing without [cluster] model_topic (a->cl NULL) */
+int cluster_init(app_t *a, char *err, size_t len); /* after kafka_create */
+void cluster_free(app_t *a);                       /* the last window produced; after kafka_close */
+/* 1: the message is learned (its partition is this member's, and the
+ * offset new), 0: skipped. Only with a->cl. */
+int cluster_admit(app_t *a, const rd_kafka_message_t *m);
+void cluster_after_batch(app_t *a);        /* a window record, when window_max_events are in it */
+void cluster_window(app_t *a);             /* a window record now (if anything was learned) */
+void cluster_tick(app_t *a);               /* the cron's window duty, claims, delivery reports */
+uint64_t cluster_position(const app_t *a); /* model-log records applied (versioned writes) */
+void cluster_stats(app_t *a, metrics_t *out);
 
 /* freshrecd.c */
 void cron_after(app_t *a, int duty, double ms); /* the duty is due ms from now */

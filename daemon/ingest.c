@@ -297,6 +297,8 @@ static void ingest_one(app_t *a, batch_t *b, rd_kafka_message_t *msg, size_t i)
         log_limited(&a->kafka_log, LOG_WARN, "kafka", "consume: %s", rd_kafka_message_errstr(msg));
         return;
     }
+    if (a->cl && !cluster_admit(a, msg))
+        return; /* another member's partition, or learned already */
     remember_last(a, b, msg);
     if (d->r != EVR_OK) {
         refuse(a, msg, d->r, d->detail);
@@ -334,4 +336,5 @@ void ingest_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
     /* learned: now their offsets may be committed */
     for (int k = 0; k < b.nlast; k++)
         kafka_store(a->kafka, b.last[k]);
+    cluster_after_batch(a);
 }

@@ -68,6 +68,8 @@ struct kafka {
     rd_kafka_message_t **batch;
     kafka_batch_fn on_batch;
     void *arg;
+    kafka_rebalance_fn on_rebalance; /* kafka_set_rebalance_hook; NULL: none */
+    void *rebalance_arg;
     char bootstrap[512];
     int assigned, fatal, closed, paused, checkpoints;
     int held; /* kafka_hold: a checkpoint waits for copies in flight */
@@ -198,6 +200,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ret = rd_kafka_assign(rk, parts);
+        if (k->on_rebalance && !error && !ret)
+            k->on_rebalance(k->rebalance_arg, 1, parts);
         k->assigned += parts->cnt;
         if (!cooperative)
             k->assigned = parts->cnt;
@@ -209,6 +213,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * Asynchronously: a slow coordinator must not stall the loop */
         if (!k->checkpoints)
             rd_kafka_commit(rk, NULL, 1);
+        if (k->on_rebalance)
+            k->on_rebalance(k->rebalance_arg, 0, parts);
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);
             k->assigned -= parts->cnt;
@@ -220,6 +226,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         break;
     default:
         log_kafka("rebalance failed", rd_kafka_err2str(err));
+        if (k->on_rebalance) {
+            rd_kafka_topic_partition_list_t *a = NULL;
+            if (rd_kafka_assignment(rk, &a) == 0 && a) {
+                k->on_rebalance(k->rebalance_arg, 0, a);
+                rd_kafka_topic_partition_list_destroy(a);
+            }
+        }
         rd_kafka_assign(rk, NULL);
         k->assigned = 0;
         break;
@@ -491,7 +504,7 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
 
 /* Applies "name=value,name=value" librdkafka properties to conf. -1 and a
  * message naming the property (never echoing a password or secret value). */
-static int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len)
+int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len)
 {
     char buf[CONFIG_STR];
     snprintf(buf, sizeof(buf), "%s", props ? props : "");
@@ -618,6 +631,8 @@ static int start_mock(kafka_t *k, char *errstr, size_t len)
         rd_kafka_mock_topic_create(k->mock, t, k->cfg.embedded_partitions, 1);
     if (k->cfg.dead_letter_topic[0])
         rd_kafka_mock_topic_create(k->mock, k->cfg.dead_letter_topic, 1, 1);
+    if (k->cfg.model_topic[0])
+        rd_kafka_mock_topic_create(k->mock, k->cfg.model_topic, 1, 1);
     log_msg(LOG_INFO, "kafka", "embedded mock cluster at %s", k->bootstrap);
     return 0;
 }
@@ -991,4 +1006,15 @@ void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n)
     memcpy(k->learned, o, sizeof(kafka_offset_t) * (size_t)k->nlearned);
     for (int i = 0; i < k->nlearned; i++)
         k->stored[i] = -1;
+}
+
+void kafka_set_rebalance_hook(kafka_t *k, kafka_rebalance_fn fn, void *arg)
+{
+    k->on_rebalance = fn;
+    k->rebalance_arg = arg;
+}
+
+rd_kafka_t *kafka_handle(kafka_t *k)
+{
+    return k->rk;
 }

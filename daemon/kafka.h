@@ -103,4 +103,16 @@ int kafka_learned_offsets(const kafka_t *k, kafka_offset_t *out, int max);
 int kafka_commit_offsets(kafka_t *k, const kafka_offset_t *o, int n);
 void kafka_set_resume(kafka_t *k, const kafka_offset_t *o, int n);
 
+/* Several members ([cluster] model_topic): fn(arg, 1, parts) right after
+ * partitions are assigned, fn(arg, 0, parts) right before they are taken
+ * away (revoked, or lost when the consumer fell out of the group). Both on
+ * the loop thread, inside the consumer's poll. */
+typedef void (*kafka_rebalance_fn)(void *arg, int assigned, rd_kafka_topic_partition_list_t *parts);
+void kafka_set_rebalance_hook(kafka_t *k, kafka_rebalance_fn fn, void *arg);
+/* The consumer, for pausing, seeking and resuming its partitions. */
+rd_kafka_t *kafka_handle(kafka_t *k);
+/* Sets the [kafka] properties ("name=value,...") on conf: 0, or -1 with a
+ * message (every client of the cluster takes them: security settings). */
+int kafka_conf_apply(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t len);
+
 #endif

@@ -169,6 +169,25 @@ static int has_progressive(const metrics_t *m)
     return m->progressive != 0;
 }
 
+static int has_cluster(const metrics_t *m)
+{
+    return m->cluster != 0;
+}
+
+/* model-log records by the ledger's verdict */
+static int verdicts_count(const metrics_t *m)
+{
+    return m->cluster ? MLOG_VERDICTS : 0;
+}
+static int verdicts_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    (void)d;
+    s->label[0] = mlog_verdict_name((mlog_verdict_t)i);
+    s->max[0] = strlen(s->label[0]);
+    s->u = m->cluster_verdicts[i];
+    return 1;
+}
+
 #define OFF(f) offsetof(metrics_t, f)
 #define TOFF(f) offsetof(emb_stats_t, f)
 #define C(name, help, kind, f, json)                                                               \
@@ -352,6 +371,61 @@ const metric_def_t metrics_table[] = {
       redis_last_ack_age_s, "redis.last_ack_age_seconds"),
     G("freshrec_consuming", "1 when partitions are assigned and the consumer is healthy.",
       METRIC_BOOL, consuming, "consumer.consuming"),
+    /* several members ([cluster] model_topic): shown only then */
+    {"freshrec_cluster_records_total",
+     METRIC_COUNTER,
+     "Model-log records read, by the ledger's verdict (accepted, or why refused).",
+     {"verdict"},
+     METRIC_U64,
+     0,
+     verdicts_count,
+     verdicts_sample,
+     NULL,
+     "cluster.records.{}"},
+#define CC(name, help, kind, f, json)                                                              \
+    {                                                                                              \
+        name, METRIC_COUNTER, help, {NULL}, kind, OFF(f), NULL, NULL, has_cluster, json            \
+    }
+#define GC(name, help, kind, f, json)                                                              \
+    {                                                                                              \
+        name, METRIC_GAUGE, help, {NULL}, kind, OFF(f), NULL, NULL, has_cluster, json              \
+    }
+    CC("freshrec_cluster_bad_records_total", "Model-log records that could not be decoded.",
+       METRIC_U64, cluster_bad_records_total, "cluster.bad_records"),
+    CC("freshrec_cluster_windows_total", "Window records this member produced to the model log.",
+       METRIC_U64, cluster_windows_total, "cluster.windows"),
+    CC("freshrec_cluster_window_bytes_total", "Bytes of the window records this member produced.",
+       METRIC_U64, cluster_window_bytes_total, "cluster.window_bytes"),
+    CC("freshrec_cluster_window_events_total", "Input messages the window records cover.",
+       METRIC_U64, cluster_window_events_total, "cluster.window_events"),
+    CC("freshrec_cluster_claims_total", "Claims of input partitions this member produced.",
+       METRIC_U64, cluster_claims_total, "cluster.claims"),
+    CC("freshrec_cluster_produce_errors_total",
+       "Model-log records this member could not write (their events are learned again).",
+       METRIC_U64, cluster_produce_errors_total, "cluster.produce_errors"),
+    CC("freshrec_cluster_resyncs_total",
+       "Partitions claimed again after a window of theirs was lost or refused.", METRIC_U64,
+       cluster_resyncs_total, "cluster.resyncs"),
+    CC("freshrec_cluster_refused_own_total", "This member's window records the ledger refused.",
+       METRIC_U64, cluster_refused_own_total, "cluster.refused_own"),
+    CC("freshrec_cluster_apply_seconds_total", "Time spent applying accepted window records.",
+       METRIC_F64, cluster_apply_seconds_total, "cluster.apply_seconds"),
+    GC("freshrec_cluster_record_age_seconds",
+       "Age of the last applied window record when it was applied (staleness of shared rows).",
+       METRIC_F64, cluster_record_age_seconds, "cluster.record_age_seconds"),
+    GC("freshrec_cluster_log_position", "Offset of the last model-log record read; -1: none.",
+       METRIC_F64, cluster_log_position, "cluster.log_position"),
+    GC("freshrec_cluster_log_lag", "Model-log records not read yet; -1: unknown.", METRIC_F64,
+       cluster_log_lag, "cluster.log_lag"),
+    GC("freshrec_cluster_partitions_live", "Input partitions this member owns and learns now.",
+       METRIC_U64, cluster_partitions_live, "cluster.partitions_live"),
+    GC("freshrec_cluster_shared_digest",
+       "Digest (52 bits) of the shared state (item rows, dense block): equal on every member "
+       "that has applied the same records.",
+       METRIC_U64, cluster_shared_digest, "cluster.shared_digest"),
+    CC("freshrec_publish_refused_older_total",
+       "Versioned writes Redis refused because it held a value of a later model-log position.",
+       METRIC_U64, publish_refused_older_total, "publish.refused_older"),
     {"freshrec_info",
      METRIC_GAUGE,
      "Constant 1, labelled with the model served.",

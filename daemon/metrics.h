@@ -6,6 +6,7 @@
 
 #include "event.h"
 #include "learner.h"
+#include "mlog.h"
 
 #include <stdint.h>
 
@@ -73,6 +74,25 @@ typedef struct {
     double auc;      /* progressive AUC over the window */
     double logloss;  /* progressive logloss over everything learned */
     char model[32];
+
+    /* [cluster] model_topic (cluster.c); cluster 0: none of these is shown */
+    int cluster;
+    uint64_t cluster_verdicts[MLOG_VERDICTS]; /* model-log records by the ledger's verdict */
+    uint64_t cluster_bad_records_total;       /* records that could not be decoded */
+    uint64_t cluster_windows_total;           /* window records this member produced */
+    uint64_t cluster_window_bytes_total;      /* their bytes */
+    uint64_t cluster_window_events_total;     /* events they cover */
+    uint64_t cluster_claims_total;            /* claims this member produced */
+    uint64_t cluster_produce_errors_total;    /* records not written (each is made up for) */
+    uint64_t cluster_resyncs_total;           /* partitions claimed again after a lost window */
+    uint64_t cluster_refused_own_total;       /* this member's windows the ledger refused */
+    double cluster_apply_seconds_total;       /* applying accepted windows */
+    double cluster_record_age_seconds;        /* the last applied record's age on arrival */
+    double cluster_log_position;              /* offset of the last record read; -1 none */
+    double cluster_log_lag;                   /* records not read yet; -1 unknown */
+    uint64_t cluster_partitions_live;         /* input partitions learned here now */
+    uint64_t cluster_shared_digest;           /* engine_shared_digest, 52 bits */
+    uint64_t publish_refused_older_total;     /* versioned writes refused: Redis held newer */
 } metrics_t;
 
 /* ---- the table of metrics --------------------------------------------

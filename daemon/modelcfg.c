@@ -253,6 +253,7 @@ int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *e
     if ((mo->flags & MODEL_FIELDS) ? ctr_from(m, c, key, errstr, len)
                                    : pair_features(m, c, key, errstr, len))
         return -1;
+    m->ec.shared = c->model_topic[0] != 0; /* one model, several members ([cluster]) */
     char why[256];
     *key = "kind";
     if (engine_config_check(&m->ec, why, sizeof(why)) < 0) {

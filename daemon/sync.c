@@ -248,6 +248,8 @@ int sync_round(app_t *a)
         if (pub_heartbeat(a->pub, clock_wall_ms()))
             s->heartbeat = 0; /* disconnected: nothing in flight */
     }
+    if (a->cl) /* versioned: what this round writes reflects the log this far */
+        pub_set_position(a->pub, cluster_position(a));
     if (what != SYNC_ROUND || pub_begin(a->pub))
         return 0;
     s->meta_due = 0;
@@ -311,7 +313,8 @@ int sync_init(app_t *a, char *err, size_t len)
                        .ttl_s = a->cfg.vector_ttl_s,
                        .reconnect_max_ms = a->cfg.reconnect_max_ms,
                        .round_timeout_ms = 5000,
-                       .item_index = a->cfg.item_index};
+                       .item_index = a->cfg.item_index,
+                       .versioned = a->cfg.model_topic[0] != 0};
     if (!(a->pub = pub_create(a->base, &pc, on_pub_fail, on_pub_done, a, err, len)))
         return -1;
     pub_set_on_empty(a->pub, on_redis_empty);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 struct engine {
     const model_ops_t *model;
@@ -204,4 +205,17 @@ int engine_load(engine_t *e, ser_reader_t *r, char *errstr, size_t len)
         return -1;
     }
     return e->ops->load(e->impl, r, errstr, len);
+}
+
+uint64_t engine_shared_digest(engine_t *e)
+{
+    dense_block_t *d = engine_dense(e);
+    uint64_t h = emb_digest(engine_table(e, 1));
+    if (d && d->n) {
+        h += XXH3_64bits(d->params, sizeof(float) * d->n);
+        h += XXH3_64bits_withSeed(d->m, sizeof(float) * d->n, 1);
+        h += XXH3_64bits_withSeed(d->v, sizeof(float) * d->n, 2);
+        h += (uint64_t)d->t;
+    }
+    return h;
 }

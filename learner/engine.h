@@ -113,6 +113,10 @@ int engine_apply_item_grad(void *e, const char *id, size_t len, const float *g, 
 int engine_apply_user_value(void *e, const char *id, size_t len, const float *v, int width);
 int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps);
 void engine_apply_at(engine_t *e, int64_t ts_ms); /* learner_apply_at */
+/* A digest of what members share: the item rows with their optimizer state
+ * and the dense block with its moments; equal in members whose replicas hold
+ * the same bytes. */
+uint64_t engine_shared_digest(engine_t *e);
 
 /* The model's name, then the engine's state; load refuses another model. */
 int engine_save(const engine_t *e, ser_writer_t *w);

@@ -1472,8 +1472,9 @@ int learner_apply_user_value(learner_t *l, const char *id, size_t len, const flo
     uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(l->users, e);
     if (row == 0)
         return -1;
+    /* not marked for publishing: the user's owner publishes what it learned,
+     * and a copy written by another member would race the owner's newer one */
     memcpy(emb_row(l->users, row), v, sizeof(float) * (size_t)width);
-    emb_mark_dirty(l->users, e);
     return 0;
 }
 

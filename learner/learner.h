@@ -200,7 +200,8 @@ int learner_user_width(const learner_t *l);
  * order. An item's row, made if new, takes one step of the rows' optimizer
  * with g (Adagrad adds gsq to its squares, without the L2 term it adds to a
  * micro-batch's; Adam and SGD ignore gsq); a
- * user's row and state are set. Each changed id is marked for publishing.
+ * user's row and state are set. A changed item is marked for publishing, a
+ * user not (its owner, the member that learned it, publishes it).
  * 0, or -1 on a bad width or an id the table cannot take. */
 /* The time (ms) the ids of the next applies count as seen at: the applied
  * record's, so that expiry and eviction treat them as the writer saw them. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 #include <unistd.h>
 
 #define HUGE_MIN ((size_t)8 << 20) /* arrays smaller than this keep small pages */
@@ -752,4 +753,18 @@ int emb_large_arrays(const emb_table_t *t, void **p, size_t *n, int max)
             n[k++] = len[a];
         }
     return k;
+}
+
+uint64_t emb_digest(const emb_table_t *t)
+{
+    uint64_t d = 0;
+    for (uint32_t e = 0; e < emb_entry_cap(t); e++) {
+        if (!emb_entry_alive(t, e))
+            continue;
+        size_t len;
+        const char *id = emb_entry_id(t, e, &len);
+        const float *r = t->rows + (size_t)emb_entry_row(t, e) * t->stride;
+        d += XXH3_64bits_withSeed(r, sizeof(float) * (size_t)t->stride, XXH3_64bits(id, len));
+    }
+    return d;
 }

@@ -91,6 +91,10 @@ size_t emb_expire(emb_table_t *t, int64_t now_ms, int (*keep)(void *arg, uint32_
                   void (*gone)(void *arg, uint32_t e), void *arg);
 
 void emb_stats(const emb_table_t *t, emb_stats_t *out);
+/* A digest of every id's row and optimizer state, whatever the order of
+ * entries and rows: equal in two tables that hold the same ids with the same
+ * bytes (members comparing their replicas). */
+uint64_t emb_digest(const emb_table_t *t);
 
 /* When the table holds more than max ids, removes the least recently seen
  * (by last-seen time) until it holds `low` (≤ max), skipping those keep()

@@ -131,6 +131,8 @@ static void test_defaults(void **state)
         {"events.max_event_bytes", c.max_event_bytes, 65536},
         {"stats.port", c.stats_port, 9464},
         {"daemon.shutdown_timeout_ms", c.shutdown_timeout_ms, 10000},
+        {"cluster.window_ms", c.window_ms, 200},
+        {"cluster.window_max_events", c.window_max_events, 2000},
     };
     const struct {
         const char *key;
@@ -160,6 +162,8 @@ static void test_defaults(void **state)
         {"events.kinds", c.kinds, "purchase:5"},
         {"stats.listen", c.stats_listen, "127.0.0.1"},
         {"daemon.log_level", c.log_level, "info"},
+        {"cluster.model_topic", c.model_topic, ""},
+        {"cluster.member", c.member, ""},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
         if (ints[i].got != ints[i].want)
@@ -180,7 +184,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 69); /* the fields of fr_config_t */
+    assert_int_equal(n, 73); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -444,6 +448,15 @@ static void test_validate(void **state)
         {{"model.mlp=64,32,16,8,4,2,1,1"}, NULL},
         {{"kafka.dead_letter_topic=", "events.kinds="}, NULL},
         {{"kafka.topics=events,clicks", "kafka.dead_letter_topic=events.dead"}, NULL},
+        {{"cluster.model_topic=events"}, "[cluster] model_topic = events: also an input"},
+        {{"cluster.model_topic=events.dead"}, "[cluster] model_topic = events.dead: also an"},
+        {{"cluster.model_topic=model", "daemon.checkpoint_dir=/tmp/x"},
+         "[cluster] model_topic = model: members do not take checkpoints yet"},
+        {{"cluster.model_topic=model", "model.kind=lr"},
+         "[model] kind = lr: lr cannot be learned by several members"},
+        {{"cluster.model_topic=model", "model.admit_after=2"}, "admit_after 1, not 2"},
+        {{"cluster.model_topic=model"}, NULL},
+        {{"cluster.model_topic=model", "cluster.member=a-1.b_2"}, NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fr_config_t c;
