@@ -30,6 +30,7 @@
 #include "harness.h"
 #include "mlog.h"
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
@@ -43,7 +44,6 @@
 
 #define PARTS 8
 #define MEMBERS 3
-#define USERS 2000
 #define ITEMS 500
 
 static int rport;
@@ -53,7 +53,8 @@ static pid_t member_pid[MEMBERS] = {-1, -1, -1};
 static int member_port[MEMBERS];
 static char member_log[MEMBERS][256];
 
-static atomic_long produced;
+static atomic_long produced; /* since the test began */
+static long users = 500;
 static long to_produce;
 static double rate;
 static pthread_t producer_thread;
@@ -105,15 +106,15 @@ static void *producer(void *arg)
     (void)arg;
     char buf[256], u[32], it[32];
     double t0 = harness_now_ms();
-    unsigned long long x = 88172645463325252ull;
-    long k = 0;
+    unsigned long long x = 88172645463325252ull + (unsigned long long)atomic_load(&produced);
+    long k = 0, base = atomic_load(&produced);
     while (k < to_produce) {
         long due = (long)((harness_now_ms() - t0) / 1000.0 * rate);
         if (due > to_produce)
             due = to_produce;
         for (; k < due; k++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            long user = (long)(x % USERS);
+            long user = (long)(x % (unsigned long long)users);
             /* a user's taste: items near its own slot, with popular ones mixed in */
             long item = (x >> 20) % 4 == 0 ? (long)((x >> 24) % 20)
                                            : (user * 7 + (long)((x >> 24) % 25)) % ITEMS;
@@ -121,7 +122,7 @@ static void *producer(void *arg)
             snprintf(it, sizeof(it), "i%ld", item);
             size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
             harness_kafka_produce(&K, u, buf, len);
-            atomic_store(&produced, k + 1);
+            atomic_store(&produced, base + k + 1);
         }
         rd_kafka_poll(K.prod, 0);
         usleep(5000);
@@ -134,7 +135,6 @@ static void produce_start(long n, double per_s)
 {
     to_produce = n;
     rate = per_s;
-    atomic_store(&produced, 0);
     assert_int_equal(pthread_create(&producer_thread, NULL, producer, NULL), 0);
     producer_started = 1;
 }
@@ -217,6 +217,8 @@ static void assert_tiled(judged_t *j, int timeout_ms)
     assert_int_equal(harness_kafka_ends(&K, PARTS, ends), 0);
     double t0 = harness_now_ms();
     int done;
+    memset(j, 0, sizeof(*j));
+    mlog_ledger_init(&j->L);
     do {
         mlog_ledger_free(&j->L);
         assert_int_equal(judge_log(j), 0);
@@ -298,11 +300,37 @@ static void wait_live(int i, int timeout_ms)
     fail_msg("member %d owns no partition after %d ms", i, timeout_ms);
 }
 
+/* Member i's copy of user u's vector (its published form) into v; its dim,
+ * or 0 when it has none. */
+static int user_vector(int i, int u, float *v, int cap)
+{
+    static char body[1 << 16];
+    char path[64];
+    snprintf(path, sizeof(path), "/vector?user=u%d", u);
+    if (harness_http_get(member_port[i], path, body, sizeof(body)) != 200)
+        return 0;
+    json_t *root = json_loads(body, 0, NULL), *a = root ? json_object_get(root, "vector") : NULL;
+    int n = 0;
+    for (size_t k = 0; a && k < json_array_size(a) && n < cap; k++)
+        v[n++] = (float)json_number_value(json_array_get(a, k));
+    json_decref(root);
+    return n;
+}
+
+static double cosine(const float *a, const float *b, int n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int k = 0; k < n; k++)
+        ab += (double)a[k] * b[k], aa += (double)a[k] * a[k], bb += (double)b[k] * b[k];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
 /* ------------------------------------------------------------ tests */
 
 static int setup(void **state)
 {
     (void)state;
+    atomic_store(&produced, 0);
     rport = harness_free_port();
     for (int i = 0; i < MEMBERS; i++) {
         char name[32];
@@ -348,10 +376,93 @@ static void test_three_members_one_model(void **state)
     }
 }
 
+/* Two members learn; one is SIGKILLed and a third starts: the dead
+ * member's users go on from the rows its accepted windows carried (not from
+ * new random rows). Then, under load, a member is killed and another
+ * started, and a member is SIGSTOPped past its session timeout: the others
+ * take its partitions, and when it is SIGCONTed its late window is refused
+ * by every reader. Whatever happened, the accepted ranges tile every
+ * partition once, and the members alive agree on the model. */
+static void test_kill_and_stop(void **state)
+{
+    (void)state;
+    enum { CHECKED = 40, VMAX = 64 };
+    static float before[CHECKED][VMAX], after[VMAX];
+    int dim[CHECKED];
+    users = 200;
+    assert_true(member_start(0) > 0 && member_start(1) > 0);
+    wait_live(0, 60000);
+    wait_live(1, 60000);
+    produce_start(5000, 2500); /* 25 events per user */
+    produce_join();
+    judged_t j;
+    assert_tiled(&j, 60000);
+    mlog_ledger_free(&j.L);
+    for (int u = 0; u < CHECKED; u++) /* every member holds every user's rows */
+        dim[u] = user_vector(1, u, before[u], VMAX);
+
+    /* a kill: member 1's partitions go to member 0 or the new member 2,
+     * with its users' rows as its accepted windows left them */
+    double t_kill = harness_now_ms();
+    member_kill(1, SIGKILL);
+    assert_true(member_start(2) > 0);
+    double t_back = NAN;
+    while (harness_now_ms() - t_kill < 60000) {
+        if (metric(0, "freshrec_cluster_partitions_live") +
+                metric(2, "freshrec_cluster_partitions_live") ==
+            PARTS) {
+            t_back = harness_now_ms();
+            break;
+        }
+        usleep(100000);
+    }
+    assert_false(isnan(t_back));
+    int n = 0;
+    double worst = 1;
+    for (int u = 0; u < CHECKED; u++) {
+        if (!dim[u] || user_vector(2, u, after, VMAX) != dim[u])
+            continue;
+        double c = cosine(before[u], after, dim[u]);
+        worst = c < worst ? c : worst;
+        n++;
+    }
+    print_message("after a kill: every partition had an owner again in %.1f s; users' vectors "
+                  "on the new member, cosine with the dead one's: lowest %.6f (%d users)\n",
+                  (t_back - t_kill) / 1000.0, worst, n);
+    assert_int_equal(n, CHECKED);
+    assert_true(worst > 0.999);
+
+    /* under load: a kill and a restart, then a member SIGSTOPped past its
+     * session timeout while events keep coming */
+    produce_start(12000, 1000);
+    usleep(2000000);
+    member_kill(2, SIGKILL);
+    assert_true(member_start(1) > 0);
+    usleep(4000000);
+    harness_signal(member_pid[0], SIGSTOP);
+    double t_stop = harness_now_ms();
+    while (harness_now_ms() - t_stop < 60000 &&
+           metric(1, "freshrec_cluster_partitions_live") < PARTS)
+        usleep(100000);
+    print_message("member 0 stopped: member 1 owned all %d partitions after %.1f s\n", PARTS,
+                  (harness_now_ms() - t_stop) / 1000.0);
+    assert_true(metric(1, "freshrec_cluster_partitions_live") == PARTS);
+    harness_signal(member_pid[0], SIGCONT);
+    produce_join();
+    assert_tiled(&j, 90000);
+    assert_same_model(&j, 30000);
+    print_message("refused: %llu window(s) of a member that had lost its partitions\n",
+                  (unsigned long long)j.L.verdicts[MLOG_NOT_OWNER]);
+    assert_true(j.L.verdicts[MLOG_NOT_OWNER] >= 1);
+    assert_true(metric(0, "freshrec_cluster_refused_own_total") >= 1);
+    mlog_ledger_free(&j.L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_three_members_one_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_and_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
