@@ -37,6 +37,8 @@
 #define READ_BATCH 64
 /* a claim not accepted within this long is produced again */
 #define CLAIM_RETRY_S 10.0
+/* the ages of the last AGES applied records, for their 99th percentile */
+#define AGES 1024
 /* the largest record the member produces (the topic's max.message.bytes
  * must allow it: see README) */
 #define RECORD_MAX_BYTES (16 << 20)
@@ -77,8 +79,10 @@ struct cluster {
     log_limit_t log;
     /* figures (cluster_stats) */
     uint64_t windows, window_bytes, window_events_total, claims, produce_errors, bad_records;
-    uint64_t resyncs, refused_own, apply_refusals;
+    uint64_t resyncs, refused_own, apply_refusals, log_gaps;
     double apply_s, last_age_s;
+    float ages[AGES]; /* a ring of applied records' ages (s) */
+    size_t nages;
     int64_t high; /* the log's end as last read */
 };
 
@@ -353,13 +357,23 @@ static void on_record(app_t *a, const rd_kafka_message_t *m)
     cluster_t *c = a->cl;
     char err[256];
     if (c->first_offset < 0) {
-        c->first_offset = m->offset;
+        c->first_offset = m->offset; /* counted as a gap when past 0 */
         if (m->offset > 0)
             log_msg(LOG_ERROR, "cluster",
                     "the model log %s starts at offset %lld: the records before it are gone "
                     "(retention), so this member's model lacks them; give the topic "
                     "retention.ms=-1",
                     a->cfg.model_topic, (long long)m->offset);
+    }
+    if (c->ledger.position >= 0 && m->offset > c->ledger.position + 1) {
+        /* the broker dropped records this member had not read (retention):
+         * its shared state now differs from the other members' */
+        c->log_gaps++;
+        log_msg(LOG_ERROR, "cluster",
+                "model log %s: offsets %lld..%lld are gone before this member read them: its "
+                "item rows and dense block now differ from the other members'; give the topic "
+                "retention.ms=-1 and restart this member",
+                a->cfg.model_topic, (long long)c->ledger.position + 1, (long long)m->offset - 1);
     }
     if (mlog_decode(m->payload, m->len, c->rec, err, sizeof(err))) {
         c->bad_records++;
@@ -396,6 +410,25 @@ static void on_record(app_t *a, const rd_kafka_message_t *m)
         c->apply_refusals += (uint64_t)refused;
     c->apply_s += clock_mono_s() - t0;
     c->last_age_s = (double)(clock_wall_ms() - r->ts_ms) / 1000.0;
+    c->ages[c->nages++ % AGES] = (float)c->last_age_s;
+}
+
+static int cmp_float(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+/* the 99th percentile of the last AGES applied records' ages; 0 none */
+static double age_p99(const cluster_t *c)
+{
+    static float sorted[AGES];
+    size_t n = c->nages < AGES ? c->nages : AGES;
+    if (!n)
+        return 0;
+    memcpy(sorted, c->ages, sizeof(float) * n);
+    qsort(sorted, n, sizeof(float), cmp_float);
+    return sorted[(size_t)(0.99 * (double)(n - 1) + 0.5)];
 }
 
 static void read_again(app_t *a)
@@ -474,6 +507,7 @@ void cluster_stats(app_t *a, metrics_t *out)
     out->cluster = 1;
     memcpy(out->cluster_verdicts, c->ledger.verdicts, sizeof(out->cluster_verdicts));
     out->cluster_bad_records_total = c->bad_records;
+    out->cluster_log_gaps_total = c->log_gaps + (c->first_offset > 0);
     out->cluster_windows_total = c->windows;
     out->cluster_window_bytes_total = c->window_bytes;
     out->cluster_window_events_total = c->window_events_total;
@@ -483,6 +517,7 @@ void cluster_stats(app_t *a, metrics_t *out)
     out->cluster_refused_own_total = c->refused_own;
     out->cluster_apply_seconds_total = c->apply_s;
     out->cluster_record_age_seconds = c->last_age_s;
+    out->cluster_record_age_p99_seconds = age_p99(c);
     out->cluster_log_position = c->ledger.position;
     int64_t lo = -1, hi = -1;
     out->cluster_log_lag = -1;
@@ -525,6 +560,8 @@ static rd_kafka_t *client(app_t *a, rd_kafka_type_t type, char *err, size_t len)
               set(conf, "enable.partition.eof", "true", err, len) ||
               set(conf, "fetch.wait.max.ms", "5", err, len) ||
               set(conf, "auto.offset.reset", "earliest", err, len);
+    /* (a reader that falls behind the log's retention jumps to the oldest
+     * record left; on_record says so and counts it) */
     if (!bad && kafka_conf_apply(conf, a->cfg.kafka_properties, e, sizeof(e))) {
         snprintf(err, len, "cluster: [kafka] properties: %s", e);
         bad = 1;

@@ -392,6 +392,10 @@ const metric_def_t metrics_table[] = {
     }
     CC("freshrec_cluster_bad_records_total", "Model-log records that could not be decoded.",
        METRIC_U64, cluster_bad_records_total, "cluster.bad_records"),
+    CC("freshrec_cluster_log_gaps_total",
+       "Stretches of the model log removed by the broker before this member read them (its "
+       "shared state then differs from the others').",
+       METRIC_U64, cluster_log_gaps_total, "cluster.log_gaps"),
     CC("freshrec_cluster_windows_total", "Window records this member produced to the model log.",
        METRIC_U64, cluster_windows_total, "cluster.windows"),
     CC("freshrec_cluster_window_bytes_total", "Bytes of the window records this member produced.",
@@ -413,6 +417,9 @@ const metric_def_t metrics_table[] = {
     GC("freshrec_cluster_record_age_seconds",
        "Age of the last applied window record when it was applied (staleness of shared rows).",
        METRIC_F64, cluster_record_age_seconds, "cluster.record_age_seconds"),
+    GC("freshrec_cluster_record_age_p99_seconds",
+       "99th percentile of the ages of the last 1024 applied window records.", METRIC_F64,
+       cluster_record_age_p99_seconds, "cluster.record_age_p99_seconds"),
     GC("freshrec_cluster_log_position", "Offset of the last model-log record read; -1: none.",
        METRIC_F64, cluster_log_position, "cluster.log_position"),
     GC("freshrec_cluster_log_lag", "Model-log records not read yet; -1: unknown.", METRIC_F64,

@@ -79,6 +79,7 @@ typedef struct {
     int cluster;
     uint64_t cluster_verdicts[MLOG_VERDICTS]; /* model-log records by the ledger's verdict */
     uint64_t cluster_bad_records_total;       /* records that could not be decoded */
+    uint64_t cluster_log_gaps_total;          /* stretches of the log gone before read */
     uint64_t cluster_windows_total;           /* window records this member produced */
     uint64_t cluster_window_bytes_total;      /* their bytes */
     uint64_t cluster_window_events_total;     /* events they cover */
@@ -88,6 +89,7 @@ typedef struct {
     uint64_t cluster_refused_own_total;       /* this member's windows the ledger refused */
     double cluster_apply_seconds_total;       /* applying accepted windows */
     double cluster_record_age_seconds;        /* the last applied record's age on arrival */
+    double cluster_record_age_p99_seconds;    /* 99th percentile of the last 1024 */
     double cluster_log_position;              /* offset of the last record read; -1 none */
     double cluster_log_lag;                   /* records not read yet; -1 unknown */
     uint64_t cluster_partitions_live;         /* input partitions learned here now */

@@ -369,6 +369,8 @@ static void test_three_members_one_model(void **state)
     for (int i = 0; i < MEMBERS; i++) {
         assert_true(metric(i, "freshrec_cluster_windows_total") > 0);
         assert_true(metric(i, "freshrec_cluster_bad_records_total") == 0);
+        assert_true(metric(i, "freshrec_cluster_log_gaps_total") == 0);
+        assert_true(metric(i, "freshrec_cluster_record_age_p99_seconds") > 0);
     }
     mlog_ledger_free(&j.L);
     for (int i = 0; i < MEMBERS; i++) {
