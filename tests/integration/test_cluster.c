@@ -9,11 +9,15 @@
  *                     learned = events produced), and once quiet the
  *                     members' shared state (item rows, dense block, their
  *                     optimizer state) has one digest;
- *   kill and stop     two members; one is SIGKILLed mid-stream and a third
- *                     starts; later one is SIGSTOPped past its session
- *                     timeout and SIGCONTed: its late windows are refused
- *                     by every reader, and the ledger still tiles every
- *                     partition once.
+ *   kill and stop     two members; one is SIGKILLed and a third starts: the
+ *                     dead member's users go on from their rows in the log;
+ *                     under load, a kill and a restart, then one member
+ *                     SIGSTOPped past its session timeout and SIGCONTed:
+ *                     its late windows are refused by every reader, and the
+ *                     ledger still tiles every partition once;
+ *   scale and faults  1 -> 3 -> 2 members under load, produce errors pushed
+ *                     into the broker, the broker down for 2 s: the ledger
+ *                     holds and the members agree.
  *
  * The test reads the model log itself and judges it with the ledger
  * (proto/mlog.c), as every member does. Everything it starts is stopped
@@ -66,7 +70,10 @@ static pid_t member_start(int i)
 {
     /* a small NeuMF: the mock cluster keeps only about 5 MB of the model log,
      * and the test reads it all from its start */
-    static const char *const extra[] = {"cluster.model_topic=model",
+    /* the mock broker set down leaves its connections open and silent: a
+     * request on one waits for socket.timeout.ms (60 s by default) */
+    static const char *const extra[] = {"kafka.properties=socket.timeout.ms=5000",
+                                        "cluster.model_topic=model",
                                         "cluster.window_ms=300",
                                         "model.kind=neumf",
                                         "model.dim=8",
@@ -285,6 +292,10 @@ static void assert_same_model(const judged_t *j, int timeout_ms)
                           metric(i, "freshrec_cluster_refused_own_total"),
                           metric(i, "freshrec_cluster_resyncs_total"),
                           metric(i, "freshrec_cluster_record_age_seconds"));
+    if (!same)
+        for (int i = 0; i < MEMBERS; i++)
+            if (member_pid[i] > 0)
+                harness_log_tail(member_log[i], 15);
     assert_true(same);
 }
 
@@ -460,11 +471,51 @@ static void test_kill_and_stop(void **state)
     mlog_ledger_free(&j.L);
 }
 
+/* Under load: one member, then three, then two (one stopped with SIGTERM);
+ * then produce requests fail (errors pushed into the mock broker: every
+ * client retries them) and the broker goes down for two seconds. The
+ * ledger still tiles every partition once and the members agree. */
+static void test_scale_and_faults(void **state)
+{
+    (void)state;
+    users = 500;
+    assert_true(member_start(0) > 0);
+    wait_live(0, 60000);
+    produce_start(14000, 1000);
+    usleep(2000000);
+    assert_true(member_start(1) > 0);
+    usleep(2000000);
+    assert_true(member_start(2) > 0);
+    usleep(4000000);
+    member_kill(1, SIGTERM); /* three to two */
+    usleep(1000000);
+    /* produce requests refused: the idempotent producers retry them */
+    rd_kafka_mock_push_request_errors(
+        K.mock, 0 /* Produce */, 4, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    usleep(1000000);
+    rd_kafka_mock_broker_set_down(K.mock, 1);
+    usleep(2000000);
+    rd_kafka_mock_broker_set_up(K.mock, 1);
+    produce_join();
+    judged_t j;
+    assert_tiled(&j, 90000);
+    assert_same_model(&j, 30000);
+    for (int i = 0; i < MEMBERS; i++)
+        if (member_pid[i] > 0)
+            assert_true(metric(i, "freshrec_cluster_log_gaps_total") == 0);
+    mlog_ledger_free(&j.L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_three_members_one_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_and_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_and_faults, setup, teardown),
     };
+    if (getenv("CMOCKA_TEST_FILTER")) /* one test: CMOCKA_TEST_FILTER=test_kill_and_stop */
+        cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
