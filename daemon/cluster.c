@@ -37,6 +37,11 @@
 #define READ_BATCH 64
 /* a claim not accepted within this long is produced again */
 #define CLAIM_RETRY_S 10.0
+/* windows of this member produced but not yet read back from the log, at
+ * most: beyond it, no more input is taken (a member catching up on a
+ * backlog would otherwise learn batch after batch against item rows its
+ * own windows have not reached yet) */
+#define INFLIGHT_MAX 1
 /* the ages of the last AGES applied records, for their 99th percentile */
 #define AGES 1024
 /* the largest record the member produces (the topic's max.message.bytes
@@ -75,6 +80,8 @@ struct cluster {
     int claim_due;   /* partitions wait for a claim to be produced */
     double claim_at; /* clock_mono_s of the last claim produced; 0 none */
     size_t window_events;
+    int inflight;         /* our windows produced, not read back yet */
+    int holding;          /* input held: INFLIGHT_MAX windows in flight */
     int64_t first_offset; /* of the first record read; -1 none yet */
     log_limit_t log;
     /* figures (cluster_stats) */
@@ -135,6 +142,19 @@ static void part_resync(app_t *a, cpart_t *p, const char *why)
 
 /* ------------------------------------------------------------ producing */
 
+/* One of our windows came back (read from the log, or lost): input is taken
+ * again once fewer than INFLIGHT_MAX are out. */
+static void window_back(app_t *a)
+{
+    cluster_t *c = a->cl;
+    if (c->inflight > 0)
+        c->inflight--;
+    if (c->holding && c->inflight < INFLIGHT_MAX) {
+        c->holding = 0;
+        kafka_hold(a->kafka, 0);
+    }
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -145,10 +165,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     c->produce_errors++;
     log_msg(LOG_ERROR, "cluster", "a %s record was not written to %s: %s",
             m->_private ? "window" : "claim", a->cfg.model_topic, rd_kafka_err2str(m->err));
-    if (m->_private) /* a window lost: every later range of ours would leave a gap */
+    if (m->_private) { /* a window lost: every later range of ours would leave a gap */
+        window_back(a);
         for (int i = 0; i < c->nparts; i++)
             part_resync(a, &c->parts[i], "a window record was lost");
-    else
+    } else
         c->claim_due = 1;
 }
 
@@ -226,6 +247,7 @@ void cluster_window(app_t *a)
     }
     /* what was learned since the last window: taken even when it goes
      * nowhere (a member that owns nothing sends no window) */
+    engine_flush(a->eng); /* what the ranges cover is learned, all of it */
     size_t steps = engine_window_take(a->eng, &sink, &c->w);
     if (!live || (!ranges && !steps)) {
         c->window_events = 0;
@@ -242,6 +264,10 @@ void cluster_window(app_t *a)
             }
         }
         c->window_events_total += c->window_events;
+        if (++c->inflight >= INFLIGHT_MAX && !c->holding) {
+            c->holding = 1;
+            kafka_hold(a->kafka, 1);
+        }
     } else {
         for (int i = 0; i < c->nparts; i++)
             part_resync(a, &c->parts[i], "a window record could not be produced");
@@ -299,7 +325,7 @@ int cluster_admit(app_t *a, const rd_kafka_message_t *m)
     return 1;
 }
 
-void cluster_after_batch(app_t *a)
+void cluster_after_learn(app_t *a)
 {
     if (a->cl && a->cl->window_events >= (size_t)a->cfg.window_max_events)
         cluster_window(a);
@@ -385,6 +411,8 @@ static void on_record(app_t *a, const rd_kafka_message_t *m)
     if (v < 0)
         return; /* read again after a fetch error: applied already */
     mlog_record_t *r = c->rec;
+    if (r->kind == MLOG_WINDOW && is_own(c, r))
+        window_back(a);
     if (r->kind == MLOG_CLAIM) {
         on_claim(a, r, v);
         return;

@@ -224,7 +224,7 @@ static const ckey_t keys[] = {
      "This member's name in the model log; empty: host-pid-random, new at each start"},
     {"cluster", "window_ms", CT_INT, F(window_ms), "200", 10, 60000, 0, NULL,
      "Milliseconds between a member's window records (what it learned, for the others)"},
-    {"cluster", "window_max_events", CT_INT, F(window_max_events), "2000", 1, 1000000, 0, NULL,
+    {"cluster", "window_max_events", CT_INT, F(window_max_events), "500", 1, 1000000, 0, NULL,
      "A window record sooner, once this many events were learned in it"},
 };
 

@@ -106,7 +106,7 @@ typedef struct fr_config {
     char model_topic[CONFIG_STR]; /* "" (default): one member; else the model log's topic */
     char member[CONFIG_STR];      /* this member's name in the log; "": host-pid-random */
     int window_ms;                /* a window record every window_ms, default 200 */
-    int window_max_events;        /* or sooner, after this many events, default 2000 */
+    int window_max_events;        /* or sooner, after this many events, default 500 */
     int checkpoint_interval_s;    /* default 60 */
 
     config_src_t src; /* not a key: where each value came from */

@@ -34,6 +34,7 @@ static void snapshot(void *arg, metrics_t *out)
     engine_stats_t es;
     engine_stats(a->eng, &es);
     out->learner = es.lrn;
+    out->prequential_hits_total = (uint64_t)(es.lrn.preq_hr10 * (double)es.lrn.preq_n + 0.5);
     out->progressive = es.progressive;
     out->auc = es.auc;
     out->logloss = es.logloss;

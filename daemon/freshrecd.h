@@ -188,7 +188,9 @@ void cluster_free(app_t *a);                       /* the last window produced; 
 /* 1: the message is learned (its partition is this member's, and the
  * offset new), 0: skipped. Only with a->cl. */
 int cluster_admit(app_t *a, const rd_kafka_message_t *m);
-void cluster_after_batch(app_t *a);        /* a window record, when window_max_events are in it */
+/* a window record, when window_max_events are in it: called where
+ * everything admitted so far is learned (a micro-batch's end, a batch's) */
+void cluster_after_learn(app_t *a);
 void cluster_window(app_t *a);             /* a window record now (if anything was learned) */
 void cluster_tick(app_t *a);               /* the cron's window duty, claims, delivery reports */
 uint64_t cluster_position(const app_t *a); /* model-log records applied (versioned writes) */

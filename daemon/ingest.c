@@ -286,6 +286,7 @@ static void take_event(app_t *a, batch_t *b, const rd_kafka_message_t *msg, cons
     if (b->npos - b->learned == (size_t)a->cfg.batch_events) {
         engine_learn(a->eng, in->pos + b->learned, b->npos - b->learned);
         b->learned = b->npos;
+        cluster_after_learn(a); /* everything admitted so far is learned */
     }
 }
 
@@ -336,5 +337,5 @@ void ingest_batch(void *arg, rd_kafka_message_t **msgs, size_t n)
     /* learned: now their offsets may be committed */
     for (int k = 0; k < b.nlast; k++)
         kafka_store(a->kafka, b.last[k]);
-    cluster_after_batch(a);
+    cluster_after_learn(a);
 }

@@ -38,6 +38,7 @@ typedef struct {
     uint64_t impressions_clicked_total;  /* joined with a click in the window */
 
     learner_stats_t learner;
+    uint64_t prequential_hits_total; /* ranked events whose item was in the top 10 */
 
     uint64_t publish_total;        /* publish rounds completed */
     uint64_t publish_keys_total;   /* vectors written */

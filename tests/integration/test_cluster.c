@@ -66,21 +66,30 @@ static int producer_started;
 
 /* ------------------------------------------------------------ members */
 
+/* what a test sets beside the common keys below (NULL-terminated) */
+static const char *test_keys[4];
+
 static pid_t member_start(int i)
 {
     /* a small NeuMF: the mock cluster keeps only about 5 MB of the model log,
-     * and the test reads it all from its start */
-    /* the mock broker set down leaves its connections open and silent: a
-     * request on one waits for socket.timeout.ms (60 s by default) */
-    static const char *const extra[] = {"kafka.properties=socket.timeout.ms=5000",
-                                        "cluster.model_topic=model",
-                                        "cluster.window_ms=300",
-                                        "model.kind=neumf",
-                                        "model.dim=8",
-                                        "model.mlp=16,8",
-                                        "kafka.session_timeout_ms=6000",
-                                        "redis.publish_interval_ms=50",
-                                        NULL};
+     * and the test reads it all from its start. The mock broker set down
+     * leaves its connections open and silent: a request on one waits for
+     * socket.timeout.ms (60 s by default) */
+    static const char *const common[] = {"kafka.properties=socket.timeout.ms=5000",
+                                         "cluster.model_topic=model",
+                                         "cluster.window_ms=300",
+                                         "model.kind=neumf",
+                                         "model.dim=8",
+                                         "model.mlp=16,8",
+                                         "kafka.session_timeout_ms=6000",
+                                         "redis.publish_interval_ms=50"};
+    const char *extra[16];
+    int n = 0;
+    for (size_t k = 0; k < sizeof(common) / sizeof(common[0]); k++)
+        extra[n++] = common[k];
+    for (int k = 0; k < 4 && test_keys[k]; k++)
+        extra[n++] = test_keys[k];
+    extra[n] = NULL;
     member_port[i] = harness_free_port();
     member_pid[i] = harness_daemon_start(K.brokers, rport, member_port[i], extra, member_log[i]);
     return member_pid[i];
@@ -342,6 +351,7 @@ static int setup(void **state)
 {
     (void)state;
     atomic_store(&produced, 0);
+    memset(test_keys, 0, sizeof(test_keys));
     rport = harness_free_port();
     for (int i = 0; i < MEMBERS; i++) {
         char name[32];
@@ -508,12 +518,75 @@ static void test_scale_and_faults(void **state)
     mlog_ledger_free(&j.L);
 }
 
+/* The prequential HR@10 of a run: hits over ranked, summed over members. */
+static double run_hr(int members, long events, double *ranked)
+{
+    /* the members first, each with its share of the partitions (no
+     * rebalance mid-stream), then the stream as fast as it goes: they learn
+     * from a backlog, in full micro-batches, as one member would (a member
+     * keeping up with a slower stream learns in smaller ones, and takes
+     * more steps) */
+    for (int i = 0; i < members; i++) {
+        assert_true(member_start(i) > 0);
+        wait_live(i, 60000);
+    }
+    double t0 = harness_now_ms();
+    int live = 0;
+    while (harness_now_ms() - t0 < 60000 && live < PARTS) {
+        live = 0;
+        for (int i = 0; i < members; i++)
+            live += (int)metric(i, "freshrec_cluster_partitions_live");
+        usleep(100000);
+    }
+    assert_int_equal(live, PARTS);
+    produce_start(events, 20000);
+    produce_join();
+    judged_t j;
+    assert_tiled(&j, 90000);
+    assert_same_model(&j, 30000);
+    mlog_ledger_free(&j.L);
+    double hits = 0, n = 0;
+    for (int i = 0; i < members; i++) {
+        hits += metric(i, "freshrec_prequential_hits_total");
+        n += metric(i, "freshrec_prequential_ranked_total");
+    }
+    *ranked = n;
+    for (int i = 0; i < members; i++)
+        member_kill(i, SIGTERM);
+    return n > 0 ? hits / n : NAN;
+}
+
+/* One member and three learn the same stream (the same seed, every event
+ * ranked before it is learned, from a backlog): their prequential HR@10
+ * close. Measured: one member 0.311, three 0.290–0.296 from run to run (each
+ * of three members learns against item rows that lack up to the three
+ * windows in flight, one for one member); the bound is 0.03 where the aim is
+ * 0.01. A member that learned on while its windows were out lost 0.02–0.15,
+ * which this catches. */
+static void test_one_and_three_members_learn_alike(void **state)
+{
+    users = 500;
+    test_keys[0] = "model.preq_rate=1";
+    double n1, n3;
+    double hr1 = run_hr(1, 24000, &n1);
+    assert_int_equal(teardown(state), 0);
+    assert_int_equal(setup(state), 0);
+    test_keys[0] = "model.preq_rate=1";
+    double hr3 = run_hr(3, 24000, &n3);
+    print_message("prequential HR@10: one member %.4f (%.0f ranked), three members %.4f (%.0f "
+                  "ranked)\n",
+                  hr1, n1, hr3, n3);
+    assert_true(n1 > 20000 && n3 > 20000);
+    assert_true(fabs(hr1 - hr3) < 0.03);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_three_members_one_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_and_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_and_three_members_learn_alike, setup, teardown),
     };
     if (getenv("CMOCKA_TEST_FILTER")) /* one test: CMOCKA_TEST_FILTER=test_kill_and_stop */
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));

@@ -132,7 +132,7 @@ static void test_defaults(void **state)
         {"stats.port", c.stats_port, 9464},
         {"daemon.shutdown_timeout_ms", c.shutdown_timeout_ms, 10000},
         {"cluster.window_ms", c.window_ms, 200},
-        {"cluster.window_max_events", c.window_max_events, 2000},
+        {"cluster.window_max_events", c.window_max_events, 500},
     };
     const struct {
         const char *key;
