@@ -34,6 +34,7 @@
 #include "harness.h"
 #include "mlog.h"
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -345,6 +346,32 @@ static double cosine(const float *a, const float *b, int n)
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
 }
 
+/* Redis as the members left it once quiet: the meta hash's log_position
+ * (the model-log records its dense block reflects) and the largest position
+ * in the trailers of users' vectors. */
+static void redis_positions(long long *meta, long long *user_max, int *users_seen)
+{
+    redisContext *r = redisConnect("127.0.0.1", rport);
+    assert_true(r && !r->err);
+    redisReply *m = redisCommand(r, "HGET fr:neumf:meta log_position");
+    *meta = m && m->type == REDIS_REPLY_STRING ? strtoll(m->str, NULL, 10) : -1;
+    freeReplyObject(m);
+    *user_max = -1;
+    *users_seen = 0;
+    for (int u = 0; u < 50; u++) {
+        redisReply *v = redisCommand(r, "GET fr:neumf:u:u%d", u);
+        if (v && v->type == REDIS_REPLY_STRING && v->len >= 8) {
+            long long pos = 0;
+            for (size_t k = v->len - 8; k < v->len; k++) /* big-endian trailer */
+                pos = pos << 8 | (unsigned char)v->str[k];
+            *user_max = pos > *user_max ? pos : *user_max;
+            (*users_seen)++;
+        }
+        freeReplyObject(v);
+    }
+    redisFree(r);
+}
+
 /* ------------------------------------------------------------ tests */
 
 static int setup(void **state)
@@ -393,6 +420,21 @@ static void test_three_members_one_model(void **state)
         assert_true(metric(i, "freshrec_cluster_log_gaps_total") == 0);
         assert_true(metric(i, "freshrec_cluster_record_age_p99_seconds") > 0);
     }
+    /* Redis: versioned values; the meta hash holds the newest position,
+     * and no user vector claims a later one */
+    long long meta = -1, umax = -1;
+    int seen = 0;
+    double t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 10000 && meta != j.L.position + 1) {
+        redis_positions(&meta, &umax, &seen);
+        usleep(100000);
+    }
+    print_message("Redis: meta hash at log position %lld (records read: %lld); users' vectors "
+                  "at positions up to %lld (%d of 50 read)\n",
+                  meta, (long long)j.L.position + 1, umax, seen);
+    assert_int_equal(meta, j.L.position + 1);
+    assert_true(seen >= 40);
+    assert_true(umax >= 1 && umax <= meta);
     mlog_ledger_free(&j.L);
     for (int i = 0; i < MEMBERS; i++) {
         member_kill(i, SIGTERM);
