@@ -127,13 +127,33 @@ static int load_counters_section(void *arg, ser_reader_t *r, uint32_t version, c
     return r->err ? -1 : 0;
 }
 
+/* CLUS 1 (a member's checkpoint only): its model-log ledger, whose position
+ * is the last record the state above reflects (cluster_save) */
+static int save_cluster_section(void *arg, ser_writer_t *w)
+{
+    return cluster_save(arg, w);
+}
+static int load_cluster_section(void *arg, ser_reader_t *r, uint32_t version, char *err, size_t len)
+{
+    (void)version;
+    return cluster_load(arg, r, err, len);
+}
+
+/* a single daemon's sections, then a member's one more: each refuses the
+ * other's checkpoint (an unknown or a missing section), as it must, since a
+ * member's item rows are the model log's and a single daemon's its own */
 static const ckpt_section_t daemon_sections[] = {
     {"LRNR", 1, 1, save_learner_section, load_learner_section},
     {"JOIN", 1, 1, save_join_section, load_join_section},
     {"OFFS", 1, 1, save_offsets_section, load_offsets_section},
     {"CNTR", 1, 1, save_counters_section, load_counters_section},
+    {"CLUS", 1, 1, save_cluster_section, load_cluster_section},
 };
-#define N_DAEMON_SECTIONS ((int)(sizeof(daemon_sections) / sizeof(daemon_sections[0])))
+/* the sections of this daemon's checkpoint: CLUS only for a member */
+static int n_sections(const app_t *a)
+{
+    return (int)(sizeof(daemon_sections) / sizeof(daemon_sections[0])) - (a->cl ? 0 : 1);
+}
 /* A checkpoint written before events from the future were refused may hold
  * an event time beyond the clock (say 2100-01-01): every impression would be
  * a negative on arrival. It goes back as far as the bound on events allows. */
@@ -181,7 +201,8 @@ static int checkpoint_done(app_t *a, int rc, const char *err, double write_s)
     struct stat st;
     if (stat(a->ck.path, &st) == 0)
         a->m.checkpoint_bytes = (uint64_t)st.st_size;
-    kafka_commit_offsets(a->kafka, a->ck.ck_off, a->ck.n_ck);
+    if (!a->cl) /* a member's offsets are committed as learned: a lag figure only */
+        kafka_commit_offsets(a->kafka, a->ck.ck_off, a->ck.n_ck);
     return 0;
 }
 
@@ -202,7 +223,7 @@ static int checkpoint_sync(app_t *a)
     checkpoint_offsets(a);
     if (access(a->ck.path, F_OK) == 0 && rename(a->ck.path, a->ck.prev))
         log_msg(LOG_WARN, "checkpoint", "cannot keep the previous checkpoint: %s", strerror(errno));
-    int rc = ckpt_write(a->ck.path, daemon_sections, N_DAEMON_SECTIONS, a, err, sizeof(err));
+    int rc = ckpt_write(a->ck.path, daemon_sections, n_sections(a), a, err, sizeof(err));
     double dt = clock_mono_s() - t0;
     note_stall(a, dt);
     return checkpoint_done(a, rc, err, dt);
@@ -284,7 +305,7 @@ static int checkpoint_start(app_t *a)
     char err[512];
     collapse_stop(a->ck.coll); /* a collapse while the child shares the pages only copies them */
     checkpoint_offsets(a);
-    if (ckpt_bg_start(&a->ck.bg, a->ck.path, a->ck.prev, daemon_sections, N_DAEMON_SECTIONS, a, err,
+    if (ckpt_bg_start(&a->ck.bg, a->ck.path, a->ck.prev, daemon_sections, n_sections(a), a, err,
                       sizeof(err))) {
         log_msg(LOG_WARN, "checkpoint", "%s; writing it on the loop instead", err);
         return checkpoint_sync(a);
@@ -372,6 +393,7 @@ static int start_afresh(app_t *a, char *err, size_t len)
     memset(a->m.consumed, 0, sizeof(a->m.consumed));
     memset(a->m.invalid, 0, sizeof(a->m.invalid));
     a->m.dead_letter_total = 0;
+    cluster_forget(a); /* its ledger, if a member's checkpoint loaded it part way */
     if (!(a->eng = engine_create(&a->mc.ec, err, len)) ||
         !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, len)))
         return -1;
@@ -401,7 +423,7 @@ int checkpoint_init(app_t *a, char *err, size_t len)
     for (int t = 0; t < 2; t++) {
         if (access(tries[t], F_OK))
             continue;
-        if (ckpt_read(tries[t], daemon_sections, N_DAEMON_SECTIONS, a, err, len) == 0) {
+        if (ckpt_read(tries[t], daemon_sections, n_sections(a), a, err, len) == 0) {
             log_msg(LOG_INFO, "checkpoint", "restored %s: %llu events learned", tries[t],
                     (unsigned long long)learned_total(a));
             heal_event_time(a);

@@ -17,8 +17,10 @@
  *     a lag figure only). A window the ledger refuses (its member lost the
  *     partition, or a record went missing) is learned again by the owner.
  *
- * Start-up reads the log from its start; claims wait until the reader has
- * reached the log's end. Not for: the record format or the ledger's rules
+ * Start-up reads the log from its start, or from past the position a
+ * restored checkpoint's ledger holds (its item rows and dense block are the
+ * log's state there); claims wait until the reader has reached the log's
+ * end. Not for: the record format or the ledger's rules
  * (proto/mlog.c), learning (the engine). */
 #define _POSIX_C_SOURCE 200809L
 #include "freshrecd.h"
@@ -382,7 +384,7 @@ static void on_record(app_t *a, const rd_kafka_message_t *m)
                                          engine_apply_dense_grad};
     cluster_t *c = a->cl;
     char err[256];
-    if (c->first_offset < 0) {
+    if (c->first_offset < 0 && c->ledger.position < 0) {
         c->first_offset = m->offset; /* counted as a gap when past 0 */
         if (m->offset > 0)
             log_msg(LOG_ERROR, "cluster",
@@ -609,7 +611,7 @@ static rd_kafka_t *client(app_t *a, rd_kafka_type_t type, char *err, size_t len)
     return rk;
 }
 
-int cluster_init(app_t *a, char *err, size_t len)
+int cluster_create(app_t *a, char *err, size_t len)
 {
     if (!a->cfg.model_topic[0])
         return 0;
@@ -624,16 +626,45 @@ int cluster_init(app_t *a, char *err, size_t len)
     c->first_offset = -1;
     c->log.burst = 10;
     mlog_ledger_init(&c->ledger);
-    if (a->cfg.member[0]) {
-        snprintf(c->member, sizeof(c->member), "%s", a->cfg.member);
-    } else { /* new at each start: a restarted process claims as a new member */
-        char host[64] = "host";
+    /* a new name at each start: a process that restarts is a new member,
+     * and a window from its earlier life (or a paused twin) is another
+     * member's, fenced by the ledger like any */
+    char host[64] = "host";
+    if (!a->cfg.member[0]) {
         gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
-        unsigned r = (unsigned)(clock_wall_ms() ^ (int64_t)getpid() << 16) & 0xffffu;
-        snprintf(c->member, sizeof(c->member), "%.64s-%d-%04x", host, (int)getpid(), r);
     }
+    unsigned r = (unsigned)(clock_wall_ms() ^ (int64_t)getpid() << 16) & 0xffffu;
+    snprintf(c->member, sizeof(c->member), "%.200s-%d-%04x",
+             a->cfg.member[0] ? a->cfg.member : host, (int)getpid(), r);
     c->member_len = strlen(c->member);
+    return 0;
+}
+
+int cluster_save(app_t *a, ser_writer_t *w)
+{
+    return mlog_ledger_save(&a->cl->ledger, w);
+}
+
+int cluster_load(app_t *a, ser_reader_t *r, char *err, size_t len)
+{
+    mlog_ledger_free(&a->cl->ledger);
+    return mlog_ledger_load(&a->cl->ledger, r, err, len);
+}
+
+void cluster_forget(app_t *a)
+{
+    if (!a->cl)
+        return;
+    mlog_ledger_free(&a->cl->ledger);
+    mlog_ledger_init(&a->cl->ledger);
+}
+
+int cluster_start(app_t *a, char *err, size_t len)
+{
+    cluster_t *c = a->cl;
+    if (!c)
+        return 0;
     if (!(c->prod = client(a, RD_KAFKA_PRODUCER, err, len)) ||
         !(c->reader = client(a, RD_KAFKA_CONSUMER, err, len)))
         return -1;
@@ -651,8 +682,10 @@ int cluster_init(app_t *a, char *err, size_t len)
         snprintf(err, len, "cluster: cannot watch the model log's queue");
         return -1;
     }
+    /* from the start, or past what a restored checkpoint reflects */
+    int64_t from = c->ledger.position >= 0 ? c->ledger.position + 1 : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, a->cfg.model_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(l, a->cfg.model_topic, 0)->offset = from;
     rd_kafka_resp_err_t e = rd_kafka_assign(c->reader, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
@@ -660,8 +693,10 @@ int cluster_init(app_t *a, char *err, size_t len)
         return -1;
     }
     kafka_set_rebalance_hook(a->kafka, on_rebalance, a);
-    log_msg(LOG_INFO, "cluster", "member %s of group %s: model log %s, a window every %d ms",
-            c->member, a->cfg.group_id, a->cfg.model_topic, a->cfg.window_ms);
+    log_msg(LOG_INFO, "cluster",
+            "member %s of group %s: model log %s read from offset %lld, a window every %d ms",
+            c->member, a->cfg.group_id, a->cfg.model_topic,
+            (long long)(c->ledger.position >= 0 ? c->ledger.position + 1 : 0), a->cfg.window_ms);
     return 0;
 }
 

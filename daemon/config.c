@@ -220,8 +220,9 @@ static const ckey_t keys[] = {
     {"cluster", "model_topic", CT_STR, F(model_topic), "", 0, SMAX, CF_NAME, NULL,
      "Single-partition topic of the model log that several daemons in one group learn one model "
      "through; empty: this daemon learns alone"},
-    {"cluster", "member", CT_STR, F(member), "", 0, 255, CF_NAME, NULL,
-     "This member's name in the model log; empty: host-pid-random, new at each start"},
+    {"cluster", "member", CT_STR, F(member), "", 0, 200, CF_NAME, NULL,
+     "This member's name in the model log, before -pid-random (new at each start); empty: the "
+     "host name"},
     {"cluster", "window_ms", CT_INT, F(window_ms), "200", 10, 60000, 0, NULL,
      "Milliseconds between a member's window records (what it learned, for the others)"},
     {"cluster", "window_max_events", CT_INT, F(window_max_events), "500", 1, 1000000, 0, NULL,
@@ -876,14 +877,6 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
         if (list_has(c->topics, c->model_topic) || !strcmp(c->model_topic, c->dead_letter_topic))
             return vfail(c, errstr, len, "cluster", "model_topic",
                          "[cluster] model_topic = %s: also an input or the dead-letter topic",
-                         c->model_topic);
-        /* a member's state is the model log read from its start: a
-         * checkpoint would have to hold the log position with it */
-        if (c->checkpoint_dir[0])
-            return vfail(c, errstr, len, "cluster", "model_topic",
-                         "[cluster] model_topic = %s: members do not take checkpoints yet (the "
-                         "model log is their state, read from its start): leave [daemon] "
-                         "checkpoint_dir empty",
                          c->model_topic);
     }
 

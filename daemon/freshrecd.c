@@ -429,6 +429,10 @@ static int app_start(app_t *a)
         log_msg(LOG_ERROR, "daemon", "out of memory at start-up");
         return -1;
     }
+    if (cluster_create(a, err, sizeof(err))) {
+        log_msg(LOG_ERROR, "cluster", "%s", err);
+        return -1;
+    }
     if (!(a->eng = engine_create(&a->mc.ec, err, sizeof(err))) ||
         !(a->join = join_create(a->cfg.label_window_ms, 1000000, err, sizeof(err))) ||
         checkpoint_init(a, err, sizeof(err))) {
@@ -442,13 +446,16 @@ static int app_start(app_t *a)
         log_msg(LOG_ERROR, "redis", "%s", err);
         return -1;
     }
-    if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, a->ck.path[0] != 0, ingest_batch,
-                                  a, err, sizeof(err)))) {
+    /* a member's offsets in the group are a lag figure only (the model log
+     * says where each partition resumes): committed as learned */
+    if (!(a->kafka = kafka_create(a->base, &a->cfg, a->embedded, a->ck.path[0] != 0 && !a->cl,
+                                  ingest_batch, a, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "kafka", "%s", err);
         return -1;
     }
-    kafka_set_resume(a->kafka, a->ck.resume, a->ck.n_resume);
-    if (cluster_init(a, err, sizeof(err))) {
+    if (!a->cl)
+        kafka_set_resume(a->kafka, a->ck.resume, a->ck.n_resume);
+    if (cluster_start(a, err, sizeof(err))) {
         log_msg(LOG_ERROR, "cluster", "%s", err);
         return -1;
     }

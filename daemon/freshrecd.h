@@ -183,8 +183,14 @@ void checkpoint_wait_tick(app_t *a); /* while it waits for dead-letter copies */
 int checkpoint_final(app_t *a);
 
 /* cluster.c: all of it does nothing without [cluster] model_topic (a->cl NULL) */
-int cluster_init(app_t *a, char *err, size_t len); /* after kafka_create */
-void cluster_free(app_t *a);                       /* the last window produced; after kafka_close */
+/* cluster_create before checkpoint_init (a member's checkpoint restores its
+ * ledger), cluster_start after kafka_create */
+int cluster_create(app_t *a, char *err, size_t len);
+int cluster_start(app_t *a, char *err, size_t len);
+int cluster_save(app_t *a, ser_writer_t *w); /* the CLUS checkpoint section */
+int cluster_load(app_t *a, ser_reader_t *r, char *err, size_t len);
+void cluster_forget(app_t *a); /* back to an empty ledger (a checkpoint refused) */
+void cluster_free(app_t *a);   /* the last window produced; after kafka_close */
 /* 1: the message is learned (its partition is this member's, and the
  * offset new), 0: skipped. Only with a->cl. */
 int cluster_admit(app_t *a, const rd_kafka_message_t *m);

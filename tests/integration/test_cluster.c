@@ -69,6 +69,8 @@ static int producer_started;
 
 /* what a test sets beside the common keys below (NULL-terminated) */
 static const char *test_keys[4];
+/* "": no checkpoints; else each member's go to <ckpt_root>/m<i> */
+static char ckpt_root[64];
 
 static pid_t member_start(int i)
 {
@@ -90,6 +92,12 @@ static pid_t member_start(int i)
         extra[n++] = common[k];
     for (int k = 0; k < 4 && test_keys[k]; k++)
         extra[n++] = test_keys[k];
+    static char dir[MEMBERS][128];
+    if (ckpt_root[0]) {
+        snprintf(dir[i], sizeof(dir[i]), "daemon.checkpoint_dir=%s/m%d", ckpt_root, i);
+        extra[n++] = dir[i];
+        extra[n++] = "daemon.checkpoint_interval_s=1";
+    }
     extra[n] = NULL;
     member_port[i] = harness_free_port();
     member_pid[i] = harness_daemon_start(K.brokers, rport, member_port[i], extra, member_log[i]);
@@ -379,6 +387,7 @@ static int setup(void **state)
     (void)state;
     atomic_store(&produced, 0);
     memset(test_keys, 0, sizeof(test_keys));
+    ckpt_root[0] = '\0';
     rport = harness_free_port();
     for (int i = 0; i < MEMBERS; i++) {
         char name[32];
@@ -399,7 +408,7 @@ static int teardown(void **state)
         member_kill(i, SIGKILL);
     harness_kafka_stop(&K);
     harness_stop(redis);
-    return 0;
+    return ckpt_root[0] ? harness_rmtree(ckpt_root) : 0;
 }
 
 static void test_three_members_one_model(void **state)
@@ -622,6 +631,48 @@ static void test_one_and_three_members_learn_alike(void **state)
     assert_true(fabs(hr1 - hr3) < 0.03);
 }
 
+/* Members with checkpoints: one is SIGKILLed under load and restarted on
+ * its checkpoint. It reads the model log from past the position its
+ * checkpoint holds, not from the start, and once quiet its shared state is
+ * the other member's byte for byte, every partition tiled once. */
+static void test_member_restarts_from_checkpoint(void **state)
+{
+    (void)state;
+    users = 500;
+    snprintf(ckpt_root, sizeof(ckpt_root), "/tmp/fr-cluster-XXXXXX");
+    assert_non_null(mkdtemp(ckpt_root));
+    assert_true(member_start(0) > 0 && member_start(1) > 0);
+    wait_live(0, 60000);
+    wait_live(1, 60000);
+    produce_start(10000, 1500);
+    usleep(3500000); /* past a few checkpoints (one a second) */
+    member_kill(1, SIGKILL);
+    assert_true(member_start(1) > 0);
+    produce_join();
+    judged_t j;
+    assert_tiled(&j, 90000);
+    assert_same_model(&j, 30000);
+    mlog_ledger_free(&j.L);
+    /* the second start restored its checkpoint and read the log from past 0 */
+    FILE *f = fopen(member_log[1], "r");
+    assert_non_null(f);
+    char line[512];
+    long long from = -1;
+    int restored = 0;
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = strstr(line, "read from offset ");
+        if (p)
+            from = strtoll(p + 17, NULL, 10);
+        restored += strstr(line, "checkpoint: restored") != NULL;
+    }
+    fclose(f);
+    print_message("restarted member: checkpoint restored %d time(s), model log read from offset "
+                  "%lld\n",
+                  restored, from);
+    assert_int_equal(restored, 1);
+    assert_true(from > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +680,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_and_three_members_learn_alike, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_restarts_from_checkpoint, setup, teardown),
     };
     if (getenv("CMOCKA_TEST_FILTER")) /* one test: CMOCKA_TEST_FILTER=test_kill_and_stop */
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
