@@ -41,6 +41,22 @@
  * daemon that is not --embedded; fr-bench then keeps it up until F is
  * removed.
  *
+ * --stats takes a comma-separated list of ports, of several daemons in one
+ * group (members learning one model, [cluster] model_topic): the scrape
+ * then sums their figures, and one that does not answer fails it as one
+ * daemon would. --model-topic NAME (with --mock-cluster) also creates NAME
+ * with one partition, the members' model log.
+ *
+ * --stop-pids FILE (with --mock-cluster and --ready-file) times a group that
+ * is up before the backlog arrives: the brokers go to the ready file first,
+ * the caller starts the daemons and writes their pids to FILE; once every
+ * daemon consumes (members: every partition live, each member owning some,
+ * so their claims are accepted), fr-bench SIGSTOPs them, preloads, and
+ * SIGCONTs them: the clock runs from the SIGCONT until every event is
+ * learned and published. Members join and claim one after another (a
+ * second or more apart), so timed from the first consumed event, the first
+ * member would drain its share before the last one learns anything.
+ *
  * --produce-only reports the raw produce rate (until every message is
  * acknowledged), the reference for the end-to-end figure; --free-port and
  * --get are small helpers for the bench scripts (no curl or python needed).
@@ -75,6 +91,7 @@
 #define MAX_PROBES 1000000 /* probe slots when the event count is open-ended */
 #define MAX_PARTS 256
 #define MAX_LEGS 4
+#define MAX_MEMBERS 16 /* stats ports */
 
 /* ------------------------------------------------------------ clocks */
 
@@ -97,7 +114,10 @@ static void sleep_s(double s)
 
 typedef struct {
     const char *brokers, *topic, *redis, *prefix, *model;
-    int stats_port;
+    int stats_port; /* the first of stats_ports */
+    int stats_ports[MAX_MEMBERS], nstats;
+    const char *model_topic; /* with mock_parts: also created, one partition */
+    const char *stop_pids;   /* the daemons to stop while preloading (see the top) */
     double rate, seconds;
     long long events;
     long users, items, probe_every;
@@ -120,7 +140,8 @@ static void usage(FILE *f)
             "       fr-bench --get PORT PATH                   HTTP GET 127.0.0.1:PORT PATH\n"
             "  --topic T          topic to produce to                          [events]\n"
             "  --redis HOST:PORT  the daemon's Redis (loopback)                [127.0.0.1:6379]\n"
-            "  --stats PORT       the daemon's stats port; with --rate 0: end-to-end rate\n"
+            "  --stats PORT,...   the daemon's stats port; with --rate 0: end-to-end rate;\n"
+            "                     several: members of one model, their figures summed\n"
             "  --rate N           events per second; 0 = as fast as possible   [0]\n"
             "  --seconds S        produce for S seconds (with --rate: rate x S events)\n"
             "  --events N         produce N events                             [100000]\n"
@@ -143,6 +164,12 @@ static void usage(FILE *f)
             "                     then: its sustained rate, without the producer's CPU\n"
             "  --mock-cluster P   host the brokers here (a mock cluster, the topic in P\n"
             "                     partitions), kept up until the --ready-file is removed\n"
+            "  --model-topic T    with --mock-cluster: also create T with one partition (the\n"
+            "                     members' model log)\n"
+            "  --stop-pids FILE   with --mock-cluster and --ready-file: the brokers to the\n"
+            "                     ready file first; once every daemon consumes (members:\n"
+            "                     every partition live), SIGSTOP the pids in FILE, preload,\n"
+            "                     SIGCONT them, and time them from then\n"
             "Output: human-readable lines, then one JSON line. Exit 0 when every probe\n"
             "arrived and (end to end) everything was learned and published, else 1.\n");
 }
@@ -297,9 +324,14 @@ static double metric(const char *text, const char *name)
 
 typedef struct {
     double learned, skipped, refused, dirty, consumed;
+    /* members of one model ([cluster] model_topic); NAN from a daemon alone */
+    double live, claims, resyncs, gaps;
+    double lag;       /* model-log records not read yet (INFINITY: not known) */
+    int members_live; /* members that own a live partition */
+    double consuming; /* daemons with partitions assigned */
 } scrape_t;
 
-static int scrape(int port, scrape_t *s)
+static int scrape_one(int port, scrape_t *s)
 {
     char *body;
     int st = http_get(port, "/metrics", &body, 2000);
@@ -312,6 +344,15 @@ static int scrape(int port, scrape_t *s)
     s->refused = metric(body, "freshrec_events_learner_refused_total");
     s->dirty = metric(body, "freshrec_dirty_keys");
     s->consumed = metric(body, "freshrec_events_consumed_total");
+    s->live = metric(body, "freshrec_cluster_partitions_live");
+    s->claims = metric(body, "freshrec_cluster_claims_total");
+    s->resyncs = metric(body, "freshrec_cluster_resyncs_total");
+    s->gaps = metric(body, "freshrec_cluster_log_gaps_total");
+    s->lag = metric(body, "freshrec_cluster_log_lag");
+    if (s->lag < 0)
+        s->lag = INFINITY;
+    s->members_live = s->live > 0;
+    s->consuming = metric(body, "freshrec_consuming");
     free(body);
     if (isnan(s->learned) || isnan(s->dirty))
         return -1;
@@ -319,6 +360,104 @@ static int scrape(int port, scrape_t *s)
         s->skipped = 0;
     if (isnan(s->refused))
         s->refused = 0;
+    return 0;
+}
+
+/* a + b where NAN means "not shown": NAN only when both are */
+static double add_shown(double a, double b)
+{
+    return isnan(a) ? b : (isnan(b) ? a : a + b);
+}
+
+/* Every stats port's figures, summed: -1 when one does not answer (*s is
+ * then as scrape_one left it for one port, and untouched for several). */
+static int scrape(const opts_t *o, scrape_t *out)
+{
+    if (o->nstats == 1)
+        return scrape_one(o->stats_ports[0], out);
+    scrape_t sum, *s = &sum;
+    if (scrape_one(o->stats_ports[0], s))
+        return -1;
+    for (int i = 1; i < o->nstats; i++) {
+        scrape_t m;
+        if (scrape_one(o->stats_ports[i], &m))
+            return -1;
+        s->learned += m.learned;
+        s->skipped += m.skipped;
+        s->refused += m.refused;
+        s->dirty += m.dirty;
+        s->consumed = add_shown(s->consumed, m.consumed);
+        s->live = add_shown(s->live, m.live);
+        s->claims = add_shown(s->claims, m.claims);
+        s->resyncs = add_shown(s->resyncs, m.resyncs);
+        s->gaps = add_shown(s->gaps, m.gaps);
+        s->lag = add_shown(s->lag, m.lag);
+        s->members_live += m.members_live;
+        s->consuming = add_shown(s->consuming, m.consuming);
+    }
+    *out = sum;
+    return 0;
+}
+
+/* Every daemon consumes; members: every partition is live, each member
+ * owning some (with more members than partitions, some own none). */
+static int all_live(const opts_t *o, const scrape_t *s, int nparts)
+{
+    if (isnan(s->live))
+        return s->consuming == o->nstats;
+    int due = o->nstats < nparts ? o->nstats : nparts;
+    return s->live == nparts && s->members_live == due;
+}
+
+/* ------------------------------------------------------------ stopped daemons */
+
+/* --stop-pids: what fr-bench stopped, resumed on every way out (the alarm too) */
+static pid_t stopped_pid[MAX_MEMBERS];
+static volatile sig_atomic_t nstopped;
+
+static void resume_daemons(void)
+{
+    for (int i = 0; i < nstopped; i++)
+        kill(stopped_pid[i], SIGCONT);
+    nstopped = 0;
+}
+
+/* Reads the pids in path (one a line, as many as --stats ports) and SIGSTOPs
+ * them; 0 or -1 (said on stderr, any stopped resumed). */
+static int stop_daemons(const opts_t *o)
+{
+    pid_t pid[MAX_MEMBERS];
+    int n = 0;
+    FILE *f = fopen(o->stop_pids, "r");
+    long v;
+    while (f && n < MAX_MEMBERS && fscanf(f, "%ld", &v) == 1 && v > 1)
+        pid[n++] = (pid_t)v;
+    if (f)
+        fclose(f);
+    if (n != o->nstats) {
+        fprintf(stderr, "fr-bench: %s: %d pid(s), one per --stats port expected (%d)\n",
+                o->stop_pids, n, o->nstats);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (kill(pid[i], SIGSTOP)) {
+            fprintf(stderr, "fr-bench: SIGSTOP %ld: %s\n", (long)pid[i], strerror(errno));
+            resume_daemons();
+            return -1;
+        }
+        stopped_pid[i] = pid[i];
+        nstopped = i + 1;
+    }
+    return 0;
+}
+
+static int write_ready(const char *path, const char *brokers)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fprintf(f, "%s\n", brokers) < 0 || fclose(f)) {
+        fprintf(stderr, "fr-bench: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -610,6 +749,7 @@ static void json_num(FILE *f, const char *name, double v, int last)
 static void on_alarm(int sig)
 {
     (void)sig;
+    resume_daemons(); /* kill() is async-signal-safe */
     static const char msg[] = "fr-bench: hard timeout reached; giving up\n";
     ssize_t r = write(2, msg, sizeof(msg) - 1);
     (void)r;
@@ -641,7 +781,8 @@ int main(int argc, char **argv)
         {"linger-ms", 1, 0, 'L'},    {"drain", 1, 0, 'd'},        {"timeout", 1, 0, 'T'},
         {"seed", 1, 0, 'x'},         {"produce-only", 0, 0, 'P'}, {"free-port", 0, 0, 'F'},
         {"get", 1, 0, 'G'},          {"kafka-leg", 1, 0, 'K'},    {"ready-file", 1, 0, 'Y'},
-        {"mock-cluster", 1, 0, 'M'}, {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+        {"mock-cluster", 1, 0, 'M'}, {"model-topic", 1, 0, 'O'},  {"stop-pids", 1, 0, 'Z'},
+        {"help", 0, 0, 'h'},         {NULL, 0, NULL, 0}};
     int c;
     double v;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -655,10 +796,28 @@ int main(int argc, char **argv)
         case 'r':
             o.redis = optarg;
             break;
-        case 's':
-            if (parse_num("--stats", optarg, 1, 65535, &v))
-                return 2;
-            o.stats_port = (int)v;
+        case 's': {
+            char buf[256];
+            snprintf(buf, sizeof(buf), "%s", optarg);
+            o.nstats = 0;
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+                 t = strtok_r(NULL, ",", &save)) {
+                if (o.nstats == MAX_MEMBERS) {
+                    fprintf(stderr, "fr-bench: --stats: at most %d ports\n", MAX_MEMBERS);
+                    return 2;
+                }
+                if (parse_num("--stats", t, 1, 65535, &v))
+                    return 2;
+                o.stats_ports[o.nstats++] = (int)v;
+            }
+            o.stats_port = o.nstats ? o.stats_ports[0] : 0;
+            break;
+        }
+        case 'O':
+            o.model_topic = optarg;
+            break;
+        case 'Z':
+            o.stop_pids = optarg;
             break;
         case 'R':
             if (parse_num("--rate", optarg, 0, 1e8, &o.rate))
@@ -805,6 +964,8 @@ int main(int argc, char **argv)
             return 1;
         }
         rd_kafka_mock_topic_create(mock, o.topic, o.mock_parts, 1);
+        if (o.model_topic)
+            rd_kafka_mock_topic_create(mock, o.model_topic, 1, 1);
         snprintf(mock_bootstrap, sizeof(mock_bootstrap), "%s",
                  rd_kafka_mock_cluster_bootstraps(mock));
         o.brokers = mock_bootstrap;
@@ -848,6 +1009,11 @@ int main(int argc, char **argv)
     const int preload = e2e && o.ready_file != NULL;
     if (o.ready_file && !preload) {
         fprintf(stderr, "fr-bench: --ready-file needs --rate 0 and --stats\n");
+        return 2;
+    }
+    if ((o.model_topic || o.stop_pids) && (!o.mock_parts || !preload)) {
+        fprintf(stderr, "fr-bench: --model-topic and --stop-pids need --mock-cluster (and its "
+                        "--ready-file)\n");
         return 2;
     }
     /* keyspace notifications only where probes are timed: they cost Redis
@@ -947,8 +1113,9 @@ int main(int argc, char **argv)
 
     scrape_t base = {0}, now = {0};
     /* preloading: the daemon is started afterwards, fresh (base 0) */
-    if (e2e && !preload && scrape(o.stats_port, &base)) {
-        fprintf(stderr, "fr-bench: no /metrics on 127.0.0.1:%d\n", o.stats_port);
+    if (e2e && !preload && scrape(&o, &base)) {
+        fprintf(stderr, "fr-bench: no /metrics on 127.0.0.1:%d%s\n", o.stats_port,
+                o.nstats > 1 ? " (or another --stats port)" : "");
         goto out;
     }
 
@@ -1001,6 +1168,31 @@ int main(int argc, char **argv)
                 goto out;
             }
         }
+
+    /* --stop-pids: the daemons first, on an empty topic; stopped once live */
+    double t_live = NAN; /* s from the brokers' address written to every daemon live */
+    scrape_t at_cont = {0};
+    if (o.stop_pids) {
+        const double t_ready = clock_mono_s();
+        if (write_ready(o.ready_file, o.brokers))
+            goto out;
+        while (scrape(&o, &at_cont) || !all_live(&o, &at_cont, nparts)) {
+            if (clock_mono_s() > deadline) {
+                fprintf(stderr,
+                        "fr-bench: the daemons did not all consume from %s (%.0f of %d "
+                        "partitions live, %d of %d members, %.0f of %d consuming)\n",
+                        o.brokers, at_cont.live, nparts, at_cont.members_live, o.nstats,
+                        at_cont.consuming, o.nstats);
+                goto out;
+            }
+            sleep_s(0.02);
+        }
+        t_live = clock_mono_s() - t_ready;
+        if (stop_daemons(&o))
+            goto out;
+        /* stopped: this scrape is what they had done before the backlog */
+        base = at_cont;
+    }
 
     /* the load */
     rng_t rng;
@@ -1076,19 +1268,23 @@ int main(int argc, char **argv)
     /* preloading: everything acknowledged, then the daemon is let in; the
      * clock starts at the first scrape that shows consumed events. The loop
      * answers scrapes between turns, and a first turn of a backlog takes up
-     * to 8 batches: the events consumed by then (c_first) are not counted. */
+     * to 8 batches: the events consumed by then (c_first) are not counted.
+     * With --stop-pids the daemons were up and stopped: the clock starts at
+     * their SIGCONT, over every event. */
     double t_first = NAN, t_acked = NAN, c_first = 0;
     if (preload && !failed) {
         while (rd_kafka_outq_len(rk) > 0 && clock_mono_s() < deadline)
             rd_kafka_poll(rk, 10);
         t_acked = clock_mono_s();
-        FILE *f = fopen(o.ready_file, "w");
-        if (!f || fprintf(f, "%s\n", o.brokers) < 0 || fclose(f)) {
-            fprintf(stderr, "fr-bench: %s: %s\n", o.ready_file, strerror(errno));
+        if (o.stop_pids) {
+            resume_daemons();
+            t_first = clock_mono_s();
+            c_first = at_cont.consumed > 0 ? at_cont.consumed : 0;
+        } else if (write_ready(o.ready_file, o.brokers)) {
             failed = 1;
         }
-        while (!failed) {
-            if (scrape(o.stats_port, &now) == 0 && now.consumed > 0) {
+        while (!failed && !o.stop_pids) {
+            if (scrape(&o, &now) == 0 && now.consumed > 0) {
                 t_first = clock_mono_s();
                 c_first = now.consumed;
                 break;
@@ -1131,10 +1327,12 @@ int main(int argc, char **argv)
                 markers_in = atomic_load(&w.marker_at[p]) != 0;
             next_scrape = t + 0.005;
             if (markers_in) {
-                if (scrape(o.stats_port, &now) == 0) {
+                if (scrape(&o, &now) == 0) {
                     double handled = (now.learned - base.learned) + (now.skipped - base.skipped) +
                                      (now.refused - base.refused);
-                    if (handled >= (double)(produced + markers) && now.dirty == 0)
+                    /* members: and every one has read the model log to its end */
+                    if (handled >= (double)(produced + markers) && now.dirty == 0 &&
+                        (isnan(now.lag) || now.lag == 0))
                         t_done = clock_mono_s();
                 } else {
                     scrape_errors++;
@@ -1157,7 +1355,7 @@ int main(int argc, char **argv)
     if (w.err[0])
         fprintf(stderr, "fr-bench: %s\n", w.err);
     if (e2e)
-        scrape(o.stats_port, &now); /* the final state, for the report */
+        scrape(&o, &now); /* the final state, for the report */
 
     /* ---- report */
     double produce_s = t_last - t0;
@@ -1192,11 +1390,26 @@ int main(int argc, char **argv)
             e2e_rate = (double)(produced + markers) > c_first
                            ? ((double)(produced + markers) - c_first) / e2e_s
                            : NAN;
-            printf("fr-bench: the daemon consumed, learned and published %.0f preloaded events; "
-                   "the last %.0f in %.3f s from the first scrape that showed any consumed "
-                   "(%.0f by then): %.0f events/s sustained (skipped %.0f, refused %.0f)\n",
-                   handled, (double)(produced + markers) - c_first, e2e_s, c_first, e2e_rate,
-                   now.skipped - base.skipped, now.refused - base.refused);
+            if (o.stop_pids)
+                printf("fr-bench: %d daemon(s)%s, every one consuming %.3f s after the brokers' "
+                       "address was written, then stopped while the events were preloaded, "
+                       "consumed, learned and published %.0f events (%.0f preloaded and "
+                       "markers) in %.3f s from their SIGCONT: %.0f events/s sustained (skipped "
+                       "%.0f, refused %.0f)\n",
+                       o.nstats, isnan(at_cont.live) ? "" : " (members of one model)", t_live,
+                       handled, (double)(produced + markers) - c_first, e2e_s, e2e_rate,
+                       now.skipped - base.skipped, now.refused - base.refused);
+            else
+                printf("fr-bench: the daemon consumed, learned and published %.0f preloaded "
+                       "events; the last %.0f in %.3f s from the first scrape that showed any "
+                       "consumed (%.0f by then): %.0f events/s sustained (skipped %.0f, refused "
+                       "%.0f)\n",
+                       handled, (double)(produced + markers) - c_first, e2e_s, c_first, e2e_rate,
+                       now.skipped - base.skipped, now.refused - base.refused);
+            if (o.stop_pids && !isnan(at_cont.live))
+                printf("fr-bench: while timed, the members produced %.0f claim(s) (more than "
+                       "none: a rebalance or a resync) and %.0f resync(s); model-log gaps: %.0f\n",
+                       now.claims - at_cont.claims, now.resyncs - at_cont.resyncs, now.gaps);
         } else if (!isnan(t_done)) {
             e2e_s = t_done - t0;
             e2e_rate = (produced + markers) / e2e_s;
@@ -1314,11 +1527,19 @@ int main(int argc, char **argv)
         printf("}");
     }
     printf("],");
+    if (o.stop_pids) { /* the group's join; members: claims and resyncs while timed */
+        printf("\"daemons\":%d,", o.nstats);
+        json_num(stdout, "live_after_s", t_live, 0);
+        json_num(stdout, "drain_claims", now.claims - at_cont.claims, 0);
+        json_num(stdout, "drain_resyncs", now.resyncs - at_cont.resyncs, 0);
+        json_num(stdout, "log_gaps", now.gaps, 0);
+    }
     printf("\"ok\":%s,\"start_wall_ms\":%lld}\n", ok ? "true" : "false",
            (long long)(t0_wall / 1000));
     fflush(stdout);
     rcode = ok ? 0 : 1;
 out:
+    resume_daemons();
     atomic_store(&w.stop, 1);
     if (th_started)
         pthread_join(th, NULL);

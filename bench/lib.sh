@@ -1,5 +1,5 @@
-# lib.sh — shell helpers shared by bench/demo.sh, bench/e2e.sh and
-# bench/run.sh (sourced).
+# lib.sh — shell helpers shared by bench/demo.sh, bench/e2e.sh,
+# bench/members.sh and bench/run.sh (sourced).
 
 # median_run RATES: of a file of lines "rate k", one a run (rate nan for a
 # run without a figure: it sorts as the slowest), prints the k of the median

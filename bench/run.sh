@@ -10,8 +10,10 @@
 # ratio alternate: one run of about a second moves by a third on a shared
 # VM, and its speed drifts.
 # Then the checkpoint stall of NeuMF-32 with a million users and a million
-# items (bench/ckpt_stall.c), and freshrecd end to end (bench/e2e.sh).
-# BENCH_ONLY=ckpt runs the checkpoint part alone.
+# items (bench/ckpt_stall.c), freshrecd end to end (bench/e2e.sh), and 1, 2
+# and 3 members learning one model beside one daemon alone (bench/members.sh).
+# BENCH_ONLY=ckpt runs the checkpoint part alone, BENCH_ONLY=members the
+# members' part alone; NO_E2E=1 and NO_MEMBERS=1 leave those parts out.
 set -eu
 B=${BUILD:-build}
 FR="$B/freshrec"
@@ -39,6 +41,10 @@ ckpt_bench() {
 
 if [ "${BENCH_ONLY:-}" = ckpt ]; then
     ckpt_bench
+    exit 0
+fi
+if [ "${BENCH_ONLY:-}" = members ]; then
+    BUILD=$B sh bench/members.sh
     exit 0
 fi
 
@@ -170,3 +176,9 @@ ckpt_bench
 # freshness beside the raw produce rate, all on loopback (bench/e2e.sh)
 echo
 [ -n "${NO_E2E:-}" ] || BUILD=$B sh bench/e2e.sh
+
+# several members learning one model through the model log: events/s of 1,
+# 2 and 3 beside one daemon alone, the log's bytes per event and the shared
+# rows' staleness (bench/members.sh)
+echo
+[ -n "${NO_MEMBERS:-}" ] || BUILD=$B sh bench/members.sh
