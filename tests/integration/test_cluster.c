@@ -33,6 +33,7 @@
 #include "event.h"
 #include "harness.h"
 #include "mlog.h"
+#include "rng.h"
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -45,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PARTS 8
@@ -673,6 +675,65 @@ static void test_member_restarts_from_checkpoint(void **state)
     assert_true(from > 0);
 }
 
+/* Two members with checkpoints under load; one is SIGKILLed at three random
+ * moments (0.3 to 3 s after it owns partitions again; FRESHREC_SEED replays
+ * them) and restarted each time: the ledger tiles every partition once and
+ * the members agree. Prints how long the partitions went without an owner. */
+static void test_kill_at_random_moments(void **state)
+{
+    (void)state;
+    const char *env = getenv("FRESHREC_SEED");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seed = env && *env
+                        ? strtoull(env, NULL, 10)
+                        : ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec) % 1000000007u;
+    print_message("seed %llu (FRESHREC_SEED=%llu replays these kill moments)\n",
+                  (unsigned long long)seed, (unsigned long long)seed);
+    rng_t rng;
+    rng_seed(&rng, seed);
+    users = 500;
+    test_keys[0] = "kafka.session_timeout_ms=3000"; /* partitions move on sooner */
+    /* half a minute of a slow stream in about 5 MB of model log */
+    test_keys[1] = "cluster.window_ms=1000";
+    test_keys[2] = "model.negatives=2";
+    snprintf(ckpt_root, sizeof(ckpt_root), "/tmp/fr-cluster-XXXXXX");
+    assert_non_null(mkdtemp(ckpt_root));
+    assert_true(member_start(0) > 0 && member_start(1) > 0);
+    wait_live(0, 60000);
+    wait_live(1, 60000);
+    produce_start(18000, 600); /* 30 s: the three kills come while it runs */
+    for (int k = 0; k < 3; k++) {
+        wait_live(1, 60000);
+        double delay = 0.3 + 2.7 * rng_double(&rng);
+        usleep((useconds_t)(delay * 1e6));
+        long killed_at = atomic_load(&produced);
+        member_kill(1, SIGKILL);
+        double t_kill = harness_now_ms();
+        assert_true(member_start(1) > 0);
+        double back = NAN;
+        while (harness_now_ms() - t_kill < 60000) {
+            if (metric(0, "freshrec_cluster_partitions_live") +
+                    metric(1, "freshrec_cluster_partitions_live") ==
+                PARTS) {
+                back = (harness_now_ms() - t_kill) / 1000.0;
+                break;
+            }
+            usleep(100000);
+        }
+        print_message("kill %d, %.2f s after member 1 owned partitions (%ld events produced "
+                      "then): every partition owned again %.1f s later\n",
+                      k + 1, delay, killed_at, back);
+        assert_false(isnan(back));
+    }
+    assert_true(atomic_load(&produced) < 18000); /* the kills came under load */
+    produce_join();
+    judged_t j;
+    assert_tiled(&j, 90000);
+    assert_same_model(&j, 30000);
+    mlog_ledger_free(&j.L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +742,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scale_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_and_three_members_learn_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_restarts_from_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_at_random_moments, setup, teardown),
     };
     if (getenv("CMOCKA_TEST_FILTER")) /* one test: CMOCKA_TEST_FILTER=test_kill_and_stop */
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
