@@ -105,6 +105,16 @@ static cpart_t *part_find(cluster_t *c, const char *topic, int32_t partition)
     return NULL;
 }
 
+/* The partition a record's range names, or NULL when it is none of ours. */
+static cpart_t *part_of(cluster_t *c, const mlog_range_t *g)
+{
+    for (int i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == g->partition && strlen(c->parts[i].topic) == g->topic_len &&
+            memcmp(c->parts[i].topic, g->topic, g->topic_len) == 0)
+            return &c->parts[i];
+    return NULL;
+}
+
 /* Pauses the partition, or seeks it to offset and resumes it (offset >= 0). */
 static void part_ctl(app_t *a, const cpart_t *p, int64_t offset)
 {
@@ -347,10 +357,7 @@ static void on_claim(app_t *a, const mlog_record_t *r, int verdict)
     int own = is_own(c, r);
     for (int i = 0; i < r->nranges; i++) {
         const mlog_range_t *g = &r->ranges[i];
-        char topic[MLOG_TOPIC_MAX + 1];
-        memcpy(topic, g->topic, g->topic_len);
-        topic[g->topic_len] = '\0';
-        cpart_t *p = part_find(c, topic, g->partition);
+        cpart_t *p = part_of(c, g);
         if (!p)
             continue;
         if (own && verdict == MLOG_STALE_CLAIM && p->state == PART_CLAIMING) {
@@ -423,10 +430,7 @@ static void on_record(app_t *a, const rd_kafka_message_t *m)
         if (is_own(c, r)) {
             c->refused_own++;
             for (int i = 0; i < r->nranges; i++) {
-                char topic[MLOG_TOPIC_MAX + 1];
-                memcpy(topic, r->ranges[i].topic, r->ranges[i].topic_len);
-                topic[r->ranges[i].topic_len] = '\0';
-                cpart_t *p = part_find(c, topic, r->ranges[i].partition);
+                cpart_t *p = part_of(c, &r->ranges[i]);
                 if (p)
                     part_resync(a, p, mlog_verdict_name((mlog_verdict_t)v));
             }

@@ -565,3 +565,16 @@ int harness_stack_stop(harness_stack_t *s)
     s->redis = -1;
     return st;
 }
+
+unsigned long long harness_seed(const char *what)
+{
+    const char *env = getenv("FRESHREC_SEED");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long seed =
+        env && *env ? strtoull(env, NULL, 10)
+                    : ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec) % 1000000007u;
+    printf("seed %llu (FRESHREC_SEED=%llu replays %s)\n", seed, seed, what);
+    fflush(stdout);
+    return seed;
+}

@@ -21,6 +21,9 @@ void harness_signal(pid_t pid, int sig);
 /* Runs the loop until pred(arg) is true or timeout_ms passes; returns pred's
  * last value. */
 int harness_loop_until(struct event_base *base, int (*pred)(void *), void *arg, int timeout_ms);
+/* A test's random seed: FRESHREC_SEED when set, else one from the clock;
+ * printed with how to replay what it draws (what: "these kill moments"). */
+unsigned long long harness_seed(const char *what);
 /* Milliseconds on a monotonic clock. */
 double harness_now_ms(void);
 

@@ -53,7 +53,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PARTS 8
@@ -730,14 +729,7 @@ static void test_member_restarts_from_checkpoint(void **state)
 static void test_kill_at_random_moments(void **state)
 {
     (void)state;
-    const char *env = getenv("FRESHREC_SEED");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = env && *env
-                        ? strtoull(env, NULL, 10)
-                        : ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec) % 1000000007u;
-    print_message("seed %llu (FRESHREC_SEED=%llu replays these kill moments)\n",
-                  (unsigned long long)seed, (unsigned long long)seed);
+    uint64_t seed = harness_seed("these kill moments");
     rng_t rng;
     rng_seed(&rng, seed);
     users = 500;

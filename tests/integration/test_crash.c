@@ -167,14 +167,7 @@ static int teardown(void **state)
 static void test_sigkill_three_random_moments(void **state)
 {
     (void)state;
-    const char *env = getenv("FRESHREC_SEED");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = env && *env
-                        ? strtoull(env, NULL, 10)
-                        : ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec) % 1000000007u;
-    print_message("seed %llu (FRESHREC_SEED=%llu replays these kill moments)\n",
-                  (unsigned long long)seed, (unsigned long long)seed);
+    uint64_t seed = harness_seed("these kill moments");
     rng_t rng;
     rng_seed(&rng, seed);
     double delay[KILLS];
