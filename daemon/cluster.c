@@ -93,6 +93,13 @@ struct cluster {
     float ages[AGES]; /* a ring of applied records' ages (s) */
     size_t nages;
     int64_t high; /* the log's end as last read */
+    /* freshrec_cluster_shared_digest is a pass over every item row: taken
+     * once the state stood still from one snapshot to the next (the moment
+     * members' digests can be compared), not on every snapshot under load */
+    uint64_t digest, digest_events;
+    int64_t digest_position;
+    size_t digest_rows;
+    int digest_taken; /* digest is of the state the three keys above name */
 };
 
 /* ------------------------------------------------------------ partitions */
@@ -533,6 +540,26 @@ uint64_t cluster_position(const app_t *a)
     return a->cl ? (uint64_t)(a->cl->ledger.position + 1) : 0;
 }
 
+/* The shared state's digest, 52 bits (a double holds them): taken when
+ * the log position, the events learned and the item rows in use are those
+ * of the previous call; else the last one taken. */
+static uint64_t shared_digest(app_t *a, uint64_t events)
+{
+    cluster_t *c = a->cl;
+    size_t rows = emb_admitted_rows(items_table(a));
+    if (c->digest_position != c->ledger.position || c->digest_events != events ||
+        c->digest_rows != rows) {
+        c->digest_position = c->ledger.position;
+        c->digest_events = events;
+        c->digest_rows = rows;
+        c->digest_taken = 0;
+    } else if (!c->digest_taken) {
+        c->digest = engine_shared_digest(a->eng) & ((1ull << 52) - 1);
+        c->digest_taken = 1;
+    }
+    return c->digest;
+}
+
 void cluster_stats(app_t *a, metrics_t *out)
 {
     cluster_t *c = a->cl;
@@ -560,7 +587,7 @@ void cluster_stats(app_t *a, metrics_t *out)
     out->cluster_partitions_live = 0;
     for (int i = 0; i < c->nparts; i++)
         out->cluster_partitions_live += c->parts[i].state == PART_LIVE;
-    out->cluster_shared_digest = engine_shared_digest(a->eng) & ((1ull << 52) - 1);
+    out->cluster_shared_digest = shared_digest(a, out->learner.events);
     out->publish_refused_older_total = pub_refused_older(a->pub);
 }
 
