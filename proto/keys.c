@@ -1,6 +1,7 @@
 /* keys.c — Redis key schema and float32 encoding (see keys.h). */
 #include "keys.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,4 +61,37 @@ void keys_f32le_decode(float *out, const unsigned char *in, size_t n)
                      (uint32_t)in[4 * i + 2] << 16 | (uint32_t)in[4 * i + 3] << 24;
         memcpy(&out[i], &u, 4);
     }
+}
+
+/* CRC16-XMODEM, a byte at a time from a table made once */
+static uint16_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (unsigned b = 0; b < 256; b++) {
+        uint16_t c = (uint16_t)(b << 8);
+        for (int k = 0; k < 8; k++)
+            c = (uint16_t)(c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1);
+        crc_table[b] = c;
+    }
+}
+
+unsigned keys_slot(const char *key, size_t len)
+{
+    pthread_once(&crc_once, crc_init);
+    const unsigned char *k = (const unsigned char *)key;
+    const unsigned char *open = memchr(k, '{', len);
+    if (open) { /* a hash tag: what is between it and the next '}', if anything */
+        size_t from = (size_t)(open - k) + 1;
+        const unsigned char *close = memchr(k + from, '}', len - from);
+        if (close && close > k + from) {
+            len = (size_t)(close - (k + from));
+            k += from;
+        }
+    }
+    uint16_t c = 0;
+    for (size_t i = 0; i < len; i++)
+        c = (uint16_t)(c << 8) ^ crc_table[(c >> 8 ^ k[i]) & 0xff];
+    return c & (KEYS_SLOTS - 1);
 }

@@ -23,6 +23,14 @@ size_t keys_items(char *buf, size_t cap, const char *prefix, const char *model);
 /* Match pattern for every vector of one side: "<prefix>:<model>:<side>:*". */
 size_t keys_pattern(char *buf, size_t cap, const char *prefix, const char *model, char side);
 
+/* Redis Cluster's hash slot of a key (0..16383): CRC16 (XMODEM: polynomial
+ * 0x1021, initial 0) of the key, or of its hash tag, the bytes between the
+ * first '{' and the next '}' when there are any, modulo 16384. Every key of
+ * the schema above has its own slot: no hash tags, so vectors spread over
+ * every slot. */
+#define KEYS_SLOTS 16384
+unsigned keys_slot(const char *key, size_t len);
+
 /* n floats ↔ 4n bytes, little-endian IEEE-754 whatever the host order. */
 void keys_f32le_encode(unsigned char *out, const float *v, size_t n);
 void keys_f32le_decode(float *out, const unsigned char *in, size_t n);

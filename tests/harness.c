@@ -100,8 +100,20 @@ static int redis_ping(int port)
 
 pid_t harness_redis_start(int port)
 {
+    return harness_redis_start_with(port, NULL);
+}
+
+pid_t harness_redis_start_with(int port, const char *const *extra)
+{
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
+    const char *argv[40] = {
+        "redis-server", "--port", ps,           "--bind",  "127.0.0.1",        "--save", "",
+        "--appendonly", "no",     "--loglevel", "warning", "--protected-mode", "yes"};
+    int argc = 13;
+    for (int k = 0; extra && extra[k] && argc < 39; k++)
+        argv[argc++] = extra[k];
+    argv[argc] = NULL;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -112,9 +124,7 @@ pid_t harness_redis_start(int port)
             dup2(null, 1);
             close(null);
         }
-        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", "--protected-mode", "yes",
-               (char *)NULL);
+        execvp("redis-server", (char *const *)argv);
         fprintf(stderr, "harness: cannot run redis-server: %s\n", strerror(errno));
         _exit(127);
     }

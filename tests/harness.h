@@ -14,6 +14,9 @@ int harness_free_port(void);
 /* Starts redis-server on 127.0.0.1:port (no persistence); waits until it
  * answers PING. Returns its pid, or -1. */
 pid_t harness_redis_start(int port);
+/* The same with more arguments (NULL-terminated; at most 26), e.g.
+ * "--cluster-enabled", "yes". */
+pid_t harness_redis_start_with(int port, const char *const *extra);
 /* SIGTERM, then SIGKILL after 3 s; reaps the process. */
 void harness_stop(pid_t pid);
 /* Sends a signal to a started process (SIGSTOP/SIGCONT to make it hang). */
