@@ -113,6 +113,9 @@ static const ckey_t keys[] = {
     {"redis", "item_index", CT_INT, F(item_index), "1", 0, 1, 0, NULL,
      "1: keep <prefix>:<model>:items, a sorted set of the item ids with a vector scored by their "
      "last write in ms (ZRANGE lists the catalogue); 0: none"},
+    {"redis", "cluster", CT_INT, F(redis_cluster), "0", 0, 1, 0, NULL,
+     "1: host:port is a node of a Redis Cluster; each key is written to the master of its slot "
+     "(proto/README.md, Redis Cluster); 0: a single Redis"},
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
     {"redis", "ack_timeout_ms", CT_INT, F(redis_ack_timeout_ms), "3000", 100, 600000, 0, NULL,

@@ -50,6 +50,7 @@ typedef struct fr_config {
     int publish_max_keys;            /* most vectors written per publish, default 100000 */
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
     int item_index;                  /* 1: keep <prefix>:<model>:items, default 1 */
+    int redis_cluster;               /* 1: the Redis at host:port is a cluster node, default 0 */
     int redis_ack_timeout_ms;        /* writes unconfirmed this long: unreachable, default 3000 */
 
     /* [model] */

@@ -1,9 +1,16 @@
 /* publish.c — hiredis async publisher on the libevent loop (see publish.h).
  *
  * One round at a time. Every command of a round carries a reference to its
- * key; the round is finished when the last reply (or the NULL reply hiredis
- * gives on disconnect) has come back. Never frees the context inside its own
- * callbacks: a failed link is dropped from a timer. */
+ * key and its bytes (RESP, kept in the round until it is done, so that a
+ * redirected command can be sent again); the round is finished when the
+ * last reply (or the NULL reply hiredis gives on disconnect) has come back.
+ * Never frees a context inside its own callbacks: a failed link is dropped
+ * from a timer.
+ *
+ * Links: one to the configured Redis; with cfg.cluster, one per node of
+ * Redis Cluster's slot map (CLUSTER SLOTS, asked on the first link and again
+ * after a redirection or a node lost), opened when a command is first routed
+ * to it. A command goes to the link of its key's slot (keys_slot). */
 #define _POSIX_C_SOURCE 200809L
 #include "publish.h"
 
@@ -19,14 +26,21 @@
 #include <time.h>
 
 typedef struct round round_t;
+typedef struct link link_t;
 
 typedef struct {
     round_t *r;
-    char side; /* 'u', 'i' (SET), 'U', 'I' (DEL), 'z', 'Z' (the item index's ZADD, ZREM),
-                * or 0 (the meta hash, the index's pruning) */
+    char side;      /* 'u', 'i' (SET), 'U', 'I' (DEL), 'z', 'Z' (the item index's ZADD, ZREM),
+                     * or 0 (the meta hash, the index's pruning) */
+    uint8_t tries;  /* sends after the first (redirections, TRYAGAIN) */
+    uint8_t asking; /* cluster: the next send goes to *to after ASKING */
+    uint16_t slot;  /* cluster: its key's slot */
     uint32_t len;
-    size_t off; /* the id's place in the round's ids, while the round is built */
-    char *id;   /* then the id itself (NUL-terminated) */
+    size_t off;  /* the id's place in the round's ids, while the round is built */
+    char *id;    /* then the id itself (NUL-terminated) */
+    size_t coff; /* the command's bytes in the round's cmd */
+    size_t clen;
+    link_t *to; /* the link it was last sent on (or is to go to, asking) */
 } keyref_t;
 
 struct round {
@@ -35,21 +49,45 @@ struct round {
     keyref_t index[3]; /* the item index's ZADD, ZREM and pruning replies */
     char *ids;         /* every key's id, one buffer */
     size_t ids_len, ids_cap;
+    char *cmd; /* every command, RESP, one buffer */
+    size_t cmd_len, cmd_cap;
+    keyref_t **later; /* TRYAGAIN: sent again from a timer */
+    size_t nlater, later_cap;
     size_t n, cap, outstanding, bytes;
     size_t confirmed; /* writes Redis took: one is an acknowledgement */
     int dim, failed;
     int heartbeat; /* only the meta hash's alive_ms */
+    int queuing;   /* pub_end or pub_heartbeat at work: not finished meanwhile */
     double t0;
 };
+
+struct link {
+    pub_t *p;
+    char *host;
+    int port;
+    redisAsyncContext *ac;
+    int connected;
+    struct event *retry_ev;
+    int backoff_ms;
+    pub_node_t fig; /* figures: pub_nodes */
+};
+
+/* redirections a command follows before it is handed back */
+#define MAX_TRIES 5
+#define NO_LINK 0xffff
 
 struct pub {
     struct event_base *base;
     pub_config_t cfg;
     char *host, *password, *prefix, *model;
-    redisAsyncContext *ac;
-    int connected, closing;
-    struct event *retry_ev, *timeout_ev, *drop_ev;
-    int backoff_ms;
+    link_t **links; /* [0]: the configured address */
+    int nlinks;
+    uint16_t *slot_link; /* cluster: the link of each slot, NO_LINK when none */
+    int have_map;        /* cluster: a slot map was read */
+    int map_asked;       /* cluster: a CLUSTER SLOTS is on its way */
+    uint64_t map_loads;
+    int closing;
+    struct event *timeout_ev, *drop_ev, *refresh_ev, *later_ev;
     round_t *cur;
     int building;
     uint64_t version;
@@ -61,8 +99,6 @@ struct pub {
     void *arg;
     unsigned char *vbuf;
     size_t vcap;
-    char *cmd; /* one SET in RESP, as it is formatted */
-    size_t cmd_cap;
     uint64_t position; /* versioned: the model-log position of the next rounds */
     uint64_t refused_older;
     int script_reload; /* a SCRIPT LOAD after NOSCRIPT is on its way */
@@ -106,47 +142,56 @@ static double mono_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void connect_now(pub_t *p);
+/* ------------------------------------------------------------ links */
 
-static void schedule_retry(pub_t *p)
+static void connect_link(link_t *l);
+static void ask_map(pub_t *p);
+static void schedule_refresh(pub_t *p);
+
+static void schedule_retry(link_t *l)
 {
+    pub_t *p = l->p;
     if (p->closing)
         return;
-    struct timeval tv = {p->backoff_ms / 1000, (p->backoff_ms % 1000) * 1000};
-    evtimer_add(p->retry_ev, &tv);
-    p->backoff_ms *= 2;
-    if (p->backoff_ms > p->cfg.reconnect_max_ms)
-        p->backoff_ms = p->cfg.reconnect_max_ms;
+    struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
+    evtimer_add(l->retry_ev, &tv);
+    l->backoff_ms *= 2;
+    if (l->backoff_ms > p->cfg.reconnect_max_ms)
+        l->backoff_ms = p->cfg.reconnect_max_ms;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    connect_now(arg);
+    connect_link(arg);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    pub_t *p = ac->data;
+    link_t *l = ac->data;
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback */
-        p->ac = NULL;
-        p->connected = 0;
-        schedule_retry(p);
+        l->ac = NULL;
+        l->connected = 0;
+        schedule_retry(l);
+        if (l->p->cfg.cluster)
+            schedule_refresh(l->p);
         return;
     }
-    p->connected = 1;
-    p->backoff_ms = 100;
+    l->connected = 1;
+    l->backoff_ms = 100;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     (void)status;
-    pub_t *p = ac->data;
-    p->ac = NULL;
-    p->connected = 0;
-    schedule_retry(p);
+    link_t *l = ac->data;
+    l->ac = NULL;
+    l->connected = 0;
+    schedule_retry(l);
+    if (l->p->cfg.cluster)
+        schedule_refresh(l->p);
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
@@ -173,15 +218,16 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
                 r->str ? (int)r->len : 0, r->str ? r->str : "", want);
 }
 
-static void load_scripts(pub_t *p)
+static void load_scripts(pub_t *p, link_t *l)
 {
-    if (!p->cfg.versioned || !p->ac)
+    if (!p->cfg.versioned || !l->ac)
         return;
-    redisAsyncCommand(p->ac, on_script, (void *)set_sha, "SCRIPT LOAD %s", set_script);
-    redisAsyncCommand(p->ac, on_script, (void *)meta_sha, "SCRIPT LOAD %s", meta_script);
+    redisAsyncCommand(l->ac, on_script, (void *)set_sha, "SCRIPT LOAD %s", set_script);
+    redisAsyncCommand(l->ac, on_script, (void *)meta_sha, "SCRIPT LOAD %s", meta_script);
 }
 
-/* EXISTS of the meta hash, sent on each new link (after AUTH) */
+/* EXISTS of the meta hash: on each new link to a single Redis (after AUTH),
+ * and after each slot map read from a cluster */
 static void on_meta_exists(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
@@ -191,127 +237,249 @@ static void on_meta_exists(redisAsyncContext *ac, void *reply, void *priv)
         p->on_empty(p->arg);
 }
 
-static void connect_now(pub_t *p)
+static void ask_meta_exists(pub_t *p, link_t *l)
 {
-    if (p->closing || p->ac)
-        return;
-    redisAsyncContext *ac = redisAsyncConnect(p->host, p->cfg.port);
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        schedule_retry(p);
-        return;
-    }
-    ac->data = p;
-    if (redisLibeventAttach(ac, p->base) != REDIS_OK) {
-        redisAsyncFree(ac);
-        schedule_retry(p);
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    p->ac = ac;
-    if (p->password && *p->password)
-        redisAsyncCommand(ac, on_auth, p, "AUTH %s", p->password);
-    load_scripts(p); /* before any round's commands */
-    /* queued before any round's commands, so the answer is about Redis as
-     * the link found it */
     char key[512];
     size_t kl = keys_meta(key, sizeof(key), p->prefix, p->model);
     const char *argv[] = {"EXISTS", key};
     size_t argl[] = {6, kl};
-    if (kl)
-        redisAsyncCommandArgv(ac, on_meta_exists, p, 2, argv, argl);
+    if (kl && l && l->ac)
+        redisAsyncCommandArgv(l->ac, on_meta_exists, p, 2, argv, argl);
 }
 
-void pub_set_on_empty(pub_t *p, pub_empty_fn on_empty)
+static void connect_link(link_t *l)
 {
-    p->on_empty = on_empty;
+    pub_t *p = l->p;
+    if (p->closing || l->ac)
+        return;
+    evtimer_del(l->retry_ev);
+    redisAsyncContext *ac = redisAsyncConnect(l->host, l->port);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(l);
+        return;
+    }
+    ac->data = l;
+    if (redisLibeventAttach(ac, p->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_retry(l);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    l->ac = ac;
+    l->fig.connects++;
+    if (p->password && *p->password)
+        redisAsyncCommand(ac, on_auth, p, "AUTH %s", p->password);
+    load_scripts(p, l);  /* before any round's commands */
+    if (!p->cfg.cluster) /* before any round's commands: Redis as the link found it */
+        ask_meta_exists(p, l);
+    else if (!p->have_map || l == p->links[0])
+        ask_map(p);
 }
 
-static void drop_link(pub_t *p)
+static link_t *link_new(pub_t *p, const char *host, int port)
 {
-    if (p->ac) {
-        redisAsyncContext *ac = p->ac;
-        p->ac = NULL;
-        p->connected = 0;
+    link_t **ls = realloc(p->links, sizeof(link_t *) * (size_t)(p->nlinks + 1));
+    if (!ls)
+        return NULL;
+    p->links = ls;
+    link_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->p = p;
+    l->host = strdup(host);
+    l->port = port;
+    l->backoff_ms = 100;
+    l->retry_ev = evtimer_new(p->base, on_retry, l);
+    if (!l->host || !l->retry_ev) {
+        free(l->host);
+        if (l->retry_ev)
+            event_free(l->retry_ev);
+        free(l);
+        return NULL;
+    }
+    snprintf(l->fig.addr, sizeof(l->fig.addr), "%s:%d", host, port);
+    ls[p->nlinks++] = l;
+    return l;
+}
+
+/* The link to host:port, made when there is none; NULL when out of memory */
+static link_t *link_to(pub_t *p, const char *host, size_t hl, int port)
+{
+    char h[256];
+    if (hl == 0) /* a node that does not know its own address: the one we reached */
+        hl = strlen(p->host), host = p->host;
+    if (hl >= sizeof(h))
+        return NULL;
+    memcpy(h, host, hl);
+    h[hl] = '\0';
+    for (int i = 0; i < p->nlinks; i++)
+        if (p->links[i]->port == port && strcmp(p->links[i]->host, h) == 0)
+            return p->links[i];
+    return link_new(p, h, port);
+}
+
+static void drop_link(link_t *l)
+{
+    if (l->ac) {
+        redisAsyncContext *ac = l->ac;
+        l->ac = NULL;
+        l->connected = 0;
         /* fires every pending reply callback with NULL, then on_disconnect */
         redisAsyncFree(ac);
     }
+}
+
+static void drop_links(pub_t *p)
+{
+    for (int i = 0; i < p->nlinks; i++)
+        drop_link(p->links[i]);
 }
 
 static void on_drop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    drop_link(arg);
+    drop_links(arg);
 }
 
-static void on_round_timeout(evutil_socket_t fd, short what, void *arg)
+/* ------------------------------------------------------------ the slot map */
+
+/* CLUSTER SLOTS: [[first, last, [host, port, id], replica...], ...]. A
+ * reply that is not a map leaves the one held. */
+static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    pub_t *p = priv;
+    redisReply *r = reply;
+    p->map_asked = 0;
+    if (p->closing)
+        return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            fprintf(stderr, "error redis: CLUSTER SLOTS: %.*s (is [redis] cluster right?)\n",
+                    (int)r->len, r->str);
+        schedule_refresh(p);
+        return;
+    }
+    for (size_t s = 0; s < KEYS_SLOTS; s++)
+        p->slot_link[s] = NO_LINK;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+            continue;
+        redisReply *m = e->element[2];
+        if (m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_INTEGER)
+            continue;
+        link_t *l = link_to(p, m->element[0]->str, m->element[0]->len, (int)m->element[1]->integer);
+        if (!l)
+            continue;
+        int li = 0;
+        while (p->links[li] != l)
+            li++;
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            if (s >= 0 && s < KEYS_SLOTS)
+                p->slot_link[s] = (uint16_t)li;
+    }
+    p->have_map = 1;
+    p->map_loads++;
+    for (int i = 0; i < p->nlinks; i++)
+        p->links[i]->fig.master = 0;
+    for (size_t s = 0; s < KEYS_SLOTS; s++)
+        if (p->slot_link[s] != NO_LINK)
+            p->links[p->slot_link[s]]->fig.master = 1;
+    char key[512];
+    size_t kl = keys_meta(key, sizeof(key), p->prefix, p->model);
+    uint16_t ml = p->slot_link[keys_slot(key, kl)];
+    if (ml != NO_LINK) {
+        connect_link(p->links[ml]);
+        ask_meta_exists(p, p->links[ml]);
+    }
+}
+
+/* CLUSTER SLOTS on a connected link (the configured one first) */
+static void ask_map(pub_t *p)
+{
+    if (!p->cfg.cluster || p->map_asked || p->closing)
+        return;
+    for (int i = 0; i < p->nlinks; i++) {
+        link_t *l = p->links[i];
+        if (l->ac && (l->connected || i == 0)) {
+            if (redisAsyncCommand(l->ac, on_slots, p, "CLUSTER SLOTS") == REDIS_OK)
+                p->map_asked = 1;
+            return;
+        }
+    }
+    connect_link(p->links[0]); /* none: asks when it is made */
+}
+
+static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pub_t *p = arg;
-    fprintf(stderr, "warn redis: publish round took over %d ms; reconnecting\n",
-            p->cfg.round_timeout_ms);
-    drop_link(p);
+    ask_map(arg);
 }
 
-pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn on_fail,
-                  pub_done_fn on_done, void *arg, char *errstr, size_t len)
+/* the map read again soon (once for a burst of redirections) */
+static void schedule_refresh(pub_t *p)
 {
-    pub_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        goto oom;
-    p->base = base;
-    p->cfg = *cfg;
-    p->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
-    p->password = strdup(cfg->password ? cfg->password : "");
-    p->prefix = strdup(cfg->prefix ? cfg->prefix : KEYS_DEFAULT_PREFIX);
-    p->model = strdup(cfg->model ? cfg->model : "neumf");
-    p->retry_ev = evtimer_new(base, on_retry, p);
-    p->timeout_ev = evtimer_new(base, on_round_timeout, p);
-    p->drop_ev = evtimer_new(base, on_drop, p);
-    if (!p->host || !p->password || !p->prefix || !p->model || !p->retry_ev || !p->timeout_ev ||
-        !p->drop_ev)
-        goto oom;
-    if (p->cfg.reconnect_max_ms < 10)
-        p->cfg.reconnect_max_ms = 10;
-    if (p->cfg.round_timeout_ms < 1)
-        p->cfg.round_timeout_ms = 5000;
-    p->backoff_ms = 100;
-    p->ack_t = mono_s();
-    p->on_fail = on_fail;
-    p->on_done = on_done;
-    p->arg = arg;
-    connect_now(p);
-    return p;
-oom:
-    snprintf(errstr, len, "publisher: out of memory");
-    pub_free(p);
-    return NULL;
+    if (p->closing || evtimer_pending(p->refresh_ev, NULL))
+        return;
+    struct timeval tv = {0, 100000};
+    evtimer_add(p->refresh_ev, &tv);
 }
+
+/* The link a command of this slot goes to, connecting it when it never was
+ * (or not while it waits to reconnect); NULL when none */
+static link_t *route(pub_t *p, unsigned slot)
+{
+    link_t *l = p->links[0];
+    if (p->cfg.cluster) {
+        if (!p->have_map || p->slot_link[slot] == NO_LINK)
+            return NULL;
+        l = p->links[p->slot_link[slot]];
+    }
+    if (!l->ac && !evtimer_pending(l->retry_ev, NULL))
+        connect_link(l);
+    return l->ac ? l : NULL;
+}
+
+/* ------------------------------------------------------------ rounds */
 
 static void round_free(round_t *r)
 {
     free(r->ids);
     free(r->keys);
+    free(r->cmd);
+    free(r->later);
     free(r);
 }
 
 static void finish_round(pub_t *p, round_t *r)
 {
     evtimer_del(p->timeout_ev);
+    evtimer_del(p->later_ev);
     /* Redis took a write: it makes progress, even if it refused another (a
      * key it will never take must not make it look unreachable) */
     if (r->confirmed) {
         p->ack_t = mono_s();
         p->wait_t0 = 0;
     }
+    double dt = mono_s() - r->t0;
+    for (int i = 0; i < p->nlinks; i++)
+        if (p->links[i]->fig.in_round) {
+            p->links[i]->fig.in_round = 0;
+            p->links[i]->fig.round_s = dt;
+        }
     if (p->cur == r)
         p->cur = NULL;
     if (p->on_done)
-        p->on_done(p->arg, !r->failed, r->n, r->bytes, mono_s() - r->t0);
+        p->on_done(p->arg, !r->failed, r->n, r->bytes, dt);
     round_free(r);
 }
 
@@ -319,30 +487,164 @@ static void finish_round(pub_t *p, round_t *r)
  * goes back to the daemon, which writes it (and its index entry) again. */
 static void index_failed(pub_t *p, round_t *r, char side)
 {
-    for (size_t i = 0; i < r->n && p->on_fail; i++)
+    for (size_t i = 0; i < r->n; i++)
         if (r->keys[i].side == side)
             p->on_fail(p->arg, side, r->keys[i].id, r->keys[i].len);
 }
 
+/* A command not written: its keys go back to the daemon */
+static void key_failed(pub_t *p, round_t *r, keyref_t *k)
+{
+    r->failed = 1;
+    if (!p->on_fail)
+        return;
+    if (k->side == 'z' || k->side == 'Z') /* the index: its ids are written again */
+        index_failed(p, r, k->side == 'z' ? 'i' : 'I');
+    else if (k->side)
+        p->on_fail(p->arg, k->side, k->id, k->len);
+}
+
+/* A command refused at once (no link, hiredis refused it): failed, and the
+ * round finished when it was the last (not while pub_end queues: it counts
+ * its commands out in advance) */
+static void cmd_failed(pub_t *p, round_t *r, keyref_t *k)
+{
+    key_failed(p, r, k);
+    if (--r->outstanding == 0 && !r->queuing)
+        finish_round(p, r);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+/* Sends k's command on link l, or on the link of its slot (l NULL) */
+static void send_cmd(pub_t *p, round_t *r, keyref_t *k, link_t *l)
+{
+    if (!l)
+        l = route(p, k->slot);
+    if (!l || !l->ac) {
+        if (l)
+            l->fig.errors++;
+        cmd_failed(p, r, k);
+        return;
+    }
+    if (k->asking) { /* the target serves this one command for a slot it is importing */
+        k->asking = 0;
+        redisAsyncCommand(l->ac, NULL, NULL, "ASKING");
+    }
+    k->to = l;
+    l->fig.in_round = 1;
+    if (redisAsyncFormattedCommand(l->ac, on_reply, k, r->cmd + k->coff, k->clen) != REDIS_OK)
+        cmd_failed(p, r, k);
+}
+
+/* "MOVED 3999 127.0.0.1:6381" or "ASK ...": the slot and the node */
+static link_t *redirect_target(pub_t *p, const redisReply *rep, int skip, long *slot)
+{
+    char *end;
+    const char *s = rep->str + skip;
+    *slot = strtol(s, &end, 10);
+    if (end == s || *end != ' ' || *slot < 0 || *slot >= KEYS_SLOTS)
+        return NULL;
+    const char *addr = end + 1, *colon = strrchr(addr, ':');
+    if (!colon)
+        return NULL;
+    int port = atoi(colon + 1);
+    if (port <= 0 || port > 65535)
+        return NULL;
+    return link_to(p, addr, (size_t)(colon - addr), port);
+}
+
+static int starts(const redisReply *rep, const char *what)
+{
+    size_t n = strlen(what);
+    return rep->len >= n && memcmp(rep->str, what, n) == 0;
+}
+
+/* Redis Cluster's answers about where a key lives: 1 when k was sent again
+ * (or will be), 0 when it has failed */
+static int redirected(pub_t *p, round_t *r, keyref_t *k, link_t *from, const redisReply *rep)
+{
+    if (p->closing || k->tries >= MAX_TRIES)
+        return 0;
+    long slot;
+    link_t *to;
+    if (starts(rep, "MOVED ") && (to = redirect_target(p, rep, 6, &slot))) {
+        /* the slot lives elsewhere now: every later command of it goes there */
+        from->fig.moved++;
+        int li = 0;
+        while (p->links[li] != to)
+            li++;
+        p->slot_link[slot] = (uint16_t)li;
+        schedule_refresh(p);
+        k->tries++;
+        send_cmd(p, r, k, NULL);
+        return 1;
+    }
+    if (starts(rep, "ASK ") && (to = redirect_target(p, rep, 4, &slot))) {
+        /* the slot is moving: this key is asked of the target, once */
+        from->fig.ask++;
+        if (!to->ac)
+            connect_link(to);
+        k->tries++;
+        k->asking = 1;
+        send_cmd(p, r, k, to);
+        return 1;
+    }
+    if (starts(rep, "TRYAGAIN")) { /* a multi-key state mid-migration: soon again */
+        from->fig.tryagain++;
+        if (r->nlater == r->later_cap) {
+            size_t nc = r->later_cap ? 2 * r->later_cap : 16;
+            keyref_t **l = realloc(r->later, nc * sizeof(*l));
+            if (!l)
+                return 0;
+            r->later = l;
+            r->later_cap = nc;
+        }
+        k->tries++;
+        r->later[r->nlater++] = k;
+        struct timeval tv = {0, 20000};
+        evtimer_add(p->later_ev, &tv);
+        return 1;
+    }
+    if (starts(rep, "CLUSTERDOWN"))
+        schedule_refresh(p);
+    return 0;
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pub_t *p = arg;
+    round_t *r = p->cur;
+    if (!r)
+        return;
+    size_t n = r->nlater;
+    r->nlater = 0;
+    for (size_t i = 0; i < n && p->cur == r; i++)
+        send_cmd(p, r, r->later[i], NULL);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)ac;
+    link_t *l = ac->data;
+    pub_t *p = l->p;
     keyref_t *k = priv;
     round_t *r = k->r;
-    pub_t *p = ac->data;
     redisReply *rep = reply;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        r->failed = 1;
+        if (p->cfg.cluster && rep && redirected(p, r, k, l, rep))
+            return;
+        l->fig.errors++;
+        if (!rep && p->cfg.cluster) /* a node gone: who has its slots now? */
+            schedule_refresh(p);
         /* the script cache was emptied (SCRIPT FLUSH): load them again;
          * this key is written again in a later round */
         if (rep && rep->len >= 8 && memcmp(rep->str, "NOSCRIPT", 8) == 0 && !p->script_reload) {
             p->script_reload = 1;
-            load_scripts(p);
+            load_scripts(p, l);
         }
-        if (k->side == 'z' || k->side == 'Z') /* the index: its ids are written again */
-            index_failed(p, r, k->side == 'z' ? 'i' : 'I');
-        else if (k->side && p->on_fail)
-            p->on_fail(p->arg, k->side, k->id, k->len);
+        key_failed(p, r, k);
     } else {
         r->confirmed++;
         p->script_reload = 0;
@@ -360,34 +662,125 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         finish_round(p, r);
 }
 
+static void on_round_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pub_t *p = arg;
+    fprintf(stderr, "warn redis: publish round took over %d ms; reconnecting\n",
+            p->cfg.round_timeout_ms);
+    round_t *r = p->cur;
+    if (r) { /* commands waiting to be sent again fail first: no link holds them */
+        evtimer_del(p->later_ev);
+        size_t n = r->nlater;
+        r->nlater = 0;
+        for (size_t i = 0; i < n; i++)
+            key_failed(p, r, r->later[i]);
+        r->outstanding -= n;
+        if (r->outstanding == 0) {
+            finish_round(p, r);
+            return;
+        }
+    }
+    for (int i = 0; i < p->nlinks; i++)
+        if (p->links[i]->fig.in_round)
+            drop_link(p->links[i]);
+}
+
+pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn on_fail,
+                  pub_done_fn on_done, void *arg, char *errstr, size_t len)
+{
+    pub_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto oom;
+    p->base = base;
+    p->cfg = *cfg;
+    p->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
+    p->password = strdup(cfg->password ? cfg->password : "");
+    p->prefix = strdup(cfg->prefix ? cfg->prefix : KEYS_DEFAULT_PREFIX);
+    p->model = strdup(cfg->model ? cfg->model : "neumf");
+    p->timeout_ev = evtimer_new(base, on_round_timeout, p);
+    p->drop_ev = evtimer_new(base, on_drop, p);
+    p->refresh_ev = evtimer_new(base, on_refresh, p);
+    p->later_ev = evtimer_new(base, on_later, p);
+    if (!p->host || !p->password || !p->prefix || !p->model || !p->timeout_ev || !p->drop_ev ||
+        !p->refresh_ev || !p->later_ev)
+        goto oom;
+    if (cfg->cluster && !(p->slot_link = malloc(sizeof(uint16_t) * KEYS_SLOTS)))
+        goto oom;
+    for (size_t s = 0; cfg->cluster && s < KEYS_SLOTS; s++)
+        p->slot_link[s] = NO_LINK;
+    if (p->cfg.reconnect_max_ms < 10)
+        p->cfg.reconnect_max_ms = 10;
+    if (p->cfg.round_timeout_ms < 1)
+        p->cfg.round_timeout_ms = 5000;
+    p->ack_t = mono_s();
+    p->on_fail = on_fail;
+    p->on_done = on_done;
+    p->arg = arg;
+    if (!link_new(p, p->host, cfg->port))
+        goto oom;
+    connect_link(p->links[0]);
+    return p;
+oom:
+    snprintf(errstr, len, "publisher: out of memory");
+    pub_free(p);
+    return NULL;
+}
+
+void pub_set_on_empty(pub_t *p, pub_empty_fn on_empty)
+{
+    p->on_empty = on_empty;
+}
+
 void pub_free(pub_t *p)
 {
     if (!p)
         return;
     p->closing = 1;
-    drop_link(p);
     if (p->cur && p->building) { /* a round begun but never sent */
         round_free(p->cur);
         p->cur = NULL;
     }
-    if (p->retry_ev)
-        event_free(p->retry_ev);
-    if (p->timeout_ev)
-        event_free(p->timeout_ev);
-    if (p->drop_ev)
-        event_free(p->drop_ev);
+    round_t *r = p->cur;
+    if (r) { /* its commands waiting to be sent again: no link holds them */
+        for (size_t i = 0; i < r->nlater; i++)
+            key_failed(p, r, r->later[i]);
+        r->outstanding -= r->nlater;
+        r->nlater = 0;
+        if (r->outstanding == 0)
+            finish_round(p, r);
+    }
+    drop_links(p);
+    for (int i = 0; i < p->nlinks; i++) {
+        event_free(p->links[i]->retry_ev);
+        free(p->links[i]->host);
+        free(p->links[i]);
+    }
+    free(p->links);
+    free(p->slot_link);
+    struct event *evs[] = {p->timeout_ev, p->drop_ev, p->refresh_ev, p->later_ev};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
     free(p->host);
     free(p->password);
     free(p->prefix);
     free(p->model);
     free(p->vbuf);
-    free(p->cmd);
     free(p);
 }
 
 int pub_connected(const pub_t *p)
 {
-    return p->connected;
+    if (!p->cfg.cluster)
+        return p->links[0]->connected;
+    if (!p->have_map)
+        return 0;
+    for (int i = 0; i < p->nlinks; i++)
+        if (p->links[i]->connected)
+            return 1;
+    return 0;
 }
 
 int pub_busy(const pub_t *p)
@@ -410,8 +803,40 @@ double pub_unconfirmed_s(const pub_t *p)
     return p->wait_t0 > 0 ? mono_s() - p->wait_t0 : 0.0;
 }
 
+int pub_nodes(const pub_t *p, pub_node_t *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < p->nlinks && n < max; i++) {
+        out[n] = p->links[i]->fig;
+        out[n++].connected = p->links[i]->connected;
+    }
+    return n;
+}
+
+size_t pub_unserved_slots(const pub_t *p, unsigned *first, unsigned *last, size_t max)
+{
+    size_t n = 0;
+    if (!p->cfg.cluster)
+        return 0;
+    for (unsigned s = 0; s < KEYS_SLOTS; s++) {
+        uint16_t li = p->have_map ? p->slot_link[s] : NO_LINK;
+        int ok = li != NO_LINK && p->links[li]->connected;
+        if (ok)
+            continue;
+        if (n > 0 && last[n - 1] + 1 == s) {
+            last[n - 1] = s;
+        } else if (n < max) {
+            first[n] = last[n] = s;
+            n++;
+        } else {
+            break;
+        }
+    }
+    return n;
+}
+
 /* A round's commands are on their way: a round not done by the timeout is
- * failed and the link re-made */
+ * failed and its links re-made */
 static void round_sent(pub_t *p)
 {
     struct timeval tv = {p->cfg.round_timeout_ms / 1000, (p->cfg.round_timeout_ms % 1000) * 1000};
@@ -420,7 +845,7 @@ static void round_sent(pub_t *p)
 
 int pub_begin(pub_t *p)
 {
-    if (!p->connected || !p->ac || p->cur)
+    if (!pub_connected(p) || p->cur)
         return -1;
     round_t *r = calloc(1, sizeof(*r));
     if (!r)
@@ -510,24 +935,48 @@ void pub_del(pub_t *p, char side, const char *id, size_t len)
         p->on_fail(p->arg, del, id, len);
 }
 
-/* A command hiredis refused, or one after the link went away while the
- * round was being queued (or that could not be formatted): failed at once. */
-static void cmd_failed(pub_t *p, round_t *r, keyref_t *k)
+/* Room for n more bytes of commands in the round; NULL when out of memory */
+static char *cmd_room(round_t *r, size_t n)
 {
-    r->failed = 1;
-    if (k->side == 'z' || k->side == 'Z')
-        index_failed(p, r, k->side == 'z' ? 'i' : 'I');
-    else if (k->side && p->on_fail)
-        p->on_fail(p->arg, k->side, k->id, k->len);
-    r->outstanding--;
+    if (r->cmd_len + n > r->cmd_cap) {
+        size_t nc = r->cmd_cap ? r->cmd_cap * 2 : 65536;
+        while (nc < r->cmd_len + n)
+            nc *= 2;
+        char *c = realloc(r->cmd, nc);
+        if (!c)
+            return NULL;
+        r->cmd = c;
+        r->cmd_cap = nc;
+    }
+    return r->cmd + r->cmd_len;
 }
 
-/* queues one command */
-static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
-                      const size_t *argl)
+/* The command just written at the round's cmd end (len bytes) is k's, on
+ * key (kl bytes): kept and sent */
+static void cmd_take(pub_t *p, round_t *r, keyref_t *k, size_t len, const char *key, size_t kl)
 {
-    if (!p->ac || redisAsyncCommandArgv(p->ac, on_reply, k, argc, argv, argl) != REDIS_OK)
+    k->coff = r->cmd_len;
+    k->clen = len;
+    r->cmd_len += len;
+    k->slot = p->cfg.cluster ? (uint16_t)keys_slot(key, kl) : 0;
+    send_cmd(p, r, k, NULL);
+}
+
+/* queues one command whose key is argv[ki] */
+static void queue_cmd(pub_t *p, round_t *r, keyref_t *k, int argc, const char **argv,
+                      const size_t *argl, int ki)
+{
+    char *c = NULL, *at;
+    int len = redisFormatCommandArgv(&c, argc, argv, argl);
+    if (len < 0 || !(at = cmd_room(r, (size_t)len))) {
+        if (len >= 0)
+            redisFreeCommand(c);
         cmd_failed(p, r, k);
+        return;
+    }
+    memcpy(at, c, (size_t)len);
+    redisFreeCommand(c);
+    cmd_take(p, r, k, (size_t)len, argv[ki], argl[ki]);
 }
 
 /* "$<n>\r\n" at c (snprintf was a visible part of a round); returns its end */
@@ -544,13 +993,6 @@ static char *bulk_len(char *c, size_t n)
     *c++ = '\r';
     *c++ = '\n';
     return c;
-}
-
-/* queue_cmd for a command already in RESP */
-static void queue_formatted(pub_t *p, round_t *r, keyref_t *k, const char *cmd, size_t len)
-{
-    if (!p->ac || redisAsyncFormattedCommand(p->ac, on_reply, k, cmd, len) != REDIS_OK)
-        cmd_failed(p, r, k);
 }
 
 /* The item index, <prefix>:<model>:items, a sorted set of the item ids
@@ -600,7 +1042,7 @@ static void queue_index(pub_t *p, round_t *r, int64_t now_ms)
             argl[argc++] = r->keys[i].len;
         }
         if (argc > 2)
-            queue_cmd(p, r, &r->index[c], argc, argv, argl);
+            queue_cmd(p, r, &r->index[c], argc, argv, argl, 1);
         else
             r->outstanding--;
     }
@@ -610,7 +1052,7 @@ static void queue_index(pub_t *p, round_t *r, int64_t now_ms)
         snprintf(cutoff, sizeof(cutoff), "(%lld", (long long)now_ms - 1000LL * p->cfg.ttl_s);
         const char *pargv[] = {"ZREMRANGEBYSCORE", key, "-inf", cutoff};
         size_t pargl[] = {16, kl, 4, strlen(cutoff)};
-        queue_cmd(p, r, &r->index[2], 4, pargv, pargl);
+        queue_cmd(p, r, &r->index[2], 4, pargv, pargl, 1);
     } else {
         r->outstanding--;
     }
@@ -636,7 +1078,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         r->keys[i].r = r;
         r->keys[i].id = r->ids + r->keys[i].off;
     }
-    if (!p->ac) { /* the link went away while the round was built */
+    if (!pub_connected(p)) { /* the link went away while the round was built */
         r->failed = 1;
         for (size_t i = 0; i < r->n; i++)
             if (p->on_fail && r->keys[i].side)
@@ -646,6 +1088,7 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         return;
     }
     p->version++;
+    r->queuing = 1;
     char key[512], ttl[32];
     snprintf(ttl, sizeof(ttl), "%d", p->cfg.ttl_s);
     const size_t vbytes = 4 * (size_t)r->dim;
@@ -678,22 +1121,17 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
                                     k->side == 'U' ? 'u' : 'i', k->id, k->len);
             const char *argv[] = {"DEL", key};
             size_t argl[] = {3, kl};
-            queue_cmd(p, r, k, 2, argv, argl);
+            queue_cmd(p, r, k, 2, argv, argl, 1);
             continue;
         }
         size_t kl = keys_vector(key, sizeof(key), p->prefix, p->model, k->side, k->id, k->len);
         size_t need = (size_t)hl + 24 + kl + (size_t)midl + vbytes + tb + (size_t)tl;
-        if (need > p->cmd_cap) {
-            char *c = realloc(p->cmd, need);
-            if (!c) {
-                cmd_failed(p, r, k);
-                off += vbytes;
-                continue;
-            }
-            p->cmd = c;
-            p->cmd_cap = need;
+        char *c0 = cmd_room(r, need), *c = c0;
+        if (!c) {
+            cmd_failed(p, r, k);
+            off += vbytes;
+            continue;
         }
-        char *c = p->cmd;
         memcpy(c, head, (size_t)hl);
         c += hl;
         c = bulk_len(c, kl);
@@ -707,13 +1145,15 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
         c += tb;
         memcpy(c, tail, (size_t)tl);
         c += tl;
-        queue_formatted(p, r, k, p->cmd, (size_t)(c - p->cmd));
+        cmd_take(p, r, k, (size_t)(c - c0), key, kl);
         off += vbytes;
         /* Redis starts on the first commands (users' come first) while the
-         * rest are formatted; a link that fails here is gone (p->ac NULL),
-         * and the commands not queued yet fail in queue_formatted */
-        if ((i & 1023) == 1023 && p->ac)
-            redisAsyncHandleWrite(p->ac);
+         * rest are formatted; a link that fails here is gone (its ac NULL),
+         * and the commands not queued yet fail in send_cmd */
+        if ((i & 1023) == 1023)
+            for (int li = 0; li < p->nlinks; li++)
+                if (p->links[li]->ac && p->links[li]->fig.in_round)
+                    redisAsyncHandleWrite(p->links[li]->ac);
     }
 
     if (p->cfg.item_index)
@@ -789,15 +1229,16 @@ void pub_end(pub_t *p, const pub_meta_t *meta, int64_t now_ms)
                      13,
                      1};
     if (vw) {
-        queue_cmd(p, r, &r->meta, 27, argv, argl);
+        queue_cmd(p, r, &r->meta, 27, argv, argl, 3);
     } else { /* HSET key and the same fields, but the log's */
         argv[3] = "HSET";
         argl[3] = 4;
         argv[4] = key;
         argl[4] = ml;
-        queue_cmd(p, r, &r->meta, 20, argv + 3, argl + 3);
+        queue_cmd(p, r, &r->meta, 20, argv + 3, argl + 3, 1);
     }
     free(dense);
+    r->queuing = 0;
     if (r->outstanding == 0) {
         finish_round(p, r);
         return;
@@ -814,12 +1255,14 @@ int pub_heartbeat(pub_t *p, int64_t now_ms)
     r->heartbeat = 1;
     r->meta = (keyref_t){.r = r};
     r->outstanding = 1;
+    r->queuing = 1;
     char key[512], alive[24];
     size_t ml = keys_meta(key, sizeof(key), p->prefix, p->model);
     snprintf(alive, sizeof(alive), "%lld", (long long)now_ms);
     const char *argv[] = {"HSET", key, "alive_ms", alive};
     size_t argl[] = {4, ml, 8, strlen(alive)};
-    queue_cmd(p, r, &r->meta, 4, argv, argl);
+    queue_cmd(p, r, &r->meta, 4, argv, argl, 1);
+    r->queuing = 0;
     if (r->outstanding == 0) /* refused at once: the link is gone */
         finish_round(p, r);
     else

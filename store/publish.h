@@ -41,6 +41,9 @@ typedef struct {
                            * vector or meta hash is written only when what Redis holds
                            * is not newer (a Lua compare-and-set per key); the meta
                            * hash says version_bytes 8 and log_position */
+    int cluster;          /* 1: host:port is a node of a Redis Cluster: every command goes
+                           * to the master of its key's slot (CLUSTER SLOTS; MOVED, ASK,
+                           * TRYAGAIN followed up to 5 times; see publish.c) */
 } pub_config_t;
 
 /* Called for a write the round could not confirm: side 'u' or 'i' for a
@@ -78,6 +81,26 @@ double pub_ack_age_s(const pub_t *p);
  * round sent after the last acknowledgement, through any failed rounds and
  * reconnects, until a round is confirmed; 0 when nothing waits. */
 double pub_unconfirmed_s(const pub_t *p);
+
+/* The nodes written to: one (a single Redis), or each node of a cluster's
+ * slot map and each a redirection named. */
+typedef struct {
+    char addr[64];       /* host:port */
+    int connected;       /* the link is up */
+    int master;          /* serves slots in the map last read (a cluster) */
+    int in_round;        /* commands of the round in flight went to it */
+    double round_s;      /* the last round that wrote to it: seconds to its last reply */
+    uint64_t errors;     /* commands it failed (an error reply, the link lost) */
+    uint64_t moved, ask; /* redirections it answered */
+    uint64_t tryagain;
+    uint64_t connects; /* links made to it */
+} pub_node_t;
+/* Up to max nodes' figures into out; how many. */
+int pub_nodes(const pub_t *p, pub_node_t *out, int max);
+/* A cluster's slots that no connected node serves (none read, or its link
+ * down), as ranges [first[i], last[i]], at most max; how many ranges. 0 for
+ * a single Redis. */
+size_t pub_unserved_slots(const pub_t *p, unsigned *first, unsigned *last, size_t max);
 
 /* Versioned writes: the model-log position of the state the next rounds
  * read (below 2^53); and how many writes Redis refused because it held a

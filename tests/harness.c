@@ -144,6 +144,109 @@ pid_t harness_redis_start_with(int port, const char *const *extra)
     return -1;
 }
 
+static int rcluster_node_ok(int port)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "CLUSTER INFO");
+        ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok") &&
+             strstr(r->str, "cluster_slots_ok:16384") && strstr(r->str, "cluster_size:3");
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+int harness_rcluster_wait_ok(harness_rcluster_t *c, int timeout_ms)
+{
+    double t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < timeout_ms) {
+        int ok = 1;
+        for (int i = 0; i < HARNESS_RC_NODES && ok; i++)
+            ok = c->pid[i] <= 0 || rcluster_node_ok(c->port[i]);
+        if (ok)
+            return 0;
+        usleep(100000);
+    }
+    return -1;
+}
+
+int harness_rcluster_start(harness_rcluster_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < HARNESS_RC_NODES; i++)
+        c->pid[i] = -1;
+    snprintf(c->dir, sizeof(c->dir), "/tmp/fr-rcluster-XXXXXX");
+    if (!mkdtemp(c->dir))
+        return -1;
+    harness_log_path(c->log, sizeof(c->log), "rcluster");
+    char addr[HARNESS_RC_NODES][32];
+    char *argv[HARNESS_RC_NODES + 8];
+    int argc = 0;
+    argv[argc++] = "/usr/bin/redis-cli";
+    argv[argc++] = "--cluster";
+    argv[argc++] = "create";
+    for (int i = 0; i < HARNESS_RC_NODES; i++) {
+        /* two free ports, different: the client's and the bus's */
+        int dup;
+        do {
+            c->port[i] = harness_free_port();
+            c->bus[i] = harness_free_port();
+            dup = c->port[i] == c->bus[i];
+            for (int j = 0; j < i; j++)
+                dup |= c->port[j] == c->port[i] || c->bus[j] == c->bus[i] ||
+                       c->port[j] == c->bus[i] || c->bus[j] == c->port[i];
+        } while (dup);
+        char bus[16], conf[48];
+        snprintf(bus, sizeof(bus), "%d", c->bus[i]);
+        snprintf(conf, sizeof(conf), "nodes-%d.conf", c->port[i]);
+        const char *extra[] = {"--cluster-enabled",
+                               "yes",
+                               "--cluster-port",
+                               bus,
+                               "--cluster-config-file",
+                               conf,
+                               "--cluster-node-timeout",
+                               "2000",
+                               "--dir",
+                               c->dir,
+                               NULL};
+        if ((c->pid[i] = harness_redis_start_with(c->port[i], extra)) < 0)
+            goto err;
+        snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", c->port[i]);
+        argv[argc++] = addr[i];
+    }
+    argv[argc++] = "--cluster-replicas";
+    argv[argc++] = "1";
+    argv[argc++] = "--cluster-yes";
+    argv[argc] = NULL;
+    pid_t cli = harness_spawn(argv, c->log);
+    if (cli < 0 || harness_wait(cli, 60000) != 0 || harness_rcluster_wait_ok(c, 30000) < 0)
+        goto err;
+    return 0;
+err:
+    harness_rcluster_stop(c);
+    return -1;
+}
+
+void harness_rcluster_stop(harness_rcluster_t *c)
+{
+    for (int i = 0; i < HARNESS_RC_NODES; i++) {
+        if (c->pid[i] > 0) {
+            kill(c->pid[i], SIGCONT);
+            harness_stop(c->pid[i]);
+        }
+        c->pid[i] = -1;
+    }
+    if (c->dir[0])
+        harness_rmtree(c->dir);
+    c->dir[0] = '\0';
+}
+
 void harness_stop(pid_t pid)
 {
     if (pid <= 0)

@@ -17,6 +17,25 @@ pid_t harness_redis_start(int port);
 /* The same with more arguments (NULL-terminated; at most 26), e.g.
  * "--cluster-enabled", "yes". */
 pid_t harness_redis_start_with(int port, const char *const *extra);
+/* A Redis Cluster on loopback: 3 masters and a replica of each (6
+ * redis-server processes, free ports for clients and for the cluster bus,
+ * node timeout 2 s), formed with redis-cli --cluster create. */
+#define HARNESS_RC_NODES 6
+typedef struct {
+    int port[HARNESS_RC_NODES], bus[HARNESS_RC_NODES];
+    pid_t pid[HARNESS_RC_NODES];
+    char dir[64]; /* the nodes' files */
+    char log[256];
+} harness_rcluster_t;
+/* Starts and forms it, and waits until every node says cluster_state:ok.
+ * 0, or -1 with everything started stopped. */
+int harness_rcluster_start(harness_rcluster_t *c);
+/* Stops every node (and removes its files), whatever state it is in. */
+void harness_rcluster_stop(harness_rcluster_t *c);
+/* Waits up to timeout_ms for every running node to say cluster_state:ok and
+ * to agree on 3 masters serving all 16384 slots: 0, or -1. */
+int harness_rcluster_wait_ok(harness_rcluster_t *c, int timeout_ms);
+
 /* SIGTERM, then SIGKILL after 3 s; reaps the process. */
 void harness_stop(pid_t pid);
 /* Sends a signal to a started process (SIGSTOP/SIGCONT to make it hang). */

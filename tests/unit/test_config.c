@@ -184,7 +184,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 73); /* the fields of fr_config_t */
+    assert_int_equal(n, 74); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
