@@ -62,6 +62,14 @@ static void snapshot(void *arg, metrics_t *out)
     out->redis_last_ack_age_s = a->pub ? pub_ack_age_s(a->pub) : 0.0;
     out->redis_connected =
         out->redis_link && pub_unconfirmed_s(a->pub) * 1000.0 < a->cfg.redis_ack_timeout_ms;
+    if (a->pub && a->cfg.redis_cluster) {
+        out->redis_cluster = 1;
+        out->nnodes = pub_nodes(a->pub, out->nodes, METRICS_MAX_NODES);
+        size_t nr;
+        out->unserved_slots = pub_unserved_slots(a->pub, out->unserved_first, out->unserved_last,
+                                                 METRICS_MAX_UNSERVED, &nr);
+        out->nunserved = (int)nr;
+    }
     cluster_stats(a, out);
 }
 

@@ -188,6 +188,55 @@ static int verdicts_sample(const metric_def_t *d, const metrics_t *m, int i, met
     return 1;
 }
 
+static int has_redis_cluster(const metrics_t *m)
+{
+    return m->redis_cluster != 0;
+}
+
+/* by Redis Cluster node: d->off is the pub_node_t field */
+static int nodes_count(const metrics_t *m)
+{
+    return m->redis_cluster ? clamp(m->nnodes, 0, METRICS_MAX_NODES) : 0;
+}
+static int nodes_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    const pub_node_t *n = &m->nodes[i];
+    s->label[0] = n->addr;
+    s->max[0] = sizeof(n->addr);
+    const char *p = (const char *)n + d->off;
+    if (d->kind == METRIC_F64)
+        memcpy(&s->d, p, sizeof(double));
+    else if (d->kind == METRIC_BOOL)
+        s->u = (uint64_t) * (const int *)(const void *)p;
+    else
+        memcpy(&s->u, p, sizeof(uint64_t));
+    return 1;
+}
+
+/* by node and kind of redirection */
+static const char *const redirect_kinds[3] = {"moved", "ask", "tryagain"};
+static int redirects_count(const metrics_t *m)
+{
+    return 3 * nodes_count(m);
+}
+static int redirects_sample(const metric_def_t *d, const metrics_t *m, int i, metric_sample_t *s)
+{
+    (void)d;
+    const pub_node_t *n = &m->nodes[i / 3];
+    s->label[0] = n->addr;
+    s->max[0] = sizeof(n->addr);
+    s->label[1] = redirect_kinds[i % 3];
+    s->max[1] = strlen(s->label[1]);
+    s->u = i % 3 == 0 ? n->moved : i % 3 == 1 ? n->ask : n->tryagain;
+    return 1;
+}
+
+#define NODE(name, type, help, kind, f)                                                            \
+    {                                                                                              \
+        name, type, help, {"node"}, kind, offsetof(pub_node_t, f), nodes_count, nodes_sample,      \
+            has_redis_cluster, NULL                                                                \
+    }
+
 #define OFF(f) offsetof(metrics_t, f)
 #define TOFF(f) offsetof(emb_stats_t, f)
 #define C(name, help, kind, f, json)                                                               \
@@ -369,6 +418,40 @@ const metric_def_t metrics_table[] = {
       "1 when connected to Redis and it confirms writes within ack_timeout_ms.", METRIC_BOOL,
       redis_connected, "redis.connected"),
     G(NULL, "The TCP link to Redis is up.", METRIC_BOOL, redis_link, "redis.link"),
+    NODE("freshrec_redis_node_connected", METRIC_GAUGE,
+         "Redis Cluster: 1 while the link to the node is up, by node (host:port).", METRIC_BOOL,
+         connected),
+    NODE("freshrec_redis_node_master", METRIC_GAUGE,
+         "Redis Cluster: 1 when the node serves slots in the slot map last read.", METRIC_BOOL,
+         master),
+    NODE("freshrec_redis_node_round_seconds", METRIC_GAUGE,
+         "Redis Cluster: the last publish round that wrote to the node, from its start to the "
+         "node's last reply.",
+         METRIC_F64, round_s),
+    NODE("freshrec_redis_node_errors_total", METRIC_COUNTER,
+         "Redis Cluster: commands the node failed (an error reply, the link lost); their keys are "
+         "written again.",
+         METRIC_U64, errors),
+    {"freshrec_redis_node_redirections_total",
+     METRIC_COUNTER,
+     "Redis Cluster: redirections the node answered, by node and kind (moved, ask, tryagain).",
+     {"node", "kind"},
+     METRIC_U64,
+     0,
+     redirects_count,
+     redirects_sample,
+     has_redis_cluster,
+     NULL},
+    {"freshrec_redis_cluster_unserved_slots",
+     METRIC_GAUGE,
+     "Redis Cluster: slots that no connected master serves (their keys wait).",
+     {NULL},
+     METRIC_U64,
+     OFF(unserved_slots),
+     NULL,
+     NULL,
+     has_redis_cluster,
+     "redis.unserved_slots"},
     G("freshrec_redis_last_ack_age_seconds",
       "Seconds since Redis last confirmed a write (a publish round or heartbeat).", METRIC_F64,
       redis_last_ack_age_s, "redis.last_ack_age_seconds"),

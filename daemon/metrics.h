@@ -7,10 +7,13 @@
 #include "event.h"
 #include "learner.h"
 #include "mlog.h"
+#include "publish.h"
 
 #include <stdint.h>
 
 #define METRICS_MAX_PARTITIONS 256
+#define METRICS_MAX_NODES 64   /* Redis Cluster nodes shown */
+#define METRICS_MAX_UNSERVED 8 /* ranges of unserved slots /healthz names */
 #define METRICS_LAT_BUCKETS 12 /* the last one is +Inf */
 
 /* upper bounds (seconds) of the publish-latency histogram buckets */
@@ -64,6 +67,14 @@ typedef struct {
     int redis_link;              /* the TCP link to Redis is up */
     int redis_connected;         /* ... and writes are confirmed ([redis] ack_timeout_ms) */
     double redis_last_ack_age_s; /* since Redis last confirmed a write */
+    /* [redis] cluster: the nodes written to, and the slots no connected
+     * master serves (ranges, at most METRICS_MAX_UNSERVED) */
+    int redis_cluster;
+    pub_node_t nodes[METRICS_MAX_NODES];
+    int nnodes;
+    uint64_t unserved_slots;
+    unsigned unserved_first[METRICS_MAX_UNSERVED], unserved_last[METRICS_MAX_UNSERVED];
+    int nunserved;
     uint64_t checkpoint_total, checkpoint_errors_total;
     int checkpoint_failing;              /* the last checkpoint could not be written */
     uint64_t checkpoint_skipped_total;   /* timer ticks while the previous one was still written */

@@ -347,12 +347,29 @@ void stats_render_json(const metrics_t *m, struct evbuffer *out)
 
 int stats_healthy(const metrics_t *m, char *reason, size_t len)
 {
-    const char *why[4];
+    const char *why[5];
+    char slots[160];
     int n = 0;
     if (!m->consuming)
         why[n++] = "not consuming (no partitions assigned)";
     if (!m->redis_connected) /* the link up: Redis hangs (stopped, swapping, blocked) */
         why[n++] = m->redis_link ? "redis not confirming writes" : "redis disconnected";
+    if (m->redis_cluster && m->unserved_slots > 0) { /* a master lost, not yet replaced */
+        size_t at =
+            (size_t)snprintf(slots, sizeof(slots), "redis cluster: %llu slots unreachable (",
+                             (unsigned long long)m->unserved_slots);
+        for (int i = 0; i < m->nunserved && at < sizeof(slots); i++) {
+            int w = m->unserved_first[i] == m->unserved_last[i]
+                        ? snprintf(slots + at, sizeof(slots) - at, "%s%u", i ? " " : "",
+                                   m->unserved_first[i])
+                        : snprintf(slots + at, sizeof(slots) - at, "%s%u-%u", i ? " " : "",
+                                   m->unserved_first[i], m->unserved_last[i]);
+            at += w > 0 ? (size_t)w : 0;
+        }
+        if (at < sizeof(slots))
+            snprintf(slots + at, sizeof(slots) - at, ")");
+        why[n++] = slots;
+    }
     if (m->dead_letter_blocked)
         why[n++] = "dead-letter topic refusing copies (consuming stopped, offsets held)";
     if (m->checkpoint_failing)
@@ -365,7 +382,8 @@ int stats_healthy(const metrics_t *m, char *reason, size_t len)
             at += w > 0 ? (size_t)w : 0;
         }
     }
-    return m->consuming && m->redis_connected && !m->dead_letter_blocked;
+    return m->consuming && m->redis_connected && !m->dead_letter_blocked &&
+           !(m->redis_cluster && m->unserved_slots > 0);
 }
 
 /* ---- vectors ----------------------------------------------------------- */

@@ -472,10 +472,7 @@ static void finish_round(pub_t *p, round_t *r)
     }
     double dt = mono_s() - r->t0;
     for (int i = 0; i < p->nlinks; i++)
-        if (p->links[i]->fig.in_round) {
-            p->links[i]->fig.in_round = 0;
-            p->links[i]->fig.round_s = dt;
-        }
+        p->links[i]->fig.in_round = 0;
     if (p->cur == r)
         p->cur = NULL;
     if (p->on_done)
@@ -521,9 +518,11 @@ static void send_cmd(pub_t *p, round_t *r, keyref_t *k, link_t *l)
 {
     if (!l)
         l = route(p, k->slot);
-    if (!l || !l->ac) {
+    if (!l || !l->ac) { /* no master known for the slot, or its link down: who has it now? */
         if (l)
             l->fig.errors++;
+        if (p->cfg.cluster)
+            schedule_refresh(p);
         cmd_failed(p, r, k);
         return;
     }
@@ -632,6 +631,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     keyref_t *k = priv;
     round_t *r = k->r;
     redisReply *rep = reply;
+    l->fig.round_s = mono_s() - r->t0; /* its last reply, once the round is done */
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         if (p->cfg.cluster && rep && redirected(p, r, k, l, rep))
             return;
@@ -813,26 +813,24 @@ int pub_nodes(const pub_t *p, pub_node_t *out, int max)
     return n;
 }
 
-size_t pub_unserved_slots(const pub_t *p, unsigned *first, unsigned *last, size_t max)
+size_t pub_unserved_slots(const pub_t *p, unsigned *first, unsigned *last, size_t max,
+                          size_t *nranges)
 {
-    size_t n = 0;
-    if (!p->cfg.cluster)
-        return 0;
-    for (unsigned s = 0; s < KEYS_SLOTS; s++) {
+    size_t n = 0, slots = 0;
+    for (unsigned s = 0; p->cfg.cluster && s < KEYS_SLOTS; s++) {
         uint16_t li = p->have_map ? p->slot_link[s] : NO_LINK;
-        int ok = li != NO_LINK && p->links[li]->connected;
-        if (ok)
+        if (li != NO_LINK && p->links[li]->connected)
             continue;
+        slots++;
         if (n > 0 && last[n - 1] + 1 == s) {
             last[n - 1] = s;
         } else if (n < max) {
             first[n] = last[n] = s;
             n++;
-        } else {
-            break;
         }
     }
-    return n;
+    *nranges = n;
+    return slots;
 }
 
 /* A round's commands are on their way: a round not done by the timeout is
@@ -881,11 +879,7 @@ static keyref_t *add_ref(pub_t *p, char side, const char *id, size_t len)
     }
     /* the arrays may move while the round is built: refs are fixed in pub_end */
     keyref_t *k = &r->keys[r->n];
-    k->r = r;
-    k->side = side;
-    k->len = (uint32_t)len;
-    k->off = r->ids_len;
-    k->id = NULL;
+    *k = (keyref_t){.r = r, .side = side, .len = (uint32_t)len, .off = r->ids_len};
     memcpy(r->ids + r->ids_len, id, len);
     r->ids[r->ids_len + len] = '\0';
     r->ids_len += len + 1;

@@ -97,10 +97,11 @@ typedef struct {
 } pub_node_t;
 /* Up to max nodes' figures into out; how many. */
 int pub_nodes(const pub_t *p, pub_node_t *out, int max);
-/* A cluster's slots that no connected node serves (none read, or its link
- * down), as ranges [first[i], last[i]], at most max; how many ranges. 0 for
- * a single Redis. */
-size_t pub_unserved_slots(const pub_t *p, unsigned *first, unsigned *last, size_t max);
+/* How many of a cluster's slots no connected node serves (none read, or
+ * its link down), 0 for a single Redis; the first max of their ranges
+ * [first[i], last[i]] in *nranges. */
+size_t pub_unserved_slots(const pub_t *p, unsigned *first, unsigned *last, size_t max,
+                          size_t *nranges);
 
 /* Versioned writes: the model-log position of the state the next rounds
  * read (below 2^53); and how many writes Redis refused because it held a

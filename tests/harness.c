@@ -155,6 +155,12 @@ static int rcluster_node_ok(int port)
              strstr(r->str, "cluster_slots_ok:16384") && strstr(r->str, "cluster_size:3");
         if (r)
             freeReplyObject(r);
+        /* a replica that never synced with its master would not replace it */
+        r = ok ? redisCommand(c, "INFO replication") : NULL;
+        ok = r && r->type == REDIS_REPLY_STRING &&
+             (strstr(r->str, "role:master") || strstr(r->str, "master_link_status:up"));
+        if (r)
+            freeReplyObject(r);
     }
     if (c)
         redisFree(c);

@@ -16,6 +16,8 @@
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,14 +127,16 @@ static double metric(const char *s)
     return harness_daemon_metric(stats_port, s);
 }
 
-/* n clicks of users u0.. on items i0.., keyed by user */
-static void produce(long n)
+/* n clicks of users u0.. (or of user `only` alone, when not negative) on
+ * items i0.., keyed by user */
+static void produce_users(long n, long only)
 {
     char buf[256], u[32], it[32];
     unsigned long long x = 88172645463325252ull + (unsigned long long)produced;
     for (long k = 0; k < n; k++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        long user = (long)(x % USERS), item = (user * 7 + (long)((x >> 24) % 25)) % ITEMS;
+        long user = only >= 0 ? only : (long)(x % USERS);
+        long item = (user * 7 + (long)((x >> 24) % 25)) % ITEMS;
         snprintf(u, sizeof(u), "u%ld", user);
         snprintf(it, sizeof(it), "i%ld", item);
         size_t len = event_encode(buf, sizeof(buf), u, strlen(u), it, strlen(it), "click", -1);
@@ -140,6 +144,57 @@ static void produce(long n)
     }
     produced += n;
     assert_int_equal(harness_kafka_flush(&K, 30000), 0);
+}
+
+static void produce(long n)
+{
+    produce_users(n, -1);
+}
+
+/* a command's integer or string answer from node i ("" when none) */
+static long long node_int(int i, const char *fmt, const char *arg)
+{
+    redisContext *c = redisConnect("127.0.0.1", RC.port[i]);
+    redisReply *r = c && !c->err ? redisCommand(c, fmt, arg) : NULL;
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return v;
+}
+
+static void node_id(int i, char *out, size_t cap)
+{
+    redisContext *c = redisConnect("127.0.0.1", RC.port[i]);
+    redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER MYID") : NULL;
+    assert_true(r && r->type == REDIS_REPLY_STRING && r->len < cap);
+    memcpy(out, r->str, r->len);
+    out[r->len] = '\0';
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* node i answers OK to a command (up to three string arguments) */
+static void node_ok(int i, const char *fmt, const char *a, const char *b, const char *d)
+{
+    redisContext *c = redisConnect("127.0.0.1", RC.port[i]);
+    redisReply *r = c && !c->err ? redisCommand(c, fmt, a, b, d) : NULL;
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        fail_msg("node %d: %s: %s", i, fmt, r ? r->str : "no answer");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* the daemon's count of one kind of redirection answered by node i */
+static double redirections(int i, const char *kind)
+{
+    char s[160];
+    snprintf(s, sizeof(s),
+             "freshrec_redis_node_redirections_total{node=\"127.0.0.1:%d\",kind=\"%s\"}",
+             RC.port[i], kind);
+    double v = metric(s);
+    return isnan(v) ? 0 : v;
 }
 
 /* until every event produced is learned and nothing waits to be published */
@@ -181,9 +236,10 @@ static int model_vector(char side, const char *id, unsigned char *out, size_t ca
     return ok ? (int)n : -1;
 }
 
-/* What the cluster holds: each running node asked directly (no
- * redirection followed). A key is found on the master that serves its
- * slot; the node that answered it is counted in *where (its index). */
+/* What the cluster holds: each running node asked directly (MOVED not
+ * followed; ASK followed, with ASKING, as a client must while a slot
+ * migrates). A key is found on the master that serves its slot; the node
+ * that answered it is in *where (its index). */
 static int cluster_get(const char *key, unsigned char *out, size_t cap, int *where)
 {
     int n = -1;
@@ -193,6 +249,22 @@ static int cluster_get(const char *key, unsigned char *out, size_t cap, int *whe
             continue;
         redisContext *c = redisConnect("127.0.0.1", RC.port[i]);
         redisReply *r = c && !c->err ? redisCommand(c, "GET %s", key) : NULL;
+        const char *colon;
+        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0 &&
+            (colon = strrchr(r->str, ':'))) { /* the key is on the importing node */
+            int port = atoi(colon + 1);
+            freeReplyObject(r);
+            r = NULL;
+            for (int j = 0; j < HARNESS_RC_NODES; j++)
+                if (RC.port[j] == port && RC.pid[j] > 0) {
+                    redisFree(c);
+                    c = redisConnect("127.0.0.1", port);
+                    freeReplyObject(redisCommand(c, "ASKING"));
+                    r = redisCommand(c, "GET %s", key);
+                    i = j;
+                    break;
+                }
+        }
         if (r && r->type == REDIS_REPLY_STRING && r->len <= cap) {
             memcpy(out, r->str, r->len);
             n = (int)r->len;
@@ -279,11 +351,160 @@ static void test_learns_into_cluster(void **state)
         assert_true(per[i] == 0 || per[i] > same / 6);
 }
 
+/* While the daemon publishes, user u0's slot migrates from its master to
+ * another: first ASK (the key moved, the slot not yet), then MOVED (the
+ * slot moved). After each, every vector is written and equal to GET
+ * /vector, and the old master holds nothing of the slot. */
+static void test_slot_migrates(void **state)
+{
+    (void)state;
+    produce(3000);
+    wait_published(60000);
+    const char *key = "fr:neumf:u:u0";
+    unsigned slot = keys_slot(key, strlen(key));
+    unsigned char v[4096];
+    int src, dst = -1;
+    assert_true(cluster_get(key, v, sizeof(v), &src) > 0);
+    for (int i = 0; i < 3; i++) /* redis-cli made nodes 0-2 the masters */
+        if (i != src && dst < 0)
+            dst = i;
+    assert_true(src >= 0 && src < 3);
+    char src_id[64], dst_id[64], sl[16], port[16];
+    node_id(src, src_id, sizeof(src_id));
+    node_id(dst, dst_id, sizeof(dst_id));
+    snprintf(sl, sizeof(sl), "%u", slot);
+    snprintf(port, sizeof(port), "%d", RC.port[dst]);
+
+    /* migrating: the keys go, the slot stays; a write of u0 is asked of dst */
+    node_ok(dst, "CLUSTER SETSLOT %s IMPORTING %s", sl, src_id, NULL);
+    node_ok(src, "CLUSTER SETSLOT %s MIGRATING %s", sl, dst_id, NULL);
+    redisContext *c = redisConnect("127.0.0.1", RC.port[src]);
+    redisReply *keys = redisCommand(c, "CLUSTER GETKEYSINSLOT %u 1000", slot);
+    assert_true(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements >= 1);
+    for (size_t k = 0; k < keys->elements; k++) {
+        redisReply *m =
+            redisCommand(c, "MIGRATE 127.0.0.1 %s %s 0 5000", port, keys->element[k]->str);
+        assert_true(m && m->type == REDIS_REPLY_STATUS);
+        freeReplyObject(m);
+    }
+    freeReplyObject(keys);
+    redisFree(c);
+    double t0 = harness_now_ms();
+    while (redirections(src, "ask") < 1 && harness_now_ms() - t0 < 20000) {
+        produce_users(20, 0);
+        usleep(100000);
+    }
+    double asks = redirections(src, "ask");
+    wait_published(30000);
+    int per[HARNESS_RC_NODES];
+    char why[256] = "";
+    int same = compare_all(per, why, sizeof(why), 10000);
+    print_message("slot %u migrating from node %d to %d: %.0f ASK answered; %d vectors equal "
+                  "GET /vector\n",
+                  slot, src, dst, asks, same);
+    if (same < 0)
+        fail_msg("the cluster differs from the model: %s", why);
+    assert_true(asks >= 1);
+
+    /* migrated: the slot is dst's; the daemon's map still says src: MOVED */
+    for (int i = 0; i < 3; i++)
+        node_ok(i, "CLUSTER SETSLOT %s NODE %s", sl, dst_id, NULL);
+    t0 = harness_now_ms();
+    while (redirections(src, "moved") < 1 && harness_now_ms() - t0 < 20000) {
+        produce_users(20, 0);
+        usleep(100000);
+    }
+    double moved = redirections(src, "moved");
+    produce(1000);
+    wait_published(30000);
+    same = compare_all(per, why, sizeof(why), 10000);
+    long long left = node_int(src, "CLUSTER COUNTKEYSINSLOT %s", sl);
+    long long there = node_int(dst, "CLUSTER COUNTKEYSINSLOT %s", sl);
+    print_message("slot %u moved to node %d: %.0f MOVED answered; %d vectors equal GET /vector; "
+                  "keys of the slot on the old master %lld, on the new %lld\n",
+                  slot, dst, moved, same, left, there);
+    if (same < 0)
+        fail_msg("the cluster differs from the model: %s", why);
+    assert_true(moved >= 1);
+    assert_int_equal(left, 0);
+    assert_true(there >= 1);
+    int where;
+    assert_true(cluster_get(key, v, sizeof(v), &where) > 0);
+    assert_int_equal(where, dst);
+}
+
+/* A master SIGKILLed while the daemon publishes: its replica is promoted,
+ * the daemon reads the new map, and every vector is written and equal to
+ * GET /vector; /healthz named the unreachable slots meanwhile. */
+static void test_master_killed(void **state)
+{
+    (void)state;
+    produce(3000);
+    wait_published(60000);
+    kill(RC.pid[0], SIGKILL);
+    harness_wait(RC.pid[0], 5000);
+    RC.pid[0] = -1;
+    double t_kill = harness_now_ms(), t_served = NAN, unserved_max = 0;
+    int named = 0;
+    char body[512];
+    while (harness_now_ms() - t_kill < 30000) {
+        produce(100);
+        double u = metric("freshrec_redis_cluster_unserved_slots");
+        unserved_max = u > unserved_max ? u : unserved_max;
+        if (harness_http_get(stats_port, "/healthz", body, sizeof(body)) == 503 &&
+            strstr(body, "slots unreachable"))
+            named = 1;
+        if (unserved_max > 0 && u == 0) {
+            t_served = harness_now_ms();
+            break;
+        }
+        usleep(100000);
+    }
+    if (harness_rcluster_wait_ok(&RC, 30000) < 0) {
+        for (int i = 0; i < HARNESS_RC_NODES; i++) {
+            if (RC.pid[i] <= 0)
+                continue;
+            redisContext *c = redisConnect("127.0.0.1", RC.port[i]);
+            redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER NODES") : NULL;
+            print_message("node %d (port %d):\n%s\n", i, RC.port[i], r ? r->str : "-");
+            if (r)
+                freeReplyObject(r);
+            if (c)
+                redisFree(c);
+        }
+        fail_msg("the cluster is not ok 30 s after a master's kill");
+    }
+    produce(1000);
+    wait_published(30000);
+    int per[HARNESS_RC_NODES];
+    char why[256] = "";
+    int same = compare_all(per, why, sizeof(why), 10000);
+    double t_equal = harness_now_ms();
+    print_message("master killed: up to %.0f slots unserved, served again after %.1f s (/healthz "
+                  "named them: %s); %d vectors equal GET /vector %.1f s after the kill; per node: "
+                  "%d %d %d %d %d %d\n",
+                  unserved_max, (t_served - t_kill) / 1000, named ? "yes" : "no", same,
+                  (t_equal - t_kill) / 1000, per[0], per[1], per[2], per[3], per[4], per[5]);
+    if (same < 0)
+        fail_msg("the cluster differs from the model: %s", why);
+    assert_true(unserved_max > 5000);
+    assert_false(isnan(t_served));
+    assert_true(named);
+    int masters = 0;
+    for (int i = 0; i < HARNESS_RC_NODES; i++)
+        masters += per[i] > 0;
+    assert_int_equal(masters, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slot_matches_redis),
         cmocka_unit_test_setup_teardown(test_learns_into_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slot_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_master_killed, setup, teardown),
     };
+    if (getenv("CMOCKA_TEST_FILTER")) /* one test: CMOCKA_TEST_FILTER=test_slot_migrates */
+        cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
