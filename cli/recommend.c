@@ -15,7 +15,13 @@
  * file in the format `freshrec train --data` reads (the same log the model
  * was trained or replayed from), and --exclude takes ids on the command line.
  * Excluded items are dropped before the top k is taken, so k items are
- * printed whenever the catalogue has k unseen ones. */
+ * printed whenever the catalogue has k unseen ones.
+ *
+ * A Redis Cluster node given as --redis (INFO says cluster_enabled:1) is
+ * read as a cluster: the slot map from CLUSTER SLOTS, each key from the
+ * master of its slot, the item vectors SCANned on each master. Versioned
+ * values (several members: the meta hash's version_bytes) are read without
+ * their trailer. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "dataset.h"
@@ -33,7 +39,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: freshrec recommend --redis HOST:PORT --user ID [-k N] [options]\n"
-               "Prints the user's top N items by the model's retrieval score, from Redis.\n"
+               "Prints the user's top N items by the model's retrieval score, from Redis\n"
+               "(or from a Redis Cluster, when HOST:PORT is one of its nodes).\n"
                "  -k N            how many                                  [10]\n"
                "  --prefix P      key prefix                                [fr]\n"
                "  --model M       model name in the keys                    [neumf]\n"
@@ -149,8 +156,9 @@ static int seen_file(seen_t *s, const char *path, const char *user, char *err, s
 
 static int by_score(const void *x, const void *y)
 {
-    const hit_t *a = x, *b = y;
-    return (a->score < b->score) - (a->score > b->score);
+    const hit_t *a = x, *b = y; /* equal scores by id: the same order however read */
+    int c = (a->score < b->score) - (a->score > b->score);
+    return c ? c : strcmp(a->id ? a->id : "", b->id ? b->id : "");
 }
 
 /* The command line. */
@@ -236,6 +244,99 @@ static int parse_args(rec_args_t *a, int argc, char **argv)
     return -1;
 }
 
+/* Where the keys are: one Redis, or the masters of a cluster */
+#define MAX_NODES 64
+typedef struct {
+    redisContext *c[MAX_NODES]; /* [0]: --redis; then a cluster's masters, connected when needed */
+    char addr[MAX_NODES][280];
+    int n, cluster;
+    uint16_t *slot; /* a cluster: each slot's node */
+    const char *password;
+} where_t;
+
+static redisContext *connect_redis(const char *addr, const char *password);
+
+static void where_close(where_t *w)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->c[i])
+            redisFree(w->c[i]);
+    free(w->slot);
+}
+
+/* node index of host:port, added when new; -1 when there is no room */
+static int where_node(where_t *w, const char *host, size_t hl, long long port)
+{
+    char a[280];
+    snprintf(a, sizeof(a), "%.*s:%lld", (int)(hl < 256 ? hl : 256), host, port);
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->addr[i], a))
+            return i;
+    if (w->n == MAX_NODES)
+        return -1;
+    snprintf(w->addr[w->n], sizeof(w->addr[0]), "%s", a);
+    w->c[w->n] = NULL;
+    return w->n++;
+}
+
+/* Connects to --redis; a cluster node: reads the slot map. 0, or -1 after a
+ * message. */
+static int where_open(where_t *w, const char *addr, const char *password)
+{
+    *w = (where_t){.n = 1, .password = password};
+    snprintf(w->addr[0], sizeof(w->addr[0]), "%s", addr);
+    if (!(w->c[0] = connect_redis(addr, password)))
+        return -1;
+    redisReply *r = redisCommand(w->c[0], "INFO cluster");
+    w->cluster = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_enabled:1");
+    if (r)
+        freeReplyObject(r);
+    if (!w->cluster)
+        return 0;
+    if (!(w->slot = malloc(sizeof(uint16_t) * KEYS_SLOTS))) {
+        fprintf(stderr, "freshrec recommend: out of memory\n");
+        return -1;
+    }
+    for (int s = 0; s < KEYS_SLOTS; s++)
+        w->slot[s] = 0xffff;
+    r = redisCommand(w->c[0], "CLUSTER SLOTS");
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[2]->elements < 2)
+            continue;
+        redisReply *m = e->element[2];
+        const char *host = m->element[0]->len ? m->element[0]->str : "127.0.0.1";
+        int node = where_node(w, host, strlen(host), m->element[1]->integer);
+        for (long long s = e->element[0]->integer; node >= 0 && s <= e->element[1]->integer; s++)
+            if (s >= 0 && s < KEYS_SLOTS)
+                w->slot[s] = (uint16_t)node;
+    }
+    if (r)
+        freeReplyObject(r);
+    return 0;
+}
+
+/* the link to node i, made when first needed; NULL after a message */
+static redisContext *where_link(where_t *w, int i)
+{
+    if (!w->c[i])
+        w->c[i] = connect_redis(w->addr[i], w->password);
+    return w->c[i];
+}
+
+/* the link that serves key; NULL after a message */
+static redisContext *where_key(where_t *w, const char *key)
+{
+    if (!w->cluster)
+        return w->c[0];
+    uint16_t node = w->slot[keys_slot(key, strlen(key))];
+    if (node == 0xffff) {
+        fprintf(stderr, "freshrec recommend: no master serves the slot of %s\n", key);
+        return NULL;
+    }
+    return where_link(w, node);
+}
+
 /* HOST[:PORT], authenticated when a password is given; NULL after a message. */
 static redisContext *connect_redis(const char *addr, const char *password)
 {
@@ -280,6 +381,7 @@ typedef struct {
     long wout;    /* NeuMF: where the output weights of the GMF range start in dense */
     float *dense; /* the dense block */
     size_t ndense;
+    size_t vbytes; /* bytes after a vector's floats (versioned values: 8) */
 } meta_t;
 
 static int read_meta(redisContext *c, const char *key, meta_t *m)
@@ -302,7 +404,9 @@ static int read_meta(redisContext *c, const char *key, meta_t *m)
         else if (!strcmp(f, "layout")) {
             layout_range(v->str, "gmf", &m->glo, &m->ghi);
             layout_range(v->str, "tower", &tlo, &thi);
-        } else if (!strcmp(f, "dense_layout"))
+        } else if (!strcmp(f, "version_bytes"))
+            m->vbytes = (size_t)atoi(v->str);
+        else if (!strcmp(f, "dense_layout"))
             m->wout = dense_offset(v->str, "wout");
         else if (!strcmp(f, "dense") && v->len % 4 == 0 && v->len && !m->dense) {
             m->ndense = v->len / 4;
@@ -333,7 +437,7 @@ static int user_query(redisContext *c, const meta_t *m, const rec_args_t *a, flo
     char key[600];
     keys_vector(key, sizeof(key), a->prefix, a->model, 'u', a->user, strlen(a->user));
     redisReply *r = redisCommand(c, "GET %s", key);
-    if (!r || r->type != REDIS_REPLY_STRING || r->len != 4 * (size_t)m->dim) {
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 4 * (size_t)m->dim + m->vbytes) {
         fprintf(stderr, "freshrec recommend: no vector for user '%s' at %s\n", a->user, key);
         if (r)
             freeReplyObject(r);
@@ -350,6 +454,7 @@ static int user_query(redisContext *c, const meta_t *m, const rec_args_t *a, flo
 /* The item vectors read: Q (n, dim) and their ids. */
 typedef struct {
     int dim;
+    size_t vbytes; /* bytes after each vector's floats */
     float *Q;
     hit_t *hits;
     size_t n, cap;
@@ -385,56 +490,41 @@ static int items_add(items_t *it, const char *id, const char *vec)
     return 0;
 }
 
-/* MGET of one SCAN page of keys (ids after plen bytes of prefix); vectors of
- * seen items are left out. 0, or -1 after a message. */
+/* GETs of one SCAN page of keys (ids after plen bytes of prefix), in one
+ * pipeline on the node that listed them (a cluster refuses an MGET of keys
+ * of several slots); vectors of seen items are left out. 0, or -1 after a
+ * message. */
 static int items_page(redisContext *c, items_t *it, const redisReply *keys, size_t plen,
                       const seen_t *seen)
 {
-    const char **argv = malloc(sizeof(char *) * (keys->elements + 1));
-    size_t *argl = malloc(sizeof(size_t) * (keys->elements + 1));
-    if (!argv || !argl) {
-        free(argv);
-        free(argl);
-        fprintf(stderr, "freshrec recommend: out of memory\n");
-        return -1;
-    }
-    argv[0] = "MGET";
-    argl[0] = 4;
-    for (size_t i = 0; i < keys->elements; i++) {
-        argv[i + 1] = keys->element[i]->str;
-        argl[i + 1] = keys->element[i]->len;
-    }
-    redisReply *vals = redisCommandArgv(c, (int)keys->elements + 1, argv, argl);
-    free(argv);
-    free(argl);
-    if (!vals || vals->type != REDIS_REPLY_ARRAY) {
-        if (vals)
-            freeReplyObject(vals);
-        fprintf(stderr, "freshrec recommend: MGET failed\n");
-        return -1;
-    }
+    for (size_t i = 0; i < keys->elements; i++)
+        redisAppendCommand(c, "GET %b", keys->element[i]->str, keys->element[i]->len);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < vals->elements; i++) {
-        redisReply *v = vals->element[i];
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *v = NULL;
+        if (redisGetReply(c, (void **)&v) != REDIS_OK || !v) {
+            fprintf(stderr, "freshrec recommend: GET failed: %s\n", c->errstr);
+            return -1;
+        }
         const char *id = keys->element[i]->str + plen;
-        if (v->type != REDIS_REPLY_STRING || v->len != 4 * (size_t)it->dim)
-            continue; /* expired between SCAN and MGET, or not a vector */
-        if (seen_has(seen, id)) {
-            it->excluded++;
+        if (rc < 0 || v->type != REDIS_REPLY_STRING || v->len != 4 * (size_t)it->dim + it->vbytes) {
+            freeReplyObject(v); /* expired between SCAN and GET, or not a vector */
             continue;
         }
-        if (items_add(it, id, v->str) < 0) {
+        if (seen_has(seen, id)) {
+            it->excluded++;
+        } else if (items_add(it, id, v->str) < 0) {
             fprintf(stderr, "freshrec recommend: out of memory\n");
             rc = -1;
         }
+        freeReplyObject(v);
     }
-    freeReplyObject(vals);
     return rc;
 }
 
-/* Every item vector under pattern: SCAN for the keys, MGET them a page at a
- * time. 0, or -1 after a message. */
-static int read_items(redisContext *c, items_t *it, const char *pattern, const seen_t *seen)
+/* Every item vector under pattern on one node: SCAN for the keys, GET them a
+ * page at a time. 0, or -1 after a message. */
+static int scan_items(redisContext *c, items_t *it, const char *pattern, const seen_t *seen)
 {
     size_t plen = strlen(pattern) - 1; /* the id follows the pattern without its '*' */
     char cursor[32] = "0";
@@ -452,6 +542,21 @@ static int read_items(redisContext *c, items_t *it, const char *pattern, const s
         if (rc < 0)
             return -1;
     } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* Every item vector under pattern, on the one Redis or on every master of
+ * the cluster. 0, or -1 after a message. */
+static int read_items(where_t *w, items_t *it, const char *pattern, const seen_t *seen)
+{
+    for (int i = w->cluster ? 1 : 0; i < w->n; i++) { /* a cluster: its masters */
+        int master = !w->cluster;
+        for (int s = 0; !master && s < KEYS_SLOTS; s++)
+            master = w->slot[s] == i;
+        redisContext *c = master ? where_link(w, i) : NULL;
+        if (master && (!c || scan_items(c, it, pattern, seen) < 0))
+            return -1;
+    }
     if (it->n == 0) {
         if (it->excluded)
             fprintf(stderr,
@@ -510,26 +615,28 @@ int recommend_main(int argc, char **argv)
     items_t it = {0};
     float *x = NULL;
     char key[600];
-    redisContext *c = connect_redis(a.redis, a.password);
-    if (!c)
+    where_t w;
+    redisContext *c;
+    if (where_open(&w, a.redis, a.password) < 0)
         goto out;
     keys_meta(key, sizeof(key), a.prefix, a.model);
-    if (read_meta(c, key, &m) < 0)
+    if (!(c = where_key(&w, key)) || read_meta(c, key, &m) < 0)
         goto out;
     it.dim = m.dim;
+    it.vbytes = m.vbytes;
     if (!(x = calloc((size_t)m.dim, sizeof(float)))) {
         fprintf(stderr, "freshrec recommend: out of memory\n");
         goto out;
     }
-    if (user_query(c, &m, &a, x) < 0)
+    keys_vector(key, sizeof(key), a.prefix, a.model, 'u', a.user, strlen(a.user));
+    if (!(c = where_key(&w, key)) || user_query(c, &m, &a, x) < 0)
         goto out;
     keys_pattern(key, sizeof(key), a.prefix, a.model, 'i');
-    if (read_items(c, &it, key, &a.seen) < 0 || print_top(&it, x, &m, &a) < 0)
+    if (read_items(&w, &it, key, &a.seen) < 0 || print_top(&it, x, &m, &a) < 0)
         goto out;
     rc = 0;
 out:
-    if (c)
-        redisFree(c);
+    where_close(&w);
     items_free(&it);
     free(m.dense);
     free(x);

@@ -315,6 +315,68 @@ static int compare_all(int per[HARNESS_RC_NODES], char *why, size_t len, int tim
     return -1;
 }
 
+/* `freshrec recommend --redis 127.0.0.1:<port> --user <user> -k 10`: its
+ * exit status, its output in out */
+static int recommend(int port, const char *user, char *out, size_t cap)
+{
+    char bin[512], at[32], log[256];
+    snprintf(bin, sizeof(bin), "%s/freshrec", harness_build());
+    snprintf(at, sizeof(at), "127.0.0.1:%d", port);
+    harness_log_path(log, sizeof(log), "test_redis_cluster_recommend");
+    unlink(log);
+    char *argv[] = {bin, "recommend", "--redis", at, "--user", (char *)user, "-k", "10", NULL};
+    pid_t p = harness_spawn(argv, log);
+    int rc = p > 0 ? harness_wait(p, 20000) : -1;
+    FILE *f = fopen(log, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+/* freshrec recommend reads the cluster (given a replica: it follows the
+ * slot map) as it reads one Redis holding the same keys: the same output. */
+static void check_recommend(void)
+{
+    int port = harness_free_port();
+    pid_t single = harness_redis_start(port);
+    assert_true(single > 0);
+    redisContext *s = redisConnect("127.0.0.1", port);
+    assert_true(s && !s->err);
+    for (int k = 0; k < USERS + ITEMS; k++) {
+        char key[64];
+        snprintf(key, sizeof(key), "fr:neumf:%c:%c%d", k < USERS ? 'u' : 'i', k < USERS ? 'u' : 'i',
+                 k < USERS ? k : k - USERS);
+        unsigned char v[4096];
+        int where, n = cluster_get(key, v, sizeof(v), &where);
+        if (n > 0)
+            freeReplyObject(redisCommand(s, "SET %s %b", key, v, (size_t)n));
+    }
+    for (int i = 0; i < HARNESS_RC_NODES; i++) { /* the meta hash, field by field */
+        redisContext *c = redisConnect("127.0.0.1", RC.port[i]);
+        redisReply *r = redisCommand(c, "HGETALL fr:neumf:meta");
+        for (size_t f = 0; r && r->type == REDIS_REPLY_ARRAY && f + 1 < r->elements; f += 2)
+            freeReplyObject(redisCommand(s, "HSET fr:neumf:meta %b %b", r->element[f]->str,
+                                         r->element[f]->len, r->element[f + 1]->str,
+                                         r->element[f + 1]->len));
+        if (r)
+            freeReplyObject(r);
+        redisFree(c);
+    }
+    redisFree(s);
+    static char from_cluster[8192], from_one[8192];
+    int rc_cluster = recommend(RC.port[3], "u0", from_cluster, sizeof(from_cluster));
+    int rc_one = recommend(port, "u0", from_one, sizeof(from_one));
+    harness_stop(single);
+    print_message("freshrec recommend from the cluster (through a replica), exit %d:\n%s",
+                  rc_cluster, from_cluster);
+    assert_int_equal(rc_cluster, 0);
+    assert_int_equal(rc_one, 0);
+    assert_string_equal(from_cluster, from_one);
+    assert_non_null(strstr(from_cluster, "top 10 of "));
+}
+
 /* The daemon learns a stream into the cluster: every key equals GET
  * /vector, and the keys are spread over the three masters. */
 static void test_learns_into_cluster(void **state)
@@ -347,6 +409,7 @@ static void test_learns_into_cluster(void **state)
             redisFree(c);
     }
     assert_int_equal(found, 1);
+    check_recommend();
     for (int i = 0; i < HARNESS_RC_NODES; i++)
         assert_true(per[i] == 0 || per[i] > same / 6);
 }
