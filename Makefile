@@ -151,6 +151,10 @@ $(BUILD)/freshrecd: $(patsubst %.c,$(BUILD)/%.o,$(FRESHRECD_SRC)) $(LIB)
 $(BUILD)/fr-bench: $(BUILD)/bench/freshness.o $(LIB)
 	$(CC) $(LDFLAGS) -pthread $^ -o $@ $(LDLIBS)
 
+# fr-pub-bench: vectors/s the publisher writes to one Redis or a Redis Cluster (bench/publish.sh)
+$(BUILD)/fr-pub-bench: $(BUILD)/bench/publish.o $(LIB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 # fr-ckpt-bench: how long a checkpoint holds the loop, NeuMF-32 with 1M+1M ids (bench/run.sh)
 $(BUILD)/fr-ckpt-bench: $(BUILD)/bench/ckpt_stall.o $(LIB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -222,7 +226,7 @@ test-rules: deps
 
 bench:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
-	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench $(BUILD)/fr-ckpt-bench
+	@$(MAKE) --no-print-directory $(BINS) $(BUILD)/fr-bench $(BUILD)/fr-ckpt-bench $(BUILD)/fr-pub-bench
 	@BUILD=$(BUILD) sh bench/run.sh
 
 demo: deps

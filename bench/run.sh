@@ -11,9 +11,12 @@
 # VM, and its speed drifts.
 # Then the checkpoint stall of NeuMF-32 with a million users and a million
 # items (bench/ckpt_stall.c), freshrecd end to end (bench/e2e.sh), and 1, 2
-# and 3 members learning one model beside one daemon alone (bench/members.sh).
+# and 3 members learning one model beside one daemon alone (bench/members.sh),
+# and the publisher's vectors/s to one Redis and to a 3-master Redis Cluster
+# (bench/publish.sh).
 # BENCH_ONLY=ckpt runs the checkpoint part alone, BENCH_ONLY=members the
-# members' part alone; NO_E2E=1 and NO_MEMBERS=1 leave those parts out.
+# members' part alone, BENCH_ONLY=publish the publisher's; NO_E2E=1,
+# NO_MEMBERS=1 and NO_PUBLISH=1 leave those parts out.
 set -eu
 B=${BUILD:-build}
 FR="$B/freshrec"
@@ -45,6 +48,10 @@ if [ "${BENCH_ONLY:-}" = ckpt ]; then
 fi
 if [ "${BENCH_ONLY:-}" = members ]; then
     BUILD=$B sh bench/members.sh
+    exit 0
+fi
+if [ "${BENCH_ONLY:-}" = publish ]; then
+    BUILD=$B sh bench/publish.sh
     exit 0
 fi
 
@@ -182,3 +189,7 @@ echo
 # rows' staleness (bench/members.sh)
 echo
 [ -n "${NO_MEMBERS:-}" ] || BUILD=$B sh bench/members.sh
+
+echo
+# the publisher to one Redis and to a Redis Cluster (bench/publish.sh)
+[ -n "${NO_PUBLISH:-}" ] || BUILD=$B sh bench/publish.sh
