@@ -302,11 +302,20 @@ static int where_open(where_t *w, const char *addr, const char *password)
     r = redisCommand(w->c[0], "CLUSTER SLOTS");
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[2]->elements < 2)
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+            e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
             continue;
         redisReply *m = e->element[2];
-        const char *host = m->element[0]->len ? m->element[0]->str : "127.0.0.1";
-        int node = where_node(w, host, strlen(host), m->element[1]->integer);
+        /* a node that does not know its own address: the host we reached */
+        const char *colon = strrchr(addr, ':');
+        const char *host = m->element[0]->len ? m->element[0]->str : addr;
+        size_t hl = m->element[0]->len ? m->element[0]->len
+                                       : (colon ? (size_t)(colon - addr) : strlen(addr));
+        int node = where_node(w, host, hl, m->element[1]->integer);
         for (long long s = e->element[0]->integer; node >= 0 && s <= e->element[1]->integer; s++)
             if (s >= 0 && s < KEYS_SLOTS)
                 w->slot[s] = (uint16_t)node;
@@ -549,7 +558,7 @@ static int scan_items(redisContext *c, items_t *it, const char *pattern, const s
  * the cluster. 0, or -1 after a message. */
 static int read_items(where_t *w, items_t *it, const char *pattern, const seen_t *seen)
 {
-    for (int i = w->cluster ? 1 : 0; i < w->n; i++) { /* a cluster: its masters */
+    for (int i = 0; i < w->n; i++) { /* a cluster: its masters (--redis among them or not) */
         int master = !w->cluster;
         for (int s = 0; !master && s < KEYS_SLOTS; s++)
             master = w->slot[s] == i;

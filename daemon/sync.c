@@ -159,8 +159,9 @@ static void on_pub_done(void *arg, int ok, size_t keys, size_t bytes, double sec
     }
 }
 
-/* A Redis without the meta hash lost what was published (restarted without
- * its data, an empty replica promoted, FLUSHALL): everything is dirty again. */
+/* A Redis without the meta hash, or a cluster master without a key, lost
+ * what was published (restarted without its data, an empty replica
+ * promoted, FLUSHALL): everything is dirty again. */
 static void on_redis_empty(void *arg)
 {
     app_t *a = arg;
@@ -175,7 +176,9 @@ static void on_redis_empty(void *arg)
             }
     if (n)
         log_msg(LOG_INFO, "redis",
-                "no meta hash in Redis (it lost its data?): publishing all %zu vectors again", n);
+                "no meta hash in Redis, or an empty cluster master (it lost its data?): "
+                "publishing all %zu vectors again",
+                n);
 }
 
 /* The log says when writes to Redis go unconfirmed past ack_timeout_ms

@@ -85,9 +85,11 @@ struct pub {
     uint16_t *slot_link; /* cluster: the link of each slot, NO_LINK when none */
     int have_map;        /* cluster: a slot map was read */
     int map_asked;       /* cluster: a CLUSTER SLOTS is on its way */
+    link_t *map_link;    /* ... on this link */
+    int map_next;        /* the link to ask first next time */
     uint64_t map_loads;
     int closing;
-    struct event *timeout_ev, *drop_ev, *refresh_ev, *later_ev;
+    struct event *timeout_ev, *drop_ev, *refresh_ev, *later_ev, *map_timeout_ev;
     round_t *cur;
     int building;
     uint64_t version;
@@ -167,31 +169,44 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     connect_link(arg);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    link_t *l = ac->data;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback */
-        l->ac = NULL;
-        l->connected = 0;
-        schedule_retry(l);
-        if (l->p->cfg.cluster)
-            schedule_refresh(l->p);
-        return;
-    }
-    l->connected = 1;
-    l->backoff_ms = 100;
-}
+static void on_dbsize(redisAsyncContext *ac, void *reply, void *priv);
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+/* A context's end (a failed connect, a disconnect): the link forgets it,
+ * unless it holds a newer one already (made while this one was freed) */
+static void link_lost(link_t *l, const redisAsyncContext *ac)
 {
-    (void)status;
-    link_t *l = ac->data;
+    if (l->ac != ac)
+        return;
     l->ac = NULL;
     l->connected = 0;
     schedule_retry(l);
     if (l->p->cfg.cluster)
         schedule_refresh(l->p);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    link_t *l = ac->data;
+    if (status != REDIS_OK) { /* hiredis frees the context after this callback */
+        link_lost(l, ac);
+        return;
+    }
+    if (l->ac != ac)
+        return;
+    l->connected = 1;
+    l->backoff_ms = 100;
+    if (l->p->cfg.cluster && !l->p->have_map)
+        ask_map(l->p);
+    /* a cluster master with no key at all lost what was published (an empty
+     * replica promoted, a FLUSHALL): the daemon writes everything again */
+    if (l->p->cfg.cluster && l->fig.master)
+        redisAsyncCommand(l->ac, on_dbsize, l->p, "DBSIZE");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    link_lost(ac->data, ac);
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
@@ -229,6 +244,15 @@ static void load_scripts(pub_t *p, link_t *l)
 /* EXISTS of the meta hash: on each new link to a single Redis (after AUTH),
  * and after each slot map read from a cluster */
 static void on_meta_exists(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    pub_t *p = priv;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && p->on_empty && !p->closing)
+        p->on_empty(p->arg);
+}
+
+static void on_dbsize(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
     pub_t *p = priv;
@@ -275,8 +299,13 @@ static void connect_link(link_t *l)
     load_scripts(p, l);  /* before any round's commands */
     if (!p->cfg.cluster) /* before any round's commands: Redis as the link found it */
         ask_meta_exists(p, l);
-    else if (!p->have_map || l == p->links[0])
-        ask_map(p);
+}
+
+/* The link made now, unless it waits to be made again (its backoff) */
+static void ensure_link(link_t *l)
+{
+    if (!l->ac && !evtimer_pending(l->retry_ev, NULL))
+        connect_link(l);
 }
 
 static link_t *link_new(pub_t *p, const char *host, int port)
@@ -327,8 +356,13 @@ static void drop_link(link_t *l)
         redisAsyncContext *ac = l->ac;
         l->ac = NULL;
         l->connected = 0;
-        /* fires every pending reply callback with NULL, then on_disconnect */
+        /* fires every pending reply callback with NULL, then on_disconnect
+         * (which leaves the link alone: it no longer holds ac) */
         redisAsyncFree(ac);
+        if (!l->ac) /* made again later; not now, unless a callback just did */
+            schedule_retry(l);
+        if (l->p->cfg.cluster)
+            schedule_refresh(l->p);
     }
 }
 
@@ -355,6 +389,8 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
     pub_t *p = priv;
     redisReply *r = reply;
     p->map_asked = 0;
+    p->map_link = NULL;
+    evtimer_del(p->map_timeout_ev);
     if (p->closing)
         return;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
@@ -397,25 +433,54 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
     size_t kl = keys_meta(key, sizeof(key), p->prefix, p->model);
     uint16_t ml = p->slot_link[keys_slot(key, kl)];
     if (ml != NO_LINK) {
-        connect_link(p->links[ml]);
+        ensure_link(p->links[ml]);
         ask_meta_exists(p, p->links[ml]);
     }
 }
 
-/* CLUSTER SLOTS on a connected link (the configured one first) */
+/* CLUSTER SLOTS on a connected link, each in turn (a node that never
+ * answers is not the only one asked); with none connected, the links are
+ * made (backoff permitting) and the first one up asks. A map not read in 2 s
+ * is asked again elsewhere, its link dropped. */
 static void ask_map(pub_t *p)
 {
     if (!p->cfg.cluster || p->map_asked || p->closing)
         return;
-    for (int i = 0; i < p->nlinks; i++) {
+    for (int k = 0; k < p->nlinks; k++) {
+        int i = (p->map_next + k) % p->nlinks;
         link_t *l = p->links[i];
-        if (l->ac && (l->connected || i == 0)) {
-            if (redisAsyncCommand(l->ac, on_slots, p, "CLUSTER SLOTS") == REDIS_OK)
-                p->map_asked = 1;
+        if (!l->ac || !l->connected)
+            continue;
+        p->map_next = i + 1;
+        if (redisAsyncCommand(l->ac, on_slots, p, "CLUSTER SLOTS") != REDIS_OK) {
+            schedule_refresh(p);
             return;
         }
+        p->map_asked = 1;
+        p->map_link = l;
+        struct timeval tv = {2, 0};
+        evtimer_add(p->map_timeout_ev, &tv);
+        return;
     }
-    connect_link(p->links[0]); /* none: asks when it is made */
+    for (int i = 0; i < p->nlinks; i++)
+        ensure_link(p->links[i]);
+    if (!p->have_map) /* the first link up asks; until then the map waits */
+        return;
+    schedule_refresh(p);
+}
+
+static void on_map_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pub_t *p = arg;
+    if (!p->map_asked || !p->map_link)
+        return;
+    fprintf(stderr, "warn redis: %s did not answer CLUSTER SLOTS in 2 s; asking another node\n",
+            p->map_link->fig.addr);
+    p->map_asked = 0;
+    drop_link(p->map_link); /* its reply, NULL, has the map asked again */
+    schedule_refresh(p);
 }
 
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
@@ -444,8 +509,7 @@ static link_t *route(pub_t *p, unsigned slot)
             return NULL;
         l = p->links[p->slot_link[slot]];
     }
-    if (!l->ac && !evtimer_pending(l->retry_ev, NULL))
-        connect_link(l);
+    ensure_link(l);
     return l->ac ? l : NULL;
 }
 
@@ -582,8 +646,7 @@ static int redirected(pub_t *p, round_t *r, keyref_t *k, link_t *from, const red
     if (starts(rep, "ASK ") && (to = redirect_target(p, rep, 4, &slot))) {
         /* the slot is moving: this key is asked of the target, once */
         from->fig.ask++;
-        if (!to->ac)
-            connect_link(to);
+        ensure_link(to);
         k->tries++;
         k->asking = 1;
         send_cmd(p, r, k, to);
@@ -703,8 +766,9 @@ pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn 
     p->drop_ev = evtimer_new(base, on_drop, p);
     p->refresh_ev = evtimer_new(base, on_refresh, p);
     p->later_ev = evtimer_new(base, on_later, p);
+    p->map_timeout_ev = evtimer_new(base, on_map_timeout, p);
     if (!p->host || !p->password || !p->prefix || !p->model || !p->timeout_ev || !p->drop_ev ||
-        !p->refresh_ev || !p->later_ev)
+        !p->refresh_ev || !p->later_ev || !p->map_timeout_ev)
         goto oom;
     if (cfg->cluster && !(p->slot_link = malloc(sizeof(uint16_t) * KEYS_SLOTS)))
         goto oom;
@@ -759,7 +823,8 @@ void pub_free(pub_t *p)
     }
     free(p->links);
     free(p->slot_link);
-    struct event *evs[] = {p->timeout_ev, p->drop_ev, p->refresh_ev, p->later_ev};
+    struct event *evs[] = {p->timeout_ev, p->drop_ev, p->refresh_ev, p->later_ev,
+                           p->map_timeout_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);

@@ -49,7 +49,9 @@ typedef struct {
 /* Called for a write the round could not confirm: side 'u' or 'i' for a
  * vector's SET, 'U' or 'I' for a DEL (pub_del). */
 typedef void (*pub_fail_fn)(void *arg, char side, const char *id, size_t len);
-/* Called when a round completes (ok = 1 when every write was confirmed). */
+/* Called when a round completes (ok = 1 when every write was confirmed).
+ * It must not begin the next round itself (schedule it: the publisher is
+ * still tidying the round up). */
 typedef void (*pub_done_fn)(void *arg, int ok, size_t keys, size_t bytes, double seconds);
 
 typedef struct {

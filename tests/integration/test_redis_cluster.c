@@ -335,8 +335,9 @@ static int recommend(int port, const char *user, char *out, size_t cap)
     return rc;
 }
 
-/* freshrec recommend reads the cluster (given a replica: it follows the
- * slot map) as it reads one Redis holding the same keys: the same output. */
+/* freshrec recommend reads the cluster (given a replica or a master: it
+ * follows the slot map) as it reads one Redis holding the same keys: the
+ * same output. */
 static void check_recommend(void)
 {
     int port = harness_free_port();
@@ -365,15 +366,18 @@ static void check_recommend(void)
         redisFree(c);
     }
     redisFree(s);
-    static char from_cluster[8192], from_one[8192];
+    static char from_cluster[8192], from_master[8192], from_one[8192];
     int rc_cluster = recommend(RC.port[3], "u0", from_cluster, sizeof(from_cluster));
+    int rc_master = recommend(RC.port[0], "u0", from_master, sizeof(from_master));
     int rc_one = recommend(port, "u0", from_one, sizeof(from_one));
     harness_stop(single);
     print_message("freshrec recommend from the cluster (through a replica), exit %d:\n%s",
                   rc_cluster, from_cluster);
     assert_int_equal(rc_cluster, 0);
+    assert_int_equal(rc_master, 0);
     assert_int_equal(rc_one, 0);
     assert_string_equal(from_cluster, from_one);
+    assert_string_equal(from_master, from_one); /* --redis a master: its own items too */
     assert_non_null(strstr(from_cluster, "top 10 of "));
 }
 
