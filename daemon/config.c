@@ -116,6 +116,10 @@ static const ckey_t keys[] = {
     {"redis", "cluster", CT_INT, F(redis_cluster), "0", 0, 1, 0, NULL,
      "1: host:port is a node of a Redis Cluster; each key is written to the master of its slot "
      "(proto/README.md, Redis Cluster); 0: a single Redis"},
+    {"redis", "nodes", CT_STR, F(redis_nodes), "", 0, SMAX, 0, NULL,
+     "With cluster = 1: more nodes of the cluster, host:port,host:port, asked for the slot map "
+     "when host:port does not answer (the daemon starts while it is down); empty: host:port "
+     "alone"},
     {"redis", "reconnect_max_ms", CT_INT, F(reconnect_max_ms), "5000", 10, 600000, 0, NULL,
      "Ceiling of the reconnect backoff, in milliseconds"},
     {"redis", "ack_timeout_ms", CT_INT, F(redis_ack_timeout_ms), "3000", 100, 600000, 0, NULL,
@@ -874,6 +878,26 @@ int config_validate(const fr_config_t *c, char *errstr, size_t len)
                          "[kafka] dead_letter_topic = %s: also in [kafka] topics (the daemon "
                          "would consume its own dead letters)",
                          c->dead_letter_topic);
+    }
+
+    if (c->redis_nodes[0]) { /* host:port,host:port */
+        if (!c->redis_cluster)
+            return vfail(c, errstr, len, "redis", "nodes",
+                         "[redis] nodes = %s: only with [redis] cluster = 1", c->redis_nodes);
+        for (const char *p = c->redis_nodes;;) {
+            size_t n = strcspn(p, ",");
+            const char *colon = memchr(p, ':', n);
+            char *end;
+            long port = colon ? strtol(colon + 1, &end, 10) : 0;
+            if (!colon || colon == p || end != p + n || port < 1 || port > 65535 ||
+                memchr(p, ' ', n))
+                return vfail(c, errstr, len, "redis", "nodes",
+                             "[redis] nodes = %s: '%.*s' is not host:port", c->redis_nodes, (int)n,
+                             p);
+            if (!p[n])
+                break;
+            p += n + 1;
+        }
     }
 
     if (c->model_topic[0]) {

@@ -51,6 +51,7 @@ typedef struct fr_config {
     int reconnect_max_ms;            /* backoff ceiling, default 5000 */
     int item_index;                  /* 1: keep <prefix>:<model>:items, default 1 */
     int redis_cluster;               /* 1: the Redis at host:port is a cluster node, default 0 */
+    char redis_nodes[CONFIG_STR];    /* cluster: more nodes host:port,…, default "" */
     int redis_ack_timeout_ms;        /* writes unconfirmed this long: unreachable, default 3000 */
 
     /* [model] */

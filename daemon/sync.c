@@ -318,7 +318,8 @@ int sync_init(app_t *a, char *err, size_t len)
                        .round_timeout_ms = 5000,
                        .item_index = a->cfg.item_index,
                        .versioned = a->cfg.model_topic[0] != 0,
-                       .cluster = a->cfg.redis_cluster};
+                       .cluster = a->cfg.redis_cluster,
+                       .nodes = a->cfg.redis_nodes};
     if (!(a->pub = pub_create(a->base, &pc, on_pub_fail, on_pub_done, a, err, len)))
         return -1;
     pub_set_on_empty(a->pub, on_redis_empty);

@@ -8,9 +8,10 @@
  * from a timer.
  *
  * Links: one to the configured Redis; with cfg.cluster, one per node of
- * Redis Cluster's slot map (CLUSTER SLOTS, asked on the first link and again
- * after a redirection or a node lost), opened when a command is first routed
- * to it. A command goes to the link of its key's slot (keys_slot). */
+ * Redis Cluster's slot map (CLUSTER SLOTS, asked on the first link up and
+ * again after a redirection or a node lost), each master's made when a map
+ * names it, and one to each node a redirection names, when it does. A
+ * command goes to the link of its key's slot (keys_slot). */
 #define _POSIX_C_SOURCE 200809L
 #include "publish.h"
 
@@ -429,6 +430,9 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
     for (size_t s = 0; s < KEYS_SLOTS; s++)
         if (p->slot_link[s] != NO_LINK)
             p->links[p->slot_link[s]]->fig.master = 1;
+    for (int i = 0; i < p->nlinks; i++) /* every master's link, made now: its slots are served */
+        if (p->links[i]->fig.master)
+            ensure_link(p->links[i]);
     char key[512];
     size_t kl = keys_meta(key, sizeof(key), p->prefix, p->model);
     uint16_t ml = p->slot_link[keys_slot(key, kl)];
@@ -784,6 +788,14 @@ pub_t *pub_create(struct event_base *base, const pub_config_t *cfg, pub_fail_fn 
     p->arg = arg;
     if (!link_new(p, p->host, cfg->port))
         goto oom;
+    for (const char *s = cfg->cluster && cfg->nodes ? cfg->nodes : ""; *s;) {
+        size_t n = strcspn(s, ",");
+        const char *colon = memchr(s, ':', n);
+        if (colon && !link_to(p, s, (size_t)(colon - s), atoi(colon + 1)))
+            goto oom;
+        s += n + (s[n] == ',');
+    }
+    p->cfg.nodes = NULL; /* not kept: the links are */
     connect_link(p->links[0]);
     return p;
 oom:

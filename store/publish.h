@@ -44,6 +44,8 @@ typedef struct {
     int cluster;          /* 1: host:port is a node of a Redis Cluster: every command goes
                            * to the master of its key's slot (CLUSTER SLOTS; MOVED, ASK,
                            * TRYAGAIN followed up to 5 times; see publish.c) */
+    const char *nodes;    /* cluster: more nodes, "host:port,host:port", asked for the
+                           * slot map when host:port does not answer; NULL or "": none */
 } pub_config_t;
 
 /* Called for a write the round could not confirm: side 'u' or 'i' for a

@@ -92,23 +92,48 @@ static int stats_port;
 static char daemon_log[256];
 static long produced;
 
-static int setup(void **state)
+/* The cluster, the brokers and the daemon on them; with seed_down the
+ * daemon's [redis] port is one where nothing listens, and the cluster is
+ * named in [redis] nodes only. */
+static int start(int seed_down)
 {
-    (void)state;
     daemon_pid = -1;
     produced = 0;
     harness_log_path(daemon_log, sizeof(daemon_log), "test_redis_cluster");
     if (harness_rcluster_start(&RC) < 0 || harness_kafka_start(&K, 4) < 0)
         return -1;
     stats_port = harness_free_port();
-    const char *extra[] = {"redis.cluster=1", "model.kind=neumf", "model.dim=8", "model.mlp=16,8",
+    char nodes[64];
+    snprintf(nodes, sizeof(nodes), "redis.nodes=127.0.0.1:%d,127.0.0.1:%d", RC.port[4], RC.port[1]);
+    const char *extra[] = {"redis.cluster=1",
+                           "model.kind=neumf",
+                           "model.dim=8",
+                           "model.mlp=16,8",
+                           "redis.reconnect_max_ms=500",
+                           seed_down ? nodes : NULL,
                            NULL};
-    daemon_pid = harness_daemon_start(K.brokers, RC.port[0], stats_port, extra, daemon_log);
+    int port = seed_down ? harness_free_port() : RC.port[0];
+    daemon_pid = harness_daemon_start(K.brokers, port, stats_port, extra, daemon_log);
     if (daemon_pid < 0 || !harness_daemon_healthy(stats_port, 30000)) {
+        char body[512] = "";
+        harness_http_get(stats_port, "/healthz", body, sizeof(body));
+        print_message("/healthz: %s\n", body);
         harness_log_tail(daemon_log, 30);
         return -1;
     }
     return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return start(0);
+}
+
+static int setup_seed_down(void **state)
+{
+    (void)state;
+    return start(1);
 }
 
 static int teardown(void **state)
@@ -563,6 +588,24 @@ static void test_master_killed(void **state)
     assert_int_equal(masters, 3);
 }
 
+/* The configured node is down (nothing listens on its port): the daemon
+ * reads the slot map from [redis] nodes, learns and publishes every vector. */
+static void test_configured_node_down(void **state)
+{
+    (void)state;
+    produce(3000);
+    wait_published(60000);
+    int per[HARNESS_RC_NODES];
+    char why[256] = "";
+    int same = compare_all(per, why, sizeof(why), 10000);
+    print_message("the configured node down, the map from [redis] nodes: %d vectors equal GET "
+                  "/vector\n",
+                  same);
+    if (same < 0)
+        fail_msg("the cluster differs from the model: %s", why);
+    assert_true(same >= USERS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +613,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_learns_into_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_configured_node_down, setup_seed_down, teardown),
     };
     if (getenv("CMOCKA_TEST_FILTER")) /* one test: CMOCKA_TEST_FILTER=test_slot_migrates */
         cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));

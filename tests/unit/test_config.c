@@ -114,6 +114,7 @@ static void test_defaults(void **state)
         {"redis.publish_max_keys", c.publish_max_keys, 100000},
         {"redis.reconnect_max_ms", c.reconnect_max_ms, 5000},
         {"redis.ack_timeout_ms", c.redis_ack_timeout_ms, 3000},
+        {"redis.cluster", c.redis_cluster, 0},
         {"model.dim", c.dim, 32},
         {"model.negatives", c.negatives, 4},
         {"model.pool", c.pool, 12},
@@ -153,6 +154,7 @@ static void test_defaults(void **state)
         {"kafka.assignor", c.assignor, "cooperative-sticky"},
         {"redis.host", c.redis_host, "127.0.0.1"},
         {"redis.password", c.redis_password, ""},
+        {"redis.nodes", c.redis_nodes, ""},
         {"redis.key_prefix", c.key_prefix, "fr"},
         {"model.kind", c.model, "neumf"},
         {"model.mlp", c.mlp, "64,32,16,8"},
@@ -184,7 +186,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 74); /* the fields of fr_config_t */
+    assert_int_equal(n, 75); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -455,6 +457,11 @@ static void test_validate(void **state)
          "[model] kind = lr: lr cannot be learned by several members"},
         {{"cluster.model_topic=model", "model.admit_after=2"}, "admit_after 1, not 2"},
         {{"cluster.model_topic=model"}, NULL},
+        {{"redis.nodes=10.0.0.1:7000"}, "[redis] nodes = 10.0.0.1:7000: only with [redis] cluster"},
+        {{"redis.cluster=1", "redis.nodes=10.0.0.1:7000,b:7001"}, NULL},
+        {{"redis.cluster=1", "redis.nodes=10.0.0.1:7000,b"}, "'b' is not host:port"},
+        {{"redis.cluster=1", "redis.nodes=a:70000"}, "'a:70000' is not host:port"},
+        {{"redis.cluster=1", "redis.nodes=a:1,"}, "'' is not host:port"},
         {{"cluster.model_topic=model", "cluster.member=a-1.b_2"}, NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
