@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
@@ -528,6 +529,29 @@ int harness_daemon_healthy(int stats_port, int timeout_ms)
         usleep(50000);
     } while (harness_now_ms() - t0 < timeout_ms);
     return 0;
+}
+
+int harness_daemon_vector(int stats_port, char side, const char *id, unsigned char *out, size_t cap)
+{
+    static char body[65536];
+    char path[256];
+    snprintf(path, sizeof(path), "/vector?%s=%s", side == 'u' ? "user" : "item", id);
+    int code = harness_http_get(stats_port, path, body, sizeof(body));
+    if (code == 404)
+        return 0;
+    if (code != 200)
+        return -1;
+    json_t *j = json_loads(body, 0, NULL);
+    const char *hex = j ? json_string_value(json_object_get(j, "f32le")) : NULL;
+    size_t n = hex ? strlen(hex) / 2 : 0;
+    int ok = hex && n <= cap;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned v;
+        ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
+        out[i] = (unsigned char)v;
+    }
+    json_decref(j);
+    return ok ? (int)n : -1;
 }
 
 double harness_daemon_metric(int stats_port, const char *sample)

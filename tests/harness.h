@@ -112,6 +112,11 @@ pid_t harness_daemon_start(const char *brokers, int redis_port, int stats_port,
 int harness_daemon_healthy(int stats_port, int timeout_ms);
 /* One sample of the daemon's /metrics (NaN when unreachable or absent). */
 double harness_daemon_metric(int stats_port, const char *sample);
+/* The vector the daemon would publish for an id (side 'u' or 'i'; GET
+ * /vector, its f32le hex) into out: its byte length, 0 for an id the daemon
+ * does not know, -1 on error. */
+int harness_daemon_vector(int stats_port, char side, const char *id, unsigned char *out,
+                          size_t cap);
 
 /* The stack an integration test runs against: a redis-server and a mock
  * Kafka cluster (topics events and events.dead) on free loopback ports, and a

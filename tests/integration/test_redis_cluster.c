@@ -15,7 +15,6 @@
 #include "keys.h"
 
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -236,29 +235,10 @@ static void wait_published(int timeout_ms)
     fail_msg("not learned and published in %d ms", timeout_ms);
 }
 
-/* The vector the daemon would publish (GET /vector, its f32le hex); the
- * byte length, 0 for an id it does not know, -1 on error. */
+/* The vector the daemon would publish for an id (harness_daemon_vector) */
 static int model_vector(char side, const char *id, unsigned char *out, size_t cap)
 {
-    static char body[65536];
-    char path[256];
-    snprintf(path, sizeof(path), "/vector?%s=%s", side == 'u' ? "user" : "item", id);
-    int code = harness_http_get(stats_port, path, body, sizeof(body));
-    if (code == 404)
-        return 0;
-    if (code != 200)
-        return -1;
-    json_t *j = json_loads(body, 0, NULL);
-    const char *hex = j ? json_string_value(json_object_get(j, "f32le")) : NULL;
-    size_t n = hex ? strlen(hex) / 2 : 0;
-    int ok = hex && n <= cap;
-    for (size_t i = 0; ok && i < n; i++) {
-        unsigned v;
-        ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
-        out[i] = (unsigned char)v;
-    }
-    json_decref(j);
-    return ok ? (int)n : -1;
+    return harness_daemon_vector(stats_port, side, id, out, cap);
 }
 
 /* What the cluster holds: each running node asked directly (MOVED not
