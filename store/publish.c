@@ -88,7 +88,6 @@ struct pub {
     int map_asked;       /* cluster: a CLUSTER SLOTS is on its way */
     link_t *map_link;    /* ... on this link */
     int map_next;        /* the link to ask first next time */
-    uint64_t map_loads;
     int closing;
     struct event *timeout_ev, *drop_ev, *refresh_ev, *later_ev, *map_timeout_ev;
     round_t *cur;
@@ -170,7 +169,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     connect_link(arg);
 }
 
-static void on_dbsize(redisAsyncContext *ac, void *reply, void *priv);
+static void on_zero_lost(redisAsyncContext *ac, void *reply, void *priv);
 
 /* A context's end (a failed connect, a disconnect): the link forgets it,
  * unless it holds a newer one already (made while this one was freed) */
@@ -201,7 +200,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     /* a cluster master with no key at all lost what was published (an empty
      * replica promoted, a FLUSHALL): the daemon writes everything again */
     if (l->p->cfg.cluster && l->fig.master)
-        redisAsyncCommand(l->ac, on_dbsize, l->p, "DBSIZE");
+        redisAsyncCommand(l->ac, on_zero_lost, l->p, "DBSIZE");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -242,18 +241,11 @@ static void load_scripts(pub_t *p, link_t *l)
     redisAsyncCommand(l->ac, on_script, (void *)meta_sha, "SCRIPT LOAD %s", meta_script);
 }
 
-/* EXISTS of the meta hash: on each new link to a single Redis (after AUTH),
- * and after each slot map read from a cluster */
-static void on_meta_exists(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    pub_t *p = priv;
-    redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && p->on_empty && !p->closing)
-        p->on_empty(p->arg);
-}
-
-static void on_dbsize(redisAsyncContext *ac, void *reply, void *priv)
+/* The answer to EXISTS of the meta hash (on each new link to a single
+ * Redis, after AUTH; after each slot map read from a cluster) or to DBSIZE
+ * (each new link to a cluster master): 0 means Redis lost what was
+ * published, and the daemon is told */
+static void on_zero_lost(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
     pub_t *p = priv;
@@ -269,7 +261,7 @@ static void ask_meta_exists(pub_t *p, link_t *l)
     const char *argv[] = {"EXISTS", key};
     size_t argl[] = {6, kl};
     if (kl && l && l->ac)
-        redisAsyncCommandArgv(l->ac, on_meta_exists, p, 2, argv, argl);
+        redisAsyncCommandArgv(l->ac, on_zero_lost, p, 2, argv, argl);
 }
 
 static void connect_link(link_t *l)
@@ -424,7 +416,6 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
                 p->slot_link[s] = (uint16_t)li;
     }
     p->have_map = 1;
-    p->map_loads++;
     for (int i = 0; i < p->nlinks; i++)
         p->links[i]->fig.master = 0;
     for (size_t s = 0; s < KEYS_SLOTS; s++)
