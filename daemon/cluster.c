@@ -82,6 +82,7 @@ struct cluster {
     int claim_due;   /* partitions wait for a claim to be produced */
     double claim_at; /* clock_mono_s of the last claim produced; 0 none */
     size_t window_events;
+    int members;          /* owners of input partitions in the ledger (at least 1) */
     int inflight;         /* our windows produced, not read back yet */
     int holding;          /* input held: INFLIGHT_MAX windows in flight */
     int64_t first_offset; /* of the first record read; -1 none yet */
@@ -247,6 +248,40 @@ static void claim(app_t *a)
     }
 }
 
+/* The members the ledger names as owners of input partitions, at least 1. */
+static int ledger_members(const mlog_ledger_t *L)
+{
+    int n = 0;
+    for (int i = 0; i < L->nparts; i++) {
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(L->parts[k].owner, L->parts[i].owner) == 0;
+        n += !seen;
+    }
+    return n ? n : 1;
+}
+
+/* Events a window of this member holds at most: [cluster] window_max_events
+ * is the group's, shared among the members, so that the item rows a member
+ * learns against lack about as many events (its own window and the others'
+ * in flight) with three members as with one. */
+static size_t window_max(const app_t *a)
+{
+    size_t m = (size_t)a->cl->members, w = (size_t)a->cfg.window_max_events;
+    return (w + m - 1) / m;
+}
+
+/* The open window's count of input messages; the next Kafka batches take
+ * no more than the window has room for, so the window ends between two
+ * batches and nothing is learned while it is in flight. */
+static void window_events_set(app_t *a, size_t n)
+{
+    size_t max = window_max(a);
+    a->cl->window_events = n;
+    if (a->kafka)
+        kafka_limit(a->kafka, n < max ? max - n : 1);
+}
+
 void cluster_window(app_t *a)
 {
     static const learner_window_sink_t sink = {mlog_put_item_grad, mlog_put_user_value,
@@ -269,7 +304,7 @@ void cluster_window(app_t *a)
     engine_flush(a->eng); /* what the ranges cover is learned, all of it */
     size_t steps = engine_window_take(a->eng, &sink, &c->w);
     if (!live || (!ranges && !steps)) {
-        c->window_events = 0;
+        window_events_set(a, 0);
         return;
     }
     mlog_set_steps(&c->w, (uint32_t)steps);
@@ -291,7 +326,7 @@ void cluster_window(app_t *a)
         for (int i = 0; i < c->nparts; i++)
             part_resync(a, &c->parts[i], "a window record could not be produced");
     }
-    c->window_events = 0;
+    window_events_set(a, 0);
 }
 
 /* ------------------------------------------------------------ rebalances */
@@ -340,13 +375,13 @@ int cluster_admit(app_t *a, const rd_kafka_message_t *m)
     if (!p || p->state != PART_LIVE || m->offset < p->pos || m->offset <= p->last)
         return 0;
     p->last = m->offset;
-    c->window_events++;
+    window_events_set(a, c->window_events + 1);
     return 1;
 }
 
 void cluster_after_learn(app_t *a)
 {
-    if (a->cl && a->cl->window_events >= (size_t)a->cfg.window_max_events)
+    if (a->cl && a->cl->window_events >= window_max(a))
         cluster_window(a);
 }
 
@@ -430,6 +465,10 @@ static void on_record(app_t *a, const rd_kafka_message_t *m)
     if (r->kind == MLOG_WINDOW && is_own(c, r))
         window_back(a);
     if (r->kind == MLOG_CLAIM) {
+        if (v == MLOG_ACCEPTED) {
+            c->members = ledger_members(&c->ledger);
+            window_events_set(a, c->window_events);
+        }
         on_claim(a, r, v);
         return;
     }
@@ -655,6 +694,7 @@ int cluster_create(app_t *a, char *err, size_t len)
     a->cl = c;
     c->pipefd[0] = c->pipefd[1] = -1;
     c->first_offset = -1;
+    c->members = 1;
     c->log.burst = 10;
     mlog_ledger_init(&c->ledger);
     /* a new name at each start: a process that restarts is a new member,
@@ -724,6 +764,8 @@ int cluster_start(app_t *a, char *err, size_t len)
         return -1;
     }
     kafka_set_rebalance_hook(a->kafka, on_rebalance, a);
+    c->members = ledger_members(&c->ledger);
+    window_events_set(a, 0);
     log_msg(LOG_INFO, "cluster",
             "member %s of group %s: model log %s read from offset %lld, a window every %d ms",
             c->member, a->cfg.group_id, a->cfg.model_topic,

@@ -233,7 +233,8 @@ static const ckey_t keys[] = {
     {"cluster", "window_ms", CT_INT, F(window_ms), "200", 10, 60000, 0, NULL,
      "Milliseconds between a member's window records (what it learned, for the others)"},
     {"cluster", "window_max_events", CT_INT, F(window_max_events), "500", 1, 1000000, 0, NULL,
-     "A window record sooner, once this many events were learned in it"},
+     "A window record sooner, once the group learned this many events in it (each member's "
+     "windows hold this divided by the members)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -72,7 +72,8 @@ struct kafka {
     void *rebalance_arg;
     char bootstrap[512];
     int assigned, fatal, closed, paused, checkpoints;
-    int held; /* kafka_hold: a checkpoint waits for copies in flight */
+    int held;     /* kafka_hold: a checkpoint waits for copies in flight */
+    size_t limit; /* kafka_limit: messages a batch may take at most; 0 none */
     uint64_t dlq_errors;
     uint64_t catchup_turns;
     kafka_offset_t learned[KAFKA_MAX_OFFSETS]; /* position after what was learned */
@@ -447,7 +448,10 @@ static void drain(kafka_t *k)
             : 1;
     k->catchup_turns += rounds > 1;
     for (int round = 0; round < rounds; round++) {
-        ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, k->batch, (size_t)k->cfg.batch_max);
+        size_t want = (size_t)k->cfg.batch_max;
+        if (k->limit && k->limit < want)
+            want = k->limit;
+        ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, k->batch, want);
         if (n <= 0)
             return;
         k->on_batch(k->arg, k->batch, (size_t)n);
@@ -920,6 +924,11 @@ void kafka_hold(kafka_t *k, int on)
     k->held = on;
     if (!on)
         drain_soon(k);
+}
+
+void kafka_limit(kafka_t *k, size_t n)
+{
+    k->limit = n;
 }
 
 const char *kafka_bootstrap(const kafka_t *k)

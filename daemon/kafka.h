@@ -83,6 +83,10 @@ size_t kafka_dead_letter_flush(kafka_t *k, int timeout_ms);
 /* Stops (1) or resumes (0) draining the queue, without touching the
  * assignment: a checkpoint waits so for copies in flight. */
 void kafka_hold(kafka_t *k, int on);
+/* The next batches take at most n messages (0: [kafka] batch_max): a
+ * cluster member's window ends between two batches, so no message of a
+ * batch is learned while the window before it is in flight. */
+void kafka_limit(kafka_t *k, size_t n);
 
 const char *kafka_bootstrap(const kafka_t *k); /* the brokers in use (the mock's if embedded) */
 int kafka_assigned(const kafka_t *k);          /* partitions assigned now */

@@ -82,11 +82,13 @@ static char ckpt_root[64];
 
 static pid_t member_start(int i)
 {
-    /* a small NeuMF: the mock cluster keeps only about 5 MB of the model log,
-     * and the test reads it all from its start. The mock broker set down
+    /* a small NeuMF, its records compressed: the mock cluster keeps only
+     * about 5 MB of the model log, and the test reads it all from its
+     * start. The mock broker set down
      * leaves its connections open and silent: a request on one waits for
      * socket.timeout.ms (60 s by default) */
-    static const char *const common[] = {"kafka.properties=socket.timeout.ms=5000",
+    static const char *const common[] = {"kafka.properties=socket.timeout.ms=5000,"
+                                         "compression.type=zstd",
                                          "cluster.model_topic=model",
                                          "cluster.window_ms=300",
                                          "model.kind=neumf",
@@ -693,12 +695,13 @@ static double run_hr(int members, long events, double *ranked)
 
 /* One member and three learn the same stream (the same seed, every event
  * ranked before it is learned, from a backlog); the shared state agrees and
- * the prequential HR@10 of both is printed. The aim is the two within 0.01;
- * measured over 10 runs, one member 0.308-0.316 and three 0.283-0.295 (each
- * of three members learns against item rows that lack up to three windows
- * in flight, one for one member), so the gap is not asserted. What is: each
- * above a floor under its measured range, which a member that learned on
- * while its own windows were out (0.16-0.29 for one member) falls below. */
+ * the prequential HR@10 of both is printed. Measured over 6 runs: one member
+ * 0.316-0.323, three 0.306-0.315, three behind by 0.004-0.013. Asserted:
+ * each above a floor under its measured range, and three members at most
+ * 0.02 behind one. Before a member's windows were shared among the members
+ * ([cluster] window_max_events is the group's) three were 0.020-0.033
+ * behind; a member that learned on while its own windows were out (0.16-0.29
+ * for one member) falls below the floor. */
 static void test_one_and_three_members_learn_alike(void **state)
 {
     users = 500;
@@ -713,8 +716,9 @@ static void test_one_and_three_members_learn_alike(void **state)
                   "ranked)\n",
                   hr1, n1, hr3, n3);
     assert_true(n1 > 20000 && n3 > 20000);
-    assert_true(hr1 > 0.295);
-    assert_true(hr3 > 0.27);
+    assert_true(hr1 > 0.30);
+    assert_true(hr3 > 0.29);
+    assert_true(hr1 - hr3 < 0.02);
 }
 
 /* Members with checkpoints: one is SIGKILLed under load and restarted on
