@@ -27,11 +27,12 @@
 # a partition, and a member whose reader falls behind by more loses records
 # (a log gap: its shared rows differ from the others', its refused windows
 # are learned again). The default NeuMF-32 writes about 1,400 bytes per
-# event of this stream at the default windows (500 events or 200 ms), and
-# three members on two cores fell behind: gaps, and a drain that never
-# ended. So by default every daemon here, the reference too, learns NeuMF-8
-# (model.dim=8, model.mlp=16,8, as tests/integration/test_cluster.c: about
-# 370 bytes per event), with the default windows. Larger windows write fewer
+# event of this stream at the default windows (500 events or 200 ms, one
+# member), and three members on two cores fell behind: gaps, and a drain
+# that never ended. So by default every daemon here, the reference too,
+# learns NeuMF-8 (model.dim=8, model.mlp=16,8, as
+# tests/integration/test_cluster.c: about 400 bytes per event with one
+# member, 460 with three), with the default windows. Larger windows write fewer
 # bytes per event but larger records, and here a reader got nothing at all
 # from a log holding two records of 3 MB (librdkafka 2.0.2). A drain whose
 # members saw a gap, a resync or a claim while timed is marked, and is not a
