@@ -17,11 +17,17 @@ HR@10 and NDCG@10, and the popularity baseline on the same candidates
 the same candidates).
 
 usage: torch_neumf.py --data u.data [--epochs N] [--threads T] [--seed S]
-           [--lr-sparse X] [--lr-dense X] [--lr-grid X,Y,...] [--no-shuffle]
+           [--lr-sparse X] [--lr-dense X] [--lr-grid X,Y,...]
+           [--select test|valid] [--no-shuffle]
 --lr-grid trains one model per rate (the rate for both optimizers, each
-model from the same seed) and reports the best HR@10 among them: the
-strongest reference a PyTorch user would pick, chosen on the test figure
-itself, so optimistic. --no-shuffle streams every epoch in time order, as
+model from the same seed) and reports the one it picks. --select test (the
+default) picks the best HR@10 on the test figure itself: an optimistic
+reference, tuned on what it is judged by. --select valid picks as a PyTorch
+user tuning honestly would: each rate trained without a validation split
+(each user's latest training event, for users with two or more, ranked
+against 100 items the user never touched, drawn from seed + 1), the best
+validation HR@10 chosen, and that rate trained again on the whole training
+set and reported on the test. --no-shuffle streams every epoch in time order, as
 `freshrec train` does without --shuffle (make bench's throughput rows).
 Prints one JSON line (pairs_per_s, events_per_s, hr10, ndcg10, pop_hr10,
 the rates chosen, and with --lr-grid every rate's figures); with --lr-grid one
@@ -315,6 +321,9 @@ def main():
     ap.add_argument("--lr-dense", type=float, default=0.001, help="Adam, the dense layers [0.001]")
     ap.add_argument("--lr-grid", type=parse_grid, default=None, metavar="LR,LR,...",
                     help="train once per rate (for both optimizers) and report the best HR@10")
+    ap.add_argument("--select", choices=("test", "valid"), default="test",
+                    help="--lr-grid: pick the rate on the test figure (optimistic) or on a "
+                         "validation split [test]")
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                     help="every epoch in time order (the order freshrec train streams)")
     a = ap.parse_args()
@@ -356,16 +365,37 @@ def main():
     keys = torch.unique(tu * ni + ti)  # sorted: the training (user, item) pairs
 
     rates = [(lr, lr) for lr in a.lr_grid] if a.lr_grid else [(a.lr_sparse, a.lr_dense)]
+    valid = a.lr_grid and a.select == "valid"
+    if valid:  # each rate judged on a split of the training set, not on the test
+        vlast, vcount = {}, {}
+        for k, (u, _, _) in enumerate(train):
+            vlast[u] = k
+            vcount[u] = vcount.get(u, 0) + 1
+        vheld = {u: k for u, k in vlast.items() if vcount[u] >= 2}
+        vset = set(vheld.values())
+        fit = [e for k, e in enumerate(train) if k not in vset]
+        vcands = loo_candidates(train, nu, ni, vheld, a.seed + 1)
+        vu = torch.tensor([u for u, _, _ in fit])
+        vi = torch.tensor([i for _, i, _ in fit])
+        vkeys = torch.unique(vu * ni + vi)
     runs = []
     for lr_s, lr_d in rates:
-        r = train_eval(torch, nn, a, nu, ni, tu, ti, keys, cands, lr_s, lr_d)
+        if valid:
+            r = train_eval(torch, nn, a, nu, ni, vu, vi, vkeys, vcands, lr_s, lr_d)
+        else:
+            r = train_eval(torch, nn, a, nu, ni, tu, ti, keys, cands, lr_s, lr_d)
         r["lr_sparse"], r["lr_dense"] = lr_s, lr_d
         runs.append(r)
         if a.lr_grid:  # progress: a grid at 20 epochs takes minutes
-            print("torch_neumf.py: lr %g, %d epochs%s: HR@10 %.4f NDCG@10 %.4f (%.1f s)"
+            print("torch_neumf.py: lr %g, %d epochs%s: %s HR@10 %.4f NDCG@10 %.4f (%.1f s)"
                   % (lr_s, a.epochs, " shuffled" if a.shuffle else " in time order",
-                     r["hr10"], r["ndcg10"], r["train_seconds"]), file=sys.stderr, flush=True)
+                     "validation" if valid else "test", r["hr10"], r["ndcg10"],
+                     r["train_seconds"]), file=sys.stderr, flush=True)
     best = max(runs, key=lambda r: r["hr10"])  # the first of equal ones
+    if valid:  # the rate picked, trained on the whole training set, on the test
+        lr_s, lr_d = best["lr_sparse"], best["lr_dense"]
+        best = train_eval(torch, nn, a, nu, ni, tu, ti, keys, cands, lr_s, lr_d)
+        best["lr_sparse"], best["lr_dense"] = lr_s, lr_d
     secs = best["train_seconds"]
     out = {"model": "torch-neumf", "torch": torch.__version__, "threads": a.threads,
            "epochs": a.epochs, "shuffle": a.shuffle, "lr_sparse": best["lr_sparse"],
@@ -375,7 +405,9 @@ def main():
            "hr10": best["hr10"], "ndcg10": best["ndcg10"], "loo_users": len(cands),
            "pop_hr10": pop_hr, "pop_ndcg10": pop_ndcg}
     if a.lr_grid:
-        out["grid"] = [{"lr": r["lr_sparse"], "hr10": r["hr10"], "ndcg10": r["ndcg10"],
+        out["select"] = a.select
+        out["grid"] = [{"lr": r["lr_sparse"], ("valid_hr10" if valid else "hr10"): r["hr10"],
+                        ("valid_ndcg10" if valid else "ndcg10"): r["ndcg10"],
                         "train_seconds": r["train_seconds"]} for r in runs]
     print(json.dumps(out, separators=(",", ":")))
     return 0

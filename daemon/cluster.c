@@ -264,11 +264,16 @@ static int ledger_members(const mlog_ledger_t *L)
 /* Events a window of this member holds at most: [cluster] window_max_events
  * is the group's, shared among the members, so that the item rows a member
  * learns against lack about as many events (its own window and the others'
- * in flight) with three members as with one. */
+ * in flight) with three members as with one; in whole micro-batches (at
+ * least one), because the dense block takes one Adam step per micro-batch
+ * of a window, and Adam's step is about as long for a few events as for a
+ * full batch: windows cut into part batches would move it further per
+ * event with more members. */
 static size_t window_max(const app_t *a)
 {
-    size_t m = (size_t)a->cl->members, w = (size_t)a->cfg.window_max_events;
-    return (w + m - 1) / m;
+    double share = (double)a->cfg.window_max_events / (double)a->cl->members;
+    size_t b = (size_t)a->cfg.batch_events, n = (size_t)(share / (double)b + 0.5);
+    return (n ? n : 1) * b;
 }
 
 /* The open window's count of input messages; the next Kafka batches take

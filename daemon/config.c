@@ -176,11 +176,11 @@ static const ckey_t keys[] = {
      "Optimizer of the embedding rows (the dense weights use Adam)"},
     {"model", "lr_sparse", CT_DOUBLE, F(lr_sparse), "0.03", 0, 100, CF_HOT | CF_OPEN_MIN, NULL,
      "Learning rate of the embedding rows; SIGHUP reloads it"},
-    {"model", "lr_dense", CT_DOUBLE, F(lr_dense), "0.001", 0, 100, CF_HOT | CF_OPEN_MIN, NULL,
+    {"model", "lr_dense", CT_DOUBLE, F(lr_dense), "0.005", 0, 100, CF_HOT | CF_OPEN_MIN, NULL,
      "Learning rate of the dense weights; SIGHUP reloads it"},
     {"model", "l2_sparse", CT_DOUBLE, F(l2_sparse), "0", 0, 100, 0, NULL,
      "L2 penalty on the embedding rows"},
-    {"model", "l2_dense", CT_DOUBLE, F(l2_dense), "0", 0, 100, 0, NULL,
+    {"model", "l2_dense", CT_DOUBLE, F(l2_dense), "0.00003", 0, 100, 0, NULL,
      "L2 penalty on the dense weights"},
     {"model", "init_std", CT_DOUBLE, F(init_std), "0.01", 0, 10, 0, NULL,
      "Standard deviation of a new row's N(0, std) initialisation"},
@@ -234,7 +234,7 @@ static const ckey_t keys[] = {
      "Milliseconds between a member's window records (what it learned, for the others)"},
     {"cluster", "window_max_events", CT_INT, F(window_max_events), "500", 1, 1000000, 0, NULL,
      "A window record sooner, once the group learned this many events in it (each member's "
-     "windows hold this divided by the members)"},
+     "windows hold this divided by the members, in whole micro-batches)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -79,8 +79,8 @@ typedef struct fr_config {
     int threads;                  /* threads of a micro-batch (every model), default 1 */
     char optimizer[CONFIG_STR];   /* adagrad (default) | sgd */
     double lr_sparse;             /* hot; default 0.03 */
-    double lr_dense;              /* hot; default 0.001 */
-    double l2_sparse, l2_dense;   /* default 0 */
+    double lr_dense;              /* hot; default 0.005 */
+    double l2_sparse, l2_dense;   /* default 0, 0.00003 */
     double init_std;              /* default 0.01 */
     int ring_capacity;            /* default 100000 */
     int admit_after;              /* default 1 */

@@ -194,7 +194,8 @@ void learner_config_default(learner_config_t *cfg)
     cfg->sparse_opt = OPT_ADAGRAD;
     cfg->lr_sparse = 0.03f;
     cfg->adagrad_eps = 1e-8f;
-    cfg->lr_dense = 0.001f;
+    cfg->lr_dense = 0.005f;
+    cfg->l2_dense = 3e-5f;
     cfg->init_std = 0.01f;
     cfg->ring_capacity = 100000;
     cfg->admit_after = 1;

@@ -67,8 +67,8 @@ typedef struct learner_config {
     float lr_sparse;         /* default 0.03 */
     float l2_sparse;         /* default 0 */
     float adagrad_eps;
-    float lr_dense; /* Adam, default 0.001 */
-    float l2_dense; /* default 0 */
+    float lr_dense; /* Adam, default 0.005 */
+    float l2_dense; /* default 0.00003 */
     float init_std; /* new rows: N(0, init_std), default 0.01 */
 
     size_t ring_capacity;        /* rolling buffer events (default 100000) */

@@ -696,12 +696,13 @@ static double run_hr(int members, long events, double *ranked)
 /* One member and three learn the same stream (the same seed, every event
  * ranked before it is learned, from a backlog); the shared state agrees and
  * the prequential HR@10 of both is printed. Measured over 6 runs: one member
- * 0.316-0.323, three 0.306-0.315, three behind by 0.004-0.013. Asserted:
- * each above a floor under its measured range, and three members at most
- * 0.02 behind one. Before a member's windows were shared among the members
- * ([cluster] window_max_events is the group's) three were 0.020-0.033
- * behind; a member that learned on while its own windows were out (0.16-0.29
- * for one member) falls below the floor. */
+ * 0.327-0.333, three 0.325-0.349 (three minus one: -0.002 to +0.021, mean
+ * +0.007). Asserted: each above a floor under its measured range, and three
+ * members at most 0.015 behind one. Before windows were shared among the
+ * members in whole micro-batches ([cluster] window_max_events is the
+ * group's), three were 0.020-0.033 behind; a member that learned on while
+ * its own windows were out (0.16-0.29 for one member) falls below the
+ * floor. */
 static void test_one_and_three_members_learn_alike(void **state)
 {
     users = 500;
@@ -716,9 +717,9 @@ static void test_one_and_three_members_learn_alike(void **state)
                   "ranked)\n",
                   hr1, n1, hr3, n3);
     assert_true(n1 > 20000 && n3 > 20000);
-    assert_true(hr1 > 0.30);
-    assert_true(hr3 > 0.29);
-    assert_true(hr1 - hr3 < 0.02);
+    assert_true(hr1 > 0.31);
+    assert_true(hr3 > 0.31);
+    assert_true(hr1 - hr3 < 0.015);
 }
 
 /* Members with checkpoints: one is SIGKILLed under load and restarted on

@@ -139,9 +139,9 @@ static void test_defaults(void **state)
         const char *key;
         double got, want;
     } dbls[] = {
-        {"model.alpha", c.alpha, 0.75},         {"model.lr_sparse", c.lr_sparse, 0.03},
-        {"model.lr_dense", c.lr_dense, 0.001},  {"model.l2_sparse", c.l2_sparse, 0},
-        {"model.l2_dense", c.l2_dense, 0},      {"model.init_std", c.init_std, 0.01},
+        {"model.alpha", c.alpha, 0.75},          {"model.lr_sparse", c.lr_sparse, 0.03},
+        {"model.lr_dense", c.lr_dense, 0.005},   {"model.l2_sparse", c.l2_sparse, 0},
+        {"model.l2_dense", c.l2_dense, 0.00003}, {"model.init_std", c.init_std, 0.01},
         {"model.preq_rate", c.preq_rate, 0.01},
     };
     const struct {
