@@ -32,7 +32,7 @@
 # that never ended. So by default every daemon here, the reference too,
 # learns NeuMF-8 (model.dim=8, model.mlp=16,8, as
 # tests/integration/test_cluster.c: about 400 bytes per event with one
-# member, 460 with three), with the default windows. Larger windows write fewer
+# member, 440 with three), with the default windows. Larger windows write fewer
 # bytes per event but larger records, and here a reader got nothing at all
 # from a log holding two records of 3 MB (librdkafka 2.0.2). A drain whose
 # members saw a gap, a resync or a claim while timed is marked, and is not a
