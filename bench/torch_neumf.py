@@ -223,6 +223,19 @@ def loo_candidates(ev, nu, ni, held, seed):
     return out
 
 
+def loo_split(ev):
+    """The split of dataset_loo: each user's latest event (the last of equal
+    times in file order) held out when the user has at least two. Returns
+    ({user: index of the held-out event in ev}, the other events)."""
+    last, count = {}, {}
+    for k, (u, _, _) in enumerate(ev):
+        last[u] = k
+        count[u] = count.get(u, 0) + 1
+    held = {u: k for u, k in last.items() if count[u] >= 2}
+    held_set = set(held.values())
+    return held, [e for k, e in enumerate(ev) if k not in held_set]
+
+
 def rank_of(scores):
     """metric_rank (learner/rank.c): the candidates scored at least as high as
     the held-out item (scores[0]); a tie counts against it."""
@@ -337,15 +350,7 @@ def main():
         print("torch_neumf.py: %s" % e, file=sys.stderr)
         return 1
 
-    # the split of dataset_loo: each user's latest event (the last of equal
-    # times in file order) held out when the user has at least two
-    last, count = {}, {}
-    for k, (u, _, _) in enumerate(ev):
-        last[u] = k
-        count[u] = count.get(u, 0) + 1
-    held = {u: k for u, k in last.items() if count[u] >= 2}
-    held_set = set(held.values())
-    train = [e for k, e in enumerate(ev) if k not in held_set]
+    held, train = loo_split(ev)
     if not train:  # cannot happen with a non-empty file; no pairs is no figure
         print("torch_neumf.py: %s: nothing to train on" % a.data, file=sys.stderr)
         return 1
@@ -365,25 +370,17 @@ def main():
     keys = torch.unique(tu * ni + ti)  # sorted: the training (user, item) pairs
 
     rates = [(lr, lr) for lr in a.lr_grid] if a.lr_grid else [(a.lr_sparse, a.lr_dense)]
-    valid = a.lr_grid and a.select == "valid"
+    valid = bool(a.lr_grid) and a.select == "valid"
+    judged_on = (tu, ti, keys, cands)
     if valid:  # each rate judged on a split of the training set, not on the test
-        vlast, vcount = {}, {}
-        for k, (u, _, _) in enumerate(train):
-            vlast[u] = k
-            vcount[u] = vcount.get(u, 0) + 1
-        vheld = {u: k for u, k in vlast.items() if vcount[u] >= 2}
-        vset = set(vheld.values())
-        fit = [e for k, e in enumerate(train) if k not in vset]
-        vcands = loo_candidates(train, nu, ni, vheld, a.seed + 1)
+        vheld, fit = loo_split(train)
         vu = torch.tensor([u for u, _, _ in fit])
         vi = torch.tensor([i for _, i, _ in fit])
-        vkeys = torch.unique(vu * ni + vi)
+        judged_on = (vu, vi, torch.unique(vu * ni + vi),
+                     loo_candidates(train, nu, ni, vheld, a.seed + 1))
     runs = []
     for lr_s, lr_d in rates:
-        if valid:
-            r = train_eval(torch, nn, a, nu, ni, vu, vi, vkeys, vcands, lr_s, lr_d)
-        else:
-            r = train_eval(torch, nn, a, nu, ni, tu, ti, keys, cands, lr_s, lr_d)
+        r = train_eval(torch, nn, a, nu, ni, *judged_on, lr_s, lr_d)
         r["lr_sparse"], r["lr_dense"] = lr_s, lr_d
         runs.append(r)
         if a.lr_grid:  # progress: a grid at 20 epochs takes minutes
