@@ -662,10 +662,12 @@ static void test_scale_and_faults(void **state)
 static double run_hr(int members, long events, double *ranked)
 {
     /* the members first, each with its share of the partitions (no
-     * rebalance mid-stream), then the stream at 20,000 events/s. One member
-     * learns it in about full micro-batches; three, each keeping up with a
-     * third of it, learn each Kafka batch as it comes, in part batches, and
-     * their dense block takes more Adam steps per event (printed) */
+     * rebalance mid-stream), then the stream as fast as it goes: they learn
+     * from a backlog, in full micro-batches, and take as many dense steps
+     * (printed). At 20,000 events/s three members, each keeping up with a
+     * third of it, learned each Kafka batch as it came, in part batches, and
+     * their dense block took 2-3 times one member's Adam steps per event
+     * (the README's "Several members"). */
     for (int i = 0; i < members; i++) {
         assert_true(member_start(i) > 0);
         wait_live(i, 60000);
@@ -679,7 +681,7 @@ static double run_hr(int members, long events, double *ranked)
         usleep(100000);
     }
     assert_int_equal(live, PARTS);
-    produce_start(events, 20000);
+    produce_start(events, 1e9);
     produce_join();
     judged_t j;
     assert_tiled(&j, 90000);
@@ -699,16 +701,21 @@ static double run_hr(int members, long events, double *ranked)
 }
 
 /* One member and three learn the same stream (the same seed, every event
- * ranked before it is learned); the shared state agrees and the prequential
- * HR@10 of both is printed. Measured over 9 runs: one member 0.327-0.333,
- * three 0.325-0.349 (three minus one: -0.002 to +0.021, mean +0.007). The
- * spread of three follows its dense steps: three members took 199-277 Adam
- * steps for the 24,000 events where one took 103-106 (run_hr), and scored
- * 0.010-0.011 above one in those runs. Asserted: each above a floor under its measured range, and
- * three members at most 0.015 behind one. Before windows were shared among the members in whole
- * micro-batches ([cluster] window_max_events is the group's), three were 0.020-0.033 behind; a
- * member that learned on while its own windows were out (0.16-0.29 for one member) falls below the
- * floor. */
+ * ranked before it is learned, from a backlog); the shared state agrees and
+ * the prequential HR@10 of both is printed. Measured over 6 runs: one member
+ * 0.3245-0.3277, three 0.3207-0.3252, three minus one -0.006 to +0.001 (94
+ * and 95 dense steps); under ASan and UBSan, which slow the members several
+ * times, -0.0085 and -0.008 in 2 runs. Asserted: each above a floor under
+ * its measured range, and the two within 0.01 (0.015 under ASan).
+ * Before windows were shared among the members in
+ * whole micro-batches ([cluster] window_max_events is the group's), three
+ * were 0.020-0.033 behind; a member that learned on while its own windows
+ * were out (0.16-0.29 for one member) falls below the floor. */
+#ifdef __SANITIZE_ADDRESS__ /* members run several times slower */
+#define SAME_HR 0.015
+#else
+#define SAME_HR 0.01
+#endif
 static void test_one_and_three_members_learn_alike(void **state)
 {
     users = 500;
@@ -725,7 +732,7 @@ static void test_one_and_three_members_learn_alike(void **state)
     assert_true(n1 > 20000 && n3 > 20000);
     assert_true(hr1 > 0.31);
     assert_true(hr3 > 0.31);
-    assert_true(hr1 - hr3 < 0.015);
+    assert_true(fabs(hr1 - hr3) < SAME_HR);
 }
 
 /* Members with checkpoints: one is SIGKILLed under load and restarted on
