@@ -117,6 +117,8 @@ int lcfg_opts(opt_t *t, int *n, int max, learner_config_t *cfg, const char **mod
         {"tower", ARG_OTHER, NULL, 0, 0, LCFG_TOWER},
         {"gamma", ARG_FLOAT, &cfg->towers.gamma, 0.001, 1000, 0},
         {"history", ARG_INT, &cfg->history, 1, 256, 0},
+        {"history-decay", ARG_FLOAT, &cfg->history_decay, 0.001, 1, 0},
+        {"user-weight", ARG_FLOAT, &cfg->user_weight, 0, 1, 0},
         {"negatives", ARG_INT, &cfg->negatives, 1, 1024, 0},
         {"sampler", ARG_OTHER, NULL, 0, 0, LCFG_SAMPLER},
         {"alpha", ARG_FLOAT, &cfg->sampler.alpha, 0, 2, 0},
@@ -213,6 +215,8 @@ void lcfg_usage(FILE *f)
             "  --tower L         dssm: tower widths, output last                 [128,64]\n"
             "  --gamma G         dssm: logit = G x cosine                        [10]\n"
             "  --history N       hmf: a user's last items whose rows join theirs [5]\n"
+            "  --history-decay X hmf: the j-th newest of them weighs X^j         [0.7]\n"
+            "  --user-weight X   hmf: the weight of the user's own row           [0.5]\n"
             "  --negatives K     sampled negatives per positive                  [4]\n"
             "  --sampler S       uniform | popularity | inbatch | hard           [uniform]\n"
             "  --alpha A         popularity exponent                             [0.75]\n"

@@ -295,6 +295,8 @@ static void train_usage(FILE *f)
             "  --dim N           GMF factors                                    [32]\n"
             "  --mlp L           MLP widths, input first                        [64,32,16,8]\n"
             "  --history N       hmf: a user's last items whose rows join theirs [5]\n"
+            "  --history-decay X hmf: the j-th newest of them weighs X^j        [0.7]\n"
+            "  --user-weight X   hmf: the weight of the user's own row          [0.5]\n"
             "  --negatives K     sampled negatives per positive                 [4]\n"
             "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
             "  --alpha A         popularity exponent                            [0.75]\n"
@@ -361,6 +363,8 @@ static int cmd_train(int argc, char **argv)
         {"model", ARG_STR, &model, 0, 0, 0},
         {"dim", ARG_INT, &cfg.model.dim, 1, 1024, 0},
         {"history", ARG_INT, &cfg.history, 1, 256, 0},
+        {"history-decay", ARG_FLOAT, &cfg.history_decay, 0.001, 1, 0},
+        {"user-weight", ARG_FLOAT, &cfg.user_weight, 0, 1, 0},
         {"mlp", ARG_OTHER, NULL, 0, 0, MLP},
         {"negatives", ARG_INT, &cfg.negatives, 1, 1024, 0},
         {"sampler", ARG_OTHER, NULL, 0, 0, SAMPLER},

@@ -201,6 +201,8 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     }
     lc->model.dim = c->dim;
     lc->history = c->history;
+    lc->history_decay = (float)c->history_decay;
+    lc->user_weight = (float)c->user_weight;
     lc->negatives = c->negatives;
     int k = samp_kind_parse(c->sampler);
     int lo = loss_kind_parse(c->loss);

@@ -5,16 +5,18 @@
  * items and FISM by the items they rated; an item has a bias, so the model
  * learns popularity beside taste. Rows are dim + 1 floats:
  *
- *   user row [p_u ; a_u]   item row [q_i ; b_i]   c_u = mean of [q_j ; b_j]
- *                                                       over u's last items
- *   logit = dot(p_u + c_u[0:dim], q_i) + b_i + a_u
+ *   user row [p_u ; a_u]   item row [q_i ; b_i]
+ *   c_u = Σ_j d^j [q_j ; b_j] / Σ_j d^j over u's last items, newest first
+ *         (d: history_decay; 1 is the plain mean)
+ *   logit = dot(w p_u + c_u[0:dim], q_i) + b_i + a_u   (w: user_weight)
  *
  * A new user's first clicks make them useful at once (c_u), before p_u has
- * learned anything. The learner does not send the gradient through c_u
- * into the history's rows (model.h): an item learns from the contexts it
- * appears with, as a target. There are no dense parameters.
+ * learned anything; the newest click counts most, and w < 1 keeps p_u,
+ * which holds the user's whole past, from outweighing what they do now.
+ * The learner sends c_u's gradient into the history's rows, each its
+ * weight's share (model.h). There are no dense parameters.
  *
- * Published (vector_dim dim + 2): a user [p_u + c_u ; 1 ; a_u], an item
+ * Published (vector_dim dim + 2): a user [w p_u + c_u ; 1 ; a_u], an item
  * [q_i ; b_i ; 1] (layout "hmf:0:<dim>,bias:<dim>:<dim+2>"): the dot product
  * of a user's and an item's vector is the logit, the whole score. A user's
  * vector moves when they click (c_u) as well as when they learn.
@@ -29,6 +31,7 @@
 
 typedef struct {
     int D;                        /* factors; rows are D + 1 floats */
+    float uw;                     /* the user row's weight (user_weight) */
     dense_block_t dense;          /* empty */
     const float **urows, **irows; /* (maxb) the last forward's rows, for backward */
     const float **ctx;            /* (maxb) and its users' contexts */
@@ -64,6 +67,7 @@ static void *hmf_create(const struct learner_config *lc, int max_batch, int ufea
         return NULL;
     }
     m->D = D;
+    m->uw = lc->user_weight;
     return m;
 }
 
@@ -89,7 +93,7 @@ static void hmf_forward(void *p, float *logits, const float *const *urows,
         const float *u = urows[b], *v = irows[b], *c = ufeat[b];
         float z = v[D] + u[D];
         for (int k = 0; k < D; k++)
-            z += (u[k] + c[k]) * v[k];
+            z += (m->uw * u[k] + c[k]) * v[k];
         logits[b] = z;
         m->urows[b] = u;
         m->irows[b] = v;
@@ -97,8 +101,8 @@ static void hmf_forward(void *p, float *logits, const float *const *urows,
     }
 }
 
-/* ∂logit/∂p_u = ∂logit/∂c_u = q_i, ∂logit/∂q_i = p_u + c_u, and 1 for
- * both biases; each pair on its own. dfu (the context's) has 0 for its
+/* ∂logit/∂p_u = w q_i, ∂logit/∂c_u = q_i, ∂logit/∂q_i = w p_u + c_u, and
+ * 1 for both biases; each pair on its own. dfu (the context's) has 0 for its
  * bias part: b_j of the history does not enter the logit. */
 static void hmf_backward(void *p, float *du, float *di, float *dfu, float *dfi,
                          const float *dlogits, int B)
@@ -111,8 +115,8 @@ static void hmf_backward(void *p, float *du, float *di, float *dfu, float *dfi,
         float *gu = du + (size_t)b * R, *gi = di + (size_t)b * R;
         float *gc = dfu ? dfu + (size_t)b * R : NULL;
         for (int k = 0; k < D; k++) {
-            gu[k] = g * v[k];
-            gi[k] = g * (u[k] + c[k]);
+            gu[k] = m->uw * g * v[k];
+            gi[k] = g * (m->uw * u[k] + c[k]);
         }
         gu[D] = g;
         gi[D] = g;
@@ -131,10 +135,11 @@ static int hmf_vector_dim(const void *p)
 
 static void hmf_vector(void *p, char side, const float *row, const float *feat, float *out)
 {
-    const int D = ((hmf_t *)p)->D;
+    const hmf_t *m = p;
+    const int D = m->D;
     if (side == 'u') {
         for (int k = 0; k < D; k++)
-            out[k] = row[k] + (feat ? feat[k] : 0.0f);
+            out[k] = m->uw * row[k] + (feat ? feat[k] : 0.0f);
         out[D] = 1.0f;
         out[D + 1] = row[D];
     } else {
@@ -153,7 +158,7 @@ static int hmf_vector_layout(const void *p, char *buf, size_t len)
 const model_ops_t hmf_ops = {
     .name = "hmf",
     .flags = MODEL_RANKS | MODEL_HISTORY,
-    .keys = "history",
+    .keys = "history,history_decay,user_weight",
     .create = hmf_create,
     .free = hmf_free,
     .row_width = hmf_row_width,

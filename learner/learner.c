@@ -106,7 +106,8 @@ struct learner {
     feat_t *fu, *fi;                  /* tower features (DSSM), NULL for a side without */
     hist_t *hist;                     /* MODEL_HISTORY: users' last items, else NULL */
     uint32_t *hitems;                 /* (history) hist_items' */
-    float *hgrad;                     /* (R) a context's gradient */
+    float *hw;                        /* (history) their weights (history_weights) */
+    float *hgrad;                     /* (2R) a context's gradient, then one row's share */
     int Fu, Fi;                       /* feature floats a pair's user and item carry */
     rng_t rng;
     int R;    /* floats per row */
@@ -207,6 +208,8 @@ void learner_config_default(learner_config_t *cfg)
     cfg->feat_clip = 5.0f;
     cfg->threads = 1;
     cfg->history = 5;
+    cfg->history_decay = 0.7f;
+    cfg->user_weight = 0.5f;
     cfg->seed = 1;
 }
 
@@ -215,25 +218,39 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
     return e == EMB_NONE ? 0 : emb_entry_row(t, e);
 }
 
-/* The mean of the rows of user entry ue's last items (its history) into
- * out (R floats); zeros for a user with none. */
+/* User entry ue's last items (its history, newest first) into l->hitems
+ * and their weights into l->hw: history_decay^j for the j-th, 0 for an
+ * item not admitted yet (no row of its own), normalised to sum to 1. How
+ * many items; 0 when none has a row. */
+static int history_weights(learner_t *l, uint32_t ue)
+{
+    int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems);
+    float w = 1.0f, sum = 0.0f;
+    for (int j = 0; j < n; j++, w *= l->cfg.history_decay) {
+        l->hw[j] = emb_entry_row(l->items, l->hitems[j]) ? w : 0.0f;
+        sum += l->hw[j];
+    }
+    if (sum == 0.0f)
+        return 0;
+    for (int j = 0; j < n; j++)
+        l->hw[j] /= sum;
+    return n;
+}
+
+/* The weighted mean of the rows of user entry ue's last items
+ * (history_weights) into out (R floats); zeros for a user with none. */
 static void history_context(learner_t *l, uint32_t ue, float *out)
 {
     const int R = l->R;
     memset(out, 0, sizeof(float) * (size_t)R);
-    int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems), m = 0;
+    int n = history_weights(l, ue);
     for (int j = 0; j < n; j++) {
-        uint32_t row = emb_entry_row(l->items, l->hitems[j]);
-        if (row == 0) /* not admitted yet: no row of its own */
+        if (l->hw[j] == 0.0f)
             continue;
-        const float *v = emb_row(l->items, row);
+        const float *v = emb_row(l->items, emb_entry_row(l->items, l->hitems[j]));
         for (int k = 0; k < R; k++)
-            out[k] += v[k];
-        m++;
+            out[k] += l->hw[j] * v[k];
     }
-    if (m > 1)
-        for (int k = 0; k < R; k++)
-            out[k] /= (float)m;
 }
 
 /* The features of n pairs (entries ue[j], ie[j]) into ufp/ifp [at, at + n):
@@ -341,6 +358,14 @@ static int learner_config_check(const learner_config_t *cfg, char *errstr, size_
         snprintf(errstr, len, "history must be in [1, %d] items, not %d", HIST_MAX, cfg->history);
         return -1;
     }
+    if (!(cfg->history_decay > 0.0f && cfg->history_decay <= 1.0f)) {
+        snprintf(errstr, len, "history_decay must be in (0, 1], not %g", cfg->history_decay);
+        return -1;
+    }
+    if (!(cfg->user_weight >= 0.0f && cfg->user_weight <= 1.0f)) {
+        snprintf(errstr, len, "user_weight must be in [0, 1], not %g", cfg->user_weight);
+        return -1;
+    }
     if (cfg->shared && (nfeat || (ops->flags & MODEL_HISTORY))) {
         snprintf(errstr, len,
                  "several members sharing one model need a model without tower "
@@ -426,7 +451,8 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
         if (!(l->hist = hist_create(cfg->history, errstr, len)))
             goto err;
         if (!(l->hitems = malloc(sizeof(uint32_t) * (size_t)cfg->history)) ||
-            !(l->hgrad = malloc(sizeof(float) * (size_t)l->R)))
+            !(l->hw = malloc(sizeof(float) * (size_t)cfg->history)) ||
+            !(l->hgrad = malloc(sizeof(float) * 2 * (size_t)l->R)))
             goto oom;
         l->Fu = l->R;
     }
@@ -523,6 +549,7 @@ void learner_free(learner_t *l)
         return;
     hist_free(l->hist);
     free(l->hitems);
+    free(l->hw);
     free(l->hgrad);
     pool_free(l->pool);
     for (int t = 1; t < LEARNER_MAX_THREADS && l->ops; t++)
@@ -814,10 +841,10 @@ static void phase_sparse(void *arg, int t, int n)
     }
 }
 
-/* A history model's context is the mean of the rows of the user's last
- * items: its gradient, summed over the pairs of a run of one user's pairs
- * (they share the context), goes to each of those rows, a 1/n share each,
- * by the rows' optimizer; they are then dirty. One thread, after the
+/* A history model's context is the weighted mean of the rows of the user's
+ * last items: its gradient, summed over the pairs of a run of one user's
+ * pairs (they share the context), goes to each of those rows times its
+ * weight, by the rows' optimizer; they are then dirty. One thread, after the
  * batch's own rows: a row may take several such steps in one batch. */
 static void history_step(learner_t *l)
 {
@@ -831,19 +858,16 @@ static void history_step(learner_t *l)
             for (int k = 0; k < R; k++)
                 g[k] += d[k];
         }
-        int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems), m = 0;
-        for (int j = 0; j < n; j++)
-            m += emb_entry_row(l->items, l->hitems[j]) != 0;
-        if (m == 0)
-            continue;
-        for (int k = 0; k < R; k++)
-            g[k] /= (float)m;
+        int n = history_weights(l, ue);
         for (int j = 0; j < n; j++) {
-            uint32_t row = emb_entry_row(l->items, l->hitems[j]);
-            if (row == 0)
+            if (l->hw[j] == 0.0f)
                 continue;
-            optim_row(l->cfg.sparse_opt, emb_row(l->items, row), emb_row_state(l->items, row), g, R,
-                      l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
+            uint32_t row = emb_entry_row(l->items, l->hitems[j]);
+            float *gj = g + R;
+            for (int k = 0; k < R; k++)
+                gj[k] = l->hw[j] * g[k];
+            optim_row(l->cfg.sparse_opt, emb_row(l->items, row), emb_row_state(l->items, row), gj,
+                      R, l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
             emb_mark_dirty(l->items, l->hitems[j]);
         }
     }

@@ -78,28 +78,33 @@ typedef struct learner_config {
                                   * least recently seen are evicted, down to 15/16 of it,
                                   * but for those the rolling buffer still refers to */
 
-    double preq_rate;   /* share of events ranked before learning (default 0.01) */
-    int preq_negatives; /* items they are ranked against (default 100) */
-    double ewma_alpha;  /* loss and prequential EWMA weight (default 0.01) */
-    float clip_norm;    /* dense gradient L2 norm clipped to this (default 10; 0: off) */
-    int history;        /* a history model's (MODEL_HISTORY) items per user: its
-                         * representation reads the user's last `history` items
-                         * (hist.h; default 5) */
-    int threads;        /* threads of a micro-batch (default 1): each forwards and
-                         * backwards a slice of the pairs with its own copy of the
-                         * model (one set of weights), gradients are summed, users'
-                         * and items' rows are updated in parallel. The result differs
-                         * from one thread's only in the order of float sums. */
-    int shared;         /* 1: one of several members that learn one model through
-                         * an ordered log (proto/mlog.h). Item rows and the dense
-                         * block change only by learner_apply_*, in log order, so
-                         * every member's copy is the same; the gradients this
-                         * member computes for them gather in a window that
-                         * learner_window_take hands out. Users' rows are learned
-                         * here at once. Items get a row at their first event
-                         * (admit_after 1, never expired or evicted) whose values
-                         * depend on the seed and the id alone. Needs a model
-                         * without tower features or history. (default 0) */
+    double preq_rate;    /* share of events ranked before learning (default 0.01) */
+    int preq_negatives;  /* items they are ranked against (default 100) */
+    double ewma_alpha;   /* loss and prequential EWMA weight (default 0.01) */
+    float clip_norm;     /* dense gradient L2 norm clipped to this (default 10; 0: off) */
+    int history;         /* a history model's (MODEL_HISTORY) items per user: its
+                          * representation reads the user's last `history` items
+                          * (hist.h; default 5) */
+    float history_decay; /* their weights: the j-th newest item's is decay^j
+                          * (newest first, j from 0), normalised; 1: the plain
+                          * mean (default 0.7) */
+    float user_weight;   /* hmf: the user's own row enters the logit times this,
+                          * beside their recent items (default 0.5) */
+    int threads;         /* threads of a micro-batch (default 1): each forwards and
+                          * backwards a slice of the pairs with its own copy of the
+                          * model (one set of weights), gradients are summed, users'
+                          * and items' rows are updated in parallel. The result differs
+                          * from one thread's only in the order of float sums. */
+    int shared;          /* 1: one of several members that learn one model through
+                          * an ordered log (proto/mlog.h). Item rows and the dense
+                          * block change only by learner_apply_*, in log order, so
+                          * every member's copy is the same; the gradients this
+                          * member computes for them gather in a window that
+                          * learner_window_take hands out. Users' rows are learned
+                          * here at once. Items get a row at their first event
+                          * (admit_after 1, never expired or evicted) whose values
+                          * depend on the seed and the id alone. Needs a model
+                          * without tower features or history. (default 0) */
     uint64_t seed;
 } learner_config_t;
 

@@ -30,10 +30,11 @@ struct ctr_head;
     4u /* click-through: user, item and the configured features are the                            \
         * example's fields; labelled examples, progressive AUC/logloss */
 
-/* the user side's features (ufeat; learner_vector's feat) are the mean of the
- * rows of the user's last learner_config_t.history items (hist.h), a row's
- * width of floats, zeros for a user with none; not with MODEL_FEATURES. The
- * learner treats the mean as an input: its gradient (dfu) is not applied. */
+/* the user side's features (ufeat; learner_vector's feat) are the weighted
+ * mean of the rows of the user's last learner_config_t.history items
+ * (hist.h; the newer the heavier, history_decay), a row's width of floats,
+ * zeros for a user with none; not with MODEL_FEATURES. The learner sends
+ * its gradient (dfu) into those rows, each its weight's share. */
 #define MODEL_HISTORY 8u
 
 typedef struct model_ops {

@@ -139,10 +139,15 @@ static void test_defaults(void **state)
         const char *key;
         double got, want;
     } dbls[] = {
-        {"model.alpha", c.alpha, 0.75},          {"model.lr_sparse", c.lr_sparse, 0.03},
-        {"model.lr_dense", c.lr_dense, 0.005},   {"model.l2_sparse", c.l2_sparse, 0},
-        {"model.l2_dense", c.l2_dense, 0.00003}, {"model.init_std", c.init_std, 0.01},
+        {"model.alpha", c.alpha, 0.75},
+        {"model.lr_sparse", c.lr_sparse, 0.03},
+        {"model.lr_dense", c.lr_dense, 0.005},
+        {"model.l2_sparse", c.l2_sparse, 0},
+        {"model.l2_dense", c.l2_dense, 0.00003},
+        {"model.init_std", c.init_std, 0.01},
         {"model.preq_rate", c.preq_rate, 0.01},
+        {"model.history_decay", c.history_decay, 0.7},
+        {"model.user_weight", c.user_weight, 0.5},
     };
     const struct {
         const char *key, *got, *want;
@@ -186,7 +191,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 75); /* the fields of fr_config_t */
+    assert_int_equal(n, 77); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);

@@ -17,6 +17,7 @@
 
 #include "harness.h"
 #include "hist.h"
+#include "id.h"
 #include "learner.h"
 #include "loss.h"
 #include "model.h"
@@ -141,6 +142,7 @@ static void test_grad(void **state)
     learner_config_t cfg;
     learner_config_default(&cfg);
     cfg.model.dim = D;
+    cfg.user_weight = 0.3f;
     char err[256];
     void *m = o->create(&cfg, B, 0, 0, err, sizeof(err));
     assert_non_null(m);
@@ -168,7 +170,7 @@ static void test_grad(void **state)
     for (int b = 0; b < B; b++) {
         double want = (double)u[b][D] + v[b][D];
         for (int j = 0; j < D; j++)
-            want += ((double)u[b][j] + c[b][j]) * v[b][j];
+            want += (0.3 * u[b][j] + c[b][j]) * v[b][j];
         assert_float_equal(z[b], want, 1e-5);
     }
     loss_bce_labels(dz, z, y, w, B);
@@ -398,6 +400,8 @@ static void test_published_dot_is_the_score(void **state)
     snprintf(cfg.kind, sizeof(cfg.kind), "hmf");
     cfg.model.dim = 8;
     cfg.history = 4;
+    cfg.history_decay = 0.6f;
+    cfg.user_weight = 0.3f;
     char err[256];
     learner_t *l = learner_create(&cfg, err, sizeof(err));
     assert_non_null(l);
@@ -410,6 +414,25 @@ static void test_published_dot_is_the_score(void **state)
         assert_true(ue != EMB_NONE);
         float pu[10], pi[10], s[NI];
         learner_vector(l, 'u', ue, pu);
+        /* the user's part: 0.3 of its row plus its last 4 items' rows,
+         * the newest weighing most (0.6^j, normalised) */
+        const float *p = emb_row(learner_users(l), emb_entry_row(learner_users(l), ue));
+        double want[8], w = 1.0, wsum = 0.0;
+        for (int k = 0; k < 8; k++)
+            want[k] = 0.0;
+        for (int e = NEV / 4 - 1, j = 0; e >= 0 && j < 4; e--) {
+            if (ev[e].user.h != me.h)
+                continue;
+            const lrn_id_t *it = &ev[e].item;
+            uint32_t ie = emb_find(learner_items(l), it->h, it->id, it->len);
+            const float *q = emb_row(learner_items(l), emb_entry_row(learner_items(l), ie));
+            for (int k = 0; k < 8; k++)
+                want[k] += w * q[k];
+            wsum += w, w *= 0.6, j++;
+        }
+        assert_true(wsum > 1.0); /* the user has more than one item */
+        for (int k = 0; k < 8; k++)
+            assert_float_equal(pu[k], 0.3 * p[k] + want[k] / wsum, 1e-5);
         lrn_id_t items[NI];
         for (int i = 0; i < NI; i++)
             items[i] = item_id(i);
@@ -424,6 +447,68 @@ static void test_published_dot_is_the_score(void **state)
             assert_float_equal(dot, s[i], 1e-4);
         }
     }
+    learner_free(l);
+}
+
+static lrn_event_t click(const char *u, const char *i, int64_t ts)
+{
+    return (lrn_event_t){.user = {id_hash(u, strlen(u)), u, strlen(u)},
+                         .item = {id_hash(i, strlen(i)), i, strlen(i)},
+                         .ts_ms = ts,
+                         .weight = 1.0f};
+}
+
+/* The context's gradient reaches each history row times its weight: with
+ * plain SGD rows, one click moves the rows of the user's last three items
+ * (a, b, c; c newest) by amounts in the ratio d^2 : d : 1, and no row of
+ * theirs moves otherwise (they are the user's positives: never negatives). */
+static void test_history_gradient_shares(void **state)
+{
+    (void)state;
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    snprintf(cfg.kind, sizeof(cfg.kind), "hmf");
+    cfg.model.dim = 8;
+    cfg.history = 3;
+    cfg.history_decay = 0.5f;
+    cfg.sparse_opt = OPT_SGD;
+    cfg.lr_sparse = 0.5f;
+    cfg.init_std = 0.3f;
+    char err[256], name[20][8];
+    learner_t *l = learner_create(&cfg, err, sizeof(err));
+    assert_non_null(l);
+    for (int i = 0; i < 20; i++) { /* items to draw negatives from */
+        snprintf(name[i], sizeof(name[i]), "o%d", i);
+        lrn_event_t e = click("x", name[i], 1 + i);
+        assert_int_equal(learner_learn(l, &e, 1), 1);
+    }
+    const char *hist[3] = {"a", "b", "c"};
+    for (int j = 0; j < 3; j++) {
+        lrn_event_t e = click("u", hist[j], 100 + j);
+        assert_int_equal(learner_learn(l, &e, 1), 1);
+    }
+    float before[3][9], *row[3];
+    for (int j = 0; j < 3; j++) {
+        uint32_t ie = emb_find(learner_items(l), id_hash(hist[j], 1), hist[j], 1);
+        assert_true(ie != EMB_NONE);
+        row[j] = emb_row(learner_items(l), emb_entry_row(learner_items(l), ie));
+        memcpy(before[j], row[j], sizeof(before[j]));
+    }
+    lrn_event_t e = click("u", "d", 200);
+    assert_int_equal(learner_learn(l, &e, 1), 1);
+    int checked = 0;
+    for (int k = 0; k < 8; k++) {
+        double dc = row[2][k] - before[2][k], db = row[1][k] - before[1][k],
+               da = row[0][k] - before[0][k];
+        if (fabs(dc) < 1e-4)
+            continue;
+        assert_float_equal(db / dc, 0.5, 1e-3);
+        assert_float_equal(da / dc, 0.25, 1e-3);
+        checked++;
+    }
+    assert_true(checked >= 4);
+    for (int j = 0; j < 3; j++) /* the bias does not enter the logit through c_u */
+        assert_float_equal(row[j][8], before[j][8], 0.0);
     learner_free(l);
 }
 
@@ -487,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_learns_the_chain),
         cmocka_unit_test(test_observe_without_learning),
         cmocka_unit_test(test_published_dot_is_the_score),
+        cmocka_unit_test(test_history_gradient_shares),
         cmocka_unit_test(test_save_load_resumes_exactly),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
