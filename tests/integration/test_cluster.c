@@ -266,6 +266,10 @@ static void assert_tiled(judged_t *j, int timeout_ms)
         if (!done)
             usleep(500000);
     } while (!done && harness_now_ms() - t0 < timeout_ms);
+    if (!done) /* what the members were doing */
+        for (int i = 0; i < MEMBERS; i++)
+            if (member_pid[i] > 0)
+                harness_log_tail(member_log[i], 30);
     long long sum = 0, want = 0;
     for (int p = 0; p < PARTS; p++) {
         sum += j->covered[p];
@@ -491,9 +495,9 @@ static void test_three_members_one_model(void **state)
  * member's users go on from the rows its accepted windows carried (not from
  * new random rows). Then, under load, a member is killed and another
  * started, and a member is SIGSTOPped past its session timeout: the others
- * take its partitions, and when it is SIGCONTed its late window is refused
- * by every reader. Whatever happened, the accepted ranges tile every
- * partition once, and the members alive agree on the model. */
+ * take its partitions, and when it is SIGCONTed a late window of its, if it
+ * sends one, is refused by every reader and counted by it. Whatever happened, the accepted ranges
+ * tile every partition once, and the members alive agree on the model. */
 static void test_kill_and_stop(void **state)
 {
     (void)state;
@@ -568,8 +572,15 @@ static void test_kill_and_stop(void **state)
     assert_same_model(&j, 30000);
     print_message("refused: %llu window(s) of a member that had lost its partitions\n",
                   (unsigned long long)j.L.verdicts[MLOG_NOT_OWNER]);
-    assert_true(j.L.verdicts[MLOG_NOT_OWNER] >= 1);
-    assert_true(metric(0, "freshrec_cluster_refused_own_total") >= 1);
+    /* Whether the stopped member sends a late window depends on which of
+     * its events runs first after SIGCONT: its window timer (the window it
+     * had open goes out, and is refused here and counted there) or its log
+     * reader (it reads member 1's claim first, its partitions are lost
+     * there, and nothing more is sent). Both happen; either way nothing
+     * late is accepted (assert_tiled). The refusal of late windows record
+     * by record is test_mlog's. */
+    assert_true(metric(0, "freshrec_cluster_refused_own_total") ==
+                (double)j.L.verdicts[MLOG_NOT_OWNER]);
     /* the member that was stopped came back behind the log: Redis refused
      * its older writes, and the meta hash never went back */
     atomic_store(&watch_stop, 1);
