@@ -23,12 +23,12 @@ usage: torch_neumf.py --data u.data [--epochs N] [--threads T] [--seed S]
 model from the same seed) and reports the one it picks. --select test (the
 default) picks the best HR@10 on the test figure itself: an optimistic
 reference, tuned on what it is judged by. --select valid picks as a PyTorch
-user tuning honestly would: each rate trained without a validation split
-(each user's latest training event, for users with two or more, ranked
-against 100 items the user never touched, drawn from seed + 1), the best
-validation HR@10 chosen, and that rate trained again on the whole training
-set and reported on the test. --no-shuffle streams every epoch in time order, as
-`freshrec train` does without --shuffle (make bench's throughput rows).
+user tuning honestly would: each rate trained on the training set less a
+validation split (each user's latest training event, for users with two or
+more, ranked against 100 items the user never touched, drawn from seed +
+1), the best validation HR@10 chosen, and that rate trained again on the
+whole training set and reported on the test. --no-shuffle streams every
+epoch in time order, as `freshrec train` does without --shuffle (make bench's throughput rows).
 Prints one JSON line (pairs_per_s, events_per_s, hr10, ndcg10, pop_hr10,
 the rates chosen, and with --lr-grid every rate's figures); with --lr-grid one
 line per rate on stderr as it is done.

@@ -228,9 +228,8 @@ static int judge_log(judged_t *j)
         if (!m->err && mlog_decode(m->payload, m->len, &rec, e, sizeof(e)) == 0) {
             j->records++;
             int v = mlog_ledger_apply(&j->L, &rec, m->offset);
-            if (v == MLOG_ACCEPTED && rec.kind == MLOG_WINDOW)
+            if (v == MLOG_ACCEPTED && rec.kind == MLOG_WINDOW) {
                 j->steps += rec.steps;
-            if (v == MLOG_ACCEPTED && rec.kind == MLOG_WINDOW)
                 for (int r = 0; r < rec.nranges; r++) {
                     int p = rec.ranges[r].partition;
                     if (p < 0 || p >= PARTS || rec.ranges[r].first != j->covered[p])
@@ -238,6 +237,7 @@ static int judge_log(judged_t *j)
                     else
                         j->covered[p] = rec.ranges[r].last + 1;
                 }
+            }
         }
         rd_kafka_message_destroy(m);
     }
@@ -496,8 +496,9 @@ static void test_three_members_one_model(void **state)
  * new random rows). Then, under load, a member is killed and another
  * started, and a member is SIGSTOPped past its session timeout: the others
  * take its partitions, and when it is SIGCONTed a late window of its, if it
- * sends one, is refused by every reader and counted by it. Whatever happened, the accepted ranges
- * tile every partition once, and the members alive agree on the model. */
+ * sends one, is refused by every reader and counted by it. Whatever
+ * happened, the accepted ranges tile every partition once, and the members
+ * alive agree on the model. */
 static void test_kill_and_stop(void **state)
 {
     (void)state;
@@ -717,11 +718,11 @@ static double run_hr(int members, long events, double *ranked)
  * 0.3245-0.3277, three 0.3207-0.3252, three minus one -0.006 to +0.001 (94
  * and 95 dense steps); under ASan and UBSan, which slow the members several
  * times, -0.0085 and -0.008 in 2 runs. Asserted: each above a floor under
- * its measured range, and the two within 0.01 (0.015 under ASan).
- * Before windows were shared among the members in
- * whole micro-batches ([cluster] window_max_events is the group's), three
- * were 0.020-0.033 behind; a member that learned on while its own windows
- * were out (0.16-0.29 for one member) falls below the floor. */
+ * its measured range, and the two within 0.01 (0.015 under ASan). Before
+ * windows were shared among the members in whole micro-batches ([cluster]
+ * window_max_events is the group's), three were 0.020-0.033 behind; a
+ * member that learned on while its own windows were out (0.16-0.29 for one
+ * member) falls below the floor. */
 #ifdef __SANITIZE_ADDRESS__ /* members run several times slower */
 #define SAME_HR 0.015
 #else
