@@ -115,24 +115,25 @@ void members_free(members_t *g)
 }
 
 /* the learner's apply functions, as mlog_apply calls them */
-static int apply_item(void *l, const char *id, size_t len, const float *g, const float *gsq, int R)
+static int apply_row(void *l, int table, const char *id, size_t len, const float *g,
+                     const float *gsq, int R)
 {
-    return learner_apply_item_grad(l, id, len, g, gsq, R);
+    return table == LRN_TABLE_ITEMS ? learner_apply_item_grad(l, id, len, g, gsq, R) : -1;
 }
-static int apply_user(void *l, const char *id, size_t len, const float *v, int width)
+static int apply_value(void *l, int table, const char *id, size_t len, const float *v, int width)
 {
-    return learner_apply_user_value(l, id, len, v, width);
+    return table == LRN_TABLE_USERS ? learner_apply_user_value(l, id, len, v, width) : -1;
 }
-static int apply_dense(void *l, const float *g, size_t n, uint32_t steps)
+static int apply_dense(void *l, int table, const float *g, size_t n, uint32_t steps)
 {
-    return learner_apply_dense_grad(l, g, n, steps);
+    return table == LRN_TABLE_DENSE ? learner_apply_dense_grad(l, g, n, steps) : -1;
 }
 
 /* Reads the log on from where x left off and applies what its ledger
  * accepts (its own user rows excepted: they are ahead of its records). */
 static int catch_up(members_t *g, member_t *x)
 {
-    static const mlog_apply_ops_t ops = {apply_item, apply_user, apply_dense};
+    static const mlog_apply_ops_t ops = {apply_row, apply_value, apply_dense};
     static mlog_record_t rec; /* one thread */
     char err[256];
     for (; x->read < g->nrec; x->read++) {
@@ -151,8 +152,8 @@ static int catch_up(members_t *g, member_t *x)
 
 int members_learn(members_t *g, const lrn_event_t *ev, size_t n, size_t window_events)
 {
-    static const learner_window_sink_t sink = {mlog_put_item_grad, mlog_put_user_value,
-                                               mlog_put_dense_grad};
+    static const learner_window_sink_t sink = {mlog_put_row_grad, mlog_put_row_value,
+                                               mlog_put_dense};
     if (window_events < 1)
         window_events = 1;
     if (g->part_cap < window_events) {

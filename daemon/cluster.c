@@ -289,8 +289,8 @@ static void window_events_set(app_t *a, size_t n)
 
 void cluster_window(app_t *a)
 {
-    static const learner_window_sink_t sink = {mlog_put_item_grad, mlog_put_user_value,
-                                               mlog_put_dense_grad};
+    static const learner_window_sink_t sink = {mlog_put_row_grad, mlog_put_row_value,
+                                               mlog_put_dense};
     cluster_t *c = a->cl;
     if (!c)
         return;
@@ -434,8 +434,8 @@ static void on_claim(app_t *a, const mlog_record_t *r, int verdict)
  * accepted. */
 static void on_record(app_t *a, const rd_kafka_message_t *m)
 {
-    static const mlog_apply_ops_t ops = {engine_apply_item_grad, engine_apply_user_value,
-                                         engine_apply_dense_grad};
+    static const mlog_apply_ops_t ops = {engine_apply_row_grad, engine_apply_row_value,
+                                         engine_apply_dense};
     cluster_t *c = a->cl;
     char err[256];
     if (c->first_offset < 0 && c->ledger.position < 0) {

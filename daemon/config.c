@@ -201,6 +201,8 @@ static const ckey_t keys[] = {
      "Most items kept (every model), likewise; 0: no limit"},
     {"model", "preq_rate", CT_DOUBLE, F(preq_rate), "0.01", 0, 1, 0, NULL,
      "Share of events ranked before they are learned (prequential HR@10, NDCG@10)"},
+    {"model", "auc_window", CT_INT, F(auc_window), "10000", 1, 10000000, 0, NULL,
+     "Click-through models: examples the progressive AUC (freshrec_auc) is taken over, the last"},
     {"model", "seed", CT_INT, F(seed), "1", 0, 2147483647, 0, NULL,
      "Seed of the initialisation and the samplers"},
 

@@ -89,6 +89,7 @@ typedef struct fr_config {
     int expire_s;                 /* default 0 = never */
     int max_users, max_items;     /* most ids a table keeps (every model), default 0 = no limit */
     double preq_rate;             /* default 0.01 */
+    int auc_window;               /* click-through models' progressive AUC, default 10000 */
     int seed;                     /* default 1 */
 
     /* [events] */

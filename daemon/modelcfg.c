@@ -81,6 +81,7 @@ static int ctr_from(modelcfg_t *m, const fr_config_t *c, const char **key, char 
     cc->l2_sparse = (float)c->l2_sparse;
     cc->l2_dense = (float)c->l2_dense;
     cc->batch = c->batch_events;
+    cc->auc_window = (size_t)c->auc_window;
     cc->threads = c->threads;
     cc->seed = (uint64_t)c->seed;
     char buf[CONFIG_STR], why[256];

@@ -22,6 +22,7 @@
 #include "ctr.h"
 
 #include "ctrlayers.h"
+#include "id.h"
 #include "kern.h"
 #include "layers.h"
 #include "loss.h"
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 struct ctr {
     ctr_config_t cfg;
@@ -75,6 +77,14 @@ struct ctr {
 
     uint64_t examples, positives, nonfinite;
     ewma_t loss; /* of the batches' mean BCE (rank.h) */
+
+    /* shared mode: the window (ctr_window_take) */
+    wrows_t wf[CTR_MAX_FIELDS]; /* shared fields: g, gsq (2E); the owned: membership */
+    wrows_t ww;                 /* wide weights by index: g, gsq */
+    float *wsum;                /* the dense block's gradient sum */
+    size_t wbatches;
+    double *wn;       /* (3 nnum) each dense feature's count, mean, M2 in the window */
+    int64_t apply_ts; /* ctr_apply_at */
 };
 
 void ctr_config_default(ctr_config_t *cfg)
@@ -153,7 +163,19 @@ int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
                      k, cfg->cross[k][0], cfg->cross[k][1]);
             return -1;
         }
+    if (cfg->shared && cfg->admit_after != 1) {
+        snprintf(errstr, len,
+                 "ctr: several members share rows made at a value's first example: "
+                 "admit_after must be 1, not %u",
+                 cfg->admit_after);
+        return -1;
+    }
     return cfg->head->check ? cfg->head->check(cfg, errstr, len) : 0;
+}
+
+int ctr_field_shared(const ctr_t *c, int f)
+{
+    return c->cfg.shared && (f != 0 || c->cfg.hash_bits != 0);
 }
 
 ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
@@ -182,9 +204,15 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
                            .expire_ms = cfg->expire_ms,
                            .init_std = 0.01f,
                            .seed = cfg->seed * 131 + (uint64_t)f};
+        if (ctr_field_shared(c, f)) /* every member makes the same row, and keeps it */
+            ec.expire_ms = 0, ec.init_by_id = 1;
         if (!(c->tab[f] = emb_create(&ec, errstr, len)))
             goto err;
+        c->wf[f].width = ctr_field_shared(c, f) ? 2 * c->E : 0;
     }
+    c->ww.width = 2;
+    if (cfg->shared && cfg->nnum && !(c->wn = calloc(3 * (size_t)cfg->nnum, sizeof(double))))
+        goto oom;
     if (cfg->nnum && norm_init(&c->norm, cfg->nnum, cfg->clip))
         goto oom;
     ewma_init(&c->loss, 0.01);
@@ -216,7 +244,8 @@ ctr_t *ctr_create(const ctr_config_t *cfg, char *errstr, size_t len)
         off += cfg->nnum;
     c->bias_off = off;
     off += 1;
-    if (dense_block_init(&c->dense, off))
+    if (dense_block_init(&c->dense, off) ||
+        (cfg->shared && !(c->wsum = calloc(off, sizeof(float)))))
         goto oom;
     rng_t r;
     rng_seed(&r, cfg->seed ^ 0xc7ULL);
@@ -287,7 +316,11 @@ void ctr_free(ctr_t *c)
     for (int f = 0; f < CTR_MAX_FIELDS; f++) {
         emb_free(c->tab[f]);
         rows_stamps_free(&c->stamps[f]);
+        wrows_free(&c->wf[f]);
     }
+    wrows_free(&c->ww);
+    free(c->wsum);
+    free(c->wn);
     norm_free(&c->norm);
     pv_free(&c->pv);
     dense_block_free(&c->dense);
@@ -345,7 +378,12 @@ static uint32_t value_row(ctr_t *c, int f, const lrn_id_t *v, int touch, int64_t
     return e == EMB_NONE ? 0 : emb_entry_row(c->tab[f], e);
 }
 
+static void window_reset(ctr_t *c);
+
 static const lrn_id_t missing_value = {0x5bd1e9955bd1e995ULL, "", 0};
+/* the same in shared mode, where a row travels by its id and an id has a
+ * byte at least: one NUL, which no event's value carries */
+static const lrn_id_t missing_shared = {0x5bd1e9955bd1e995ULL, "", 1};
 
 /* Gathers x0 and the wide indices of examples ex[0..B). */
 static void gather(ctr_t *c, const ctr_example_t *ex, int B, int touch, int update_norm)
@@ -355,7 +393,7 @@ static void gather(ctr_t *c, const ctr_example_t *ex, int B, int touch, int upda
         const ctr_example_t *e = &ex[b];
         const lrn_id_t *val[CTR_MAX_FIELDS];
         for (int f = 0; f < nc; f++)
-            val[f] = &missing_value;
+            val[f] = c->cfg.shared ? &missing_shared : &missing_value;
         for (int k = 0; k < e->ncat; k++)
             if (e->cat[k].field >= 0 && e->cat[k].field < nc)
                 val[e->cat[k].field] = &e->cat[k].value;
@@ -548,9 +586,57 @@ static void update_wide(ctr_t *c, int B)
     }
 }
 
+/* Shared mode: every example's wide gradient (its dz, once per weight it
+ * touches) joins the window's, with its square */
+static void window_wide(ctr_t *c, int B)
+{
+    if (!has_wide(c))
+        return;
+    for (int b = 0; b < B; b++) {
+        float d = c->dz[b];
+        const uint64_t *wi = c->widx + (size_t)b * c->nwide;
+        for (int k = 0; k < c->nwide; k++) {
+            float *a = wrows_at(&c->ww, (uint32_t)wi[k]);
+            if (a)
+                a[0] += d, a[1] += d * d;
+        }
+    }
+}
+
+/* Shared mode: the batch's dense gradient joins the window's; -1 (and
+ * nothing joins) when it is not finite */
+static int window_dense(ctr_t *c)
+{
+    if (!isfinite(dense_block_grad_sq(&c->dense)))
+        return -1;
+    for (size_t i = 0; i < c->dense.n; i++)
+        c->wsum[i] += c->dense.grads[i];
+    c->wbatches++;
+    return 0;
+}
+
+/* Shared mode: the batch's dense features join the window's statistics
+ * (Welford), which the log merges into every member's normaliser */
+static void window_norm(ctr_t *c, int B)
+{
+    const int nn = c->cfg.nnum;
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < nn; d++) {
+            float x = c->xraw[(size_t)b * nn + d];
+            if (!c->pres[(size_t)b * nn + d] || !isfinite(x))
+                continue;
+            double *w = c->wn + 3 * (size_t)d, delta = x - w[1];
+            w[0] += 1.0;
+            w[1] += delta / w[0];
+            w[2] += delta * (x - w[1]);
+        }
+}
+
 /* Adagrad on every touched row once, with its summed gradient (rows.h):
  * field f's row of example b is rows[b·ncat + f], its gradient the field's
- * E floats of dx0, dh[0] + b·X + f·E */
+ * E floats of dx0, dh[0] + b·X + f·E. In shared mode a shared field's rows
+ * add their gradients (and squares) to the window instead, and the owned
+ * field's rows join it. */
 static void update_rows(ctr_t *c, int B)
 {
     const int nc = c->cfg.ncat, E = c->E;
@@ -564,18 +650,40 @@ static void update_rows(ctr_t *c, int B)
         const float *d = c->dh[0] + (size_t)f * E;
         int n = rows_gather(pr, nc, NULL, B, 0, &c->stamps[f], c->gen, c->uniq, c->first, c->cnt);
         rows_sum(pr, nc, NULL, B, d, c->X, E, &c->stamps[f], c->first, c->cnt, c->gacc);
+        if (ctr_field_shared(c, f)) {
+            for (int k = 0; k < n; k++) {
+                uint32_t e = emb_row_entry(c->tab[f], c->uniq[k]);
+                float *a = e == EMB_NONE ? NULL : wrows_at(&c->wf[f], e);
+                if (!a)
+                    continue;
+                const float *g = rows_grad(k, c->first, c->cnt, d, c->X, c->gacc, E);
+                for (int r = 0; r < E; r++) {
+                    a[r] += g[r];
+                    a[E + r] += g[r] * g[r];
+                }
+            }
+            continue;
+        }
         rows_update(c->tab[f], c->uniq, n, c->first, c->cnt, d, c->X, c->gacc, E, OPT_ADAGRAD,
                     c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
         rows_mark_dirty(c->tab[f], c->uniq, n);
+        for (int k = 0; c->cfg.shared && k < n; k++) {
+            uint32_t e = emb_row_entry(c->tab[f], c->uniq[k]);
+            if (e != EMB_NONE)
+                wrows_at(&c->wf[f], e);
+        }
     }
 }
 
 static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
 {
-    gather(c, ex, B, 1, 1);
+    const int shared = c->cfg.shared;
+    gather(c, ex, B, 1, !shared); /* shared: the normaliser changes by the log */
     for (int f = 0; f < c->cfg.ncat; f++)
         if (rows_stamps_reserve(&c->stamps[f], emb_row_cap(c->tab[f])))
             return; /* out of memory: this batch is not learned */
+    if (shared && c->cfg.nnum)
+        window_norm(c, B);
     forward(c, B);
     for (int b = 0; b < B; b++) {
         c->labels[b] = ex[b].label > 0.5f ? 1.0f : 0.0f;
@@ -592,9 +700,14 @@ static void learn_batch(ctr_t *c, const ctr_example_t *ex, int B)
     }
     dense_block_zero_grad(&c->dense);
     backward(c, B);
-    update_wide(c, B);
-    /* the engines' one dense step: NaN guard, clipping, Adam */
-    if (dense_block_step(&c->dense, c->cfg.clip_norm, c->cfg.lr_dense, c->cfg.l2_dense) < 0) {
+    if (shared)
+        window_wide(c, B);
+    else
+        update_wide(c, B);
+    /* the engines' one dense step: NaN guard, clipping, Adam; shared: the window's */
+    if (shared
+            ? window_dense(c) < 0
+            : dense_block_step(&c->dense, c->cfg.clip_norm, c->cfg.lr_dense, c->cfg.l2_dense) < 0) {
         c->nonfinite++;
         return;
     }
@@ -802,5 +915,185 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len)
     c->nonfinite = nonfinite;
     c->loss.value = loss_ewma;
     c->loss.primed = loss_primed != 0;
+    window_reset(c); /* a window open before the load names entries of the old tables */
     return 0;
+}
+
+/* ---- shared mode: windows out, log records in (ctr.h) ---- */
+
+static void window_reset(ctr_t *c)
+{
+    for (int f = 0; f < c->cfg.ncat; f++)
+        wrows_clear(&c->wf[f]);
+    wrows_clear(&c->ww);
+    if (c->wsum)
+        memset(c->wsum, 0, sizeof(float) * c->dense.n);
+    if (c->wn)
+        memset(c->wn, 0, sizeof(double) * 3 * (size_t)c->cfg.nnum);
+    c->wbatches = 0;
+}
+
+size_t ctr_window_take(ctr_t *c, const learner_window_sink_t *sink, void *arg)
+{
+    const int E = c->E;
+    size_t len;
+    for (int f = 0; f < c->cfg.ncat; f++) {
+        const wrows_t *w = &c->wf[f];
+        emb_table_t *t = c->tab[f];
+        for (size_t i = 0; i < w->n; i++) {
+            uint32_t e = w->ent[i];
+            if (e == EMB_NONE || !emb_entry_alive(t, e))
+                continue;
+            const char *id = emb_entry_id(t, e, &len);
+            if (ctr_field_shared(c, f)) {
+                const float *a = w->val + i * (size_t)w->width;
+                sink->row_grad(arg, f, id, len, a, a + E, E);
+            } else { /* the row and its state are one stretch of the table (table.h) */
+                sink->row_value(arg, f, id, len, emb_row(t, emb_entry_row(t, e)), 2 * E);
+            }
+        }
+    }
+    for (size_t i = 0; i < c->ww.n; i++) {
+        char id[16];
+        int n = snprintf(id, sizeof(id), "%u", c->ww.ent[i]);
+        const float *a = c->ww.val + 2 * i;
+        sink->row_grad(arg, CTR_TABLE_WIDE, id, (size_t)n, a, a + 1, 1);
+    }
+    if (c->wbatches)
+        sink->dense(arg, LRN_TABLE_DENSE, c->wsum, c->dense.n);
+    if (c->wn) {
+        float st[3 * CTR_MAX_FIELDS];
+        int any = 0;
+        for (int i = 0; i < 3 * c->cfg.nnum; i++)
+            any |= (st[i] = (float)c->wn[i]) != 0.0f;
+        if (any)
+            sink->dense(arg, CTR_TABLE_NORM, st, 3 * (size_t)c->cfg.nnum);
+    }
+    size_t nb = c->wbatches;
+    window_reset(c);
+    return nb;
+}
+
+void ctr_window_drop(ctr_t *c, int field, uint32_t entry)
+{
+    if (field >= 0 && field < c->cfg.ncat)
+        wrows_drop(&c->wf[field], entry);
+}
+
+void ctr_apply_at(ctr_t *c, int64_t ts_ms)
+{
+    c->apply_ts = ts_ms;
+}
+
+/* field f's entry of a value by its id as a window names it (value_row's
+ * key: a bucket's number with hash_bits, the missing value's one NUL), made
+ * if new; EMB_NONE when the table cannot take it */
+static uint32_t entry_for(ctr_t *c, int f, const char *id, size_t len)
+{
+    uint64_t h;
+    if (len < 1 || len > EMB_MAX_ID_LEN)
+        return EMB_NONE;
+    if (c->cfg.hash_bits) {
+        char buf[24], *end;
+        if (len >= sizeof(buf))
+            return EMB_NONE;
+        memcpy(buf, id, len);
+        buf[len] = '\0';
+        unsigned long long bucket = strtoull(buf, &end, 10);
+        if (*end || bucket >> c->cfg.hash_bits)
+            return EMB_NONE;
+        h = mix(bucket, 0xb0c4e7ULL);
+    } else {
+        h = len == 1 && id[0] == '\0' ? missing_shared.h : id_hash(id, len);
+    }
+    return emb_touch(c->tab[f], h, id, len, c->apply_ts);
+}
+
+/* one Adagrad step of n floats w (state st) with a window's g and gsq */
+static void adagrad_sum(float *w, float *st, const float *g, const float *gsq, int n, float lr,
+                        float l2)
+{
+    for (int i = 0; i < n; i++) {
+        float gi = g[i] + l2 * w[i];
+        st[i] += gsq[i];
+        w[i] -= lr * gi / (sqrtf(st[i]) + 1e-8f);
+    }
+}
+
+int ctr_apply_row_grad(ctr_t *c, int table, const char *id, size_t len, const float *g,
+                       const float *gsq, int R)
+{
+    if (table == CTR_TABLE_WIDE) {
+        char buf[16], *end;
+        if (!has_wide(c) || R != 1 || len < 1 || len >= sizeof(buf))
+            return -1;
+        memcpy(buf, id, len);
+        buf[len] = '\0';
+        unsigned long long k = strtoull(buf, &end, 10);
+        if (*end || k > c->wide_mask)
+            return -1;
+        adagrad_sum(&c->wide_w[k], &c->wide_g2[k], g, gsq, 1, c->cfg.lr_sparse, c->cfg.l2_sparse);
+        return 0;
+    }
+    if (table < 0 || table >= c->cfg.ncat || !ctr_field_shared(c, table) || R != c->E)
+        return -1;
+    uint32_t e = entry_for(c, table, id, len);
+    uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(c->tab[table], e);
+    if (row == 0)
+        return -1;
+    adagrad_sum(emb_row(c->tab[table], row), emb_row_state(c->tab[table], row), g, gsq, R,
+                c->cfg.lr_sparse, c->cfg.l2_sparse);
+    emb_mark_dirty(c->tab[table], e);
+    return 0;
+}
+
+int ctr_apply_row_value(ctr_t *c, int table, const char *id, size_t len, const float *v, int width)
+{
+    if (table < 0 || table >= c->cfg.ncat || !c->cfg.shared || ctr_field_shared(c, table) ||
+        width != 2 * c->E)
+        return -1;
+    uint32_t e = entry_for(c, table, id, len);
+    uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(c->tab[table], e);
+    if (row == 0)
+        return -1;
+    /* not marked for publishing: the owner publishes what it learned */
+    memcpy(emb_row(c->tab[table], row), v, sizeof(float) * (size_t)width);
+    return 0;
+}
+
+int ctr_apply_dense(ctr_t *c, int table, const float *g, size_t n, uint32_t steps)
+{
+    if (table == LRN_TABLE_DENSE)
+        return dense_block_apply_sum(&c->dense, g, n, steps, c->cfg.clip_norm, c->cfg.lr_dense,
+                                     c->cfg.l2_dense);
+    if (table != CTR_TABLE_NORM || n != 3 * (size_t)c->cfg.nnum)
+        return -1;
+    for (int d = 0; d < c->cfg.nnum; d++) { /* Chan et al.'s merge of two sets' statistics */
+        const float *w = g + 3 * d;
+        if (!(w[0] >= 1.0f) || !(w[2] >= 0.0f))
+            continue;
+        double na = (double)c->norm.n[d], nb = w[0], n2 = na + nb, delta = w[1] - c->norm.mean[d];
+        c->norm.mean[d] += delta * nb / n2;
+        c->norm.m2[d] += w[2] + delta * delta * na * nb / n2;
+        c->norm.n[d] += (uint64_t)w[0];
+    }
+    return 0;
+}
+
+uint64_t ctr_shared_digest(const ctr_t *c)
+{
+    uint64_t h = 0;
+    for (int f = 0; f < c->cfg.ncat; f++)
+        if (ctr_field_shared(c, f))
+            h += emb_digest(c->tab[f]);
+    if (has_wide(c)) {
+        h += XXH3_64bits(c->wide_w, sizeof(float) * (c->wide_mask + 1));
+        h += XXH3_64bits_withSeed(c->wide_g2, sizeof(float) * (c->wide_mask + 1), 1);
+    }
+    for (int d = 0; d < c->cfg.nnum; d++) {
+        h += XXH3_64bits_withSeed(&c->norm.n[d], sizeof(uint64_t), 2 + (uint64_t)d);
+        h += XXH3_64bits_withSeed(&c->norm.mean[d], sizeof(double), 3 + (uint64_t)d);
+        h += XXH3_64bits_withSeed(&c->norm.m2[d], sizeof(double), 4 + (uint64_t)d);
+    }
+    return h;
 }

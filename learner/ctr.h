@@ -79,6 +79,18 @@ typedef struct {
     int64_t expire_ms; /* rows unseen this long go at the next expiry (emb_expire); 0: never */
     float clip_norm;   /* dense gradient L2 norm clipped to this (default 10; 0: off) */
     int naive;         /* 1: plain-loop kernels (the reference) */
+    int shared;        /* 1: one of several members that learn one model through an
+                        * ordered log, as the learner's shared mode (learner.h). The
+                        * user field (0) with exact ids is owned: its rows are learned
+                        * here at once and handed out as values. Every other field's
+                        * rows, the wide weights, the dense block and the normaliser's
+                        * statistics change only by ctr_apply_*, in log order, so every
+                        * member's copy is the same; what this member computes for them
+                        * gathers in a window that ctr_window_take hands out. Shared
+                        * rows are made at a value's first example (admit_after 1) with
+                        * values that depend on the seed and the value alone, and are
+                        * never expired. With hash_bits the user field is shared too
+                        * (a bucket is no one's). (default 0) */
     int threads;       /* threads of a micro-batch (default 1): each forwards and backwards
                         * a slice of the examples, the dense gradients are summed; the
                         * result differs from one thread's only in the order of float
@@ -181,6 +193,36 @@ int ctr_dense_layout(const ctr_t *c, char *buf, size_t len);
  * start empty after a load. */
 int ctr_save(const ctr_t *c, ser_writer_t *w);
 int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len);
+
+/* Shared mode (ctr_config_t.shared). The tables a window's blocks name
+ * (learner_window_sink_t): rows of field f are table f (row values for the
+ * owned user field, row gradients for the others: E floats of g, E of gsq);
+ * CTR_TABLE_WIDE: the wide weights, row gradients of width 1 whose id is the
+ * weight's index in decimal; dense blocks: LRN_TABLE_DENSE, the dense block's
+ * gradient sum over the window's micro-batches, and CTR_TABLE_NORM, the
+ * window's statistics of each dense feature (count, mean, sum of squared
+ * deviations: 3 floats each), merged into the normaliser's. */
+enum { CTR_TABLE_NORM = 3, CTR_TABLE_WIDE = 200 };
+/* Hands out the window and starts it again, empty. Returns its micro-batches. */
+size_t ctr_window_take(ctr_t *c, const learner_window_sink_t *sink, void *arg);
+/* The owned row of field's entry leaves the window (the entry was freed). */
+void ctr_window_drop(ctr_t *c, int field, uint32_t entry);
+/* Applies a window's block entry (this member's or another's), in log
+ * order: a row gradient takes one Adagrad step (gsq added to the squares), a
+ * row value is set, the dense gradient takes steps Adam steps with its mean,
+ * normaliser statistics are merged. 0, or -1 for a table or width the model
+ * does not have, or an id a table cannot take. */
+int ctr_apply_row_grad(ctr_t *c, int table, const char *id, size_t len, const float *g,
+                       const float *gsq, int R);
+int ctr_apply_row_value(ctr_t *c, int table, const char *id, size_t len, const float *v, int width);
+int ctr_apply_dense(ctr_t *c, int table, const float *g, size_t n, uint32_t steps);
+/* the time (ms) the rows of the next applies count as seen at */
+void ctr_apply_at(ctr_t *c, int64_t ts_ms);
+/* A digest of the shared state but the dense block: the shared fields' rows
+ * with their Adagrad state, the wide weights, the normaliser. */
+uint64_t ctr_shared_digest(const ctr_t *c);
+/* 1 when field f's rows are shared (shared mode, not the owned user field) */
+int ctr_field_shared(const ctr_t *c, int f);
 
 /* For gradient checks and readers of the model. */
 dense_block_t *ctr_dense(ctr_t *c);

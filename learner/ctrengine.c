@@ -56,6 +56,7 @@ static int ctr_config_of(const engine_config_t *cfg, ctr_config_t *cc, char *err
 {
     const model_ops_t *m = model_find(cfg->kind);
     *cc = cfg->ctr;
+    cc->shared = cfg->shared;
     if (!m || !m->head) {
         snprintf(errstr, len, "ctr: %.*s is not a click-through model", MODEL_NAME_MAX, cfg->kind);
         return -1;
@@ -189,6 +190,7 @@ static void user_gone(void *arg, uint32_t entry)
 {
     ctre_t *e = arg;
     tell_gone(e, ctr_table(e->c, 0), 'u', entry);
+    ctr_window_drop(e->c, 0, entry); /* shared mode: a gone user's row is not handed out */
 }
 
 static void item_gone(void *arg, uint32_t entry)
@@ -197,13 +199,14 @@ static void item_gone(void *arg, uint32_t entry)
     tell_gone(e, ctr_table(e->c, 1), 'i', entry);
 }
 
-/* past max_users / max_items: down to 15/16 of it, least recently seen first */
+/* past max_users / max_items: down to 15/16 of it, least recently seen
+ * first; shared rows are never evicted (every member holds the same) */
 static void evict(ctre_t *e)
 {
-    if (e->max_users)
+    if (e->max_users && !ctr_field_shared(e->c, 0))
         emb_evict_lru(ctr_table(e->c, 0), e->max_users, e->max_users - e->max_users / 16, NULL,
                       user_gone, e);
-    if (e->max_items)
+    if (e->max_items && !ctr_field_shared(e->c, 1))
         emb_evict_lru(ctr_table(e->c, 1), e->max_items, e->max_items - e->max_items / 16, NULL,
                       item_gone, e);
 }
@@ -261,11 +264,10 @@ static size_t ce_learn(void *p, const lrn_event_t *ev, size_t n)
 static size_t ce_expire(void *p, int64_t now_ms)
 {
     ctre_t *e = p;
-    size_t n = emb_expire(ctr_table(e->c, 0), now_ms, NULL, user_gone, e) +
-               emb_expire(ctr_table(e->c, 1), now_ms, NULL, item_gone, e);
+    size_t n = 0;
     emb_table_t *t;
-    for (int f = 2; (t = ctr_table(e->c, f)) != NULL; f++)
-        n += emb_expire(t, now_ms, NULL, NULL, NULL);
+    for (int f = 0; (t = ctr_table(e->c, f)) != NULL; f++) /* shared tables never expire */
+        n += emb_expire(t, now_ms, NULL, f == 0 ? user_gone : f == 1 ? item_gone : NULL, e);
     return n;
 }
 
@@ -355,8 +357,40 @@ static int ce_load(void *p, ser_reader_t *r, char *errstr, size_t len)
     return 0;
 }
 
+static size_t ce_window_take(void *p, const learner_window_sink_t *sink, void *arg)
+{
+    return ctr_window_take(((ctre_t *)p)->c, sink, arg);
+}
+
+static int ce_apply_row_grad(void *p, int table, const char *id, size_t len, const float *g,
+                             const float *gsq, int R)
+{
+    return ctr_apply_row_grad(((ctre_t *)p)->c, table, id, len, g, gsq, R);
+}
+
+static int ce_apply_row_value(void *p, int table, const char *id, size_t len, const float *v,
+                              int width)
+{
+    return ctr_apply_row_value(((ctre_t *)p)->c, table, id, len, v, width);
+}
+
+static int ce_apply_dense(void *p, int table, const float *g, size_t n, uint32_t steps)
+{
+    return ctr_apply_dense(((ctre_t *)p)->c, table, g, n, steps);
+}
+
+static void ce_apply_at(void *p, int64_t ts_ms)
+{
+    ctr_apply_at(((ctre_t *)p)->c, ts_ms);
+}
+
+static uint64_t ce_shared_digest(void *p)
+{
+    return ctr_shared_digest(((ctre_t *)p)->c);
+}
+
 const engine_ops_t ctr_engine = {
-    .keys = "cat_fields,num_fields,hash_bits,max_users,max_items,threads",
+    .keys = "cat_fields,num_fields,hash_bits,max_users,max_items,threads,auc_window",
     .check = ce_check,
     .create = ce_create,
     .free = ce_free,
@@ -374,4 +408,10 @@ const engine_ops_t ctr_engine = {
     .dense = ce_dense,
     .save = ce_save,
     .load = ce_load,
+    .window_take = ce_window_take,
+    .apply_row_grad = ce_apply_row_grad,
+    .apply_row_value = ce_apply_row_value,
+    .apply_dense = ce_apply_dense,
+    .apply_at = ce_apply_at,
+    .shared_digest = ce_shared_digest,
 };

@@ -154,23 +154,25 @@ size_t engine_window_take(engine_t *e, const learner_window_sink_t *sink, void *
     return e->ops->window_take ? e->ops->window_take(e->impl, sink, arg) : 0;
 }
 
-int engine_apply_item_grad(void *e, const char *id, size_t len, const float *g, const float *gsq,
-                           int R)
+int engine_apply_row_grad(void *e, int table, const char *id, size_t len, const float *g,
+                          const float *gsq, int R)
 {
     engine_t *x = e;
-    return x->ops->apply_item_grad ? x->ops->apply_item_grad(x->impl, id, len, g, gsq, R) : -1;
+    return x->ops->apply_row_grad ? x->ops->apply_row_grad(x->impl, table, id, len, g, gsq, R) : -1;
 }
 
-int engine_apply_user_value(void *e, const char *id, size_t len, const float *v, int width)
+int engine_apply_row_value(void *e, int table, const char *id, size_t len, const float *v,
+                           int width)
 {
     engine_t *x = e;
-    return x->ops->apply_user_value ? x->ops->apply_user_value(x->impl, id, len, v, width) : -1;
+    return x->ops->apply_row_value ? x->ops->apply_row_value(x->impl, table, id, len, v, width)
+                                   : -1;
 }
 
-int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps)
+int engine_apply_dense(void *e, int table, const float *g, size_t n, uint32_t steps)
 {
     engine_t *x = e;
-    return x->ops->apply_dense_grad ? x->ops->apply_dense_grad(x->impl, g, n, steps) : -1;
+    return x->ops->apply_dense ? x->ops->apply_dense(x->impl, table, g, n, steps) : -1;
 }
 
 void engine_apply_at(engine_t *e, int64_t ts_ms)
@@ -210,7 +212,8 @@ int engine_load(engine_t *e, ser_reader_t *r, char *errstr, size_t len)
 uint64_t engine_shared_digest(engine_t *e)
 {
     dense_block_t *d = engine_dense(e);
-    uint64_t h = emb_digest(engine_table(e, 1));
+    uint64_t h =
+        e->ops->shared_digest ? e->ops->shared_digest(e->impl) : emb_digest(engine_table(e, 1));
     if (d && d->n) {
         h += XXH3_64bits(d->params, sizeof(float) * d->n);
         h += XXH3_64bits_withSeed(d->m, sizeof(float) * d->n, 1);

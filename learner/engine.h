@@ -62,13 +62,19 @@ typedef struct engine_ops {
     int (*save)(const void *e, ser_writer_t *w);
     int (*load)(void *e, ser_reader_t *r, char *errstr, size_t len);
     /* Shared mode (learner.h: learner_window_take, learner_apply_*); NULL:
-     * the engine's models cannot be shared by several members. */
+     * the engine's models cannot be shared by several members. Tables are
+     * the engine's own numbers (learner.h: LRN_TABLE_*); an apply of a
+     * table the engine does not have returns -1. */
     size_t (*window_take)(void *e, const learner_window_sink_t *sink, void *arg);
-    int (*apply_item_grad)(void *e, const char *id, size_t len, const float *g, const float *gsq,
-                           int R);
-    int (*apply_user_value)(void *e, const char *id, size_t len, const float *v, int width);
-    int (*apply_dense_grad)(void *e, const float *g, size_t n, uint32_t steps);
+    int (*apply_row_grad)(void *e, int table, const char *id, size_t len, const float *g,
+                          const float *gsq, int R);
+    int (*apply_row_value)(void *e, int table, const char *id, size_t len, const float *v,
+                           int width);
+    int (*apply_dense)(void *e, int table, const float *g, size_t n, uint32_t steps);
     void (*apply_at)(void *e, int64_t ts_ms);
+    /* a digest of the shared state beyond the dense block (engine_shared_digest);
+     * NULL: the items' table (table 1) */
+    uint64_t (*shared_digest)(void *e);
 } engine_ops_t;
 
 /* the learner's engine (learner.c): a model's ops.engine NULL means this one */
@@ -108,14 +114,16 @@ dense_block_t *engine_dense(engine_t *e);
  * apply functions take the engine as a void pointer, as mlog_apply
  * (proto/mlog.h) calls them. */
 size_t engine_window_take(engine_t *e, const learner_window_sink_t *sink, void *arg);
-int engine_apply_item_grad(void *e, const char *id, size_t len, const float *g, const float *gsq,
-                           int R);
-int engine_apply_user_value(void *e, const char *id, size_t len, const float *v, int width);
-int engine_apply_dense_grad(void *e, const float *g, size_t n, uint32_t steps);
+int engine_apply_row_grad(void *e, int table, const char *id, size_t len, const float *g,
+                          const float *gsq, int R);
+int engine_apply_row_value(void *e, int table, const char *id, size_t len, const float *v,
+                           int width);
+int engine_apply_dense(void *e, int table, const float *g, size_t n, uint32_t steps);
 void engine_apply_at(engine_t *e, int64_t ts_ms); /* learner_apply_at */
-/* A digest of what members share: the item rows with their optimizer state
- * and the dense block with its moments; equal in members whose replicas hold
- * the same bytes. */
+/* A digest of what members share: the shared rows with their optimizer
+ * state (the items', or what the engine's shared_digest covers) and the dense
+ * block with its moments; equal in members whose replicas hold the same
+ * bytes. */
 uint64_t engine_shared_digest(engine_t *e);
 
 /* The model's name, then the engine's state; load refuses another model. */

@@ -16,74 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Shared mode: rows gathered in a window, by table entry, in the order they
- * were first touched, each with width floats (zeroed when it joins). */
-typedef struct {
-    uint32_t *slot; /* (slot_cap) by entry: 1 + its place, 0 when not in the window */
-    size_t slot_cap;
-    uint32_t *ent; /* (cap) entries; EMB_NONE for one dropped since */
-    float *val;    /* (cap, width) */
-    size_t n, cap;
-    int width;
-} wrows_t;
-
-/* entry e's floats in the window, joining it when new; NULL when out of memory */
-static float *wrows_at(wrows_t *w, uint32_t e)
-{
-    if (e >= w->slot_cap) {
-        size_t cap = w->slot_cap ? w->slot_cap : 1024;
-        while (cap <= e)
-            cap *= 2;
-        uint32_t *s = realloc(w->slot, sizeof(uint32_t) * cap);
-        if (!s)
-            return NULL;
-        memset(s + w->slot_cap, 0, sizeof(uint32_t) * (cap - w->slot_cap));
-        w->slot = s, w->slot_cap = cap;
-    }
-    if (w->slot[e])
-        return w->val + (w->slot[e] - 1) * (size_t)w->width;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 256;
-        uint32_t *ent = realloc(w->ent, sizeof(uint32_t) * cap);
-        if (!ent)
-            return NULL;
-        w->ent = ent;
-        float *val = realloc(w->val, sizeof(float) * cap * (size_t)(w->width ? w->width : 1));
-        if (!val)
-            return NULL;
-        w->val = val, w->cap = cap;
-    }
-    float *v = w->val + w->n * (size_t)w->width;
-    memset(v, 0, sizeof(float) * (size_t)w->width);
-    w->ent[w->n++] = e;
-    w->slot[e] = (uint32_t)w->n;
-    return v;
-}
-
-/* e leaves the window (its entry was freed) */
-static void wrows_drop(wrows_t *w, uint32_t e)
-{
-    if (e < w->slot_cap && w->slot[e]) {
-        w->ent[w->slot[e] - 1] = EMB_NONE;
-        w->slot[e] = 0;
-    }
-}
-
-static void wrows_clear(wrows_t *w)
-{
-    for (size_t i = 0; i < w->n; i++)
-        if (w->ent[i] != EMB_NONE)
-            w->slot[w->ent[i]] = 0;
-    w->n = 0;
-}
-
-static void wrows_free(wrows_t *w)
-{
-    free(w->slot);
-    free(w->ent);
-    free(w->val);
-}
-
 struct learner {
     learner_config_t cfg;
     emb_table_t *users, *items;
@@ -1427,7 +1359,7 @@ size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void
             continue;
         const char *id = emb_entry_id(l->items, e, &len);
         const float *a = l->wi.val + i * (size_t)l->wi.width;
-        sink->item_grad(arg, id, len, a, a + R, R);
+        sink->row_grad(arg, LRN_TABLE_ITEMS, id, len, a, a + R, R);
     }
     int W = learner_user_width(l);
     for (size_t i = 0; i < l->wu.n; i++) {
@@ -1438,11 +1370,11 @@ size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void
             continue;
         const char *id = emb_entry_id(l->users, e, &len);
         /* the row and its state are one stretch of the table (table.h) */
-        sink->user_value(arg, id, len, emb_row(l->users, row), W);
+        sink->row_value(arg, LRN_TABLE_USERS, id, len, emb_row(l->users, row), W);
     }
     dense_block_t *d = l->ops->dense(l->model);
     if (l->wbatches && d->n)
-        sink->dense_grad(arg, l->wdense, d->n);
+        sink->dense(arg, LRN_TABLE_DENSE, l->wdense, d->n);
     size_t nb = l->wbatches;
     window_reset(l);
     return nb;
@@ -1505,17 +1437,8 @@ int learner_apply_user_value(learner_t *l, const char *id, size_t len, const flo
 
 int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t steps)
 {
-    dense_block_t *d = l->ops->dense(l->model);
-    if (n != d->n || steps < 1)
-        return -1;
-    int rc = 0;
-    for (uint32_t s = 0; s < steps && rc == 0; s++) {
-        for (size_t i = 0; i < n; i++)
-            d->grads[i] = g[i] / (float)steps;
-        rc = dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense);
-    }
-    dense_block_zero_grad(d);
-    return rc;
+    return dense_block_apply_sum(l->ops->dense(l->model), g, n, steps, l->cfg.clip_norm,
+                                 l->cfg.lr_dense, l->cfg.l2_dense);
 }
 
 /* ---- the learner as the daemon's engine (engine.h) ---- */
@@ -1616,20 +1539,21 @@ static size_t le_window_take(void *l, const learner_window_sink_t *sink, void *a
     return learner_window_take(l, sink, arg);
 }
 
-static int le_apply_item_grad(void *l, const char *id, size_t len, const float *g, const float *gsq,
-                              int R)
+static int le_apply_row_grad(void *l, int table, const char *id, size_t len, const float *g,
+                             const float *gsq, int R)
 {
-    return learner_apply_item_grad(l, id, len, g, gsq, R);
+    return table == LRN_TABLE_ITEMS ? learner_apply_item_grad(l, id, len, g, gsq, R) : -1;
 }
 
-static int le_apply_user_value(void *l, const char *id, size_t len, const float *v, int width)
+static int le_apply_row_value(void *l, int table, const char *id, size_t len, const float *v,
+                              int width)
 {
-    return learner_apply_user_value(l, id, len, v, width);
+    return table == LRN_TABLE_USERS ? learner_apply_user_value(l, id, len, v, width) : -1;
 }
 
-static int le_apply_dense_grad(void *l, const float *g, size_t n, uint32_t steps)
+static int le_apply_dense(void *l, int table, const float *g, size_t n, uint32_t steps)
 {
-    return learner_apply_dense_grad(l, g, n, steps);
+    return table == LRN_TABLE_DENSE ? learner_apply_dense_grad(l, g, n, steps) : -1;
 }
 
 static void le_apply_at(void *l, int64_t ts_ms)
@@ -1657,8 +1581,8 @@ const engine_ops_t learner_engine = {
     .save = le_save,
     .load = le_load,
     .window_take = le_window_take,
-    .apply_item_grad = le_apply_item_grad,
-    .apply_user_value = le_apply_user_value,
-    .apply_dense_grad = le_apply_dense_grad,
+    .apply_row_grad = le_apply_row_grad,
+    .apply_row_value = le_apply_row_value,
+    .apply_dense = le_apply_dense,
     .apply_at = le_apply_at,
 };

@@ -184,19 +184,22 @@ dense_block_t *learner_dense(learner_t *l);
 emb_table_t *learner_users(learner_t *l);
 emb_table_t *learner_items(learner_t *l);
 
-/* Shared mode (learner_config_t.shared). What a window hands out:
- *   item_grad   per item touched: g, the sum of its micro-batch gradients,
- *               and gsq, the sum of their squares (R floats each);
- *   user_value  per user learned: its row and optimizer state as they are
- *               now (learner_user_width floats);
- *   dense_grad  the dense block's gradient summed over the window's
- *               micro-batches (once, when there was one).
+/* Shared mode (learner_config_t.shared). What a window hands out, each
+ * with the table it is of (LRN_TABLE_*; another engine numbers its own):
+ *   row_grad   per shared row touched (the learner's: items): g, the sum of
+ *              its micro-batch gradients, and gsq, the sum of their squares
+ *              (R floats each);
+ *   row_value  per owned row learned (the learner's: users): its row and
+ *              optimizer state as they are now (learner_user_width floats);
+ *   dense      the dense block's gradient sum over the window's micro-batches
+ *              (once, when there was one), or what an engine merges as a whole.
  * Then the window starts again, empty. Returns its micro-batches. */
+enum { LRN_TABLE_USERS = 0, LRN_TABLE_ITEMS = 1, LRN_TABLE_DENSE = 2 };
 typedef struct {
-    void (*item_grad)(void *arg, const char *id, size_t len, const float *g, const float *gsq,
-                      int R);
-    void (*user_value)(void *arg, const char *id, size_t len, const float *v, int width);
-    void (*dense_grad)(void *arg, const float *g, size_t n);
+    void (*row_grad)(void *arg, int table, const char *id, size_t len, const float *g,
+                     const float *gsq, int R);
+    void (*row_value)(void *arg, int table, const char *id, size_t len, const float *v, int width);
+    void (*dense)(void *arg, int table, const float *g, size_t n);
 } learner_window_sink_t;
 size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void *arg);
 /* floats of a user_value: the row, then its optimizer state */

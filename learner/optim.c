@@ -141,6 +141,21 @@ int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2)
     return 0;
 }
 
+int dense_block_apply_sum(dense_block_t *d, const float *g, size_t n, uint32_t steps,
+                          float clip_norm, float lr, float l2)
+{
+    if (n != d->n || steps < 1)
+        return -1;
+    int rc = 0;
+    for (uint32_t s = 0; s < steps && rc == 0; s++) {
+        for (size_t i = 0; i < n; i++)
+            d->grads[i] = g[i] / (float)steps;
+        rc = dense_block_step(d, clip_norm, lr, l2);
+    }
+    dense_block_zero_grad(d);
+    return rc;
+}
+
 #define DENSE_MAGIC 0x31534e44u /* "DNS1" */
 
 int dense_block_save(const dense_block_t *d, ser_writer_t *w)

@@ -58,6 +58,12 @@ void dense_block_adam(dense_block_t *d, float lr, float beta1, float beta2, floa
  * skips the batch), clipping of the gradient to L2 norm clip_norm (0: none),
  * then one Adam step (β 0.9, 0.999, ε 1e-8). 0 when it stepped. */
 int dense_block_step(dense_block_t *d, float clip_norm, float lr, float l2);
+/* Shared mode: a window's gradient sum g (n floats, the block's size) over
+ * steps micro-batches applied as steps dense steps with its mean, each as a
+ * micro-batch's; gradients zeroed after. -1 on a bad n or steps, or a step
+ * that met a gradient that is not finite. */
+int dense_block_apply_sum(dense_block_t *d, const float *g, size_t n, uint32_t steps,
+                          float clip_norm, float lr, float l2);
 /* Σ grads², in double: not finite when a gradient is not */
 double dense_block_grad_sq(const dense_block_t *d);
 

@@ -114,3 +114,60 @@ void rows_mark_dirty(emb_table_t *t, const uint32_t *uniq, int n)
             emb_mark_dirty(t, e);
     }
 }
+
+/* ---- shared mode: a window's rows (rows.h) ---- */
+
+float *wrows_at(wrows_t *w, uint32_t e)
+{
+    if (e >= w->slot_cap) {
+        size_t cap = w->slot_cap ? w->slot_cap : 1024;
+        while (cap <= e)
+            cap *= 2;
+        uint32_t *s = realloc(w->slot, sizeof(uint32_t) * cap);
+        if (!s)
+            return NULL;
+        memset(s + w->slot_cap, 0, sizeof(uint32_t) * (cap - w->slot_cap));
+        w->slot = s, w->slot_cap = cap;
+    }
+    if (w->slot[e])
+        return w->val + (w->slot[e] - 1) * (size_t)w->width;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 256;
+        uint32_t *ent = realloc(w->ent, sizeof(uint32_t) * cap);
+        if (!ent)
+            return NULL;
+        w->ent = ent;
+        float *val = realloc(w->val, sizeof(float) * cap * (size_t)(w->width ? w->width : 1));
+        if (!val)
+            return NULL;
+        w->val = val, w->cap = cap;
+    }
+    float *v = w->val + w->n * (size_t)w->width;
+    memset(v, 0, sizeof(float) * (size_t)w->width);
+    w->ent[w->n++] = e;
+    w->slot[e] = (uint32_t)w->n;
+    return v;
+}
+
+void wrows_drop(wrows_t *w, uint32_t e)
+{
+    if (e < w->slot_cap && w->slot[e]) {
+        w->ent[w->slot[e] - 1] = EMB_NONE;
+        w->slot[e] = 0;
+    }
+}
+
+void wrows_clear(wrows_t *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->ent[i] != EMB_NONE)
+            w->slot[w->ent[i]] = 0;
+    w->n = 0;
+}
+
+void wrows_free(wrows_t *w)
+{
+    free(w->slot);
+    free(w->ent);
+    free(w->val);
+}

@@ -56,4 +56,22 @@ void rows_update(emb_table_t *t, const uint32_t *uniq, int n, const uint32_t *fi
 /* The ids of the n updated rows become dirty (the fallback row has none). */
 void rows_mark_dirty(emb_table_t *t, const uint32_t *uniq, int n);
 
+/* Shared mode: rows gathered in a window, by table entry, in the order they
+ * were first touched, each with width floats (zeroed when it joins). A
+ * zeroed struct is an empty window; width may be 0 (membership only). */
+typedef struct {
+    uint32_t *slot; /* (slot_cap) by entry: 1 + its place, 0 when not in the window */
+    size_t slot_cap;
+    uint32_t *ent; /* (cap) entries; EMB_NONE for one dropped since */
+    float *val;    /* (cap, width) */
+    size_t n, cap;
+    int width;
+} wrows_t;
+/* entry e's floats in the window, joining it when new; NULL when out of
+ * memory (with width 0: a pointer not to be read) */
+float *wrows_at(wrows_t *w, uint32_t e);
+void wrows_drop(wrows_t *w, uint32_t e); /* e leaves the window (its entry was freed) */
+void wrows_clear(wrows_t *w);            /* the window starts again, empty */
+void wrows_free(wrows_t *w);
+
 #endif

@@ -199,27 +199,27 @@ void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float 
     add_entry(w, id, idlen, v, w->width, v); /* all of v: nothing from b */
 }
 
-void mlog_put_item_grad(void *arg, const char *id, size_t len, const float *g, const float *gsq,
-                        int R)
+void mlog_put_row_grad(void *arg, int table, const char *id, size_t len, const float *g,
+                       const float *gsq, int R)
 {
     mlog_writer_t *w = arg;
-    if (w->block != MLOG_ROW_GRAD || w->table != MLOG_TABLE_ITEMS || w->width != 2 * (uint32_t)R)
-        mlog_add_block16(w, MLOG_ROW_GRAD, MLOG_TABLE_ITEMS, 2 * (uint32_t)R);
+    if (w->block != MLOG_ROW_GRAD || w->table != (uint8_t)table || w->width != 2 * (uint32_t)R)
+        mlog_add_block16(w, MLOG_ROW_GRAD, (uint8_t)table, 2 * (uint32_t)R);
     add_entry(w, id, len, g, (uint32_t)R, gsq);
 }
 
-void mlog_put_user_value(void *arg, const char *id, size_t len, const float *v, int width)
+void mlog_put_row_value(void *arg, int table, const char *id, size_t len, const float *v, int width)
 {
     mlog_writer_t *w = arg;
-    if (w->block != MLOG_ROW_VALUE || w->table != MLOG_TABLE_USERS || w->width != (uint32_t)width)
-        mlog_add_block(w, MLOG_ROW_VALUE, MLOG_TABLE_USERS, (uint32_t)width);
+    if (w->block != MLOG_ROW_VALUE || w->table != (uint8_t)table || w->width != (uint32_t)width)
+        mlog_add_block(w, MLOG_ROW_VALUE, (uint8_t)table, (uint32_t)width);
     mlog_add_entry(w, id, len, v);
 }
 
-void mlog_put_dense_grad(void *arg, const float *g, size_t n)
+void mlog_put_dense(void *arg, int table, const float *g, size_t n)
 {
     mlog_writer_t *w = arg;
-    mlog_add_block(w, MLOG_DENSE_GRAD, MLOG_TABLE_DENSE, (uint32_t)n);
+    mlog_add_block(w, MLOG_DENSE_GRAD, (uint8_t)table, (uint32_t)n);
     mlog_add_entry(w, NULL, 0, g);
 }
 
@@ -390,8 +390,8 @@ int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, s
             FAIL("model log: block %u: width %u", i, b->width);
         if (b->kind == MLOG_DENSE_GRAD)
             for (uint32_t j = 0; j < i; j++)
-                if (rec->blocks[j].kind == MLOG_DENSE_GRAD)
-                    FAIL("model log: a second dense block (%u)", i);
+                if (rec->blocks[j].kind == MLOG_DENSE_GRAD && rec->blocks[j].table == b->table)
+                    FAIL("model log: a second dense block of table %u (%u)", b->table, i);
         if (b->kind == MLOG_DENSE_GRAD && b->count != 1)
             FAIL("model log: dense block %u with %u entries", i, b->count);
         b->data = c.p;
@@ -443,19 +443,17 @@ int mlog_block_next(const mlog_block_t *b, size_t *pos, const char **id, size_t 
     return 0;
 }
 
-long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg, int skip_users)
+long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg, int skip_values)
 {
     long refused = 0;
     for (int b = 0; b < rec->nblocks; b++) {
         const mlog_block_t *k = &rec->blocks[b];
-        int items = k->kind == MLOG_ROW_GRAD && k->table == MLOG_TABLE_ITEMS && k->width % 2 == 0,
-            users = k->kind == MLOG_ROW_VALUE && k->table == MLOG_TABLE_USERS,
-            dense = k->kind == MLOG_DENSE_GRAD;
-        if (!items && !users && !dense) {
+        int grads = k->kind == MLOG_ROW_GRAD, values = k->kind == MLOG_ROW_VALUE;
+        if (grads && k->width % 2) {
             refused += k->count;
             continue;
         }
-        if (users && skip_users)
+        if (values && skip_values)
             continue;
         float *v = malloc(sizeof(float) * k->width);
         if (!v)
@@ -464,9 +462,9 @@ long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg
         const char *id;
         int R = (int)(k->width / 2);
         while (mlog_block_next(k, &at, &id, &il, v) == 0) {
-            int rc = items   ? ops->item_grad(arg, id, il, v, v + R, R)
-                     : users ? ops->user_value(arg, id, il, v, (int)k->width)
-                             : ops->dense_grad(arg, v, k->width, rec->steps);
+            int rc = grads    ? ops->row_grad(arg, k->table, id, il, v, v + R, R)
+                     : values ? ops->row_value(arg, k->table, id, il, v, (int)k->width)
+                              : ops->dense(arg, k->table, v, k->width, rec->steps);
             refused += rc != 0;
         }
         free(v);

@@ -37,7 +37,7 @@
 #define MLOG_TOPIC_MAX 249  /* bytes of a topic name, as Kafka allows */
 #define MLOG_ID_MAX 256     /* bytes of a row's id, as an event's */
 #define MLOG_RANGES_MAX 1024
-#define MLOG_BLOCKS_MAX 32
+#define MLOG_BLOCKS_MAX 128
 #define MLOG_WIDTH_MAX (1u << 24) /* floats per entry */
 #define MLOG_STEPS_MAX (1u << 20) /* micro-batches of one window */
 
@@ -86,7 +86,8 @@ typedef struct {
 /* Decodes and checks one record: 0, or -1 with the reason in errstr (a bad
  * magic, version, checksum, length or count; a NUL in a member or topic
  * name; a partition named twice; a range out of order or ending at the
- * largest offset; more than MLOG_STEPS_MAX steps or one dense block; a float
+ * largest offset; more than MLOG_STEPS_MAX steps or one dense block of a
+ * table; a float
  * that is not finite). Nothing is allocated; rec
  * points into buf, which must outlive it. */
 int mlog_decode(const void *buf, size_t len, mlog_record_t *rec, char *errstr, size_t errlen);
@@ -131,33 +132,39 @@ void mlog_add_entry(mlog_writer_t *w, const char *id, size_t idlen, const float 
 int mlog_finish(mlog_writer_t *w, const uint8_t **out, size_t *outlen);
 void mlog_writer_free(mlog_writer_t *w);
 
-/* The tables of a window's blocks: a learner's users and items, its dense block. */
+/* The tables of a window's blocks are the engine's to number (a block's
+ * table byte); the learner's: its users and items (rows), its dense block.
+ * A record holds at most one dense block of each table. */
 enum { MLOG_TABLE_USERS = 0, MLOG_TABLE_ITEMS = 1, MLOG_TABLE_DENSE = 2 };
 
 /* Writing a window's blocks: these take the writer as arg and have the
- * shape of a learner's window sink (learner.h), so a member passes them
- * as they are; each opens its block when the previous entry was of another.
- *   item_grad   an item's g then gsq: a row-gradient entry of 2R bfloat16s
- *               (rounding them cost no measurable HR@10: see proto/README.md)
- *   user_value  a user's row and state: a row-value entry
- *   dense_grad  the dense block's gradient sum: a dense-gradient block */
-void mlog_put_item_grad(void *w, const char *id, size_t len, const float *g, const float *gsq,
-                        int R);
-void mlog_put_user_value(void *w, const char *id, size_t len, const float *v, int width);
-void mlog_put_dense_grad(void *w, const float *g, size_t n);
+ * shape of an engine's window sink (learner.h), so a member passes them
+ * as they are; each opens its block when the previous entry was of another
+ * kind or table.
+ *   row_grad    a shared row's g then gsq: a row-gradient entry of 2R
+ *               bfloat16s (rounding them cost no measurable HR@10: see
+ *               proto/README.md)
+ *   row_value   an owned row's values and optimizer state: a row-value entry
+ *   dense       a dense gradient sum (or statistics an engine merges): a
+ *               dense-gradient block of float32s */
+void mlog_put_row_grad(void *w, int table, const char *id, size_t len, const float *g,
+                       const float *gsq, int R);
+void mlog_put_row_value(void *w, int table, const char *id, size_t len, const float *v, int width);
+void mlog_put_dense(void *w, int table, const float *g, size_t n);
 
 /* Applying an accepted window: each entry, in order, to the function of its
- * block (an item's g and gsq, a user's values, the dense gradient with the
- * record's steps). skip_users: row values are not applied (a member's own
- * users are ahead of its records). Returns the entries refused (a function's
- * nonzero, or a block of an unknown table), or -1 when out of memory. */
+ * kind with its block's table (a row's g and gsq, a row's values, a dense
+ * block with the record's steps). skip_values: row values are not applied (a
+ * member's own rows are ahead of its records). Returns the entries refused
+ * (a function's nonzero, or a row-gradient block of odd width), or -1 when
+ * out of memory. */
 typedef struct {
-    int (*item_grad)(void *arg, const char *id, size_t len, const float *g, const float *gsq,
-                     int R);
-    int (*user_value)(void *arg, const char *id, size_t len, const float *v, int width);
-    int (*dense_grad)(void *arg, const float *g, size_t n, uint32_t steps);
+    int (*row_grad)(void *arg, int table, const char *id, size_t len, const float *g,
+                    const float *gsq, int R);
+    int (*row_value)(void *arg, int table, const char *id, size_t len, const float *v, int width);
+    int (*dense)(void *arg, int table, const float *g, size_t n, uint32_t steps);
 } mlog_apply_ops_t;
-long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg, int skip_users);
+long mlog_apply(const mlog_record_t *rec, const mlog_apply_ops_t *ops, void *arg, int skip_values);
 
 /* What the ledger made of a record. */
 typedef enum {

@@ -127,6 +127,7 @@ static void test_defaults(void **state)
         {"model.admit_after", c.admit_after, 1},
         {"model.expire_s", c.expire_s, 0},
         {"model.seed", c.seed, 1},
+        {"model.auc_window", c.auc_window, 10000},
         {"events.label_window_ms", c.label_window_ms, 1800000},
         {"events.max_future_skew_ms", c.max_future_skew_ms, 600000},
         {"events.max_event_bytes", c.max_event_bytes, 65536},
@@ -191,7 +192,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 77); /* the fields of fr_config_t */
+    assert_int_equal(n, 78); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -458,8 +459,9 @@ static void test_validate(void **state)
         {{"cluster.model_topic=events"}, "[cluster] model_topic = events: also an input"},
         {{"cluster.model_topic=events.dead"}, "[cluster] model_topic = events.dead: also an"},
         {{"cluster.model_topic=model", "daemon.checkpoint_dir=/tmp/x"}, NULL},
-        {{"cluster.model_topic=model", "model.kind=lr"},
-         "[model] kind = lr: lr cannot be learned by several members"},
+        {{"cluster.model_topic=model", "model.kind=hmf"},
+         "without tower features or history (hmf)"},
+        {{"cluster.model_topic=model", "model.kind=dcn"}, NULL},
         {{"cluster.model_topic=model", "model.admit_after=2"}, "admit_after 1, not 2"},
         {{"cluster.model_topic=model"}, NULL},
         {{"redis.nodes=10.0.0.1:7000"}, "[redis] nodes = 10.0.0.1:7000: only with [redis] cluster"},

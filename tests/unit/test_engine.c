@@ -319,15 +319,15 @@ static void test_evict_every_model(void **state)
 
 /* Shared mode through the seam: every model either refuses it with a reason
  * or, in two engines that each learn half the users and exchange their
- * windows as model-log records (proto/mlog.h), ends with the same dense block
- * and item rows in both. */
+ * windows as model-log records (proto/mlog.h), ends with the same dense block,
+ * item rows and shared digest in both. */
 static void test_every_model_shared_or_refused(void **state)
 {
     (void)state;
-    static const mlog_apply_ops_t ops = {engine_apply_item_grad, engine_apply_user_value,
-                                         engine_apply_dense_grad};
-    static const learner_window_sink_t sink = {mlog_put_item_grad, mlog_put_user_value,
-                                               mlog_put_dense_grad};
+    static const mlog_apply_ops_t ops = {engine_apply_row_grad, engine_apply_row_value,
+                                         engine_apply_dense};
+    static const learner_window_sink_t sink = {mlog_put_row_grad, mlog_put_row_value,
+                                               mlog_put_dense};
     static mlog_record_t rec;
     static lrn_event_t part[NEV];
     int shared = 0;
@@ -399,12 +399,19 @@ static void test_every_model_shared_or_refused(void **state)
             n++;
         }
         assert_true(n > NI / 2);
+        /* and everything else they share (a click-through model's other
+         * fields, wide weights and normaliser), which learning moved */
+        assert_true(engine_shared_digest(e[0]) == engine_shared_digest(e[1]));
+        engine_t *fresh = engine_create(&c, err, sizeof(err));
+        assert_non_null(fresh);
+        assert_true(engine_shared_digest(fresh) != engine_shared_digest(e[0]));
+        engine_free(fresh);
         print_message("%-8s shared: %d items and %zu dense weights the same in both\n", m->name, n,
                       da->n);
         engine_free(e[0]);
         engine_free(e[1]);
     }
-    assert_true(shared >= 3); /* neumf, dssm, mf at least */
+    assert_true(shared >= 6); /* all but history MF: neumf, dssm, mf, lr, widedeep, dcn */
 }
 
 int main(void)

@@ -223,26 +223,33 @@ typedef struct {
     int refuse_item; /* the item function refuses "bad" */
 } seen_t;
 
-static int seen_item(void *arg, const char *id, size_t len, const float *g, const float *gsq, int R)
+static int seen_item(void *arg, int table, const char *id, size_t len, const float *g,
+                     const float *gsq, int R)
 {
     seen_t *s = arg;
+    if (table != MLOG_TABLE_ITEMS)
+        return -1;
     s->items++;
     for (int i = 0; i < R; i++)
         s->sum += g[i] + 10.0f * gsq[i];
     return len == 3 && !memcmp(id, "bad", 3) && s->refuse_item ? -1 : 0;
 }
-static int seen_user(void *arg, const char *id, size_t len, const float *v, int width)
+static int seen_user(void *arg, int table, const char *id, size_t len, const float *v, int width)
 {
     seen_t *s = arg;
     (void)id, (void)len;
+    if (table != MLOG_TABLE_USERS)
+        return -1;
     s->users++;
     for (int i = 0; i < width; i++)
         s->sum += 100.0f * v[i];
     return 0;
 }
-static int seen_dense(void *arg, const float *g, size_t n, uint32_t steps)
+static int seen_dense(void *arg, int table, const float *g, size_t n, uint32_t steps)
 {
     seen_t *s = arg;
+    if (table != MLOG_TABLE_DENSE)
+        return -1;
     s->dense++;
     s->steps = steps;
     for (size_t i = 0; i < n; i++)
@@ -251,8 +258,8 @@ static int seen_dense(void *arg, const float *g, size_t n, uint32_t steps)
 }
 
 /* A window written by the sink functions comes back, entry for entry, to
- * the apply functions; users are skipped on request; a block of a table
- * nobody knows and a refused entry are counted. */
+ * the apply functions with its table; row values are skipped on request; an
+ * entry the functions refuse (a table they do not have, an id) is counted. */
 static void test_mlog_window_apply(void **state)
 {
     (void)state;
@@ -261,20 +268,21 @@ static void test_mlog_window_apply(void **state)
     const float g[2] = {1, 2}, q[2] = {3, 4}, u[3] = {5, 6, 7}, d[4] = {0.5f, 0.25f, 0, 1};
     mlog_begin(&w, MLOG_WINDOW, "m", 1, 1, 1, -1, 0);
     mlog_add_range(&w, "t", 0, 0, 9);
-    mlog_put_item_grad(&w, "i1", 2, g, q, 2);
-    mlog_put_item_grad(&w, "bad", 3, g, q, 2);
-    mlog_put_user_value(&w, "u1", 2, u, 3);
-    mlog_put_item_grad(&w, "i2", 2, q, g, 2); /* a second item block */
-    mlog_put_dense_grad(&w, d, 4);
-    mlog_add_block(&w, MLOG_ROW_VALUE, 7, 1); /* table 7: unknown */
-    mlog_add_entry(&w, "x", 1, d);
+    mlog_put_row_grad(&w, MLOG_TABLE_ITEMS, "i1", 2, g, q, 2);
+    mlog_put_row_grad(&w, MLOG_TABLE_ITEMS, "bad", 3, g, q, 2);
+    mlog_put_row_value(&w, MLOG_TABLE_USERS, "u1", 2, u, 3);
+    mlog_put_row_grad(&w, MLOG_TABLE_ITEMS, "i2", 2, q, g, 2); /* a second item block */
+    mlog_put_dense(&w, MLOG_TABLE_DENSE, d, 4);
+    mlog_put_dense(&w, 3, d, 2);             /* a second dense block, of table 3 */
+    mlog_put_row_value(&w, 7, "x", 1, d, 1); /* table 7: unknown to them */
     mlog_set_steps(&w, 5);
     assert_int_equal(roundtrip(&w, err, sizeof(err)), 0);
-    assert_int_equal(rec.nblocks, 5);
+    assert_int_equal(rec.nblocks, 6); /* i1 and bad share one */
+    assert_int_equal(rec.blocks[4].table, 3);
     static const mlog_apply_ops_t ops = {seen_item, seen_user, seen_dense};
     seen_t s = {0};
     s.refuse_item = 1;
-    assert_int_equal(mlog_apply(&rec, &ops, &s, 0), 2); /* "bad" and table 7's entry */
+    assert_int_equal(mlog_apply(&rec, &ops, &s, 0), 3); /* "bad", table 3's and table 7's */
     assert_int_equal(s.items, 3);
     assert_int_equal(s.users, 1);
     assert_int_equal(s.dense, 1);
@@ -283,7 +291,7 @@ static void test_mlog_window_apply(void **state)
     float want = (3 + 70) * 2 + (7 + 30) + 1800 + 1750;
     assert_float_equal(s.sum, want, 1e-3);
     seen_t t = {0};
-    assert_int_equal(mlog_apply(&rec, &ops, &t, 1), 1);
+    assert_int_equal(mlog_apply(&rec, &ops, &t, 1), 1); /* table 3's: values are skipped */
     assert_int_equal(t.users, 0);
     assert_int_equal(t.items, 3);
     mlog_writer_free(&w);
