@@ -21,7 +21,9 @@
  *                     into the broker, the broker down for 2 s: the ledger
  *                     holds and the members agree;
  *   learn alike       one member and three on the same stream: their
- *                     prequential HR@10, each above a floor;
+ *                     prequential HR@10, each above a floor; and a
+ *                     click-through model (Wide & Deep) from impressions
+ *                     and clicks: their progressive AUC and logloss;
  *   checkpoints       a member killed and restarted on its checkpoint reads
  *                     the log from past it, and agrees; and one killed at
  *                     three random moments under load.
@@ -37,6 +39,7 @@
 
 #include <cmocka.h>
 
+#include "ctrdata.h"
 #include "event.h"
 #include "harness.h"
 #include "mlog.h"
@@ -76,7 +79,8 @@ static int producer_started;
 /* ------------------------------------------------------------ members */
 
 /* what a test sets beside the common keys below (NULL-terminated) */
-static const char *test_keys[4];
+#define TEST_KEYS 12
+static const char *test_keys[TEST_KEYS];
 /* "": no checkpoints; else each member's go to <ckpt_root>/m<i> */
 static char ckpt_root[64];
 
@@ -96,11 +100,11 @@ static pid_t member_start(int i)
                                          "model.mlp=16,8",
                                          "kafka.session_timeout_ms=6000",
                                          "redis.publish_interval_ms=50"};
-    const char *extra[16];
+    const char *extra[32];
     int n = 0;
     for (size_t k = 0; k < sizeof(common) / sizeof(common[0]); k++)
         extra[n++] = common[k];
-    for (int k = 0; k < 4 && test_keys[k]; k++)
+    for (int k = 0; k < TEST_KEYS && test_keys[k]; k++)
         extra[n++] = test_keys[k];
     static char dir[MEMBERS][128];
     if (ckpt_root[0]) {
@@ -747,6 +751,126 @@ static void test_one_and_three_members_learn_alike(void **state)
     assert_true(fabs(hr1 - hr3) < SAME_HR);
 }
 
+/* ------------------------------------------------------------ click-through */
+
+/* A click-through model's stream (ctrdata_generate: a planted item × device
+ * interaction, dense features) as impressions and their clicks, keyed by
+ * user, produced at once. Returns the messages produced. */
+static long produce_ctr(const ctrdata_t *cd)
+{
+    long n = 0;
+    for (size_t i = 0; i < cd->n; i++) {
+        const ctr_example_t *e = &cd->ex[i];
+        json_t *cat = json_object(), *num = json_object();
+        const char *user = "", *item = "";
+        for (int k = 0; k < e->ncat; k++) {
+            const char *name = cd->cat_names[e->cat[k].field];
+            if (!strcmp(name, "user"))
+                user = e->cat[k].value.id;
+            else if (!strcmp(name, "item"))
+                item = e->cat[k].value.id;
+            else
+                json_object_set_new(cat, name, json_string(e->cat[k].value.id));
+        }
+        for (int k = 0; k < e->nnum; k++)
+            json_object_set_new(num, cd->num_names[e->num[k].field], json_real(e->num[k].value));
+        for (int click = 0; click <= (e->label > 0.5f); click++) {
+            json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:O, s:O}", "user", user, "item", item,
+                                   "type", click ? "click" : "impression", "ts",
+                                   (json_int_t)(e->ts_ms + click), "cat", cat, "num", num);
+            char *js = json_dumps(ev, JSON_COMPACT);
+            harness_kafka_produce(&K, user, js, strlen(js));
+            free(js);
+            json_decref(ev);
+            atomic_store(&produced, ++n);
+            if (n % 1000 == 0)
+                rd_kafka_poll(K.prod, 0);
+        }
+        json_decref(cat);
+        json_decref(num);
+    }
+    assert_int_equal(harness_kafka_flush(&K, 60000), 0);
+    return n;
+}
+
+/* One run of the click-through stream: the members' progressive AUC and
+ * logloss, each weighted by the examples its member learned (the logloss
+ * is over every example, so its weighted mean is the whole stream's; AUC
+ * is each member's over its own examples). */
+static void run_ctr(int members, const ctrdata_t *cd, double *auc, double *logloss,
+                    double *examples)
+{
+    static const char *const keys[] = {"model.kind=widedeep",
+                                       "model.deep=16",
+                                       "model.cat_fields=device,cat3",
+                                       "model.num_fields=d0,d1,d2",
+                                       "model.batch_events=64",
+                                       "model.wide_bits=16",
+                                       "model.auc_window=1000000",
+                                       "events.label_window_ms=1000",
+                                       NULL};
+    for (int k = 0; keys[k]; k++)
+        test_keys[k] = keys[k];
+    for (int i = 0; i < members; i++) {
+        assert_true(member_start(i) > 0);
+        wait_live(i, 60000);
+    }
+    double t0 = harness_now_ms();
+    int live = 0;
+    while (harness_now_ms() - t0 < 60000 && live < PARTS) {
+        live = 0;
+        for (int i = 0; i < members; i++)
+            live += (int)metric(i, "freshrec_cluster_partitions_live");
+        usleep(100000);
+    }
+    assert_int_equal(live, PARTS);
+    produce_ctr(cd);
+    judged_t j;
+    assert_tiled(&j, 120000);
+    assert_same_model(&j, 30000);
+    print_message("%d member(s): %ld records, %lld dense steps\n", members, j.records, j.steps);
+    mlog_ledger_free(&j.L);
+    double a = 0, l = 0, n = 0;
+    for (int i = 0; i < members; i++) {
+        double ni = metric(i, "freshrec_events_learned_total");
+        a += ni * metric(i, "freshrec_auc");
+        l += ni * metric(i, "freshrec_logloss");
+        n += ni;
+    }
+    *auc = a / n, *logloss = l / n, *examples = n;
+    for (int i = 0; i < members; i++)
+        member_kill(i, SIGTERM);
+}
+
+/* A click-through model (Wide & Deep) learned by one member and by three
+ * from the same impressions and clicks, produced ahead of them: their
+ * progressive AUC within 0.01 and logloss within 0.01, each above a floor;
+ * the three members' shared state agrees and the ledger tiles. */
+static void test_ctr_members_learn_alike(void **state)
+{
+    ctrgen_config_t g;
+    ctrgen_config_default(&g);
+    g.examples = 40000;
+    ctrdata_t cd;
+    ctrdata_init(&cd);
+    char err[256];
+    assert_int_equal(ctrdata_generate(&cd, &g, err, sizeof(err)), 0);
+    double auc1, ll1, n1, auc3, ll3, n3;
+    run_ctr(1, &cd, &auc1, &ll1, &n1);
+    assert_int_equal(teardown(state), 0);
+    assert_int_equal(setup(state), 0);
+    run_ctr(3, &cd, &auc3, &ll3, &n3);
+    print_message("progressive AUC: one member %.4f, three members %.4f; logloss %.4f, %.4f; "
+                  "examples learned %.0f, %.0f\n",
+                  auc1, auc3, ll1, ll3, n1, n3);
+    ctrdata_free(&cd);
+    /* all but the impressions of the last label window, which wait */
+    assert_true(n1 > 39000 && n3 > 39000);
+    assert_true(auc1 > 0.6 && auc3 > 0.6);
+    assert_true(fabs(auc1 - auc3) < SAME_HR);
+    assert_true(fabs(ll1 - ll3) < SAME_HR);
+}
+
 /* Members with checkpoints: one is SIGKILLed under load and restarted on
  * its checkpoint. It reads the model log from past the position its
  * checkpoint holds, not from the start, and once quiet its shared state is
@@ -848,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_and_three_members_learn_alike, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctr_members_learn_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_restarts_from_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_at_random_moments, setup, teardown),
     };
