@@ -117,6 +117,13 @@ static int has_wide(const ctr_t *c)
     return (c->head->parts & CTR_WIDE) != 0;
 }
 
+/* 1 when the field rows (x0) get a gradient: a deep part or a head that
+ * backpropagates (lr has neither: its rows never move) */
+static int x0_learns(const ctr_t *c)
+{
+    return has_deep(c) || c->head->backward != NULL;
+}
+
 int ctr_config_check(const ctr_config_t *cfg, char *errstr, size_t len)
 {
     if (!cfg->head) {
@@ -396,7 +403,9 @@ static void gather(ctr_t *c, const ctr_example_t *ex, int B, int touch, int upda
             val[f] = c->cfg.shared ? &missing_shared : &missing_value;
         for (int k = 0; k < e->ncat; k++)
             if (e->cat[k].field >= 0 && e->cat[k].field < nc)
-                val[e->cat[k].field] = &e->cat[k].value;
+                val[e->cat[k].field] = c->cfg.shared && !e->cat[k].value.len
+                                           ? &missing_shared /* a row travels by a non-empty id */
+                                           : &e->cat[k].value;
         float *x0 = c->h[0] + (size_t)b * X;
         for (int f = 0; f < nc; f++) {
             uint32_t row = value_row(c, f, val[f], touch, e->ts_ms);
@@ -651,7 +660,9 @@ static void update_rows(ctr_t *c, int B)
         int n = rows_gather(pr, nc, NULL, B, 0, &c->stamps[f], c->gen, c->uniq, c->first, c->cnt);
         rows_sum(pr, nc, NULL, B, d, c->X, E, &c->stamps[f], c->first, c->cnt, c->gacc);
         if (ctr_field_shared(c, f)) {
-            for (int k = 0; k < n; k++) {
+            if (!x0_learns(c)) /* lr: the same first values on every member, published */
+                rows_mark_dirty(c->tab[f], c->uniq, n);
+            for (int k = 0; x0_learns(c) && k < n; k++) {
                 uint32_t e = emb_row_entry(c->tab[f], c->uniq[k]);
                 float *a = e == EMB_NONE ? NULL : wrows_at(&c->wf[f], e);
                 if (!a)
@@ -667,7 +678,7 @@ static void update_rows(ctr_t *c, int B)
         rows_update(c->tab[f], c->uniq, n, c->first, c->cnt, d, c->X, c->gacc, E, OPT_ADAGRAD,
                     c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
         rows_mark_dirty(c->tab[f], c->uniq, n);
-        for (int k = 0; c->cfg.shared && k < n; k++) {
+        for (int k = 0; c->cfg.shared && x0_learns(c) && k < n; k++) {
             uint32_t e = emb_row_entry(c->tab[f], c->uniq[k]);
             if (e != EMB_NONE)
                 wrows_at(&c->wf[f], e);
@@ -948,7 +959,7 @@ size_t ctr_window_take(ctr_t *c, const learner_window_sink_t *sink, void *arg)
             if (ctr_field_shared(c, f)) {
                 const float *a = w->val + i * (size_t)w->width;
                 sink->row_grad(arg, f, id, len, a, a + E, E);
-            } else { /* the row and its state are one stretch of the table (table.h) */
+            } else if (emb_entry_row(t, e)) { /* row and state: one stretch (table.h) */
                 sink->row_value(arg, f, id, len, emb_row(t, emb_entry_row(t, e)), 2 * E);
             }
         }
@@ -961,11 +972,16 @@ size_t ctr_window_take(ctr_t *c, const learner_window_sink_t *sink, void *arg)
     }
     if (c->wbatches)
         sink->dense(arg, LRN_TABLE_DENSE, c->wsum, c->dense.n);
-    if (c->wn) {
+    if (c->wn) { /* count, mean, standard deviation: finite for any finite float feature */
         float st[3 * CTR_MAX_FIELDS];
         int any = 0;
-        for (int i = 0; i < 3 * c->cfg.nnum; i++)
-            any |= (st[i] = (float)c->wn[i]) != 0.0f;
+        for (int d = 0; d < c->cfg.nnum; d++) {
+            const double *w = c->wn + 3 * d;
+            st[3 * d] = (float)w[0];
+            st[3 * d + 1] = (float)w[1];
+            st[3 * d + 2] = w[0] > 0.0 ? (float)sqrt(w[2] / w[0]) : 0.0f;
+            any |= w[0] > 0.0;
+        }
         if (any)
             sink->dense(arg, CTR_TABLE_NORM, st, 3 * (size_t)c->cfg.nnum);
     }
@@ -1072,9 +1088,10 @@ int ctr_apply_dense(ctr_t *c, int table, const float *g, size_t n, uint32_t step
         const float *w = g + 3 * d;
         if (!(w[0] >= 1.0f) || !(w[2] >= 0.0f))
             continue;
-        double na = (double)c->norm.n[d], nb = w[0], n2 = na + nb, delta = w[1] - c->norm.mean[d];
+        double na = (double)c->norm.n[d], nb = w[0], n2 = na + nb, delta = w[1] - c->norm.mean[d],
+               m2 = (double)w[2] * (double)w[2] * nb;
         c->norm.mean[d] += delta * nb / n2;
-        c->norm.m2[d] += w[2] + delta * delta * na * nb / n2;
+        c->norm.m2[d] += m2 + delta * delta * na * nb / n2;
         c->norm.n[d] += (uint64_t)w[0];
     }
     return 0;
@@ -1083,7 +1100,7 @@ int ctr_apply_dense(ctr_t *c, int table, const float *g, size_t n, uint32_t step
 uint64_t ctr_shared_digest(const ctr_t *c)
 {
     uint64_t h = 0;
-    for (int f = 0; f < c->cfg.ncat; f++)
+    for (int f = 0; x0_learns(c) && f < c->cfg.ncat; f++) /* lr's rows: their first values */
         if (ctr_field_shared(c, f))
             h += emb_digest(c->tab[f]);
     if (has_wide(c)) {

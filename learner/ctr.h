@@ -200,8 +200,9 @@ int ctr_load(ctr_t *c, ser_reader_t *r, char *errstr, size_t len);
  * CTR_TABLE_WIDE: the wide weights, row gradients of width 1 whose id is the
  * weight's index in decimal; dense blocks: LRN_TABLE_DENSE, the dense block's
  * gradient sum over the window's micro-batches, and CTR_TABLE_NORM, the
- * window's statistics of each dense feature (count, mean, sum of squared
- * deviations: 3 floats each), merged into the normaliser's. */
+ * window's statistics of each dense feature (count, mean, standard
+ * deviation: 3 floats each), merged into the normaliser's. lr sends no
+ * field rows: its rows get no gradient. */
 enum { CTR_TABLE_NORM = 3, CTR_TABLE_WIDE = 200 };
 /* Hands out the window and starts it again, empty. Returns its micro-batches. */
 size_t ctr_window_take(ctr_t *c, const learner_window_sink_t *sink, void *arg);

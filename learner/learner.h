@@ -202,7 +202,7 @@ typedef struct {
     void (*dense)(void *arg, int table, const float *g, size_t n);
 } learner_window_sink_t;
 size_t learner_window_take(learner_t *l, const learner_window_sink_t *sink, void *arg);
-/* floats of a user_value: the row, then its optimizer state */
+/* floats of a user's row_value: the row, then its optimizer state */
 int learner_user_width(const learner_t *l);
 /* Applies what a window handed out (this member's or another's), in log
  * order. An item's row, made if new, takes one step of the rows' optimizer

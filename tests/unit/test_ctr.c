@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "id.h"
 #include "kern.h"
+#include "mlog.h"
 #include "model.h"
 
 #include <math.h>
@@ -551,6 +552,69 @@ static void test_shared_members_learn_alike(void **state)
     ctrdata_free(&d);
 }
 
+/* ctr's apply functions, as mlog_apply calls them */
+static int apply_row_grad(void *c, int table, const char *id, size_t len, const float *g,
+                          const float *gsq, int R)
+{
+    return ctr_apply_row_grad(c, table, id, len, g, gsq, R);
+}
+static int apply_row_value(void *c, int table, const char *id, size_t len, const float *v,
+                           int width)
+{
+    return ctr_apply_row_value(c, table, id, len, v, width);
+}
+static int apply_dense(void *c, int table, const float *g, size_t n, uint32_t steps)
+{
+    return ctr_apply_dense(c, table, g, n, steps);
+}
+
+/* A shared model's window always makes a record the log takes: a value that
+ * is empty travels as the missing value's id, dense features of any finite
+ * size as finite statistics; a second member applies it all. */
+static void test_shared_window_encodes(void **state)
+{
+    (void)state;
+    char err[256];
+    ctr_config_t cfg;
+    ctr_config_default(&cfg);
+    cfg.head = head_of("widedeep");
+    cfg.ncat = 3;
+    cfg.nnum = 1;
+    cfg.wide_bits = 10;
+    cfg.shared = 1;
+    ctr_t *a = ctr_create(&cfg, err, sizeof(err)), *b = ctr_create(&cfg, err, sizeof(err));
+    assert_true(a && b);
+    ctr_cat_t cat[8][3];
+    ctr_num_t num[8];
+    ctr_example_t ex[8];
+    for (int i = 0; i < 8; i++) {
+        cat[i][0] = (ctr_cat_t){0, mk(i % 2 ? "u1" : "u2")};
+        cat[i][1] = (ctr_cat_t){1, mk("i1")};
+        cat[i][2] = (ctr_cat_t){2, mk("")}; /* an empty value */
+        num[i] = (ctr_num_t){0, (i % 2 ? 1.0f : -1.0f) * 3.0e37f};
+        ex[i] = (ctr_example_t){cat[i], 3, &num[i], 1, (float)(i % 2), 1.0f, i};
+    }
+    ctr_learn(a, ex, 8);
+    static const learner_window_sink_t sink = {mlog_put_row_grad, mlog_put_row_value,
+                                               mlog_put_dense};
+    mlog_writer_t w = {0};
+    mlog_begin(&w, MLOG_WINDOW, "a", 1, 1, 1, -1, 0);
+    mlog_add_range(&w, "t", 0, 0, 7);
+    mlog_set_steps(&w, (uint32_t)ctr_window_take(a, &sink, &w));
+    const uint8_t *buf;
+    size_t n;
+    assert_int_equal(mlog_finish(&w, &buf, &n), 0);
+    static mlog_record_t rec;
+    assert_int_equal(mlog_decode(buf, n, &rec, err, sizeof(err)), 0);
+    static const mlog_apply_ops_t ops = {apply_row_grad, apply_row_value, apply_dense};
+    assert_int_equal(mlog_apply(&rec, &ops, a, 1), 0);
+    assert_int_equal(mlog_apply(&rec, &ops, b, 0), 0);
+    assert_true(ctr_shared_digest(a) == ctr_shared_digest(b));
+    mlog_writer_free(&w);
+    ctr_free(a);
+    ctr_free(b);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -597,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_threads_learn_alike),
         cmocka_unit_test(test_planted_interaction),
         cmocka_unit_test(test_shared_members_learn_alike),
+        cmocka_unit_test(test_shared_window_encodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
