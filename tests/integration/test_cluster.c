@@ -674,6 +674,25 @@ static void test_scale_and_faults(void **state)
     mlog_ledger_free(&j.L);
 }
 
+/* Starts members 0..n-1 and waits until every input partition is live on
+ * one of them (each with its share: no rebalance once a stream comes). */
+static void start_group(int n)
+{
+    for (int i = 0; i < n; i++) {
+        assert_true(member_start(i) > 0);
+        wait_live(i, 60000);
+    }
+    double t0 = harness_now_ms();
+    int live = 0;
+    while (harness_now_ms() - t0 < 60000 && live < PARTS) {
+        live = 0;
+        for (int i = 0; i < n; i++)
+            live += (int)metric(i, "freshrec_cluster_partitions_live");
+        usleep(100000);
+    }
+    assert_int_equal(live, PARTS);
+}
+
 /* The prequential HR@10 of a run: hits over ranked, summed over members. */
 static double run_hr(int members, long events, double *ranked)
 {
@@ -684,19 +703,7 @@ static double run_hr(int members, long events, double *ranked)
      * third of it, learned each Kafka batch as it came, in part batches, and
      * their dense block took 2-3 times one member's Adam steps per event
      * (the README's "Several members"). */
-    for (int i = 0; i < members; i++) {
-        assert_true(member_start(i) > 0);
-        wait_live(i, 60000);
-    }
-    double t0 = harness_now_ms();
-    int live = 0;
-    while (harness_now_ms() - t0 < 60000 && live < PARTS) {
-        live = 0;
-        for (int i = 0; i < members; i++)
-            live += (int)metric(i, "freshrec_cluster_partitions_live");
-        usleep(100000);
-    }
-    assert_int_equal(live, PARTS);
+    start_group(members);
     produce_start(events, 1e9);
     produce_join();
     judged_t j;
@@ -811,19 +818,7 @@ static void run_ctr(int members, const ctrdata_t *cd, double *auc, double *loglo
                                        NULL};
     for (int k = 0; keys[k]; k++)
         test_keys[k] = keys[k];
-    for (int i = 0; i < members; i++) {
-        assert_true(member_start(i) > 0);
-        wait_live(i, 60000);
-    }
-    double t0 = harness_now_ms();
-    int live = 0;
-    while (harness_now_ms() - t0 < 60000 && live < PARTS) {
-        live = 0;
-        for (int i = 0; i < members; i++)
-            live += (int)metric(i, "freshrec_cluster_partitions_live");
-        usleep(100000);
-    }
-    assert_int_equal(live, PARTS);
+    start_group(members);
     produce_ctr(cd);
     judged_t j;
     assert_tiled(&j, 120000);

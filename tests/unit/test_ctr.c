@@ -290,11 +290,11 @@ static void learn_once(const ctrdata_t *d, const char *kind, int naive, int thre
     ctr_free(c);
 }
 
-static void generate_20k(ctrdata_t *d)
+static void generate(ctrdata_t *d, size_t examples)
 {
     ctrgen_config_t g;
     ctrgen_config_default(&g);
-    g.examples = 20000;
+    g.examples = examples;
     ctrdata_init(d);
     char err[256];
     assert_int_equal(ctrdata_generate(d, &g, err, sizeof(err)), 0);
@@ -306,7 +306,7 @@ static void test_naive_kernels_learn_alike(void **state)
 {
     (void)state;
     ctrdata_t d;
-    generate_20k(&d);
+    generate(&d, 20000);
     static const char *const kinds[] = {"widedeep", "dcn"};
     for (int k = 0; k < 2; k++) {
         ctr_stats_t st[2];
@@ -327,7 +327,7 @@ static void test_threads_learn_alike(void **state)
     (void)state;
     kern_set_threads(1);
     ctrdata_t d;
-    generate_20k(&d);
+    generate(&d, 20000);
     static const char *const kinds[] = {"lr", "widedeep", "dcn"};
     for (int k = 0; k < 3; k++) {
         ctr_stats_t st[2];
@@ -349,7 +349,7 @@ static void test_save_load(void **state)
 {
     (void)state;
     ctrdata_t d;
-    generate_20k(&d);
+    generate(&d, 20000);
     char err[256];
     static const char *const kinds[] = {"lr", "widedeep", "dcn"};
     for (int k = 0; k < 3; k++) {
@@ -522,12 +522,7 @@ static void test_shared_members_learn_alike(void **state)
     (void)state;
     kern_set_threads(1);
     ctrdata_t d;
-    ctrgen_config_t g;
-    ctrgen_config_default(&g);
-    g.examples = 60000;
-    ctrdata_init(&d);
-    char err[256];
-    assert_int_equal(ctrdata_generate(&d, &g, err, sizeof(err)), 0);
+    generate(&d, 60000);
     static const char *const kinds[] = {"lr", "widedeep", "dcn"};
     for (int k = 0; k < 3; k++) {
         /* a member's share of the daemon's window_max_events in whole
