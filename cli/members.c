@@ -114,26 +114,12 @@ void members_free(members_t *g)
     free(g);
 }
 
-/* the learner's apply functions, as mlog_apply calls them */
-static int apply_row(void *l, int table, const char *id, size_t len, const float *g,
-                     const float *gsq, int R)
-{
-    return table == LRN_TABLE_ITEMS ? learner_apply_item_grad(l, id, len, g, gsq, R) : -1;
-}
-static int apply_value(void *l, int table, const char *id, size_t len, const float *v, int width)
-{
-    return table == LRN_TABLE_USERS ? learner_apply_user_value(l, id, len, v, width) : -1;
-}
-static int apply_dense(void *l, int table, const float *g, size_t n, uint32_t steps)
-{
-    return table == LRN_TABLE_DENSE ? learner_apply_dense_grad(l, g, n, steps) : -1;
-}
-
 /* Reads the log on from where x left off and applies what its ledger
  * accepts (its own user rows excepted: they are ahead of its records). */
 static int catch_up(members_t *g, member_t *x)
 {
-    static const mlog_apply_ops_t ops = {apply_row, apply_value, apply_dense};
+    static const mlog_apply_ops_t ops = {learner_apply_row_grad, learner_apply_row_value,
+                                         learner_apply_dense};
     static mlog_record_t rec; /* one thread */
     char err[256];
     for (; x->read < g->nrec; x->read++) {

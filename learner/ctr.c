@@ -1001,22 +1001,32 @@ void ctr_apply_at(ctr_t *c, int64_t ts_ms)
     c->apply_ts = ts_ms;
 }
 
+/* a window's id that is a number in decimal (a bucket, a wide weight's
+ * index): 0 and the number in *out when it is one and at most max, else -1 */
+static int id_index(const char *id, size_t len, uint64_t max, uint64_t *out)
+{
+    char buf[24], *end;
+    if (len < 1 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, id, len);
+    buf[len] = '\0';
+    unsigned long long k = strtoull(buf, &end, 10);
+    if (*end || k > max)
+        return -1;
+    *out = k;
+    return 0;
+}
+
 /* field f's entry of a value by its id as a window names it (value_row's
  * key: a bucket's number with hash_bits, the missing value's one NUL), made
  * if new; EMB_NONE when the table cannot take it */
 static uint32_t entry_for(ctr_t *c, int f, const char *id, size_t len)
 {
-    uint64_t h;
+    uint64_t h, bucket;
     if (len < 1 || len > EMB_MAX_ID_LEN)
         return EMB_NONE;
     if (c->cfg.hash_bits) {
-        char buf[24], *end;
-        if (len >= sizeof(buf))
-            return EMB_NONE;
-        memcpy(buf, id, len);
-        buf[len] = '\0';
-        unsigned long long bucket = strtoull(buf, &end, 10);
-        if (*end || bucket >> c->cfg.hash_bits)
+        if (id_index(id, len, ((uint64_t)1 << c->cfg.hash_bits) - 1, &bucket))
             return EMB_NONE;
         h = mix(bucket, 0xb0c4e7ULL);
     } else {
@@ -1025,30 +1035,15 @@ static uint32_t entry_for(ctr_t *c, int f, const char *id, size_t len)
     return emb_touch(c->tab[f], h, id, len, c->apply_ts);
 }
 
-/* one Adagrad step of n floats w (state st) with a window's g and gsq */
-static void adagrad_sum(float *w, float *st, const float *g, const float *gsq, int n, float lr,
-                        float l2)
-{
-    for (int i = 0; i < n; i++) {
-        float gi = g[i] + l2 * w[i];
-        st[i] += gsq[i];
-        w[i] -= lr * gi / (sqrtf(st[i]) + 1e-8f);
-    }
-}
-
 int ctr_apply_row_grad(ctr_t *c, int table, const char *id, size_t len, const float *g,
                        const float *gsq, int R)
 {
     if (table == CTR_TABLE_WIDE) {
-        char buf[16], *end;
-        if (!has_wide(c) || R != 1 || len < 1 || len >= sizeof(buf))
+        uint64_t k;
+        if (!has_wide(c) || R != 1 || id_index(id, len, c->wide_mask, &k))
             return -1;
-        memcpy(buf, id, len);
-        buf[len] = '\0';
-        unsigned long long k = strtoull(buf, &end, 10);
-        if (*end || k > c->wide_mask)
-            return -1;
-        adagrad_sum(&c->wide_w[k], &c->wide_g2[k], g, gsq, 1, c->cfg.lr_sparse, c->cfg.l2_sparse);
+        optim_adagrad_sum(&c->wide_w[k], &c->wide_g2[k], g, gsq, 1, c->cfg.lr_sparse,
+                          c->cfg.l2_sparse, 1e-8f);
         return 0;
     }
     if (table < 0 || table >= c->cfg.ncat || !ctr_field_shared(c, table) || R != c->E)
@@ -1057,8 +1052,8 @@ int ctr_apply_row_grad(ctr_t *c, int table, const char *id, size_t len, const fl
     uint32_t row = e == EMB_NONE ? 0 : emb_entry_row(c->tab[table], e);
     if (row == 0)
         return -1;
-    adagrad_sum(emb_row(c->tab[table], row), emb_row_state(c->tab[table], row), g, gsq, R,
-                c->cfg.lr_sparse, c->cfg.l2_sparse);
+    optim_adagrad_sum(emb_row(c->tab[table], row), emb_row_state(c->tab[table], row), g, gsq, R,
+                      c->cfg.lr_sparse, c->cfg.l2_sparse, 1e-8f);
     emb_mark_dirty(c->tab[table], e);
     return 0;
 }

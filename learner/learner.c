@@ -1408,17 +1408,11 @@ int learner_apply_item_grad(learner_t *l, const char *id, size_t len, const floa
     if (row == 0)
         return -1;
     float *w = emb_row(l->items, row), *st = emb_row_state(l->items, row);
-    if (l->cfg.sparse_opt == OPT_ADAGRAD) { /* the window's squares, then one step */
-        const float lr = l->cfg.lr_sparse, l2 = l->cfg.l2_sparse, eps = l->cfg.adagrad_eps;
-        for (int i = 0; i < R; i++) {
-            float gi = g[i] + l2 * w[i];
-            st[i] += gsq[i];
-            w[i] -= lr * gi / (sqrtf(st[i]) + eps);
-        }
-    } else {
+    if (l->cfg.sparse_opt == OPT_ADAGRAD) /* the window's squares, then one step */
+        optim_adagrad_sum(w, st, g, gsq, R, l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
+    else
         optim_row(l->cfg.sparse_opt, w, st, g, R, l->cfg.lr_sparse, l->cfg.l2_sparse,
                   l->cfg.adagrad_eps);
-    }
     emb_mark_dirty(l->items, e);
     return 0;
 }
@@ -1539,19 +1533,19 @@ static size_t le_window_take(void *l, const learner_window_sink_t *sink, void *a
     return learner_window_take(l, sink, arg);
 }
 
-static int le_apply_row_grad(void *l, int table, const char *id, size_t len, const float *g,
-                             const float *gsq, int R)
+int learner_apply_row_grad(void *l, int table, const char *id, size_t len, const float *g,
+                           const float *gsq, int R)
 {
     return table == LRN_TABLE_ITEMS ? learner_apply_item_grad(l, id, len, g, gsq, R) : -1;
 }
 
-static int le_apply_row_value(void *l, int table, const char *id, size_t len, const float *v,
-                              int width)
+int learner_apply_row_value(void *l, int table, const char *id, size_t len, const float *v,
+                            int width)
 {
     return table == LRN_TABLE_USERS ? learner_apply_user_value(l, id, len, v, width) : -1;
 }
 
-static int le_apply_dense(void *l, int table, const float *g, size_t n, uint32_t steps)
+int learner_apply_dense(void *l, int table, const float *g, size_t n, uint32_t steps)
 {
     return table == LRN_TABLE_DENSE ? learner_apply_dense_grad(l, g, n, steps) : -1;
 }
@@ -1581,8 +1575,8 @@ const engine_ops_t learner_engine = {
     .save = le_save,
     .load = le_load,
     .window_take = le_window_take,
-    .apply_row_grad = le_apply_row_grad,
-    .apply_row_value = le_apply_row_value,
-    .apply_dense = le_apply_dense,
+    .apply_row_grad = learner_apply_row_grad,
+    .apply_row_value = learner_apply_row_value,
+    .apply_dense = learner_apply_dense,
     .apply_at = le_apply_at,
 };

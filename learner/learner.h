@@ -222,5 +222,13 @@ int learner_apply_user_value(learner_t *l, const char *id, size_t len, const flo
  * many steps as the member that learned them would have taken. -1 on a bad
  * n or steps, or a gradient that is not finite. */
 int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t steps);
+/* The same by a block's table (LRN_TABLE_*), the learner as a void pointer,
+ * as mlog_apply (proto/mlog.h) and the engine call them: -1 for a table the
+ * learner does not have. */
+int learner_apply_row_grad(void *l, int table, const char *id, size_t len, const float *g,
+                           const float *gsq, int R);
+int learner_apply_row_value(void *l, int table, const char *id, size_t len, const float *v,
+                            int width);
+int learner_apply_dense(void *l, int table, const float *g, size_t n, uint32_t steps);
 
 #endif

@@ -21,6 +21,16 @@ void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float 
     }
 }
 
+void optim_adagrad_sum(float *w, float *acc, const float *g, const float *gsq, int n, float lr,
+                       float l2, float eps)
+{
+    for (int i = 0; i < n; i++) {
+        float gi = g[i] + l2 * w[i];
+        acc[i] += gsq[i];
+        w[i] -= lr * gi / (sqrtf(acc[i]) + eps);
+    }
+}
+
 void optim_adam_row(float *w, float *st, const float *g, int n, float lr, float l2, float eps)
 {
     /* 1 - β as its own constant: 1.0f - 0.999f is 1.3e-5 off 0.001 */

@@ -22,6 +22,10 @@ int optim_state_floats(sparse_opt_t opt, int n);
 void optim_sgd(float *w, const float *g, int n, float lr, float l2);
 /* acc += (g + l2·w)²; w -= lr·(g + l2·w) / (√acc + eps) */
 void optim_adagrad(float *w, float *acc, const float *g, int n, float lr, float l2, float eps);
+/* Shared mode's step of a window: acc += gsq (the window's sum of squared
+ * gradients, without the l2 term); w -= lr·(g + l2·w) / (√acc + eps) */
+void optim_adagrad_sum(float *w, float *acc, const float *g, const float *gsq, int n, float lr,
+                       float l2, float eps);
 /* Adam on one row with its own step count, as if the row were a parameter of
  * its own (β 0.9, 0.999): st is m (n), v (n), then t. A row's first step
  * moves each element by lr against its gradient's sign, as SparseAdam's does. */
