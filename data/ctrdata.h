@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct {
+typedef struct ctrdata {
     ctr_example_t *ex;
     size_t n;
     int ncat, nnum;                /* fields every example may carry */

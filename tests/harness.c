@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include "ctrdata.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -416,6 +418,43 @@ void harness_kafka_produce(harness_kafka_t *k, const char *key, const void *val,
             return;
         rd_kafka_poll(k->prod, 10);
     }
+}
+
+long harness_kafka_produce_ctr(harness_kafka_t *k, const ctrdata_t *cd, long *clicks)
+{
+    long n = 0, nclick = 0;
+    for (size_t i = 0; i < cd->n; i++) {
+        const ctr_example_t *e = &cd->ex[i];
+        json_t *cat = json_object(), *num = json_object();
+        const char *user = "", *item = "";
+        for (int j = 0; j < e->ncat; j++) {
+            const char *name = cd->cat_names[e->cat[j].field];
+            if (!strcmp(name, "user"))
+                user = e->cat[j].value.id;
+            else if (!strcmp(name, "item"))
+                item = e->cat[j].value.id;
+            else
+                json_object_set_new(cat, name, json_string(e->cat[j].value.id));
+        }
+        for (int j = 0; j < e->nnum; j++)
+            json_object_set_new(num, cd->num_names[e->num[j].field], json_real(e->num[j].value));
+        for (int click = 0; click <= (e->label > 0.5f); click++) {
+            json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:O, s:O}", "user", user, "item", item,
+                                   "type", click ? "click" : "impression", "ts",
+                                   (json_int_t)(e->ts_ms + click), "cat", cat, "num", num);
+            char *s = json_dumps(ev, JSON_COMPACT);
+            harness_kafka_produce(k, user, s, strlen(s));
+            free(s);
+            json_decref(ev);
+            nclick += click;
+            n++;
+        }
+        json_decref(cat);
+        json_decref(num);
+    }
+    if (clicks)
+        *clicks = nclick;
+    return n;
 }
 
 int harness_kafka_flush(harness_kafka_t *k, int timeout_ms)

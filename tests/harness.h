@@ -79,6 +79,13 @@ void harness_kafka_stop(harness_kafka_t *k);
 void harness_kafka_produce(harness_kafka_t *k, const char *key, const void *val, size_t len);
 /* Waits until every produced message is delivered; 0 or -1. */
 int harness_kafka_flush(harness_kafka_t *k, int timeout_ms);
+/* A click-through stream (ctrdata_generate's) as the daemon reads one: each
+ * example an impression, a clicked one followed by its click (1 ms later),
+ * with the example's other categorical fields in "cat" and dense ones in
+ * "num", keyed by user. Returns the messages produced; *clicks (when not
+ * NULL) the clicks among them. Does not flush. */
+struct ctrdata; /* ctrdata.h's ctrdata_t */
+long harness_kafka_produce_ctr(harness_kafka_t *k, const struct ctrdata *cd, long *clicks);
 
 /* The offsets group has committed on "events" partitions 0..n-1 (-1001
  * where none is), read with a consumer that does not join the group. 0 or -1. */

@@ -760,46 +760,6 @@ static void test_one_and_three_members_learn_alike(void **state)
 
 /* ------------------------------------------------------------ click-through */
 
-/* A click-through model's stream (ctrdata_generate: a planted item × device
- * interaction, dense features) as impressions and their clicks, keyed by
- * user, produced at once. Returns the messages produced. */
-static long produce_ctr(const ctrdata_t *cd)
-{
-    long n = 0;
-    for (size_t i = 0; i < cd->n; i++) {
-        const ctr_example_t *e = &cd->ex[i];
-        json_t *cat = json_object(), *num = json_object();
-        const char *user = "", *item = "";
-        for (int k = 0; k < e->ncat; k++) {
-            const char *name = cd->cat_names[e->cat[k].field];
-            if (!strcmp(name, "user"))
-                user = e->cat[k].value.id;
-            else if (!strcmp(name, "item"))
-                item = e->cat[k].value.id;
-            else
-                json_object_set_new(cat, name, json_string(e->cat[k].value.id));
-        }
-        for (int k = 0; k < e->nnum; k++)
-            json_object_set_new(num, cd->num_names[e->num[k].field], json_real(e->num[k].value));
-        for (int click = 0; click <= (e->label > 0.5f); click++) {
-            json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:O, s:O}", "user", user, "item", item,
-                                   "type", click ? "click" : "impression", "ts",
-                                   (json_int_t)(e->ts_ms + click), "cat", cat, "num", num);
-            char *js = json_dumps(ev, JSON_COMPACT);
-            harness_kafka_produce(&K, user, js, strlen(js));
-            free(js);
-            json_decref(ev);
-            atomic_store(&produced, ++n);
-            if (n % 1000 == 0)
-                rd_kafka_poll(K.prod, 0);
-        }
-        json_decref(cat);
-        json_decref(num);
-    }
-    assert_int_equal(harness_kafka_flush(&K, 60000), 0);
-    return n;
-}
-
 /* One run of the click-through stream: the members' progressive AUC and
  * logloss, each weighted by the examples its member learned (the logloss
  * is over every example, so its weighted mean is the whole stream's; AUC
@@ -819,7 +779,9 @@ static void run_ctr(int members, const ctrdata_t *cd, double *auc, double *loglo
     for (int k = 0; keys[k]; k++)
         test_keys[k] = keys[k];
     start_group(members);
-    produce_ctr(cd);
+    /* a planted item × device interaction and dense features, produced at once */
+    atomic_store(&produced, harness_kafka_produce_ctr(&K, cd, NULL));
+    assert_int_equal(harness_kafka_flush(&K, 60000), 0);
     judged_t j;
     assert_tiled(&j, 120000);
     assert_same_model(&j, 30000);

@@ -17,7 +17,6 @@
 #include "harness.h"
 
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,34 +54,7 @@ static void test_dcn_from_impressions_and_clicks(void **state)
     char err[256];
     assert_int_equal(ctrdata_generate(&cd, &g, err, sizeof(err)), 0);
     long clicks = 0;
-    for (size_t i = 0; i < cd.n; i++) {
-        const ctr_example_t *e = &cd.ex[i];
-        json_t *cat = json_object(), *num = json_object();
-        const char *user = "", *item = "";
-        for (int j = 0; j < e->ncat; j++) {
-            const char *name = cd.cat_names[e->cat[j].field];
-            if (!strcmp(name, "user"))
-                user = e->cat[j].value.id;
-            else if (!strcmp(name, "item"))
-                item = e->cat[j].value.id;
-            else
-                json_object_set_new(cat, name, json_string(e->cat[j].value.id));
-        }
-        for (int j = 0; j < e->nnum; j++)
-            json_object_set_new(num, cd.num_names[e->num[j].field], json_real(e->num[j].value));
-        for (int click = 0; click <= (e->label > 0.5f); click++) {
-            json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:O, s:O}", "user", user, "item", item,
-                                   "type", click ? "click" : "impression", "ts",
-                                   (json_int_t)(e->ts_ms + click), "cat", cat, "num", num);
-            char *s = json_dumps(ev, JSON_COMPACT);
-            harness_kafka_produce(k, user, s, strlen(s));
-            free(s);
-            json_decref(ev);
-            clicks += click;
-        }
-        json_decref(cat);
-        json_decref(num);
-    }
+    harness_kafka_produce_ctr(k, &cd, &clicks);
     assert_int_equal(harness_kafka_flush(k, 30000), 0);
 
     /* every impression is learned once its label is known: a clicked one as the
