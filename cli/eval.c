@@ -104,6 +104,7 @@ typedef struct {
     float *scores;     /* (nitems) */
     uint32_t *icount;  /* (nitems) each item's events so far */
     size_t *first_k;   /* (nitems) the event that first showed each item */
+    size_t *ulast;     /* (nusers) each user's last event so far + 1, 0: none */
     size_t max_scored; /* room of each arm's hit20 */
     double t_start, t_said;
 } run_t;
@@ -153,13 +154,15 @@ static int run_alloc(run_t *x, char *err, size_t len)
     x->scores = malloc(sizeof(float) * I);
     x->icount = calloc(I, sizeof(uint32_t));
     x->first_k = calloc(I, sizeof(size_t));
+    x->ulast = calloc(U, sizeof(size_t));
     size_t sn = n ? n : 1;
     x->r->ev_of = malloc(sizeof(size_t) * sn);
     x->r->clicks = malloc(sizeof(uint32_t) * sn);
     x->r->late = malloc(sn);
+    x->r->back = malloc(sn);
     if (!x->lev || !x->cat_item || !x->cat_id || !x->pos || !x->first_ms || !x->hist ||
         !x->hist_at || !x->hist_n || !x->excl || !x->mark || !x->scores || !x->icount ||
-        !x->first_k || !x->r->ev_of || !x->r->clicks || !x->r->late) {
+        !x->first_k || !x->ulast || !x->r->ev_of || !x->r->clicks || !x->r->late || !x->r->back) {
         snprintf(err, len, "out of memory");
         return -1;
     }
@@ -316,6 +319,7 @@ static void score_event(run_t *x, size_t k)
     x->r->ev_of[x->r->scored] = k;
     x->r->clicks[x->r->scored] = x->icount[e->item];
     x->r->late[x->r->scored] = x->c->drift_at && x->first_k[e->item] >= x->c->drift_at;
+    x->r->back[x->r->scored] = x->c->drift_at && x->ulast[e->user] > x->c->drift_at;
     x->r->scored++;
     for (uint32_t j = 0; j < nh; j++)
         x->excl[x->pos[h[j]]] = 0;
@@ -333,6 +337,7 @@ static void state_add(run_t *x, size_t k)
         x->first_k[e->item] = k;
     }
     x->icount[e->item]++;
+    x->ulast[e->user] = k + 1;
     x->hist[x->hist_at[e->user] + x->hist_n[e->user]++] = e->item;
 }
 
@@ -419,6 +424,7 @@ static void run_free(run_t *x)
     free(x->scores);
     free(x->icount);
     free(x->first_k);
+    free(x->ulast);
 }
 
 int eval_run(const dataset_t *d, const eval_config_t *c, eval_result_t *r, char *err, size_t len)
@@ -457,6 +463,7 @@ void eval_result_free(eval_result_t *r)
     free(r->ev_of);
     free(r->clicks);
     free(r->late);
+    free(r->back);
     memset(r, 0, sizeof(*r));
 }
 
@@ -474,6 +481,22 @@ static size_t scored_from(const eval_result_t *r, size_t k)
     return lo;
 }
 
+/* The first scored event j ≥ s0 + W - 1 whose window of W (h or b, the
+ * other NULL) sums to at least want: the events from drift_at to it, or -1. */
+static long first_window(const eval_result_t *r, const float *h, const unsigned char *b, size_t s0,
+                         size_t drift_at, size_t W, double want)
+{
+    double win = 0.0;
+    for (size_t j = s0; j < r->scored; j++) {
+        win += h ? h[j] : b[j];
+        if (j >= s0 + W)
+            win -= h ? h[j - W] : b[j - W];
+        if (j + 1 >= s0 + W && win / (double)W + 1e-12 >= want)
+            return (long)(r->ev_of[j] + 1 - drift_at);
+    }
+    return -1;
+}
+
 long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, double frac,
                    double *level)
 {
@@ -482,18 +505,21 @@ long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, dou
     if (!drift_at || W == 0 || s0 < W || s0 >= r->scored)
         return -1;
     const float *h = r->arm[i].hit10;
-    double pre = 0.0, win = 0.0;
+    double pre = 0.0;
     for (size_t j = s0 - W; j < s0; j++)
         pre += h[j];
     *level = pre / (double)W;
-    for (size_t j = s0; j < r->scored; j++) {
-        win += h[j];
-        if (j >= s0 + W)
-            win -= h[j - W];
-        if (j + 1 >= s0 + W && win / (double)W + 1e-12 >= frac * *level && *level > 0.0)
-            return (long)(r->ev_of[j] + 1 - drift_at);
-    }
-    return -1;
+    if (*level <= 0.0)
+        return -1;
+    return first_window(r, h, NULL, s0, drift_at, W, frac * *level);
+}
+
+long eval_users_back(const eval_result_t *r, size_t drift_at, size_t W, double frac)
+{
+    size_t s0 = scored_from(r, drift_at);
+    if (!drift_at || W == 0 || s0 >= r->scored)
+        return -1;
+    return first_window(r, NULL, r->back, s0, drift_at, W, frac);
 }
 
 void eval_newitem_curve(const eval_result_t *r, int i, size_t drift_at, int maxc, double *rec,

@@ -60,6 +60,7 @@ typedef struct {
     size_t *ev_of;        /* (scored) each scored event's place in the stream */
     uint32_t *clicks;     /* (scored) its item's events before it */
     unsigned char *late;  /* (scored) 1: its item was first seen at or after drift_at */
+    unsigned char *back;  /* (scored) 1: its user had an event at or after drift_at before it */
     eval_arm_result_t arm[ARM_COUNT];
     double seconds;
 } eval_result_t;
@@ -76,6 +77,13 @@ void eval_result_free(eval_result_t *r);
  * it never does (or there is no drift, or too few events). */
 long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, double frac,
                    double *level);
+
+/* Planted shift: the events after drift_at until a window of W scored
+ * events first has at least frac of them by users back since (r->back), or
+ * -1. The soonest an arm can regain frac of its level when it learns each
+ * user's new taste from their own first event after the shift, and nothing
+ * of it from other users: a bound of the shift's stream, not of a model. */
+long eval_users_back(const eval_result_t *r, size_t drift_at, size_t W, double frac);
 
 /* Items first seen at or after drift_at (born mid-stream): arm i's
  * recall@20 on their events by how many events the item had before, 0 …

@@ -335,6 +335,12 @@ static void print_drift(FILE *f, const eval_result_t *r, const eval_config_t *c)
         else
             fprintf(f, "  %-16s not regained (level %.4f)\n", r->arm[i].name, level);
     }
+    long back = eval_users_back(r, c->drift_at, W, 0.9);
+    if (back >= 0) /* the reference for arms that learn a user's new taste from that user */
+        fprintf(f,
+                "  %-16s %8ld events until 90%% of a window's events are by users seen since the "
+                "shift\n",
+                "users back", back);
     fprintf(f,
             "recall@20 after event %zu of items first seen there or later, by their events "
             "before (n: the online arm's count), and of the other items:\n%-8s",
@@ -363,6 +369,7 @@ static void print_drift(FILE *f, const eval_result_t *r, const eval_config_t *c)
 }
 
 /* the same as JSON: {"at", "window", "recovery": {arm: events or null},
+ * "users_back_events": events or null,
  * "newitem": {arm: [recall@20 by clicks 0..10+]}, "established": {arm: r}} */
 static json_t *drift_json(const eval_result_t *r, const eval_config_t *c)
 {
@@ -385,9 +392,11 @@ static json_t *drift_json(const eval_result_t *r, const eval_config_t *c)
         json_object_set_new(curve, r->arm[i].name, a);
         json_object_set_new(est, r->arm[i].name, json_real(e));
     }
-    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "at", (json_int_t)c->drift_at, "window",
-                     (json_int_t)W, "recovery_events", rec, "newitem_recall20_by_clicks", curve,
-                     "newitem_events_by_clicks", cnt, "established_recall20", est);
+    long back = eval_users_back(r, c->drift_at, W, 0.9);
+    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "at", (json_int_t)c->drift_at, "window",
+                     (json_int_t)W, "recovery_events", rec, "users_back_events",
+                     back >= 0 ? json_integer(back) : json_null(), "newitem_recall20_by_clicks",
+                     curve, "newitem_events_by_clicks", cnt, "established_recall20", est);
 }
 
 static void print_report(FILE *f, const char *name, const eval_result_t *r, const eval_config_t *c,

@@ -20,6 +20,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_rank(void **state)
@@ -321,6 +322,59 @@ static void test_drift_figures(void **state)
     assert_true(n[10] > 0);    /* 11 clicks land in the last bucket */
     assert_int_equal(nest, 250);
     assert_float_equal(est, 0.5, 1e-9);
+
+    /* users back: none for 100 scored events after the drift, then all */
+    static unsigned char back[N];
+    r.back = back;
+    for (size_t j = 0; j < N; j++)
+        back[j] = j >= 600;
+    /* the first window of W with 45 of its 50 back: j = 600 + 45 - 1 */
+    assert_int_equal(eval_users_back(&r, 1000, W, 0.9), (long)(ev[644] + 1 - 1000));
+    assert_int_equal(eval_users_back(&r, 0, W, 0.9), -1); /* no drift */
+    memset(back + 600, 0, N - 600);
+    assert_int_equal(eval_users_back(&r, 1000, W, 0.9), -1); /* nobody back */
+}
+
+/* On a generated stream with a planted shift, an event's user is back when
+ * that user had an event at or after the shift before it (recounted here
+ * from the stream), and the figure is the first window of 90% back. */
+static void test_users_back(void **state)
+{
+    (void)state;
+    dataset_t d;
+    gen_config_t g;
+    gen_config_default(&g);
+    g.users = 200, g.items = 300, g.events = 20000, g.seed = 5, g.shift_at = 0.5;
+    char err[256];
+    dataset_init(&d);
+    assert_int_equal(dataset_generate(&d, &g, err, sizeof(err)), 0);
+    dataset_sort_by_time(&d);
+    assert_non_null(d.plan);
+    eval_config_t c = cheap_config(1u << ARM_POP);
+    c.drift_at = (size_t)d.plan->shift_event;
+    c.eval_rate = 0.5;
+    eval_result_t r;
+    assert_int_equal(eval_run(&d, &c, &r, err, sizeof(err)), 0);
+    unsigned char *seen = calloc(d.nusers + 1, 1);
+    assert_non_null(seen);
+    size_t nback = 0, j = 0;
+    for (size_t k = 0; k < d.n && j < r.scored; k++) {
+        if (r.ev_of[j] == k) {
+            assert_int_equal(r.back[j], k >= c.drift_at ? seen[d.ev[k].user] : 0);
+            nback += r.back[j++];
+        }
+        if (k >= c.drift_at)
+            seen[d.ev[k].user] = 1;
+    }
+    assert_int_equal(j, r.scored);
+    assert_true(nback > r.scored / 4); /* most of the second half */
+    long back = eval_users_back(&r, c.drift_at, 200, 0.9);
+    /* 200 users, each about one event in 200: 90% of them back takes
+     * some hundreds of events, and the window of 200 scored (400 events) */
+    assert_true(back > 400 && back < 4000);
+    free(seen);
+    eval_result_free(&r);
+    dataset_free(&d);
 }
 
 int main(void)
@@ -334,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_arms_same_events),
         cmocka_unit_test(test_retrain_skips),
         cmocka_unit_test(test_drift_figures),
+        cmocka_unit_test(test_users_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
