@@ -7,8 +7,8 @@
 # build/eval/NAME.json, its recall@20 series per period and arm to
 # build/eval/NAME-recall20.tsv, and the picture of it to .png when gnuplot
 # is installed. The learner of the online and retrained arms is EVAL_MODEL,
-# the same on every stream: history MF, sampled softmax over 32 popularity
-# negatives, 64 factors, rows at 0.1 (README, Streaming evaluation). Knobs:
+# the same on every stream: history MF, sampled softmax over 64 popularity
+# negatives, 128 factors, rows at 0.1 (README, Streaming evaluation). Knobs:
 # DATA_DIR (../shared/data), EVAL_MODEL, EVAL_ARGS (options added to every
 # run, e.g. "--retrain-hours 168").
 set -u
@@ -16,7 +16,7 @@ B=${BUILD:-build}
 FR="$B/freshrec"
 OUT="$B/eval"
 DATA_DIR=${DATA_DIR:-../shared/data}
-EVAL_MODEL=${EVAL_MODEL:---model hmf --dim 64 --loss softmax --sampler popularity --negatives 32 --lr-sparse 0.1}
+EVAL_MODEL=${EVAL_MODEL:---model hmf --dim 128 --loss softmax --sampler popularity --negatives 64 --lr-sparse 0.1}
 EVAL_ARGS=${EVAL_ARGS:-}
 [ -x "$FR" ] || { echo "eval: $FR is missing; run make eval" >&2; exit 1; }
 mkdir -p "$OUT"

@@ -95,7 +95,7 @@ def main():
     print("shift at event %d of %d, %d topics, window %d" % (at, len(ev), K, W))
     print("%-40s %8d events" % ("users back (90% of a window)", recovery(back, at, W, 1.0)[0] or -1))
     arms = [("newest topic only", decayed(K, 1.0, 1)),
-            ("newest 5, the j-th weighing 0.7^j", decayed(K, 0.7, 5)),
+            ("newest 8, the j-th weighing 0.75^j", decayed(K, 0.75, 8)),
             ("newest 20, the j-th weighing 0.9^j", decayed(K, 0.9, 20))]
     arms += [("change-point filter, hazard %g" % h, bayes(K, 0.8, h)) for h in (0.01, 0.1)]
     for name, score in arms:

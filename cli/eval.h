@@ -30,6 +30,7 @@ typedef struct {
     unsigned arms;         /* bit (1u << ARM_*) per arm run (all) */
     size_t drift_at;       /* the event where planted drift starts (a shift, items
                             * born), for eval_recovery and eval_newitem_curve; 0: none */
+    int drift_shift;       /* 1: that drift is a taste shift (eval_users_back applies) */
     int progress;          /* a line on stderr every few seconds */
 } eval_config_t;
 
@@ -80,9 +81,9 @@ long eval_recovery(const eval_result_t *r, int i, size_t drift_at, size_t W, dou
 
 /* Planted shift: the events after drift_at until a window of W scored
  * events first has at least frac of them by users back since (r->back), or
- * -1. The soonest an arm can regain frac of its level when it learns each
- * user's new taste from their own first event after the shift, and nothing
- * of it from other users: a bound of the shift's stream, not of a model. */
+ * -1. The reference for an arm that learns each user's new taste from that
+ * user's own events: before a user is back it hits their events only by
+ * chance, so it regains frac of its level about this soon at the best. */
 long eval_users_back(const eval_result_t *r, size_t drift_at, size_t W, double frac);
 
 /* Items first seen at or after drift_at (born mid-stream): arm i's

@@ -335,7 +335,7 @@ static void print_drift(FILE *f, const eval_result_t *r, const eval_config_t *c)
         else
             fprintf(f, "  %-16s not regained (level %.4f)\n", r->arm[i].name, level);
     }
-    long back = eval_users_back(r, c->drift_at, W, 0.9);
+    long back = c->drift_shift ? eval_users_back(r, c->drift_at, W, 0.9) : -1;
     if (back >= 0) /* the reference for arms that learn a user's new taste from that user */
         fprintf(f,
                 "  %-16s %8ld events until 90%% of a window's events are by users seen since the "
@@ -369,7 +369,7 @@ static void print_drift(FILE *f, const eval_result_t *r, const eval_config_t *c)
 }
 
 /* the same as JSON: {"at", "window", "recovery": {arm: events or null},
- * "users_back_events": events or null,
+ * "users_back_events": events, or null but for a shift,
  * "newitem": {arm: [recall@20 by clicks 0..10+]}, "established": {arm: r}} */
 static json_t *drift_json(const eval_result_t *r, const eval_config_t *c)
 {
@@ -392,7 +392,7 @@ static json_t *drift_json(const eval_result_t *r, const eval_config_t *c)
         json_object_set_new(curve, r->arm[i].name, a);
         json_object_set_new(est, r->arm[i].name, json_real(e));
     }
-    long back = eval_users_back(r, c->drift_at, W, 0.9);
+    long back = c->drift_shift ? eval_users_back(r, c->drift_at, W, 0.9) : -1;
     return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "at", (json_int_t)c->drift_at, "window",
                      (json_int_t)W, "recovery_events", rec, "users_back_events",
                      back >= 0 ? json_integer(back) : json_null(), "newitem_recall20_by_clicks",
@@ -571,9 +571,9 @@ int eval_main(int argc, char **argv)
     }
     /* planted drift: --gen's at the middle, or a generated file's plan */
     if (o.gen && (o.shift || o.births > 0))
-        o.c.drift_at = d.n / 2;
+        o.c.drift_at = d.n / 2, o.c.drift_shift = o.shift;
     else if (d.plan && d.plan->shift_perm)
-        o.c.drift_at = (size_t)d.plan->shift_event;
+        o.c.drift_at = (size_t)d.plan->shift_event, o.c.drift_shift = 1;
     else if (d.plan && d.plan->nnew)
         o.c.drift_at = (size_t)d.plan->new_items[0].birth_event;
     eval_result_t r;
@@ -584,11 +584,12 @@ int eval_main(int argc, char **argv)
         dataset_free(&d);
         return 1;
     }
-    paired_t pp[2] = {paired(&r, &o.c, ARM_RETRAIN), paired(&r, &o.c, ARM_POP)};
+    paired_t pp[3] = {paired(&r, &o.c, ARM_RETRAIN), paired(&r, &o.c, ARM_POP),
+                      paired(&r, &o.c, ARM_KNN)};
     if (!o.quiet || !o.json)
-        print_report(o.json ? stderr : stdout, run_name(&o), &r, &o.c, pp, 2);
+        print_report(o.json ? stderr : stdout, run_name(&o), &r, &o.c, pp, 3);
     if (o.json)
-        print_json(run_name(&o), &r, &o.c, pp, 2);
+        print_json(run_name(&o), &r, &o.c, pp, 3);
     rc = o.plot && plot(o.plot, run_name(&o), &r) ? 1 : 0;
     eval_result_free(&r);
     dataset_free(&d);

@@ -139,8 +139,8 @@ void learner_config_default(learner_config_t *cfg)
     cfg->feat_dim = 8;
     cfg->feat_clip = 5.0f;
     cfg->threads = 1;
-    cfg->history = 5;
-    cfg->history_decay = 0.7f;
+    cfg->history = 8;
+    cfg->history_decay = 0.75f;
     cfg->user_weight = 0.5f;
     cfg->seed = 1;
 }

@@ -128,6 +128,7 @@ static void test_defaults(void **state)
         {"model.expire_s", c.expire_s, 0},
         {"model.seed", c.seed, 1},
         {"model.auc_window", c.auc_window, 10000},
+        {"model.history", c.history, 8},
         {"events.label_window_ms", c.label_window_ms, 1800000},
         {"events.max_future_skew_ms", c.max_future_skew_ms, 600000},
         {"events.max_event_bytes", c.max_event_bytes, 65536},
@@ -147,7 +148,7 @@ static void test_defaults(void **state)
         {"model.l2_dense", c.l2_dense, 0.00003},
         {"model.init_std", c.init_std, 0.01},
         {"model.preq_rate", c.preq_rate, 0.01},
-        {"model.history_decay", c.history_decay, 0.7},
+        {"model.history_decay", c.history_decay, 0.75},
         {"model.user_weight", c.user_weight, 0.5},
     };
     const struct {
