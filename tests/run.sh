@@ -1,10 +1,12 @@
 #!/bin/sh
-# Runs each test binary given, prints its output, and closes with one
-# summary line: "N passed, N failed".
+# Runs each test binary given, prints its output and how long it took, and
+# closes with one summary line: "N passed, N failed".
 pass=0; fail=0; failed=""
 for t in "$@"; do
     echo "== $(basename "$t")"
-    if "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $(basename "$t")"; fi
+    t0=$(date +%s)
+    if "$t"; then pass=$((pass + 1)); r=ok; else fail=$((fail + 1)); r=FAILED; failed="$failed $(basename "$t")"; fi
+    echo "== $(basename "$t"): $r in $(( $(date +%s) - t0 )) s"
 done
 [ -n "$failed" ] && echo "failed:$failed"
 echo "$pass passed, $fail failed"
