@@ -239,7 +239,7 @@ eval:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(EVAL_DEBS)" || \
 	    echo "eval: gnuplot missing: the series only, no pictures" >&2
 	@$(MAKE) --no-print-directory $(BUILD)/freshrec
-	@BUILD=$(BUILD) sh bench/eval.sh
+	@BUILD=$(BUILD) bash bench/eval.sh
 
 # Each target runs over build/fuzz/corpus/NAME, the committed seeds copied in
 # (what it finds accumulates there, never in tests/); a crash, leak, timeout
