@@ -3,8 +3,8 @@
 # streams of ../shared/data, each only when it is there (they are never
 # committed), and on two generated streams with planted drift: a taste shift
 # at the middle, and items reborn at the middle under new ids. Each run's
-# table goes to build/eval/NAME.txt and to the terminal when the run ends,
-# its progress to the terminal as it goes (NAME: ...), its JSON to
+# table goes to build/eval/NAME.txt and to the terminal once every run has
+# ended, its progress to the terminal as it goes (NAME: ...), its JSON to
 # build/eval/NAME.json, its recall@20 series per period and arm to
 # build/eval/NAME-recall20.tsv, and the picture of it to .png when gnuplot
 # is installed. EVAL_JOBS runs (default: the number of CPUs, at most 4) go
