@@ -303,6 +303,8 @@ static void train_usage(FILE *f)
             "  --pool C          hard: candidates scored per event              [12]\n"
             "  --loss L          bce | bpr | softmax                            [bce]\n"
             "  --batch N         events per micro-batch                         [256]\n"
+            "  --replay X        events learned again from the rolling buffer\n"
+            "                    per event learned (experience replay)          [0]\n"
             "  --optimizer O     rows: adagrad | adam | sgd                     [adagrad]\n"
             "  --lr-sparse X     row learning rate                              [0.03]\n"
             "  --lr-dense X      Adam learning rate of the dense block          [0.005]\n"
@@ -372,6 +374,7 @@ static int cmd_train(int argc, char **argv)
         {"pool", ARG_INT, &cfg.sampler.pool, 1, 4096, 0},
         {"loss", ARG_OTHER, NULL, 0, 0, LOSS},
         {"batch", ARG_INT, &cfg.batch_events, 1, 65536, 0},
+        {"replay", ARG_FLOAT, &cfg.replay, 0, 16, 0},
         {"optimizer", ARG_OTHER, NULL, 0, 0, OPTIMIZER},
         {"lr-sparse", ARG_FLOAT, &cfg.lr_sparse, 1e-9, 100, 0},
         {"lr-dense", ARG_FLOAT, &cfg.lr_dense, 1e-9, 100, 0},

@@ -159,6 +159,9 @@ static const ckey_t keys[] = {
      "hmf: the j-th newest of those items weighs decay^j (1: the plain mean)"},
     {"model", "user_weight", CT_DOUBLE, F(user_weight), "0.5", 0, 1, 0, NULL,
      "hmf: the user's own row enters the score times this, beside their items"},
+    {"model", "replay", CT_DOUBLE, F(replay), "0", 0, 16, 0, NULL,
+     "Experience replay: events learned again from the rolling buffer per event learned "
+     "(0: off; not with [cluster] model_topic)"},
     {"model", "mlp", CT_STR, F(mlp), "64,32,16,8", 1, SMAX, 0, NULL,
      "MLP widths: the (even) input width of [user ; item], then 1..7 hidden layers"},
     {"model", "negatives", CT_INT, F(negatives), "4", 1, 1024, 0, NULL,

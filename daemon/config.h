@@ -68,9 +68,10 @@ typedef struct fr_config {
     int hash_bits;                /* ctr, default 0 */
     int wide_bits;                /* ctr, default 20 */
     double gamma;                 /* dssm cosine scale, default 10 */
-    int history;                  /* hmf: a user's last items it reads, default 5 */
-    double history_decay;         /* hmf: their weights decay^j, newest first, default 0.7 */
+    int history;                  /* hmf: a user's last items it reads, default 8 */
+    double history_decay;         /* hmf: their weights decay^j, newest first, default 0.75 */
     double user_weight;           /* hmf: the user row's weight, default 0.5 */
+    double replay;                /* events replayed from the buffer per event, default 0 */
     char mlp[CONFIG_STR];         /* default "64,32,16,8" */
     int negatives;                /* default 4 */
     char sampler[CONFIG_STR];     /* uniform (default) | popularity | inbatch | hard */

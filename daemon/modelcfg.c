@@ -204,6 +204,7 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     lc->history = c->history;
     lc->history_decay = (float)c->history_decay;
     lc->user_weight = (float)c->user_weight;
+    lc->replay = (float)c->replay;
     lc->negatives = c->negatives;
     int k = samp_kind_parse(c->sampler);
     int lo = loss_kind_parse(c->loss);
@@ -257,6 +258,14 @@ int modelcfg_from(modelcfg_t *m, const fr_config_t *c, const char **key, char *e
                                    : pair_features(m, c, key, errstr, len))
         return -1;
     m->ec.shared = c->model_topic[0] != 0; /* one model, several members ([cluster]) */
+    *key = "replay"; /* the click-through models do not read it (config_warnings) */
+    if (c->replay > 0.0 && m->ec.shared && !(mo->flags & MODEL_FIELDS)) {
+        snprintf(errstr, len,
+                 "[model] replay = %g: members sharing one model ([cluster] model_topic) do not "
+                 "replay",
+                 c->replay);
+        return -1;
+    }
     char why[256];
     *key = "kind";
     if (engine_config_check(&m->ec, why, sizeof(why)) < 0) {

@@ -39,6 +39,10 @@ struct learner {
     hist_t *hist;                     /* MODEL_HISTORY: users' last items, else NULL */
     uint32_t *hitems;                 /* (history) hist_items' */
     float *hw;                        /* (history) their weights (history_weights) */
+    int replaying;                    /* the batch being learned is replayed (replay) */
+    uint32_t *rp_item;                /* (history, replay) per user entry: the item of its replayed
+                                       * event, left out of its context; EMB_NONE when none */
+    size_t rp_n;                      /* entries rp_item covers */
     float *hgrad;                     /* (2R) a context's gradient, then one row's share */
     int Fu, Fi;                       /* feature floats a pair's user and item carry */
     rng_t rng;
@@ -142,6 +146,7 @@ void learner_config_default(learner_config_t *cfg)
     cfg->history = 8;
     cfg->history_decay = 0.75f;
     cfg->user_weight = 0.5f;
+    cfg->replay = 0.0f;
     cfg->seed = 1;
 }
 
@@ -157,9 +162,11 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
 static int history_weights(learner_t *l, uint32_t ue)
 {
     int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems);
+    uint32_t left_out = l->replaying && ue < l->rp_n ? l->rp_item[ue] : EMB_NONE;
     float w = 1.0f, sum = 0.0f;
     for (int j = 0; j < n; j++, w *= l->cfg.history_decay) {
-        l->hw[j] = emb_entry_row(l->items, l->hitems[j]) ? w : 0.0f;
+        int in = emb_entry_row(l->items, l->hitems[j]) && l->hitems[j] != left_out;
+        l->hw[j] = in ? w : 0.0f;
         sum += l->hw[j];
     }
     if (sum == 0.0f)
@@ -296,6 +303,17 @@ static int learner_config_check(const learner_config_t *cfg, char *errstr, size_
     }
     if (!(cfg->user_weight >= 0.0f && cfg->user_weight <= 1.0f)) {
         snprintf(errstr, len, "user_weight must be in [0, 1], not %g", cfg->user_weight);
+        return -1;
+    }
+    if (!(cfg->replay >= 0.0f && cfg->replay <= 16.0f)) {
+        snprintf(errstr, len, "replay must be in [0, 16] events per event, not %g", cfg->replay);
+        return -1;
+    }
+    if (cfg->shared && cfg->replay > 0.0f) {
+        snprintf(errstr, len,
+                 "several members sharing one model do not replay (replay %g): each "
+                 "window holds the gradients of the events it covers",
+                 cfg->replay);
         return -1;
     }
     if (cfg->shared && (nfeat || (ops->flags & MODEL_HISTORY))) {
@@ -480,6 +498,7 @@ void learner_free(learner_t *l)
     if (!l)
         return;
     hist_free(l->hist);
+    free(l->rp_item);
     free(l->hitems);
     free(l->hw);
     free(l->hgrad);
@@ -880,14 +899,15 @@ static void learn_batch(learner_t *l, int B)
     l->npos = NP;
 
     l->Q = 0;
-    if (l->cfg.preq_rate > 0.0 && (l->ops->flags & MODEL_RANKS))
+    if (!l->replaying && l->cfg.preq_rate > 0.0 && (l->ops->flags & MODEL_RANKS))
         for (int b = 0; b < B; b++)
             if (rng_double(&l->rng) < l->cfg.preq_rate)
                 preq_draw(l, l->ev_ue[b], l->ev_ie[b]);
 
     /* the batch's positives enter the buffer first, so no sampler can draw them
-     * for their user, and in-batch q (the buffer frequency) counts them */
-    for (int b = 0; b < B; b++)
+     * for their user, and in-batch q (the buffer frequency) counts them (a
+     * replayed batch's are there already) */
+    for (int b = 0; b < B && !l->replaying; b++)
         ring_push(l->ring, l->ev_ue[b], l->ev_ie[b], l->ev_ts[b]);
     samp_set_batch(l->samp, l->ev_ie, B);
 
@@ -1004,15 +1024,69 @@ static void learn_batch(learner_t *l, int B)
             rows_mark_dirty(l->items, l->uniq[1][t], l->nuniq[1][t]);
     }
 
-    l->st.events += E + NN;
-    for (int m = 0; m < NN; m++)
-        l->st.negatives += l->labels[m] == 0.0f;
+    if (l->replaying) {
+        l->st.replayed += E + NN;
+    } else {
+        l->st.events += E + NN;
+        for (int m = 0; m < NN; m++)
+            l->st.negatives += l->labels[m] == 0.0f;
+    }
     l->st.pairs += P;
     l->st.batches++;
     ewma_add(&l->loss_e, loss);
 }
 
 static void evict(learner_t *l);
+
+/* Experience replay: replay·B events drawn uniformly from the rolling buffer
+ * (the fraction by chance), learned in micro-batches of at most
+ * batch_events; a history model's users once each per micro-batch, their
+ * replayed item left out of their context (else the context would hold the
+ * item it is asked to predict). Out of memory, a history model's batch
+ * replays nothing: what it learned stays learned. */
+static void replay(learner_t *l, int B)
+{
+    size_t have = ring_size(l->ring);
+    double want = (double)l->cfg.replay * B;
+    long n = (long)want;
+    if (rng_double(&l->rng) < want - (double)n)
+        n++;
+    if (n == 0 || have == 0)
+        return;
+    if (l->hist && l->rp_n < emb_entry_cap(l->users)) {
+        size_t cap = emb_entry_cap(l->users);
+        uint32_t *p = realloc(l->rp_item, sizeof(uint32_t) * cap);
+        if (!p)
+            return;
+        for (size_t e = l->rp_n; e < cap; e++)
+            p[e] = EMB_NONE;
+        l->rp_item = p, l->rp_n = cap;
+    }
+    while (n > 0) {
+        int take = n < l->cfg.batch_events ? (int)n : l->cfg.batch_events, got = 0;
+        n -= take;
+        for (int b = 0; b < take; b++) {
+            int64_t ts;
+            size_t at = have > UINT32_MAX ? (size_t)(rng_next(&l->rng) % have)
+                                          : rng_below(&l->rng, (uint32_t)have);
+            ring_get(l->ring, at, &l->ev_ue[got], &l->ev_ie[got], &ts);
+            if (l->hist) { /* one event a user: the context is worked out per user */
+                if (l->rp_item[l->ev_ue[got]] != EMB_NONE)
+                    continue;
+                l->rp_item[l->ev_ue[got]] = l->ev_ie[got];
+            }
+            l->ev_ts[got] = ts;
+            l->ev_neg[got] = 0;
+            l->gw[got] = 1.0f;
+            got++;
+        }
+        l->replaying = 1;
+        learn_batch(l, got);
+        l->replaying = 0;
+        for (int b = 0; l->hist && b < got; b++) /* learn_batch kept the positives' order */
+            l->rp_item[l->ev_ue[b]] = EMB_NONE;
+    }
+}
 
 /* learns the B events gathered in ev_ue/ev_ie; returns how many were refused */
 static int flush(learner_t *l, int B)
@@ -1028,6 +1102,8 @@ static int flush(learner_t *l, int B)
      * a positive is never in its own context */
     for (int b = 0; l->hist && b < l->npos; b++)
         hist_push(l->hist, l->ev_ue[b], l->ev_ie[b]);
+    if (l->cfg.replay > 0.0f)
+        replay(l, B);
     evict(l); /* between batches: no entry of a batch is held anywhere but the buffer */
     return 0;
 }
@@ -1557,7 +1633,7 @@ static void le_apply_at(void *l, int64_t ts_ms)
 
 const engine_ops_t learner_engine = {
     .keys = "negatives,sampler,alpha,pool,loss,threads,optimizer,init_std,ring_capacity,"
-            "max_users,max_items,preq_rate",
+            "max_users,max_items,preq_rate,replay",
     .check = le_check,
     .create = le_create,
     .free = le_free,

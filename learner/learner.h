@@ -84,12 +84,22 @@ typedef struct learner_config {
     float clip_norm;     /* dense gradient L2 norm clipped to this (default 10; 0: off) */
     int history;         /* a history model's (MODEL_HISTORY) items per user: its
                           * representation reads the user's last `history` items
-                          * (hist.h; default 5) */
+                          * (hist.h; default 8) */
     float history_decay; /* their weights: the j-th newest item's is decay^j
                           * (newest first, j from 0), normalised; 1: the plain
-                          * mean (default 0.7) */
+                          * mean (default 0.75) */
     float user_weight;   /* hmf: the user's own row enters the logit times this,
                           * beside their recent items (default 0.5) */
+    float replay;        /* experience replay: after each micro-batch, this many
+                          * events per event it learned (0..16; the fraction by
+                          * chance) are drawn uniformly from the rolling buffer
+                          * and learned again, in micro-batches of at most
+                          * batch_events, with fresh negatives; they are not
+                          * pushed into the buffer, ranked or counted as events
+                          * (learner_stats_t.replayed). A history model draws a
+                          * user at most once per micro-batch and leaves the
+                          * replayed item out of that user's context. Not with
+                          * shared. (default 0: off) */
     int threads;         /* threads of a micro-batch (default 1): each forwards and
                           * backwards a slice of the pairs with its own copy of the
                           * model (one set of weights), gradients are summed, users'
@@ -116,6 +126,7 @@ typedef struct {
     uint64_t bad;       /* events refused (id too long, out of memory) */
     uint64_t batches;
     uint64_t nonfinite; /* micro-batches skipped: a non-finite loss or gradient */
+    uint64_t replayed;  /* events learned again from the rolling buffer (replay) */
     double loss_ewma;
     uint64_t preq_n;                         /* events ranked prequentially */
     double preq_hr10, preq_ndcg10;           /* cumulative means */

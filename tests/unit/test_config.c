@@ -150,6 +150,7 @@ static void test_defaults(void **state)
         {"model.preq_rate", c.preq_rate, 0.01},
         {"model.history_decay", c.history_decay, 0.75},
         {"model.user_weight", c.user_weight, 0.5},
+        {"model.replay", c.replay, 0},
     };
     const struct {
         const char *key, *got, *want;
@@ -193,7 +194,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 78); /* the fields of fr_config_t */
+    assert_int_equal(n, 79); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -463,6 +464,11 @@ static void test_validate(void **state)
         {{"cluster.model_topic=model", "model.kind=hmf"},
          "without tower features or history (hmf)"},
         {{"cluster.model_topic=model", "model.kind=dcn"}, NULL},
+        {{"model.replay=2"}, NULL},
+        {{"model.replay=2", "model.kind=hmf"}, NULL},
+        {{"model.replay=2", "model.kind=dcn"}, NULL},
+        {{"model.replay=1", "cluster.model_topic=model"},
+         "[model] replay = 1: members sharing one model"},
         {{"cluster.model_topic=model", "model.admit_after=2"}, "admit_after 1, not 2"},
         {{"cluster.model_topic=model"}, NULL},
         {{"redis.nodes=10.0.0.1:7000"}, "[redis] nodes = 10.0.0.1:7000: only with [redis] cluster"},
@@ -967,6 +973,10 @@ static void test_model_key_warnings(void **state)
         /* the learner's keys apply to every model it learns, mf too; the
          * click-through engine's (max_users) to lr, widedeep and dcn */
         {"[model]\nkind = mf\nnegatives = 8\nsampler = popularity\n", NULL, 0, NULL},
+        {"[model]\nkind = hmf\nreplay = 2\n", NULL, 0, NULL},
+        {"[model]\nkind = widedeep\nreplay = 2\n", NULL, 1,
+         "%s:3: [model] replay does not apply to model widedeep (read by neumf, dssm, mf, hmf): "
+         "ignored"},
         {"[model]\nkind = dcn\nmax_users = 1000\ncross_layers = 2\nthreads = 2\n", NULL, 0, NULL},
         {"[model]\nkind = mf\nmlp = 32,16\n", NULL, 1,
          "%s:3: [model] mlp does not apply to model mf (read by neumf): ignored"},
