@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The counters a checkpoint holds: learner_stats_t up to replayed, the
+ * record checkpoints have held since before replay */
+#define LEARNER_STATS_SAVED offsetof(learner_stats_t, replayed)
+
 struct learner {
     learner_config_t cfg;
     emb_table_t *users, *items;
@@ -37,7 +41,7 @@ struct learner {
     uint64_t sample_seed;             /* threads > 1: this batch's sampling streams */
     feat_t *fu, *fi;                  /* tower features (DSSM), NULL for a side without */
     hist_t *hist;                     /* MODEL_HISTORY: users' last items, else NULL */
-    uint32_t *hitems;                 /* (history) hist_items' */
+    uint32_t *hitems;                 /* (history) hist_items', `history` per thread */
     float *hw;                        /* (history) their weights (history_weights) */
     int replaying;                    /* the batch being learned is replayed (replay) */
     uint32_t *rp_item;                /* (history, replay) per user entry: the item of its replayed
@@ -155,47 +159,54 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
     return e == EMB_NONE ? 0 : emb_entry_row(t, e);
 }
 
-/* User entry ue's last items (its history, newest first) into l->hitems
- * and their weights into l->hw: history_decay^j for the j-th, 0 for an
- * item not admitted yet (no row of its own), normalised to sum to 1. How
- * many items; 0 when none has a row. */
-static int history_weights(learner_t *l, uint32_t ue)
+/* User entry ue's last items (its history, newest first) into thread t's
+ * stretch of l->hitems and their weights into its stretch of l->hw (t = 0:
+ * the arrays' starts): history_decay^j for the j-th, 0 for an item not
+ * admitted yet (no row of its own) or for the item of ue's replayed event,
+ * normalised to sum to 1. How many items; 0 when none has a row. */
+static int history_weights(learner_t *l, uint32_t ue, int t)
 {
-    int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, l->hitems);
+    uint32_t *hi = l->hitems + (size_t)t * (size_t)l->cfg.history;
+    float *hw = l->hw + (size_t)t * (size_t)l->cfg.history;
+    int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, hi);
     uint32_t left_out = l->replaying && ue < l->rp_n ? l->rp_item[ue] : EMB_NONE;
     float w = 1.0f, sum = 0.0f;
     for (int j = 0; j < n; j++, w *= l->cfg.history_decay) {
-        int in = emb_entry_row(l->items, l->hitems[j]) && l->hitems[j] != left_out;
-        l->hw[j] = in ? w : 0.0f;
-        sum += l->hw[j];
+        int in = emb_entry_row(l->items, hi[j]) && hi[j] != left_out;
+        hw[j] = in ? w : 0.0f;
+        sum += hw[j];
     }
     if (sum == 0.0f)
         return 0;
     for (int j = 0; j < n; j++)
-        l->hw[j] /= sum;
+        hw[j] /= sum;
     return n;
 }
 
 /* The weighted mean of the rows of user entry ue's last items
- * (history_weights) into out (R floats); zeros for a user with none. */
-static void history_context(learner_t *l, uint32_t ue, float *out)
+ * (history_weights, thread t's) into out (R floats); zeros for a user with
+ * none. */
+static void history_context(learner_t *l, uint32_t ue, float *out, int t)
 {
     const int R = l->R;
     memset(out, 0, sizeof(float) * (size_t)R);
-    int n = history_weights(l, ue);
+    int n = history_weights(l, ue, t);
+    const uint32_t *hi = l->hitems + (size_t)t * (size_t)l->cfg.history;
+    const float *hw = l->hw + (size_t)t * (size_t)l->cfg.history;
     for (int j = 0; j < n; j++) {
-        if (l->hw[j] == 0.0f)
+        if (hw[j] == 0.0f)
             continue;
-        const float *v = emb_row(l->items, emb_entry_row(l->items, l->hitems[j]));
+        const float *v = emb_row(l->items, emb_entry_row(l->items, hi[j]));
         for (int k = 0; k < R; k++)
-            out[k] += l->hw[j] * v[k];
+            out[k] += hw[j] * v[k];
     }
 }
 
 /* The features of n pairs (entries ue[j], ie[j]) into ufp/ifp [at, at + n):
  * the towers' (feat.h), or a history model's context of the user, worked out
  * once for a run of pairs of one user. */
-static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int at, int n)
+static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie, int at, int n,
+                            int t)
 {
     for (int j = 0; l->hist && j < n; j++) {
         if (j > 0 && ue[j] == ue[j - 1]) {
@@ -203,7 +214,7 @@ static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie
             continue;
         }
         float *f = l->ufb + (size_t)(at + j) * l->Fu;
-        history_context(l, ue[j], f);
+        history_context(l, ue[j], f, t);
         l->ufp[at + j] = f;
     }
     for (int j = 0; l->fu && j < n; j++) {
@@ -221,8 +232,8 @@ static void gather_features(learner_t *l, const uint32_t *ue, const uint32_t *ie
 /* Logits of user entry ue (EMB_NONE: unknown) against n item entries, by
  * model m, in forwards of at most room pairs through the batch buffers
  * [at, at + room). */
-static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue, const uint32_t *items,
-                       int n, float *out)
+static void score_with(learner_t *l, void *m, int t, int at, int room, uint32_t ue,
+                       const uint32_t *items, int n, float *out)
 {
     const float *u = emb_row(l->users, entry_row(l->users, ue));
     for (int s = 0; s < n; s += room) {
@@ -232,7 +243,7 @@ static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue, con
             l->irows[at + b] = emb_row(l->items, entry_row(l->items, items[s + b]));
             l->pair_ue[at + b] = ue;
         }
-        gather_features(l, l->pair_ue + at, items + s, at, c);
+        gather_features(l, l->pair_ue + at, items + s, at, c, t);
         l->ops->forward(m, out + s, l->urows + at, l->irows + at, l->Fu ? l->ufp + at : NULL,
                         l->fi ? l->ifp + at : NULL, c);
     }
@@ -242,7 +253,7 @@ static void score_with(learner_t *l, void *m, int at, int room, uint32_t ue, con
 static void score_entries(void *arg, uint32_t ue, const uint32_t *items, int n, float *out)
 {
     learner_t *l = arg;
-    score_with(l, l->model, 0, l->maxb, ue, items, n, out);
+    score_with(l, l->model, 0, 0, l->maxb, ue, items, n, out);
 }
 
 /* The checks learner_create makes on cfg before it allocates: 0, or -1 and a
@@ -400,8 +411,9 @@ learner_t *learner_create(const learner_config_t *cfg, char *errstr, size_t len)
     if (l->ops->flags & MODEL_HISTORY) { /* a user's features: the mean of its items' rows */
         if (!(l->hist = hist_create(cfg->history, errstr, len)))
             goto err;
-        if (!(l->hitems = malloc(sizeof(uint32_t) * (size_t)cfg->history)) ||
-            !(l->hw = malloc(sizeof(float) * (size_t)cfg->history)) ||
+        /* each thread its own stretch: phase_pass and preq_score run in parallel */
+        size_t hn = (size_t)cfg->history * LEARNER_MAX_THREADS;
+        if (!(l->hitems = malloc(sizeof(uint32_t) * hn)) || !(l->hw = malloc(sizeof(float) * hn)) ||
             !(l->hgrad = malloc(sizeof(float) * 2 * (size_t)l->R)))
             goto oom;
         l->Fu = l->R;
@@ -566,7 +578,7 @@ static void preq_score(learner_t *l, int t, int n)
     const int S = l->cfg.preq_negatives + 1;
     int q0 = (int)((long)l->Q * t / n), q1 = (int)((long)l->Q * (t + 1) / n);
     for (int q = q0; q < q1; q++)
-        score_with(l, l->wm[t], t * S, S, l->pq_ue[q], l->pq_cand + (size_t)q * S, S,
+        score_with(l, l->wm[t], t, t * S, S, l->pq_ue[q], l->pq_cand + (size_t)q * S, S,
                    l->pq_scores + (size_t)q * S);
 }
 
@@ -705,7 +717,7 @@ static void phase_pass(void *arg, int t, int n)
         l->urows[p] = emb_row(l->users, l->pair_ur[p]);
         l->irows[p] = emb_row(l->items, l->pair_ir[p]);
     }
-    gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0);
+    gather_features(l, l->pair_ue + p0, l->pair_ie + p0, p0, p1 - p0, t);
     l->ops->forward(l->wm[t], l->logits + p0, l->urows + p0, l->irows + p0,
                     l->Fu ? l->ufp + p0 : NULL, l->fi ? l->ifp + p0 : NULL, p1 - p0);
     chunk_loss(l, t, n);
@@ -809,7 +821,7 @@ static void history_step(learner_t *l)
             for (int k = 0; k < R; k++)
                 g[k] += d[k];
         }
-        int n = history_weights(l, ue);
+        int n = history_weights(l, ue, 0); /* one thread: the arrays' starts */
         for (int j = 0; j < n; j++) {
             if (l->hw[j] == 0.0f)
                 continue;
@@ -935,7 +947,7 @@ static void learn_batch(learner_t *l, int B)
                 xi[NN] = l->ev_ie[b];
                 l->labels[NN] = 1.0f;
                 nw[NN++] = l->gw[b];
-            } else {
+            } else if (!l->replaying) {
                 l->st.skipped++;
             }
             continue;
@@ -1033,17 +1045,20 @@ static void learn_batch(learner_t *l, int B)
     }
     l->st.pairs += P;
     l->st.batches++;
-    ewma_add(&l->loss_e, loss);
+    if (!l->replaying) /* the loss of the events as they come */
+        ewma_add(&l->loss_e, loss);
 }
 
 static void evict(learner_t *l);
 
 /* Experience replay: replay·B events drawn uniformly from the rolling buffer
  * (the fraction by chance), learned in micro-batches of at most
- * batch_events; a history model's users once each per micro-batch, their
- * replayed item left out of their context (else the context would hold the
- * item it is asked to predict). Out of memory, a history model's batch
- * replays nothing: what it learned stays learned. */
+ * batch_events; a history model's users once each per micro-batch (a draw
+ * of a user taken already is drawn again, up to 4 times, then dropped),
+ * their replayed item left out of their context (else the context would
+ * hold the item it is asked to predict; it is the user's history now, which
+ * may hold items clicked after the replayed event). Out of memory, the
+ * batch replays nothing (or no more): what it learned stays learned. */
 static void replay(learner_t *l, int B)
 {
     size_t have = ring_size(l->ring);
@@ -1065,14 +1080,21 @@ static void replay(learner_t *l, int B)
     while (n > 0) {
         int take = n < l->cfg.batch_events ? (int)n : l->cfg.batch_events, got = 0;
         n -= take;
-        for (int b = 0; b < take; b++) {
+        /* the feature rows' gradient slots of a micro-batch of their own */
+        if ((l->fu && feat_grad_begin(l->fu)) || (l->fi && feat_grad_begin(l->fi)))
+            return;
+        for (int b = 0, tries = 0; b < take; b++) {
             int64_t ts;
             size_t at = have > UINT32_MAX ? (size_t)(rng_next(&l->rng) % have)
                                           : rng_below(&l->rng, (uint32_t)have);
             ring_get(l->ring, at, &l->ev_ue[got], &l->ev_ie[got], &ts);
             if (l->hist) { /* one event a user: the context is worked out per user */
-                if (l->rp_item[l->ev_ue[got]] != EMB_NONE)
+                if (l->rp_item[l->ev_ue[got]] != EMB_NONE) {
+                    if (++tries <= 4) /* a user taken already: draw again, a few times */
+                        b--;
                     continue;
+                }
+                tries = 0;
                 l->rp_item[l->ev_ue[got]] = l->ev_ie[got];
             }
             l->ev_ts[got] = ts;
@@ -1206,7 +1228,7 @@ void learner_vector(learner_t *l, char side, uint32_t entry, float *out)
     if (f)
         feat_gather(f, entry, l->fvec);
     else if (l->hist && side == 'u')
-        history_context(l, entry, l->fvec);
+        history_context(l, entry, l->fvec, 0);
     model_vector(l->ops, l->model, side, emb_row(t, entry_row(t, entry)),
                  f || (l->hist && side == 'u') ? l->fvec : NULL, out);
 }
@@ -1357,7 +1379,7 @@ int learner_save(const learner_t *l, ser_writer_t *w)
     if (l->hist && hist_save(l->hist, emb_entry_cap(l->users), emb_entry_cap(l->items), w))
         return -1;
     ser_put(w, l->rng.s, sizeof(l->rng.s));
-    ser_put(w, &l->st, sizeof(l->st)); /* plain counters: one record */
+    ser_put(w, &l->st, LEARNER_STATS_SAVED); /* plain counters: one record */
     save_ewma(w, &l->loss_e);
     save_ewma(w, &l->hr_e);
     save_ewma(w, &l->ndcg_e);
@@ -1405,8 +1427,8 @@ int learner_load(learner_t *l, ser_reader_t *r, char *errstr, size_t len)
         (l->fi && feat_load(l->fi, r, emb_entry_cap(l->items), errstr, len)) ||
         (l->hist && hist_load(l->hist, r, errstr, len)))
         return -1;
-    learner_stats_t st;
-    if (ser_get(r, l->rng.s, sizeof(l->rng.s)) || ser_get(r, &st, sizeof(st))) {
+    learner_stats_t st = l->st; /* replayed goes on from here */
+    if (ser_get(r, l->rng.s, sizeof(l->rng.s)) || ser_get(r, &st, LEARNER_STATS_SAVED)) {
         snprintf(errstr, len, "learner: short");
         return -1;
     }

@@ -126,12 +126,14 @@ typedef struct {
     uint64_t bad;       /* events refused (id too long, out of memory) */
     uint64_t batches;
     uint64_t nonfinite; /* micro-batches skipped: a non-finite loss or gradient */
-    uint64_t replayed;  /* events learned again from the rolling buffer (replay) */
     double loss_ewma;
     uint64_t preq_n;                         /* events ranked prequentially */
     double preq_hr10, preq_ndcg10;           /* cumulative means */
     double preq_hr10_ewma, preq_ndcg10_ewma; /* recent */
     emb_stats_t users, items;
+    /* last, and not in checkpoints (learner_save keeps the fields above, as
+     * it has since before replay): since the learner was created */
+    uint64_t replayed; /* events learned again from the rolling buffer (replay) */
 } learner_stats_t;
 
 typedef struct learner learner_t;

@@ -82,15 +82,18 @@ static void test_every_loss_and_sampler_learns(void **state)
 }
 
 /* Two and three threads learn what one does, up to the order of float sums:
- * the same counts, HR@10 within 0.02, for NeuMF (BCE) and DSSM (softmax);
+ * the same counts, HR@10 within 0.02, for NeuMF (BCE), DSSM (softmax) and
+ * history MF (whose threads each work out users' contexts);
  * and a run is reproducible for a given number of threads. */
 static void test_threads_learn_alike(void **state)
 {
     loo_stream_t *s = *state;
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < 3; kind++) {
         learner_config_t cfg;
         learner_config_default(&cfg);
-        if (kind) {
+        if (kind == 2) /* history contexts are worked out by every thread */
+            snprintf(cfg.kind, sizeof(cfg.kind), "hmf");
+        else if (kind) {
             snprintf(cfg.kind, sizeof(cfg.kind), "dssm");
             cfg.loss = LOSS_SOFTMAX;
             cfg.towers.dim = 32;
