@@ -160,14 +160,17 @@ static uint32_t entry_row(const emb_table_t *t, uint32_t e)
 }
 
 /* User entry ue's last items (its history, newest first) into thread t's
- * stretch of l->hitems and their weights into its stretch of l->hw (t = 0:
- * the arrays' starts): history_decay^j for the j-th, 0 for an item not
- * admitted yet (no row of its own) or for the item of ue's replayed event,
- * normalised to sum to 1. How many items; 0 when none has a row. */
-static int history_weights(learner_t *l, uint32_t ue, int t)
+ * stretch of l->hitems and their weights into its stretch of l->hw, both
+ * returned in *items and *weights: history_decay^j for the j-th, 0 for an
+ * item not admitted yet (no row of its own) or for the item of ue's
+ * replayed event, normalised to sum to 1. How many items; 0 when none has a
+ * row. */
+static int history_weights(learner_t *l, uint32_t ue, int t, const uint32_t **items,
+                           const float **weights)
 {
     uint32_t *hi = l->hitems + (size_t)t * (size_t)l->cfg.history;
     float *hw = l->hw + (size_t)t * (size_t)l->cfg.history;
+    *items = hi, *weights = hw;
     int n = ue == EMB_NONE ? 0 : hist_items(l->hist, ue, hi);
     uint32_t left_out = l->replaying && ue < l->rp_n ? l->rp_item[ue] : EMB_NONE;
     float w = 1.0f, sum = 0.0f;
@@ -190,9 +193,9 @@ static void history_context(learner_t *l, uint32_t ue, float *out, int t)
 {
     const int R = l->R;
     memset(out, 0, sizeof(float) * (size_t)R);
-    int n = history_weights(l, ue, t);
-    const uint32_t *hi = l->hitems + (size_t)t * (size_t)l->cfg.history;
-    const float *hw = l->hw + (size_t)t * (size_t)l->cfg.history;
+    const uint32_t *hi;
+    const float *hw;
+    int n = history_weights(l, ue, t, &hi, &hw);
     for (int j = 0; j < n; j++) {
         if (hw[j] == 0.0f)
             continue;
@@ -821,17 +824,19 @@ static void history_step(learner_t *l)
             for (int k = 0; k < R; k++)
                 g[k] += d[k];
         }
-        int n = history_weights(l, ue, 0); /* one thread: the arrays' starts */
+        const uint32_t *hi;
+        const float *hw;
+        int n = history_weights(l, ue, 0, &hi, &hw); /* one thread */
         for (int j = 0; j < n; j++) {
-            if (l->hw[j] == 0.0f)
+            if (hw[j] == 0.0f)
                 continue;
-            uint32_t row = emb_entry_row(l->items, l->hitems[j]);
+            uint32_t row = emb_entry_row(l->items, hi[j]);
             float *gj = g + R;
             for (int k = 0; k < R; k++)
-                gj[k] = l->hw[j] * g[k];
+                gj[k] = hw[j] * g[k];
             optim_row(l->cfg.sparse_opt, emb_row(l->items, row), emb_row_state(l->items, row), gj,
                       R, l->cfg.lr_sparse, l->cfg.l2_sparse, l->cfg.adagrad_eps);
-            emb_mark_dirty(l->items, l->hitems[j]);
+            emb_mark_dirty(l->items, hi[j]);
         }
     }
 }
