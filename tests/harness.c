@@ -390,6 +390,16 @@ int harness_kafka_start(harness_kafka_t *k, int partitions)
     rd_kafka_conf_set(conf, "bootstrap.servers", k->brokers, err, sizeof(err));
     rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
     rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    /* a produce request retried after the broker went down mid-request, or
+     * after an error the broker returned, appends its events once: without
+     * it a retried batch the broker had already written is written twice,
+     * and a test that counts events against the partitions' ends fails */
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) !=
+        RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "harness: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
     /* a request lost to a broker taken down is retried after 5 s, not 60 */
     rd_kafka_conf_set(conf, "socket.timeout.ms", "5000", err, sizeof(err));
     if (!(k->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))))
