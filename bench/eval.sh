@@ -11,8 +11,9 @@
 # at once, each on one thread, in the order below as slots free up; with 2
 # the whole set takes about as long as movielens-latest-small alone. The
 # learner of the online and retrained arms is EVAL_MODEL, the same on every
-# stream: history MF, sampled softmax over 64 popularity negatives, 128
-# factors, rows at 0.1 (README, Streaming evaluation). Knobs: DATA_DIR
+# stream: history MF with its transition map (at 0.0003), sampled softmax
+# over 64 popularity negatives, 128 factors, rows at 0.1; the retrained arms
+# learn without the map (README, Streaming evaluation). Knobs: DATA_DIR
 # (../shared/data), EVAL_MODEL, EVAL_ARGS (options added to every run, e.g.
 # "--retrain-hours 168"), EVAL_JOBS.
 set -u
@@ -20,7 +21,7 @@ B=${BUILD:-build}
 FR="$B/freshrec"
 OUT="$B/eval"
 DATA_DIR=${DATA_DIR:-../shared/data}
-EVAL_MODEL=${EVAL_MODEL:---model hmf --dim 128 --loss softmax --sampler popularity --negatives 64 --lr-sparse 0.1}
+EVAL_MODEL=${EVAL_MODEL:---model hmf --dim 128 --loss softmax --sampler popularity --negatives 64 --lr-sparse 0.1 --transition-lr 0.0003}
 EVAL_ARGS=${EVAL_ARGS:-}
 EVAL_JOBS=${EVAL_JOBS:-$(n=$(nproc 2>/dev/null || echo 1); [ "$n" -gt 4 ] && n=4; echo "$n")}
 case $EVAL_JOBS in '' | *[!0-9]* | 0) echo "eval: EVAL_JOBS '$EVAL_JOBS': expected a count of 1 or more" >&2; exit 2 ;; esac

@@ -7,7 +7,10 @@ item's topic is its id - 1 mod the plan's topics, as the generator deals
 them); it hits when fewer than 10 of 100 random items' topics score above the
 event's (HR@10/100, ties broken at random). Recovery is eval's: the events
 after the shift until a window of W scored events has 90% of the HR of the W
-before it. The arms learn nothing of the shift from other users.
+before it. The arms but the last learn nothing of the shift from other
+users; the last does: it counts, over all users, which topic followed
+which (a user's last topic, then the event's), each count fading by half
+every H events, and scores a user's topics through those transitions.
 
   build/freshrec gen --shift-at 0.5 --out shift.tsv
   python3 bench/shift_bounds.py shift.tsv
@@ -84,6 +87,39 @@ def bayes(K, focus, hazard):
     return score
 
 
+def transitions(K, d, H, half):
+    """The weighted topics of the user's newest H clicks (decay d), each
+    mapped through the topic transitions counted over every user, the
+    counts fading by half every `half` events."""
+    C = [[0.0] * K for _ in range(K)]
+    st = {"w": 1.0}
+    g = 0.5 ** (1.0 / half)
+
+    def score(hist, t):
+        if t is not None:
+            if hist:
+                C[hist[0]][t] += st["w"]
+            st["w"] /= g
+            if st["w"] > 1e50:  # rescale: the counts' ratios are what count
+                for row in C:
+                    row[:] = [x / st["w"] for x in row]
+                st["w"] = 1.0
+            hist.insert(0, t)
+            del hist[H:]
+            return None
+        h = [0.0] * K
+        for j, k in enumerate(hist):
+            h[k] += d ** j
+        s = [0.0] * K
+        for a in range(K):
+            n = sum(C[a])
+            if h[a] and n:
+                for k in range(K):
+                    s[k] += h[a] * C[a][k] / n
+        return s
+    return score
+
+
 def main():
     K, at, ev, items = read(sys.argv[1] if len(sys.argv) > 1 else "shift.tsv")
     W = min(2000, max(200, (len(ev) - items) // 50))  # eval scores events of items seen before
@@ -93,14 +129,16 @@ def main():
         if k >= at:
             seen.add(u)
     print("shift at event %d of %d, %d topics, window %d" % (at, len(ev), K, W))
-    print("%-40s %8d events" % ("users back (90% of a window)", recovery(back, at, W, 1.0)[0] or -1))
+    print("%-50s %8d events" % ("users back (90% of a window)", recovery(back, at, W, 1.0)[0] or -1))
     arms = [("newest topic only", decayed(K, 1.0, 1)),
             ("newest 8, the j-th weighing 0.75^j", decayed(K, 0.75, 8)),
             ("newest 20, the j-th weighing 0.9^j", decayed(K, 0.9, 20))]
     arms += [("change-point filter, hazard %g" % h, bayes(K, 0.8, h)) for h in (0.01, 0.1)]
+    arms += [("hmf's weights through transitions, half %d" % h, transitions(K, 0.75, 8, h))
+             for h in (500, 2000, 10000)]
     for name, score in arms:
         n, level = recovery(run(K, ev, score, random.Random(1)), at, W)
-        print("%-40s %8s events (level %.3f)" % (name, n if n is not None else "never", level))
+        print("%-50s %8s events (level %.3f)" % (name, n if n is not None else "never", level))
 
 
 if __name__ == "__main__":

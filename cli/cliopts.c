@@ -119,6 +119,7 @@ int lcfg_opts(opt_t *t, int *n, int max, learner_config_t *cfg, const char **mod
         {"history", ARG_INT, &cfg->history, 1, 256, 0},
         {"history-decay", ARG_FLOAT, &cfg->history_decay, 0.001, 1, 0},
         {"user-weight", ARG_FLOAT, &cfg->user_weight, 0, 1, 0},
+        {"transition-lr", ARG_FLOAT, &cfg->transition_lr, 0, 1, 0},
         {"negatives", ARG_INT, &cfg->negatives, 1, 1024, 0},
         {"sampler", ARG_OTHER, NULL, 0, 0, LCFG_SAMPLER},
         {"alpha", ARG_FLOAT, &cfg->sampler.alpha, 0, 2, 0},
@@ -218,6 +219,8 @@ void lcfg_usage(FILE *f)
             "  --history N       hmf: a user's last items whose rows join theirs [8]\n"
             "  --history-decay X hmf: the j-th newest of them weighs X^j         [0.75]\n"
             "  --user-weight X   hmf: the weight of the user's own row           [0.5]\n"
+            "  --transition-lr X hmf: learning rate of the transition map shared\n"
+            "                    by all users (0: no map)                        [0]\n"
             "  --negatives K     sampled negatives per positive                  [4]\n"
             "  --sampler S       uniform | popularity | inbatch | hard           [uniform]\n"
             "  --alpha A         popularity exponent                             [0.75]\n"

@@ -4,7 +4,11 @@
  * retrain); then each event of the window is scored by every arm, against
  * the full catalogue of items seen before it, the user's earlier items left
  * out; then the arms observe the window. So no arm scores an event it has
- * seen, and the learners score as the daemon would have published them.
+ * seen, and the learners score as the daemon would have published them
+ * (with two approximations: a history model's user is scored with the
+ * current rows of their last items, and hmf's transition map with the map
+ * as it is, where the daemon publishes a user's vector when the user is
+ * learned and an item's map term when the item is).
  * The command itself (options, tables, JSON, plots) is in evalcli.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"

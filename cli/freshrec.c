@@ -297,6 +297,8 @@ static void train_usage(FILE *f)
             "  --history N       hmf: a user's last items whose rows join theirs [8]\n"
             "  --history-decay X hmf: the j-th newest of them weighs X^j        [0.75]\n"
             "  --user-weight X   hmf: the weight of the user's own row          [0.5]\n"
+            "  --transition-lr X hmf: learning rate of the transition map shared\n"
+            "                    by all users (0: no map)                       [0]\n"
             "  --negatives K     sampled negatives per positive                 [4]\n"
             "  --sampler S       uniform | popularity | inbatch | hard          [uniform]\n"
             "  --alpha A         popularity exponent                            [0.75]\n"
@@ -367,6 +369,7 @@ static int cmd_train(int argc, char **argv)
         {"history", ARG_INT, &cfg.history, 1, 256, 0},
         {"history-decay", ARG_FLOAT, &cfg.history_decay, 0.001, 1, 0},
         {"user-weight", ARG_FLOAT, &cfg.user_weight, 0, 1, 0},
+        {"transition-lr", ARG_FLOAT, &cfg.transition_lr, 0, 1, 0},
         {"mlp", ARG_OTHER, NULL, 0, 0, MLP},
         {"negatives", ARG_INT, &cfg.negatives, 1, 1024, 0},
         {"sampler", ARG_OTHER, NULL, 0, 0, SAMPLER},

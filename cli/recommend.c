@@ -395,7 +395,7 @@ typedef struct {
 
 static int read_meta(redisContext *c, const char *key, meta_t *m)
 {
-    int tlo = -1, thi = -1;
+    int tlo = -1, thi = -1, mlo = -1, mhi = -1;
     *m = (meta_t){.glo = -1, .ghi = -1, .wout = -1};
     redisReply *r = redisCommand(c, "HGETALL %s", key);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
@@ -413,6 +413,7 @@ static int read_meta(redisContext *c, const char *key, meta_t *m)
         else if (!strcmp(f, "layout")) {
             layout_range(v->str, "gmf", &m->glo, &m->ghi);
             layout_range(v->str, "tower", &tlo, &thi);
+            layout_range(v->str, "map", &mlo, &mhi);
         } else if (!strcmp(f, "version_bytes"))
             m->vbytes = (size_t)atoi(v->str);
         else if (!strcmp(f, "dense_layout"))
@@ -426,7 +427,10 @@ static int read_meta(redisContext *c, const char *key, meta_t *m)
     }
     freeReplyObject(r);
     m->cosine = tlo == 0 && thi == m->dim && m->dim > 0;
-    m->dot = !m->cosine && m->glo < 0 && m->ndense == 0 && m->dim > 0;
+    /* MF and history MF: the vectors' dot product is the score; history MF
+     * with its transition map publishes the map as its dense block, and its
+     * term is in the vectors too ("map" part: c_u beside Mᵀ q_i) */
+    m->dot = !m->cosine && m->glo < 0 && (m->ndense == 0 || mlo >= 0) && m->dim > 0;
     if (!m->cosine && !m->dot &&
         (m->dim < 1 || m->glo < 0 || m->ghi > m->dim || m->glo >= m->ghi || !m->dense ||
          m->wout < 0 || (size_t)(m->wout + (m->ghi - m->glo)) > m->ndense)) {

@@ -159,6 +159,9 @@ static const ckey_t keys[] = {
      "hmf: the j-th newest of those items weighs decay^j (1: the plain mean)"},
     {"model", "user_weight", CT_DOUBLE, F(user_weight), "0.5", 0, 1, 0, NULL,
      "hmf: the user's own row enters the score times this, beside their items"},
+    {"model", "transition_lr", CT_DOUBLE, F(transition_lr), "0", 0, 1, 0, NULL,
+     "hmf: Adam learning rate of the transition map shared by every user, which carries what "
+     "users who clicked like a user's recent items click next (0: no map)"},
     {"model", "replay", CT_DOUBLE, F(replay), "0", 0, 16, 0, NULL,
      "Experience replay: events learned again from the rolling buffer per event learned "
      "(0: off; not with [cluster] model_topic)"},
@@ -184,7 +187,8 @@ static const ckey_t keys[] = {
     {"model", "lr_sparse", CT_DOUBLE, F(lr_sparse), "0.03", 0, 100, CF_HOT | CF_OPEN_MIN, NULL,
      "Learning rate of the embedding rows; SIGHUP reloads it"},
     {"model", "lr_dense", CT_DOUBLE, F(lr_dense), "0.005", 0, 100, CF_HOT | CF_OPEN_MIN, NULL,
-     "Learning rate of the dense weights; SIGHUP reloads it"},
+     "Learning rate of the dense weights (hmf's transition map has transition_lr); SIGHUP "
+     "reloads it"},
     {"model", "l2_sparse", CT_DOUBLE, F(l2_sparse), "0", 0, 100, 0, NULL,
      "L2 penalty on the embedding rows"},
     {"model", "l2_dense", CT_DOUBLE, F(l2_dense), "0.00003", 0, 100, 0, NULL,

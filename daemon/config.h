@@ -71,6 +71,7 @@ typedef struct fr_config {
     int history;                  /* hmf: a user's last items it reads, default 8 */
     double history_decay;         /* hmf: their weights decay^j, newest first, default 0.75 */
     double user_weight;           /* hmf: the user row's weight, default 0.5 */
+    double transition_lr;         /* hmf: the transition map's learning rate, default 0 (none) */
     double replay;                /* events replayed from the buffer per event, default 0 */
     char mlp[CONFIG_STR];         /* default "64,32,16,8" */
     int negatives;                /* default 4 */

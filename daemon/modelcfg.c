@@ -204,6 +204,7 @@ static int learner_from(modelcfg_t *m, const fr_config_t *c, const char **key, c
     lc->history = c->history;
     lc->history_decay = (float)c->history_decay;
     lc->user_weight = (float)c->user_weight;
+    lc->transition_lr = (float)c->transition_lr;
     lc->replay = (float)c->replay;
     lc->negatives = c->negatives;
     int k = samp_kind_parse(c->sampler);

@@ -150,6 +150,7 @@ void learner_config_default(learner_config_t *cfg)
     cfg->history = 8;
     cfg->history_decay = 0.75f;
     cfg->user_weight = 0.5f;
+    cfg->transition_lr = 0.0f;
     cfg->replay = 0.0f;
     cfg->seed = 1;
 }
@@ -317,6 +318,10 @@ static int learner_config_check(const learner_config_t *cfg, char *errstr, size_
     }
     if (!(cfg->user_weight >= 0.0f && cfg->user_weight <= 1.0f)) {
         snprintf(errstr, len, "user_weight must be in [0, 1], not %g", cfg->user_weight);
+        return -1;
+    }
+    if (!(cfg->transition_lr >= 0.0f && cfg->transition_lr <= 1.0f)) {
+        snprintf(errstr, len, "transition_lr must be in [0, 1], not %g", cfg->transition_lr);
         return -1;
     }
     if (!(cfg->replay >= 0.0f && cfg->replay <= 16.0f)) {
@@ -549,6 +554,12 @@ void learner_free(learner_t *l)
     wrows_free(&l->wu);
     free(l->wdense);
     free(l);
+}
+
+/* the dense block's Adam learning rate: the model's own, or lr_dense */
+static float dense_lr(const learner_t *l)
+{
+    return l->ops->dense_lr ? l->ops->dense_lr(l->model) : l->cfg.lr_dense;
 }
 
 /* Prequential ranking of a batch: the event's item against preq_negatives
@@ -1017,9 +1028,8 @@ static void learn_batch(learner_t *l, int B)
     }
     /* update: dense block by Adam (clipped; nothing when a gradient is not
      * finite), touched rows by the rows' optimizer, once per row */
-    if (l->cfg.shared
-            ? window_dense(l, d) < 0
-            : dense_block_step(d, l->cfg.clip_norm, l->cfg.lr_dense, l->cfg.l2_dense) < 0) {
+    if (l->cfg.shared ? window_dense(l, d) < 0
+                      : dense_block_step(d, l->cfg.clip_norm, dense_lr(l), l->cfg.l2_dense) < 0) {
         l->st.nonfinite++;
         return;
     }
@@ -1535,7 +1545,7 @@ int learner_apply_user_value(learner_t *l, const char *id, size_t len, const flo
 int learner_apply_dense_grad(learner_t *l, const float *g, size_t n, uint32_t steps)
 {
     return dense_block_apply_sum(l->ops->dense(l->model), g, n, steps, l->cfg.clip_norm,
-                                 l->cfg.lr_dense, l->cfg.l2_dense);
+                                 dense_lr(l), l->cfg.l2_dense);
 }
 
 /* ---- the learner as the daemon's engine (engine.h) ---- */

@@ -90,6 +90,9 @@ typedef struct learner_config {
                           * mean (default 0.75) */
     float user_weight;   /* hmf: the user's own row enters the logit times this,
                           * beside their recent items (default 0.5) */
+    float transition_lr; /* hmf: the Adam learning rate of the transition map
+                          * (hmf.c), a dim x dim dense block; 0: no map
+                          * (default 0) */
     float replay;        /* experience replay: after each micro-batch, this many
                           * events per event it learned (0..16; the fraction by
                           * chance) are drawn uniformly from the rolling buffer

@@ -88,6 +88,10 @@ typedef struct model_ops {
     int (*vector_layout)(const void *m, char *buf, size_t len);
     int (*dense_layout)(const void *m, char *buf, size_t len);
 
+    /* The Adam learning rate of its dense block; NULL: the config's
+     * lr_dense (hmf's transition map has its own, transition_lr). */
+    float (*dense_lr)(const void *m);
+
     /* State of the model's own beyond its dense block (which the learner
      * saves); NULL when there is none. */
     int (*save)(const void *m, ser_writer_t *w);

@@ -4,7 +4,9 @@
  * of 8 item categories and click only those.
  *
  * Asserts, for each: every click learned; the meta hash names the model's
- * dim and layout ("mf:0:16"; "hmf:0:16,bias:16:18"); every user and item has
+ * dim and layout ("mf:0:16"; "hmf:0:16,bias:16:18"; with hmf's transition
+ * map "hmf:0:16,map:16:32,bias:32:34" and the map as the dense block,
+ * "map:16x16"); every user and item has
  * a vector of that many floats in Redis; reading Redis only, a dot product
  * of a user's and an item's vectors (the model's own logit) ranks the
  * user's liked categories first; and `freshrec recommend`, which scores
@@ -31,8 +33,8 @@
 #define PER 40
 #define NITEMS (NCAT * PER)
 #define NCLICK 30000
-#define DIM 16 /* factors; hmf's vectors have 2 more */
-#define VMAX (DIM + 2)
+#define DIM 16 /* factors; hmf's vectors have 2 more (with its map, DIM + 2 more) */
+#define VMAX (2 * DIM + 2)
 
 static int likes(int u, int c)
 {
@@ -64,12 +66,14 @@ static int get_vec(redisContext *r, const char *kind, int V, char side, int id, 
     return ok ? 0 : -1;
 }
 
-static void learns_and_publishes(const char *kind)
+/* map: hmf with its transition map ([model] transition_lr) */
+static void learns_and_publishes(const char *kind, int map)
 {
-    const int hmf = strcmp(kind, "hmf") == 0, V = hmf ? DIM + 2 : DIM;
+    const int hmf = strcmp(kind, "hmf") == 0, V = hmf ? (map ? 2 * DIM : DIM) + 2 : DIM;
     char kind_kv[32];
     snprintf(kind_kv, sizeof(kind_kv), "model.kind=%s", kind);
     const char *extra[] = {kind_kv,
+                           map ? "model.transition_lr=0.001" : "model.transition_lr=0",
                            "model.dim=16",
                            "model.loss=bpr",
                            "model.negatives=4",
@@ -120,7 +124,18 @@ static void learns_and_publishes(const char *kind)
     assert_non_null(r);
     redisReply *rep = redisCommand(r, "HGET fr:%s:meta layout", kind);
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
-    assert_string_equal(rep->str, hmf ? "hmf:0:16,bias:16:18" : "mf:0:16");
+    assert_string_equal(rep->str, map   ? "hmf:0:16,map:16:32,bias:32:34"
+                                  : hmf ? "hmf:0:16,bias:16:18"
+                                        : "mf:0:16");
+    freeReplyObject(rep);
+    /* the map is the dense block: 16 x 16 floats */
+    rep = redisCommand(r, "HGET fr:%s:meta dense_layout", kind);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, map ? "map:16x16" : "");
+    freeReplyObject(rep);
+    rep = redisCommand(r, "HSTRLEN fr:%s:meta dense", kind);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(rep->integer, map ? DIM * DIM * 4 : 0);
     freeReplyObject(rep);
     rep = redisCommand(r, "HGET fr:%s:meta dim", kind);
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
@@ -190,13 +205,21 @@ static void learns_and_publishes(const char *kind)
 static void test_mf_learns_and_publishes(void **state)
 {
     (void)state;
-    learns_and_publishes("mf");
+    learns_and_publishes("mf", 0);
 }
 
 static void test_hmf_learns_and_publishes(void **state)
 {
     (void)state;
-    learns_and_publishes("hmf");
+    learns_and_publishes("hmf", 0);
+}
+
+/* hmf with its transition map: vectors of 2 dim + 2, the map's term in the
+ * items' (Mᵀ q_i), the map itself the dense block */
+static void test_hmf_map_learns_and_publishes(void **state)
+{
+    (void)state;
+    learns_and_publishes("hmf", 1);
 }
 
 int main(void)
@@ -204,6 +227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mf_learns_and_publishes),
         cmocka_unit_test(test_hmf_learns_and_publishes),
+        cmocka_unit_test(test_hmf_map_learns_and_publishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,6 +150,7 @@ static void test_defaults(void **state)
         {"model.preq_rate", c.preq_rate, 0.01},
         {"model.history_decay", c.history_decay, 0.75},
         {"model.user_weight", c.user_weight, 0.5},
+        {"model.transition_lr", c.transition_lr, 0},
         {"model.replay", c.replay, 0},
     };
     const struct {
@@ -194,7 +195,7 @@ static void test_key_table(void **state)
 {
     (void)state;
     size_t n = nkeys();
-    assert_int_equal(n, 79); /* the fields of fr_config_t */
+    assert_int_equal(n, 80); /* the fields of fr_config_t */
     for (size_t i = 0; i < n; i++) {
         const char *si, *ki, *sj, *kj;
         assert_int_equal(config_key(i, &si, &ki), 0);
@@ -974,6 +975,9 @@ static void test_model_key_warnings(void **state)
          * click-through engine's (max_users) to lr, widedeep and dcn */
         {"[model]\nkind = mf\nnegatives = 8\nsampler = popularity\n", NULL, 0, NULL},
         {"[model]\nkind = hmf\nreplay = 2\n", NULL, 0, NULL},
+        {"[model]\nkind = hmf\ntransition_lr = 0.0003\n", NULL, 0, NULL},
+        {"[model]\ntransition_lr = 0.0003\n", NULL, 1,
+         "%s:2: [model] transition_lr does not apply to model neumf (read by hmf): ignored"},
         {"[model]\nkind = widedeep\nreplay = 2\n", NULL, 1,
          "%s:3: [model] replay does not apply to model widedeep (read by neumf, dssm, mf, hmf): "
          "ignored"},

@@ -6,7 +6,9 @@
  * prequential property (an event is scored before anything learns it: with
  * one publish instant the online arm scores like a model that never
  * learned; every item's first event cannot be ranked); the drift figures
- * (recovery after a shift, the new-item curve by clicks). */
+ * (recovery after a shift, the new-item curve by clicks); hmf's transition
+ * map learns a planted shift from the first users back, and the retrained
+ * arms learn without it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "rng.h"
+#include "sampler.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -377,6 +380,60 @@ static void test_users_back(void **state)
     dataset_free(&d);
 }
 
+/* A planted shift moves every user's taste to the next topic at once. The
+ * online hmf with its transition map (hmf.c) learns the move from the first
+ * users back and carries it to the others: it regains 90% of its HR@10 in
+ * fewer events than 90% of the events take to come from users back since
+ * the shift, which no learner of each user's own taste can do (until a user
+ * is back, their own rows know nothing of it), and faster than without the
+ * map. Measured (400 users, 600 items, 40,000 events, dim 32): 1,075 events
+ * with the map, 1,511 without, users back 1,414. */
+static void test_transition_learns_a_shift(void **state)
+{
+    (void)state;
+    dataset_t d;
+    gen_config_t g;
+    gen_config_default(&g);
+    g.users = 400, g.items = 600, g.events = 40000, g.shift_at = 0.5;
+    char err[256];
+    dataset_init(&d);
+    assert_int_equal(dataset_generate(&d, &g, err, sizeof(err)), 0);
+    dataset_sort_by_time(&d);
+    assert_non_null(d.plan);
+    long rec[2], back = -1;
+    for (int t = 0; t < 2; t++) {
+        /* with the map, never-retrained too: retrained arms go without it */
+        eval_config_t c = cheap_config(1u << ARM_ONLINE | (t ? 1u << ARM_NEVER : 0u));
+        snprintf(c.lcfg.kind, sizeof(c.lcfg.kind), "hmf");
+        c.lcfg.model.dim = 32;
+        c.lcfg.loss = LOSS_SOFTMAX;
+        c.lcfg.sampler.kind = SAMP_POPULARITY;
+        c.lcfg.negatives = 16;
+        c.lcfg.lr_sparse = 0.1f;
+        c.lcfg.transition_lr = t ? 0.003f : 0.0f;
+        c.drift_at = (size_t)d.plan->shift_event;
+        eval_result_t r;
+        assert_int_equal(eval_run(&d, &c, &r, err, sizeof(err)), 0);
+        size_t W = r.scored / 50 < 200 ? 200 : r.scored / 50 > 2000 ? 2000 : r.scored / 50;
+        double level;
+        rec[t] = eval_recovery(&r, r.index[ARM_ONLINE], c.drift_at, W, 0.9, &level);
+        back = eval_users_back(&r, c.drift_at, W, 0.9);
+        print_message("transition_lr %g: recovered in %ld events (level %.3f); users back %ld\n",
+                      (double)c.lcfg.transition_lr, rec[t], level, back);
+        assert_true(level > 0.7);
+        if (t) {
+            const char *note = r.arm[r.index[ARM_NEVER]].note;
+            print_message("never-retrained: %s\n", note);
+            assert_non_null(strstr(note, "no transition map"));
+        }
+        eval_result_free(&r);
+    }
+    assert_true(rec[0] > 0 && rec[1] > 0 && back > 0);
+    assert_true(rec[1] < back);
+    assert_true(rec[1] < 0.8 * rec[0]);
+    dataset_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_retrain_skips),
         cmocka_unit_test(test_drift_figures),
         cmocka_unit_test(test_users_back),
+        cmocka_unit_test(test_transition_learns_a_shift),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * histories it reads (learner/hist.c): the history keeps the last K items,
  * newest first, and drops an item whose id went even when a new id takes
  * its entry; hmf's backward (rows and context) against central finite
- * differences; its published vectors' dot product is its logit; through the
+ * differences, with the transition map too (its own gradient included);
+ * its published vectors' dot product is its logit; through the
  * learner it learns what only a user's last items can tell (which way a new
  * user walks a chain of items), with every loss, with threads, where plain
  * MF cannot; a saved learner,
@@ -135,6 +136,41 @@ static double bce_of(const model_ops_t *o, void *m, const float *const *u, const
     return loss_bce_labels(dz, z, y, w, B);
 }
 
+/* The rows' analytic gradients (each row's sum over the pairs it is a
+ * user, an item or a context of) against central differences of the BCE
+ * over eps: how many differ. */
+static int rows_grad_mismatches(const model_ops_t *o, void *m, float rows[11][R],
+                                const float *const *u, const float *const *v, const float *const *c,
+                                const float *y, const float *du, const float *di, const float *dc,
+                                double eps)
+{
+    int bad = 0;
+    for (int k = 0; k < 11; k++)
+        for (int j = 0; j < R; j++) {
+            double an = 0.0;
+            for (int b = 0; b < B; b++) {
+                if (u[b] == rows[k])
+                    an += du[b * R + j];
+                if (v[b] == rows[k])
+                    an += di[b * R + j];
+                if (c[b] == rows[k])
+                    an += dc[b * R + j];
+            }
+            float x0 = rows[k][j];
+            rows[k][j] = x0 + (float)eps;
+            double fp = bce_of(o, m, u, v, c, y);
+            rows[k][j] = x0 - (float)eps;
+            double fm = bce_of(o, m, u, v, c, y);
+            rows[k][j] = x0;
+            double num = (fp - fm) / (2 * eps);
+            if (fabs(an - num) > 1e-2 * fmax(1e-2, fabs(an) + fabs(num))) {
+                print_error("row %d [%d]: analytic %.6g, numeric %.6g\n", k, j, an, num);
+                bad++;
+            }
+        }
+    return bad;
+}
+
 static void test_grad(void **state)
 {
     (void)state;
@@ -177,30 +213,7 @@ static void test_grad(void **state)
     o->backward(m, du, di, dc, NULL, dz, B);
 
     const double eps = 1e-2;
-    int bad = 0;
-    for (int k = 0; k < 11; k++)
-        for (int j = 0; j < R; j++) {
-            double an = 0.0;
-            for (int b = 0; b < B; b++) {
-                if (u[b] == rows[k])
-                    an += du[b * R + j];
-                if (v[b] == rows[k])
-                    an += di[b * R + j];
-                if (c[b] == rows[k])
-                    an += dc[b * R + j];
-            }
-            float x0 = rows[k][j];
-            rows[k][j] = x0 + (float)eps;
-            double fp = bce_of(o, m, u, v, c, y);
-            rows[k][j] = x0 - (float)eps;
-            double fm = bce_of(o, m, u, v, c, y);
-            rows[k][j] = x0;
-            double num = (fp - fm) / (2 * eps);
-            if (fabs(an - num) > 1e-2 * fmax(1e-2, fabs(an) + fabs(num))) {
-                print_error("row %d [%d]: analytic %.6g, numeric %.6g\n", k, j, an, num);
-                bad++;
-            }
-        }
+    int bad = rows_grad_mismatches(o, m, rows, u, v, c, y, du, di, dc, eps);
     assert_int_equal(bad, 0);
 
     /* the published vectors' dot product is the logit */
@@ -221,6 +234,107 @@ static void test_grad(void **state)
     assert_string_equal(lay, "");
     o->free(m);
     o->free(NULL);
+}
+
+/* With the transition map (transition_lr > 0): the logit gains (M c)·q_i;
+ * the rows', the contexts' and M's gradients against central differences,
+ * with runs of pairs sharing a context (the map's products are taken once a
+ * run); the published vectors' dot product is still the logit, the map's
+ * term carried by the items' vectors (Mᵀ q_i); the map is the dense block
+ * ("map:DxD"), learned at transition_lr, not lr_dense. */
+static void test_grad_transition(void **state)
+{
+    (void)state;
+    const model_ops_t *o = model_find("hmf");
+    learner_config_t cfg;
+    learner_config_default(&cfg);
+    cfg.model.dim = D;
+    cfg.user_weight = 0.3f;
+    cfg.transition_lr = 0.002f;
+    char err[256];
+    void *m = o->create(&cfg, B, 0, 0, err, sizeof(err));
+    assert_non_null(m);
+    dense_block_t *db = o->dense(m);
+    assert_int_equal(db->n, D * D);
+    assert_non_null(o->dense_lr);
+    assert_float_equal(o->dense_lr(m), 0.002, 1e-9);
+
+    rng_t r;
+    rng_seed(&r, 11);
+    float rows[11][R], y[B];
+    for (int k = 0; k < 11; k++)
+        for (int j = 0; j < R; j++)
+            rows[k][j] = (float)(2.0 * rng_double(&r) - 1.0);
+    float *M = db->params;
+    for (int k = 0; k < D * D; k++)
+        M[k] = (float)(rng_double(&r) - 0.5);
+    const float *u[B], *v[B], *c[B];
+    for (int b = 0; b < B; b++) {
+        u[b] = rows[b % 3];
+        v[b] = rows[3 + b];
+        c[b] = rows[9 + b / 3]; /* two runs of three pairs */
+        y[b] = (float)(b % 2);
+    }
+    float z[B], dz[B], w[B], du[B * R], di[B * R], dc[B * R];
+    for (int b = 0; b < B; b++)
+        w[b] = 1.0f;
+    o->forward(m, z, u, v, c, NULL, B);
+    for (int b = 0; b < B; b++) {
+        double want = (double)u[b][D] + v[b][D];
+        for (int j = 0; j < D; j++) {
+            double mc = 0.0;
+            for (int k = 0; k < D; k++)
+                mc += (double)M[j * D + k] * c[b][k];
+            want += (0.3 * u[b][j] + c[b][j] + mc) * v[b][j];
+        }
+        assert_float_equal(z[b], want, 1e-5);
+    }
+    loss_bce_labels(dz, z, y, w, B);
+    dense_block_zero_grad(db);
+    o->backward(m, du, di, dc, NULL, dz, B);
+
+    const double eps = 1e-2;
+    int bad = rows_grad_mismatches(o, m, rows, u, v, c, y, du, di, dc, eps);
+    for (int k = 0; k < D * D; k++) {
+        float x0 = M[k];
+        M[k] = x0 + (float)eps;
+        double fp = bce_of(o, m, u, v, c, y);
+        M[k] = x0 - (float)eps;
+        double fm = bce_of(o, m, u, v, c, y);
+        M[k] = x0;
+        double num = (fp - fm) / (2 * eps), an = db->grads[k];
+        if (fabs(an - num) > 1e-2 * fmax(1e-2, fabs(an) + fabs(num))) {
+            print_error("M[%d][%d]: analytic %.6g, numeric %.6g\n", k / D, k % D, an, num);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+
+    /* published: a user [w p_u + c_u ; c_u ; 1 ; a_u], an item [q_i ; Mᵀ q_i ;
+     * b_i ; 1], whose dot product is the logit */
+    o->forward(m, z, u, v, c, NULL, B);
+    assert_int_equal(model_vector_dim(o, m), 2 * D + 2);
+    for (int b = 0; b < B; b++) {
+        float pu[2 * D + 2], pi[2 * D + 2];
+        model_vector(o, m, 'u', u[b], c[b], pu);
+        model_vector(o, m, 'i', v[b], NULL, pi);
+        double dot = 0.0;
+        for (int j = 0; j < 2 * D + 2; j++)
+            dot += (double)pu[j] * pi[j];
+        assert_float_equal(dot, z[b], 1e-5);
+    }
+    char lay[64];
+    assert_int_equal(model_vector_layout(o, m, lay, sizeof(lay)), 0);
+    assert_string_equal(lay, "hmf:0:6,map:6:12,bias:12:14");
+    assert_int_equal(model_dense_layout(o, m, lay, sizeof(lay)), 0);
+    assert_string_equal(lay, "map:6x6");
+    o->free(m);
+
+    /* out of range */
+    cfg.transition_lr = -0.1f;
+    snprintf(cfg.kind, sizeof(cfg.kind), "hmf");
+    assert_null(learner_create(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "transition_lr"));
 }
 
 /* A chain: the items are a ring, and a session clicks a run of it in order
@@ -569,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_in_table),
         cmocka_unit_test(test_grad),
+        cmocka_unit_test(test_grad_transition),
         cmocka_unit_test(test_learns_the_chain),
         cmocka_unit_test(test_observe_without_learning),
         cmocka_unit_test(test_published_dot_is_the_score),
