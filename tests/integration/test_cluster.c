@@ -896,8 +896,14 @@ static void test_kill_at_random_moments(void **state)
     test_keys[2] = "model.negatives=2";
     snprintf(ckpt_root, sizeof(ckpt_root), "/tmp/fr-cluster-XXXXXX");
     assert_non_null(mkdtemp(ckpt_root));
-    assert_true(member_start(0) > 0 && member_start(1) > 0);
+    /* one after the other, as start_group does: started together under
+     * ASan, member 1 once took all 8 partitions and member 0 was never
+     * assigned one in 60 s (its group join to the mock cluster hung; no
+     * rebalance followed). Members joining at once stay covered by
+     * test_three_members_one_model. */
+    assert_true(member_start(0) > 0);
     wait_live(0, 60000);
+    assert_true(member_start(1) > 0);
     wait_live(1, 60000);
     produce_start(18000, 600); /* 30 s: the three kills come while it runs */
     for (int k = 0; k < 3; k++) {
