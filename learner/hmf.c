@@ -48,7 +48,7 @@
 typedef struct {
     int D;                        /* factors; rows are D + 1 floats */
     float uw;                     /* the user row's weight (user_weight) */
-    dense_block_t dense;          /* empty */
+    dense_block_t dense;          /* the transition map M (D x D); empty without */
     const float **urows, **irows; /* (maxb) the last forward's rows, for backward */
     const float **ctx;            /* (maxb) and its users' contexts */
     float tlr;                    /* transition_lr; 0: no map */
